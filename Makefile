@@ -1,0 +1,43 @@
+# Two commands matter: `make demo` and `make test`. Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --constraint requirements/constraints.txt
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-unit test-integration up down status clean
+
+install: $(STAMP)
+
+# Re-run only when the dependency declarations change: installing twice is a no-op.
+$(STAMP): pyproject.toml requirements/constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" wheel setuptools
+	$(PIP) --quiet --editable '.[test]'
+	@touch $@
+
+demo: install
+	$(BIN)/triptych up
+	$(BIN)/triptych status
+
+test: install
+	$(BIN)/pytest
+
+test-unit: install
+	$(BIN)/pytest tests/unit
+
+test-integration: install
+	$(BIN)/pytest tests/integration
+
+up: install
+	$(BIN)/triptych up
+
+down: install
+	$(BIN)/triptych down
+
+status: install
+	$(BIN)/triptych status
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info

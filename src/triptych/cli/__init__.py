@@ -1,0 +1,19 @@
+"""The `triptych` command. Each sub-command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from . import stack_commands
+
+app = typer.Typer(
+    name="triptych",
+    help="Triptych: three image classifiers compete live on a stream.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+stack_commands.register(app)
+
+
+def main() -> None:
+    app()

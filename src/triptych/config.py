@@ -1,0 +1,148 @@
+"""One settings object for every endpoint and credential.
+
+Every value comes from the environment with a ``TRIPTYCH_`` prefix (or a ``.env``
+file), with defaults that work on a laptop. A service whose URL is *given* in the
+environment is used as it is; a service whose URL is left unset is started and
+managed locally by ``triptych up`` on the configured port. That single rule is what
+lets the same code run against the native local stack, the Docker compose file, or
+a user's own Kafka/MinIO/Postgres/MLflow.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Topic and bucket names are part of the contract between functions; they live
+# here so nothing else spells them.
+TOPIC_MINIO_EVENTS = "minio-events"
+TOPIC_IMAGES_INPUT = "images-input-stream"
+TOPIC_PREDICTIONS = "predictions-output-stream"
+TOPIC_DEAD_LETTERS = "dead-letters"
+TOPIC_MODEL_UPDATES = "model-updates"
+
+# (name, partitions). Partitions bound consumer parallelism: three where several
+# replicas consume, one where order across everything matters more than speed.
+TOPICS: tuple[tuple[str, int], ...] = (
+    (TOPIC_MINIO_EVENTS, 3),
+    (TOPIC_IMAGES_INPUT, 6),
+    (TOPIC_PREDICTIONS, 6),
+    (TOPIC_DEAD_LETTERS, 3),
+    (TOPIC_MODEL_UPDATES, 1),
+)
+
+# MinIO's notification target id: the ARN MinIO derives from it is
+# arn:minio:sqs::<id>:kafka.
+MINIO_KAFKA_TARGET_ID = "TRIPTYCH"
+
+
+def _default_data_dir() -> Path:
+    # Root runs Postgres as the `postgres` user (initdb refuses root), and that
+    # user cannot traverse /root, so root's data lives under /var/lib.
+    if os.geteuid() == 0:
+        return Path("/var/lib/triptych")
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return Path(xdg) / "triptych" if xdg else Path.home() / ".local" / "share" / "triptych"
+
+
+def _default_cache_dir() -> Path:
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return Path(xdg) / "triptych" if xdg else Path.home() / ".cache" / "triptych"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRIPTYCH_", env_file=".env", extra="ignore")
+
+    # Where installs are cached (shared by every stack on the machine) and where
+    # one stack keeps its data, logs and pid files.
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    bind_host: str = "127.0.0.1"
+
+    # --- Kafka ---------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(default=None, description="host:port[,host:port]; unset = managed locally")
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    kafka_version: str = "3.9.1"
+    kafka_heap: str = "512m"
+
+    # --- MinIO / S3 ----------------------------------------------------------
+    s3_endpoint: str | None = Field(default=None, description="http(s)://host:port; unset = managed locally")
+    minio_port: int = 9000
+    minio_console_port: int = 9001
+    minio_version: str = "v0.0.0-20260212201848-7aac2a2c5b7c"
+    s3_access_key: str = "triptych"
+    s3_secret_key: str = "triptych-local-secret"
+    images_bucket: str = "images"
+    mlflow_bucket: str = "mlflow"
+
+    # --- PostgreSQL ------------------------------------------------------------
+    database_url: str | None = Field(default=None, description="postgresql://...; unset = managed locally")
+    postgres_port: int = 5432
+    postgres_user: str = "triptych"
+    postgres_password: str = "triptych"
+    postgres_db: str = "triptych"
+    mlflow_db: str = "mlflow"
+
+    # --- MLflow --------------------------------------------------------------
+    mlflow_tracking_uri: str | None = Field(default=None, description="http://host:port; unset = managed locally")
+    mlflow_port: int = 5000
+
+    # --- derived endpoints -----------------------------------------------------
+    @property
+    def kafka_url(self) -> str:
+        return self.kafka_bootstrap or f"{self.bind_host}:{self.kafka_port}"
+
+    @property
+    def s3_url(self) -> str:
+        return self.s3_endpoint or f"http://{self.bind_host}:{self.minio_port}"
+
+    @property
+    def postgres_url(self) -> str:
+        return self.database_url or self._local_postgres_url(self.postgres_db)
+
+    @property
+    def mlflow_backend_store_url(self) -> str:
+        """MLflow keeps its own database beside Triptych's, in the same server."""
+        if self.database_url:
+            base, _, _ = self.database_url.rpartition("/")
+            return f"{base}/{self.mlflow_db}"
+        return self._local_postgres_url(self.mlflow_db)
+
+    @property
+    def mlflow_url(self) -> str:
+        return self.mlflow_tracking_uri or f"http://{self.bind_host}:{self.mlflow_port}"
+
+    def _local_postgres_url(self, db: str) -> str:
+        return (
+            f"postgresql://{self.postgres_user}:{self.postgres_password}"
+            f"@{self.bind_host}:{self.postgres_port}/{db}"
+        )
+
+    def is_managed(self, service: str) -> bool:
+        """True when `triptych up` starts this service itself (its URL was not given)."""
+        given = {
+            "kafka": self.kafka_bootstrap,
+            "minio": self.s3_endpoint,
+            "postgres": self.database_url,
+            "mlflow": self.mlflow_tracking_uri,
+        }[service]
+        return not given
+
+    def s3_client_env(self) -> dict[str, str]:
+        """Environment that boto3-based tools (MLflow's artifact store) read."""
+        return {
+            "MLFLOW_S3_ENDPOINT_URL": self.s3_url,
+            "AWS_ACCESS_KEY_ID": self.s3_access_key,
+            "AWS_SECRET_ACCESS_KEY": self.s3_secret_key,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,109 @@
+"""What `triptych up` sets up inside the servers once they run: the database role,
+databases and schema; the Kafka topics; the buckets and MinIO's bucket
+notification to Kafka. Every step is idempotent, so `up` can run any number of times."""
+
+from __future__ import annotations
+
+import psycopg2
+from kafka import KafkaAdminClient
+from minio import Minio
+from minio.notificationconfig import NotificationConfig, QueueConfig
+from psycopg2 import sql
+
+from ..config import MINIO_KAFKA_TARGET_ID, TOPICS, Settings
+from ..db.migrate import migrate
+from ..storage import minio_client
+from .errors import StackError
+from .services import Postgres
+
+
+def provision_postgres(settings: Settings, postgres: Postgres) -> None:
+    """Create the role and both databases on a managed server (superuser over the socket)."""
+    if not postgres.managed:
+        _ensure_external_mlflow_db(settings)
+        return
+    conn = psycopg2.connect(dbname="postgres", **postgres.superuser_dsn())
+    conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (settings.postgres_user,))
+            if cur.fetchone() is None:
+                cur.execute(
+                    sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(settings.postgres_user)),
+                    (settings.postgres_password,),
+                )
+            for db in (settings.postgres_db, settings.mlflow_db):
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,))
+                if cur.fetchone() is None:
+                    cur.execute(
+                        sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                            sql.Identifier(db), sql.Identifier(settings.postgres_user)
+                        )
+                    )
+    finally:
+        conn.close()
+
+
+def _ensure_external_mlflow_db(settings: Settings) -> None:
+    conn = psycopg2.connect(settings.postgres_url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (settings.mlflow_db,))
+            if cur.fetchone() is None:
+                try:
+                    cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(settings.mlflow_db)))
+                except psycopg2.Error as exc:
+                    raise StackError(
+                        f"MLflow needs a database `{settings.mlflow_db}` on {settings.postgres_url.split('@')[-1]}, "
+                        f"and it could not be created ({exc.pgerror or exc}). Create it, or grant CREATEDB."
+                    ) from exc
+    finally:
+        conn.close()
+
+
+def provision_schema(settings: Settings) -> list[str]:
+    return [f"{m.version:04d}_{m.name}" for m in migrate(settings.postgres_url)]
+
+
+def provision_topics(settings: Settings) -> list[str]:
+    """Create missing topics; grow any that has fewer partitions than declared."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_url, client_id="triptych-provision")
+    try:
+        existing = set(admin.list_topics())
+        missing = {
+            name: {"num_partitions": partitions, "replication_factor": 1}
+            for name, partitions in TOPICS
+            if name not in existing
+        }
+        if missing:
+            # raise_errors=False: a topic created meanwhile by a concurrent `up` is fine.
+            admin.create_topics(missing, raise_errors=False, wait_for_metadata=True)
+        described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics([n for n, _ in TOPICS])}
+        grow = {name: partitions for name, partitions in TOPICS if described.get(name, partitions) < partitions}
+        if grow:
+            admin.create_partitions(grow)
+    finally:
+        admin.close()
+    return sorted(missing)
+
+
+def provision_buckets(settings: Settings) -> None:
+    client = minio_client(settings)
+    for bucket in (settings.images_bucket, settings.mlflow_bucket):
+        if not client.bucket_exists(bucket):
+            client.make_bucket(bucket)
+    _set_images_notification(client, settings)
+
+
+def _set_images_notification(client: Minio, settings: Settings) -> None:
+    arn = f"arn:minio:sqs::{MINIO_KAFKA_TARGET_ID}:kafka"
+    config = NotificationConfig(queue_config_list=[QueueConfig(queue=arn, events=["s3:ObjectCreated:*"], config_id="triptych-ingest")])
+    try:
+        client.set_bucket_notification(settings.images_bucket, config)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the fix spelled out
+        raise StackError(
+            f"MinIO refused the Kafka notification for bucket `{settings.images_bucket}` ({exc}). "
+            f"The MinIO server must be started with MINIO_NOTIFY_KAFKA_ENABLE_{MINIO_KAFKA_TARGET_ID}=on and "
+            f"MINIO_NOTIFY_KAFKA_BROKERS_{MINIO_KAFKA_TARGET_ID} pointing at Kafka (the compose file does this)."
+        ) from exc

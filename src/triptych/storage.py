@@ -1,0 +1,20 @@
+"""MinIO / S3 access: one client factory, so credentials and endpoints are read in one place."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from minio import Minio
+
+from .config import Settings, get_settings
+
+
+def minio_client(settings: Settings | None = None) -> Minio:
+    settings = settings or get_settings()
+    url = urlparse(settings.s3_url)
+    return Minio(
+        url.netloc,
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key,
+        secure=url.scheme == "https",
+    )

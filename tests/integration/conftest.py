@@ -1,0 +1,69 @@
+"""The real stack for integration tests, started by the test session itself.
+
+It runs on its own ports and data dir, so a developer's own stack (default ports)
+is never touched. Installs are cached in ~/.cache/triptych like any other stack.
+Set TRIPTYCH_TEST_KEEP_STACK=1 to leave it running between runs (faster locally).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from triptych.config import Settings
+
+TEST_DATA_DIR = Path(os.environ.get("TRIPTYCH_TEST_DATA_DIR", "/tmp/triptych-test/stack"))
+
+TEST_ENV = {
+    "TRIPTYCH_DATA_DIR": str(TEST_DATA_DIR),
+    "TRIPTYCH_KAFKA_PORT": "19092",
+    "TRIPTYCH_KAFKA_CONTROLLER_PORT": "19093",
+    "TRIPTYCH_MINIO_PORT": "19000",
+    "TRIPTYCH_MINIO_CONSOLE_PORT": "19001",
+    "TRIPTYCH_POSTGRES_PORT": "15432",
+    "TRIPTYCH_MLFLOW_PORT": "15000",
+}
+# A URL given in the caller's environment would make the tests skip starting
+# that server; the test stack must be self-contained.
+for _name in ("KAFKA_BOOTSTRAP", "S3_ENDPOINT", "DATABASE_URL", "MLFLOW_TRACKING_URI"):
+    os.environ.pop(f"TRIPTYCH_{_name}", None)
+os.environ.update(TEST_ENV)
+
+CLI = [sys.executable, "-m", "triptych.cli"]
+
+
+def triptych(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess, as a user would."""
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+
+
+def stack_status(env: dict[str, str] | None = None) -> dict:
+    proc = triptych("status", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> Settings:
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def stack(stack_settings: Settings):
+    TEST_DATA_DIR.parent.mkdir(parents=True, exist_ok=True)
+    TEST_DATA_DIR.parent.chmod(0o755)  # the postgres user must traverse it
+    started = time.monotonic()
+    proc = triptych("up")
+    assert proc.returncode == 0, f"triptych up failed:\n{proc.stdout}\n{proc.stderr}"
+    print(f"\n[stack] up in {time.monotonic() - started:.1f}s\n{proc.stderr}")
+    yield stack_settings
+    if os.environ.get("TRIPTYCH_TEST_KEEP_STACK") != "1":
+        triptych("down", "--purge")

@@ -1,0 +1,79 @@
+"""`triptych up | status | down` against the real servers."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import psycopg2
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from triptych.config import TOPIC_MODEL_UPDATES, TOPICS
+from triptych.storage import minio_client
+
+from .conftest import stack_status, triptych
+
+SERVICES = {"postgres", "kafka", "minio", "mlflow"}
+
+
+def test_status_reports_every_service_up(stack):
+    status = stack_status()
+    assert set(status) == SERVICES
+    for name, entry in status.items():
+        assert entry["state"] == "up", (name, entry)
+        assert entry["managed"] is True
+        assert entry["pid"] and entry["rss_mb"] > 0
+        assert entry["data_dir"].startswith(str(stack.data_dir))
+    assert status["kafka"]["url"] == "127.0.0.1:19092"
+    assert status["kafka"]["version"] == stack.kafka_version
+    assert status["postgres"]["version"].startswith("15.")
+    assert "***" in status["postgres"]["url"], "the password must not be printed"
+
+
+def test_second_up_is_a_noop(stack):
+    before = {name: entry["pid"] for name, entry in stack_status().items()}
+    proc = triptych("up")
+    assert proc.returncode == 0, proc.stderr
+    assert "already up" in proc.stderr
+    after = {name: entry["pid"] for name, entry in stack_status().items()}
+    assert before == after
+
+
+def test_topics_exist_with_declared_partitions(stack):
+    consumer = KafkaConsumer(bootstrap_servers=stack.kafka_url)
+    try:
+        for name, partitions in TOPICS:
+            assert len(consumer.partitions_for_topic(name) or ()) == partitions, name
+    finally:
+        consumer.close()
+
+
+def test_down_then_up_keeps_row_object_and_message(stack):
+    marker = f"persist-{uuid.uuid4()}"
+    with psycopg2.connect(stack.postgres_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT log_system_event('test', 'info', 'tests', %s)", (marker,))
+    conn.close()
+    s3 = minio_client(stack)
+    s3.put_object(stack.mlflow_bucket, f"tests/{marker}.txt", io.BytesIO(marker.encode()), len(marker))
+    producer = KafkaProducer(bootstrap_servers=stack.kafka_url, acks="all")
+    sent = producer.send(TOPIC_MODEL_UPDATES, key=marker.encode(), value=marker.encode()).get(timeout=10)
+    producer.close()
+
+    down = triptych("down")
+    assert down.returncode == 0, down.stderr
+    assert all(entry["state"] == "down" for entry in stack_status().values())
+    up = triptych("up")
+    assert up.returncode == 0, up.stderr
+
+    with psycopg2.connect(stack.postgres_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM system_events WHERE message = %s", (marker,))
+        assert cur.fetchone()[0] == 1
+    conn.close()
+    assert s3.get_object(stack.mlflow_bucket, f"tests/{marker}.txt").read() == marker.encode()
+    consumer = KafkaConsumer(bootstrap_servers=stack.kafka_url, enable_auto_commit=False)
+    tp = TopicPartition(TOPIC_MODEL_UPDATES, sent.partition)
+    consumer.assign([tp])
+    consumer.seek(tp, sent.offset)
+    records = consumer.poll(timeout_ms=10000, max_records=1)
+    consumer.close()
+    assert [r.value for r in records.get(tp, [])] == [marker.encode()]

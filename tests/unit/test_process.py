@@ -1,0 +1,27 @@
+import os
+import socket
+
+import pytest
+
+from triptych.stack.errors import PortInUseError
+from triptych.stack.process import ensure_port_free, port_is_free
+from triptych.stack.services import redact_url
+
+
+def test_taken_port_names_port_purpose_and_owner():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        assert not port_is_free("127.0.0.1", port)
+        with pytest.raises(PortInUseError) as err:
+            ensure_port_free("127.0.0.1", port, "kafka broker")
+    message = str(err.value)
+    assert f"Port {port}" in message and "kafka broker" in message
+    assert f"pid {os.getpid()}" in message
+    assert port_is_free("127.0.0.1", port)
+
+
+def test_redact_url_hides_only_the_password():
+    assert redact_url("postgresql://triptych:s3cret@127.0.0.1:5432/db") == "postgresql://triptych:***@127.0.0.1:5432/db"
+    assert redact_url("http://127.0.0.1:9000") == "http://127.0.0.1:9000"
