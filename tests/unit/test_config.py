@@ -1,14 +1,6 @@
 from pathlib import Path
 
-import pytest
-
 from triptych.config import Settings
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    for name in ("KAFKA_BOOTSTRAP", "S3_ENDPOINT", "DATABASE_URL", "MLFLOW_TRACKING_URI", "POSTGRES_PORT"):
-        monkeypatch.delenv(f"TRIPTYCH_{name}", raising=False)
 
 
 def test_defaults_are_local_and_managed():
@@ -38,5 +30,4 @@ def test_ports_come_from_prefixed_env(monkeypatch):
 
 def test_root_keeps_data_where_the_postgres_user_can_reach_it(monkeypatch):
     monkeypatch.setattr("os.geteuid", lambda: 0)
-    monkeypatch.delenv("TRIPTYCH_DATA_DIR", raising=False)
     assert Settings(_env_file=None).data_dir == Path("/var/lib/triptych")

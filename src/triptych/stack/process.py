@@ -2,8 +2,9 @@
 
 A server started by `triptych up` must outlive the command that started it, so it
 runs in its own session with its output in a log file, and its pid is written to
-``<data>/run/<name>.pid``. The pid file also records the executable so that a
-recycled pid belonging to someone else is never signalled.
+``<data>/run/<name>.pid``. The pid file also records the process' start time, so
+that a recycled pid belonging to someone else is never signalled. (The start time,
+unlike the command line, is already final between fork and exec.)
 """
 
 from __future__ import annotations
@@ -25,14 +26,16 @@ from .errors import PortInUseError, StackError
 @dataclass(frozen=True)
 class ProcessRecord:
     pid: int
-    exe_hint: str  # a word that must appear in the process' command line
+    create_time: float
+
+    @classmethod
+    def of(cls, pid: int) -> "ProcessRecord":
+        return cls(pid=pid, create_time=psutil.Process(pid).create_time())
 
     def process(self) -> psutil.Process | None:
         try:
             proc = psutil.Process(self.pid)
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                return None
-            if self.exe_hint not in " ".join(proc.cmdline()):
+            if proc.create_time() != self.create_time or proc.status() == psutil.STATUS_ZOMBIE:
                 return None
             return proc
         except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -46,13 +49,13 @@ class PidFile:
     def read(self) -> ProcessRecord | None:
         try:
             data = json.loads(self.path.read_text())
-            return ProcessRecord(pid=int(data["pid"]), exe_hint=data["exe_hint"])
+            return ProcessRecord(pid=int(data["pid"]), create_time=float(data["create_time"]))
         except (FileNotFoundError, ValueError, KeyError):
             return None
 
     def write(self, record: ProcessRecord) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps({"pid": record.pid, "exe_hint": record.exe_hint}))
+        self.path.write_text(json.dumps({"pid": record.pid, "create_time": record.create_time}))
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -102,14 +102,16 @@ class Service(ABC):
             ensure_port_free(self.host, port, f"{self.name} {purpose}")
 
     def start(self) -> None:
-        pid = self._launch()
-        self.pidfile.write(ProcessRecord(pid=pid, exe_hint=self.exe_hint))
-        if not wait_until(self._healthy_and_alive, self.start_timeout, interval=0.5):
+        self.pidfile.write(ProcessRecord.of(self._launch()))
+        try:
+            if not wait_until(self._healthy_and_alive, self.start_timeout, interval=0.5):
+                raise UnhealthyError(
+                    f"{self.name} did not become healthy within {self.start_timeout:.0f}s. "
+                    f"Last lines of {self.log_path}:\n{tail(self.log_path)}"
+                )
+        except BaseException:
             self.stop()
-            raise UnhealthyError(
-                f"{self.name} did not become healthy within {self.start_timeout:.0f}s. "
-                f"Last lines of {self.log_path}:\n{tail(self.log_path)}"
-            )
+            raise
 
     def _healthy_and_alive(self) -> bool:
         if self.pidfile.live_process() is None:
@@ -144,9 +146,6 @@ class Service(ABC):
             rss_mb=rss,
         )
 
-    @property
-    def exe_hint(self) -> str:
-        return self.name
 
 
 def redact_url(url: str) -> str:
@@ -390,9 +389,6 @@ class Kafka(Service):
         self._format_storage(config)
         return spawn_detached(self._java("kafka.Kafka", str(config), heap=self.settings.kafka_heap), self.log_path)
 
-    @property
-    def exe_hint(self) -> str:
-        return "kafka.Kafka"
 
     def healthy(self) -> bool:
         from kafka import KafkaAdminClient
@@ -472,9 +468,6 @@ class MinIO(Service):
             env=self.server_env(),
         )
 
-    @property
-    def exe_hint(self) -> str:
-        return "minio"
 
     def healthy(self) -> bool:
         with urllib.request.urlopen(f"{self.url}/minio/health/ready", timeout=2) as resp:
@@ -518,9 +511,6 @@ class MLflow(Service):
             cwd=self.data_path,
         )
 
-    @property
-    def exe_hint(self) -> str:
-        return "mlflow"
 
     def healthy(self) -> bool:
         with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:

@@ -1,0 +1,10 @@
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def no_triptych_env(monkeypatch):
+    """Unit tests see the defaults, whatever the shell or the integration suite set."""
+    for name in [n for n in os.environ if n.startswith("TRIPTYCH_")]:
+        monkeypatch.delenv(name)
