@@ -49,6 +49,15 @@ def _default_data_dir() -> Path:
     return Path(xdg) / "triptych" if xdg else Path.home() / ".local" / "share" / "triptych"
 
 
+# The repository root when Triptych runs from a checkout (editable install).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _default_project_file() -> Path:
+    in_checkout = REPO_ROOT / "project.yaml"
+    return in_checkout if in_checkout.exists() else Path.cwd() / "project.yaml"
+
+
 def _default_cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     return Path(xdg) / "triptych" if xdg else Path.home() / ".cache" / "triptych"
@@ -91,6 +100,10 @@ class Settings(BaseSettings):
     # --- MLflow --------------------------------------------------------------
     mlflow_tracking_uri: str | None = Field(default=None, description="http://host:port; unset = managed locally")
     mlflow_port: int = 5000
+
+    # --- functions (the local Nuclio-compatible runner) -------------------------
+    project_file: Path = Field(default_factory=_default_project_file)
+    functions_autostart: bool = Field(default=True, description="`triptych up` also starts the function supervisor")
 
     # --- derived endpoints -----------------------------------------------------
     @property

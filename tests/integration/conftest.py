@@ -28,6 +28,8 @@ TEST_ENV = {
     "TRIPTYCH_MINIO_CONSOLE_PORT": "19001",
     "TRIPTYCH_POSTGRES_PORT": "15432",
     "TRIPTYCH_MLFLOW_PORT": "15000",
+    # Function tests run their own supervisors on test projects.
+    "TRIPTYCH_FUNCTIONS_AUTOSTART": "false",
 }
 # A URL given in the caller's environment would make the tests skip starting
 # that server; the test stack must be self-contained.

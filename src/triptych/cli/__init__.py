@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import stack_commands
+from . import function_commands, stack_commands
 
 app = typer.Typer(
     name="triptych",
@@ -13,6 +13,7 @@ app = typer.Typer(
     add_completion=False,
 )
 stack_commands.register(app)
+function_commands.register(app)
 
 
 def main() -> None:

@@ -29,6 +29,13 @@ class UpResult:
     topics_created: list[str] = field(default_factory=list)
 
 
+def _probe(svc: Service) -> bool:
+    try:
+        return svc.healthy()
+    except Exception:  # noqa: BLE001 - any failure to connect means "not reachable"
+        return False
+
+
 class Stack:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -41,7 +48,8 @@ class Stack:
     def up(self, report: Report = lambda _msg: None) -> UpResult:
         result = UpResult()
         to_start = []
-        for svc in self.services:
+        active = [svc for svc in self.services if svc.enabled]
+        for svc in active:
             if not svc.managed:
                 result.external.append(svc.name)
             elif svc.running():
@@ -64,12 +72,12 @@ class Stack:
             "minio": lambda: provision_buckets(self.settings),
         }
         try:
-            for svc in self.services:
+            for svc in active:
                 if svc in to_start:
                     report(f"starting {svc.name}")
                     svc.start()
                     result.started.append(svc.name)
-                elif not svc.healthy():
+                elif not _probe(svc):
                     raise StackError(f"{svc.name} at {svc.url} is not reachable.")
                 if svc.name in after_start:
                     report(f"provisioning {svc.name}")

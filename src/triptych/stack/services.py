@@ -67,6 +67,11 @@ class Service(ABC):
         return self.settings.is_managed(self.name)
 
     @property
+    def enabled(self) -> bool:
+        """False for a part the settings switched off: `up` leaves it alone."""
+        return True
+
+    @property
     def data_path(self) -> Path:
         return self.settings.data_dir / self.name
 
@@ -128,7 +133,10 @@ class Service(ABC):
 
     def status(self) -> ServiceStatus:
         proc = self.pidfile.live_process() if self.managed else None
-        up = self.healthy() if (proc is not None or not self.managed) else False
+        try:
+            up = self.healthy() if (proc is not None or not self.managed) else False
+        except Exception:  # noqa: BLE001 - a failed probe means down
+            up = False
         rss = None
         if proc is not None:
             try:
@@ -138,7 +146,7 @@ class Service(ABC):
         return ServiceStatus(
             name=self.name,
             managed=self.managed,
-            state="up" if up else "down",
+            state=("up" if up else "down") if self.enabled else "disabled",
             url=redact_url(self.url),
             version=self.version() if self.managed else "external",
             data_dir=str(self.data_path) if self.managed else None,
@@ -517,7 +525,57 @@ class MLflow(Service):
             return resp.status == 200
 
 
+class Functions(Service):
+    """The supervisor of the project's functions (the local Nuclio-compatible runner)."""
+
+    name = "functions"
+    start_timeout = 30.0
+
+    @property
+    def managed(self) -> bool:
+        return True  # always ours: there is no external supervisor to point at
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.functions_autostart
+
+    @property
+    def url(self) -> str:
+        return str(self.settings.project_file)
+
+    @property
+    def data_path(self) -> Path:
+        return self.settings.data_dir / "functions"
+
+    def ports(self) -> dict[int, str]:
+        return {}  # replicas bind ephemeral metrics ports; HTTP triggers are checked by the replicas
+
+    def version(self) -> str:
+        from .. import __version__
+
+        return __version__
+
+    def _launch(self) -> int:
+        from ..runtime.supervisor import status_path
+
+        status_path(self.settings).unlink(missing_ok=True)
+        return spawn_detached(
+            [sys.executable, "-m", "triptych.cli", "functions", "supervise", "--project", str(self.settings.project_file)],
+            self.log_path,
+        )
+
+    def healthy(self) -> bool:
+        from ..runtime.supervisor import read_status
+
+        status = read_status(self.settings)
+        return bool(status) and self.pidfile.live_process() is not None and status.get("pid") == self.pidfile.read().pid
+
+    def running(self) -> bool:
+        return self.pidfile.live_process() is not None
+
+
 def all_services(settings: Settings) -> list[Service]:
-    """In start order: MinIO publishes to Kafka, and MLflow needs Postgres and MinIO."""
-    return [Postgres(settings), Kafka(settings), MinIO(settings), MLflow(settings)]
+    """In start order: MinIO publishes to Kafka, MLflow needs Postgres and MinIO,
+    and the functions need all of them."""
+    return [Postgres(settings), Kafka(settings), MinIO(settings), MLflow(settings), Functions(settings)]
 

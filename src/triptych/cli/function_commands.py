@@ -1,0 +1,200 @@
+"""`triptych functions ...`, `triptych dlq ...` and `triptych deploy`: the functions
+of the MLRun project, run locally by the Nuclio-compatible runner."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..config import get_settings
+from ..runtime.spec import SpecError, load_functions
+
+console = Console(stderr=True)
+functions_app = typer.Typer(help="Run, scale and inspect the project's functions locally.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=True)
+
+
+def _functions(project: str | None) -> tuple[dict, Path]:
+    path = Path(project) if project else get_settings().project_file
+    try:
+        return load_functions(path), path
+    except SpecError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _one(functions: dict, name: str):
+    if name not in functions:
+        console.print(f"[bold red]error:[/] no function {name!r}; the project declares: {', '.join(sorted(functions))}")
+        raise typer.Exit(2)
+    return functions[name]
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python narrates every connection at INFO
+
+
+ProjectOption = typer.Option(None, "--project", help="project.yaml to read (default: TRIPTYCH_PROJECT_FILE)")
+
+
+@functions_app.command("list")
+def list_functions(project: str = ProjectOption) -> None:
+    """The declared functions, their triggers and replicas."""
+    functions, path = _functions(project)
+    table = Table(title=f"functions in {path}")
+    for column in ("function", "replicas", "triggers", "handler"):
+        table.add_column(column, overflow="fold")
+    for spec in functions.values():
+        triggers = ", ".join(f"{type(t).__name__.removesuffix('TriggerSpec').lower()}:{t.name}" for t in spec.triggers)
+        table.add_row(spec.name, str(spec.replicas), triggers, f"{spec.source.name}:{spec.handler}")
+    Console().print(table)
+
+
+@functions_app.command()
+def serve(name: str, replica: int = typer.Option(0, help="replica index"), project: str = ProjectOption) -> None:
+    """Run one replica of a function in the foreground (Ctrl-C drains and stops it)."""
+    from ..runtime.replica import serve_replica
+
+    _configure_logging()
+    functions, _ = _functions(project)
+    raise typer.Exit(serve_replica(_one(functions, name), replica, get_settings()))
+
+
+@functions_app.command()
+def supervise(project: str = ProjectOption) -> None:
+    """Run the supervisor in the foreground: every function at its replica count."""
+    from ..runtime.supervisor import Supervisor
+
+    _configure_logging()
+    functions, path = _functions(project)
+    Supervisor(functions, get_settings(), path.resolve()).run()
+
+
+@functions_app.command()
+def scale(name: str, replicas: int = typer.Argument(..., min=0), project: str = ProjectOption) -> None:
+    """Run N replicas of a function (the running supervisor applies it within a second)."""
+    from ..runtime.supervisor import set_desired_replicas
+
+    functions, _ = _functions(project)
+    _one(functions, name)
+    set_desired_replicas(get_settings(), name, replicas)
+    console.print(f"{name}: {replicas} replica(s) wanted")
+
+
+@functions_app.command("status")
+def functions_status(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Replicas of every function: pid, state, restarts, metrics port."""
+    from ..runtime.supervisor import read_status
+
+    status = read_status(get_settings())
+    if as_json:
+        typer.echo(json.dumps(status, indent=2))
+        return
+    print_functions_table(status)
+
+
+def print_functions_table(status: dict) -> None:
+    functions = status.get("functions", {})
+    if not functions:
+        Console().print("no functions running (start them with `triptych up` or `triptych functions supervise`)")
+        return
+    table = Table(title="functions")
+    for column in ("function", "replica", "state", "pid", "restarts", "metrics"):
+        table.add_column(column)
+    for name, entry in functions.items():
+        for r in entry["replicas"]:
+            port = r.get("metrics_port")
+            table.add_row(name, f"{r['index'] + 1}/{entry['desired']}", r["state"], str(r["pid"] or "-"),
+                          str(r["restarts"]), f":{port}/metrics" if port else "-")
+    Console().print(table)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    function: str = typer.Option(None, help="only this function's dead letters"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Dead letters, oldest first: origin, function, attempts, error, replayed or not."""
+    from ..runtime.dead_letters import read_dead_letters
+
+    items = read_dead_letters(get_settings(), function)
+    if as_json:
+        typer.echo(json.dumps([
+            {"ref": i.ref, "replayed": i.replayed, **json.loads(i.letter.model_dump_json(exclude={"value_b64"}))}
+            for i in items
+        ], indent=2))
+        return
+    table = Table(title=f"{len(items)} dead letter(s)")
+    for column in ("ref", "function", "origin", "attempts", "error", "replayed", "at"):
+        table.add_column(column, overflow="fold")
+    for i in items:
+        o = i.letter.origin
+        table.add_row(i.ref, i.letter.function, f"{o.topic}[{o.partition}]@{o.offset}", str(i.letter.attempts),
+                      f"{i.letter.error_type}: {i.letter.error[:120]}", "yes" if i.replayed else "no",
+                      i.letter.dead_lettered_at.strftime("%Y-%m-%d %H:%M:%S"))
+    Console().print(table)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    refs: list[str] = typer.Argument(None, help="PARTITION:OFFSET of dead letters to resend (default: all not yet replayed)"),
+    function: str = typer.Option(None, help="only this function's dead letters"),
+    include_replayed: bool = typer.Option(False, help="also resend ones already replayed"),
+) -> None:
+    """Resend dead letters to their origin topic, for the function that failed on them."""
+    from ..runtime.dead_letters import read_dead_letters, replay
+
+    settings = get_settings()
+    items = read_dead_letters(settings, function)
+    if refs:
+        wanted = set(refs)
+        unknown = wanted - {i.ref for i in items}
+        if unknown:
+            console.print(f"[bold red]error:[/] no dead letter {', '.join(sorted(unknown))}")
+            raise typer.Exit(2)
+        items = [i for i in items if i.ref in wanted]
+    elif not include_replayed:
+        items = [i for i in items if not i.replayed]
+    count = replay(settings, items)
+    console.print(f"replayed {count} dead letter(s)")
+
+
+@functions_app.command("nuclio-config")
+def nuclio_config(name: str, project: str = ProjectOption) -> None:
+    """Print the Nuclio function config (YAML) that a deploy of NAME would use."""
+    import yaml
+
+    from ..runtime.deploy import nuclio_function_config
+
+    functions, path = _functions(project)
+    _one(functions, name)
+    typer.echo(yaml.safe_dump(nuclio_function_config(path, name), sort_keys=False))
+
+
+def deploy(
+    nuclio_dashboard: str = typer.Option(..., "--nuclio-dashboard", help="URL of the Nuclio dashboard"),
+    project: str = ProjectOption,
+) -> None:
+    """Deploy every function to a real Nuclio through MLRun (needs an MLRun API: MLRUN_DBPATH)."""
+    from ..runtime.deploy import DeployError, deploy_project
+
+    settings = get_settings()
+    try:
+        for line in deploy_project(Path(project) if project else settings.project_file, nuclio_dashboard):
+            console.print(line)
+    except DeployError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(functions_app, name="functions")
+    app.add_typer(dlq_app, name="dlq")
+    app.command()(deploy)
+

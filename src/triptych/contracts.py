@@ -1,0 +1,59 @@
+"""Message schemas shared by functions and tools. Everything on a topic is JSON
+that one of these models can parse; a message that cannot be parsed is a poison
+message and is dead-lettered with the validation error."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timezone
+
+from pydantic import BaseModel, Field
+
+# Kafka headers the runtime understands.
+HEADER_TARGET_FUNCTION = "triptych-target-function"  # a replayed dead letter is for this function only
+HEADER_REPLAYED_FROM = "triptych-replayed-from"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class KafkaOrigin(BaseModel):
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None = None
+
+
+class DeadLetter(BaseModel):
+    """A message a function gave up on, with everything needed to understand and resend it."""
+
+    function: str
+    consumer_group: str
+    origin: KafkaOrigin
+    key_b64: str | None = None
+    value_b64: str
+    headers: list[tuple[str, str]] = Field(default_factory=list)  # (name, base64 value)
+    error: str
+    error_type: str
+    traceback: str = ""
+    attempts: int
+    dead_lettered_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def dedup_key(self) -> str:
+        o = self.origin
+        return f"dlq:{self.consumer_group}:{o.topic}:{o.partition}:{o.offset}"
+
+    def key(self) -> bytes | None:
+        return base64.b64decode(self.key_b64) if self.key_b64 is not None else None
+
+    def value(self) -> bytes:
+        return base64.b64decode(self.value_b64)
+
+    def original_headers(self) -> list[tuple[str, bytes]]:
+        return [(name, base64.b64decode(value)) for name, value in self.headers]
+
+
+def b64(data: bytes | None) -> str | None:
+    return base64.b64encode(data).decode() if data is not None else None

@@ -1,0 +1,76 @@
+"""Deploying the project's functions to a real Nuclio, through MLRun.
+
+MLRun deploys Nuclio functions through its API server. Without one (no
+MLRUN_DBPATH), MLRun quietly uses a no-op database and a deploy does nothing; we
+refuse instead and say what is needed. `nuclio_function_config` renders the Nuclio
+function configuration (what `nuctl deploy --file` and the Nuclio processor read)
+from the same declaration, so it can be inspected and tested without a cluster.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+
+
+class DeployError(RuntimeError):
+    pass
+
+
+def _project_functions(project_file: Path) -> dict[str, dict]:
+    raw = yaml.safe_load(Path(project_file).read_text())
+    return {f["name"]: f["spec"] for f in raw.get("spec", {}).get("functions", [])}
+
+
+def nuclio_function_config(project_file: Path, name: str) -> dict:
+    """The Nuclio function config (nuclio.io/v1 NuclioFunction) for one declared function."""
+    fn = _project_functions(project_file)[name]
+    spec = fn["spec"]
+    triggers = {
+        key.removeprefix("spec.triggers."): value
+        for key, value in spec.get("config", {}).items()
+        if key.startswith("spec.triggers.")
+    }
+    source_file = Path(spec["build"]["origin_filename"])
+    handler_name = spec.get("function_handler", "handler").rpartition(":")[2]
+    source = (Path(project_file).resolve().parent / source_file).read_bytes()
+    config = {
+        "apiVersion": "nuclio.io/v1",
+        "kind": "NuclioFunction",
+        "metadata": {"name": name, "labels": {"mlrun/project": "triptych"}},
+        "spec": {
+            "runtime": "python:3.11",
+            "handler": f"{source_file.stem}:{handler_name}",
+            "env": [e for e in spec.get("env", []) if "value" in e],
+            "minReplicas": spec.get("min_replicas", 1),
+            "maxReplicas": spec.get("max_replicas", 1),
+            "triggers": triggers,
+            "build": {"functionSourceCode": base64.b64encode(source).decode(), "baseImage": spec.get("image")},
+        },
+    }
+    if spec.get("resources"):
+        config["spec"]["resources"] = spec["resources"]
+    return config
+
+
+def deploy_project(project_file: Path, dashboard_url: str) -> Iterator[str]:
+    import mlrun
+    from mlrun.db.nopdb import NopDB
+
+    if not os.environ.get("MLRUN_DBPATH") or isinstance(mlrun.get_run_db(), NopDB):
+        raise DeployError(
+            "MLRun has no API server to deploy through: MLRUN_DBPATH is not set, so MLRun would use its "
+            "no-op database and silently deploy nothing. Install MLRun on the cluster (its Helm chart "
+            "ships the API and Nuclio), then `export MLRUN_DBPATH=http://<mlrun-api>:8080` and run this again. "
+            "To inspect what would be deployed: `triptych functions nuclio-config NAME`."
+        )
+    mlrun.mlconf.nuclio_dashboard_url = dashboard_url
+    project = mlrun.load_project(context=str(Path(project_file).resolve().parent), url=str(project_file), save=False)
+    for name in _project_functions(project_file):
+        yield f"deploying {name} ..."
+        address = project.deploy_function(name).outputs.get("endpoint", "")
+        yield f"deployed {name} {address}"

@@ -1,0 +1,93 @@
+"""One replica of one function: its own OS process running every trigger the
+function declares, with a health/metrics endpoint.
+
+SIGTERM or SIGINT drains: Kafka triggers finish the batch in hand, commit and
+leave their group; the HTTP trigger finishes in-flight requests; then the process
+exits 0. A trigger that crashes ends the replica with exit code 1, and the
+supervisor starts it again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+from ..config import Settings
+from .cron_trigger import CronTriggerRunner
+from .http_trigger import HttpTriggerRunner
+from .kafka_trigger import KafkaTriggerRunner
+from .metrics import AdminServer
+from .nuclio_compat import load_handler, make_context
+from .spec import CronTriggerSpec, FunctionSpec, HttpTriggerSpec, KafkaTriggerSpec
+
+log = logging.getLogger("triptych.runtime.replica")
+
+
+def replica_info_path(settings: Settings, function: str, index: int) -> Path:
+    return settings.data_dir / "functions" / "replicas" / f"{function}-{index}.json"
+
+
+def serve_replica(spec: FunctionSpec, index: int, settings: Settings) -> int:
+    """Run until told to stop; return the process exit code."""
+    for key, value in spec.env.items():
+        os.environ.setdefault(key, value)  # the declaration's env, unless the caller overrides it
+    os.environ.setdefault("TRIPTYCH_WORKER_ID", f"{spec.name}-{index}")
+    handler = load_handler(spec)
+    # One context per replica, as one Nuclio worker: what init_context puts in
+    # user_data is what every trigger's handler call sees.
+    context = make_context(spec.name, index, "init", "init")
+    if handler.init_context:
+        handler.init_context(context)
+
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    runners = []
+    for trigger in spec.triggers:
+        if isinstance(trigger, KafkaTriggerSpec):
+            runners.append(KafkaTriggerRunner(spec.name, trigger, handler, settings, stop, context))
+        elif isinstance(trigger, HttpTriggerSpec):
+            runners.append(HttpTriggerRunner(spec.name, trigger, handler, stop, context, host=settings.bind_host))
+        elif isinstance(trigger, CronTriggerSpec):
+            runners.append(CronTriggerRunner(spec.name, trigger, handler, stop, context))
+
+    def run(runner) -> None:
+        try:
+            runner.run()
+        except BaseException as exc:  # noqa: BLE001 - any crash ends the replica for a clean restart
+            log.exception("%s[%d]: trigger crashed", spec.name, index)
+            failures.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=run, args=(r,), name=type(r).__name__, daemon=True) for r in runners]
+    admin = AdminServer(
+        health=lambda: {
+            "healthy": not failures and all(t.is_alive() for t in threads),
+            "function": spec.name,
+            "replica": index,
+            "pid": os.getpid(),
+        }
+    )
+    admin.start()
+    info = replica_info_path(settings, spec.name, index)
+    info.parent.mkdir(parents=True, exist_ok=True)
+    info.write_text(json.dumps({
+        "function": spec.name, "replica": index, "pid": os.getpid(), "metrics_port": admin.port,
+        "http_ports": [r.port for r in runners if isinstance(r, HttpTriggerRunner)], "started_at": time.time(),
+    }))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    for thread in threads:
+        thread.start()
+    log.info("%s[%d]: serving %d trigger(s); metrics on :%d", spec.name, index, len(threads), admin.port)
+    while not stop.wait(0.5):  # a timed wait keeps the main thread responsive to signals
+        pass
+    for thread in threads:
+        thread.join(timeout=60)
+    admin.stop()
+    return 1 if failures else 0

@@ -1,0 +1,117 @@
+"""The local runner's view of `project.yaml`: what each function runs and how.
+
+This reads the MLRun project file that `projects/triptych_project.py` writes, so
+the runner and a Nuclio deployment share one declaration. Brokers written into a
+Kafka trigger are for the deployment; locally the runner connects to the Kafka of
+the current settings (TRIPTYCH_KAFKA_BOOTSTRAP or the local stack).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .delivery import Delivery
+
+
+class SpecError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class KafkaTriggerSpec:
+    name: str
+    topics: tuple[str, ...]
+    consumer_group: str
+    initial_offset: str
+    delivery: Delivery
+
+
+@dataclass(frozen=True)
+class HttpTriggerSpec:
+    name: str
+    port: int
+    workers: int
+
+
+@dataclass(frozen=True)
+class CronTriggerSpec:
+    name: str
+    interval: str
+    schedule: str
+    body: str
+
+
+TriggerSpec = KafkaTriggerSpec | HttpTriggerSpec | CronTriggerSpec
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    source: Path
+    handler: str
+    replicas: int
+    env: dict[str, str] = field(default_factory=dict)
+    triggers: tuple[TriggerSpec, ...] = ()
+
+    @property
+    def kafka_triggers(self) -> list[KafkaTriggerSpec]:
+        return [t for t in self.triggers if isinstance(t, KafkaTriggerSpec)]
+
+
+def _trigger(name: str, raw: dict) -> TriggerSpec:
+    kind = raw.get("kind")
+    attrs = raw.get("attributes", {})
+    if kind in ("kafka-cluster", "kafka"):
+        delivery = Delivery(**attrs.get("triptych", {}))
+        return KafkaTriggerSpec(
+            name=name,
+            topics=tuple(attrs["topics"]),
+            consumer_group=attrs["consumerGroup"],
+            initial_offset=attrs.get("initialOffset", "earliest"),
+            delivery=delivery,
+        )
+    if kind == "http":
+        return HttpTriggerSpec(name=name, port=int(attrs.get("port", 0)), workers=int(raw.get("maxWorkers", 1)))
+    if kind == "cron":
+        return CronTriggerSpec(
+            name=name,
+            interval=attrs.get("interval", ""),
+            schedule=attrs.get("schedule", ""),
+            body=attrs.get("event", {}).get("body", ""),
+        )
+    raise SpecError(f"trigger {name!r}: kind {kind!r} is not supported by the local runner")
+
+
+def _function(raw: dict, root: Path) -> FunctionSpec:
+    name = raw["name"]
+    spec = raw.get("spec", {}).get("spec", {})
+    source = spec.get("build", {}).get("origin_filename")
+    if not source:
+        raise SpecError(f"function {name!r} has no source file in project.yaml")
+    handler = spec.get("function_handler", "handler").rpartition(":")[2]
+    triggers = tuple(
+        _trigger(key.removeprefix("spec.triggers."), value)
+        for key, value in spec.get("config", {}).items()
+        if key.startswith("spec.triggers.")
+    )
+    env = {e["name"]: str(e.get("value", "")) for e in spec.get("env", []) if "value" in e}
+    return FunctionSpec(
+        name=name,
+        source=(root / source).resolve(),
+        handler=handler,
+        replicas=int(spec.get("min_replicas", 1)),
+        env=env,
+        triggers=triggers,
+    )
+
+
+def load_functions(project_file: Path) -> dict[str, FunctionSpec]:
+    if not project_file.exists():
+        raise SpecError(f"{project_file} not found; write it with `python projects/triptych_project.py`")
+    raw = yaml.safe_load(project_file.read_text())
+    root = project_file.resolve().parent
+    functions = [_function(f, root) for f in raw.get("spec", {}).get("functions", [])]
+    return {f.name: f for f in functions}

@@ -1,0 +1,185 @@
+"""The supervisor: keeps the declared number of replicas of every function running.
+
+It is one long-lived process (started by `triptych up` or `triptych functions
+start`). Each replica is a child process (`triptych functions serve NAME
+--replica I`). A replica that exits is started again after an exponential backoff;
+`triptych functions scale NAME N` changes the desired count in a small JSON file
+that the supervisor re-reads every half second. It writes `status.json` (what runs)
+and `prometheus-targets.json` (Prometheus file-based service discovery) beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import Settings
+from .replica import replica_info_path
+from .spec import FunctionSpec
+
+log = logging.getLogger("triptych.runtime.supervisor")
+
+MAX_BACKOFF_S = 30.0
+HEALTHY_RUN_S = 30.0  # a replica that ran this long starts its backoff afresh
+DRAIN_TIMEOUT_S = 60.0
+
+
+def functions_dir(settings: Settings) -> Path:
+    return settings.data_dir / "functions"
+
+
+def desired_path(settings: Settings) -> Path:
+    return functions_dir(settings) / "desired.json"
+
+
+def status_path(settings: Settings) -> Path:
+    return functions_dir(settings) / "status.json"
+
+
+def _write_json_atomically(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def set_desired_replicas(settings: Settings, function: str, replicas: int) -> None:
+    if replicas < 0:
+        raise ValueError("replicas must be 0 or more")
+    path = desired_path(settings)
+    desired = json.loads(path.read_text()) if path.exists() else {}
+    desired[function] = replicas
+    _write_json_atomically(path, desired)
+
+
+def read_status(settings: Settings) -> dict:
+    path = status_path(settings)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+@dataclass
+class ReplicaSlot:
+    function: str
+    index: int
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    consecutive_failures: int = 0
+    not_before: float = 0.0
+    last_exit_code: int | None = None
+    log_path: Path = field(default=Path("/dev/null"))
+
+
+class Supervisor:
+    def __init__(self, functions: dict[str, FunctionSpec], settings: Settings, project_file: Path):
+        self.functions = functions
+        self.settings = settings
+        self.project_file = project_file
+        self.slots: dict[tuple[str, int], ReplicaSlot] = {}
+        self.stopping = False
+
+    def desired(self) -> dict[str, int]:
+        wanted = {name: spec.replicas for name, spec in self.functions.items()}
+        path = desired_path(self.settings)
+        if path.exists():
+            try:
+                overrides = json.loads(path.read_text())
+            except ValueError:
+                overrides = {}  # a half-written file: keep the declared counts this round
+            wanted.update({k: int(v) for k, v in overrides.items() if k in wanted})
+        return wanted
+
+    def _command(self, function: str, index: int) -> list[str]:
+        return [sys.executable, "-m", "triptych.cli", "functions", "serve", function,
+                "--replica", str(index), "--project", str(self.project_file)]
+
+    def _start(self, slot: ReplicaSlot) -> None:
+        slot.log_path = self.settings.data_dir / "logs" / "functions" / f"{slot.function}-{slot.index}.log"
+        slot.log_path.parent.mkdir(parents=True, exist_ok=True)
+        replica_info_path(self.settings, slot.function, slot.index).unlink(missing_ok=True)
+        with open(slot.log_path, "ab") as out:
+            slot.process = subprocess.Popen(
+                self._command(slot.function, slot.index), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        slot.started_at = time.monotonic()
+
+    def _stop(self, slot: ReplicaSlot) -> None:
+        if slot.process and slot.process.poll() is None:
+            slot.process.terminate()
+            try:
+                slot.process.wait(timeout=DRAIN_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                slot.process.kill()
+                slot.process.wait()
+        replica_info_path(self.settings, slot.function, slot.index).unlink(missing_ok=True)
+
+    def reconcile(self) -> None:
+        now = time.monotonic()
+        wanted = self.desired()
+        for function, count in wanted.items():
+            for index in range(count):
+                slot = self.slots.setdefault((function, index), ReplicaSlot(function, index))
+                if slot.process is not None and slot.process.poll() is not None:
+                    slot.last_exit_code = slot.process.returncode
+                    ran = now - slot.started_at
+                    slot.consecutive_failures = 0 if ran >= HEALTHY_RUN_S else slot.consecutive_failures + 1
+                    slot.not_before = now + min(MAX_BACKOFF_S, 0.5 * 2 ** slot.consecutive_failures)
+                    slot.restarts += 1
+                    slot.process = None
+                    log.warning("%s[%d] exited with %s; restarting", function, index, slot.last_exit_code)
+                if slot.process is None and now >= slot.not_before:
+                    self._start(slot)
+        for key, slot in list(self.slots.items()):
+            function, index = key
+            if index >= wanted.get(function, 0):
+                self._stop(slot)
+                del self.slots[key]
+        self._write_status(wanted)
+
+    def _write_status(self, wanted: dict[str, int]) -> None:
+        status, targets = {}, []
+        for function, count in wanted.items():
+            replicas = []
+            for index in range(count):
+                slot = self.slots.get((function, index))
+                info_path = replica_info_path(self.settings, function, index)
+                info = json.loads(info_path.read_text()) if info_path.exists() else {}
+                running = bool(slot and slot.process and slot.process.poll() is None)
+                replicas.append({
+                    "index": index,
+                    "pid": slot.process.pid if running else None,
+                    "state": "running" if running and info else ("starting" if running else "restarting"),
+                    "restarts": slot.restarts if slot else 0,
+                    "last_exit_code": slot.last_exit_code if slot else None,
+                    "metrics_port": info.get("metrics_port"),
+                    "log": str(slot.log_path) if slot else None,
+                })
+                if running and info.get("metrics_port"):
+                    targets.append({
+                        "targets": [f"{self.settings.bind_host}:{info['metrics_port']}"],
+                        "labels": {"function": function, "replica": str(index)},
+                    })
+            status[function] = {"desired": count, "replicas": replicas}
+        _write_json_atomically(status_path(self.settings), {"updated_at": time.time(), "pid": os.getpid(), "functions": status})
+        _write_json_atomically(functions_dir(self.settings) / "prometheus-targets.json", targets)
+
+    def run(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: setattr(self, "stopping", True))
+        while not self.stopping:
+            self.reconcile()
+            time.sleep(0.5)
+        # Drain all replicas in parallel: signal every one, then wait.
+        for slot in self.slots.values():
+            if slot.process and slot.process.poll() is None:
+                slot.process.terminate()
+        for slot in self.slots.values():
+            self._stop(slot)
+        status_path(self.settings).unlink(missing_ok=True)

@@ -1,0 +1,52 @@
+"""A test function: records every event it handles in Postgres, idempotently.
+
+Env: SINK_TABLE (rows keyed by message id), SINK_POISON_FILE (while this file
+exists, messages with "poison": true raise), SINK_DELAY_MS (work per event).
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import psycopg2
+
+from triptych.config import get_settings
+from triptych.runtime.batching import batch_handler
+
+
+def init_context(context):
+    context.user_data.conn = psycopg2.connect(get_settings().postgres_url)
+    context.user_data.conn.autocommit = True
+    context.user_data.table = os.environ["SINK_TABLE"]
+
+
+def _record(context, events, batch_size):
+    delay = float(os.environ.get("SINK_DELAY_MS", "0")) / 1000
+    poison_file = os.environ.get("SINK_POISON_FILE")
+    rows = []
+    for event in events:
+        body = json.loads(event.body)
+        if body.get("poison") and poison_file and Path(poison_file).exists():
+            raise ValueError(f"poison message {body['id']} refused")
+        time.sleep(delay)
+        rows.append((body["id"], event.topic, event.shard_id, event.offset, os.environ["TRIPTYCH_WORKER_ID"],
+                     batch_size, body.get("sent_at")))
+    with context.user_data.conn.cursor() as cur:
+        for row in rows:
+            cur.execute(
+                f"""INSERT INTO {context.user_data.table} (id, topic, part, off, worker, batch_size, sent_at)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s)
+                    ON CONFLICT (id) DO UPDATE SET deliveries = {context.user_data.table}.deliveries + 1""",
+                row,
+            )
+
+
+def handler(context, event):
+    _record(context, [event], 1)
+
+
+@batch_handler
+def batch(context, events):
+    _record(context, events, len(events))
+    return [None] * len(events)

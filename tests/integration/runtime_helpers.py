@@ -1,0 +1,130 @@
+"""Test projects for the function runtime: declared with the same helpers as the
+real project, run by the real supervisor in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+from kafka import KafkaAdminClient
+
+from triptych.config import Settings
+from triptych.runtime.declare import nuclio_function
+from triptych.runtime.supervisor import read_status
+
+FUNCTIONS_DIR = Path(__file__).parent / "functions"
+
+
+def write_project(folder: Path, functions: dict[str, dict]) -> Path:
+    """functions: name -> keyword arguments of triptych.runtime.declare.nuclio_function."""
+    import mlrun
+
+    project = mlrun.get_or_create_project(f"t{uuid.uuid4().hex[:8]}", context=str(folder), save=False)
+    for name, kwargs in functions.items():
+        project.set_function(nuclio_function(name=name, **kwargs), name=name)
+    project.save()
+    return folder / "project.yaml"
+
+
+def create_topic(settings: Settings, partitions: int = 3) -> str:
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_url)
+    try:
+        admin.create_topics({name: {"num_partitions": partitions, "replication_factor": 1}}, wait_for_metadata=True)
+    finally:
+        admin.close()
+    return name
+
+
+def create_sink_table(settings: Settings) -> str:
+    table = f"sink_{uuid.uuid4().hex[:10]}"
+    with psycopg2.connect(settings.postgres_url) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"""CREATE TABLE {table} (
+                   id TEXT PRIMARY KEY, topic TEXT, part INT, off BIGINT, worker TEXT, batch_size INT,
+                   sent_at DOUBLE PRECISION, deliveries INT NOT NULL DEFAULT 1,
+                   processed_at DOUBLE PRECISION NOT NULL DEFAULT extract(epoch FROM clock_timestamp()))"""
+        )
+    conn.close()
+    return table
+
+
+def query(settings: Settings, sql: str, params: tuple = ()) -> list[tuple]:
+    with psycopg2.connect(settings.postgres_url) as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        rows = cur.fetchall()
+    conn.close()
+    return rows
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.2, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+@dataclass
+class RunningSupervisor:
+    process: subprocess.Popen
+    settings: Settings
+    env: dict[str, str]
+
+    def status(self) -> dict:
+        return read_status(self.settings).get("functions", {})
+
+    def replicas(self, function: str) -> list[dict]:
+        return self.status().get(function, {}).get("replicas", [])
+
+    def wait_running(self, function: str, count: int, timeout: float = 60) -> list[dict]:
+        def ready():
+            replicas = self.replicas(function)
+            running = [r for r in replicas if r["state"] == "running"]
+            return running if len(replicas) == count and len(running) == count else None
+
+        return wait_for(ready, timeout, message=f"{count} running replica(s) of {function}")
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "triptych.cli", *args], env=self.env,
+                              capture_output=True, text=True, timeout=120)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def start_supervisor(project_file: Path, data_dir: Path, extra_env: dict[str, str]) -> RunningSupervisor:
+    env = {**os.environ, "TRIPTYCH_DATA_DIR": str(data_dir), **extra_env}
+    log = open(data_dir / "supervisor.log", "ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "triptych.cli", "functions", "supervise", "--project", str(project_file)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    settings = Settings(data_dir=data_dir)
+    return RunningSupervisor(process=process, settings=settings, env=env)
+
+
+def send_json(producer, topic: str, messages: list[dict], key_field: str = "id", partition: int | None = None,
+              pause_s: float = 0.0) -> None:
+    for message in messages:
+        producer.send(topic, key=str(message[key_field]).encode(), value=json.dumps(message).encode(),
+                      partition=partition)
+        if pause_s:
+            producer.flush()
+            time.sleep(pause_s)
+    producer.flush()
