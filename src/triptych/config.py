@@ -101,6 +101,15 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(default=None, description="http://host:port; unset = managed locally")
     mlflow_port: int = 5000
 
+    # --- images ----------------------------------------------------------------
+    max_image_bytes: int = 20 * 2**20
+    # Decoding a 100k x 100k PNG would need 30 GB; refuse before decoding.
+    max_image_pixels: int = 50_000_000
+    # What an upload of bytes already known does: "reuse" answers with the earlier
+    # image id (and its results); "new" stores it again as a new image.
+    duplicate_policy: str = Field(default="reuse", pattern="^(reuse|new)$")
+    upload_port: int = 8090
+
     # --- functions (the local Nuclio-compatible runner) -------------------------
     project_file: Path = Field(default_factory=_default_project_file)
     functions_autostart: bool = Field(default=True, description="`triptych up` also starts the function supervisor")
@@ -125,6 +134,10 @@ class Settings(BaseSettings):
             base, _, _ = self.database_url.rpartition("/")
             return f"{base}/{self.mlflow_db}"
         return self._local_postgres_url(self.mlflow_db)
+
+    @property
+    def upload_url(self) -> str:
+        return f"http://{self.bind_host}:{self.upload_port}"
 
     @property
     def mlflow_url(self) -> str:

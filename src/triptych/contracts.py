@@ -57,3 +57,64 @@ class DeadLetter(BaseModel):
 
 def b64(data: bytes | None) -> str | None:
     return base64.b64encode(data).decode() if data is not None else None
+
+
+class ImageMessage(BaseModel):
+    """On `images-input-stream`, keyed by image_id: an image ready to classify."""
+
+    image_id: str
+    bucket: str
+    object_key: str
+    object_version: str = ""
+    sha256: str
+    image_format: str
+    width: int
+    height: int
+    source: str
+    ground_truth_label: str | None = None
+    registered_at: datetime = Field(default_factory=utcnow)
+
+
+class ClassScore(BaseModel):
+    label: str
+    confidence: float
+
+
+class Timings(BaseModel):
+    fetch_ms: float
+    decode_ms: float
+    preprocess_ms: float
+    inference_ms: float
+    total_ms: float
+
+
+class PredictionMessage(BaseModel):
+    """On `predictions-output-stream`, keyed by image_id: one model's answer."""
+
+    image_id: str
+    model_name: str
+    model_version: str
+    top_k: list[ClassScore]
+    timings: Timings
+    backend: str
+    batch_size: int
+    worker_id: str
+    predicted_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def predicted_class(self) -> str:
+        return self.top_k[0].label
+
+    @property
+    def confidence(self) -> float:
+        return self.top_k[0].confidence
+
+
+class ModelUpdate(BaseModel):
+    """On `model-updates`: a model's champion changed; inference functions hot-swap."""
+
+    model_name: str
+    version: str
+    alias: str = "champion"
+    reason: str = ""
+    at: datetime = Field(default_factory=utcnow)

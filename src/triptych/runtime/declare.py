@@ -76,6 +76,8 @@ def nuclio_function(
     for key, value in (env or {}).items():
         fn.set_env(key, value)
     if cpu or memory:
-        fn.with_limits(cpu=cpu, mem=memory)
-        fn.with_requests(cpu=cpu, mem=memory)
+        amounts = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v}
+        # MLRun strips `resources` when it writes project.yaml; a Nuclio config
+        # override survives there and is applied to the deployed function.
+        fn.set_config("spec.resources", {"requests": dict(amounts), "limits": dict(amounts)})
     return fn

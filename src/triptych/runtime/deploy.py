@@ -52,8 +52,8 @@ def nuclio_function_config(project_file: Path, name: str) -> dict:
             "build": {"functionSourceCode": base64.b64encode(source).decode(), "baseImage": spec.get("image")},
         },
     }
-    if spec.get("resources"):
-        config["spec"]["resources"] = spec["resources"]
+    if "spec.resources" in spec.get("config", {}):
+        config["spec"]["resources"] = spec["config"]["spec.resources"]
     return config
 
 

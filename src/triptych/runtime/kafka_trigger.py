@@ -29,6 +29,7 @@ from ..config import Settings
 from ..contracts import HEADER_TARGET_FUNCTION
 from . import metrics
 from .dead_letters import DeadLetterSink, dead_letter_for
+from .errors import PermanentError
 from .nuclio_compat import LoadedHandler, kafka_event, trigger_context
 from .spec import KafkaTriggerSpec
 
@@ -157,39 +158,40 @@ class KafkaTriggerRunner:
             metrics.HANDLER_SECONDS.labels(**self.labels).observe(time.perf_counter() - started)
         metrics.EVENTS.labels(**self.labels).inc(size)
 
-    def _with_retries(self, call: Callable[[], None]) -> BaseException | None:
-        """Run `call` up to max_attempts times; return the last error, or None on success."""
+    def _with_retries(self, call: Callable[[], None]) -> tuple[BaseException, int] | None:
+        """Run `call` up to max_attempts times (once for a PermanentError); return
+        (last error, attempts made), or None on success."""
         for attempt in range(1, self.delivery.max_attempts + 1):
             try:
                 call()
                 return None
+            except PermanentError as exc:
+                return exc, attempt
             except Exception as exc:  # noqa: BLE001 - any handler error is retried, then dead-lettered
-                last = exc
-                if attempt < self.delivery.max_attempts:
-                    metrics.RETRIES.labels(**self.labels).inc()
-                    self.sleep(min(self.delivery.retry_backoff_ms / 1000 * 2 ** (attempt - 1), 10.0))
-        return last
+                if attempt == self.delivery.max_attempts:
+                    return exc, attempt
+                metrics.RETRIES.labels(**self.labels).inc()
+                self.sleep(min(self.delivery.retry_backoff_ms / 1000 * 2 ** (attempt - 1), 10.0))
+        raise AssertionError("unreachable: max_attempts >= 1")
 
     def _handle_single(self, record) -> None:
-        error = self._with_retries(lambda: self._invoke(kafka_event(record, self.trigger.name)))
-        if error is not None:
-            self._dead_letter(record, error)
+        failure = self._with_retries(lambda: self._invoke(kafka_event(record, self.trigger.name)))
+        if failure is not None:
+            self._dead_letter(record, *failure)
 
     def _handle_batch(self, records: list) -> None:
-        error = self._with_retries(lambda: self._invoke([kafka_event(r, self.trigger.name) for r in records]))
-        if error is not None:
+        failure = self._with_retries(lambda: self._invoke([kafka_event(r, self.trigger.name) for r in records]))
+        if failure is not None:
             self.context.logger.warn_with(
-                "batch failed, retrying its records one by one", size=len(records), error=str(error)
+                "batch failed, retrying its records one by one", size=len(records), error=str(failure[0])
             )
             for record in records:
                 single = self._with_retries(lambda r=record: self._invoke([kafka_event(r, self.trigger.name)]))
                 if single is not None:
-                    self._dead_letter(record, single)
+                    self._dead_letter(record, *single)
 
-    def _dead_letter(self, record, error: BaseException) -> None:
-        letter = dead_letter_for(
-            record, self.function, self.trigger.consumer_group, error, attempts=self.delivery.max_attempts
-        )
+    def _dead_letter(self, record, error: BaseException, attempts: int) -> None:
+        letter = dead_letter_for(record, self.function, self.trigger.consumer_group, error, attempts=attempts)
         # If this raises (Kafka or Postgres away for a minute), the replica dies without
         # committing, and the record is delivered again after the restart: nothing is lost.
         self.dead_letters.send(letter)

@@ -1,0 +1,99 @@
+"""The MLRun project: every Triptych function, its triggers, replicas, env and
+resources, declared once. Running this file writes `project.yaml`, which both a
+Nuclio deployment (`triptych deploy`) and the local runner read.
+
+    python projects/triptych_project.py            # rewrite project.yaml
+    python projects/triptych_project.py --check    # fail if project.yaml is stale
+
+Brokers written into the Kafka triggers come from TRIPTYCH_KAFKA_BOOTSTRAP when
+set (use the in-cluster address before deploying); the local runner always uses
+the Kafka of its own settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+# Without an MLRun API server every MLRun call warns that none is configured; that
+# is expected here (the project is only declared), so keep the output readable.
+os.environ.setdefault("MLRUN_LOG_LEVEL", "ERROR")
+
+ROOT = Path(__file__).resolve().parents[1]
+# Relative to ROOT (the working directory while declaring), so project.yaml is portable.
+FUNCTIONS = Path("functions")
+
+
+def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
+    import mlrun
+
+    from triptych.config import (
+        TOPIC_IMAGES_INPUT,
+        TOPIC_MINIO_EVENTS,
+        TOPIC_PREDICTIONS,
+        get_settings,
+    )
+    from triptych.runtime.declare import Delivery, http_trigger, kafka_trigger, nuclio_function
+
+    settings = get_settings()
+    brokers = settings.kafka_bootstrap or "127.0.0.1:9092"
+    project = mlrun.get_or_create_project("triptych", context=str(project_dir), save=False)
+
+    functions = {
+        "upload": nuclio_function(
+            "upload", functions_dir / "upload" / "handler.py", replicas=1, cpu="500m", memory="512Mi",
+            triggers={"http": http_trigger(port=settings.upload_port, workers=8)},
+        ),
+        "ingest": nuclio_function(
+            "ingest", functions_dir / "ingest" / "handler.py", replicas=1, cpu="500m", memory="512Mi",
+            triggers={"minio-events": kafka_trigger(
+                TOPIC_MINIO_EVENTS, "ingest", brokers, Delivery(max_attempts=5, retry_backoff_ms=200))},
+        ),
+    }
+    for name, fn in functions.items():
+        project.set_function(fn, name=name)
+    return project
+
+
+def render(functions_dir: Path = FUNCTIONS) -> str:
+    """project.yaml's text, with sorted keys so that a re-render is byte-identical.
+    Pass an absolute `functions_dir` for a project file written outside the repository."""
+    import yaml
+
+    previous = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            project = declare(Path(tmp), functions_dir)
+            project.save(filepath=str(Path(tmp) / "project.yaml"))
+            data = yaml.safe_load((Path(tmp) / "project.yaml").read_text())
+    finally:
+        os.chdir(previous)
+    header = "# Written by projects/triptych_project.py: edit the declaration there, not this file.\n"
+    return header + yaml.safe_dump(data, sort_keys=True, width=120)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="exit 1 if project.yaml differs from the declaration")
+    args = parser.parse_args()
+    text = render()
+    target = ROOT / "project.yaml"
+    if args.check:
+        current = target.read_text() if target.exists() else ""
+        if current != text:
+            sys.stdout.writelines(difflib.unified_diff(current.splitlines(True), text.splitlines(True),
+                                                       "project.yaml", "declared"))
+            return 1
+        return 0
+    target.write_text(text)
+    print(f"wrote {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

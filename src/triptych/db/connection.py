@@ -1,0 +1,51 @@
+"""One Postgres connection per function replica, re-opened after a server restart.
+
+A transaction that fails because the connection broke is retried on a fresh
+connection (with backoff, for up to a minute): a Postgres restart makes functions
+wait, not lose work. Any other database error propagates to the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import psycopg2
+import psycopg2.extras
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from ..config import Settings, get_settings
+
+T = TypeVar("T")
+
+_CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
+class Database:
+    def __init__(self, settings: Settings | None = None):
+        self.dsn = (settings or get_settings()).postgres_url
+        self._conn = None
+
+    def _connection(self):
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg2.connect(self.dsn, connect_timeout=5)
+        return self._conn
+
+    @retry(retry=retry_if_exception_type(_CONNECTION_ERRORS), wait=wait_exponential(multiplier=0.2, max=5),
+           stop=stop_after_delay(60), reraise=True)
+    def transaction(self, work: Callable[[psycopg2.extensions.cursor], T]) -> T:
+        """Run `work(cursor)` in one transaction; commit on return, roll back on error."""
+        conn = self._connection()
+        try:
+            with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                return work(cur)
+        except _CONNECTION_ERRORS:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None

@@ -1,0 +1,64 @@
+"""Writes and reads of the `images` table, all keyed for replay safety."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class NewImage:
+    image_id: str
+    bucket: str
+    object_key: str
+    object_version: str
+    sha256: str
+    filename: str
+    size_bytes: int
+    source: str
+    etag: str | None = None
+    content_type: str | None = None
+    image_format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    channels: int | None = None
+    ground_truth_label: str | None = None
+    client_metadata: dict[str, Any] | None = None
+    status: str = "registered"
+    quarantine_reason: str | None = None
+
+
+def register_image(cur, image: NewImage) -> tuple[str, bool]:
+    """Insert the image unless this object version with these bytes is known.
+    Returns (image_id, created)."""
+    cur.execute(
+        """INSERT INTO images (image_id, bucket, object_key, object_version, sha256, etag, filename, content_type,
+                               image_format, size_bytes, width, height, channels, source, ground_truth_label,
+                               client_metadata, status, quarantine_reason)
+           VALUES (%(image_id)s, %(bucket)s, %(object_key)s, %(object_version)s, %(sha256)s, %(etag)s, %(filename)s,
+                   %(content_type)s, %(image_format)s, %(size_bytes)s, %(width)s, %(height)s, %(channels)s, %(source)s,
+                   %(ground_truth_label)s, %(client_metadata)s::jsonb, %(status)s, %(quarantine_reason)s)
+           ON CONFLICT (bucket, object_key, object_version, sha256) DO NOTHING
+           RETURNING image_id""",
+        {**image.__dict__, "client_metadata": json.dumps(image.client_metadata or {})},
+    )
+    row = cur.fetchone()
+    if row:
+        return str(row["image_id"]), True
+    cur.execute(
+        """SELECT image_id FROM images
+           WHERE bucket = %s AND object_key = %s AND object_version = %s AND sha256 = %s""",
+        (image.bucket, image.object_key, image.object_version, image.sha256),
+    )
+    return str(cur.fetchone()["image_id"]), False
+
+
+def find_by_sha256(cur, sha256: str) -> dict | None:
+    """The earliest healthy image with these bytes, if any."""
+    cur.execute(
+        """SELECT image_id, object_key, filename, uploaded_at FROM images
+           WHERE sha256 = %s AND status <> 'quarantined' ORDER BY uploaded_at LIMIT 1""",
+        (sha256,),
+    )
+    return cur.fetchone()

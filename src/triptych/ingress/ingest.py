@@ -1,0 +1,158 @@
+"""From MinIO's bucket event to a registered image on `images-input-stream`.
+
+Every object in the bucket gets the same checks, however it arrived (upload
+function, producer, or any S3 client). A valid image is registered idempotently
+(its id is derived from bucket, key, version and sha256) and published keyed by
+image id. An invalid one is moved under `quarantine/` with its reason, recorded
+in `images` and `system_events`, and the event is dead-lettered: nothing is
+deleted silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+from minio import Minio
+from minio.commonconfig import CopySource
+from minio.error import S3Error
+
+from ..bus import producer as make_producer
+from ..config import TOPIC_IMAGES_INPUT, Settings, get_settings
+from ..contracts import ImageMessage
+from ..db.connection import Database
+from ..db.events import log_system_event
+from ..db.images import NewImage, register_image
+from ..runtime.errors import PermanentError
+from ..storage import minio_client
+from .objects import QUARANTINE_PREFIX, decode_metadata, image_id_for, sanitize_filename
+from .validation import InvalidImage, validate_image
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    bucket: str
+    key: str
+    version: str
+    size: int | None
+    etag: str | None
+    metadata: dict[str, Any]
+
+
+def parse_minio_event(body: Any) -> list[ObjectRef]:
+    """The objects an `s3:ObjectCreated:*` event names. Keys arrive URL-escaped."""
+    try:
+        event = json.loads(body) if isinstance(body, (bytes, str)) else body
+        refs = []
+        for record in event["Records"]:
+            if not str(record.get("eventName", "s3:ObjectCreated:")).startswith("s3:ObjectCreated:"):
+                continue
+            s3 = record["s3"]
+            obj = s3["object"]
+            refs.append(ObjectRef(
+                bucket=s3["bucket"]["name"],
+                key=unquote_plus(obj["key"]),
+                version=obj.get("versionId") or "",
+                size=obj.get("size"),
+                etag=obj.get("eTag"),
+                metadata=decode_metadata(obj.get("userMetadata")),
+            ))
+        return refs
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise PermanentError(f"malformed MinIO event: {type(exc).__name__}: {exc}") from exc
+
+
+class Ingestor:
+    def __init__(self, settings: Settings, s3: Minio, db: Database, producer):
+        self.settings = settings
+        self.s3 = s3
+        self.db = db
+        self.producer = producer
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> "Ingestor":
+        settings = settings or get_settings()
+        return cls(settings, minio_client(settings), Database(settings), make_producer(settings))
+
+    def handle_event(self, body: Any) -> list[str]:
+        """Ingest every object of one event; returns the image ids registered."""
+        ids, failures = [], []
+        for ref in parse_minio_event(body):
+            if ref.key.startswith(QUARANTINE_PREFIX):
+                continue  # our own quarantine moves raise events too
+            try:
+                ids.append(self.ingest(ref))
+            except PermanentError as exc:
+                failures.append(str(exc))
+        if failures:
+            raise PermanentError("; ".join(failures))
+        return ids
+
+    def _fetch(self, ref: ObjectRef) -> bytes:
+        try:
+            response = self.s3.get_object(ref.bucket, ref.key, version_id=ref.version or None)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchVersion", "NoSuchBucket"):
+                raise PermanentError(f"{ref.bucket}/{ref.key} no longer exists ({exc.code})") from exc
+            raise
+        try:
+            return response.read(self.settings.max_image_bytes + 1)  # never more than the limit allows
+        finally:
+            response.close()
+            response.release_conn()
+
+    def ingest(self, ref: ObjectRef) -> str:
+        data = self._fetch(ref)
+        meta = ref.metadata
+        filename = sanitize_filename(meta.get("filename") or ref.key.rsplit("/", 1)[-1])
+        try:
+            info = validate_image(data, self.settings.max_image_bytes, self.settings.max_image_pixels)
+        except InvalidImage as exc:
+            self._quarantine(ref, data, filename, exc)
+            raise PermanentError(f"{ref.bucket}/{ref.key} quarantined: {exc.code}: {exc}") from exc
+        image = NewImage(
+            image_id=image_id_for(ref.bucket, ref.key, ref.version, info.sha256),
+            bucket=ref.bucket, object_key=ref.key, object_version=ref.version, sha256=info.sha256,
+            etag=ref.etag, filename=filename, content_type=info.content_type, image_format=info.format,
+            size_bytes=info.size_bytes, width=info.width, height=info.height, channels=info.channels,
+            source=meta["source"], ground_truth_label=meta["label"], client_metadata=meta["client"],
+        )
+        image_id, _ = self.db.transaction(lambda cur: register_image(cur, image))
+        message = ImageMessage(
+            image_id=image_id, bucket=ref.bucket, object_key=ref.key, object_version=ref.version,
+            sha256=info.sha256, image_format=info.format, width=info.width, height=info.height,
+            source=meta["source"], ground_truth_label=meta["label"],
+        )
+        # Published after the row is durable; a crash in between replays the event,
+        # which finds the row and publishes again (consumers are idempotent).
+        self.producer.send(TOPIC_IMAGES_INPUT, key=image_id.encode(), value=message.model_dump_json().encode()).get(30)
+        return image_id
+
+    def _quarantine(self, ref: ObjectRef, data: bytes, filename: str, error: InvalidImage) -> None:
+        target = f"{QUARANTINE_PREFIX}{ref.key}"
+        try:
+            self.s3.copy_object(ref.bucket, target, CopySource(ref.bucket, ref.key, version_id=ref.version or None),
+                                metadata={"triptych-quarantine-reason": error.code}, metadata_directive="REPLACE")
+            self.s3.remove_object(ref.bucket, ref.key, version_id=ref.version or None)
+        except S3Error as exc:
+            if exc.code != "NoSuchKey":  # already moved by an earlier delivery of this event
+                raise
+        sha = hashlib.sha256(data).hexdigest()
+        image = NewImage(
+            image_id=image_id_for(ref.bucket, ref.key, ref.version, sha), bucket=ref.bucket, object_key=target,
+            object_version=ref.version, sha256=sha, etag=ref.etag, filename=filename, size_bytes=len(data),
+            source=ref.metadata["source"], ground_truth_label=ref.metadata["label"],
+            client_metadata=ref.metadata["client"], status="quarantined", quarantine_reason=f"{error.code}: {error}",
+        )
+        image_id, _ = self.db.transaction(lambda cur: register_image(cur, image))
+        log_system_event(
+            "image_quarantined", "warning", "ingest",
+            f"{ref.bucket}/{ref.key} moved to {target}: {error.code}: {error}",
+            details={"bucket": ref.bucket, "key": ref.key, "quarantine_key": target, "code": error.code,
+                     "reason": str(error), "size_bytes": len(data)},
+            image_id=image_id, dedup_key=f"quarantine:{ref.bucket}/{ref.key}@{ref.version}#{sha}",
+            settings=self.settings,
+        )

@@ -1,0 +1,93 @@
+"""Checking image bytes before anything trusts them.
+
+The format is sniffed from the bytes, never taken from a filename or a client's
+content type. Dimensions come from the header, so a decompression bomb (a tiny
+file claiming 100k x 100k pixels) is refused before it is decoded; then the image
+is fully decoded once, which catches truncation and corruption.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image
+
+# Magic numbers of the accepted formats, checked before Pillow sees the bytes.
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"BM", "bmp"),
+)
+CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "bmp": "image/bmp"}
+
+
+class InvalidImage(ValueError):
+    """Bytes that are not an acceptable image. `code` is stable for clients and metrics."""
+
+    def __init__(self, code: str, message: str, http_status: int = 400):
+        super().__init__(message)
+        self.code = code
+        self.http_status = http_status
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str
+    width: int
+    height: int
+    channels: int
+    size_bytes: int
+    sha256: str
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.format]
+
+
+def sniff_format(data: bytes) -> str | None:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    for signature, name in _SIGNATURES:
+        if data.startswith(signature):
+            return name
+    return None
+
+
+def validate_image(data: bytes, max_bytes: int, max_pixels: int) -> ImageInfo:
+    if not data:
+        raise InvalidImage("empty", "the file is empty (0 bytes)")
+    if len(data) > max_bytes:
+        raise InvalidImage("too_large", f"the file is {len(data)} bytes; the limit is {max_bytes}", http_status=413)
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise InvalidImage("unsupported_format", "not a JPEG, PNG, WebP or BMP image (content sniffed from the bytes)",
+                           http_status=415)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as header:  # reads the header only
+                width, height = header.size
+                if width * height > max_pixels:
+                    raise InvalidImage(
+                        "too_many_pixels", f"{width}x{height} = {width * height} pixels; the limit is {max_pixels}",
+                        http_status=413)
+                mode = header.mode
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # full decode: truncated or corrupt data fails here
+    except InvalidImage:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidImage("too_many_pixels", f"decompression bomb refused: {exc}", http_status=413) from exc
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad data
+        raise InvalidImage("corrupt", f"the {fmt.upper()} data cannot be decoded: {exc}") from exc
+    return ImageInfo(
+        format=fmt,
+        width=width,
+        height=height,
+        channels=Image.getmodebands(mode) if mode else 3,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )

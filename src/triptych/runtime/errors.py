@@ -1,0 +1,6 @@
+"""Errors a handler raises to steer delivery."""
+
+
+class PermanentError(Exception):
+    """Retrying cannot help (malformed message, undecodable image, object gone):
+    the runner dead-letters the event at once instead of after every attempt."""

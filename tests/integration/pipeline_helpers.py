@@ -1,0 +1,81 @@
+"""The real project's functions, run by the real supervisor for pipeline tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kafka import TopicPartition
+
+from projects.triptych_project import ROOT, render
+from triptych.bus import consumer as make_consumer
+
+from .runtime_helpers import RunningSupervisor, start_supervisor
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_pipeline(folder: Path, run: dict[str, int], env: dict[str, str]) -> RunningSupervisor:
+    """Write the real project (with `env` applied to its declaration) and run only
+    the functions in `run` (name -> replicas); the others are scaled to 0."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        text = render(functions_dir=ROOT / "functions")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    project = folder / "project.yaml"
+    project.write_text(text)
+    data_dir = folder / "data"
+    (data_dir / "functions").mkdir(parents=True, exist_ok=True)
+    import yaml
+
+    declared = [f["name"] for f in yaml.safe_load(text)["spec"]["functions"]]
+    missing = set(run) - set(declared)
+    if missing:
+        pytest.fail(f"not declared in the project: {missing}")
+    (data_dir / "functions" / "desired.json").write_text(json.dumps({n: run.get(n, 0) for n in declared}))
+    sup = start_supervisor(project, data_dir, env)
+    for name, replicas in run.items():
+        sup.wait_running(name, replicas, timeout=120)
+    return sup
+
+
+class TopicWatcher:
+    """Reads a topic from 'now' on, without a consumer group."""
+
+    def __init__(self, settings, topic: str):
+        self.consumer = make_consumer(settings)
+        self.partitions = [TopicPartition(topic, p) for p in self.consumer.partitions_for_topic(topic)]
+        self.consumer.assign(self.partitions)
+        self.consumer.seek_to_end()
+        for tp in self.partitions:
+            self.consumer.position(tp)
+        self.seen: list = []
+
+    def collect(self, predicate, want: int, timeout: float) -> list:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len([r for r in self.seen if predicate(r)]) < want:
+            for records in self.consumer.poll(timeout_ms=500).values():
+                self.seen.extend(records)
+        return [r for r in self.seen if predicate(r)]
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
