@@ -11,7 +11,8 @@ import numpy as np
 from PIL import Image
 
 
-def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (48, 32), seed: int = 0) -> bytes:
+def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (48, 32), seed: int | None = None) -> bytes:
+    """Random pixels (fresh each call unless seeded), so runs never collide on sha256."""
     rng = np.random.default_rng(seed)
     array = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
     buffer = io.BytesIO()

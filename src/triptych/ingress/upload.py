@@ -17,7 +17,7 @@ from python_multipart import parse_form
 
 from ..config import Settings, get_settings
 from ..db.connection import Database
-from ..db.images import find_by_sha256
+from ..db.images import NewImage, find_by_sha256, register_image
 from ..storage import minio_client
 from .objects import SOURCES, encode_metadata, image_id_for, sanitize_filename, upload_key
 from .validation import InvalidImage, validate_image
@@ -99,6 +99,15 @@ class Uploader:
             metadata=encode_metadata(source, safe_name, label, client),
         )
         image_id = image_id_for(self.settings.images_bucket, key, written.version_id or "", info.sha256)
+        # Registered here as well as by ingest (the same row, by its unique key), so
+        # the id answered is queryable at once and the next upload of these bytes is
+        # recognised even before ingest has seen this one.
+        self.db.transaction(lambda cur: register_image(cur, NewImage(
+            image_id=image_id, bucket=self.settings.images_bucket, object_key=key,
+            object_version=written.version_id or "", sha256=info.sha256, filename=safe_name,
+            size_bytes=info.size_bytes, source=source, content_type=info.content_type, image_format=info.format,
+            width=info.width, height=info.height, channels=info.channels, ground_truth_label=label,
+            client_metadata=client)))
         return {"status": "stored", "image_id": image_id, "filename": safe_name, "object_key": key,
                 "sha256": info.sha256, "format": info.format, "width": info.width, "height": info.height,
                 "label": label, "results_url": f"/predictions/{image_id}"}

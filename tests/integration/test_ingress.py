@@ -1,0 +1,173 @@
+"""Every ingress path ends in `images` and on `images-input-stream`; bad input is
+refused (HTTP) or quarantined and dead-lettered (bucket drop), disturbing nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx2 as httpx
+import psycopg2.extras
+import pytest
+
+from triptych.config import TOPIC_DEAD_LETTERS, TOPIC_IMAGES_INPUT
+from triptych.contracts import DeadLetter, ImageMessage
+from triptych.storage import minio_client
+
+from ..images import image_bytes, png_claiming, truncated_jpeg
+from .pipeline_helpers import TopicWatcher, free_port, start_pipeline, unique
+from .runtime_helpers import wait_for
+
+MAX_BYTES = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def ingress(stack, tmp_path_factory):
+    port = free_port()
+    sup = start_pipeline(tmp_path_factory.mktemp("ingress"), {"upload": 1, "ingest": 1},
+                         {"TRIPTYCH_UPLOAD_PORT": str(port), "TRIPTYCH_MAX_IMAGE_BYTES": str(MAX_BYTES),
+                          "TRIPTYCH_DUPLICATE_POLICY": "reuse"})
+    yield f"http://127.0.0.1:{port}"
+    sup.stop()
+
+
+@pytest.fixture()
+def images_topic(stack):
+    watcher = TopicWatcher(stack, TOPIC_IMAGES_INPUT)
+    yield watcher
+    watcher.close()
+
+
+def image_rows(stack, where: str, params: tuple) -> list[dict]:
+    conn = psycopg2.connect(stack.postgres_url)
+    try:
+        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute(f"SELECT * FROM images WHERE {where}", params)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def wait_rows(stack, where, params, count, timeout=30):
+    return wait_for(lambda: (rows := image_rows(stack, where, params)) and len(rows) >= count and rows, timeout,
+                    message=f"{count} image row(s) where {where} {params}")
+
+
+def messages_for(watcher, image_ids, timeout=30):
+    wanted = set(image_ids)
+    found = watcher.collect(lambda r: r.key.decode() in wanted, len(wanted), timeout)
+    return [ImageMessage.model_validate_json(r.value) for r in found]
+
+
+def test_single_upload_is_registered_and_published(stack, ingress, images_topic):
+    label = unique("cat")
+    reply = httpx.post(f"{ingress}/upload", files={"file": ("my cat ñ.jpg", image_bytes("JPEG"))},
+                       data={"label": label, "metadata": json.dumps({"camera": "kitchen"})})
+    assert reply.status_code == 201, reply.text
+    body = reply.json()
+    assert body["status"] == "stored" and body["format"] == "jpeg"
+    [row] = wait_rows(stack, "image_id = %s", (body["image_id"],), 1)
+    assert (row["ground_truth_label"], row["source"], row["filename"]) == (label, "upload", "my cat ñ.jpg")
+    assert row["client_metadata"] == {"camera": "kitchen"} and (row["width"], row["height"]) == (48, 32)
+    [message] = messages_for(images_topic, [body["image_id"]])
+    assert message.ground_truth_label == label and message.object_key == body["object_key"]
+
+
+def test_duplicate_bytes_reuse_the_earlier_image(stack, ingress):
+    data = image_bytes("PNG")
+    first = httpx.post(f"{ingress}/upload", files={"file": ("a.png", data)}).json()
+    second = httpx.post(f"{ingress}/upload", files={"file": ("b.png", data)})
+    assert second.status_code == 200 and second.json()["status"] == "duplicate"
+    assert second.json()["image_id"] == first["image_id"]
+
+
+def test_batch_mixing_good_and_bad_files_answers_per_file(stack, ingress, images_topic):
+    files = [
+        ("files", ("good 1.png", image_bytes("PNG"))),
+        ("files", ("empty.jpg", b"")),
+        ("files", ("../../etc/passwd", image_bytes("WEBP"))),
+        ("files", ("notes.jpg", b"just some text, honestly\n")),
+        ("files", ("cut.jpg", truncated_jpeg())),
+        ("files", ("bomb.png", png_claiming(100_000, 100_000))),
+        ("files", ("huge.png", image_bytes("PNG", (700, 700)))),
+        ("files", ("good 2.bmp", image_bytes("BMP"))),
+    ]
+    labels = ["a", None, "b", None, None, None, None, "c"]
+    reply = httpx.post(f"{ingress}/upload/batch", files=files, data={"labels": json.dumps(labels)})
+    assert reply.status_code == 207, reply.text
+    results = reply.json()["results"]
+    assert [r["status"] for r in results] == ["stored", "rejected", "stored", "rejected", "rejected", "rejected",
+                                               "rejected", "stored"]
+    assert [r.get("code") for r in results if r["status"] == "rejected"] == [
+        "empty", "unsupported_format", "corrupt", "too_many_pixels", "too_large"]
+    assert all(r["error"] for r in results if r["status"] == "rejected")
+    assert results[2]["filename"] == "passwd" and ".." not in results[2]["object_key"]
+    stored = [r["image_id"] for r in results if r["status"] == "stored"]
+    rows = wait_rows(stack, "image_id = ANY(%s::uuid[])", (stored,), 3)
+    assert sorted(r["ground_truth_label"] for r in rows) == ["a", "b", "c"]
+    assert len(messages_for(images_topic, stored)) == 3
+
+
+@pytest.mark.parametrize("status,kwargs", [
+    (404, dict(method="POST", url="/nope")),
+    (405, dict(method="GET", url="/upload")),
+    (415, dict(method="POST", url="/upload", content=b"{}", headers={"content-type": "application/json"})),
+])
+def test_wrong_requests_get_clear_errors(ingress, status, kwargs):
+    reply = httpx.request(kwargs.pop("method"), f"{ingress}{kwargs.pop('url')}", **kwargs)
+    assert reply.status_code == status and reply.json()["error"]
+
+
+def test_plain_s3_put_is_ingested_with_the_same_checks(stack, ingress, images_topic):
+    s3 = minio_client(stack)
+    key = f"drops/{unique('plain drop')} é.png"
+    data = image_bytes("PNG")
+    s3.put_object(stack.images_bucket, key, io.BytesIO(data), len(data))
+    [row] = wait_rows(stack, "object_key = %s", (key,), 1)
+    assert row["source"] == "bucket" and row["status"] == "registered" and row["image_format"] == "png"
+    assert len(messages_for(images_topic, [str(row["image_id"])])) == 1
+
+
+def test_bad_bucket_drop_is_quarantined_recorded_and_dead_lettered(stack, ingress):
+    dlq = TopicWatcher(stack, TOPIC_DEAD_LETTERS)
+    s3 = minio_client(stack)
+    key = f"drops/{unique('broken')}.jpg"
+    data = truncated_jpeg()
+    s3.put_object(stack.images_bucket, key, io.BytesIO(data), len(data))
+    [row] = wait_rows(stack, "object_key = %s", (f"quarantine/{key}",), 1)
+    assert row["status"] == "quarantined" and row["quarantine_reason"].startswith("corrupt")
+    names = [o.object_name for o in s3.list_objects(stack.images_bucket, prefix="quarantine/drops/", recursive=True)]
+    assert f"quarantine/{key}" in names
+    assert not list(s3.list_objects(stack.images_bucket, prefix=key))
+    letters = dlq.collect(lambda r: key in DeadLetter.model_validate_json(r.value).error, 1, 30)
+    dlq.close()
+    letter = DeadLetter.model_validate_json(letters[0].value)
+    assert letter.function == "ingest" and letter.attempts == 1 and "quarantined: corrupt" in letter.error
+    conn = psycopg2.connect(stack.postgres_url)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM system_events WHERE event_type = 'image_quarantined' AND image_id = %s",
+                    (str(row["image_id"]),))
+        assert cur.fetchone()[0] == 1
+    conn.close()
+
+
+def test_a_burst_of_1000_drops_is_ingested_exactly_once(stack, ingress, images_topic):
+    prefix = f"burst/{unique('b')}/"
+    s3 = minio_client(stack)
+    payloads = [image_bytes("PNG", (16, 16)) for i in range(1000)]
+
+    def put(i):
+        s3.put_object(stack.images_bucket, f"{prefix}{i:04d}.png", io.BytesIO(payloads[i]), len(payloads[i]))
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, range(1000)))
+    rows = wait_rows(stack, "object_key LIKE %s", (prefix + "%",), 1000, timeout=240)
+    took = time.monotonic() - started
+    assert len(rows) == 1000 and len({r["object_key"] for r in rows}) == 1000
+    ids = {str(r["image_id"]) for r in rows}
+    messages = images_topic.collect(lambda r: r.key.decode() in ids, 1000, 60)
+    assert len(messages) == 1000 and len({m.key for m in messages}) == 1000
+    print(f"\n[ingest] 1000 drops registered in {took:.1f}s ({1000 / took:.0f}/s end to end)")
