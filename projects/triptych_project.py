@@ -37,7 +37,8 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
         TOPIC_PREDICTIONS,
         get_settings,
     )
-    from triptych.runtime.declare import Delivery, http_trigger, kafka_trigger, nuclio_function
+    from triptych.models.zoo import ARCHITECTURES
+    from triptych.runtime.declare import Delivery, cron_trigger, http_trigger, kafka_trigger, nuclio_function
 
     settings = get_settings()
     brokers = settings.kafka_bootstrap or "127.0.0.1:9092"
@@ -53,7 +54,26 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
             triggers={"minio-events": kafka_trigger(
                 TOPIC_MINIO_EVENTS, "ingest", brokers, Delivery(max_attempts=5, retry_backoff_ms=200))},
         ),
+        "aggregate": nuclio_function(
+            "aggregate", functions_dir / "aggregate" / "handler.py", replicas=1, cpu="500m", memory="512Mi",
+            triggers={"predictions": kafka_trigger(
+                TOPIC_PREDICTIONS, "aggregate", brokers, Delivery(batch_size=64, batch_wait_ms=100, max_attempts=5))},
+        ),
+        "retrain": nuclio_function(
+            "retrain", functions_dir / "retrain" / "handler.py", replicas=1, cpu="2", memory="4Gi",
+            triggers={"http": http_trigger(port=settings.retrain_port, workers=1),
+                      "weekly": cron_trigger(schedule="0 3 * * 0")},
+        ),
     }
+    for arch in ARCHITECTURES.values():
+        # One source, three deployments: each its own consumer group on the image stream.
+        functions[arch.function] = nuclio_function(
+            arch.function, functions_dir / "infer" / "handler.py", replicas=1, cpu="1", memory="2Gi",
+            env={"TRIPTYCH_MODEL_NAME": arch.name},
+            triggers={"images": kafka_trigger(
+                TOPIC_IMAGES_INPUT, arch.function, brokers,
+                Delivery(batch_size=16, batch_wait_ms=50, max_attempts=3, retry_backoff_ms=500))},
+        )
     for name, fn in functions.items():
         project.set_function(fn, name=name)
     return project

@@ -109,6 +109,14 @@ class Settings(BaseSettings):
     # image id (and its results); "new" stores it again as a new image.
     duplicate_policy: str = Field(default="reuse", pattern="^(reuse|new)$")
     upload_port: int = 8090
+    retrain_port: int = 8091
+
+    # --- models ----------------------------------------------------------------
+    # The models whose answers make an image's comparison complete.
+    active_models: list[str] = Field(default_factory=lambda: ["resnet50", "mobilenet_v2", "efficientnet_b0"])
+    infer_backend: str = Field(default="torch", pattern="^(torch|onnx|cuda|auto)$")
+    infer_threads: int | None = None
+    model_name: str | None = Field(default=None, description="the model an inference replica serves")
 
     # --- functions (the local Nuclio-compatible runner) -------------------------
     project_file: Path = Field(default_factory=_default_project_file)

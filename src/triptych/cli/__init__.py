@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import function_commands, ingress_commands, stack_commands
+from . import function_commands, ingress_commands, model_commands, stack_commands
 
 app = typer.Typer(
     name="triptych",
@@ -15,6 +15,7 @@ app = typer.Typer(
 stack_commands.register(app)
 function_commands.register(app)
 ingress_commands.register(app)
+model_commands.register(app)
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-CLASSES = ("circle", "square", "triangle", "star", "cross", "ring", "hexagon", "diamond", "crescent", "arrow")
+CLASSES = ("circle", "square", "triangle", "star", "cross", "ring", "bar", "diamond", "crescent", "arrow")
 DATASET_ID = "triptych-shapes-v1"
 SPLIT_SEEDS = {"train": 1_000_003, "test": 2_000_003}
 
@@ -35,6 +35,11 @@ class Sample:
         return buf.tobytes()
 
 
+# The orientation (radians) each class is drawn around.
+UPRIGHT = {"circle": 0.0, "square": math.pi / 4, "triangle": -math.pi / 2, "star": -math.pi / 2, "cross": 0.0,
+           "ring": 0.0, "bar": 0.0, "diamond": 0.0, "crescent": 0.0, "arrow": 0.0}
+
+
 def _polygon(center, radius, sides, rotation, inner=None):
     points = []
     for k in range(sides * (2 if inner else 1)):
@@ -52,22 +57,24 @@ def _rotate(points, center, angle):
 
 def _draw(canvas, label, center, radius, rotation, color, rng):
     cx, cy = center
-    thick = -1 if rng.random() < 0.7 else max(2, int(radius / 6))
+    # Classes are told apart by outline, not by colour or size: every shape is
+    # filled (the ring's hole is its identity) and aspect ratios differ clearly.
     if label == "circle":
-        cv2.circle(canvas, (cx, cy), radius, color, thick, cv2.LINE_AA)
+        cv2.circle(canvas, (cx, cy), radius, color, -1, cv2.LINE_AA)
     elif label == "ring":
-        cv2.circle(canvas, (cx, cy), radius, color, max(3, radius // 3), cv2.LINE_AA)
+        cv2.circle(canvas, (cx, cy), int(radius * 0.8), color, max(2, radius // 3), cv2.LINE_AA)
     elif label == "square":
-        cv2.fillPoly(canvas, [_polygon(center, radius, 4, rotation)], color, cv2.LINE_AA) if thick < 0 else \
-            cv2.polylines(canvas, [_polygon(center, radius, 4, rotation)], True, color, thick, cv2.LINE_AA)
+        cv2.fillPoly(canvas, [_polygon(center, radius, 4, rotation)], color, cv2.LINE_AA)
     elif label == "diamond":
-        pts = _rotate([(cx, cy - radius), (cx + radius * 0.55, cy), (cx, cy + radius), (cx - radius * 0.55, cy)],
+        pts = _rotate([(cx, cy - radius), (cx + radius * 0.5, cy), (cx, cy + radius), (cx - radius * 0.5, cy)],
                       center, rotation)
         cv2.fillPoly(canvas, [pts], color, cv2.LINE_AA)
+    elif label == "bar":
+        w = max(2, radius // 4)
+        bar = [(cx - radius, cy - w), (cx + radius, cy - w), (cx + radius, cy + w), (cx - radius, cy + w)]
+        cv2.fillPoly(canvas, [_rotate(bar, center, rotation)], color, cv2.LINE_AA)
     elif label == "triangle":
         cv2.fillPoly(canvas, [_polygon(center, radius, 3, rotation)], color, cv2.LINE_AA)
-    elif label == "hexagon":
-        cv2.fillPoly(canvas, [_polygon(center, radius, 6, rotation)], color, cv2.LINE_AA)
     elif label == "star":
         cv2.fillPoly(canvas, [_polygon(center, radius, 5, rotation, inner=radius * 0.42)], color, cv2.LINE_AA)
     elif label == "cross":
@@ -95,12 +102,15 @@ def render(index: int, split: str = "train", size: int = 64) -> Sample:
     rng = np.random.default_rng(SPLIT_SEEDS[split] * 1_000_003 + index)
     label = CLASSES[index % len(CLASSES)]
     # Background: a random two-colour gradient.
-    a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    # Muted backgrounds and a contrasting object: hard enough to need a real
+    # classifier (colour says nothing about the class), easy enough to learn from
+    # a few thousand images on a laptop CPU.
+    a, b = rng.integers(40, 216, 3), rng.integers(40, 216, 3)
     t = np.linspace(0, 1, size)[:, None, None]
     canvas = (a * (1 - t) + b * t).astype(np.uint8).repeat(size, axis=1)
     canvas = np.ascontiguousarray(np.rot90(canvas, rng.integers(0, 4)))
     # Clutter: thin lines and small blobs that are not the object.
-    for _ in range(rng.integers(1, 5)):
+    for _ in range(rng.integers(0, 3)):
         p1, p2 = rng.integers(0, size, 2), rng.integers(0, size, 2)
         cv2.line(canvas, tuple(map(int, p1)), tuple(map(int, p2)), tuple(map(int, rng.integers(0, 256, 3))), 1)
     for _ in range(rng.integers(0, 3)):
@@ -109,13 +119,14 @@ def render(index: int, split: str = "train", size: int = 64) -> Sample:
     # The object: a colour far enough from the background to be visible.
     background = canvas.reshape(-1, 3).mean(axis=0)
     color = rng.integers(0, 256, 3)
-    while np.abs(color - background).sum() < 180:
+    while np.abs(color - background).sum() < 240:
         color = rng.integers(0, 256, 3)
-    radius = int(size * rng.uniform(0.22, 0.38))
+    radius = int(size * rng.uniform(0.28, 0.42))
     margin = radius + 2
     center = (int(rng.integers(margin, size - margin)), int(rng.integers(margin, size - margin)))
-    _draw(canvas, label, center, radius, float(rng.uniform(0, 2 * math.pi)), tuple(map(int, color)), rng)
-    noise = rng.normal(0, rng.uniform(2, 12), canvas.shape)
+    # Pose: each class has an upright orientation, varied by up to +-30 degrees.
+    _draw(canvas, label, center, radius, float(UPRIGHT[label] + rng.uniform(-0.52, 0.52)), tuple(map(int, color)), rng)
+    noise = rng.normal(0, rng.uniform(1, 6), canvas.shape)
     image = np.clip(canvas.astype(np.float64) + noise, 0, 255).astype(np.uint8)
     return Sample(index=index, label=label, image=image)
 

@@ -1,0 +1,16 @@
+"""aggregate (Kafka `predictions-output-stream`, batched): idempotent upsert of
+predictions, one comparison per image once every active model has answered, and
+rolling per-minute metrics per model version, all in PostgreSQL."""
+
+from triptych.aggregation.service import Aggregator
+from triptych.runtime.batching import batch_handler
+
+
+def init_context(context):
+    context.user_data.aggregator = Aggregator.from_settings()
+
+
+@batch_handler
+def handler(context, events):
+    context.user_data.aggregator.handle([event.body for event in events])
+    return [None] * len(events)

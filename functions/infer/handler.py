@@ -1,0 +1,18 @@
+"""infer-<model> (Kafka `images-input-stream`, batched): one source, three
+deployments (TRIPTYCH_MODEL_NAME = resnet50 | mobilenet_v2 | efficientnet_b0),
+each its own consumer group. Loads its champion from the MLflow registry,
+classifies batches, publishes to `predictions-output-stream`, and hot-swaps on
+`model-updates`."""
+
+from triptych.inference.classify import Classifier
+from triptych.runtime.batching import batch_handler
+
+
+def init_context(context):
+    context.user_data.classifier = Classifier.from_settings()
+
+
+@batch_handler
+def handler(context, events):
+    context.user_data.classifier.handle([event.body for event in events])
+    return [None] * len(events)

@@ -1,0 +1,27 @@
+"""MLRun job: train one model on the generated labelled set, register it in MLflow,
+and promote it to champion when it is better (see triptych.models.lifecycle).
+
+    mlrun.new_function("train", kind="job", filename="projects/jobs/train_model.py",
+                       handler="train_model").run(local=True, params={"model_name": "resnet50"})
+
+Results (`run.status.results`): version, accuracy, promoted, reason, seconds.
+"""
+
+from __future__ import annotations
+
+
+def train_model(context, model_name: str, train_count: int = 3000, test_count: int = 1000, epochs: int = 10,
+                input_size: int = 48, batch_size: int = 32, learning_rate: float = 2e-3,
+                policy: str = "if-better", min_improvement: float = 0.02) -> None:
+    from triptych.models.lifecycle import train_synthetic_and_register
+    from triptych.models.training import TrainConfig
+
+    config = TrainConfig(epochs=epochs, input_size=input_size, batch_size=batch_size, learning_rate=learning_rate)
+
+    def log_epoch(row: dict) -> None:
+        context.logger.info(f"{model_name} epoch {row['epoch']}: loss {row['train_loss']:.3f}, "
+                            f"held-out accuracy {row['test_accuracy']:.3f}")
+
+    outcome = train_synthetic_and_register(model_name, train_count, test_count, config, policy=policy,
+                                           min_improvement=min_improvement, mlrun_run_uid=context.uid, log=log_epoch)
+    context.log_results(outcome.as_dict())

@@ -1,0 +1,1 @@
+"""Turning the models' answers into comparisons and rolling metrics."""

@@ -1,0 +1,64 @@
+"""The aggregate function's logic: a batch of predictions in, durable rows out.
+
+Predictions are upserted in one transaction; then every image of the batch whose
+active models have all answered gets its comparison; then the touched per-minute
+metric windows are recomputed. A replica killed anywhere in between is harmless:
+the batch is redelivered and every step is an upsert or a recomputation.
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+from prometheus_client import Counter, Gauge
+
+from ..config import Settings, get_settings
+from ..contracts import PredictionMessage
+from ..db.connection import Database
+from ..runtime.errors import PermanentError
+from .store import compare_if_complete, recompute_window, upsert_predictions, window_start
+
+PREDICTIONS_BY_CLASS = Counter("triptych_predictions_total", "Predictions stored, by model and class",
+                               ("model", "predicted_class"))
+COMPARISONS = Counter("triptych_comparisons_total", "Comparisons written, by agreement level", ("agreement",))
+AGREEMENT_RATE = Gauge("triptych_agreement_rate", "Share of the last batch's comparisons where all models agree")
+
+
+def parse_predictions(bodies: list) -> list[PredictionMessage]:
+    try:
+        return [PredictionMessage.model_validate_json(b) if isinstance(b, (bytes, str))
+                else PredictionMessage.model_validate(b) for b in bodies]
+    except ValidationError as exc:
+        raise PermanentError(f"malformed prediction message: {exc.errors()[:3]}") from exc
+
+
+class Aggregator:
+    def __init__(self, settings: Settings, db: Database):
+        self.settings = settings
+        self.db = db
+        self.active_models = list(settings.active_models)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> "Aggregator":
+        settings = settings or get_settings()
+        return cls(settings, Database(settings))
+
+    def handle(self, bodies: list) -> int:
+        """Store a batch of predictions; returns the number of comparisons written."""
+        messages = parse_predictions(bodies)
+        image_ids = list(dict.fromkeys(m.image_id for m in messages))
+
+        def store(cur):
+            upsert_predictions(cur, messages)
+            return [c for image_id in image_ids if (c := compare_if_complete(cur, image_id, self.active_models))]
+
+        comparisons = self.db.transaction(store)
+        windows = {(m.model_name, m.model_version, window_start(m.predicted_at)) for m in messages}
+        for model, version, start in sorted(windows):
+            self.db.transaction(lambda cur, k=(model, version, start): recompute_window(cur, *k))
+        for m in messages:
+            PREDICTIONS_BY_CLASS.labels(m.model_name, m.predicted_class).inc()
+        for c in comparisons:
+            COMPARISONS.labels(c.agreement_level).inc()
+        if comparisons:
+            AGREEMENT_RATE.set(sum(c.agreement_level == "all" for c in comparisons) / len(comparisons))
+        return len(comparisons)

@@ -1,0 +1,138 @@
+"""The aggregate function's writes. Every statement is an upsert keyed by the
+natural key, or a recomputation from rows, so replaying the whole predictions
+topic changes nothing."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from ..contracts import PredictionMessage
+from .compare import Answer, Comparison, compare
+
+WINDOW_SECONDS = 60
+
+UPSERT_PREDICTION = """
+INSERT INTO predictions (image_id, model_name, model_version, predicted_class, confidence, top_k, fetch_ms, decode_ms,
+                         preprocess_ms, inference_ms, total_ms, backend, batch_size, worker_id, predicted_at)
+VALUES (%(image_id)s, %(model_name)s, %(model_version)s, %(predicted_class)s, %(confidence)s, %(top_k)s::jsonb,
+        %(fetch_ms)s, %(decode_ms)s, %(preprocess_ms)s, %(inference_ms)s, %(total_ms)s, %(backend)s, %(batch_size)s,
+        %(worker_id)s, %(predicted_at)s)
+ON CONFLICT (image_id, model_name, model_version) DO UPDATE SET
+    predicted_class = EXCLUDED.predicted_class, confidence = EXCLUDED.confidence, top_k = EXCLUDED.top_k,
+    fetch_ms = EXCLUDED.fetch_ms, decode_ms = EXCLUDED.decode_ms, preprocess_ms = EXCLUDED.preprocess_ms,
+    inference_ms = EXCLUDED.inference_ms, total_ms = EXCLUDED.total_ms, backend = EXCLUDED.backend,
+    batch_size = EXCLUDED.batch_size, worker_id = EXCLUDED.worker_id, predicted_at = EXCLUDED.predicted_at,
+    updated_at = now()
+"""
+
+
+def upsert_predictions(cur, messages: list[PredictionMessage]) -> None:
+    for m in messages:
+        t = m.timings
+        cur.execute(UPSERT_PREDICTION, {
+            "image_id": m.image_id, "model_name": m.model_name, "model_version": m.model_version,
+            "predicted_class": m.predicted_class, "confidence": m.confidence,
+            "top_k": json.dumps([s.model_dump() for s in m.top_k]), "fetch_ms": t.fetch_ms, "decode_ms": t.decode_ms,
+            "preprocess_ms": t.preprocess_ms, "inference_ms": t.inference_ms, "total_ms": t.total_ms,
+            "backend": m.backend, "batch_size": m.batch_size, "worker_id": m.worker_id, "predicted_at": m.predicted_at,
+        })
+
+
+def latest_answers(cur, image_id: str, models: list[str]) -> tuple[list[Answer], str | None]:
+    """Each active model's most recent answer for the image, and its ground truth."""
+    cur.execute(
+        """SELECT DISTINCT ON (p.model_name) p.model_name, p.model_version, p.predicted_class, p.confidence,
+                  p.inference_ms, i.ground_truth_label
+           FROM predictions p JOIN images i USING (image_id)
+           WHERE p.image_id = %s AND p.model_name = ANY(%s)
+           ORDER BY p.model_name, p.predicted_at DESC, p.model_version DESC""",
+        (image_id, models),
+    )
+    rows = cur.fetchall()
+    truth = rows[0]["ground_truth_label"] if rows else None
+    return [Answer(r["model_name"], r["model_version"], r["predicted_class"], r["confidence"], r["inference_ms"])
+            for r in rows], truth
+
+
+def upsert_comparison(cur, image_id: str, c: Comparison) -> None:
+    cur.execute(
+        """INSERT INTO model_comparisons (image_id, model_set, model_versions, consensus_class, consensus_confidence,
+                                          agreement_level, agreement_ratio, fastest_model, fastest_inference_ms,
+                                          ground_truth_label, per_model, consensus_correct, needs_review)
+           VALUES (%s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)
+           ON CONFLICT (image_id, model_set) DO UPDATE SET
+               model_versions = EXCLUDED.model_versions, consensus_class = EXCLUDED.consensus_class,
+               consensus_confidence = EXCLUDED.consensus_confidence, agreement_level = EXCLUDED.agreement_level,
+               agreement_ratio = EXCLUDED.agreement_ratio, fastest_model = EXCLUDED.fastest_model,
+               fastest_inference_ms = EXCLUDED.fastest_inference_ms, ground_truth_label = EXCLUDED.ground_truth_label,
+               per_model = EXCLUDED.per_model, consensus_correct = EXCLUDED.consensus_correct,
+               needs_review = EXCLUDED.needs_review, updated_at = now()""",
+        (image_id, c.model_set, json.dumps(c.model_versions), c.consensus_class, c.consensus_confidence,
+         c.agreement_level, c.agreement_ratio, c.fastest_model, c.fastest_inference_ms, c.ground_truth_label,
+         json.dumps(c.per_model), c.consensus_correct, c.needs_review),
+    )
+    # Disagreements feed the labelling / retraining loop.
+    cur.execute("UPDATE images SET status = 'classified', needs_review = %s WHERE image_id = %s",
+                (c.needs_review, image_id))
+
+
+def compare_if_complete(cur, image_id: str, active_models: list[str]) -> Comparison | None:
+    answers, truth = latest_answers(cur, image_id, active_models)
+    if {a.model_name for a in answers} != set(active_models):
+        return None  # still waiting for a model
+    comparison = compare(answers, truth)
+    upsert_comparison(cur, image_id, comparison)
+    return comparison
+
+
+def window_start(at: datetime) -> datetime:
+    """The minute a prediction counts in (WINDOW_SECONDS is one minute)."""
+    return at.replace(second=0, microsecond=0)
+
+
+RECOMPUTE_WINDOW = """
+INSERT INTO model_metrics (model_name, model_version, window_start, window_seconds, prediction_count,
+                           mean_inference_ms, p50_inference_ms, p95_inference_ms, p99_inference_ms,
+                           mean_total_ms, p50_total_ms, p95_total_ms, p99_total_ms, mean_confidence,
+                           labelled_count, correct_count, accuracy, agreement_rate, updated_at)
+SELECT p.model_name, p.model_version, %(start)s, %(seconds)s, count(*),
+       avg(p.inference_ms),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY p.inference_ms),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY p.inference_ms),
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY p.inference_ms),
+       avg(p.total_ms),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY p.total_ms),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY p.total_ms),
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY p.total_ms),
+       avg(p.confidence),
+       count(i.ground_truth_label),
+       count(*) FILTER (WHERE p.predicted_class = i.ground_truth_label),
+       (count(*) FILTER (WHERE p.predicted_class = i.ground_truth_label))::double precision
+           / NULLIF(count(i.ground_truth_label), 0),
+       avg(CASE WHEN c.consensus_class IS NULL THEN NULL
+                WHEN c.consensus_class = p.predicted_class THEN 1.0 ELSE 0.0 END),
+       now()
+FROM predictions p
+JOIN images i USING (image_id)
+LEFT JOIN LATERAL (SELECT consensus_class FROM model_comparisons mc WHERE mc.image_id = p.image_id
+                   ORDER BY mc.updated_at DESC LIMIT 1) c ON TRUE
+WHERE p.model_name = %(model)s AND p.model_version = %(version)s
+  AND p.predicted_at >= %(start)s AND p.predicted_at < %(start)s + make_interval(secs => %(seconds)s)
+GROUP BY p.model_name, p.model_version
+ON CONFLICT (model_name, model_version, window_seconds, window_start) DO UPDATE SET
+    prediction_count = EXCLUDED.prediction_count, mean_inference_ms = EXCLUDED.mean_inference_ms,
+    p50_inference_ms = EXCLUDED.p50_inference_ms, p95_inference_ms = EXCLUDED.p95_inference_ms,
+    p99_inference_ms = EXCLUDED.p99_inference_ms, mean_total_ms = EXCLUDED.mean_total_ms,
+    p50_total_ms = EXCLUDED.p50_total_ms, p95_total_ms = EXCLUDED.p95_total_ms, p99_total_ms = EXCLUDED.p99_total_ms,
+    mean_confidence = EXCLUDED.mean_confidence, labelled_count = EXCLUDED.labelled_count,
+    correct_count = EXCLUDED.correct_count, accuracy = EXCLUDED.accuracy, agreement_rate = EXCLUDED.agreement_rate,
+    updated_at = now()
+"""
+
+
+def recompute_window(cur, model: str, version: str, start: datetime) -> None:
+    # Serialise recomputations of one window across replicas: the last one to run
+    # sees every committed prediction, so the row converges to the truth.
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"metrics:{model}:{version}:{start.isoformat()}",))
+    cur.execute(RECOMPUTE_WINDOW, {"model": model, "version": version, "start": start, "seconds": WINDOW_SECONDS})

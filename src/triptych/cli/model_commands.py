@@ -1,0 +1,101 @@
+"""`triptych models ...`: the registry's view of the three competitors."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..config import get_settings
+
+console = Console(stderr=True)
+models_app = typer.Typer(help="Train, register, promote and list the models.", no_args_is_help=True)
+
+
+def _names(models: str | None) -> list[str]:
+    from ..models.zoo import ARCHITECTURES, architecture
+
+    names = [m.strip() for m in models.split(",")] if models else list(ARCHITECTURES)
+    for name in names:
+        try:
+            architecture(name)
+        except ValueError as exc:
+            console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from exc
+    return names
+
+
+@models_app.command()
+def bootstrap(
+    train: bool = typer.Option(False, "--train", help="train on the generated labelled set (offline, MLRun jobs)"),
+    pretrained: bool = typer.Option(False, "--pretrained", help="torchvision ImageNet weights (online)"),
+    quick: bool = typer.Option(False, "--quick", help="a tiny training budget, for smoke tests"),
+    models: str = typer.Option(None, help="comma-separated subset, e.g. mobilenet_v2"),
+    only_missing: bool = typer.Option(False, "--only-missing", help="skip models that already have a champion"),
+) -> None:
+    """Give each model a champion in the MLflow registry."""
+    from ..models.bootstrap import FULL, QUICK, missing_champions, register_pretrained, train_as_mlrun_job
+
+    if train == pretrained:
+        console.print("[bold red]error:[/] choose one of --train or --pretrained")
+        raise typer.Exit(2)
+    settings = get_settings()
+    names = _names(models)
+    if only_missing:
+        names = missing_champions(settings, names)
+        if not names:
+            console.print("every model already has a champion")
+            return
+    results = []
+    for name in names:
+        console.print(f"[bold]{name}[/]: {'training' if train else 'fetching ImageNet weights'} ...")
+        try:
+            if train:
+                outcome = train_as_mlrun_job(name, QUICK if quick else FULL, policy="if-better")
+                console.print(f"  v{outcome['version']}: held-out accuracy {outcome['accuracy']:.3f} in "
+                              f"{outcome['train_seconds']:.0f}s; {'champion' if outcome['promoted'] else 'challenger'}"
+                              f" ({outcome['reason']})")
+                results.append(outcome)
+            else:
+                version = register_pretrained(name, settings)
+                console.print(f"  v{version}: champion")
+        except RuntimeError as exc:
+            console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(1) from exc
+    if results:
+        typer.echo(json.dumps(results, indent=2))
+
+
+@models_app.command("list")
+def list_models() -> None:
+    """Each model's champion and challenger, with their held-out accuracy."""
+    from ..models import registry
+
+    settings = get_settings()
+    table = Table(title="models")
+    for column in ("model", "champion", "accuracy", "challenger", "accuracy "):
+        table.add_column(column)
+    for name in _names(None):
+        row = [name]
+        for alias in (registry.CHAMPION, registry.CHALLENGER):
+            version = registry.version_for_alias(name, alias, settings)
+            metric = registry.metric_of(name, version, settings=settings) if version else None
+            row += [f"v{version}" if version else "-", f"{metric:.3f}" if metric is not None else "-"]
+        table.add_row(*row)
+    Console().print(table)
+
+
+@models_app.command()
+def promote(model: str, version: str, reason: str = typer.Option("promoted by hand")) -> None:
+    """Make VERSION the champion of MODEL now; inference functions hot-swap to it."""
+    from ..models.lifecycle import promote as do_promote
+
+    _names(model)
+    do_promote(model, version, reason, get_settings())
+    console.print(f"{model} v{version} is champion")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(models_app, name="models")

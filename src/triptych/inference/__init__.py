@@ -1,0 +1,2 @@
+"""The inference functions' logic: the serving model (with hot swap) and the
+batched classify step."""

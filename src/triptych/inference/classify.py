@@ -1,0 +1,121 @@
+"""The inference functions' logic: a batch of image messages in, one prediction
+per image out on `predictions-output-stream`.
+
+Objects are fetched in parallel and decoded before anything is published, so a
+batch either answers for all its images or for none: an image that cannot be
+fetched or decoded fails the batch, the runner splits it, and only that image is
+dead-lettered (once, without retries: retrying cannot fix its bytes).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from minio.error import S3Error
+from prometheus_client import Histogram
+from pydantic import ValidationError
+
+from ..bus import producer as make_producer
+from ..config import TOPIC_PREDICTIONS, Settings, get_settings
+from ..contracts import ClassScore, ImageMessage, PredictionMessage, Timings
+from ..models.preprocess import DecodeError, decode, resize, to_batch
+from ..runtime.errors import PermanentError
+from ..storage import minio_client
+from .serving_model import ServingModel
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+INFERENCE_SECONDS = Histogram("triptych_inference_seconds", "Forward pass time per image (batch time / batch size)",
+                              ("model", "version", "backend"), buckets=LATENCY_BUCKETS)
+IMAGE_SECONDS = Histogram("triptych_image_seconds", "Fetch + decode + preprocess + inference per image",
+                          ("model", "version"), buckets=LATENCY_BUCKETS)
+TOP_K = 5
+
+
+@dataclass
+class Fetched:
+    message: ImageMessage
+    pixels: np.ndarray
+    fetch_ms: float
+    decode_ms: float
+
+
+def parse_images(bodies: list) -> list[ImageMessage]:
+    try:
+        return [ImageMessage.model_validate_json(b) if isinstance(b, (bytes, str)) else ImageMessage.model_validate(b)
+                for b in bodies]
+    except ValidationError as exc:
+        raise PermanentError(f"malformed image message: {exc.errors()[:3]}") from exc
+
+
+class Classifier:
+    def __init__(self, settings: Settings, model: ServingModel, s3, producer, worker_id: str):
+        self.settings = settings
+        self.model = model
+        self.s3 = s3
+        self.producer = producer
+        self.worker_id = worker_id
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fetch")
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> "Classifier":
+        settings = settings or get_settings()
+        if not settings.model_name:
+            raise RuntimeError("TRIPTYCH_MODEL_NAME must name the model this function serves")
+        model = ServingModel(settings.model_name, settings, settings.infer_backend, settings.infer_threads)
+        model.load_champion()
+        model.watch_updates()
+        worker = os.environ.get("TRIPTYCH_WORKER_ID", f"{settings.model_name}-{os.getpid()}")
+        return cls(settings, model, minio_client(settings), make_producer(settings), worker)
+
+    def _fetch(self, message: ImageMessage) -> Fetched:
+        started = time.perf_counter()
+        try:
+            response = self.s3.get_object(message.bucket, message.object_key,
+                                          version_id=message.object_version or None)
+            data = response.read()
+            response.close()
+            response.release_conn()
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchVersion", "NoSuchBucket"):
+                raise PermanentError(f"image {message.image_id} is gone from the bucket ({exc.code})") from exc
+            raise
+        fetched = time.perf_counter()
+        try:
+            pixels = decode(data)
+        except DecodeError as exc:
+            raise PermanentError(f"image {message.image_id}: {exc}") from exc
+        return Fetched(message, pixels, (fetched - started) * 1000, (time.perf_counter() - fetched) * 1000)
+
+    def handle(self, bodies: list) -> list[PredictionMessage]:
+        messages = parse_images(bodies)
+        fetched = list(self.pool.map(self._fetch, messages))  # the first error propagates
+        serving = self.model.current  # one model version for the whole batch, even during a swap
+        card = serving.card
+        started = time.perf_counter()
+        batch = to_batch([resize(f.pixels, card) for f in fetched], card)
+        preprocess_ms = (time.perf_counter() - started) * 1000 / len(fetched)
+        started = time.perf_counter()
+        probabilities = serving.backend.predict(batch)
+        inference_ms = (time.perf_counter() - started) * 1000 / len(fetched)
+        predictions = []
+        for item, probs in zip(fetched, probabilities):
+            top = np.argsort(probs)[::-1][:TOP_K]
+            total_ms = item.fetch_ms + item.decode_ms + preprocess_ms + inference_ms
+            predictions.append(PredictionMessage(
+                image_id=item.message.image_id, model_name=card.model_name, model_version=serving.version,
+                top_k=[ClassScore(label=card.labels[i], confidence=float(probs[i])) for i in top],
+                timings=Timings(fetch_ms=item.fetch_ms, decode_ms=item.decode_ms, preprocess_ms=preprocess_ms,
+                                inference_ms=inference_ms, total_ms=total_ms),
+                backend=serving.backend.name, batch_size=len(fetched), worker_id=self.worker_id,
+            ))
+            INFERENCE_SECONDS.labels(card.model_name, serving.version, serving.backend.name).observe(inference_ms / 1000)
+            IMAGE_SECONDS.labels(card.model_name, serving.version).observe(total_ms / 1000)
+        futures = [self.producer.send(TOPIC_PREDICTIONS, key=p.image_id.encode(), value=p.model_dump_json().encode())
+                   for p in predictions]
+        for future in futures:
+            future.get(timeout=30)  # durable before the runner commits the input offsets
+        return predictions

@@ -1,0 +1,117 @@
+"""The champion a replica serves, and swapping it without dropping an event.
+
+A new version is downloaded and loaded in a background thread; only when it is
+fully ready is the reference swapped. A batch takes the reference once at its
+start, so every image of a batch is answered by one complete model version.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka import TopicPartition
+
+from ..bus import consumer as make_consumer
+from ..config import TOPIC_MODEL_UPDATES, Settings
+from ..contracts import ModelUpdate
+from ..models import registry
+from ..models.backends import load_backend
+from ..models.card import ModelCard
+
+log = logging.getLogger("triptych.inference")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    card: ModelCard
+    backend: object
+
+    @property
+    def version(self) -> str:
+        return self.card.version or "unknown"
+
+
+class ServingModel:
+    def __init__(self, model_name: str, settings: Settings, backend_kind: str = "torch", threads: int | None = None):
+        self.model_name = model_name
+        self.settings = settings
+        self.backend_kind = backend_kind
+        self.threads = threads
+        self._current: LoadedModel | None = None
+        self._lock = threading.Lock()
+        self._cache = Path(tempfile.mkdtemp(prefix=f"triptych-{model_name}-"))
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    @property
+    def current(self) -> LoadedModel:
+        model = self._current
+        if model is None:
+            raise RuntimeError(f"no {self.model_name} model loaded")
+        return model
+
+    def load(self, version: str) -> LoadedModel:
+        card, folder = registry.download(self.model_name, version, self._cache / version, self.settings)
+        return LoadedModel(card, load_backend(self.backend_kind, folder, card, self.threads))
+
+    def load_champion(self) -> LoadedModel:
+        version = registry.version_for_alias(self.model_name, registry.CHAMPION, self.settings)
+        if version is None:
+            raise RuntimeError(
+                f"the registry has no champion for {self.model_name}; run `triptych models bootstrap --train` "
+                "(offline) or `--pretrained` (online)"
+            )
+        self.swap_to(version)
+        return self.current
+
+    def swap_to(self, version: str) -> bool:
+        """Load `version` and make it current; False if it already is."""
+        with self._lock:  # one load at a time
+            if self._current is not None and self._current.version == version:
+                return False
+            loaded = self.load(version)
+            previous = self._current
+            self._current = loaded  # the swap: a single reference assignment
+        log.info("%s: now serving version %s (was %s)", self.model_name, version,
+                 previous.version if previous else None)
+        return True
+
+    # -- hot swap -------------------------------------------------------------
+    def watch_updates(self) -> None:
+        self._watcher = threading.Thread(target=self._watch, name=f"{self.model_name}-updates", daemon=True)
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        # No consumer group: every replica must see every update.
+        consumer = make_consumer(self.settings)
+        partitions = [TopicPartition(TOPIC_MODEL_UPDATES, p) for p in consumer.partitions_for_topic(TOPIC_MODEL_UPDATES) or [0]]
+        consumer.assign(partitions)
+        consumer.seek_to_end()
+        try:
+            while not self._stop.is_set():
+                for records in consumer.poll(timeout_ms=500).values():
+                    for record in records:
+                        self._apply(record.value)
+        finally:
+            consumer.close()
+
+    def _apply(self, raw: bytes) -> None:
+        try:
+            update = ModelUpdate.model_validate_json(raw)
+        except ValueError:
+            log.warning("ignoring a malformed model update: %r", raw[:200])
+            return
+        if update.model_name != self.model_name:
+            return
+        try:
+            self.swap_to(update.version)
+        except Exception:  # noqa: BLE001 - keep serving the old model; the next update may work
+            log.exception("%s: could not load version %s; still serving %s", self.model_name, update.version,
+                          self._current.version if self._current else None)
+
+    def close(self) -> None:
+        self._stop.set()

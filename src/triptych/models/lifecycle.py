@@ -1,0 +1,101 @@
+"""A model version's way from training to serving: train, register, then promote
+to champion only when it beats the current champion by a margin, and tell the
+inference functions (topic `model-updates`) so they hot-swap without a restart."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+from ..bus import producer as make_producer
+from ..config import TOPIC_MODEL_UPDATES, Settings, get_settings
+from ..contracts import ModelUpdate
+from ..db.events import log_system_event
+from . import registry
+from .training import TrainConfig, train
+
+PROMOTE_POLICIES = ("if-better", "always", "never")
+
+
+@dataclass
+class PromotionDecision:
+    promote: bool
+    reason: str
+
+
+def decide(candidate: float, champion: float | None, min_improvement: float, policy: str = "if-better") -> PromotionDecision:
+    if policy not in PROMOTE_POLICIES:
+        raise ValueError(f"promotion policy must be one of {PROMOTE_POLICIES}")
+    if policy == "never":
+        return PromotionDecision(False, "promotion disabled")
+    if policy == "always":
+        return PromotionDecision(True, "promotion forced")
+    if champion is None:
+        return PromotionDecision(True, "no champion yet")
+    if candidate >= champion + min_improvement:
+        return PromotionDecision(True, f"accuracy {candidate:.4f} beats champion {champion:.4f} by >= {min_improvement}")
+    return PromotionDecision(False, f"accuracy {candidate:.4f} does not beat champion {champion:.4f} by {min_improvement}")
+
+
+def announce(model_name: str, version: str, reason: str, settings: Settings) -> None:
+    producer = make_producer(settings)
+    try:
+        update = ModelUpdate(model_name=model_name, version=version, reason=reason)
+        producer.send(TOPIC_MODEL_UPDATES, key=model_name.encode(), value=update.model_dump_json().encode()).get(30)
+    finally:
+        producer.close(timeout=10)
+
+
+def promote(model_name: str, version: str, reason: str, settings: Settings) -> None:
+    registry.set_alias(model_name, version, registry.CHAMPION, settings)
+    log_system_event("model_promoted", "info", "retrain", f"{model_name} v{version} is champion: {reason}",
+                     details={"model_name": model_name, "version": version, "reason": reason},
+                     dedup_key=f"promote:{model_name}:{version}", settings=settings)
+    announce(model_name, version, reason, settings)
+
+
+@dataclass
+class TrainOutcome:
+    model_name: str
+    version: str
+    accuracy: float
+    champion_before: str | None
+    champion_accuracy: float | None
+    promoted: bool
+    reason: str
+    train_seconds: float
+    total_seconds: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def train_synthetic_and_register(
+    model_name: str, train_count: int, test_count: int, config: TrainConfig = TrainConfig(),
+    policy: str = "if-better", min_improvement: float = 0.02, mlrun_run_uid: str | None = None,
+    settings: Settings | None = None, log=lambda _row: None,
+) -> TrainOutcome:
+    from ..datasets.synthetic import CLASSES, DATASET_ID, arrays
+
+    settings = settings or get_settings()
+    started = time.monotonic()
+    train_x, train_y = arrays(train_count, "train", config.input_size)
+    test_x, test_y = arrays(test_count, "test", config.input_size)
+    result = train(model_name, train_x, train_y, test_x, test_y, list(CLASSES), DATASET_ID, config, log)
+    card = result.card.model_copy(update={"mlrun_run_uid": mlrun_run_uid})
+    registered = registry.register(result.model, card, params={"epochs": config.epochs, "train_count": train_count,
+                                                               "test_count": test_count}, settings=settings)
+    registry.set_alias(model_name, registered.version, registry.CHALLENGER, settings)
+    champion = registry.version_for_alias(model_name, registry.CHAMPION, settings)
+    champion_accuracy = registry.metric_of(model_name, champion, settings=settings) if champion else None
+    accuracy = card.metrics["accuracy"]
+    decision = decide(accuracy, champion_accuracy, min_improvement, policy)
+    if decision.promote:
+        promote(model_name, registered.version, decision.reason, settings)
+    else:
+        log_system_event("model_not_promoted", "info", "retrain",
+                         f"{model_name} v{registered.version} stays challenger: {decision.reason}",
+                         details={"model_name": model_name, "version": registered.version, "reason": decision.reason},
+                         dedup_key=f"not-promoted:{model_name}:{registered.version}", settings=settings)
+    return TrainOutcome(model_name, registered.version, accuracy, champion, champion_accuracy, decision.promote,
+                        decision.reason, result.seconds, time.monotonic() - started)

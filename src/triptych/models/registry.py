@@ -1,0 +1,104 @@
+"""The MLflow model registry: one registered model per architecture, versions
+carrying their card (labels, input size, preprocessing, metrics, data set, runs),
+and the aliases `champion` (serving) and `challenger` (candidate)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import torch
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from ..config import Settings, get_settings
+from .backends import export_onnx
+from .card import WEIGHTS_FILE, ModelCard, ONNX_FILE
+from .zoo import architecture
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+EXPERIMENT = "triptych-training"
+ARTIFACT_PATH = "model"
+
+
+def _client(settings: Settings) -> MlflowClient:
+    # MLflow's S3 artifact client reads its endpoint and keys from the environment.
+    for key, value in settings.s3_client_env().items():
+        os.environ.setdefault(key, value)
+    mlflow.set_tracking_uri(settings.mlflow_url)
+    return MlflowClient(settings.mlflow_url)
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    model_name: str
+    version: str
+    run_id: str
+    card: ModelCard
+
+
+def register(model: torch.nn.Module, card: ModelCard, params: dict | None = None,
+             settings: Settings | None = None) -> RegisteredVersion:
+    """Log the weights, ONNX export and card as one MLflow run and register them as a new version."""
+    settings = settings or get_settings()
+    client = _client(settings)
+    arch = architecture(card.model_name)
+    mlflow.set_experiment(EXPERIMENT)
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=f"train-{card.model_name}") as run:
+        folder = Path(tmp)
+        torch.save(model.state_dict(), folder / WEIGHTS_FILE)
+        export_onnx(model, card, folder / ONNX_FILE)
+        card = card.model_copy(update={"mlflow_run_id": run.info.run_id})
+        card.save(folder)
+        mlflow.log_params({"model_name": card.model_name, "input_size": card.input_size,
+                           "dataset_id": card.dataset_id, **(params or {})})
+        mlflow.log_metrics(card.metrics)
+        mlflow.log_artifacts(str(folder), artifact_path=ARTIFACT_PATH)
+        try:
+            client.create_registered_model(arch.registered_name, description=f"Triptych {card.model_name}")
+        except MlflowException:
+            pass  # already registered
+        version = client.create_model_version(
+            arch.registered_name, f"runs:/{run.info.run_id}/{ARTIFACT_PATH}", run.info.run_id,
+            tags={"labels": json.dumps(card.labels), "input_size": str(card.input_size),
+                  "dataset_id": card.dataset_id, "accuracy": str(card.metrics.get("accuracy", "")),
+                  "origin": card.origin, "mlrun_run_uid": card.mlrun_run_uid or ""},
+        )
+    return RegisteredVersion(card.model_name, str(version.version), run.info.run_id,
+                             card.model_copy(update={"version": str(version.version)}))
+
+
+def version_for_alias(model_name: str, alias: str = CHAMPION, settings: Settings | None = None) -> str | None:
+    client = _client(settings or get_settings())
+    try:
+        return str(client.get_model_version_by_alias(architecture(model_name).registered_name, alias).version)
+    except MlflowException:
+        return None
+
+
+def set_alias(model_name: str, version: str, alias: str = CHAMPION, settings: Settings | None = None) -> None:
+    client = _client(settings or get_settings())
+    client.set_registered_model_alias(architecture(model_name).registered_name, alias, version)
+
+
+def download(model_name: str, version: str, target: Path,
+             settings: Settings | None = None) -> tuple[ModelCard, Path]:
+    """Fetch a version's files into `target` and return its card (with its version)."""
+    client = _client(settings or get_settings())
+    mv = client.get_model_version(architecture(model_name).registered_name, version)
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(target)))
+    card = ModelCard.load(local).model_copy(update={"version": str(version)})
+    card.save(local)
+    return card, local
+
+
+def metric_of(model_name: str, version: str, metric: str = "accuracy", settings: Settings | None = None) -> float | None:
+    client = _client(settings or get_settings())
+    mv = client.get_model_version(architecture(model_name).registered_name, version)
+    value = client.get_run(mv.run_id).data.metrics.get(metric)
+    return float(value) if value is not None else None

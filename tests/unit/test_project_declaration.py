@@ -1,0 +1,59 @@
+"""The committed project.yaml is what projects/triptych_project.py declares, and
+the local runner and the Nuclio config read the same triggers from it."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from projects.triptych_project import ROOT
+from triptych.runtime.deploy import DeployError, deploy_project, nuclio_function_config
+from triptych.runtime.spec import HttpTriggerSpec, KafkaTriggerSpec, load_functions
+
+PROJECT = ROOT / "project.yaml"
+EXPECTED = {"upload", "ingest", "infer-resnet50", "infer-mobilenet-v2", "infer-efficientnet-b0", "aggregate", "retrain"}
+
+
+def test_project_yaml_is_up_to_date_with_the_declaration():
+    proc = subprocess.run([sys.executable, str(ROOT / "projects" / "triptych_project.py"), "--check"],
+                          capture_output=True, text=True, env={k: v for k, v in os.environ.items()
+                                                               if not k.startswith("TRIPTYCH_")})
+    assert proc.returncode == 0, f"project.yaml is stale; run `python projects/triptych_project.py`\n{proc.stdout}"
+
+
+def test_runner_reads_every_function_with_its_triggers():
+    functions = load_functions(PROJECT)
+    assert set(functions) == EXPECTED
+    infer = [functions[f"infer-{m}"] for m in ("resnet50", "mobilenet-v2", "efficientnet-b0")]
+    assert {f.source for f in infer} == {ROOT / "functions" / "infer" / "handler.py"}
+    groups = {f.kafka_triggers[0].consumer_group for f in infer}
+    assert len(groups) == 3, "each inference function has its own consumer group"
+    assert all(f.kafka_triggers[0].topics == ("images-input-stream",) for f in infer)
+    assert {f.env["TRIPTYCH_MODEL_NAME"] for f in infer} == {"resnet50", "mobilenet_v2", "efficientnet_b0"}
+    assert functions["aggregate"].kafka_triggers[0].delivery.batch_size > 1
+    assert isinstance(functions["upload"].triggers[0], HttpTriggerSpec)
+    assert {type(t).__name__ for t in functions["retrain"].triggers} == {"HttpTriggerSpec", "CronTriggerSpec"}
+    assert isinstance(functions["ingest"].triggers[0], KafkaTriggerSpec)
+
+
+def test_nuclio_config_carries_triggers_handler_env_replicas_and_resources():
+    config = nuclio_function_config(PROJECT, "infer-resnet50")
+    spec = config["spec"]
+    assert config["metadata"]["name"] == "infer-resnet50"
+    assert spec["handler"] == "handler:handler"
+    trigger = spec["triggers"]["images"]
+    assert trigger["kind"] == "kafka-cluster"
+    assert trigger["attributes"]["topics"] == ["images-input-stream"]
+    assert trigger["attributes"]["consumerGroup"] == "infer-resnet50"
+    assert trigger["attributes"]["version"] == "3.9.0"
+    assert {"name": "TRIPTYCH_MODEL_NAME", "value": "resnet50"} in spec["env"]
+    assert spec["minReplicas"] == spec["maxReplicas"] == 1
+    assert spec["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
+    assert spec["build"]["functionSourceCode"]
+
+
+def test_deploy_refuses_without_an_mlrun_api(monkeypatch):
+    monkeypatch.delenv("MLRUN_DBPATH", raising=False)
+    with pytest.raises(DeployError, match="MLRUN_DBPATH"):
+        list(deploy_project(PROJECT, "http://nuclio:8070"))
