@@ -10,8 +10,8 @@ Results (`run.status.results`): version, accuracy, promoted, reason, seconds.
 from __future__ import annotations
 
 
-def train_model(context, model_name: str, train_count: int = 3000, test_count: int = 1000, epochs: int = 10,
-                input_size: int = 48, batch_size: int = 32, learning_rate: float = 2e-3,
+def train_model(context, model_name: str, train_count: int = 12000, test_count: int = 1000, epochs: int = 3,
+                input_size: int = 32, batch_size: int = 32, learning_rate: float = 2e-3,
                 policy: str = "if-better", min_improvement: float = 0.02) -> None:
     from triptych.models.lifecycle import train_synthetic_and_register
     from triptych.models.training import TrainConfig

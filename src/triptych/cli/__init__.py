@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import function_commands, ingress_commands, model_commands, stack_commands
+from . import demo_command, function_commands, ingress_commands, model_commands, stack_commands, watch_command
 
 app = typer.Typer(
     name="triptych",
@@ -16,6 +16,8 @@ stack_commands.register(app)
 function_commands.register(app)
 ingress_commands.register(app)
 model_commands.register(app)
+watch_command.register(app)
+demo_command.register(app)
 
 
 def main() -> None:

@@ -63,7 +63,7 @@ def serve(name: str, replica: int = typer.Option(0, help="replica index"), proje
 
     _configure_logging()
     functions, _ = _functions(project)
-    raise typer.Exit(serve_replica(_one(functions, name), replica, get_settings()))
+    raise typer.Exit(serve_replica(_one(functions, name), replica))
 
 
 @functions_app.command()

@@ -4,6 +4,7 @@ takes a preprocessed N x 3 x S x S float32 batch and returns N x C probabilities
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -73,5 +74,10 @@ def export_onnx(model: torch.nn.Module, card: ModelCard, path: Path) -> None:
     """A dynamic-batch ONNX graph of the model, for the ONNX Runtime backend."""
     model = model.eval().to("cpu", torch.float32)
     example = torch.zeros(1, 3, card.input_size, card.input_size)
-    torch.onnx.export(model, example, str(path), input_names=["images"], output_names=["logits"],
-                      dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated but needs no extra packages (the
+        # dynamo one needs onnxscript) and handles these three networks exactly.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, example, str(path), input_names=["images"], output_names=["logits"],
+                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
+                          dynamo=False)

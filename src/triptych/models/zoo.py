@@ -14,6 +14,9 @@ class Architecture:
     name: str  # model name used everywhere: messages, tables, metrics
     function: str  # the inference function that serves it
     builder: str  # torchvision.models.<builder>
+    # Training-time options of the builder; they change no weight shape, so a
+    # state dict loads the same with or without them.
+    options: tuple[tuple[str, object], ...] = ()
 
     @property
     def registered_name(self) -> str:
@@ -25,7 +28,9 @@ ARCHITECTURES = {
     for a in (
         Architecture("resnet50", "infer-resnet50", "resnet50"),
         Architecture("mobilenet_v2", "infer-mobilenet-v2", "mobilenet_v2"),
-        Architecture("efficientnet_b0", "infer-efficientnet-b0", "efficientnet_b0"),
+        # Stochastic depth slows convergence from scratch on a small set too much.
+        Architecture("efficientnet_b0", "infer-efficientnet-b0", "efficientnet_b0",
+                     options=(("stochastic_depth_prob", 0.0),)),
     )
 }
 
@@ -39,7 +44,8 @@ def architecture(name: str) -> Architecture:
 
 def build(name: str, num_classes: int) -> torch.nn.Module:
     """A freshly initialised network with `num_classes` outputs."""
-    return getattr(torchvision.models, architecture(name).builder)(weights=None, num_classes=num_classes)
+    arch = architecture(name)
+    return getattr(torchvision.models, arch.builder)(weights=None, num_classes=num_classes, **dict(arch.options))
 
 
 def build_pretrained(name: str) -> tuple[torch.nn.Module, list[str]]:

@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..config import Settings
+from ..config import Settings, get_settings
 from .cron_trigger import CronTriggerRunner
 from .http_trigger import HttpTriggerRunner
 from .kafka_trigger import KafkaTriggerRunner
@@ -32,11 +32,14 @@ def replica_info_path(settings: Settings, function: str, index: int) -> Path:
     return settings.data_dir / "functions" / "replicas" / f"{function}-{index}.json"
 
 
-def serve_replica(spec: FunctionSpec, index: int, settings: Settings) -> int:
+def serve_replica(spec: FunctionSpec, index: int) -> int:
     """Run until told to stop; return the process exit code."""
     for key, value in spec.env.items():
         os.environ.setdefault(key, value)  # the declaration's env, unless the caller overrides it
     os.environ.setdefault("TRIPTYCH_WORKER_ID", f"{spec.name}-{index}")
+    # Settings are read after the function's env is in place, here and in the handler.
+    get_settings.cache_clear()
+    settings = get_settings()
     handler = load_handler(spec)
     # One context per replica, as one Nuclio worker: what init_context puts in
     # user_data is what every trigger's handler call sees.
