@@ -58,7 +58,11 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable:
     """Show each service: up/down, address, version, data dir, memory."""
     stack = Stack(get_settings())
     if as_json:
-        typer.echo(json.dumps({s.name: s.as_dict() for s in stack.status()}, indent=2))
+        from ..runtime.supervisor import read_status
+
+        report = {s.name: s.as_dict() for s in stack.status()}
+        report["functions"]["replicas"] = read_status(stack.settings).get("functions", {})
+        typer.echo(json.dumps(report, indent=2, default=str))
         return
     _print_status(stack)
 
@@ -74,6 +78,11 @@ def _print_status(stack: Stack) -> None:
             s.data_dir or "-", str(s.pid or "-"), f"{s.rss_mb:.0f}" if s.rss_mb else "-",
         )
     Console().print(table)
+    if stack.service("functions").enabled:
+        from ..runtime.supervisor import read_status
+        from .function_commands import print_functions_table
+
+        print_functions_table(read_status(stack.settings))
 
 
 def register(app: typer.Typer) -> None:
