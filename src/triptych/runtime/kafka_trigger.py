@@ -37,6 +37,10 @@ log = logging.getLogger("triptych.runtime.kafka")
 
 # How long one poll may block while idle: bounds how fast a stop is noticed.
 IDLE_POLL_MS = 500
+# Records taken per poll and committed together after all were handled: a commit
+# is a broker round trip, so committing per record would cap a replica at a few
+# hundred events/s. On a crash at most this many are delivered again.
+COMMIT_CHUNK = 100
 # Lag needs a round trip to the broker; once every few seconds is plenty for a gauge.
 LAG_INTERVAL_S = 5.0
 
@@ -84,7 +88,7 @@ class KafkaTriggerRunner:
             group_id=self.trigger.consumer_group,
             client_id=f"{self.function}-{self.context.worker_id}",
             auto_offset_reset=self.trigger.initial_offset,
-            max_poll_records=max(self.delivery.batch_size, 1),
+            max_poll_records=max(self.delivery.batch_size, COMMIT_CHUNK),
             # A batched forward pass on a slow CPU can take a while; don't get evicted.
             max_poll_interval_ms=600_000,
             # The broker's minimum: a replica killed with -9 gives its partitions up after 6 s.
@@ -103,16 +107,18 @@ class KafkaTriggerRunner:
             self.dead_letters.close()
 
     def _collect(self) -> None:
-        """Fill `pending` up to batch_size, waiting at most batch_wait_ms after the first record."""
+        """Take what is there (up to a commit chunk); if that is less than one batch,
+        wait at most batch_wait_ms after the first record for the batch to fill."""
         deadline = None
-        while len(self.pending) < self.delivery.batch_size and not self.stop.is_set():
+        limit = max(self.delivery.batch_size, COMMIT_CHUNK)
+        while not self.stop.is_set() and (not self.pending or len(self.pending) < self.delivery.batch_size):
             if deadline is None:
                 timeout_ms = IDLE_POLL_MS
             else:
                 timeout_ms = int((deadline - time.monotonic()) * 1000)
                 if timeout_ms <= 0:
                     break
-            polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.delivery.batch_size - len(self.pending))
+            polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=limit - len(self.pending))
             records = [r for batch in polled.values() for r in batch]
             if not records:
                 if self.pending or deadline is None:
@@ -130,11 +136,13 @@ class KafkaTriggerRunner:
         mine = [r for r in batch if self._addressed_to_me(r)]
         if len(mine) < len(batch):
             metrics.SKIPPED.labels(**self.labels).inc(len(batch) - len(mine))
-        if mine:
-            if self.handler.takes_batches and len(mine) > 1:
-                self._handle_batch(mine)
+        size = self.delivery.batch_size
+        for start in range(0, len(mine), size):
+            chunk = mine[start: start + size]
+            if self.handler.takes_batches and len(chunk) > 1:
+                self._handle_batch(chunk)
             else:
-                for record in mine:
+                for record in chunk:
                     self._handle_single(record)
         self._commit(batch)
 
