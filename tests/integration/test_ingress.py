@@ -75,6 +75,15 @@ def test_single_upload_is_registered_and_published(stack, ingress, images_topic)
     assert message.ground_truth_label == label and message.object_key == body["object_key"]
 
 
+def test_concurrent_uploads_all_succeed(stack, ingress):
+    with httpx.Client(timeout=60) as client, ThreadPoolExecutor(16) as pool:
+        replies = list(pool.map(lambda _: client.post(f"{ingress}/upload",
+                                                      files={"file": ("c.png", image_bytes("PNG"))}), range(48)))
+    assert [r.status_code for r in replies] == [201] * 48, [r.text for r in replies if r.status_code != 201][:2]
+    ids = [r.json()["image_id"] for r in replies]
+    assert len(wait_rows(stack, "image_id = ANY(%s::uuid[])", (ids,), 48)) == 48
+
+
 def test_duplicate_bytes_reuse_the_earlier_image(stack, ingress):
     data = image_bytes("PNG")
     first = httpx.post(f"{ingress}/upload", files={"file": ("a.png", data)}).json()

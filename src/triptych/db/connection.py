@@ -1,4 +1,6 @@
-"""One Postgres connection per function replica, re-opened after a server restart.
+"""Postgres connections for function replicas: one per thread (an HTTP trigger
+runs handler calls concurrently, and a psycopg2 connection serves one transaction
+at a time), each re-opened after a server restart.
 
 A transaction that fails because the connection broke is retried on a fresh
 connection (with backoff, for up to a minute): a Postgres restart makes functions
@@ -7,6 +9,7 @@ wait, not lose work. Any other database error propagates to the caller.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -24,12 +27,13 @@ _CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 class Database:
     def __init__(self, settings: Settings | None = None):
         self.dsn = (settings or get_settings()).postgres_url
-        self._conn = None
+        self._local = threading.local()
 
     def _connection(self):
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg2.connect(self.dsn, connect_timeout=5)
-        return self._conn
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._local.conn = psycopg2.connect(self.dsn, connect_timeout=5)
+        return conn
 
     @retry(retry=retry_if_exception_type(_CONNECTION_ERRORS), wait=wait_exponential(multiplier=0.2, max=5),
            stop=stop_after_delay(60), reraise=True)
@@ -44,8 +48,8 @@ class Database:
             raise
 
     def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
+        """Close this thread's connection (the next transaction opens a new one)."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.close()
