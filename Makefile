@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PIP) --quiet --editable '.[test]'
 	@touch $@
 
+# The main job: stack + functions up, champions trained if missing, the labelled
+# stream in, the live view on (Ctrl-C stops the stream; the stack keeps running).
 demo: install
-	$(BIN)/triptych up
-	$(BIN)/triptych status
+	$(BIN)/triptych demo
 
 test: install
 	$(BIN)/pytest
