@@ -10,7 +10,8 @@ wait, not lose work. Any other database error propagates to the caller.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import psycopg2
@@ -22,6 +23,17 @@ from ..config import Settings, get_settings
 T = TypeVar("T")
 
 _CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
+@contextmanager
+def connection(settings: Settings | None = None) -> Iterator[psycopg2.extensions.connection]:
+    """A one-off connection whose `with` block is one transaction, closed afterwards."""
+    conn = psycopg2.connect((settings or get_settings()).postgres_url, connect_timeout=5)
+    try:
+        with conn:
+            yield conn
+    finally:
+        conn.close()
 
 
 class Database:

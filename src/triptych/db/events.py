@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import psycopg2
 from tenacity import retry, stop_after_delay, wait_exponential
 
 from ..config import Settings, get_settings
+from .connection import connection
 
 
 @retry(wait=wait_exponential(multiplier=0.2, max=5), stop=stop_after_delay(60), reraise=True)
@@ -25,28 +25,18 @@ def log_system_event(
     settings: Settings | None = None,
 ) -> int:
     """Record an event; retried for up to a minute so a Postgres restart loses nothing."""
-    settings = settings or get_settings()
-    conn = psycopg2.connect(settings.postgres_url, connect_timeout=5)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                "SELECT log_system_event(%s, %s, %s, %s, %s::jsonb, %s::uuid, %s)",
-                (event_type, severity, component, message, json.dumps(details or {}, default=str), image_id, dedup_key),
-            )
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
+    with connection(settings or get_settings()) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT log_system_event(%s, %s, %s, %s, %s::jsonb, %s::uuid, %s)",
+            (event_type, severity, component, message, json.dumps(details or {}, default=str), image_id, dedup_key),
+        )
+        return cur.fetchone()[0]
 
 
 def events_by_dedup_prefix(prefix: str, settings: Settings | None = None) -> dict[str, dict]:
-    settings = settings or get_settings()
-    conn = psycopg2.connect(settings.postgres_url, connect_timeout=5)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                "SELECT dedup_key, event_type, created_at, details FROM system_events WHERE dedup_key LIKE %s",
-                (prefix.replace("%", r"\%") + "%",),
-            )
-            return {key: {"event_type": t, "created_at": at, "details": d} for key, t, at, d in cur.fetchall()}
-    finally:
-        conn.close()
+    with connection(settings or get_settings()) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT dedup_key, event_type, created_at, details FROM system_events WHERE dedup_key LIKE %s",
+            (prefix.replace("%", r"\%") + "%",),
+        )
+        return {key: {"event_type": t, "created_at": at, "details": d} for key, t, at, d in cur.fetchall()}

@@ -16,16 +16,12 @@ from dataclasses import dataclass
 
 import cv2
 
-from .producers import Item, Pacer
+from .producers import Item, Pacer, StreamSummary
 
 
 @dataclass
-class WebcamSummary:
+class WebcamSummary(StreamSummary):
     captured: int = 0
-    sent: int = 0
-    dropped: int = 0
-    failed: int = 0
-    seconds: float = 0.0
 
 
 class DroppingQueue:
