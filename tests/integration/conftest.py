@@ -69,3 +69,16 @@ def stack(stack_settings: Settings):
     yield stack_settings
     if os.environ.get("TRIPTYCH_TEST_KEEP_STACK") != "1":
         triptych("down", "--purge")
+
+
+@pytest.fixture(scope="module")
+def ingress(stack, tmp_path_factory):
+    """The real upload and ingest functions, under the real supervisor; yields the upload URL."""
+    from .pipeline_helpers import MAX_BYTES, free_port, start_pipeline
+
+    port = free_port()
+    sup = start_pipeline(tmp_path_factory.mktemp("ingress"), {"upload": 1, "ingest": 1},
+                         {"TRIPTYCH_UPLOAD_PORT": str(port), "TRIPTYCH_MAX_IMAGE_BYTES": str(MAX_BYTES),
+                          "TRIPTYCH_DUPLICATE_POLICY": "reuse"})
+    yield f"http://127.0.0.1:{port}"
+    sup.stop()

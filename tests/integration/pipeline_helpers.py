@@ -15,7 +15,10 @@ from kafka import TopicPartition
 from projects.triptych_project import ROOT, render
 from triptych.bus import consumer as make_consumer
 
-from .runtime_helpers import RunningSupervisor, start_supervisor
+from .runtime_helpers import RunningSupervisor, query, start_supervisor, wait_for
+
+# The upload limit the ingress tests run with (small, so "too large" is cheap to send).
+MAX_BYTES = 1_000_000
 
 
 def free_port() -> int:
@@ -79,3 +82,9 @@ class TopicWatcher:
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def wait_rows(stack, where: str, params: tuple, count: int, timeout: float = 30) -> list[dict]:
+    """Wait until `images` has at least `count` rows matching `where`; return them."""
+    return wait_for(lambda: (rows := query(stack, f"SELECT * FROM images WHERE {where}", params, dicts=True))
+                    and len(rows) >= count and rows, timeout, message=f"{count} image row(s) where {where} {params}")

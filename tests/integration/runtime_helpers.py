@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
+import psycopg2.extras
 from kafka import KafkaAdminClient
 
 from triptych.config import Settings
+from triptych.db.connection import connection
 from triptych.runtime.declare import nuclio_function
 from triptych.runtime.supervisor import read_status
 
@@ -57,12 +59,12 @@ def create_sink_table(settings: Settings) -> str:
     return table
 
 
-def query(settings: Settings, sql: str, params: tuple = ()) -> list[tuple]:
-    with psycopg2.connect(settings.postgres_url) as conn, conn.cursor() as cur:
+def query(settings: Settings, sql: str, params: tuple = (), dicts: bool = False) -> list:
+    """Rows as tuples, or as dicts with `dicts=True`."""
+    factory = psycopg2.extras.RealDictCursor if dicts else None
+    with connection(settings) as conn, conn.cursor(cursor_factory=factory) as cur:
         cur.execute(sql, params)
-        rows = cur.fetchall()
-    conn.close()
-    return rows
+        return cur.fetchall()
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.2, message: str = "condition"):

@@ -9,7 +9,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx2 as httpx
-import psycopg2.extras
 import pytest
 
 from triptych.config import TOPIC_DEAD_LETTERS, TOPIC_IMAGES_INPUT
@@ -17,42 +16,14 @@ from triptych.contracts import DeadLetter, ImageMessage
 from triptych.storage import minio_client
 
 from ..images import image_bytes, png_claiming, truncated_jpeg
-from .pipeline_helpers import TopicWatcher, free_port, start_pipeline, unique
-from .runtime_helpers import wait_for
-
-MAX_BYTES = 1_000_000
-
-
-@pytest.fixture(scope="module")
-def ingress(stack, tmp_path_factory):
-    port = free_port()
-    sup = start_pipeline(tmp_path_factory.mktemp("ingress"), {"upload": 1, "ingest": 1},
-                         {"TRIPTYCH_UPLOAD_PORT": str(port), "TRIPTYCH_MAX_IMAGE_BYTES": str(MAX_BYTES),
-                          "TRIPTYCH_DUPLICATE_POLICY": "reuse"})
-    yield f"http://127.0.0.1:{port}"
-    sup.stop()
-
+from .pipeline_helpers import TopicWatcher, unique, wait_rows
+from .runtime_helpers import query
 
 @pytest.fixture()
 def images_topic(stack):
     watcher = TopicWatcher(stack, TOPIC_IMAGES_INPUT)
     yield watcher
     watcher.close()
-
-
-def image_rows(stack, where: str, params: tuple) -> list[dict]:
-    conn = psycopg2.connect(stack.postgres_url)
-    try:
-        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            cur.execute(f"SELECT * FROM images WHERE {where}", params)
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
-def wait_rows(stack, where, params, count, timeout=30):
-    return wait_for(lambda: (rows := image_rows(stack, where, params)) and len(rows) >= count and rows, timeout,
-                    message=f"{count} image row(s) where {where} {params}")
 
 
 def messages_for(watcher, image_ids, timeout=30):
@@ -154,12 +125,8 @@ def test_bad_bucket_drop_is_quarantined_recorded_and_dead_lettered(stack, ingres
     dlq.close()
     letter = DeadLetter.model_validate_json(letters[0].value)
     assert letter.function == "ingest" and letter.attempts == 1 and "quarantined: corrupt" in letter.error
-    conn = psycopg2.connect(stack.postgres_url)
-    with conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM system_events WHERE event_type = 'image_quarantined' AND image_id = %s",
-                    (str(row["image_id"]),))
-        assert cur.fetchone()[0] == 1
-    conn.close()
+    assert query(stack, "SELECT count(*) FROM system_events WHERE event_type = 'image_quarantined' "
+                        "AND image_id = %s", (str(row["image_id"]),)) == [(1,)]
 
 
 def test_a_burst_of_1000_drops_is_ingested_exactly_once(stack, ingress, images_topic):

@@ -12,8 +12,6 @@ import time
 import uuid
 from collections import Counter
 
-import psycopg2
-import psycopg2.extras
 import pytest
 
 from triptych.aggregation.compare import Answer, compare
@@ -32,6 +30,7 @@ from triptych.storage import minio_client
 
 from ..images import truncated_jpeg
 from .pipeline_helpers import TopicWatcher, start_pipeline, unique
+from .runtime_helpers import query as rows_of
 from .runtime_helpers import wait_for
 
 MODELS = list(ARCHITECTURES)
@@ -48,13 +47,7 @@ def pipeline(stack, tmp_path_factory):
 
 
 def query(stack, sql, params=()):
-    conn = psycopg2.connect(stack.postgres_url)
-    try:
-        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            cur.execute(sql, params)
-            return cur.fetchall()
-    finally:
-        conn.close()
+    return rows_of(stack, sql, params, dicts=True)
 
 
 def stream(stack, count: int, start: int, tag: str) -> list[str]:

@@ -16,14 +16,14 @@ from triptych.ingress.producers import BucketWriter
 from triptych.ingress.webcam import WebcamProducer
 
 from ..images import image_bytes
-from .test_ingress import image_rows, ingress, wait_rows  # noqa: F401 - the shared ingress functions
+from .pipeline_helpers import wait_rows
 
 
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "triptych.cli", *args], capture_output=True, text=True, timeout=300)
 
 
-def test_synthetic_stream_arrives_labelled(stack, ingress):  # noqa: F811
+def test_synthetic_stream_arrives_labelled(stack, ingress):
     before = time.time()
     proc = _cli("stream", "synthetic", "--count", "20", "--rate", "0", "--start", str(int(before) % 100000))
     assert proc.returncode == 0, proc.stderr
@@ -33,7 +33,7 @@ def test_synthetic_stream_arrives_labelled(stack, ingress):  # noqa: F811
     assert all(r["client_metadata"]["dataset"] == "triptych-shapes-v1" for r in rows)
 
 
-def test_dir_stream_takes_labels_from_subfolders(stack, ingress, tmp_path):  # noqa: F811
+def test_dir_stream_takes_labels_from_subfolders(stack, ingress, tmp_path):
     for label in ("cat", "dog"):
         (tmp_path / label).mkdir()
         for i in range(3):
@@ -56,7 +56,7 @@ def _video(path, frames: int, size=(64, 48)) -> str:
     return str(path)
 
 
-def test_webcam_producer_sends_frames_in_order_at_the_asked_rate(stack, ingress, tmp_path):  # noqa: F811
+def test_webcam_producer_sends_frames_in_order_at_the_asked_rate(stack, ingress, tmp_path):
     video = _video(tmp_path / "clip.avi", 30)
     producer = WebcamProducer(video, BucketWriter(stack, "video").put, fps=10, label="clip")
     summary = producer.run()

@@ -2,7 +2,6 @@ import json
 
 import nuclio_sdk
 import pytest
-import yaml
 
 from triptych.runtime.batching import batch_handler
 from triptych.runtime.cron_trigger import parse_duration

@@ -1,6 +1,5 @@
 """A test function with an HTTP and a cron trigger."""
 
-import json
 import os
 from pathlib import Path
 
