@@ -52,8 +52,12 @@ def start_pipeline(folder: Path, run: dict[str, int], env: dict[str, str]) -> Ru
         pytest.fail(f"not declared in the project: {missing}")
     (data_dir / "functions" / "desired.json").write_text(json.dumps({n: run.get(n, 0) for n in declared}))
     sup = start_supervisor(project, data_dir, env)
-    for name, replicas in run.items():
-        sup.wait_running(name, replicas, timeout=120)
+    try:
+        for name, replicas in run.items():
+            sup.wait_running(name, replicas, timeout=120)
+    except BaseException:
+        sup.stop()  # never leave a half-started pipeline running behind a failed test
+        raise
     return sup
 
 

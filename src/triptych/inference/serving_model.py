@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,13 +59,13 @@ class ServingModel:
         card, folder = registry.download(self.model_name, version, self._cache / version, self.settings)
         return LoadedModel(card, load_backend(self.backend_kind, folder, card, self.threads))
 
-    def load_champion(self) -> LoadedModel:
-        version = registry.version_for_alias(self.model_name, registry.CHAMPION, self.settings)
-        if version is None:
-            raise RuntimeError(
-                f"the registry has no champion for {self.model_name}; run `triptych models bootstrap --train` "
-                "(offline) or `--pretrained` (online)"
-            )
+    def load_champion(self, poll_s: float = 10.0) -> LoadedModel:
+        """Serve the champion; until the registry has one, wait (and say so) rather
+        than crash-loop: on a fresh install the models are still being trained."""
+        while (version := registry.version_for_alias(self.model_name, registry.CHAMPION, self.settings)) is None:
+            log.warning("%s: the registry has no champion yet; waiting (train one with `triptych models "
+                        "bootstrap --train`, or `--pretrained` when online)", self.model_name)
+            time.sleep(poll_s)
         self.swap_to(version)
         return self.current
 
