@@ -19,8 +19,10 @@ def train_model(context, model_name: str, train_count: int = 12000, test_count: 
     config = TrainConfig(epochs=epochs, input_size=input_size, batch_size=batch_size, learning_rate=learning_rate)
 
     def log_epoch(row: dict) -> None:
-        context.logger.info(f"{model_name} epoch {row['epoch']}: loss {row['train_loss']:.3f}, "
-                            f"held-out accuracy {row['test_accuracy']:.3f}")
+        line = (f"{model_name} epoch {row['epoch']}/{epochs}: loss {row['train_loss']:.3f}, "
+                f"held-out accuracy {row['test_accuracy']:.3f} ({row['seconds']:.0f}s)")
+        context.logger.info(line)
+        print(line, flush=True)  # visible even when MLRun's logger is quieted
 
     outcome = train_synthetic_and_register(model_name, train_count, test_count, config, policy=policy,
                                            min_improvement=min_improvement, mlrun_run_uid=context.uid, log=log_epoch)

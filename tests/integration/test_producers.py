@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -104,3 +105,24 @@ def test_webcam_backpressure_drops_and_counts_frames_with_flat_memory(tmp_path):
     assert delivered == sorted(delivered), "the frames that survive keep their order"
     growth_mb = (max(rss) - rss[0]) / 2**20
     assert growth_mb < 40, f"memory grew {growth_mb:.1f} MB while frames were dropped"
+
+
+def test_upload_cli_sends_files_through_the_upload_function(stack, ingress, tmp_path):
+    good, bad = tmp_path / "good pic.png", tmp_path / "bad.jpg"
+    good.write_bytes(image_bytes("PNG"))
+    bad.write_bytes(b"not an image at all")
+    proc = _cli("upload", str(good), str(bad), "--label", "pet", "--url", ingress)
+    assert proc.returncode == 1, "a rejected file makes the command fail"
+    assert "rejected bad.jpg" in " ".join(proc.stderr.split())
+    body = json.loads(proc.stdout)
+    stored = [r for r in body["results"] if r["status"] == "stored"]
+    assert [r["filename"] for r in stored] == ["good pic.png"]
+    [row] = wait_rows(stack, "image_id = %s", (stored[0]["image_id"],), 1)
+    assert row["ground_truth_label"] == "pet" and row["source"] == "upload"
+
+
+def test_cifar10_without_a_local_copy_fails_clearly(tmp_path):
+    proc = _cli("stream", "cifar10", "--from-dir", str(tmp_path), "--count", "1")
+    assert proc.returncode == 2
+    message = " ".join(proc.stderr.split())
+    assert "CIFAR-10 is not available" in message and "--from-dir" in message and "Traceback" not in message
