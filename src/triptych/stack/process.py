@@ -89,12 +89,20 @@ def spawn_detached(
 
 
 def stop_process(proc: psutil.Process, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
-    """Ask nicely, wait, then kill: servers get the chance to flush and close cleanly."""
+    """Ask nicely, wait, then kill: servers get the chance to flush and close cleanly.
+    A server we started leads its own process group; if it has to be killed, its
+    children (Postgres backends, function replicas) go with it."""
     try:
         proc.send_signal(sig)
         proc.wait(timeout=timeout)
     except psutil.TimeoutExpired:
-        proc.kill()
+        try:
+            if os.getpgid(proc.pid) == proc.pid:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
+        except ProcessLookupError:
+            pass
         proc.wait(timeout=10)
     except psutil.NoSuchProcess:
         pass

@@ -54,6 +54,7 @@ class Service(ABC):
     name: str
     stop_signal: int = signal.SIGTERM
     start_timeout: float = 60.0
+    stop_timeout: float = 30.0
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -128,7 +129,7 @@ class Service(ABC):
     def stop(self) -> None:
         proc = self.pidfile.live_process()
         if proc is not None:
-            stop_process(proc, self.stop_signal)
+            stop_process(proc, self.stop_signal, self.stop_timeout)
         self.pidfile.remove()
 
     def status(self) -> ServiceStatus:
@@ -530,6 +531,7 @@ class Functions(Service):
 
     name = "functions"
     start_timeout = 30.0
+    stop_timeout = 90.0  # the supervisor drains every replica (each up to 60 s, in parallel)
 
     @property
     def managed(self) -> bool:
@@ -569,9 +571,6 @@ class Functions(Service):
 
         status = read_status(self.settings)
         return bool(status) and self.pidfile.live_process() is not None and status.get("pid") == self.pidfile.read().pid
-
-    def running(self) -> bool:
-        return self.pidfile.live_process() is not None
 
 
 def all_services(settings: Settings) -> list[Service]:
