@@ -35,12 +35,12 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
         TOPIC_IMAGES_INPUT,
         TOPIC_MINIO_EVENTS,
         TOPIC_PREDICTIONS,
-        get_settings,
+        Settings,
     )
     from triptych.models.zoo import ARCHITECTURES
     from triptych.runtime.declare import Delivery, cron_trigger, http_trigger, kafka_trigger, nuclio_function
 
-    settings = get_settings()
+    settings = Settings()  # read now, not cached: the declaration follows the current environment
     brokers = settings.kafka_bootstrap or "127.0.0.1:9092"
     project = mlrun.get_or_create_project("triptych", context=str(project_dir), save=False)
 

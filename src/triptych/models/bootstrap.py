@@ -43,7 +43,8 @@ def train_as_mlrun_job(model_name: str, budgets: dict[str, dict], policy: str = 
     run = function.run(local=True, params=params,
                        artifact_path=tempfile.mkdtemp(prefix="triptych-mlrun-"))
     if run.status.state != "completed":
-        raise RuntimeError(f"training job for {model_name} ended {run.status.state}: {run.status.error}")
+        raise RuntimeError(f"the training job for {model_name} failed ({run.status.state}: "
+                           f"{run.status.error or 'see the traceback MLRun logged above'})")
     return dict(run.status.results)
 
 

@@ -69,6 +69,9 @@ def nuclio_function(
     import mlrun
 
     fn = mlrun.code_to_function(name=name, filename=str(source), kind="nuclio", handler=handler, image=image)
+    # Inside a git checkout MLRun records "<remote>#<commit>:<path>" as the code's origin,
+    # which would make project.yaml change with every commit; the path is what matters.
+    fn.spec.build.code_origin = str(source)
     for trigger_name, trigger in triggers.items():
         fn.add_trigger(trigger_name, trigger)
     fn.spec.min_replicas = replicas
