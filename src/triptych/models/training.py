@@ -37,15 +37,6 @@ class TrainResult:
     history: list[dict]
 
 
-def _augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Flips and 90-degree turns: every class in the shapes set is invariant to them."""
-    out = images.copy()
-    flip = rng.random(len(out)) < 0.5
-    out[flip] = out[flip, :, ::-1]
-    turns = rng.integers(0, 4)
-    return np.ascontiguousarray(np.rot90(out, turns, axes=(1, 2)))
-
-
 def predict_arrays(model: torch.nn.Module, images: np.ndarray, card: ModelCard, batch_size: int = 256) -> np.ndarray:
     model.eval()
     out = []
@@ -92,7 +83,9 @@ def train(
             index = order[start: start + config.batch_size]
             if len(index) < 2:
                 continue  # BatchNorm needs two samples
-            x = torch.from_numpy(to_batch(_augment(train_images[index], rng), card))
+            # No augmentation: the generated set already varies pose, colour, size and
+            # clutter per image, and turning images would show poses the test set never has.
+            x = torch.from_numpy(to_batch(train_images[index], card))
             y = torch.from_numpy(train_labels[index])
             optimiser.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
