@@ -13,7 +13,7 @@ from triptych.models.zoo import ARCHITECTURES
 
 
 def handler(context, event):
-    request = event.body if isinstance(event.body, dict) else json.loads(event.body or b"{}" or "{}")
+    request = event.body if isinstance(event.body, dict) else json.loads(event.body or "{}")
     if event.trigger.kind == "http" and event.method != "POST":
         return context.Response(body={"error": "POST /retrain with {\"models\": [...], \"quick\": false}"},
                                 status_code=405, content_type="application/json")

@@ -45,7 +45,6 @@ class ServingModel:
         self._current: LoadedModel | None = None
         self._lock = threading.Lock()
         self._cache = Path(tempfile.mkdtemp(prefix=f"triptych-{model_name}-"))
-        self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
     @property
@@ -93,7 +92,7 @@ class ServingModel:
         consumer.assign(partitions)
         consumer.seek_to_end()
         try:
-            while not self._stop.is_set():
+            while True:  # a daemon thread: it ends with the replica
                 for records in consumer.poll(timeout_ms=500).values():
                     for record in records:
                         self._apply(record.value)
@@ -113,6 +112,3 @@ class ServingModel:
         except Exception:  # noqa: BLE001 - keep serving the old model; the next update may work
             log.exception("%s: could not load version %s; still serving %s", self.model_name, update.version,
                           self._current.version if self._current else None)
-
-    def close(self) -> None:
-        self._stop.set()
