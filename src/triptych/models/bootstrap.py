@@ -17,12 +17,13 @@ TRAIN_JOB = REPO_ROOT / "projects" / "jobs" / "train_model.py"
 
 # Training budgets per model on the generated set (measured on 2 CPU cores; see
 # the README). All train at 64 px: at 32 px the final feature maps are 1x1 and
-# ResNet50 stalled at 72 %, EfficientNet-B0 barely learned.
+# ResNet50 stalled at 72 %, EfficientNet-B0 barely learned. EfficientNet-B0 takes a
+# higher rate: 1e-3 reached 69 % on a 4,000-image probe where 4e-3 reached 80 %.
 FULL = {
     "resnet50": {"train_count": 12000, "test_count": 1000, "epochs": 3, "input_size": 64, "learning_rate": 1e-3},
     "mobilenet_v2": {"train_count": 12000, "test_count": 1000, "epochs": 3, "input_size": 64, "learning_rate": 2e-3},
     "efficientnet_b0": {"train_count": 12000, "test_count": 1000, "epochs": 3, "input_size": 64,
-                        "learning_rate": 1e-3},
+                        "learning_rate": 4e-3},
 }
 # A smoke budget for tests and quick demos: seconds per model, accuracy far below FULL.
 QUICK = {name: {**budget, "train_count": 1500, "test_count": 300, "epochs": 1} for name, budget in FULL.items()}

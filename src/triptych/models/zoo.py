@@ -45,7 +45,23 @@ def architecture(name: str) -> Architecture:
 def build(name: str, num_classes: int) -> torch.nn.Module:
     """A freshly initialised network with `num_classes` outputs."""
     arch = architecture(name)
-    return getattr(torchvision.models, arch.builder)(weights=None, num_classes=num_classes, **dict(arch.options))
+    model = getattr(torchvision.models, arch.builder)(weights=None, num_classes=num_classes, **dict(arch.options))
+    _start_head_small(model)
+    return model
+
+
+def _start_head_small(model: torch.nn.Module) -> None:
+    """Start the classifier near uniform predictions, whatever the label count.
+
+    torchvision's EfficientNet draws its head from U(+-1/sqrt(num_classes)), scaled
+    for 1000 ImageNet classes: with 10 classes the first logits are so large that
+    training from scratch spent its first epochs undoing them (67.8 % held-out after
+    3 epochs, 24 % vs 69 % after 2 short epochs on 4,000 images). N(0, 0.01) is what
+    MobileNetV2 already uses and about ResNet50's default scale (std 0.013).
+    """
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    torch.nn.init.normal_(head.weight, std=0.01)
+    torch.nn.init.zeros_(head.bias)
 
 
 def build_pretrained(name: str) -> tuple[torch.nn.Module, list[str]]:
