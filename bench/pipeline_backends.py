@@ -95,9 +95,9 @@ def main() -> None:
 
     print(f"{args.images} images at {args.rate}/s per backend; function time per image (fetch, decode, "
           "preprocess, forward, share of the batch)")
-    print(f"{'model':16} {'backend':10} {'rows':>5} {'p50 ms':>8} {'p95 ms':>8} {'forward p50':>12} {'mean batch':>11}")
+    print(f"{'model':16} {'backend':16} {'rows':>5} {'p50 ms':>8} {'p95 ms':>8} {'forward p50':>12} {'mean batch':>11}")
     for (model, backend), r in sorted(results.items()):
-        print(f"{model:16} {r['backend'] or backend:10} {r['n']:>5} {r['p50']:>8.1f} {r['p95']:>8.1f} "
+        print(f"{model:16} {r['backend'] or backend:16} {r['n']:>5} {r['p50']:>8.1f} {r['p95']:>8.1f} "
               f"{r['forward_p50']:>12.1f} {float(r['batch']):>11.1f}")
     backends = args.backends.split(",")
     if len(backends) == 2:
