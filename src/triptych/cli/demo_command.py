@@ -47,7 +47,7 @@ def demo(rate: float = typer.Option(4.0, help="images per second streamed"),
                 outcome = train_as_mlrun_job(name, QUICK if quick else FULL, policy="if-better")
             console.print(f"  {name} v{outcome['version']}: held-out accuracy {outcome['accuracy']:.3f} "
                           f"({outcome['train_seconds']:.0f}s)")
-        console.print("the inference functions pick their champions up as they restart")
+        console.print("the waiting inference functions load their champions within about 10 s")
 
     stop = threading.Event()
     sent = {"n": 0}
