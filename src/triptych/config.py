@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     s3_secret_key: str = "triptych-local-secret"
     images_bucket: str = "images"
     mlflow_bucket: str = "mlflow"
+    datasets_bucket: str = "datasets"  # labelled training sets, see triptych.datasets.bucket
 
     # --- PostgreSQL ------------------------------------------------------------
     database_url: str | None = Field(default=None, description="postgresql://...; unset = managed locally")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from . import demo_command, function_commands, ingress_commands, model_commands, stack_commands, watch_command
+from . import (dataset_commands, demo_command, function_commands, ingress_commands, model_commands, stack_commands,
+               watch_command)
 
 app = typer.Typer(
     name="triptych",
@@ -16,6 +17,7 @@ stack_commands.register(app)
 function_commands.register(app)
 ingress_commands.register(app)
 model_commands.register(app)
+dataset_commands.register(app)
 watch_command.register(app)
 demo_command.register(app)
 

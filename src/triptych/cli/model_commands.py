@@ -29,11 +29,13 @@ def _names(models: str | None) -> list[str]:
 
 @models_app.command()
 def bootstrap(
-    train: bool = typer.Option(False, "--train", help="train on the generated labelled set (offline, MLRun jobs)"),
+    train: bool = typer.Option(False, "--train", help="train on a labelled set in MinIO (offline, MLRun jobs)"),
     pretrained: bool = typer.Option(False, "--pretrained", help="torchvision ImageNet weights (online)"),
     quick: bool = typer.Option(False, "--quick", help="a tiny training budget, for smoke tests"),
     models: str = typer.Option(None, help="comma-separated subset, e.g. mobilenet_v2"),
     only_missing: bool = typer.Option(False, "--only-missing", help="skip models that already have a champion"),
+    dataset: str = typer.Option(None, help="a data set published with `triptych datasets publish` "
+                                           "(default: the generated set, published when missing)"),
 ) -> None:
     """Give each model a champion in the MLflow registry."""
     from ..models.bootstrap import FULL, QUICK, missing_champions, register_pretrained, train_as_mlrun_job
@@ -53,7 +55,8 @@ def bootstrap(
         console.print(f"[bold]{name}[/]: {'training' if train else 'fetching ImageNet weights'} ...")
         try:
             if train:
-                outcome = train_as_mlrun_job(name, QUICK if quick else FULL, policy="if-better")
+                overrides = {"dataset_id": dataset} if dataset else {}
+                outcome = train_as_mlrun_job(name, QUICK if quick else FULL, policy="if-better", **overrides)
                 console.print(f"  v{outcome['version']}: held-out accuracy {outcome['accuracy']:.3f} in "
                               f"{outcome['train_seconds']:.0f}s; {'champion' if outcome['promoted'] else 'challenger'}"
                               f" ({outcome['reason']})")

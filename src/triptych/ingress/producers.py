@@ -126,33 +126,36 @@ def synthetic_items(split: str = "test", start: int = 0, fmt: str = "png", size:
         index += 1
 
 
-def cifar10_items(root: Path, download: bool = True) -> Iterator[Item]:
-    """The CIFAR-10 test set through torchvision (downloads once when online)."""
+def cifar10_items(root: Path, download: bool = True, train: bool = False) -> Iterator[Item]:
+    """A CIFAR-10 split (the test set unless `train`) through torchvision (downloads once when online)."""
     from torchvision.datasets import CIFAR10
 
     try:
-        dataset = CIFAR10(root=str(root), train=False, download=download)
+        dataset = CIFAR10(root=str(root), train=train, download=download)
     except Exception as exc:  # noqa: BLE001 - re-raised with what to do
         raise RuntimeError(
             f"CIFAR-10 is not available under {root} and could not be downloaded ({exc}). "
             "Go online once, or copy the extracted `cifar-10-batches-py` folder there and pass --from-dir."
         ) from exc
+    split = "train" if train else "test"
     for index, (image, target) in enumerate(dataset):
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         label = dataset.classes[target]
-        yield Item(f"cifar10-{index:05d}-{label}.png", buffer.getvalue(), label, {"dataset": "cifar10-test", "index": index})
+        yield Item(f"cifar10-{index:05d}-{label}.png", buffer.getvalue(), label,
+                   {"dataset": f"cifar10-{split}", "index": index})
 
 
-def dir_items(folder: Path) -> Iterator[Item]:
-    """Every image file under `folder`; a file's parent folder names its label when
+def dir_items(folder: Path, only_images: bool = True) -> Iterator[Item]:
+    """Every image file under `folder` (every file, when not `only_images`: the
+    caller then names what it rejects); a file's parent folder names its label when
     the images sit in sub-folders (folder/cat/1.jpg -> "cat")."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         data = path.read_bytes()
-        if sniff_format(data) is None:
+        if only_images and sniff_format(data) is None:
             continue  # not an image: README files, .DS_Store ...
         label = path.parent.name if path.parent != folder else None
         yield Item(path.name, data, label, {"path": str(path.relative_to(folder))})

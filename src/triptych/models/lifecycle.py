@@ -4,6 +4,7 @@ inference functions (topic `model-updates`) so they hot-swap without a restart."
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass
 
@@ -13,6 +14,8 @@ from ..contracts import ModelUpdate
 from ..db.events import log_system_event
 from . import registry
 from .training import TrainConfig, train
+
+logger = logging.getLogger(__name__)
 
 PROMOTE_POLICIES = ("if-better", "always", "never")
 
@@ -65,26 +68,40 @@ class TrainOutcome:
     reason: str
     train_seconds: float
     total_seconds: float
+    dataset_id: str = ""
+    skipped_images: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def train_synthetic_and_register(
-    model_name: str, train_count: int, test_count: int, config: TrainConfig = TrainConfig(),
-    policy: str = "if-better", min_improvement: float = 0.02, mlrun_run_uid: str | None = None,
-    settings: Settings | None = None, log=lambda _row: None,
+def train_and_register(
+    model_name: str, dataset_id: str, train_count: int | None, test_count: int | None,
+    config: TrainConfig = TrainConfig(), policy: str = "if-better", min_improvement: float = 0.02,
+    mlrun_run_uid: str | None = None, settings: Settings | None = None, log=lambda _row: None,
 ) -> TrainOutcome:
-    from ..datasets.synthetic import CLASSES, DATASET_ID, arrays
+    """Train on a data set held in MinIO (the generated one is published there first
+    when missing), register the result, and promote it when it is better."""
+    from ..datasets.bucket import load_split, publish_synthetic
+    from ..datasets.synthetic import DATASET_ID
 
     settings = settings or get_settings()
     started = time.monotonic()
-    train_x, train_y = arrays(train_count, "train", config.input_size)
-    test_x, test_y = arrays(test_count, "test", config.input_size)
-    result = train(model_name, train_x, train_y, test_x, test_y, list(CLASSES), DATASET_ID, config, log)
+    if dataset_id == DATASET_ID:
+        if train_count is None or test_count is None:
+            raise ValueError("the generated set is made to measure: give train_count and test_count")
+        publish_synthetic(train_count, test_count, settings=settings)
+    train_set = load_split(dataset_id, "train", config.input_size, train_count, settings)
+    test_set = load_split(dataset_id, "test", config.input_size, test_count, settings)
+    for problem in train_set.skipped + test_set.skipped:
+        logger.warning("skipped an image that does not decode: %s", problem)
+    result = train(model_name, train_set.images, train_set.labels, test_set.images, test_set.labels,
+                   train_set.classes, dataset_id, config, log)
     card = result.card.model_copy(update={"mlrun_run_uid": mlrun_run_uid})
-    registered = registry.register(result.model, card, params={"epochs": config.epochs, "train_count": train_count,
-                                                               "test_count": test_count}, settings=settings)
+    registered = registry.register(result.model, card, params={"epochs": config.epochs, "dataset": dataset_id,
+                                                               "train_count": len(train_set.labels),
+                                                               "test_count": len(test_set.labels)},
+                                   settings=settings)
     registry.set_alias(model_name, registered.version, registry.CHALLENGER, settings)
     champion = registry.version_for_alias(model_name, registry.CHAMPION, settings)
     champion_accuracy = registry.metric_of(model_name, champion, settings=settings) if champion else None
@@ -98,4 +115,5 @@ def train_synthetic_and_register(
                          details={"model_name": model_name, "version": registered.version, "reason": decision.reason},
                          dedup_key=f"not-promoted:{model_name}:{registered.version}", settings=settings)
     return TrainOutcome(model_name, registered.version, accuracy, champion, champion_accuracy, decision.promote,
-                        decision.reason, result.seconds, time.monotonic() - started)
+                        decision.reason, result.seconds, time.monotonic() - started, dataset_id,
+                        len(train_set.skipped) + len(test_set.skipped))

@@ -25,8 +25,12 @@ def decode(data: bytes) -> np.ndarray:
 
 
 def resize(image: np.ndarray, card: ModelCard) -> np.ndarray:
-    size = card.input_size
-    if card.resize == "shorter-side-crop":
+    return resize_to(image, card.input_size, card.resize)
+
+
+def resize_to(image: np.ndarray, size: int, mode: str = "stretch") -> np.ndarray:
+    """To `size` x `size`: stretched, or ImageNet style (shorter side, centre crop)."""
+    if mode == "shorter-side-crop":
         h, w = image.shape[:2]
         scale = size * 256 / 224 / min(h, w)
         image = cv2.resize(image, (max(size, round(w * scale)), max(size, round(h * scale))),
