@@ -17,9 +17,10 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import PurePosixPath
 
 import numpy as np
@@ -163,11 +164,8 @@ def publish_synthetic(train_count: int, test_count: int, size: int = 64,
     if existing and existing.counts.get("train", 0) >= train_count and existing.counts.get("test", 0) >= test_count:
         return existing
 
-    def first(count: int, split: str) -> Iterator[Item]:
-        for _, item in zip(range(count), synthetic_items(split, size=size)):
-            yield item
-
-    return publish(DATASET_ID, {"train": first(train_count, "train"), "test": first(test_count, "test")},
+    return publish(DATASET_ID, {"train": islice(synthetic_items("train", size=size), train_count),
+                                "test": islice(synthetic_items("test", size=size), test_count)},
                    source=f"generated ({size} px)", classes=list(CLASSES), settings=settings)
 
 
