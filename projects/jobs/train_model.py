@@ -11,10 +11,11 @@ Results (`run.status.results`): version, accuracy, promoted, reason, seconds, da
 from __future__ import annotations
 
 
-def train_model(context, model_name: str, dataset_id: str = "triptych-shapes-v1", train_count: int = 12000,
+def train_model(context, model_name: str, dataset_id: str = "", train_count: int = 12000,
                 test_count: int = 1000, epochs: int = 3,
                 input_size: int = 32, batch_size: int = 32, learning_rate: float = 2e-3,
                 policy: str = "if-better", min_improvement: float = 0.02) -> None:
+    from triptych.datasets.synthetic import DATASET_ID
     from triptych.models.lifecycle import train_and_register
     from triptych.models.training import TrainConfig
 
@@ -26,8 +27,9 @@ def train_model(context, model_name: str, dataset_id: str = "triptych-shapes-v1"
         context.logger.info(line)
         print(line, flush=True)  # visible even when MLRun's logger is quieted
 
-    # A count of 0 takes the whole split (of a data set other than the generated one).
-    outcome = train_and_register(model_name, dataset_id, train_count or None, test_count or None, config,
-                                 policy=policy, min_improvement=min_improvement, mlrun_run_uid=context.uid,
+    # No data set named: the generated one. A count of 0 takes the whole split
+    # (of a data set other than the generated one, which is made to measure).
+    outcome = train_and_register(model_name, dataset_id or DATASET_ID, train_count or None, test_count or None,
+                                 config, policy=policy, min_improvement=min_improvement, mlrun_run_uid=context.uid,
                                  log=log_epoch)
     context.log_results(outcome.as_dict())

@@ -26,7 +26,8 @@ class PromotionDecision:
     reason: str
 
 
-def decide(candidate: float, champion: float | None, min_improvement: float, policy: str = "if-better") -> PromotionDecision:
+def decide(candidate: float, champion: float | None, min_improvement: float, policy: str = "if-better",
+           candidate_dataset: str | None = None, champion_dataset: str | None = None) -> PromotionDecision:
     if policy not in PROMOTE_POLICIES:
         raise ValueError(f"promotion policy must be one of {PROMOTE_POLICIES}")
     if policy == "never":
@@ -35,6 +36,11 @@ def decide(candidate: float, champion: float | None, min_improvement: float, pol
         return PromotionDecision(True, "promotion forced")
     if champion is None:
         return PromotionDecision(True, "no champion yet")
+    if candidate_dataset and champion_dataset and candidate_dataset != champion_dataset:
+        # Accuracies on two different held-out sets say nothing about which model is better.
+        return PromotionDecision(False, f"the champion was trained on {champion_dataset}, not {candidate_dataset}: "
+                                        "accuracies are not comparable (promote by hand with `triptych models "
+                                        "promote`, or train with policy always)")
     if candidate >= champion + min_improvement:
         return PromotionDecision(True, f"accuracy {candidate:.4f} beats champion {champion:.4f} by >= {min_improvement}")
     return PromotionDecision(False, f"accuracy {candidate:.4f} does not beat champion {champion:.4f} by {min_improvement}")
@@ -106,7 +112,8 @@ def train_and_register(
     champion = registry.version_for_alias(model_name, registry.CHAMPION, settings)
     champion_accuracy = registry.metric_of(model_name, champion, settings=settings) if champion else None
     accuracy = card.metrics["accuracy"]
-    decision = decide(accuracy, champion_accuracy, min_improvement, policy)
+    champion_dataset = registry.tag_of(model_name, champion, "dataset_id", settings) if champion else None
+    decision = decide(accuracy, champion_accuracy, min_improvement, policy, dataset_id, champion_dataset)
     if decision.promote:
         promote(model_name, registered.version, decision.reason, settings)
     else:

@@ -102,3 +102,9 @@ def metric_of(model_name: str, version: str, metric: str = "accuracy", settings:
     mv = client.get_model_version(architecture(model_name).registered_name, version)
     value = client.get_run(mv.run_id).data.metrics.get(metric)
     return float(value) if value is not None else None
+
+
+def tag_of(model_name: str, version: str, tag: str, settings: Settings | None = None) -> str | None:
+    """A version's tag as registered (labels, input_size, dataset_id, accuracy, origin, ...)."""
+    client = _client(settings or get_settings())
+    return client.get_model_version(architecture(model_name).registered_name, version).tags.get(tag)
