@@ -173,10 +173,17 @@ class Supervisor:
     def run(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: setattr(self, "stopping", True))
-        while not self.stopping:
-            self.reconcile()
-            time.sleep(0.5)
-        # Drain all replicas in parallel: signal every one, then wait.
+        try:
+            while not self.stopping:
+                self.reconcile()
+                time.sleep(0.5)
+        finally:
+            # Whatever ends the loop (a signal, or an error such as the data dir
+            # vanishing), no replica outlives its supervisor as an orphan.
+            self._drain()
+
+    def _drain(self) -> None:
+        # All replicas in parallel: signal every one, then wait.
         for slot in self.slots.values():
             if slot.process and slot.process.poll() is None:
                 slot.process.terminate()
