@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
-import time
 
 import numpy as np
 import torch
@@ -21,15 +19,7 @@ import torch
 from triptych.models.backends import TorchBackend
 from triptych.models.zoo import ARCHITECTURES, build
 
-
-def per_image_ms(backend: TorchBackend, batch: np.ndarray, repeats: int = 20) -> float:
-    backend.predict(batch)  # warm-up (cuDNN picks its kernels)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        backend.predict(batch)  # returns numpy: the GPU work is finished when it returns
-        times.append((time.perf_counter() - started) * 1000 / len(batch))
-    return statistics.median(times)
+from models_forward import per_image_ms  # bench/ is on the path when a script here runs
 
 
 def main() -> None:
@@ -59,7 +49,7 @@ def main() -> None:
         agree = float((p_cpu.argmax(1) == p_gpu.argmax(1)).mean())
         diff = float(np.abs(p_cpu - p_gpu).max())
         b1, b16 = inputs[:1], inputs[:16]
-        times = [per_image_ms(cpu, b1), per_image_ms(cpu, b16), per_image_ms(gpu, b1), per_image_ms(gpu, b16)]
+        times = [per_image_ms(backend, batch, repeats=20) for backend in (cpu, gpu) for batch in (b1, b16)]
         print(f"{name:16} {size:>4} {agree:>12.3f} {diff:>9.4f} " + " ".join(f"{t:>8.2f}" for t in times)
               + f" {times[3] / times[1]:>12.3f}")
 
