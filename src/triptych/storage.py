@@ -18,3 +18,13 @@ def minio_client(settings: Settings | None = None) -> Minio:
         secret_key=settings.s3_secret_key,
         secure=url.scheme == "https",
     )
+
+
+def read_object(client: Minio, bucket: str, key: str, version: str | None = None, limit: int | None = None) -> bytes:
+    """An object's bytes (at most `limit`), with the connection handed back to the pool."""
+    response = client.get_object(bucket, key, version_id=version or None)
+    try:
+        return response.read(limit) if limit is not None else response.read()
+    finally:
+        response.close()
+        response.release_conn()

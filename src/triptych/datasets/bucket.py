@@ -29,7 +29,7 @@ from minio.error import S3Error
 from ..config import Settings, get_settings
 from ..ingress.producers import Item
 from ..ingress.validation import sniff_format
-from ..storage import minio_client
+from ..storage import minio_client, read_object
 
 SPLITS = ("train", "test")
 MANIFEST = "manifest.json"
@@ -68,16 +68,12 @@ def object_key(dataset_id: str, split: str, label: str, seq: int, filename: str)
 def read_manifest(dataset_id: str, settings: Settings | None = None) -> Manifest | None:
     settings = settings or get_settings()
     try:
-        response = minio_client(settings).get_object(settings.datasets_bucket, f"{dataset_id}/{MANIFEST}")
+        raw = read_object(minio_client(settings), settings.datasets_bucket, f"{dataset_id}/{MANIFEST}")
     except S3Error as exc:
         if exc.code == "NoSuchKey":
             return None
         raise
-    try:
-        return Manifest(**json.loads(response.read()))
-    finally:
-        response.close()
-        response.release_conn()
+    return Manifest(**json.loads(raw))
 
 
 def list_datasets(settings: Settings | None = None) -> list[Manifest]:
@@ -104,23 +100,23 @@ def publish(dataset_id: str, splits: dict[str, Iterable[Item]], source: str, cla
     skipped: list[str] = []
     written: set[str] = set()
 
-    def put(key: str, data: bytes) -> None:
-        client.put_object(settings.datasets_bucket, key, io.BytesIO(data), len(data),
-                          content_type=f"image/{sniff_format(data)}")
+    def put(key: str, data: bytes, fmt: str) -> None:
+        client.put_object(settings.datasets_bucket, key, io.BytesIO(data), len(data), content_type=f"image/{fmt}")
 
     with ThreadPoolExecutor(workers) as pool:
         for split, items in splits.items():
             futures = []
             for seq, item in enumerate(items):
+                fmt = sniff_format(item.data)
                 if not item.label:
                     skipped.append(f"{split}/{item.filename}: no label")
-                elif sniff_format(item.data) is None:
+                elif fmt is None:
                     skipped.append(f"{split}/{item.filename}: not a JPEG, PNG, WebP or BMP image")
                 else:
                     class_counts[split][item.label] += 1
                     key = object_key(dataset_id, split, item.label, seq, item.filename)
                     written.add(key)
-                    futures.append(pool.submit(put, key, item.data))
+                    futures.append(pool.submit(put, key, item.data, fmt))
             for future in futures:
                 future.result()  # an upload failure is a failed publication: the manifest is not written
     seen = sorted({label for counts in class_counts.values() for label in counts})
@@ -214,14 +210,8 @@ def load_split(dataset_id: str, split: str, size: int, count: int | None = None,
 
     def fetch(key: str) -> tuple[np.ndarray | None, int, str | None]:
         label = PurePosixPath(key).parent.name
-        response = client.get_object(settings.datasets_bucket, key)
         try:
-            data = response.read()
-        finally:
-            response.close()
-            response.release_conn()
-        try:
-            image = decode(data)
+            image = decode(read_object(client, settings.datasets_bucket, key))
         except DecodeError as exc:
             return None, -1, f"{key}: {exc}"
         return resize_to(image, size), index[label], None  # "stretch", as the trained cards say

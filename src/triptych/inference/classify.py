@@ -24,7 +24,7 @@ from ..config import TOPIC_PREDICTIONS, Settings, get_settings
 from ..contracts import ClassScore, ImageMessage, PredictionMessage, Timings
 from ..models.preprocess import DecodeError, decode, resize, to_batch
 from ..runtime.errors import PermanentError
-from ..storage import minio_client
+from ..storage import minio_client, read_object
 from .serving_model import ServingModel
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -74,11 +74,7 @@ class Classifier:
     def _fetch(self, message: ImageMessage) -> Fetched:
         started = time.perf_counter()
         try:
-            response = self.s3.get_object(message.bucket, message.object_key,
-                                          version_id=message.object_version or None)
-            data = response.read()
-            response.close()
-            response.release_conn()
+            data = read_object(self.s3, message.bucket, message.object_key, message.object_version)
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchVersion", "NoSuchBucket"):
                 raise PermanentError(f"image {message.image_id} is gone from the bucket ({exc.code})") from exc

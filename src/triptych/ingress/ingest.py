@@ -27,7 +27,7 @@ from ..db.connection import Database
 from ..db.events import log_system_event
 from ..db.images import NewImage, register_image
 from ..runtime.errors import PermanentError
-from ..storage import minio_client
+from ..storage import minio_client, read_object
 from .objects import QUARANTINE_PREFIX, decode_metadata, image_id_for, sanitize_filename
 from .validation import InvalidImage, validate_image
 
@@ -93,16 +93,12 @@ class Ingestor:
 
     def _fetch(self, ref: ObjectRef) -> bytes:
         try:
-            response = self.s3.get_object(ref.bucket, ref.key, version_id=ref.version or None)
+            # Never more than the limit allows: one byte over is enough to reject it.
+            return read_object(self.s3, ref.bucket, ref.key, ref.version, limit=self.settings.max_image_bytes + 1)
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchVersion", "NoSuchBucket"):
                 raise PermanentError(f"{ref.bucket}/{ref.key} no longer exists ({exc.code})") from exc
             raise
-        try:
-            return response.read(self.settings.max_image_bytes + 1)  # never more than the limit allows
-        finally:
-            response.close()
-            response.release_conn()
 
     def ingest(self, ref: ObjectRef) -> str:
         data = self._fetch(ref)
