@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     upload_port: int = 8090
     retrain_port: int = 8091
 
+    # --- dashboard (the Dash app, see dash_app/) --------------------------------
+    dashboard_port: int = 8050
+    dashboard_autostart: bool = Field(default=True, description="`triptych up` also starts the dashboard")
+    # Thumbnails are made once per image and kept here (data_dir/dashboard/thumbnails).
+    thumbnail_px: int = 160
+
     # --- models ----------------------------------------------------------------
     # The models whose answers make an image's comparison complete.
     active_models: list[str] = Field(default_factory=lambda: ["resnet50", "mobilenet_v2", "efficientnet_b0"])
@@ -147,6 +153,10 @@ class Settings(BaseSettings):
     @property
     def upload_url(self) -> str:
         return f"http://{self.bind_host}:{self.upload_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{self.bind_host}:{self.dashboard_port}"
 
     @property
     def mlflow_url(self) -> str:

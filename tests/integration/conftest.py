@@ -28,6 +28,7 @@ TEST_ENV = {
     "TRIPTYCH_MINIO_CONSOLE_PORT": "19001",
     "TRIPTYCH_POSTGRES_PORT": "15432",
     "TRIPTYCH_MLFLOW_PORT": "15000",
+    "TRIPTYCH_DASHBOARD_PORT": "18050",
     # Function tests run their own supervisors on test projects.
     "TRIPTYCH_FUNCTIONS_AUTOSTART": "false",
 }

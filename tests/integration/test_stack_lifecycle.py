@@ -13,7 +13,7 @@ from triptych.storage import minio_client
 
 from .conftest import stack_status, triptych
 
-SERVICES = {"postgres", "kafka", "minio", "mlflow", "functions"}
+SERVICES = {"postgres", "kafka", "minio", "mlflow", "dashboard", "functions"}
 SERVERS = SERVICES - {"functions"}  # the test stack runs no function supervisor
 
 
@@ -30,6 +30,7 @@ def test_status_reports_every_service_up(stack):
     assert status["kafka"]["url"] == "127.0.0.1:19092"
     assert status["kafka"]["version"] == stack.kafka_version
     assert status["postgres"]["version"].startswith("15.")
+    assert status["dashboard"]["url"] == "http://127.0.0.1:18050"
     assert "***" in status["postgres"]["url"], "the password must not be printed"
 
 

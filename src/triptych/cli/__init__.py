@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from . import (dataset_commands, demo_command, function_commands, ingress_commands, model_commands, stack_commands,
-               watch_command)
+from . import (dashboard_command, dataset_commands, demo_command, function_commands, ingress_commands,
+               model_commands, stack_commands, watch_command)
 
 app = typer.Typer(
     name="triptych",
@@ -20,6 +20,7 @@ model_commands.register(app)
 dataset_commands.register(app)
 watch_command.register(app)
 demo_command.register(app)
+dashboard_command.register(app)
 
 
 def main() -> None:

@@ -38,6 +38,8 @@ def demo(rate: float = typer.Option(4.0, help="images per second streamed"),
     except StackError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(1) from exc
+    if settings.dashboard_autostart:
+        console.print(f"[bold]dashboard:[/] {settings.dashboard_url}  (open it to watch training, then the stream)")
     missing = missing_champions(settings)
     if missing:
         console.print(f"training champions for {', '.join(missing)} on the generated set "

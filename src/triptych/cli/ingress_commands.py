@@ -117,20 +117,14 @@ def upload(
     """Upload images through the upload function (HTTP), as a client would."""
     import json
 
-    import httpx2 as httpx
+    from ..ingress.upload_client import UploadUnavailable, upload_batch
 
     base = url or get_settings().upload_url
-    data = {"label": label} if label else {}
-    opened = [("files", (f.name, f.read_bytes())) for f in files]
     try:
-        reply = httpx.post(f"{base}/upload/batch", files=opened, data=data, timeout=120)
-    except httpx.HTTPError as exc:
-        console.print(f"[bold red]error:[/] cannot reach the upload function at {base}: {exc}")
+        body = upload_batch(base, [(f.name, f.read_bytes()) for f in files], [label] * len(files) if label else None)
+    except UploadUnavailable as exc:
+        console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
-    if reply.status_code != 207:
-        console.print(f"[bold red]error:[/] {reply.status_code}: {reply.text}")
-        raise typer.Exit(1)
-    body = reply.json()
     for result in body["results"]:
         if result["status"] == "rejected":
             console.print(f"[red]rejected[/] {result['filename']}: {result['error']}")

@@ -42,6 +42,8 @@ def up() -> None:
     if result.topics_created:
         console.print(f"created topics: {', '.join(result.topics_created)}")
     _print_status(stack)
+    if stack.service("dashboard").enabled:
+        console.print(f"dashboard: {stack.settings.dashboard_url}")
 
 
 def down(purge: bool = typer.Option(False, "--purge", help="Also delete all data (databases, topics, objects).")) -> None:

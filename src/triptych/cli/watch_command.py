@@ -36,15 +36,9 @@ def render_view(summary: dict, models: list[dict], window: int, extra: str = "")
 
 
 def fetch(db, window: int) -> tuple[dict, list[dict]]:
-    from ..db.queries import LIVE_SUMMARY, PER_MODEL
+    from ..db.queries import live_summary, per_model
 
-    def read(cur):
-        cur.execute(LIVE_SUMMARY, {"window": window})
-        summary = dict(cur.fetchone())
-        cur.execute(PER_MODEL, {"window": window})
-        return summary, [dict(r) for r in cur.fetchall()]
-
-    return db.transaction(read)
+    return db.transaction(lambda cur: (live_summary(cur, window), per_model(cur, window)))
 
 
 def watch(window: int = typer.Option(300, help="seconds of history to summarise"),

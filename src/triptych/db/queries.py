@@ -1,6 +1,19 @@
-"""Read-side queries shared by the terminal view, the API and the dashboard."""
+"""Read-side queries shared by the terminal view, the dashboard and the API.
+
+Every query is bounded: by a time range on an indexed timestamp, by a LIMIT on an
+index order, or by a partial index (the review queue). None scans a whole table on
+a refresh; `bench/dashboard_queries.py` times them on 100,000 images.
+
+Functions take a cursor (a RealDictCursor, see `Database.transaction`) and return
+plain dicts and lists, so callers decide how to show them.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+# --- the live view (`triptych watch`, the dashboard's Live page) ---------------
 
 LIVE_SUMMARY = """
 SELECT
@@ -31,3 +44,367 @@ WHERE p.created_at > now() - make_interval(secs => %(window)s)
 GROUP BY p.model_name
 ORDER BY p.model_name
 """
+
+
+def live_summary(cur, window_s: int) -> dict:
+    """Counts over the last `window_s` seconds, with throughput in compared images/s."""
+    cur.execute(LIVE_SUMMARY, {"window": window_s})
+    row = dict(cur.fetchone())
+    row["throughput"] = row["compared"] / window_s
+    return row
+
+
+def per_model(cur, window_s: int) -> list[dict]:
+    cur.execute(PER_MODEL, {"window": window_s})
+    return [dict(r) for r in cur.fetchall()]
+
+
+# The newest comparison of an image: an image compared again by a newer model set
+# shows its latest answers.
+_LATEST_COMPARISON = """
+LEFT JOIN LATERAL (
+    SELECT mc.consensus_class, mc.consensus_confidence, mc.agreement_level, mc.consensus_correct, mc.per_model,
+           mc.created_at AS compared_at
+    FROM model_comparisons mc WHERE mc.image_id = i.image_id ORDER BY mc.updated_at DESC LIMIT 1
+) c ON TRUE
+"""
+
+
+def recent_comparisons(cur, limit: int = 12) -> list[dict]:
+    """The stream as it happens: the newest compared images with every model's answer."""
+    cur.execute(
+        """SELECT c.image_id, c.created_at AS compared_at, c.consensus_class, c.consensus_confidence,
+                  c.agreement_level, c.consensus_correct, c.per_model, i.filename, i.source, i.ground_truth_label
+           FROM model_comparisons c JOIN images i USING (image_id)
+           ORDER BY c.created_at DESC LIMIT %s""",
+        (limit,),
+    )
+    return [dict(r) for r in cur.fetchall()]
+
+
+# --- one image ------------------------------------------------------------------
+
+def answers_for(cur, image_ids: list[str]) -> dict[str, dict]:
+    """For a handful of images (an upload): each model's newest answer so far, and
+    the comparison once every model has answered. {image_id: {"answers", "comparison", "status"}}"""
+    if not image_ids:
+        return {}
+    cur.execute(
+        """SELECT i.image_id, i.status, i.quarantine_reason, c.consensus_class, c.agreement_level, c.consensus_correct,
+                  c.per_model, c.compared_at
+           FROM images i """ + _LATEST_COMPARISON + """ WHERE i.image_id = ANY(%s::uuid[])""",
+        (image_ids,),
+    )
+    result = {str(r["image_id"]): {"status": r["status"], "quarantine_reason": r["quarantine_reason"],
+                                   "comparison": dict(r) if r["compared_at"] else None, "answers": {}}
+              for r in cur.fetchall()}
+    cur.execute(
+        """SELECT DISTINCT ON (image_id, model_name) image_id, model_name, model_version, predicted_class, confidence,
+                  inference_ms
+           FROM predictions WHERE image_id = ANY(%s::uuid[]) ORDER BY image_id, model_name, predicted_at DESC""",
+        (image_ids,),
+    )
+    for r in cur.fetchall():
+        entry = result.get(str(r["image_id"]))
+        if entry is not None:
+            entry["answers"][r["model_name"]] = {"class": r["predicted_class"], "confidence": r["confidence"],
+                                                 "version": r["model_version"], "inference_ms": r["inference_ms"]}
+    return result
+
+
+def image_detail(cur, image_id: str) -> dict | None:
+    """The image row, every prediction (newest model version first), its latest
+    comparison, and its neighbours in upload order; None for an unknown id."""
+    cur.execute("SELECT * FROM images WHERE image_id = %s", (image_id,))
+    image = cur.fetchone()
+    if image is None:
+        return None
+    cur.execute(
+        """SELECT model_name, model_version, predicted_class, confidence, top_k, fetch_ms, decode_ms, preprocess_ms,
+                  inference_ms, total_ms, backend, batch_size, worker_id, predicted_at
+           FROM predictions WHERE image_id = %s ORDER BY model_name, predicted_at DESC""",
+        (image_id,),
+    )
+    predictions = [dict(r) for r in cur.fetchall()]
+    cur.execute(
+        """SELECT consensus_class, consensus_confidence, agreement_level, agreement_ratio, fastest_model,
+                  consensus_correct, model_versions, per_model, created_at
+           FROM model_comparisons WHERE image_id = %s ORDER BY updated_at DESC LIMIT 1""",
+        (image_id,),
+    )
+    comparison = cur.fetchone()
+    key = (image["uploaded_at"], image["image_id"])
+    cur.execute("""SELECT image_id FROM images WHERE (uploaded_at, image_id) < (%s, %s)
+                   ORDER BY uploaded_at DESC, image_id DESC LIMIT 1""", key)
+    older = cur.fetchone()
+    cur.execute("""SELECT image_id FROM images WHERE (uploaded_at, image_id) > (%s, %s)
+                   ORDER BY uploaded_at, image_id LIMIT 1""", key)
+    newer = cur.fetchone()
+    return {"image": dict(image), "predictions": predictions, "comparison": dict(comparison) if comparison else None,
+            "older_id": str(older["image_id"]) if older else None, "newer_id": str(newer["image_id"]) if newer else None}
+
+
+def image_location(cur, image_id: str) -> dict | None:
+    """Where an image's bytes are (bucket, key, version), for the media route."""
+    cur.execute("SELECT bucket, object_key, object_version, content_type FROM images WHERE image_id = %s",
+                (image_id,))
+    row = cur.fetchone()
+    return dict(row) if row else None
+
+
+# --- the models side by side over a time range ---------------------------------
+
+def latency_distribution(cur, start: datetime, end: datetime, bins: int = 40) -> dict:
+    """Per model: count, mean, p50/p95/p99 of inference time, and a histogram on
+    shared bin edges (0 to the 99.5th percentile of all models; the last bin holds
+    everything above) so the models' shapes compare at a glance."""
+    cur.execute(
+        """SELECT model_name, count(*) AS n, avg(inference_ms) AS mean_ms,
+                  percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY inference_ms) AS pct
+           FROM predictions WHERE created_at >= %s AND created_at < %s
+           GROUP BY model_name ORDER BY model_name""",
+        (start, end),
+    )
+    summary = {r["model_name"]: {"n": r["n"], "mean_ms": r["mean_ms"], "p50_ms": r["pct"][0], "p95_ms": r["pct"][1],
+                                 "p99_ms": r["pct"][2]} for r in cur.fetchall()}
+    if not summary:
+        return {"summary": {}, "edges": [], "counts": {}}
+    top = max(max(s["p99_ms"] for s in summary.values()) * 1.05, 1e-3)
+    cur.execute(
+        """SELECT model_name, least(width_bucket(inference_ms, 0, %s, %s), %s) AS bucket, count(*) AS n
+           FROM predictions WHERE created_at >= %s AND created_at < %s
+           GROUP BY 1, 2""",
+        (top, bins, bins, start, end),
+    )
+    counts = {m: [0] * bins for m in summary}
+    for r in cur.fetchall():
+        counts[r["model_name"]][max(r["bucket"], 1) - 1] += r["n"]
+    return {"summary": summary, "edges": [top * k / bins for k in range(bins + 1)], "counts": counts}
+
+
+def confidence_distribution(cur, start: datetime, end: datetime, bins: int = 20) -> dict[str, list[int]]:
+    """Per model, how many answers fell in each confidence bin of [0, 1]."""
+    cur.execute(
+        """SELECT model_name, least(width_bucket(confidence, 0, 1, %s), %s) AS bucket, count(*) AS n
+           FROM predictions WHERE created_at >= %s AND created_at < %s GROUP BY 1, 2""",
+        (bins, bins, start, end),
+    )
+    counts: dict[str, list[int]] = {}
+    for r in cur.fetchall():
+        counts.setdefault(r["model_name"], [0] * bins)[max(r["bucket"], 1) - 1] += r["n"]
+    return dict(sorted(counts.items()))
+
+
+def series_step(start: datetime, end: datetime, points: int = 240) -> timedelta:
+    """A whole number of minutes that gives at most about `points` points."""
+    minutes = max(1, int((end - start).total_seconds() // 60 // points) + 1)
+    return timedelta(minutes=minutes)
+
+
+def throughput_series(cur, start: datetime, end: datetime) -> dict:
+    """Predictions per second for each model over time, from the per-minute
+    `model_metrics` rows the aggregate function keeps (a few rows per minute
+    instead of every prediction)."""
+    step = series_step(start, end)
+    cur.execute(
+        """SELECT model_name, date_bin(%s, window_start, TIMESTAMPTZ '2000-01-01') AS t,
+                  sum(prediction_count) AS n, avg(p95_inference_ms) AS p95_ms
+           FROM model_metrics WHERE window_seconds = 60 AND window_start >= %s AND window_start < %s
+           GROUP BY 1, 2 ORDER BY 2""",
+        (step, start, end),
+    )
+    series: dict[str, dict[str, list]] = {}
+    for r in cur.fetchall():
+        s = series.setdefault(r["model_name"], {"t": [], "per_s": [], "p95_ms": []})
+        s["t"].append(r["t"])
+        s["per_s"].append(r["n"] / step.total_seconds())
+        s["p95_ms"].append(r["p95_ms"])
+    return {"step_s": step.total_seconds(), "series": dict(sorted(series.items()))}
+
+
+def agreement_matrix(cur, start: datetime, end: datetime, models: list[str]) -> dict:
+    """For each pair of models, the share of compared images where both gave the
+    same class (the diagonal is 1 by definition), with how many images that took."""
+    pairs = [(a, b) for i, a in enumerate(models) for b in models[i + 1:]]
+    if not pairs:
+        return {"models": models, "rate": {}, "n": {}}
+    columns = ", ".join(
+        f"count(*) FILTER (WHERE per_model ? %s AND per_model ? %s) AS n{k}, "
+        f"count(*) FILTER (WHERE per_model->%s->>'class' = per_model->%s->>'class') AS same{k}"
+        for k in range(len(pairs)))
+    params: list = []
+    for a, b in pairs:
+        params += [a, b, a, b]
+    cur.execute(f"SELECT {columns} FROM model_comparisons WHERE created_at >= %s AND created_at < %s",
+                (*params, start, end))
+    row = cur.fetchone()
+    rate, n = {}, {}
+    for k, (a, b) in enumerate(pairs):
+        n[(a, b)] = n[(b, a)] = row[f"n{k}"]
+        rate[(a, b)] = rate[(b, a)] = row[f"same{k}"] / row[f"n{k}"] if row[f"n{k}"] else None
+    return {"models": models, "rate": rate, "n": n}
+
+
+def confusion_counts(cur, start: datetime, end: datetime) -> dict[str, dict[tuple[str, str], int]]:
+    """Per model, {(true label, predicted class): images} over labelled comparisons.
+    Accuracy per class is its diagonal over its row."""
+    cur.execute(
+        """SELECT m.key AS model_name, c.ground_truth_label AS truth, m.value->>'class' AS predicted, count(*) AS n
+           FROM model_comparisons c CROSS JOIN LATERAL jsonb_each(c.per_model) m
+           WHERE c.created_at >= %s AND c.created_at < %s AND c.ground_truth_label IS NOT NULL
+           GROUP BY 1, 2, 3""",
+        (start, end),
+    )
+    result: dict[str, dict[tuple[str, str], int]] = {}
+    for r in cur.fetchall():
+        result.setdefault(r["model_name"], {})[(r["truth"], r["predicted"])] = r["n"]
+    return dict(sorted(result.items()))
+
+
+def version_comparison(cur, start: datetime, end: datetime) -> list[dict]:
+    """Each model version that answered in the range: volume, p50 inference time,
+    agreement with the consensus and accuracy; two versions of one model side by
+    side are champion and challenger."""
+    cur.execute(
+        """SELECT m.key AS model_name, m.value->>'version' AS model_version, count(*) AS compared,
+                  percentile_cont(0.5) WITHIN GROUP (ORDER BY (m.value->>'inference_ms')::double precision)
+                      AS p50_inference_ms,
+                  avg(((m.value->>'class') = c.consensus_class)::int) AS agrees_with_consensus,
+                  avg((m.value->>'correct')::boolean::int) AS accuracy,
+                  count(m.value->>'correct') AS labelled
+           FROM model_comparisons c CROSS JOIN LATERAL jsonb_each(c.per_model) m
+           WHERE c.created_at >= %s AND c.created_at < %s
+           GROUP BY 1, 2 ORDER BY 1, 2""",
+        (start, end),
+    )
+    return [dict(r) for r in cur.fetchall()]
+
+
+# --- history --------------------------------------------------------------------
+
+AGREEMENT_LEVELS = ("all", "majority", "none")
+
+
+@dataclass
+class HistoryFilter:
+    """What the History page (and the API's list endpoints) filter images by.
+    `model` narrows `predicted_class` and `correct` to that model's answer; without
+    it they apply to the consensus."""
+
+    start: datetime
+    end: datetime
+    model: str | None = None
+    predicted_class: str | None = None
+    agreement: str | None = None  # all | majority | none | pending | quarantined
+    correct: bool | None = None
+    source: str | None = None
+    search: str | None = None  # part of the filename, or the start of an image id
+    params: dict = field(default_factory=dict, init=False, repr=False)
+
+    def where(self) -> str:
+        p = self.params = {"start": self.start, "end": self.end}
+        clauses = ["i.uploaded_at >= %(start)s", "i.uploaded_at < %(end)s"]
+        if self.source:
+            clauses.append("i.source = %(source)s")
+            p["source"] = self.source
+        if self.search:
+            clauses.append("(i.filename ILIKE %(search)s OR i.image_id::text LIKE %(prefix)s)")
+            escaped = self.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            p["search"], p["prefix"] = f"%{escaped}%", f"{escaped.lower()}%"
+        if self.agreement in AGREEMENT_LEVELS:
+            clauses.append("c.agreement_level = %(agreement)s")
+            p["agreement"] = self.agreement
+        elif self.agreement == "pending":
+            clauses.append("c.agreement_level IS NULL AND i.status <> 'quarantined'")
+        elif self.agreement == "quarantined":
+            clauses.append("i.status = 'quarantined'")
+        elif self.agreement:
+            raise ValueError(f"unknown agreement filter {self.agreement!r}")
+        if self.model:
+            p["model"] = self.model
+        if self.predicted_class:
+            p["cls"] = self.predicted_class
+            clauses.append("c.per_model->%(model)s->>'class' = %(cls)s" if self.model else "c.consensus_class = %(cls)s")
+        if self.correct is not None:
+            p["correct"] = self.correct
+            clauses.append("(c.per_model->%(model)s->>'correct')::boolean = %(correct)s" if self.model
+                           else "c.consensus_correct = %(correct)s")
+        elif self.model and not self.predicted_class:
+            clauses.append("c.per_model ? %(model)s")
+        return " AND ".join(clauses)
+
+
+_HISTORY_FROM = f"FROM images i {_LATEST_COMPARISON}"
+
+
+def history_rows(cur, f: HistoryFilter, offset: int = 0, limit: int = 50) -> list[dict]:
+    """One page of images (newest first) with their latest comparison."""
+    where = f.where()
+    cur.execute(
+        f"""SELECT i.image_id, i.uploaded_at, i.filename, i.source, i.status, i.ground_truth_label,
+                   i.quarantine_reason, c.consensus_class, c.consensus_confidence, c.agreement_level,
+                   c.consensus_correct, c.per_model
+            {_HISTORY_FROM} WHERE {where}
+            ORDER BY i.uploaded_at DESC, i.image_id DESC OFFSET %(offset)s LIMIT %(limit)s""",
+        {**f.params, "offset": offset, "limit": limit},
+    )
+    return [dict(r) for r in cur.fetchall()]
+
+
+def history_count(cur, f: HistoryFilter, cap: int = 10_000) -> tuple[int, bool]:
+    """How many images match, counted up to `cap` (so a broad filter costs a
+    bounded scan); the flag says the count stopped at the cap."""
+    where = f.where()
+    cur.execute(f"SELECT count(*) AS n FROM (SELECT 1 {_HISTORY_FROM} WHERE {where} LIMIT %(cap)s) s",
+                {**f.params, "cap": cap + 1})
+    n = cur.fetchone()["n"]
+    return min(n, cap), n > cap
+
+
+# --- the review queue ------------------------------------------------------------
+
+def review_queue(cur, limit: int = 50) -> tuple[list[dict], int]:
+    """Images the models disagree on (newest first), and how many wait in all."""
+    cur.execute(
+        f"""SELECT i.image_id, i.uploaded_at, i.filename, i.source, i.ground_truth_label, c.consensus_class,
+                   c.agreement_level, c.per_model
+            FROM images i {_LATEST_COMPARISON}
+            WHERE i.needs_review ORDER BY i.uploaded_at DESC LIMIT %s""",
+        (limit,),
+    )
+    rows = [dict(r) for r in cur.fetchall()]
+    cur.execute("SELECT count(*) AS n FROM images WHERE needs_review")
+    return rows, cur.fetchone()["n"]
+
+
+def quarantined(cur, limit: int = 50) -> tuple[list[dict], int]:
+    """Objects ingest refused, with their reason (newest first), and how many in all."""
+    cur.execute(
+        """SELECT image_id, uploaded_at, filename, source, size_bytes, quarantine_reason, object_key
+           FROM images WHERE status = 'quarantined' ORDER BY uploaded_at DESC LIMIT %s""",
+        (limit,),
+    )
+    rows = [dict(r) for r in cur.fetchall()]
+    cur.execute("SELECT count(*) AS n FROM images WHERE status = 'quarantined'")
+    return rows, cur.fetchone()["n"]
+
+
+def recent_classes(cur, sample: int = 5000) -> set[str]:
+    """Classes the models answered lately: the label choices when the registry is away."""
+    cur.execute("SELECT DISTINCT predicted_class FROM (SELECT predicted_class FROM predictions "
+                "ORDER BY created_at DESC LIMIT %s) s", (sample,))
+    return {r["predicted_class"] for r in cur.fetchall()}
+
+
+# --- the model lifecycle ------------------------------------------------------------
+
+LIFECYCLE_EVENTS = ("model_promoted", "model_not_promoted", "training_started", "training_epoch", "label_set")
+
+
+def lifecycle_events(cur, limit: int = 100, types: tuple[str, ...] = LIFECYCLE_EVENTS) -> list[dict]:
+    cur.execute(
+        """SELECT event_type, severity, component, message, details, created_at FROM system_events
+           WHERE event_type = ANY(%s) ORDER BY created_at DESC LIMIT %s""",
+        (list(types), limit),
+    )
+    return [dict(r) for r in cur.fetchall()]

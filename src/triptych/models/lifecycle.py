@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import asdict, dataclass
 
 from ..bus import producer as make_producer
@@ -101,8 +102,25 @@ def train_and_register(
     test_set = load_split(dataset_id, "test", config.input_size, test_count, settings)
     for problem in train_set.skipped + test_set.skipped:
         logger.warning("skipped an image that does not decode: %s", problem)
+    run_key = mlrun_run_uid or uuid.uuid4().hex
+    log_system_event("training_started", "info", "training",
+                     f"training {model_name} on {dataset_id}: {len(train_set.labels)} images, {config.epochs} epochs",
+                     details={"model_name": model_name, "dataset_id": dataset_id, "epochs": config.epochs,
+                              "train_count": len(train_set.labels), "run": run_key},
+                     dedup_key=f"train-start:{model_name}:{run_key}", settings=settings)
+
+    def log_epoch(row: dict) -> None:
+        # Each epoch is also an event, so the dashboard's Models page shows training as it goes.
+        log(row)
+        log_system_event("training_epoch", "info", "training",
+                         f"{model_name} epoch {row['epoch']}/{config.epochs}: held-out accuracy "
+                         f"{row['test_accuracy']:.3f}",
+                         details={"model_name": model_name, "dataset_id": dataset_id, "epochs": config.epochs,
+                                  "run": run_key, **row},
+                         dedup_key=f"train-epoch:{model_name}:{run_key}:{row['epoch']}", settings=settings)
+
     result = train(model_name, train_set.images, train_set.labels, test_set.images, test_set.labels,
-                   train_set.classes, dataset_id, config, log)
+                   train_set.classes, dataset_id, config, log_epoch)
     card = result.card.model_copy(update={"mlrun_run_uid": mlrun_run_uid})
     registered = registry.register(result.model, card, params={"epochs": config.epochs, "dataset": dataset_id,
                                                                "train_count": len(train_set.labels),

@@ -9,16 +9,18 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
-import torch
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from ..config import Settings, get_settings
-from .backends import export_onnx
 from .card import WEIGHTS_FILE, ModelCard, ONNX_FILE
-from .zoo import architecture
+from .zoo import ARCHITECTURES, architecture
+
+if TYPE_CHECKING:  # torch only where weights are written: reading the registry stays light (the dashboard)
+    import torch
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -45,6 +47,10 @@ class RegisteredVersion:
 def register(model: torch.nn.Module, card: ModelCard, params: dict | None = None,
              settings: Settings | None = None) -> RegisteredVersion:
     """Log the weights, ONNX export and card as one MLflow run and register them as a new version."""
+    import torch
+
+    from .backends import export_onnx
+
     settings = settings or get_settings()
     client = _client(settings)
     arch = architecture(card.model_name)
@@ -108,3 +114,46 @@ def tag_of(model_name: str, version: str, tag: str, settings: Settings | None = 
     """A version's tag as registered (labels, input_size, dataset_id, accuracy, origin, ...)."""
     client = _client(settings or get_settings())
     return client.get_model_version(architecture(model_name).registered_name, version).tags.get(tag)
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    """One registered version as the dashboard's Models page shows it."""
+
+    model_name: str
+    version: str
+    aliases: tuple[str, ...]
+    dataset_id: str
+    accuracy: float | None
+    origin: str
+    created_ms: int
+    run_id: str
+
+
+def overview(settings: Settings | None = None, per_model: int = 10) -> dict[str, list[VersionSummary]]:
+    """Each model's newest registered versions (newest first), with aliases and card tags."""
+    client = _client(settings or get_settings())
+    result: dict[str, list[VersionSummary]] = {}
+    for name, arch in ARCHITECTURES.items():
+        versions = client.search_model_versions(f"name = '{arch.registered_name}'", max_results=200)
+        versions = sorted(versions, key=lambda v: int(v.version), reverse=True)[:per_model]
+        result[name] = [
+            VersionSummary(name, str(v.version), tuple(getattr(v, "aliases", ()) or ()), v.tags.get("dataset_id", ""),
+                           float(v.tags["accuracy"]) if v.tags.get("accuracy") else None, v.tags.get("origin", ""),
+                           int(v.creation_timestamp or 0), v.run_id or "")
+            for v in versions
+        ]
+    return result
+
+
+def champion_labels(settings: Settings | None = None) -> set[str]:
+    """Every label some champion knows: the classes a person may assign to an image."""
+    client = _client(settings or get_settings())
+    labels: set[str] = set()
+    for arch in ARCHITECTURES.values():
+        try:
+            version = client.get_model_version_by_alias(arch.registered_name, CHAMPION)
+        except MlflowException:
+            continue
+        labels.update(json.loads(version.tags.get("labels", "[]")))
+    return labels

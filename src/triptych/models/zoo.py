@@ -4,9 +4,10 @@ classifier head sized to the label set of the version."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-import torchvision
+if TYPE_CHECKING:  # torch is imported where a network is built: naming models stays light (the dashboard)
+    import torch
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ def architecture(name: str) -> Architecture:
 
 def build(name: str, num_classes: int) -> torch.nn.Module:
     """A freshly initialised network with `num_classes` outputs."""
+    import torchvision
+
     arch = architecture(name)
     model = getattr(torchvision.models, arch.builder)(weights=None, num_classes=num_classes, **dict(arch.options))
     _start_head_small(model)
@@ -59,6 +62,8 @@ def _start_head_small(model: torch.nn.Module) -> None:
     3 epochs, 24 % vs 69 % after 2 short epochs on 4,000 images). N(0, 0.01) is what
     MobileNetV2 already uses and about ResNet50's default scale (std 0.013).
     """
+    import torch
+
     head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
     torch.nn.init.normal_(head.weight, std=0.01)
     torch.nn.init.zeros_(head.bias)
@@ -66,6 +71,8 @@ def _start_head_small(model: torch.nn.Module) -> None:
 
 def build_pretrained(name: str) -> tuple[torch.nn.Module, list[str]]:
     """ImageNet weights from torchvision (downloads once; needs network access)."""
+    import torchvision
+
     weights_enum = torchvision.models.get_model_weights(architecture(name).builder)
     weights = weights_enum.DEFAULT
     model = getattr(torchvision.models, architecture(name).builder)(weights=weights)

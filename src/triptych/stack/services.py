@@ -573,8 +573,42 @@ class Functions(Service):
         return bool(status) and self.pidfile.live_process() is not None and status.get("pid") == self.pidfile.read().pid
 
 
+class Dashboard(Service):
+    """The Dash app (dash_app/): reads Postgres and MinIO, uploads through the upload function."""
+
+    name = "dashboard"
+    start_timeout = 60.0
+
+    @property
+    def managed(self) -> bool:
+        return True  # always ours
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.dashboard_autostart
+
+    @property
+    def url(self) -> str:
+        return self.settings.dashboard_url
+
+    def ports(self) -> dict[int, str]:
+        return {self.settings.dashboard_port: "web app"}
+
+    def version(self) -> str:
+        return importlib.metadata.version("dash")
+
+    def _launch(self) -> int:
+        return spawn_detached([sys.executable, "-m", "triptych.cli", "dashboard"], self.log_path)
+
+    def healthy(self) -> bool:
+        with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:
+            return resp.status == 200
+
+
 def all_services(settings: Settings) -> list[Service]:
     """In start order: MinIO publishes to Kafka, MLflow needs Postgres and MinIO,
-    and the functions need all of them."""
-    return [Postgres(settings), Kafka(settings), MinIO(settings), MLflow(settings), Functions(settings)]
+    the dashboard needs Postgres and MinIO (it starts before the functions so that
+    its URL is there first), and the functions need all of them."""
+    return [Postgres(settings), Kafka(settings), MinIO(settings), MLflow(settings), Dashboard(settings),
+            Functions(settings)]
 

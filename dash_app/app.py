@@ -1,0 +1,71 @@
+"""The Triptych dashboard: a multi-page Dash app over Postgres (results) and MinIO
+(image bytes). `triptych dashboard` serves it in the foreground; `triptych up`
+starts it as the service `dashboard`.
+
+Pages are registered here, in navigation order, from one module each under
+`pages/`; each module has `PATH`, `NAME`, `TITLE`, `layout(**query)` and its callbacks.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Dash, html
+
+from .media import register_routes
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+log = logging.getLogger("triptych.dashboard")
+
+
+def _pages():
+    from .pages import compare, history, image, live, models, review, upload
+
+    return [live, upload, image, compare, history, review, models]
+
+
+def navbar(pages) -> dbc.Navbar:
+    links = [dbc.NavItem(dbc.NavLink(p.NAME, href=p.PATH, active="exact" if p.PATH == "/" else "partial",
+                                     id=f"nav-{p.NAME.lower()}"))
+             for p in pages]
+    return dbc.Navbar(
+        dbc.Container([
+            html.A([html.Span("▮▮▮", className="brand-mark"), html.Span("Triptych", className="brand-name")],
+                   href="/", className="navbar-brand d-flex align-items-center gap-2"),
+            dbc.Nav(links, navbar=True, className="gap-1"),
+            html.Span("three models, one stream", className="navbar-text d-none d-lg-inline small"),
+        ], fluid=True),
+        color="dark", dark=True, className="mb-3",
+    )
+
+
+def create_app() -> Dash:
+    app = Dash(
+        __name__,
+        use_pages=True,
+        pages_folder="",  # pages are registered below, not discovered from a folder
+        assets_folder=str(ASSETS),
+        title="Triptych",
+        update_title=None,  # no "Updating..." flicker in the tab title every refresh
+        suppress_callback_exceptions=True,  # each page's components exist only while it is shown
+    )
+    pages = _pages()
+    for order, page in enumerate(pages):
+        dash.register_page(page.__name__, path=page.PATH, name=page.NAME, title=f"{page.TITLE} · Triptych",
+                           layout=page.layout, order=order, path_template=getattr(page, "PATH_TEMPLATE", None))
+    app.layout = html.Div([navbar(pages), dbc.Container(dash.page_container, fluid="xxl", className="pb-5")])
+    register_routes(app.server)
+    return app
+
+
+def serve(host: str, port: int, threads: int = 8) -> None:
+    """Serve with waitress (a production WSGI server: several requests at once,
+    no development-server warning)."""
+    from waitress import serve as waitress_serve
+
+    app = create_app()
+    log.info("dashboard on http://%s:%s", host, port)
+    waitress_serve(app.server, host=host, port=port, threads=threads, ident="triptych-dashboard")

@@ -1,0 +1,88 @@
+"""The app's one door to its data: Postgres through the shared read-side queries
+(`triptych.db.queries`), the time ranges pages offer, and the classes a person may
+assign. Callbacks call `read(query, ...)`; nothing here renders."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from typing import TypeVar
+
+from triptych.config import Settings, get_settings
+from triptych.db.connection import Database
+
+T = TypeVar("T")
+
+# The ranges the Compare and History pages offer: label -> length. Bounded on
+# purpose: every query reads an indexed time range, never a whole table.
+RANGES: dict[str, timedelta] = {
+    "15m": timedelta(minutes=15),
+    "1h": timedelta(hours=1),
+    "6h": timedelta(hours=6),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+RANGE_LABELS = {"15m": "last 15 minutes", "1h": "last hour", "6h": "last 6 hours", "24h": "last 24 hours",
+                "7d": "last 7 days", "30d": "last 30 days"}
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+@lru_cache(maxsize=1)
+def _database() -> Database:
+    return Database(settings())
+
+
+def read(query: Callable[..., T], *args, **kwargs) -> T:
+    """Run one read-side query in its own transaction (one connection per server thread)."""
+    return _database().transaction(lambda cur: query(cur, *args, **kwargs))
+
+
+def write(work: Callable[..., T], *args, **kwargs) -> T:
+    return _database().transaction(lambda cur: work(cur, *args, **kwargs))
+
+
+def time_range(key: str | None, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """(start, end) for a range label; an unknown label is a clear error."""
+    if key not in RANGES:
+        raise ValueError(f"unknown time range {key!r}; one of {', '.join(RANGES)}")
+    end = now or datetime.now(timezone.utc)
+    return end - RANGES[key], end
+
+
+def model_names() -> list[str]:
+    return list(settings().active_models)
+
+
+_classes_lock = threading.Lock()
+_classes_cache: tuple[float, frozenset[str]] = (0.0, frozenset())
+CLASSES_TTL_S = 60.0
+
+
+def known_classes() -> frozenset[str]:
+    """The labels the champions know (from the MLflow registry, cached a minute);
+    when the registry cannot be reached, the classes the models answered lately."""
+    global _classes_cache
+    with _classes_lock:
+        fetched_at, classes = _classes_cache
+        if classes and time.monotonic() - fetched_at < CLASSES_TTL_S:
+            return classes
+    try:
+        from triptych.models.registry import champion_labels
+
+        found = frozenset(champion_labels(settings()))
+    except Exception:  # noqa: BLE001 - the registry being away must not break labelling
+        found = frozenset()
+    if not found:
+        from triptych.db.queries import recent_classes
+
+        found = frozenset(read(recent_classes))
+    with _classes_lock:
+        _classes_cache = (time.monotonic(), found)
+    return found

@@ -1,0 +1,182 @@
+"""Compare: the models side by side over a chosen time range: latency
+distributions with p50/p95/p99, throughput over time, confidence distributions,
+accuracy per class and a confusion matrix per model (labelled images), how often
+each pair of models agrees, and every model version that answered (a champion and
+its challenger side by side)."""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+import plotly.graph_objects as go
+from dash import Input, Output, callback, dcc, html
+from plotly.subplots import make_subplots
+
+from triptych.db.queries import (agreement_matrix, confidence_distribution, confusion_counts, latency_distribution,
+                                 throughput_series, version_comparison)
+
+from .. import data
+from ..components import (empty_figure, figure, fmt, graph, model_color, model_label, page_header, pct)
+
+PATH = "/compare"
+NAME = "Compare"
+TITLE = "Compare models"
+DEFAULT_RANGE = "1h"
+
+
+def layout(range: str | None = None, **_query):  # noqa: A002 - the URL's query parameter is called range
+    problem = None
+    if range is not None and range not in data.RANGES:
+        problem = dbc.Alert(f"Unknown time range “{range}”: showing the {data.RANGE_LABELS[DEFAULT_RANGE]}. "
+                            f"Ranges: {', '.join(data.RANGES)}.", color="warning", id="compare-range-error")
+        range = None
+    picker = dcc.Dropdown(id="compare-range", options=[{"label": v, "value": k} for k, v in data.RANGE_LABELS.items()],
+                          value=range or DEFAULT_RANGE, clearable=False, style={"width": "14rem"})
+    return html.Div([
+        page_header("Compare", "The three models side by side: speed, certainty, accuracy and agreement.", picker),
+        problem,
+        html.Div(id="compare-latency-table", className="mb-2"),
+        dbc.Row([dbc.Col(graph("compare-latency"), lg=6), dbc.Col(graph("compare-throughput"), lg=6)], className="g-3"),
+        dbc.Row([dbc.Col(graph("compare-confidence"), lg=6), dbc.Col(graph("compare-class-accuracy"), lg=6)],
+                className="g-3"),
+        dbc.Row([dbc.Col(graph("compare-agreement"), lg=4), dbc.Col(graph("compare-confusion"), lg=8)],
+                className="g-3"),
+        html.H5("Model versions in this range", className="mt-3"),
+        html.P("Each version that answered, on the same images: a challenger beside its champion shows here.",
+               className="text-muted small"),
+        html.Div(id="compare-versions"),
+    ])
+
+
+def _no_data(what: str, range_key: str) -> go.Figure:
+    return empty_figure(f"No {what} in the {data.RANGE_LABELS[range_key]}. Widen the range, or start a stream.")
+
+
+@callback(
+    Output("compare-latency", "figure"), Output("compare-latency-table", "children"),
+    Output("compare-confidence", "figure"),
+    Input("compare-range", "value"),
+)
+def speed_and_confidence(range_key):
+    start, end = data.time_range(range_key)
+    latency = data.read(latency_distribution, start, end)
+    if not latency["summary"]:
+        return _no_data("predictions", range_key), None, _no_data("predictions", range_key)
+    edges = latency["edges"]
+    centers = [(a + b) / 2 for a, b in zip(edges, edges[1:])]
+    fig = go.Figure()
+    for model, counts in latency["counts"].items():
+        total = sum(counts) or 1
+        fig.add_bar(x=centers, y=[c / total for c in counts], name=model_label(model), marker_color=model_color(model),
+                    opacity=0.75, width=edges[1] - edges[0])
+    fig.update_layout(barmode="overlay", title="Inference time per image (share of answers)")
+    fig.update_xaxes(title="ms (last bar: everything above)")
+    fig.update_yaxes(tickformat=".0%")
+    table = dbc.Table([
+        html.Thead(html.Tr([html.Th(h) for h in ("model", "answers", "mean ms", "p50 ms", "p95 ms", "p99 ms")])),
+        html.Tbody([html.Tr([html.Td(model_label(m), style={"color": model_color(m)}, className="fw-semibold"),
+                             html.Td(f"{s['n']:,}"), html.Td(fmt(s["mean_ms"])), html.Td(fmt(s["p50_ms"])),
+                             html.Td(fmt(s["p95_ms"])), html.Td(fmt(s["p99_ms"]))], id=f"compare-latency-{m}")
+                    for m, s in latency["summary"].items()]),
+    ], size="sm", className="models-table")
+
+    confidence = data.read(confidence_distribution, start, end)
+    conf = go.Figure()
+    bins = len(next(iter(confidence.values()))) if confidence else 20
+    for model, counts in confidence.items():
+        total = sum(counts) or 1
+        conf.add_scatter(x=[(k + 0.5) / bins for k in range(bins)], y=[c / total for c in counts], mode="lines+markers",
+                         name=model_label(model), line=dict(color=model_color(model), shape="spline"))
+    conf.update_layout(title="Confidence of the top answer")
+    conf.update_xaxes(range=[0, 1], tickformat=".0%", title="confidence")
+    conf.update_yaxes(tickformat=".0%", title="share of answers")
+    return figure(fig), table, figure(conf)
+
+
+@callback(Output("compare-throughput", "figure"), Input("compare-range", "value"))
+def throughput(range_key):
+    start, end = data.time_range(range_key)
+    result = data.read(throughput_series, start, end)
+    if not result["series"]:
+        return _no_data("predictions", range_key)
+    fig = go.Figure()
+    for model, s in result["series"].items():
+        fig.add_scatter(x=s["t"], y=s["per_s"], name=model_label(model), mode="lines",
+                        line=dict(color=model_color(model), shape="hv"))
+    step = result["step_s"] / 60
+    fig.update_layout(title=f"Throughput (answers per second, {step:.0f}-minute steps)")
+    fig.update_yaxes(title="answers / s", rangemode="tozero")
+    return figure(fig)
+
+
+def _heatmap_text(values):
+    return [[("" if v is None else f"{v:.0%}") for v in row] for row in values]
+
+
+@callback(
+    Output("compare-agreement", "figure"), Output("compare-class-accuracy", "figure"),
+    Output("compare-confusion", "figure"), Output("compare-versions", "children"),
+    Input("compare-range", "value"),
+)
+def agreement_and_accuracy(range_key):
+    start, end = data.time_range(range_key)
+    models = data.model_names()
+    agreement = data.read(agreement_matrix, start, end, models)
+    if not any(agreement["n"].values()):
+        agree_fig = _no_data("compared images", range_key)
+    else:
+        labels = [model_label(m) for m in models]
+        z = [[1.0 if a == b else agreement["rate"].get((a, b)) for b in models] for a in models]
+        agree_fig = go.Figure(go.Heatmap(z=z, x=labels, y=labels, zmin=0, zmax=1, colorscale="Blues",
+                                         text=_heatmap_text(z), texttemplate="%{text}", showscale=False))
+        agree_fig.update_layout(title="Same answer, pair by pair")
+        agree_fig.update_yaxes(autorange="reversed")
+        agree_fig = figure(agree_fig)
+
+    confusion = data.read(confusion_counts, start, end)
+    if not confusion:
+        accuracy_fig = empty_figure(f"No labelled images compared in the {data.RANGE_LABELS[range_key]}. "
+                                    "Label images on the Review page, or stream a labelled set.")
+        confusion_fig = empty_figure("A confusion matrix needs labelled images.")
+    else:
+        classes = sorted({t for cells in confusion.values() for t, _ in cells} |
+                         {p for cells in confusion.values() for _, p in cells})
+        truths = sorted({t for cells in confusion.values() for t, _ in cells})
+        accuracy_fig = go.Figure()
+        for model, cells in confusion.items():
+            rows = {t: sum(n for (tt, _), n in cells.items() if tt == t) for t in truths}
+            acc = [cells.get((t, t), 0) / rows[t] if rows[t] else None for t in truths]
+            accuracy_fig.add_bar(x=truths, y=acc, name=model_label(model), marker_color=model_color(model))
+        accuracy_fig.update_layout(title="Accuracy per true class", barmode="group")
+        accuracy_fig.update_yaxes(range=[0, 1], tickformat=".0%")
+        accuracy_fig = figure(accuracy_fig)
+
+        confusion_fig = make_subplots(rows=1, cols=len(confusion), subplot_titles=[model_label(m) for m in confusion],
+                                      horizontal_spacing=0.04, shared_yaxes=True)
+        for k, (model, cells) in enumerate(confusion.items(), start=1):
+            totals = {t: sum(n for (tt, _), n in cells.items() if tt == t) for t in classes}
+            z = [[cells.get((t, p), 0) / totals[t] if totals[t] else None for p in classes] for t in classes]
+            counts = [[cells.get((t, p), 0) for p in classes] for t in classes]
+            confusion_fig.add_trace(go.Heatmap(z=z, x=classes, y=classes, zmin=0, zmax=1, colorscale="Blues",
+                                               showscale=False, customdata=counts,
+                                               hovertemplate="true %{y}, answered %{x}: %{customdata} images"
+                                                             "<extra></extra>"), row=1, col=k)
+        confusion_fig.update_yaxes(autorange="reversed", title_text="true class", col=1)
+        confusion_fig.update_xaxes(title_text="answered", tickangle=45)
+        confusion_fig.update_layout(title="Confusion matrices (share of each true class)")
+        confusion_fig = figure(confusion_fig, height=360)
+    return agree_fig, accuracy_fig, confusion_fig, _versions_table(data.read(version_comparison, start, end))
+
+
+def _versions_table(rows: list[dict]):
+    if not rows:
+        return html.P("No compared images in this range.", className="text-muted")
+    return dbc.Table([
+        html.Thead(html.Tr([html.Th(h) for h in ("model", "version", "images", "p50 ms", "agrees with consensus",
+                                                 "accuracy", "labelled")])),
+        html.Tbody([html.Tr([
+            html.Td(model_label(r["model_name"]), style={"color": model_color(r["model_name"])},
+                    className="fw-semibold"),
+            html.Td(f"v{r['model_version']}"), html.Td(f"{r['compared']:,}"), html.Td(fmt(r["p50_inference_ms"])),
+            html.Td(pct(r["agrees_with_consensus"])), html.Td(pct(r["accuracy"])), html.Td(f"{r['labelled']:,}"),
+        ]) for r in rows]),
+    ], size="sm", hover=True, className="models-table", id="compare-versions-table")

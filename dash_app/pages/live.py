@@ -1,0 +1,173 @@
+"""Live (home): what is happening now. Counters for the last minute and hour, the
+stream of compared images as it happens, each model's latency and accuracy over
+the last minutes, and the health of the stack and the functions. Refreshes every
+2 s, and stops refreshing while the tab is hidden."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import dash_bootstrap_components as dbc
+from dash import Input, Output, callback, clientside_callback, dcc, html
+
+from triptych.db.queries import live_summary, per_model, recent_comparisons
+
+from .. import data, health
+from ..components import (agreement_badge, answer_chip, code, correctness, empty_state, fmt, model_color,
+                          model_label, page_header, pct, stat_card, thumb_url)
+
+PATH = "/"
+NAME = "Live"
+TITLE = "Live"
+MODEL_WINDOW_S = 300
+STREAM_LENGTH = 12
+
+
+def layout(**_query):
+    return html.Div([
+        page_header("Live", "The stream as it happens: every image, three answers, one consensus.",
+                    html.Span(id="live-updated", className="text-muted small")),
+        dcc.Interval(id="live-interval", interval=2000),
+        html.Div(id="live-visibility", hidden=True),
+        html.Div(id="live-counters", className="mb-3"),
+        dbc.Row([
+            dbc.Col([html.H5("Latest images"), html.Div(id="live-stream")], lg=8),
+            dbc.Col([
+                html.H5(f"Models, last {MODEL_WINDOW_S // 60} minutes"), html.Div(id="live-models", className="mb-4"),
+                html.H5("Stack and functions"), html.Div(id="live-health"),
+            ], lg=4),
+        ]),
+    ])
+
+
+# A hidden tab costs nothing: the interval is switched off while the page is not
+# visible (the browser's Page Visibility API) and on again when it shows.
+clientside_callback(
+    """
+    function(id) {
+        if (!window._triptychVisibility) {
+            window._triptychVisibility = true;
+            document.addEventListener('visibilitychange', function () {
+                if (document.getElementById('live-interval')) {
+                    dash_clientside.set_props('live-interval', {disabled: document.hidden});
+                }
+            });
+        }
+        return document.hidden ? 'hidden' : 'visible';
+    }
+    """,
+    Output("live-visibility", "children"),
+    Input("live-visibility", "id"),
+)
+
+
+def _counters(minute: dict, hour: dict) -> dbc.Row:
+    def card(label, key, fmt_value=str, hint_fmt=None):
+        hint_fmt = hint_fmt or fmt_value
+        return dbc.Col(stat_card(label, fmt_value(minute[key]), f"last hour: {hint_fmt(hour[key])}",
+                                 id=f"live-count-{key}"), xs=6, md=4, xl=2)
+
+    return dbc.Row([
+        card("Images in / min", "images_in"),
+        card("Compared / min", "compared"),
+        card("Throughput", "throughput", lambda v: f"{v:.2f} img/s"),
+        card("All three agree", "agreement_rate", pct),
+        card("Quarantined / min", "quarantined"),
+        card("Dead letters / min", "dead_letters"),
+    ], className="g-2")
+
+
+def _stream_item(row: dict, models: list[str]) -> html.A:
+    per = row["per_model"] or {}
+    level = row["agreement_level"]
+    truth = row["ground_truth_label"]
+    return html.A(
+        dbc.Card(dbc.CardBody(html.Div([
+            html.Img(src=thumb_url(row["image_id"]), className="thumb", alt=row["filename"]),
+            html.Div([
+                html.Div([html.Span(row["filename"], className="fw-semibold text-truncate stream-name"),
+                          agreement_badge(level)], className="d-flex justify-content-between gap-2"),
+                html.Div([answer_chip(m, per.get(m), row["consensus_class"]) for m in models],
+                         className="chips"),
+                html.Div([
+                    html.Span("consensus "), html.Strong(row["consensus_class"] or "–"), " ",
+                    correctness(row["consensus_correct"]),
+                    html.Span(f" · truth {truth}" if truth else " · unlabelled", className="text-muted"),
+                    html.Span(f" · {row['compared_at'].astimezone():%H:%M:%S}", className="text-muted"),
+                ], className="small"),
+            ], className="flex-grow-1 min-w-0"),
+        ], className="d-flex gap-3")), className=f"stream-card level-{level}"),
+        href=f"/image/{row['image_id']}", className="stream-link",
+    )
+
+
+def _models_table(rows: list[dict]) -> html.Div:
+    if not rows:
+        return empty_state("No predictions in the last minutes.",
+                           "The inference functions answer as soon as images arrive.")
+    head = html.Thead(html.Tr([html.Th(h) for h in ("model", "version", "answers", "p50 ms", "p95 ms", "accuracy")]))
+    body = html.Tbody([
+        html.Tr([
+            html.Td(html.Span(model_label(r["model_name"]), style={"color": model_color(r["model_name"])},
+                              className="fw-semibold")),
+            html.Td(r["versions"]), html.Td(r["predictions"]), html.Td(fmt(r["p50_inference_ms"])),
+            html.Td(fmt(r["p95_inference_ms"])), html.Td(pct(r["accuracy"])),
+        ], id=f"live-model-{r['model_name']}") for r in rows
+    ])
+    return dbc.Table([head, body], size="sm", hover=True, className="models-table")
+
+
+def _health(snapshot: dict) -> html.Div:
+    items = []
+    for s in snapshot["services"]:
+        if s["state"] == "disabled":
+            continue
+        up = s["state"] == "up"
+        items.append(html.Li([html.Span("●", className="dot " + ("up" if up else "down")),
+                              html.Span(s["name"], className="fw-semibold"),
+                              html.Span(f"{s['rss_mb']:.0f} MB" if s.get("rss_mb") else ("up" if up else "down"),
+                                        className="text-muted ms-auto")]))
+    for name, f in snapshot["functions"].items():
+        ok = f["running"] >= f["desired"]
+        state = "up" if ok and f["desired"] else ("idle" if not f["desired"] else "down")
+        items.append(html.Li([html.Span("●", className=f"dot {state}"), html.Span(name),
+                              html.Span(f"{f['running']}/{f['desired']} replicas"
+                                        + (f", {f['restarts']} restarts" if f["restarts"] else ""),
+                                        className="text-muted ms-auto")]))
+    if not snapshot["functions"]:
+        items.append(html.Li([html.Span("●", className="dot down"), html.Span("functions"),
+                              html.Span("not running: `triptych up`", className="text-muted ms-auto")]))
+    return html.Ul(items, className="health-list")
+
+
+@callback(
+    Output("live-counters", "children"), Output("live-stream", "children"), Output("live-models", "children"),
+    Output("live-updated", "children"),
+    Input("live-interval", "n_intervals"),
+)
+def refresh(_n):
+    minute = data.read(live_summary, 60)
+    hour = data.read(live_summary, 3600)
+    rows = data.read(recent_comparisons, STREAM_LENGTH)
+    models = data.model_names()
+    if rows:
+        stream = html.Div([_stream_item(r, models) for r in rows], className="stream")
+    else:
+        stream = empty_state(
+            "Nothing compared yet.",
+            html.Span(["Start the labelled stream with ", code("make demo"), " (or ", code("triptych stream synthetic"),
+                       "), upload images on the ", html.A("Upload", href="/upload"), " page, or drop files into the ",
+                       code("images"), " bucket."]),
+            "Each image appears here with the three models' answers as soon as all three have answered.",
+            id="live-empty")
+    return (_counters(minute, hour), stream, _models_table(data.read(per_model, MODEL_WINDOW_S)),
+            f"updated {datetime.now():%H:%M:%S}")
+
+
+@callback(Output("live-health", "children"), Input("live-interval", "n_intervals"))
+def refresh_health(n):
+    if n and n % 3:  # every 6 s is plenty for health
+        from dash import no_update
+
+        return no_update
+    return _health(health.snapshot())

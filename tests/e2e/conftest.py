@@ -1,0 +1,151 @@
+"""Browser tests: the real dashboard (`triptych dashboard`, as `triptych up` runs
+it) over the real stack and pipeline, driven in Debian's Chromium by Playwright.
+
+Chromium comes from Debian's packages (installed here when missing, as root,
+like PostgreSQL); Playwright never downloads a browser of its own. Screenshots of
+every page go to TRIPTYCH_TEST_ARTIFACTS (default /tmp/triptych-test/artifacts).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+# The real stack's fixtures and environment (ports, data dir) are the integration suite's.
+from tests.integration.conftest import stack, stack_settings  # noqa: F401
+from tests.integration.pipeline_helpers import free_port, start_pipeline
+
+ARTIFACTS = Path(os.environ.get("TRIPTYCH_TEST_ARTIFACTS", "/tmp/triptych-test/artifacts")) / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+# Chromium as root, headless, with no attempt to reach the outside network.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def ensure_chromium() -> Path:
+    if CHROMIUM.exists():
+        return CHROMIUM
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.fail("Debian's chromium is needed for the browser tests: `sudo apt-get install -y chromium`")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=True, capture_output=True, env=env)
+    return CHROMIUM
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the dashboard exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"the dashboard at {url} did not answer within {timeout}s")
+
+
+class Dashboard:
+    """`triptych dashboard` in a subprocess with its own settings."""
+
+    def __init__(self, env: dict[str, str], log: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.proc = subprocess.Popen([sys.executable, "-m", "triptych.cli", "dashboard", "--port", str(self.port)],
+                                     env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        wait_healthy(self.url, self.proc)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    ensure_chromium()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def screenshot(page, name: str) -> Path:
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def pipeline(stack, tmp_path_factory):
+    """Upload, ingest, the three inference functions and aggregate, with champions
+    (trained quickly here when the registry has none)."""
+    from triptych.models.bootstrap import QUICK, missing_champions, train_as_mlrun_job
+    from triptych.models.zoo import ARCHITECTURES
+
+    for name in missing_champions(stack):
+        train_as_mlrun_job(name, QUICK, policy="always")
+    port = free_port()
+    run = {"upload": 1, "ingest": 1, "aggregate": 1, **{a.function: 1 for a in ARCHITECTURES.values()}}
+    sup = start_pipeline(tmp_path_factory.mktemp("dash-pipeline"), run, {"TRIPTYCH_UPLOAD_PORT": str(port)})
+    yield {"upload_port": port}
+    sup.stop()
+
+
+@pytest.fixture(scope="session")
+def dashboard(pipeline, tmp_path_factory):
+    board = Dashboard({"TRIPTYCH_UPLOAD_PORT": str(pipeline["upload_port"])},
+                      tmp_path_factory.mktemp("dashboard") / "dashboard.log")
+    yield board
+    board.stop()
+
+
+@pytest.fixture(scope="session")
+def empty_dashboard(stack, tmp_path_factory):
+    """A dashboard over a fresh, empty database: what a first-time user sees."""
+    from triptych.db.migrate import migrate
+    from triptych.stack.services import Postgres
+
+    name = "triptych_empty_e2e"
+    admin = psycopg2.connect(dbname="postgres", **Postgres(stack).superuser_dsn())
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name),
+                                                                  sql.Identifier(stack.postgres_user)))
+    url = stack.postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    migrate(url)
+    board = Dashboard({"TRIPTYCH_DATABASE_URL": url}, tmp_path_factory.mktemp("empty-dashboard") / "dashboard.log")
+    yield board
+    board.stop()
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    admin.close()

@@ -1,0 +1,215 @@
+"""Every dashboard page in a real browser over the real stack and pipeline: what
+each page shows (not only that it loads), an upload answered by the three models,
+the Live page moving with a stream, a label set on the Review page landing in
+Postgres, and clear messages for bad input. A screenshot of every page is saved
+(see conftest.ARTIFACTS)."""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+import uuid
+
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from triptych.aggregation.compare import Answer, compare
+from triptych.aggregation.store import upsert_comparison
+from triptych.db.connection import Database
+from triptych.ingress.producers import BucketWriter, Item, synthetic_items
+
+from .conftest import screenshot
+
+pytestmark = pytest.mark.integration
+TIMEOUT_MS = 60_000
+
+
+def png(color=(200, 30, 30)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), color).save(out, "PNG")
+    return out.getvalue()
+
+
+def rows(stack, sql, params=()):
+    return Database(stack).transaction(lambda cur: (cur.execute(sql, params), cur.fetchall())[1])
+
+
+# --- a first-time user: an empty database ------------------------------------------
+
+EMPTY_STATES = {
+    "/": "Nothing compared yet.",
+    "/upload": "No uploads in this session yet.",
+    "/image": "No images yet.",
+    "/compare": "No predictions in the last hour",
+    "/history": "No images in the last 24 hours match these filters.",
+    "/review": "Nothing to review.",
+    "/models": "Decisions and labels",
+}
+
+
+@pytest.mark.parametrize("path", list(EMPTY_STATES))
+def test_each_page_tells_a_first_time_user_what_to_do(empty_dashboard, page, path):
+    page.goto(empty_dashboard.url + path)
+    expect(page.get_by_text(EMPTY_STATES[path]).first).to_be_visible(timeout=TIMEOUT_MS)
+    # Every page is one click from every other.
+    for name in ("Live", "Upload", "Image", "Compare", "History", "Review", "Models"):
+        expect(page.locator(f"#nav-{name.lower()}")).to_have_attribute("href", re.compile("/"))
+    screenshot(page, f"empty{path.replace('/', '-') if path != '/' else '-live'}")
+
+
+# --- the running pipeline --------------------------------------------------------------
+
+def test_upload_shows_three_answers_and_a_consensus(dashboard, page, stack):
+    item = next(synthetic_items("test", start=uuid.uuid4().int % 50_000))
+    name = f"dash-{uuid.uuid4().hex[:8]}.png"
+    page.goto(dashboard.url + "/upload")
+    page.locator("#upload-label").click()
+    page.keyboard.type(item.label)
+    page.keyboard.press("Enter")
+    page.locator("#upload-drop input[type=file]").set_input_files(
+        files=[{"name": name, "mimeType": "image/png", "buffer": item.data}])
+    expect(page.locator("#upload-summary")).to_contain_text("1 stored", timeout=TIMEOUT_MS)
+    consensus = page.locator(".upload-consensus")
+    expect(consensus).to_contain_text("consensus", timeout=TIMEOUT_MS)
+    chips = page.locator(".upload-card .answer-chip")
+    expect(chips).to_have_count(3)
+    for k in range(3):
+        expect(chips.nth(k).locator(".chip-class")).to_have_text(re.compile(r"\w+"))
+    screenshot(page, "upload")
+    stored = rows(stack, "SELECT ground_truth_label, source FROM images WHERE filename = %s", (name,))
+    assert [(r["ground_truth_label"], r["source"]) for r in stored] == [(item.label, "upload")]
+
+    # The uploaded image's own page: three models, top-5, timings by stage, neighbours.
+    page.locator(".upload-card a").first.click()
+    expect(page.locator("#image-consensus")).to_be_visible(timeout=TIMEOUT_MS)
+    for model in ("resnet50", "mobilenet_v2", "efficientnet_b0"):
+        card = page.locator(f"#image-model-{model}")
+        expect(card).to_contain_text("inference")
+        expect(card).to_contain_text("batch of")
+    expect(page.locator("#image-older")).to_be_visible()
+    screenshot(page, "image")
+
+
+def test_a_refused_file_says_why_and_its_neighbour_still_goes_through(dashboard, page, stack):
+    good, bad = f"good-{uuid.uuid4().hex[:8]}.png", f"notes-{uuid.uuid4().hex[:8]}.png"
+    page.goto(dashboard.url + "/upload")
+    page.locator("#upload-drop input[type=file]").set_input_files(files=[
+        {"name": bad, "mimeType": "image/png", "buffer": b"this is plain text, not a picture"},
+        {"name": good, "mimeType": "image/png", "buffer": png((20, 120, 220))},
+    ])
+    expect(page.locator("#upload-summary")).to_contain_text("1 stored, 0 already known, 1 refused",
+                                                            timeout=TIMEOUT_MS)
+    expect(page.locator(".upload-card.refused .upload-reason")).to_contain_text("not a JPEG, PNG, WebP or BMP image")
+    assert rows(stack, "SELECT 1 FROM images WHERE filename = %s", (bad,)) == []
+    assert len(rows(stack, "SELECT 1 FROM images WHERE filename = %s", (good,))) == 1
+
+
+def test_live_page_moves_with_the_stream(dashboard, page, stack):
+    page.goto(dashboard.url + "/")
+    expect(page.locator("#live-count-images_in")).to_be_visible(timeout=TIMEOUT_MS)
+    tag = f"live-{uuid.uuid4().hex[:6]}"
+    writer = BucketWriter(stack, "synthetic")
+    items = synthetic_items("test", start=uuid.uuid4().int % 50_000)
+    sender = threading.Thread(target=lambda: [writer.put(Item(f"{tag}-{i.filename}", i.data, i.label, i.client))
+                                              for _, i in zip(range(6), items)])
+    sender.start()
+    # The stream shows the new images, with three answers each, without a reload.
+    expect(page.locator(".stream-card", has_text=tag).first).to_be_visible(timeout=TIMEOUT_MS)
+    sender.join()
+    expect(page.locator(".stream-card", has_text=tag).first.locator(".answer-chip")).to_have_count(3)
+    expect(page.locator("#live-models")).to_contain_text("ResNet50")
+    expect(page.locator("#live-health")).to_contain_text("infer-resnet50")
+    screenshot(page, "live")
+
+
+def test_compare_and_history_show_the_models_side_by_side(dashboard, page, stack):
+    page.goto(dashboard.url + "/compare")
+    for model in ("resnet50", "mobilenet_v2", "efficientnet_b0"):
+        expect(page.locator(f"#compare-latency-{model}")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.locator("#compare-agreement .heatmaplayer, #compare-agreement .hm")).not_to_have_count(0)
+    expect(page.locator("#compare-versions-table")).to_contain_text("v")
+    page.wait_for_timeout(500)  # let the last charts finish drawing before the picture
+    screenshot(page, "compare")
+
+    page.goto(dashboard.url + "/history")
+    expect(page.locator("#history-position")).to_contain_text("images 1–", timeout=TIMEOUT_MS)
+    expect(page.locator("#history-grid .ag-row").first).to_be_visible()
+    screenshot(page, "history")
+    # Search by file name: the images uploaded by the test above, and only them.
+    page.locator("#history-search").fill("dash-")
+    page.locator("#history-search").press("Enter")
+    expect(page.locator("#history-grid .ag-row").first).to_contain_text("dash-", timeout=TIMEOUT_MS)
+    files = page.locator("#history-grid .ag-row [col-id=file]").all_inner_texts()
+    assert files and all("dash-" in f for f in files), files
+    with page.expect_download() as download:
+        page.locator("#history-export").click()
+    assert download.value.suggested_filename.endswith(".csv")
+
+
+def _disagreement(stack) -> str:
+    """An image the models disagree on, written the way the aggregate function writes it."""
+    image_id = str(uuid.uuid4())
+    answers = [Answer("resnet50", "1", "star", 0.6, 10.0), Answer("mobilenet_v2", "1", "ring", 0.5, 5.0),
+               Answer("efficientnet_b0", "1", "cross", 0.4, 7.0)]
+
+    def write(cur):
+        cur.execute("""INSERT INTO images (image_id, bucket, object_key, sha256, filename, size_bytes, source)
+                       VALUES (%s, 'images', %s, %s, %s, 10, 'upload')""",
+                    (image_id, f"review/{image_id}", uuid.uuid4().hex * 2, f"review-{image_id[:8]}.png"))
+        for a in answers:
+            cur.execute("""INSERT INTO predictions (image_id, model_name, model_version, predicted_class, confidence,
+                                                    inference_ms) VALUES (%s, %s, %s, %s, %s, %s)""",
+                        (image_id, a.model_name, a.model_version, a.predicted_class, a.confidence, a.inference_ms))
+        upsert_comparison(cur, image_id, compare(answers, None))
+
+    Database(stack).transaction(write)
+    return image_id
+
+
+def test_a_label_set_on_the_review_page_is_stored(dashboard, page, stack):
+    image_id = _disagreement(stack)
+    page.goto(dashboard.url + "/review")
+    item = page.locator(f"#review-item-{image_id}")
+    expect(item).to_be_visible(timeout=TIMEOUT_MS)
+    screenshot(page, "review")
+    label_box = item.locator("input")
+
+    # A class the models do not know: a clear message, nothing written.
+    label_box.fill("zebra")
+    item.get_by_role("button", name="Save").click()
+    expect(item.locator(".review-error")).to_contain_text("not a class the models know")
+    assert rows(stack, "SELECT ground_truth_label FROM images WHERE image_id = %s", (image_id,))[0][
+        "ground_truth_label"] is None
+
+    label_box.fill("ring")
+    item.get_by_role("button", name="Save").click()
+    expect(item.locator(".review-saved")).to_contain_text("saved “ring”")
+    stored = rows(stack, """SELECT i.ground_truth_label, i.needs_review, c.per_model->'mobilenet_v2'->>'correct' AS ok
+                            FROM images i JOIN model_comparisons c USING (image_id) WHERE image_id = %s""",
+                  (image_id,))[0]
+    assert (stored["ground_truth_label"], stored["needs_review"], stored["ok"]) == ("ring", False, "true")
+
+
+def test_models_page_shows_champions(dashboard, page):
+    page.goto(dashboard.url + "/models")
+    for model in ("resnet50", "mobilenet_v2", "efficientnet_b0"):
+        expect(page.locator(f"#models-card-{model}")).to_contain_text("champion", timeout=TIMEOUT_MS)
+    expect(page.locator("#models-mlflow-link")).to_have_attribute("href", re.compile(r"^http://127\.0\.0\.1:\d+/"))
+    screenshot(page, "models")
+
+
+def test_bad_input_gets_a_clear_message(dashboard, page):
+    page.goto(dashboard.url + f"/image/{uuid.uuid4()}")
+    expect(page.locator("#image-not-found")).to_contain_text("No image with id", timeout=TIMEOUT_MS)
+    page.goto(dashboard.url + "/image/not-an-id")
+    expect(page.locator("#image-not-found")).to_contain_text("is not an image id")
+    page.goto(dashboard.url + "/history?agreement=sometimes&range=forever")
+    expect(page.locator("#history-filter-error")).to_contain_text("agreement=sometimes, range=forever")
+    expect(page.locator("#history-position")).to_contain_text("images", timeout=TIMEOUT_MS)
+    page.goto(dashboard.url + "/compare?range=forever")
+    expect(page.locator("#compare-range-error")).to_contain_text("Unknown time range “forever”")
+    screenshot(page, "bad-input-compare")
+    status = page.request.get(dashboard.url + "/media/not-an-id/thumb").status
+    assert status == 404

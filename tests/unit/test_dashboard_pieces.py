@@ -1,0 +1,59 @@
+"""The dashboard's pure pieces: time ranges, series steps, URL filters, thumbnails."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from PIL import Image
+
+from dash_app import data
+from dash_app.media import make_thumbnail
+from triptych.db.queries import HistoryFilter, series_step
+
+NOW = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
+
+
+def test_time_ranges_end_now_and_unknown_ones_are_refused():
+    assert data.time_range("1h", NOW) == (NOW - timedelta(hours=1), NOW)
+    assert data.time_range("30d", NOW)[0] == NOW - timedelta(days=30)
+    with pytest.raises(ValueError, match="unknown time range 'forever'"):
+        data.time_range("forever", NOW)
+    assert set(data.RANGES) == set(data.RANGE_LABELS)
+
+
+@pytest.mark.parametrize("span, minutes", [(timedelta(minutes=15), 1), (timedelta(hours=1), 1),
+                                           (timedelta(hours=24), 7), (timedelta(days=30), 181)])
+def test_series_steps_are_whole_minutes_and_bound_the_points(span, minutes):
+    step = series_step(NOW - span, NOW)
+    assert step == timedelta(minutes=minutes)
+    assert span / step <= 240
+
+
+def test_url_filters_that_make_no_sense_are_named_and_dropped():
+    from dash_app.pages.history import _check
+
+    clean, problems = _check({"range": "7d", "model": "resnet50", "agreement": "sometimes", "correct": "maybe",
+                              "colour": "red", "q": "cat"})
+    assert clean == {"range": "7d", "model": "resnet50", "q": "cat"}
+    assert problems == ["agreement=sometimes", "correct=maybe", "colour=red"]
+
+
+def test_history_filter_binds_values_as_parameters_never_as_sql():
+    f = HistoryFilter(start=NOW, end=NOW, model="resnet50'; DROP TABLE images; --", predicted_class="cat",
+                      search="50%_off")
+    where = f.where()
+    assert "DROP" not in where and "%(model)s" in where
+    assert f.params["search"] == "%50\\%\\_off%"
+    with pytest.raises(ValueError, match="unknown agreement"):
+        HistoryFilter(start=NOW, end=NOW, agreement="sometimes").where()
+
+
+def test_thumbnails_are_small_jpegs_and_garbage_is_refused():
+    big = io.BytesIO()
+    Image.new("RGB", (1600, 900), (10, 200, 30)).save(big, "JPEG")
+    thumb = Image.open(io.BytesIO(make_thumbnail(big.getvalue(), 160)))
+    assert thumb.format == "JPEG" and max(thumb.size) == 160 and thumb.size[0] > thumb.size[1]
+    with pytest.raises(Exception):
+        make_thumbnail(b"not an image", 160)
