@@ -17,7 +17,7 @@ _cached: tuple[float, dict] = (0.0, {})
 
 
 def snapshot() -> dict:
-    """{"services": [{name, state, url, rss_mb}], "functions": {name: {desired, running, restarts}}}"""
+    """{"services": [{name, state, url, rss_mb}], "functions": {name: {desired, running, starting, restarts}}}"""
     global _cached
     with _lock:
         at, value = _cached
@@ -31,6 +31,8 @@ def snapshot() -> dict:
             functions[name] = {
                 "desired": entry.get("desired", 0),
                 "running": sum(r["state"] == "running" for r in replicas),
+                # An inference replica stays "starting" until a champion exists to load.
+                "starting": sum(r["state"] == "starting" for r in replicas),
                 "restarts": sum(r.get("restarts", 0) for r in replicas),
             }
         value = {"services": services, "functions": functions}

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
-from dash import Input, Output, callback, dcc, html
+from dash import Input, Output, callback, dcc, html, no_update
 from plotly.subplots import make_subplots
 
 from triptych.db.queries import (agreement_matrix, confidence_distribution, confusion_counts, latency_distribution,
                                  throughput_series, version_comparison)
 
 from .. import data
-from ..components import (empty_figure, figure, fmt, graph, model_color, model_label, page_header, pct)
+from ..components import empty_figure, empty_state, figure, fmt, graph, model_color, model_label, page_header, pct
 
 PATH = "/compare"
 NAME = "Compare"
@@ -34,16 +34,20 @@ def layout(range: str | None = None, **_query):  # noqa: A002 - the URL's query 
     return html.Div([
         page_header("Compare", "The three models side by side: speed, certainty, accuracy and agreement.", picker),
         problem,
-        html.Div(id="compare-latency-table", className="mb-2"),
-        dbc.Row([dbc.Col(graph("compare-latency"), lg=6), dbc.Col(graph("compare-throughput"), lg=6)], className="g-3"),
-        dbc.Row([dbc.Col(graph("compare-confidence"), lg=6), dbc.Col(graph("compare-class-accuracy"), lg=6)],
-                className="g-3"),
-        dbc.Row([dbc.Col(graph("compare-agreement"), lg=4), dbc.Col(graph("compare-confusion"), lg=8)],
-                className="g-3"),
-        html.H5("Model versions in this range", className="mt-3"),
-        html.P("Each version that answered, on the same images: a challenger beside its champion shows here.",
-               className="text-muted small"),
-        html.Div(id="compare-versions"),
+        html.Div(id="compare-empty"),
+        html.Div([
+            html.Div(id="compare-latency-table", className="mb-2"),
+            dbc.Row([dbc.Col(graph("compare-latency"), lg=6), dbc.Col(graph("compare-throughput"), lg=6)],
+                    className="g-3"),
+            dbc.Row([dbc.Col(graph("compare-confidence"), lg=6), dbc.Col(graph("compare-class-accuracy"), lg=6)],
+                    className="g-3"),
+            dbc.Row([dbc.Col(graph("compare-agreement"), lg=4), dbc.Col(graph("compare-confusion"), lg=8)],
+                    className="g-3"),
+            html.H5("Model versions in this range", className="mt-3"),
+            html.P("Each version that answered, on the same images: a challenger beside its champion shows here.",
+                   className="text-muted small"),
+            html.Div(id="compare-versions"),
+        ], id="compare-charts"),
     ])
 
 
@@ -53,14 +57,18 @@ def _no_data(what: str, range_key: str) -> go.Figure:
 
 @callback(
     Output("compare-latency", "figure"), Output("compare-latency-table", "children"),
-    Output("compare-confidence", "figure"),
+    Output("compare-confidence", "figure"), Output("compare-empty", "children"), Output("compare-charts", "style"),
     Input("compare-range", "value"),
 )
 def speed_and_confidence(range_key):
     start, end = data.time_range(range_key)
     latency = data.read(latency_distribution, start, end)
     if not latency["summary"]:
-        return _no_data("predictions", range_key), None, _no_data("predictions", range_key)
+        # One clear message instead of six empty charts.
+        message = empty_state(f"No predictions in the {data.RANGE_LABELS[range_key]}.",
+                              "Choose a wider range above, or send images: start a stream (`make demo`) or upload "
+                              "some on the Upload page.", id="compare-no-data")
+        return no_update, None, no_update, message, {"display": "none"}
     edges = latency["edges"]
     centers = [(a + b) / 2 for a, b in zip(edges, edges[1:])]
     fig = go.Figure()
@@ -89,7 +97,7 @@ def speed_and_confidence(range_key):
     conf.update_layout(title="Confidence of the top answer")
     conf.update_xaxes(range=[0, 1], tickformat=".0%", title="confidence")
     conf.update_yaxes(tickformat=".0%", title="share of answers")
-    return figure(fig), table, figure(conf)
+    return figure(fig), table, figure(conf), None, {}
 
 
 @callback(Output("compare-throughput", "figure"), Input("compare-range", "value"))

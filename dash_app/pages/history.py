@@ -29,9 +29,9 @@ AGREEMENT_OPTIONS = {"all": "all three agree", "majority": "majority", "none": "
 CORRECT_OPTIONS = {"yes": "correct", "no": "wrong"}
 
 
-def _dropdown(id_, options, value, placeholder, width="11rem"):
-    return dcc.Dropdown(id=id_, options=options, value=value, placeholder=placeholder, clearable=True,
-                        style={"width": width})
+def _dropdown(id_, options, value, placeholder, width="10rem", clearable=True):
+    return dcc.Dropdown(id=id_, options=options, value=value, placeholder=placeholder, clearable=clearable,
+                        style={"width": width}, className="filter")
 
 
 def _check(query: dict) -> tuple[dict, list[str]]:
@@ -54,36 +54,35 @@ def layout(**query):
     q, problems = _check(query)
     classes = sorted(data.known_classes())
     filters = html.Div([
-        dbc.Input(id="history-search", placeholder="file name or image id", value=q.get("q"), debounce=True,
-                  style={"width": "16rem"}),
+        dbc.Input(id="history-search", placeholder="search file name or id", value=q.get("q"), debounce=True,
+                  size="sm", style={"width": "13rem"}),
         _dropdown("history-range", [{"label": v, "value": k} for k, v in data.RANGE_LABELS.items()],
-                  q.get("range", DEFAULT_RANGE), "time range"),
+                  q.get("range", DEFAULT_RANGE), "time range", "9.5rem", clearable=False),
         _dropdown("history-model", [{"label": model_label(m), "value": m} for m in data.model_names()],
-                  q.get("model"), "any model (consensus)", "13rem"),
-        _dropdown("history-class", classes, q.get("cls"), "any class"),
+                  q.get("model"), "model: consensus", "11rem"),
+        _dropdown("history-class", classes, q.get("cls"), "any class", "8.5rem"),
         _dropdown("history-agreement", [{"label": v, "value": k} for k, v in AGREEMENT_OPTIONS.items()],
-                  q.get("agreement"), "any agreement", "12rem"),
+                  q.get("agreement"), "any agreement", "10.5rem"),
         _dropdown("history-correct", [{"label": v, "value": k} for k, v in CORRECT_OPTIONS.items()],
-                  q.get("correct"), "correct or not", "9rem"),
-        _dropdown("history-source", list(SOURCES), q.get("source"), "any source", "9rem"),
+                  q.get("correct"), "right or wrong", "8.5rem"),
+        _dropdown("history-source", list(SOURCES), q.get("source"), "any source", "8rem"),
     ], className="d-flex flex-wrap gap-2 mb-2 filters")
     notice = (dbc.Alert(f"Ignored filter(s) that make no sense: {', '.join(problems)}.", color="warning",
                         id="history-filter-error", className="py-2") if problems else None)
     return html.Div([
         page_header("History", "Every image and its results. Click a file name for its details.",
-                    dbc.Button("Export CSV", id="history-export", color="secondary", size="sm", outline=True)),
+                    dbc.Button("Export CSV", id="history-export", color="primary", size="sm", outline=True)),
         filters, notice,
         dcc.Store(id="history-offset", data=0),
         dcc.Download(id="history-download"),
         html.Div(id="history-error"),
         html.Div(id="history-empty"),
-        dag.AgGrid(
+        html.Div([dag.AgGrid(
             id="history-grid",
             columnDefs=_columns(),
             rowData=[],
             defaultColDef={"resizable": True, "sortable": False, "suppressMovable": True},
-            dashGridOptions={"rowHeight": 56, "domLayout": "autoHeight", "suppressCellFocus": True,
-                             "overlayNoRowsTemplate": "No images match these filters."},
+            dashGridOptions={"rowHeight": 56, "domLayout": "autoHeight", "suppressCellFocus": True},
             columnSize="responsiveSizeToFit",
             className="ag-theme-alpine history-grid",
         ),
@@ -91,7 +90,7 @@ def layout(**query):
             dbc.Button("← newer", id="history-prev", size="sm", color="light"),
             html.Span(id="history-position", className="text-muted small"),
             dbc.Button("older →", id="history-next", size="sm", color="light"),
-        ], className="d-flex gap-3 align-items-center justify-content-center mt-2"),
+        ], className="d-flex gap-3 align-items-center justify-content-center mt-2")], id="history-table"),
     ])
 
 
@@ -102,15 +101,15 @@ def _columns() -> list[dict]:
         {"field": "thumb", "headerName": "", "cellRenderer": "ThumbLink", "width": 64, "maxWidth": 64},
         {"field": "file", "headerName": "file", "cellRenderer": "markdown", "minWidth": 180},
         {"field": "uploaded", "headerName": "uploaded", "minWidth": 150},
-        {"field": "source", "headerName": "source", "maxWidth": 100},
-        {"field": "truth", "headerName": "true label", "maxWidth": 110},
+        {"field": "source", "headerName": "source", "minWidth": 95},
+        {"field": "truth", "headerName": "true label", "minWidth": 100},
         *answer_cols,
         {"field": "consensus", "headerName": "consensus", "minWidth": 110},
         {"field": "agreement", "headerName": "agreement", "minWidth": 110,
          "cellClassRules": {"agree-all": "params.value == 'all agree'", "agree-majority": "params.value == 'majority'",
                             "agree-none": "params.value == 'no agreement'",
                             "agree-quarantined": "params.value.startsWith('quarantined')"}},
-        {"field": "correct", "headerName": "correct", "maxWidth": 90},
+        {"field": "correct", "headerName": "right", "minWidth": 75, "maxWidth": 80},
     ]
 
 
@@ -148,6 +147,7 @@ FILTER_INPUTS = [Input("history-range", "value"), Input("history-model", "value"
 @callback(
     Output("history-grid", "rowData"), Output("history-position", "children"), Output("history-offset", "data"),
     Output("history-prev", "disabled"), Output("history-next", "disabled"), Output("history-empty", "children"),
+    Output("history-table", "style"),
     *FILTER_INPUTS, Input("history-prev", "n_clicks"), Input("history-next", "n_clicks"),
     State("history-offset", "data"),
 )
@@ -174,7 +174,7 @@ def page(range_key, model, cls, agreement, correct, source, search, _prev, _next
                     f"{'more than ' if capped else ''}{total:,}")
         empty = None
     return ([_grid_row(r, models) for r in rows], position, offset, offset == 0,
-            offset + PAGE_SIZE >= total, empty)
+            offset + PAGE_SIZE >= total, empty, {"display": "none"} if total == 0 else {})
 
 
 @callback(

@@ -128,12 +128,18 @@ def _health(snapshot: dict) -> html.Div:
                               html.Span(f"{s['rss_mb']:.0f} MB" if s.get("rss_mb") else ("up" if up else "down"),
                                         className="text-muted ms-auto")]))
     for name, f in snapshot["functions"].items():
-        ok = f["running"] >= f["desired"]
-        state = "up" if ok and f["desired"] else ("idle" if not f["desired"] else "down")
+        if not f["desired"]:
+            state, words = "idle", "scaled to 0"
+        elif f["running"] >= f["desired"]:
+            state, words = "up", f"{f['running']}/{f['desired']} running"
+        elif f["starting"]:
+            state, words = "starting", f"{f['running']}/{f['desired']} running, {f['starting']} starting"
+        else:
+            state, words = "down", f"{f['running']}/{f['desired']} running"
+        if f["restarts"]:
+            words += f", {f['restarts']} restarts"
         items.append(html.Li([html.Span("●", className=f"dot {state}"), html.Span(name),
-                              html.Span(f"{f['running']}/{f['desired']} replicas"
-                                        + (f", {f['restarts']} restarts" if f["restarts"] else ""),
-                                        className="text-muted ms-auto")]))
+                              html.Span(words, className="text-muted ms-auto")], id=f"live-health-{name}"))
     if not snapshot["functions"]:
         items.append(html.Li([html.Span("●", className="dot down"), html.Span("functions"),
                               html.Span("not running: `triptych up`", className="text-muted ms-auto")]))

@@ -21,9 +21,9 @@ SELECT
     (SELECT count(*) FROM images WHERE status = 'quarantined'
         AND uploaded_at > now() - make_interval(secs => %(window)s)) AS quarantined,
     (SELECT count(*) FROM model_comparisons WHERE created_at > now() - make_interval(secs => %(window)s)) AS compared,
-    (SELECT avg((agreement_level = 'all')::int) FROM model_comparisons
+    (SELECT avg((agreement_level = 'all')::int)::float8 FROM model_comparisons
         WHERE created_at > now() - make_interval(secs => %(window)s)) AS agreement_rate,
-    (SELECT avg(consensus_correct::int) FROM model_comparisons
+    (SELECT avg(consensus_correct::int)::float8 FROM model_comparisons
         WHERE created_at > now() - make_interval(secs => %(window)s) AND consensus_correct IS NOT NULL)
         AS consensus_accuracy,
     (SELECT count(*) FROM system_events WHERE event_type = 'dead_letter'
@@ -38,7 +38,8 @@ SELECT p.model_name,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY p.inference_ms) AS p95_inference_ms,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY p.total_ms) AS p50_total_ms,
        avg(p.confidence) AS mean_confidence,
-       avg((p.predicted_class = i.ground_truth_label)::int) FILTER (WHERE i.ground_truth_label IS NOT NULL) AS accuracy
+       (avg((p.predicted_class = i.ground_truth_label)::int)
+           FILTER (WHERE i.ground_truth_label IS NOT NULL))::float8 AS accuracy
 FROM predictions p JOIN images i USING (image_id)
 WHERE p.created_at > now() - make_interval(secs => %(window)s)
 GROUP BY p.model_name
@@ -269,8 +270,8 @@ def version_comparison(cur, start: datetime, end: datetime) -> list[dict]:
         """SELECT m.key AS model_name, m.value->>'version' AS model_version, count(*) AS compared,
                   percentile_cont(0.5) WITHIN GROUP (ORDER BY (m.value->>'inference_ms')::double precision)
                       AS p50_inference_ms,
-                  avg(((m.value->>'class') = c.consensus_class)::int) AS agrees_with_consensus,
-                  avg((m.value->>'correct')::boolean::int) AS accuracy,
+                  avg(((m.value->>'class') = c.consensus_class)::int)::float8 AS agrees_with_consensus,
+                  avg((m.value->>'correct')::boolean::int)::float8 AS accuracy,
                   count(m.value->>'correct') AS labelled
            FROM model_comparisons c CROSS JOIN LATERAL jsonb_each(c.per_model) m
            WHERE c.created_at >= %s AND c.created_at < %s
