@@ -27,39 +27,16 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import psycopg2
-from psycopg2 import sql
 
 from triptych.aggregation.compare import Answer, compare
 from triptych.config import Settings
-from triptych.db.migrate import migrate
-from triptych.stack.services import Postgres
+from triptych.stack.provision import drop_database, fresh_database
 
 BENCH_DB = "triptych_bench"
 CLASSES = ["circle", "square", "triangle", "star", "cross", "ring", "diamond", "heart", "arrow", "moon"]
 MODELS = {  # name -> (accuracy, typical inference ms)
     "resnet50": (0.98, 24.0), "mobilenet_v2": (0.97, 6.0), "efficientnet_b0": (0.99, 12.0),
 }
-
-
-def create_database(settings: Settings) -> str:
-    conn = psycopg2.connect(dbname="postgres", **Postgres(settings).superuser_dsn())
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(BENCH_DB)))
-        cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(BENCH_DB),
-                                                                  sql.Identifier(settings.postgres_user)))
-    conn.close()
-    url = settings.postgres_url.rsplit("/", 1)[0] + f"/{BENCH_DB}"
-    migrate(url)
-    return url
-
-
-def drop_database(settings: Settings) -> None:
-    conn = psycopg2.connect(dbname="postgres", **Postgres(settings).superuser_dsn())
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB)))
-    conn.close()
 
 
 def _copy(cur, table: str, columns: list[str], rows) -> None:
@@ -181,7 +158,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     started = time.monotonic()
-    url = create_database(settings)
+    url = fresh_database(settings, BENCH_DB)
     seed(url, args.images)
     print(f"seeded {args.images:,} images in {time.monotonic() - started:.0f}s into {BENCH_DB}", file=sys.stderr)
     os.environ["TRIPTYCH_DATABASE_URL"] = url  # the dashboard reads the scratch database
@@ -198,7 +175,7 @@ def main() -> None:
             print(f"| {name} | {statistics.median(times):.0f} | {max(times):.0f} |", flush=True)
     finally:
         if not args.keep:
-            drop_database(settings)
+            drop_database(settings, BENCH_DB)
 
 
 if __name__ == "__main__":

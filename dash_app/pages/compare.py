@@ -15,7 +15,7 @@ from triptych.db.queries import (agreement_matrix, confidence_distribution, conf
                                  throughput_series, version_comparison)
 
 from .. import data
-from ..components import empty_figure, empty_state, figure, fmt, graph, model_color, model_label, page_header, pct
+from ..components import code, empty_figure, empty_state, figure, fmt, graph, model_color, model_label, page_header, pct
 
 PATH = "/compare"
 NAME = "Compare"
@@ -66,8 +66,9 @@ def speed_and_confidence(range_key):
     if not latency["summary"]:
         # One clear message instead of six empty charts.
         message = empty_state(f"No predictions in the {data.RANGE_LABELS[range_key]}.",
-                              "Choose a wider range above, or send images: start a stream (`make demo`) or upload "
-                              "some on the Upload page.", id="compare-no-data")
+                              html.Span(["Choose a wider range above, or send images: start a stream (",
+                                         code("make demo"), ") or upload some on the ",
+                                         html.A("Upload", href="/upload"), " page."]), id="compare-no-data")
         return no_update, None, no_update, message, {"display": "none"}
     edges = latency["edges"]
     centers = [(a + b) / 2 for a, b in zip(edges, edges[1:])]

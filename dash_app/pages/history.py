@@ -16,7 +16,7 @@ from triptych.db.queries import HistoryFilter, history_count, history_rows
 from triptych.ingress.objects import SOURCES
 
 from .. import data
-from ..components import empty_state, model_label, page_header, when
+from ..components import code, empty_state, model_label, page_header, when
 
 PATH = "/history"
 NAME = "History"
@@ -167,8 +167,9 @@ def page(range_key, model, cls, agreement, correct, source, search, _prev, _next
     if total == 0:
         position = "no images"
         empty = empty_state(f"No images in the {data.RANGE_LABELS[range_key or DEFAULT_RANGE]} match these filters.",
-                            "Widen the time range or clear a filter. With no images at all yet, upload some on the "
-                            "Upload page or start a stream (`make demo`).", id="history-no-rows")
+                            html.Span(["Widen the time range or clear a filter. With no images at all yet, upload "
+                                       "some on the ", html.A("Upload", href="/upload"), " page or start a stream (",
+                                       code("make demo"), ")."]), id="history-no-rows")
     else:
         position = (f"images {offset + 1:,}–{offset + len(rows):,} of "
                     f"{'more than ' if capped else ''}{total:,}")

@@ -5,22 +5,24 @@ the last minutes, and the health of the stack and the functions. Refreshes every
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import dash_bootstrap_components as dbc
+import plotly.graph_objects as go
 from dash import Input, Output, callback, clientside_callback, dcc, html
 
-from triptych.db.queries import live_summary, per_model, recent_comparisons
+from triptych.db.queries import live_summary, per_model, recent_comparisons, throughput_series
 
 from .. import data, health
-from ..components import (agreement_badge, answer_chip, code, correctness, empty_state, fmt, model_color,
-                          model_label, page_header, pct, stat_card, thumb_url)
+from ..components import (agreement_badge, answer_chip, code, correctness, empty_figure, empty_state, figure, fmt,
+                          model_color, model_label, page_header, pct, stat_card, thumb_url)
 
 PATH = "/"
 NAME = "Live"
 TITLE = "Live"
 MODEL_WINDOW_S = 300
 STREAM_LENGTH = 12
+TREND_MINUTES = 30
 
 
 def layout(**_query):
@@ -33,7 +35,8 @@ def layout(**_query):
         dbc.Row([
             dbc.Col([html.H5("Latest images"), html.Div(id="live-stream")], lg=8),
             dbc.Col([
-                html.H5(f"Models, last {MODEL_WINDOW_S // 60} minutes"), html.Div(id="live-models", className="mb-4"),
+                html.H5(f"Models, last {MODEL_WINDOW_S // 60} minutes"), html.Div(id="live-models", className="mb-2"),
+                dcc.Graph(id="live-latency", config={"displayModeBar": False}, className="mb-4"),
                 html.H5("Stack and functions"), html.Div(id="live-health"),
             ], lg=4),
         ]),
@@ -142,13 +145,13 @@ def _health(snapshot: dict) -> html.Div:
                               html.Span(words, className="text-muted ms-auto")], id=f"live-health-{name}"))
     if not snapshot["functions"]:
         items.append(html.Li([html.Span("●", className="dot down"), html.Span("functions"),
-                              html.Span("not running: `triptych up`", className="text-muted ms-auto")]))
+                              html.Span(["not running: ", code("triptych up")], className="text-muted ms-auto")]))
     return html.Ul(items, className="health-list")
 
 
 @callback(
     Output("live-counters", "children"), Output("live-stream", "children"), Output("live-models", "children"),
-    Output("live-updated", "children"),
+    Output("live-updated", "children"), Output("live-latency", "figure"),
     Input("live-interval", "n_intervals"),
 )
 def refresh(_n):
@@ -167,7 +170,22 @@ def refresh(_n):
             "Each image appears here with the three models' answers as soon as all three have answered.",
             id="live-empty")
     return (_counters(minute, hour), stream, _models_table(data.read(per_model, MODEL_WINDOW_S)),
-            f"updated {datetime.now():%H:%M:%S}")
+            f"updated {datetime.now():%H:%M:%S}", _latency_trend())
+
+
+def _latency_trend() -> go.Figure:
+    """p95 inference time per minute over the last half hour, from the aggregate function's minute rows."""
+    end = datetime.now(timezone.utc)
+    series = data.read(throughput_series, end - timedelta(minutes=TREND_MINUTES), end)["series"]
+    if not series:
+        return empty_figure("The latency trend appears with the first predictions.", height=200)
+    fig = go.Figure()
+    for model, s in series.items():
+        fig.add_scatter(x=s["t"], y=s["p95_ms"], name=model_label(model), mode="lines+markers",
+                        line=dict(color=model_color(model)), marker=dict(size=4))
+    fig.update_yaxes(title="p95 ms", rangemode="tozero")
+    return figure(fig, height=200, margin=dict(l=45, r=10, t=30, b=30),
+                  title=dict(text=f"p95 inference time per minute, last {TREND_MINUTES} min", font=dict(size=12)))
 
 
 @callback(Output("live-health", "children"), Input("live-interval", "n_intervals"))

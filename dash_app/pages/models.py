@@ -29,7 +29,7 @@ def layout(**_query):
     return html.Div([
         page_header("Models", "Champions serve the stream; challengers wait for a better score.",
                     dbc.Button("Open MLflow ↗", href=f"{mlflow}/#/models", target="_blank", size="sm",
-                               color="secondary", outline=True, id="models-mlflow-link")),
+                               color="primary", outline=True, id="models-mlflow-link")),
         dcc.Interval(id="models-interval", interval=5000),
         html.Div(id="models-training"),
         html.Div(id="models-registry", className="mb-4"),
@@ -60,8 +60,8 @@ def _training(events: list[dict]) -> html.Div | None:
             html.Div([html.Strong(f"Training {model_label(model)}"),
                       html.Span(f" on {start['details'].get('dataset_id')} · {minutes:.0f} min so far",
                                 className="text-muted small")]),
-            dbc.Progress(value=100 * done / total, label=f"epoch {done}/{total}", className="my-2",
-                         color=None, style={"height": "1.1rem"}),
+            dbc.Progress(value=max(100 * done / total, 8), label=f"epoch {done}/{total}", className="my-2",
+                         striped=True, animated=True, style={"height": "1.1rem"}),
             html.Div(f"held-out accuracy after epoch {last['epoch']}: {last['test_accuracy']:.1%}" if last else
                      "first epoch running…", className="small"),
         ]), className="mb-2 training-card", id=f"models-training-{model}"))
@@ -75,7 +75,7 @@ def _registry_cards() -> html.Div:
         versions = overview(data.settings())
     except Exception as exc:  # noqa: BLE001 - the page still shows decisions without the registry
         return dbc.Alert(f"The MLflow registry at {data.settings().mlflow_url} cannot be read ({type(exc).__name__}). "
-                         "Is the stack up? (`triptych status`)", color="warning")
+                         "Is the stack up? (triptych status)", color="warning")
     if not any(versions.values()):
         return empty_state("No model is registered yet.",
                            html.Span([code("make demo"), " trains a champion for each model on the generated set "
@@ -92,15 +92,18 @@ def _registry_cards() -> html.Div:
             return html.Div([html.Span(title, className="stat-label"),
                              html.Div([html.Span(f"v{v.version}", className="fs-4 fw-semibold me-2"),
                                        html.Span(pct(v.accuracy), className="fs-5")]),
-                             html.Div(f"{v.dataset_id} · {v.origin}", className="small text-muted")])
+                             html.Div(f"held-out accuracy · {v.origin} on {v.dataset_id}",
+                                      className="small text-muted")])
 
         table = dbc.Table([
-            html.Thead(html.Tr([html.Th(h) for h in ("version", "aliases", "held-out accuracy", "data set", "created")])),
-            html.Tbody([html.Tr([html.Td(f"v{v.version}"), html.Td(", ".join(v.aliases) or "–"), html.Td(pct(v.accuracy)),
-                                 html.Td(v.dataset_id), html.Td(when(datetime.fromtimestamp(v.created_ms / 1000,
-                                                                                          timezone.utc)))])
+            html.Thead(html.Tr([html.Th(h) for h in ("version", "alias", "accuracy", "data set", "registered")])),
+            html.Tbody([html.Tr([html.Td(f"v{v.version}"), html.Td(", ".join(v.aliases) or "–"),
+                                 html.Td(pct(v.accuracy)), html.Td(v.dataset_id),
+                                 html.Td(datetime.fromtimestamp(v.created_ms / 1000, timezone.utc).astimezone()
+                                         .strftime("%b %d %H:%M"), className="text-nowrap")])
                         for v in rows]),
-        ], size="sm", className="mt-3 mb-0 small")
+        ], size="sm", className="mt-3 mb-0 small versions") if rows else html.P(
+            "No version registered yet.", className="text-muted small mt-3 mb-0")
         cards.append(dbc.Col(dbc.Card([
             dbc.CardHeader(html.Span(model_label(model), className="fw-semibold", style={"color": model_color(model)})),
             dbc.CardBody([html.Div([line("champion", champion), line("challenger", challenger)],

@@ -23,7 +23,7 @@ SHOWN = 30
 def layout(**_query):
     return html.Div([
         page_header("Review", "Where the models disagree, a person decides. Labels feed the next retraining.",
-                    dbc.Button("Refresh", id="review-refresh", size="sm", color="secondary", outline=True)),
+                    dbc.Button("Refresh", id="review-refresh", size="sm", color="primary", outline=True)),
         html.Datalist(id="review-classes", children=[html.Option(value=c) for c in sorted(data.known_classes())]),
         dbc.Tabs([
             dbc.Tab(html.Div(id="review-queue", className="pt-3"), label="Disagreements", tab_id="disagreements",

@@ -102,8 +102,8 @@ def _row(entry: dict, found: dict | None, models: list[str]) -> dbc.Card:
                           correctness(comparison["consensus_correct"]), " ",
                           agreement_badge(comparison["agreement_level"])], className="upload-consensus")
     elif time.time() - entry["sent_at"] > WAIT_S:
-        state = html.Div("no answer yet after two minutes: are the inference functions running? "
-                         "(`triptych functions status`)", className="text-warning small")
+        state = html.Div(["no answer yet after two minutes: are the inference functions running? ",
+                          code("triptych functions status")], className="text-warning small")
     else:
         state = html.Div([dbc.Spinner(size="sm"), f" waiting for {len(models) - len(found['answers'])} model(s)…"],
                          className="text-muted small")

@@ -16,9 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-import psycopg2
 import pytest
-from psycopg2 import sql
 
 # The real stack's fixtures and environment (ports, data dir) are the integration suite's.
 from tests.integration.conftest import stack, stack_settings  # noqa: F401
@@ -131,21 +129,11 @@ def dashboard(pipeline, tmp_path_factory):
 @pytest.fixture(scope="session")
 def empty_dashboard(stack, tmp_path_factory):
     """A dashboard over a fresh, empty database: what a first-time user sees."""
-    from triptych.db.migrate import migrate
-    from triptych.stack.services import Postgres
+    from triptych.stack.provision import drop_database, fresh_database
 
     name = "triptych_empty_e2e"
-    admin = psycopg2.connect(dbname="postgres", **Postgres(stack).superuser_dsn())
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name),
-                                                                  sql.Identifier(stack.postgres_user)))
-    url = stack.postgres_url.rsplit("/", 1)[0] + f"/{name}"
-    migrate(url)
+    url = fresh_database(stack, name)
     board = Dashboard({"TRIPTYCH_DATABASE_URL": url}, tmp_path_factory.mktemp("empty-dashboard") / "dashboard.log")
     yield board
     board.stop()
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    admin.close()
+    drop_database(stack, name)

@@ -135,10 +135,19 @@ def overview(settings: Settings | None = None, per_model: int = 10) -> dict[str,
     client = _client(settings or get_settings())
     result: dict[str, list[VersionSummary]] = {}
     for name, arch in ARCHITECTURES.items():
+        try:
+            # Version search results carry no aliases: the registered model has them.
+            aliases_of: dict[str, list[str]] = {}
+            for alias, version in client.get_registered_model(arch.registered_name).aliases.items():
+                aliases_of.setdefault(str(version), []).append(alias)
+        except MlflowException:
+            result[name] = []  # not registered yet
+            continue
         versions = client.search_model_versions(f"name = '{arch.registered_name}'", max_results=200)
         versions = sorted(versions, key=lambda v: int(v.version), reverse=True)[:per_model]
         result[name] = [
-            VersionSummary(name, str(v.version), tuple(getattr(v, "aliases", ()) or ()), v.tags.get("dataset_id", ""),
+            VersionSummary(name, str(v.version), tuple(sorted(aliases_of.get(str(v.version), []))),
+                           v.tags.get("dataset_id", ""),
                            float(v.tags["accuracy"]) if v.tags.get("accuracy") else None, v.tags.get("origin", ""),
                            int(v.creation_timestamp or 0), v.run_id or "")
             for v in versions

@@ -107,3 +107,35 @@ def _set_images_notification(client: Minio, settings: Settings) -> None:
             f"The MinIO server must be started with MINIO_NOTIFY_KAFKA_ENABLE_{MINIO_KAFKA_TARGET_ID}=on and "
             f"MINIO_NOTIFY_KAFKA_BROKERS_{MINIO_KAFKA_TARGET_ID} pointing at Kafka (the compose file does this)."
         ) from exc
+
+
+def _superuser(settings: Settings):
+    conn = psycopg2.connect(dbname="postgres", **Postgres(settings).superuser_dsn())
+    conn.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
+    return conn
+
+
+def fresh_database(settings: Settings, name: str) -> str:
+    """A new, empty, migrated database `name` on the managed server (dropped first
+    if it exists), owned by Triptych's role; returns its URL. For benchmarks and
+    tests that need a database of their own beside the stack's."""
+    conn = _superuser(settings)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name),
+                                                                      sql.Identifier(settings.postgres_user)))
+    finally:
+        conn.close()
+    url = settings.postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    migrate(url)
+    return url
+
+
+def drop_database(settings: Settings, name: str) -> None:
+    conn = _superuser(settings)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    finally:
+        conn.close()
