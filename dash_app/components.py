@@ -109,8 +109,9 @@ def image_url(image_id) -> str:
 
 def figure(fig: go.Figure, height: int = 320, **layout) -> go.Figure:
     """The house style for charts: white, compact, legend on top."""
-    fig.update_layout(template="plotly_white", height=height, margin=dict(l=50, r=20, t=40, b=45),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), font=dict(size=12), **layout)
+    style = dict(template="plotly_white", height=height, margin=dict(l=50, r=20, t=40, b=45),
+                 legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), font=dict(size=12))
+    fig.update_layout(**{**style, **layout})
     return fig
 
 

@@ -122,11 +122,12 @@ def _models(predictions: list[dict], comparison: dict | None):
         return empty_state("No model has answered yet.", "Answers appear as the inference functions classify it.")
     per_model = (comparison or {}).get("per_model") or {}
     cards = []
-    for p in predictions:
+    order = {m: k for k, m in enumerate(data.model_names())}
+    for p in sorted(predictions, key=lambda p: (order.get(p["model_name"], len(order)), p["model_name"])):
         shown = per_model.get(p["model_name"], {})
         is_compared = shown.get("version") == p["model_version"]
-        timings = html.Div([html.Span([html.Span(s.replace("_ms", ""), className="stat-label"), " ",
-                                       fmt(p[s], "{:.1f} ms")], className="me-3") for s in STAGES],
+        timings = html.Div([html.Div([html.Span(s.replace("_ms", ""), className="stat-label"),
+                                      html.Span(fmt(p[s], "{:.1f} ms"))], className="timing") for s in STAGES],
                            className="small timings")
         cards.append(dbc.Col(dbc.Card([
             dbc.CardHeader(html.Div([

@@ -129,7 +129,7 @@ def _health(snapshot: dict) -> html.Div:
         items.append(html.Li([html.Span("●", className="dot " + ("up" if up else "down")),
                               html.Span(s["name"], className="fw-semibold"),
                               html.Span(f"{s['rss_mb']:.0f} MB" if s.get("rss_mb") else ("up" if up else "down"),
-                                        className="text-muted ms-auto")]))
+                                        className="text-muted ms-auto")], id=f"live-health-{s['name']}"))
     for name, f in snapshot["functions"].items():
         if not f["desired"]:
             state, words = "idle", "scaled to 0"

@@ -6,7 +6,7 @@ and it leaves the queue; retraining uses it."""
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
-from dash import MATCH, Input, Output, State, callback, dcc, html
+from dash import MATCH, Input, Output, State, callback, html
 
 from triptych.db.labels import LabelRejected, set_ground_truth
 from triptych.db.queries import quarantined, review_queue

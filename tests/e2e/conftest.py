@@ -102,10 +102,11 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pipeline(stack, tmp_path_factory):
     """Upload, ingest, the three inference functions and aggregate, with champions
-    (trained quickly here when the registry has none)."""
+    (trained quickly here when the registry has none). Module-scoped: they consume
+    the stack's topics, so they must be gone before other modules' pipelines run."""
     from triptych.models.bootstrap import QUICK, missing_champions, train_as_mlrun_job
     from triptych.models.zoo import ARCHITECTURES
 
@@ -118,7 +119,7 @@ def pipeline(stack, tmp_path_factory):
     sup.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dashboard(pipeline, tmp_path_factory):
     board = Dashboard({"TRIPTYCH_UPLOAD_PORT": str(pipeline["upload_port"])},
                       tmp_path_factory.mktemp("dashboard") / "dashboard.log")
@@ -126,7 +127,7 @@ def dashboard(pipeline, tmp_path_factory):
     board.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def empty_dashboard(stack, tmp_path_factory):
     """A dashboard over a fresh, empty database: what a first-time user sees."""
     from triptych.stack.provision import drop_database, fresh_database

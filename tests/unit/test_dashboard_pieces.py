@@ -57,3 +57,24 @@ def test_thumbnails_are_small_jpegs_and_garbage_is_refused():
     assert thumb.format == "JPEG" and max(thumb.size) == 160 and thumb.size[0] > thumb.size[1]
     with pytest.raises(Exception):
         make_thumbnail(b"not an image", 160)
+
+
+def test_health_says_which_functions_run_start_or_are_down():
+    from dash_app.pages.live import _health
+
+    snapshot = {
+        "services": [{"name": "postgres", "state": "up", "rss_mb": 120.0},
+                     {"name": "functions", "state": "disabled", "rss_mb": None}],
+        "functions": {"ingest": {"desired": 2, "running": 2, "starting": 0, "restarts": 1},
+                      "infer-resnet50": {"desired": 1, "running": 0, "starting": 1, "restarts": 0},
+                      "aggregate": {"desired": 1, "running": 0, "starting": 0, "restarts": 3},
+                      "retrain": {"desired": 0, "running": 0, "starting": 0, "restarts": 0}},
+    }
+    items = {li.id: li for li in _health(snapshot).children}
+    words = {name: items[f"live-health-{name}"].children[2].children for name in snapshot["functions"]}
+    dots = {name: items[f"live-health-{name}"].children[0].className for name in snapshot["functions"]}
+    assert words == {"ingest": "2/2 running, 1 restarts", "infer-resnet50": "0/1 running, 1 starting",
+                     "aggregate": "0/1 running, 3 restarts", "retrain": "scaled to 0"}
+    assert dots == {"ingest": "dot up", "infer-resnet50": "dot starting", "aggregate": "dot down",
+                    "retrain": "dot idle"}
+    assert "live-health-functions" not in items  # a disabled service is left out
