@@ -102,10 +102,10 @@ def seed(url: str, images: int, seed_value: int = 7) -> None:
         cur.execute("""INSERT INTO system_events (event_type, severity, component, message, created_at)
                        SELECT 'dead_letter', 'error', 'ingest', 'bench', now() - g * interval '1 minute'
                        FROM generate_series(1, 500) g""")
-    with psycopg2.connect(url) as conn:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("VACUUM ANALYZE")
+    conn = psycopg2.connect(url)
+    conn.autocommit = True  # VACUUM cannot run in a transaction
+    with conn.cursor() as cur:
+        cur.execute("VACUUM ANALYZE")
     conn.close()
 
 
@@ -124,29 +124,40 @@ def callbacks() -> dict[str, callable]:
                 "search": None, **filters}
         return history.page(*args.values(), None, None, 0)
 
+    def review_queue():
+        return review.load(1)
+
     newest = {}
 
-    def image_page():
+    def newest_prefix():
+        return image_page_id()[:8]
+
+    def image_page_id():
         if "id" not in newest:
             newest["id"] = str(image.data.read(image._newest_id))
-        return image.render(newest["id"])
+        return newest["id"]
+
+    def image_page():
+        return image.render(image_page_id())
 
     return {
         "Live: counters, stream, models (every 2 s)": lambda: live.refresh(1),
         "Image: one image, top-5, timings, prev/next": image_page,
         "Compare 1h: latency + confidence": lambda: compare_page.speed_and_confidence("1h"),
         "Compare 1h: throughput": lambda: compare_page.throughput("1h"),
-        "Compare 1h: agreement, accuracy, confusion, versions": lambda: compare_page.agreement_and_accuracy("1h"),
+        "Compare 1h: agreement, accuracy per class, confusion": lambda: compare_page.agreement_and_accuracy("1h"),
+        "Compare 1h: model versions": lambda: compare_page.versions("1h"),
         "Compare 24h: latency + confidence": lambda: compare_page.speed_and_confidence("24h"),
         "Compare 24h: throughput": lambda: compare_page.throughput("24h"),
-        "Compare 24h: agreement, accuracy, confusion, versions": lambda: compare_page.agreement_and_accuracy("24h"),
+        "Compare 24h: agreement, accuracy per class, confusion": lambda: compare_page.agreement_and_accuracy("24h"),
+        "Compare 24h: model versions": lambda: compare_page.versions("24h"),
         "History 24h: first page, no filter": history_first_page,
         "History 24h: model+class+wrong filter": lambda: history_first_page(model="resnet50", cls="star",
                                                                              correct="no"),
         "History 24h: search by file name": lambda: history_first_page(search="bench-04217"),
-        "Review: queue + quarantine": lambda: review.load(1),
-        "Models: events (registry call excluded)": lambda: models_page._events_table(
-            models_page.data.read(models_page.lifecycle_events, 200)),
+        "Review: queue + quarantine": review_queue,
+        "History 24h: search by image id prefix": lambda: history_first_page(search=newest_prefix()),
+        "Models: registry (the stack's MLflow) + events": lambda: models_page.refresh(1),
     }
 
 

@@ -111,8 +111,23 @@ def figure(fig: go.Figure, height: int = 320, **layout) -> go.Figure:
     """The house style for charts: white, compact, legend on top."""
     style = dict(template="plotly_white", height=height, margin=dict(l=50, r=20, t=40, b=45),
                  legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), font=dict(size=12))
+    title = fig.layout.title.text if fig.layout.title else None
+    if title:  # the title on its own line above the legend, never under it
+        style["title"] = dict(text=title, x=0, xanchor="left", y=0.985, yanchor="top", font=dict(size=14))
+        style["margin"] = dict(l=50, r=20, t=78, b=45)
     fig.update_layout(**{**style, **layout})
     return fig
+
+
+def rate(per_second: float | None) -> str:
+    """Images per second with the digits that matter (0.0025 and 42 alike)."""
+    if per_second is None:
+        return "–"
+    if per_second >= 10:
+        return f"{per_second:.0f} img/s"
+    if per_second >= 0.1:
+        return f"{per_second:.2f} img/s"
+    return f"{per_second * 60:.1f} img/min"
 
 
 def graph(id: str, **kwargs) -> dcc.Loading:

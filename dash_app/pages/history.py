@@ -98,8 +98,9 @@ def _columns() -> list[dict]:
     answer_cols = [{"field": m, "headerName": model_label(m), "minWidth": 120,
                     "cellClassRules": {"dissent": f"params.data.{m}_dissent"}} for m in data.model_names()]
     return [
-        {"field": "thumb", "headerName": "", "cellRenderer": "ThumbLink", "width": 64, "maxWidth": 64},
-        {"field": "file", "headerName": "file", "cellRenderer": "markdown", "minWidth": 180},
+        {"field": "thumb", "headerName": "", "cellRenderer": "ThumbLink", "width": 68, "minWidth": 68, "maxWidth": 68,
+         "suppressSizeToFit": True},
+        {"field": "file", "headerName": "file", "cellRenderer": "markdown", "minWidth": 220},
         {"field": "uploaded", "headerName": "uploaded", "minWidth": 150},
         {"field": "source", "headerName": "source", "minWidth": 95},
         {"field": "truth", "headerName": "true label", "minWidth": 100},
@@ -109,7 +110,8 @@ def _columns() -> list[dict]:
          "cellClassRules": {"agree-all": "params.value == 'all agree'", "agree-majority": "params.value == 'majority'",
                             "agree-none": "params.value == 'no agreement'",
                             "agree-quarantined": "params.value.startsWith('quarantined')"}},
-        {"field": "correct", "headerName": "right", "minWidth": 75, "maxWidth": 80},
+        {"field": "correct", "headerName": "right", "minWidth": 75, "maxWidth": 80,
+         "cellClassRules": {"ok": "params.value == '✓'", "bad": "params.value == '✗'"}},
     ]
 
 
@@ -161,21 +163,26 @@ def page(range_key, model, cls, agreement, correct, source, search, _prev, _next
     else:
         offset = 0  # a new filter starts at the newest
     total, capped = data.read(history_count, f)
-    offset = min(offset, max(0, (total - 1) // PAGE_SIZE * PAGE_SIZE))
-    rows = data.read(history_rows, f, offset, PAGE_SIZE)
+    if total is not None:
+        offset = min(offset, max(0, (total - 1) // PAGE_SIZE * PAGE_SIZE))
+    rows = data.read(history_rows, f, offset, PAGE_SIZE + 1)  # one more than a page: is there a next one?
+    more, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE]
     models = data.model_names()
-    if total == 0:
+    if not rows and offset == 0:
         position = "no images"
         empty = empty_state(f"No images in the {data.RANGE_LABELS[range_key or DEFAULT_RANGE]} match these filters.",
                             html.Span(["Widen the time range or clear a filter. With no images at all yet, upload "
                                        "some on the ", html.A("Upload", href="/upload"), " page or start a stream (",
                                        code("make demo"), ")."]), id="history-no-rows")
     else:
-        position = (f"images {offset + 1:,}–{offset + len(rows):,} of "
-                    f"{'more than ' if capped else ''}{total:,}")
+        if total is None:
+            of = "many (too many to count quickly)"
+        else:
+            of = f"{'more than ' if capped else ''}{total:,}"
+        position = f"images {offset + 1:,}–{offset + len(rows):,} of {of}"
         empty = None
-    return ([_grid_row(r, models) for r in rows], position, offset, offset == 0,
-            offset + PAGE_SIZE >= total, empty, {"display": "none"} if total == 0 else {})
+    return ([_grid_row(r, models) for r in rows], position, offset, offset == 0, not more, empty,
+            {"display": "none"} if empty else {})
 
 
 @callback(

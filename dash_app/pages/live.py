@@ -15,7 +15,7 @@ from triptych.db.queries import live_summary, per_model, recent_comparisons, thr
 
 from .. import data, health
 from ..components import (agreement_badge, answer_chip, code, correctness, empty_figure, empty_state, figure, fmt,
-                          model_color, model_label, page_header, pct, stat_card, thumb_url)
+                          model_color, model_label, page_header, pct, rate, stat_card, thumb_url)
 
 PATH = "/"
 NAME = "Live"
@@ -73,7 +73,7 @@ def _counters(minute: dict, hour: dict) -> dbc.Row:
     return dbc.Row([
         card("Images in / min", "images_in"),
         card("Compared / min", "compared"),
-        card("Throughput", "throughput", lambda v: f"{v:.2f} img/s"),
+        card("Throughput", "throughput", rate),
         card("All three agree", "agreement_rate", pct),
         card("Quarantined / min", "quarantined"),
         card("Dead letters / min", "dead_letters"),
@@ -117,7 +117,7 @@ def _models_table(rows: list[dict]) -> html.Div:
             html.Td(fmt(r["p95_inference_ms"])), html.Td(pct(r["accuracy"])),
         ], id=f"live-model-{r['model_name']}") for r in rows
     ])
-    return dbc.Table([head, body], size="sm", hover=True, className="models-table")
+    return dbc.Table([head, body], size="sm", hover=True, className="models-table small")
 
 
 def _health(snapshot: dict) -> html.Div:

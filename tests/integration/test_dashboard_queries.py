@@ -20,7 +20,8 @@ from triptych.db.connection import Database
 from triptych.db.labels import LabelRejected, set_ground_truth
 from triptych.db.queries import (HistoryFilter, agreement_matrix, answers_for, confidence_distribution,
                                  confusion_counts, history_count, history_rows, image_detail, latency_distribution,
-                                 quarantined, review_queue, throughput_series, version_comparison)
+                                 quarantined, range_counts, review_queue, throughput_series,
+                                 version_comparison)
 
 MODELS = ["resnet50", "mobilenet_v2", "efficientnet_b0"]
 CLASSES = ["cat", "dog", "owl", "fox"]
@@ -99,6 +100,18 @@ def test_latency_percentiles_and_histogram_match_numpy(seeded):
         edges = result["edges"]
         expected = Counter(min(int(t / edges[-1] * (len(edges) - 1)), len(edges) - 2) for t in times)
         assert {i: c for i, c in enumerate(result["counts"][m]) if c} == dict(expected)
+
+
+def test_wide_ranges_read_the_newest_sample_only(seeded):
+    newest = seeded["images"][-10:]  # one minute apart: the last ten are the newest
+    result = read(seeded, latency_distribution, seeded["start"], seeded["end"], 40, 30)
+    assert sum(s["n"] for s in result["summary"].values()) == 30
+    for m in MODELS:
+        times = [a.inference_ms for i in newest for a in seeded["answers"][i["image_id"]] if a.model_name == m]
+        assert result["summary"][m]["p50_ms"] == pytest.approx(np.percentile(times, 50))
+    confusion = read(seeded, confusion_counts, seeded["start"], seeded["end"], 10)
+    assert all(sum(cells.values()) == 10 for cells in confusion.values())
+    assert read(seeded, range_counts, seeded["start"], seeded["end"]) == {"answers": 3 * IMAGES, "images": IMAGES}
 
 
 def test_confidence_histogram_counts_every_answer_in_its_bin(seeded):

@@ -10,6 +10,7 @@ plain dicts and lists, so callers decide how to show them.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -154,28 +155,61 @@ def image_location(cur, image_id: str) -> dict | None:
 
 
 # --- the models side by side over a time range ---------------------------------
+#
+# Over a wide range these read a bounded sample: the newest SAMPLE_ANSWERS
+# predictions or SAMPLE_IMAGES comparisons in the range, so a day or a month costs
+# what a busy hour does. `range_counts` says how much the range holds, so a page can
+# say when it shows a sample. Throughput reads the per-minute rows, never a sample.
 
-def latency_distribution(cur, start: datetime, end: datetime, bins: int = 40) -> dict:
-    """Per model: count, mean, p50/p95/p99 of inference time, and a histogram on
-    shared bin edges (0 to the 99.5th percentile of all models; the last bin holds
-    everything above) so the models' shapes compare at a glance."""
+SAMPLE_IMAGES = 10_000
+SAMPLE_ANSWERS = 30_000
+
+_NEWEST_ANSWERS = """
+WITH p AS (SELECT model_name, inference_ms, confidence FROM predictions
+           WHERE created_at >= %(start)s AND created_at < %(end)s ORDER BY created_at DESC LIMIT %(cap)s)
+"""
+
+_NEWEST_COMPARISONS = """
+WITH c AS (SELECT per_model, consensus_class, ground_truth_label FROM model_comparisons
+           WHERE created_at >= %(start)s AND created_at < %(end)s ORDER BY created_at DESC LIMIT %(cap)s)
+"""
+
+
+def range_counts(cur, start: datetime, end: datetime) -> dict:
+    """How many predictions and compared images a range holds, counted up to one
+    past the sample sizes (enough to say whether a page shows a sample)."""
     cur.execute(
-        """SELECT model_name, count(*) AS n, avg(inference_ms) AS mean_ms,
-                  percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY inference_ms) AS pct
-           FROM predictions WHERE created_at >= %s AND created_at < %s
-           GROUP BY model_name ORDER BY model_name""",
-        (start, end),
+        """SELECT (SELECT count(*) FROM (SELECT 1 FROM predictions WHERE created_at >= %(start)s
+                                         AND created_at < %(end)s LIMIT %(answers)s) a) AS answers,
+                  (SELECT count(*) FROM (SELECT 1 FROM model_comparisons WHERE created_at >= %(start)s
+                                         AND created_at < %(end)s LIMIT %(images)s) i) AS images""",
+        {"start": start, "end": end, "answers": SAMPLE_ANSWERS + 1, "images": SAMPLE_IMAGES + 1},
+    )
+    return dict(cur.fetchone())
+
+
+def latency_distribution(cur, start: datetime, end: datetime, bins: int = 40, cap: int = SAMPLE_ANSWERS) -> dict:
+    """Per model: count, mean, p50/p95/p99 of inference time, and a histogram on
+    shared bin edges (0 to 1.05 x the largest p99; the last bin holds everything
+    above) so the models' shapes compare at a glance. Over the newest `cap` answers."""
+    params = {"start": start, "end": end, "cap": cap, "bins": bins}
+    cur.execute(
+        _NEWEST_ANSWERS + """
+        SELECT model_name, count(*) AS n, avg(inference_ms) AS mean_ms,
+               percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY inference_ms) AS pct
+        FROM p GROUP BY model_name ORDER BY model_name""",
+        params,
     )
     summary = {r["model_name"]: {"n": r["n"], "mean_ms": r["mean_ms"], "p50_ms": r["pct"][0], "p95_ms": r["pct"][1],
                                  "p99_ms": r["pct"][2]} for r in cur.fetchall()}
     if not summary:
         return {"summary": {}, "edges": [], "counts": {}}
-    top = max(max(s["p99_ms"] for s in summary.values()) * 1.05, 1e-3)
+    params["top"] = top = max(max(s["p99_ms"] for s in summary.values()) * 1.05, 1e-3)
     cur.execute(
-        """SELECT model_name, least(width_bucket(inference_ms, 0, %s, %s), %s) AS bucket, count(*) AS n
-           FROM predictions WHERE created_at >= %s AND created_at < %s
-           GROUP BY 1, 2""",
-        (top, bins, bins, start, end),
+        _NEWEST_ANSWERS + """
+        SELECT model_name, least(width_bucket(inference_ms, 0, %(top)s, %(bins)s), %(bins)s) AS bucket, count(*) AS n
+        FROM p GROUP BY 1, 2""",
+        params,
     )
     counts = {m: [0] * bins for m in summary}
     for r in cur.fetchall():
@@ -183,12 +217,14 @@ def latency_distribution(cur, start: datetime, end: datetime, bins: int = 40) ->
     return {"summary": summary, "edges": [top * k / bins for k in range(bins + 1)], "counts": counts}
 
 
-def confidence_distribution(cur, start: datetime, end: datetime, bins: int = 20) -> dict[str, list[int]]:
-    """Per model, how many answers fell in each confidence bin of [0, 1]."""
+def confidence_distribution(cur, start: datetime, end: datetime, bins: int = 20,
+                            cap: int = SAMPLE_ANSWERS) -> dict[str, list[int]]:
+    """Per model, how many of the newest `cap` answers fell in each confidence bin of [0, 1]."""
     cur.execute(
-        """SELECT model_name, least(width_bucket(confidence, 0, 1, %s), %s) AS bucket, count(*) AS n
-           FROM predictions WHERE created_at >= %s AND created_at < %s GROUP BY 1, 2""",
-        (bins, bins, start, end),
+        _NEWEST_ANSWERS + """
+        SELECT model_name, least(width_bucket(confidence, 0, 1, %(bins)s), %(bins)s) AS bucket, count(*) AS n
+        FROM p GROUP BY 1, 2""",
+        {"start": start, "end": end, "cap": cap, "bins": bins},
     )
     counts: dict[str, list[int]] = {}
     for r in cur.fetchall():
@@ -223,21 +259,21 @@ def throughput_series(cur, start: datetime, end: datetime) -> dict:
     return {"step_s": step.total_seconds(), "series": dict(sorted(series.items()))}
 
 
-def agreement_matrix(cur, start: datetime, end: datetime, models: list[str]) -> dict:
-    """For each pair of models, the share of compared images where both gave the
-    same class (the diagonal is 1 by definition), with how many images that took."""
+def agreement_matrix(cur, start: datetime, end: datetime, models: list[str], cap: int = SAMPLE_IMAGES) -> dict:
+    """For each pair of models, the share of compared images (the newest `cap`)
+    where both gave the same class, with how many images that took. The diagonal
+    is 1 by definition."""
     pairs = [(a, b) for i, a in enumerate(models) for b in models[i + 1:]]
     if not pairs:
         return {"models": models, "rate": {}, "n": {}}
-    columns = ", ".join(
-        f"count(*) FILTER (WHERE per_model ? %s AND per_model ? %s) AS n{k}, "
-        f"count(*) FILTER (WHERE per_model->%s->>'class' = per_model->%s->>'class') AS same{k}"
-        for k in range(len(pairs)))
-    params: list = []
-    for a, b in pairs:
-        params += [a, b, a, b]
-    cur.execute(f"SELECT {columns} FROM model_comparisons WHERE created_at >= %s AND created_at < %s",
-                (*params, start, end))
+    params: dict = {"start": start, "end": end, "cap": cap}
+    columns = []
+    for k, (a, b) in enumerate(pairs):
+        params[f"a{k}"], params[f"b{k}"] = a, b
+        columns.append(f"count(*) FILTER (WHERE per_model ? %(a{k})s AND per_model ? %(b{k})s) AS n{k}, "
+                       f"count(*) FILTER (WHERE per_model->%(a{k})s->>'class' = per_model->%(b{k})s->>'class') "
+                       f"AS same{k}")
+    cur.execute(_NEWEST_COMPARISONS + f"SELECT {', '.join(columns)} FROM c", params)
     row = cur.fetchone()
     rate, n = {}, {}
     for k, (a, b) in enumerate(pairs):
@@ -246,15 +282,17 @@ def agreement_matrix(cur, start: datetime, end: datetime, models: list[str]) -> 
     return {"models": models, "rate": rate, "n": n}
 
 
-def confusion_counts(cur, start: datetime, end: datetime) -> dict[str, dict[tuple[str, str], int]]:
-    """Per model, {(true label, predicted class): images} over labelled comparisons.
-    Accuracy per class is its diagonal over its row."""
+def confusion_counts(cur, start: datetime, end: datetime,
+                     cap: int = SAMPLE_IMAGES) -> dict[str, dict[tuple[str, str], int]]:
+    """Per model, {(true label, predicted class): images} over the labelled ones of
+    the newest `cap` compared images. Accuracy per class is its diagonal over its row."""
     cur.execute(
-        """SELECT m.key AS model_name, c.ground_truth_label AS truth, m.value->>'class' AS predicted, count(*) AS n
-           FROM model_comparisons c CROSS JOIN LATERAL jsonb_each(c.per_model) m
-           WHERE c.created_at >= %s AND c.created_at < %s AND c.ground_truth_label IS NOT NULL
-           GROUP BY 1, 2, 3""",
-        (start, end),
+        _NEWEST_COMPARISONS + """
+        SELECT m.key AS model_name, c.ground_truth_label AS truth, m.value->>'class' AS predicted, count(*) AS n
+        FROM c CROSS JOIN LATERAL jsonb_each(c.per_model) m
+        WHERE c.ground_truth_label IS NOT NULL
+        GROUP BY 1, 2, 3""",
+        {"start": start, "end": end, "cap": cap},
     )
     result: dict[str, dict[tuple[str, str], int]] = {}
     for r in cur.fetchall():
@@ -262,21 +300,21 @@ def confusion_counts(cur, start: datetime, end: datetime) -> dict[str, dict[tupl
     return dict(sorted(result.items()))
 
 
-def version_comparison(cur, start: datetime, end: datetime) -> list[dict]:
-    """Each model version that answered in the range: volume, p50 inference time,
-    agreement with the consensus and accuracy; two versions of one model side by
-    side are champion and challenger."""
+def version_comparison(cur, start: datetime, end: datetime, cap: int = SAMPLE_IMAGES) -> list[dict]:
+    """Each model version that answered among the newest `cap` compared images:
+    volume, p50 inference time, agreement with the consensus and accuracy; two
+    versions of one model side by side are champion and challenger."""
     cur.execute(
-        """SELECT m.key AS model_name, m.value->>'version' AS model_version, count(*) AS compared,
-                  percentile_cont(0.5) WITHIN GROUP (ORDER BY (m.value->>'inference_ms')::double precision)
-                      AS p50_inference_ms,
-                  avg(((m.value->>'class') = c.consensus_class)::int)::float8 AS agrees_with_consensus,
-                  avg((m.value->>'correct')::boolean::int)::float8 AS accuracy,
-                  count(m.value->>'correct') AS labelled
-           FROM model_comparisons c CROSS JOIN LATERAL jsonb_each(c.per_model) m
-           WHERE c.created_at >= %s AND c.created_at < %s
-           GROUP BY 1, 2 ORDER BY 1, 2""",
-        (start, end),
+        _NEWEST_COMPARISONS + """
+        SELECT m.key AS model_name, m.value->>'version' AS model_version, count(*) AS compared,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY (m.value->>'inference_ms')::double precision)
+                   AS p50_inference_ms,
+               avg(((m.value->>'class') = c.consensus_class)::int)::float8 AS agrees_with_consensus,
+               avg((m.value->>'correct')::boolean::int)::float8 AS accuracy,
+               count(m.value->>'correct') AS labelled
+        FROM c CROSS JOIN LATERAL jsonb_each(c.per_model) m
+        GROUP BY 1, 2 ORDER BY 1, 2""",
+        {"start": start, "end": end, "cap": cap},
     )
     return [dict(r) for r in cur.fetchall()]
 
@@ -309,9 +347,14 @@ class HistoryFilter:
             clauses.append("i.source = %(source)s")
             p["source"] = self.source
         if self.search:
-            clauses.append("(i.filename ILIKE %(search)s OR i.image_id::text LIKE %(prefix)s)")
             escaped = self.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            p["search"], p["prefix"] = f"%{escaped}%", f"{escaped.lower()}%"
+            p["search"] = f"%{escaped}%"  # served by the trigram index on filename
+            id_range = uuid_prefix_range(self.search)
+            if id_range:  # the start of an image id: a range of the primary key
+                p["id_low"], p["id_high"] = id_range
+                clauses.append("(i.filename ILIKE %(search)s OR i.image_id BETWEEN %(id_low)s AND %(id_high)s)")
+            else:
+                clauses.append("i.filename ILIKE %(search)s")
         if self.agreement in AGREEMENT_LEVELS:
             clauses.append("c.agreement_level = %(agreement)s")
             p["agreement"] = self.agreement
@@ -335,6 +378,15 @@ class HistoryFilter:
         return " AND ".join(clauses)
 
 
+def uuid_prefix_range(text: str) -> tuple[str, str] | None:
+    """The ids that start with `text` as (lowest, highest), when `text` can begin an
+    image id (4 or more hex digits, dashes where a UUID has them); else None."""
+    digits = text.strip().lower().replace("-", "")
+    if not 4 <= len(digits) <= 32 or any(ch not in "0123456789abcdef" for ch in digits):
+        return None
+    return (str(uuid.UUID(digits.ljust(32, "0"))), str(uuid.UUID(digits.ljust(32, "f"))))
+
+
 _HISTORY_FROM = f"FROM images i {_LATEST_COMPARISON}"
 
 
@@ -352,13 +404,25 @@ def history_rows(cur, f: HistoryFilter, offset: int = 0, limit: int = 50) -> lis
     return [dict(r) for r in cur.fetchall()]
 
 
-def history_count(cur, f: HistoryFilter, cap: int = 10_000) -> tuple[int, bool]:
-    """How many images match, counted up to `cap` (so a broad filter costs a
-    bounded scan); the flag says the count stopped at the cap."""
+def history_count(cur, f: HistoryFilter, cap: int = 10_000, budget_ms: int = 150) -> tuple[int | None, bool]:
+    """How many images match, counted up to `cap`; the flag says the count stopped
+    at the cap. A rare filter over a long range must look at every image in it, so
+    the count gets `budget_ms` and answers None when it needs longer (the page then
+    pages on without a total)."""
+    import psycopg2.errors
+
     where = f.where()
-    cur.execute(f"SELECT count(*) AS n FROM (SELECT 1 {_HISTORY_FROM} WHERE {where} LIMIT %(cap)s) s",
-                {**f.params, "cap": cap + 1})
+    cur.execute("SAVEPOINT history_count")
+    cur.execute("SET LOCAL statement_timeout = %s", (budget_ms,))
+    try:
+        cur.execute(f"SELECT count(*) AS n FROM (SELECT 1 {_HISTORY_FROM} WHERE {where} LIMIT %(cap)s) s",
+                    {**f.params, "cap": cap + 1})
+    except psycopg2.errors.QueryCanceled:
+        cur.execute("ROLLBACK TO SAVEPOINT history_count")  # also undoes the timeout
+        return None, False
     n = cur.fetchone()["n"]
+    cur.execute("RELEASE SAVEPOINT history_count")
+    cur.execute("SET LOCAL statement_timeout = 0")
     return min(n, cap), n > cap
 
 
