@@ -21,6 +21,8 @@ PATH = "/compare"
 NAME = "Compare"
 TITLE = "Compare models"
 DEFAULT_RANGE = "1h"
+# 0 % white to 100 % deep blue, spelled out: plotly.js and plotly.py read the name "Blues" in opposite directions.
+SHARE_SCALE = [[0.0, "#f7fbff"], [0.5, "#6baed6"], [1.0, "#08306b"]]
 
 
 def layout(range: str | None = None, **_query):  # noqa: A002 - the URL's query parameter is called range
@@ -144,7 +146,7 @@ def agreement_and_accuracy(range_key):
     else:
         labels = [model_label(m) for m in models]
         z = [[1.0 if a == b else agreement["rate"].get((a, b)) for b in models] for a in models]
-        agree_fig = go.Figure(go.Heatmap(z=z, x=labels, y=labels, zmin=0, zmax=1, colorscale="Blues",
+        agree_fig = go.Figure(go.Heatmap(z=z, x=labels, y=labels, zmin=0, zmax=1, colorscale=SHARE_SCALE,
                                          text=_heatmap_text(z), texttemplate="%{text}", showscale=False))
         agree_fig.update_layout(title="Same answer, pair by pair")
         agree_fig.update_yaxes(autorange="reversed")
@@ -194,7 +196,7 @@ def _confusion_figure(confusion: dict, classes: list[str]) -> dict:
             "type": "heatmap", "xaxis": f"x{axis}", "yaxis": "y", "x": classes, "y": classes,
             "z": [[cells.get((t, p), 0) / totals[t] if totals[t] else None for p in classes] for t in classes],
             "customdata": [[cells.get((t, p), 0) for p in classes] for t in classes],
-            "zmin": 0, "zmax": 1, "colorscale": "Blues", "showscale": False,
+            "zmin": 0, "zmax": 1, "colorscale": SHARE_SCALE, "showscale": False,
             "hovertemplate": "true %{y}, answered %{x}: %{customdata} images<extra></extra>",
         })
         layout[f"xaxis{axis}"] = {"domain": [left, left + width], "tickangle": 45, "title": {"text": "answered"}}

@@ -26,10 +26,19 @@ pytestmark = pytest.mark.integration
 TIMEOUT_MS = 60_000
 
 
-def png(color=(200, 30, 30)) -> bytes:
+def fresh_png() -> bytes:
+    """A PNG no earlier run uploaded (known bytes would be answered as a duplicate)."""
     out = io.BytesIO()
-    Image.new("RGB", (64, 64), color).save(out, "PNG")
+    Image.new("RGB", (64, 64), tuple(uuid.uuid4().bytes[:3])).save(out, "PNG", pnginfo=_note(uuid.uuid4().hex))
     return out.getvalue()
+
+
+def _note(text: str):
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("run", text)
+    return info
 
 
 def rows(stack, sql, params=()):
@@ -62,7 +71,7 @@ def test_each_page_tells_a_first_time_user_what_to_do(empty_dashboard, page, pat
 # --- the running pipeline --------------------------------------------------------------
 
 def test_upload_shows_three_answers_and_a_consensus(dashboard, page, stack):
-    item = next(synthetic_items("test", start=uuid.uuid4().int % 50_000))
+    item = next(synthetic_items("test", start=100_000 + uuid.uuid4().int % 1_000_000))
     name = f"dash-{uuid.uuid4().hex[:8]}.png"
     page.goto(dashboard.url + "/upload")
     page.locator("#upload-label").click()
@@ -97,7 +106,7 @@ def test_a_refused_file_says_why_and_its_neighbour_still_goes_through(dashboard,
     page.goto(dashboard.url + "/upload")
     page.locator("#upload-drop input[type=file]").set_input_files(files=[
         {"name": bad, "mimeType": "image/png", "buffer": b"this is plain text, not a picture"},
-        {"name": good, "mimeType": "image/png", "buffer": png((20, 120, 220))},
+        {"name": good, "mimeType": "image/png", "buffer": fresh_png()},
     ])
     expect(page.locator("#upload-summary")).to_contain_text("1 stored, 0 already known, 1 refused",
                                                             timeout=TIMEOUT_MS)
@@ -111,7 +120,7 @@ def test_live_page_moves_with_the_stream(dashboard, page, stack):
     expect(page.locator("#live-count-images_in")).to_be_visible(timeout=TIMEOUT_MS)
     tag = f"live-{uuid.uuid4().hex[:6]}"
     writer = BucketWriter(stack, "synthetic")
-    items = synthetic_items("test", start=uuid.uuid4().int % 50_000)
+    items = synthetic_items("test", start=100_000 + uuid.uuid4().int % 1_000_000)
     sender = threading.Thread(target=lambda: [writer.put(Item(f"{tag}-{i.filename}", i.data, i.label, i.client))
                                               for _, i in zip(range(6), items)])
     sender.start()
