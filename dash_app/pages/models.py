@@ -5,7 +5,7 @@ link to the MLflow UI."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
@@ -19,6 +19,9 @@ PATH = "/models"
 NAME = "Models"
 TITLE = "Models"
 
+# A run with no epoch reported for this long is taken as stopped (a killed job
+# never reports its end); the longest epoch measured here took about 6 minutes.
+STALLED = timedelta(minutes=30)
 EVENT_WORDS = {"model_promoted": ("promoted", "success"), "model_not_promoted": ("kept as challenger", "secondary"),
                "training_started": ("training started", "info"), "training_epoch": ("epoch", "light"),
                "label_set": ("label set", "primary")}
@@ -52,6 +55,9 @@ def _training(events: list[dict]) -> html.Div | None:
             continue
         epochs = [e for e in after if e["event_type"] == "training_epoch"
                   and e["details"].get("run") == start["details"].get("run")]
+        latest = epochs[0]["created_at"] if epochs else start["created_at"]
+        if datetime.now(timezone.utc) - latest > STALLED:
+            continue  # no word for too long: the run was stopped, not training
         total = start["details"].get("epochs") or 1
         done = max((e["details"]["epoch"] for e in epochs), default=0)
         last = epochs[0]["details"] if epochs else None
@@ -96,9 +102,9 @@ def _registry_cards() -> html.Div:
                                       className="small text-muted")])
 
         table = dbc.Table([
-            html.Thead(html.Tr([html.Th(h) for h in ("version", "alias", "accuracy", "data set", "registered")])),
+            html.Thead(html.Tr([html.Th(h) for h in ("version", "alias", "accuracy", "registered")])),
             html.Tbody([html.Tr([html.Td(f"v{v.version}"), html.Td(", ".join(v.aliases) or "–"),
-                                 html.Td(pct(v.accuracy)), html.Td(v.dataset_id),
+                                 html.Td(pct(v.accuracy), title=f"held-out accuracy on {v.dataset_id}"),
                                  html.Td(datetime.fromtimestamp(v.created_ms / 1000, timezone.utc).astimezone()
                                          .strftime("%b %d %H:%M"), className="text-nowrap")])
                         for v in rows]),

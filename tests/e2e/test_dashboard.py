@@ -135,6 +135,31 @@ def test_live_page_moves_with_the_stream(dashboard, page, stack):
     screenshot(page, "live")
 
 
+def _is_live_refresh(request) -> bool:
+    return "_dash-update-component" in request.url and "live-interval" in (request.post_data or "")
+
+
+def test_a_hidden_live_tab_stops_refreshing(dashboard, page):
+    refreshes: list[str] = []
+    page.on("request", lambda r: refreshes.append(r.url) if _is_live_refresh(r) else None)
+    page.goto(dashboard.url + "/")
+    expect(page.locator("#live-count-images_in")).to_be_visible(timeout=TIMEOUT_MS)
+
+    def set_hidden(hidden: bool) -> None:
+        page.evaluate("""(hidden) => {
+            Object.defineProperty(document, 'hidden', {value: hidden, configurable: true});
+            document.dispatchEvent(new Event('visibilitychange'));
+        }""", hidden)
+
+    set_hidden(True)
+    page.wait_for_timeout(500)  # a refresh already in flight may still land
+    before = len(refreshes)
+    page.wait_for_timeout(5000)  # the observed window: two and a half refresh periods
+    assert len(refreshes) == before, "the hidden tab kept refreshing"
+    with page.expect_request(_is_live_refresh, timeout=10_000):
+        set_hidden(False)
+
+
 def test_compare_and_history_show_the_models_side_by_side(dashboard, page, stack):
     page.goto(dashboard.url + "/compare")
     for model in ("resnet50", "mobilenet_v2", "efficientnet_b0"):
