@@ -51,7 +51,8 @@ clientside_callback(
         if (!window._triptychVisibility) {
             window._triptychVisibility = true;
             document.addEventListener('visibilitychange', function () {
-                if (document.getElementById('live-interval')) {
+                // dcc.Interval renders no element: the page's path says whether it exists.
+                if (window.location.pathname === '/') {
                     dash_clientside.set_props('live-interval', {disabled: document.hidden});
                 }
             });
