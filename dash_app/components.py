@@ -123,6 +123,8 @@ def rate(per_second: float | None) -> str:
     """Images per second with the digits that matter (0.0025 and 42 alike)."""
     if per_second is None:
         return "–"
+    if per_second == 0:
+        return "0 img/s"
     if per_second >= 10:
         return f"{per_second:.0f} img/s"
     if per_second >= 0.1:

@@ -78,3 +78,10 @@ def test_health_says_which_functions_run_start_or_are_down():
     assert dots == {"ingest": "dot up", "infer-resnet50": "dot starting", "aggregate": "dot down",
                     "retrain": "dot idle"}
     assert "live-health-functions" not in items  # a disabled service is left out
+
+
+def test_rates_keep_the_digits_that_matter():
+    from dash_app.components import rate
+
+    assert [rate(v) for v in (None, 0, 0.0025, 0.13, 42.4)] == ["–", "0 img/s", "0.1 img/min", "0.13 img/s",
+                                                                "42 img/s"]
