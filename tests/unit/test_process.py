@@ -25,3 +25,28 @@ def test_taken_port_names_port_purpose_and_owner():
 def test_redact_url_hides_only_the_password():
     assert redact_url("postgresql://triptych:s3cret@127.0.0.1:5432/db") == "postgresql://triptych:***@127.0.0.1:5432/db"
     assert redact_url("http://127.0.0.1:9000") == "http://127.0.0.1:9000"
+
+
+def test_tree_rss_skips_a_child_that_exits_while_counting():
+    import subprocess
+    import sys
+
+    import psutil
+
+    from triptych.stack.services import tree_rss
+
+    me = psutil.Process()
+    alive = tree_rss(me)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        gone = psutil.Process(child.pid)
+    finally:
+        child.wait()
+    # A process list naming a child that has already exited still gives a figure.
+    real_children = me.children
+
+    def with_dead_child(recursive=False):
+        return [*real_children(recursive=recursive), gone]
+
+    me.children = with_dead_child
+    assert tree_rss(me) > 0 and alive > 0

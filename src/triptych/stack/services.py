@@ -20,6 +20,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from ..config import MINIO_KAFKA_TARGET_ID, TOPIC_MINIO_EVENTS, Settings
 from .errors import InstallError, ToolMissingError, UnhealthyError
 from .process import (
@@ -138,12 +140,7 @@ class Service(ABC):
             up = self.healthy() if (proc is not None or not self.managed) else False
         except Exception:  # noqa: BLE001 - a failed probe means down
             up = False
-        rss = None
-        if proc is not None:
-            try:
-                rss = round(sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20, 1)
-            except Exception:  # noqa: BLE001 - a process may exit while we look
-                rss = None
+        rss = round(tree_rss(proc) / 2**20, 1) if proc is not None else None
         return ServiceStatus(
             name=self.name,
             managed=self.managed,
@@ -155,6 +152,23 @@ class Service(ABC):
             rss_mb=rss,
         )
 
+
+
+def tree_rss(proc) -> int:
+    """Resident memory of a process and its children, in bytes. A child that exits
+    while we look (a Postgres backend whose client just left) is skipped, not
+    allowed to blank the whole figure."""
+    total = 0
+    try:
+        members = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        members = [proc]
+    for member in members:
+        try:
+            total += member.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
 
 
 def redact_url(url: str) -> str:
