@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pytest
 # The real stack's fixtures and environment (ports, data dir) are the integration suite's.
 from tests.integration.conftest import stack, stack_settings  # noqa: F401
 from tests.integration.pipeline_helpers import free_port, start_pipeline
+from tests.integration.runtime_helpers import wait_for
 
 ARTIFACTS = Path(os.environ.get("TRIPTYCH_TEST_ARTIFACTS", "/tmp/triptych-test/artifacts")) / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -40,18 +40,14 @@ def ensure_chromium() -> Path:
     return CHROMIUM
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the dashboard exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail(f"the dashboard at {url} did not answer within {timeout}s")
+def answers_health(url: str, proc: subprocess.Popen) -> bool:
+    if proc.poll() is not None:
+        pytest.fail(f"the dashboard exited with {proc.returncode}")
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
 
 
 class Dashboard:
@@ -63,7 +59,7 @@ class Dashboard:
         self.log = log
         self.proc = subprocess.Popen([sys.executable, "-m", "triptych.cli", "dashboard", "--port", str(self.port)],
                                      env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        wait_healthy(self.url, self.proc)
+        wait_for(lambda: answers_health(self.url, self.proc), 60, message=f"the dashboard at {self.url}")
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -196,6 +196,16 @@ def test_history_filters_pages_and_counts(seeded):
         read(seeded, history_count, _filter(seeded, agreement="sometimes"))
 
 
+def test_history_count_gives_back_the_callers_statement_timeout(seeded):
+    def count_inside_a_timeout(cur):
+        cur.execute("SET LOCAL statement_timeout = '7s'")
+        counted = history_count(cur, _filter(seeded))
+        cur.execute("SHOW statement_timeout")
+        return counted, cur.fetchone()["statement_timeout"]
+
+    assert seeded["db"].transaction(count_inside_a_timeout) == ((IMAGES, False), "7s")
+
+
 def test_image_detail_neighbours_and_unknown_id(seeded):
     images = seeded["images"]
     middle = read(seeded, image_detail, images[40]["image_id"])

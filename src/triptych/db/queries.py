@@ -417,13 +417,13 @@ def history_count(cur, f: HistoryFilter, cap: int = 10_000, budget_ms: int = 150
     try:
         cur.execute(f"SELECT count(*) AS n FROM (SELECT 1 {_HISTORY_FROM} WHERE {where} LIMIT %(cap)s) s",
                     {**f.params, "cap": cap + 1})
+        n = cur.fetchone()["n"]
     except psycopg2.errors.QueryCanceled:
-        cur.execute("ROLLBACK TO SAVEPOINT history_count")  # also undoes the timeout
-        return None, False
-    n = cur.fetchone()["n"]
-    cur.execute("RELEASE SAVEPOINT history_count")
-    cur.execute("SET LOCAL statement_timeout = 0")
-    return min(n, cap), n > cap
+        n = None
+    finally:
+        # Whatever happened, the caller's transaction gets its own timeout back.
+        cur.execute("ROLLBACK TO SAVEPOINT history_count")
+    return (None, False) if n is None else (min(n, cap), n > cap)
 
 
 # --- the review queue ------------------------------------------------------------
