@@ -4,8 +4,6 @@ assign. Callbacks call `read(query, ...)`; nothing here renders."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -13,6 +11,7 @@ from typing import TypeVar
 
 from triptych.config import Settings, get_settings
 from triptych.db.connection import Database
+from triptych.models.classes import KnownClasses
 
 T = TypeVar("T")
 
@@ -60,29 +59,11 @@ def model_names() -> list[str]:
     return list(settings().active_models)
 
 
-_classes_lock = threading.Lock()
-_classes_cache: tuple[float, frozenset[str]] = (0.0, frozenset())
-CLASSES_TTL_S = 60.0
+@lru_cache(maxsize=1)
+def _known_classes() -> KnownClasses:
+    return KnownClasses(settings(), _database())
 
 
 def known_classes() -> frozenset[str]:
-    """The labels the champions know (from the MLflow registry, cached a minute);
-    when the registry cannot be reached, the classes the models answered lately."""
-    global _classes_cache
-    with _classes_lock:
-        fetched_at, classes = _classes_cache
-        if classes and time.monotonic() - fetched_at < CLASSES_TTL_S:
-            return classes
-    try:
-        from triptych.models.registry import champion_labels
-
-        found = frozenset(champion_labels(settings()))
-    except Exception:  # noqa: BLE001 - the registry being away must not break labelling
-        found = frozenset()
-    if not found:
-        from triptych.db.queries import recent_classes
-
-        found = frozenset(read(recent_classes))
-    with _classes_lock:
-        _classes_cache = (time.monotonic(), found)
-    return found
+    """The labels a person may assign (see triptych.models.classes)."""
+    return _known_classes()()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from triptych.runtime.supervisor import read_status
+from triptych.runtime.supervisor import replica_counts
 from triptych.stack.manager import Stack
 
 from . import data
@@ -25,16 +25,7 @@ def snapshot() -> dict:
             return value
         settings = data.settings()
         services = [s.as_dict() for s in Stack(settings).status() if s.name != "dashboard"]
-        functions = {}
-        for name, entry in read_status(settings).get("functions", {}).items():
-            replicas = entry.get("replicas", [])
-            functions[name] = {
-                "desired": entry.get("desired", 0),
-                "running": sum(r["state"] == "running" for r in replicas),
-                # An inference replica stays "starting" until a champion exists to load.
-                "starting": sum(r["state"] == "starting" for r in replicas),
-                "restarts": sum(r.get("restarts", 0) for r in replicas),
-            }
+        functions = replica_counts(settings)
         value = {"services": services, "functions": functions}
         _cached = (time.monotonic(), value)
         return value

@@ -47,7 +47,8 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
     functions = {
         "upload": nuclio_function(
             "upload", functions_dir / "upload" / "handler.py", replicas=1, cpu="500m", memory="512Mi",
-            triggers={"http": http_trigger(port=settings.upload_port, workers=8)},
+            triggers={"http": http_trigger(
+                port=settings.upload_port, max_body_bytes=settings.max_request_bytes, workers=8)},
         ),
         "ingest": nuclio_function(
             "ingest", functions_dir / "ingest" / "handler.py", replicas=1, cpu="500m", memory="512Mi",
@@ -61,7 +62,7 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
         ),
         "retrain": nuclio_function(
             "retrain", functions_dir / "retrain" / "handler.py", replicas=1, cpu="2", memory="4Gi",
-            triggers={"http": http_trigger(port=settings.retrain_port, workers=1),
+            triggers={"http": http_trigger(port=settings.retrain_port, max_body_bytes=2**20, workers=2),
                       "weekly": cron_trigger(schedule="0 3 * * 0")},
         ),
     }

@@ -13,6 +13,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 
 from triptych.db.queries import answers_for
 from triptych.ingress.upload_client import UploadUnavailable, upload_batch
+from triptych.security.keys import client_key
 
 from .. import data
 from ..components import agreement_badge, answer_chip, code, correctness, empty_state, page_header, thumb_url
@@ -74,7 +75,8 @@ def send(contents, filenames, label):
         return no_update, dbc.Alert(f"{len(contents)} files: send at most {MAX_FILES} at once.", color="warning"), True
     files = [(name or "upload", _decode(c)) for name, c in zip(filenames, contents)]
     try:
-        reply = upload_batch(data.settings().upload_url, files, [label or None] * len(files))
+        reply = upload_batch(data.settings().upload_url, files, [label or None] * len(files),
+                             api_key=client_key(data.settings(), "dashboard"))
     except UploadUnavailable as exc:
         return no_update, dbc.Alert([html.Strong("Nothing was uploaded. "), str(exc),
                                      html.Div(["Is the pipeline running? ", code("triptych up"), " starts it."])],

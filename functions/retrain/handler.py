@@ -2,27 +2,31 @@
 each new version in MLflow, and promote it only when it beats the champion; the
 inference functions hot-swap to a new champion without a restart.
 
-    curl -X POST http://127.0.0.1:8091/retrain -d '{"models": ["mobilenet_v2"], "quick": true}' \
-         -H 'content-type: application/json'
+    curl -X POST http://127.0.0.1:8091/retrain -H "X-API-Key: $ADMIN_KEY" \
+         -H 'content-type: application/json' -d '{"models": ["mobilenet_v2"], "quick": true}'
+    # -> 202 {"run_id": "...", "state": "queued", "status_path": "/retrain/<run_id>"}
+    curl http://127.0.0.1:8091/retrain/<run_id>
+
+POST needs a key with the `admin` scope and returns at once; the run trains in the
+background, one run at a time (409 while one runs). The cron trigger runs one to
+the end with the default request (every model, full budget, promote if better).
 """
 
-import json
+from triptych.config import get_settings
+from triptych.models.retraining import Retrainer, RetrainRequest
 
-from triptych.models.bootstrap import FULL, QUICK, train_as_mlrun_job
-from triptych.models.zoo import ARCHITECTURES
+
+def init_context(context):
+    retrainer = context.user_data.retrainer = Retrainer(get_settings())
+    interrupted = retrainer.recover()
+    if interrupted:
+        context.logger.warn_with("runs left unfinished by a previous process marked failed", count=interrupted)
 
 
 def handler(context, event):
-    request = event.body if isinstance(event.body, dict) else json.loads(event.body or "{}")
-    if event.trigger.kind == "http" and event.method != "POST":
-        return context.Response(body={"error": "POST /retrain with {\"models\": [...], \"quick\": false}"},
-                                status_code=405, content_type="application/json")
-    models = request.get("models") or list(ARCHITECTURES)
-    unknown = [m for m in models if m not in ARCHITECTURES]
-    if unknown:
-        return context.Response(body={"error": f"unknown models {unknown}; one of {list(ARCHITECTURES)}"},
-                                status_code=400, content_type="application/json")
-    budget = QUICK if request.get("quick") else FULL
-    outcomes = [train_as_mlrun_job(name, budget, policy=request.get("policy", "if-better")) for name in models]
-    context.logger.info_with("retrained", outcomes=outcomes)
-    return {"outcomes": outcomes}
+    retrainer = context.user_data.retrainer
+    if event.trigger.kind == "cron":
+        run = retrainer.start(RetrainRequest(), requested_by="cron", wait=True)
+        return {"run_id": str(run["run_id"])}
+    status, body, headers = retrainer.handle(event.path, event.method, event.body, dict(event.headers or {}))
+    return context.Response(body=body, headers=headers, status_code=status, content_type="application/json")

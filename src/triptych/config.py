@@ -14,7 +14,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Topic and bucket names are part of the contract between functions; they live
@@ -112,6 +112,25 @@ class Settings(BaseSettings):
     upload_port: int = 8090
     retrain_port: int = 8091
 
+    # --- the query API (FastAPI, see triptych.api) and who may write --------------
+    api_port: int = 8000
+    api_autostart: bool = Field(default=True, description="`triptych up` also starts the API")
+    # Where clients reach the API (upload replies link to it); unset = this stack's own.
+    api_public_url: str | None = None
+    # The key this process presents as a client (CLI uploads, the dashboard); unset =
+    # the local stack's key file (see triptych.security.keys.client_key).
+    api_key: SecretStr | None = None
+    # HS256 secret for JWT bearer tokens; unset = tokens are refused, keys only.
+    jwt_secret: SecretStr | None = None
+    # Reads are open on a laptop; set true to require a key (any scope) for them too.
+    read_requires_key: bool = False
+    # Images a key may upload per minute, unless the key carries its own limit.
+    upload_rate_per_minute: int = Field(default=600, gt=0)
+    # Whole request bodies, on every HTTP trigger and API endpoint (a batch of images).
+    max_request_bytes: int = Field(default=64 * 2**20, gt=0)
+    # Browser origins allowed to call the API (CORS); empty = none.
+    cors_origins: list[str] = Field(default_factory=list)
+
     # --- dashboard (the Dash app, see dash_app/) --------------------------------
     dashboard_port: int = 8050
     dashboard_autostart: bool = Field(default=True, description="`triptych up` also starts the dashboard")
@@ -153,6 +172,19 @@ class Settings(BaseSettings):
     @property
     def upload_url(self) -> str:
         return f"http://{self.bind_host}:{self.upload_port}"
+
+    @property
+    def retrain_url(self) -> str:
+        return f"http://{self.bind_host}:{self.retrain_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.bind_host}:{self.api_port}"
+
+    @property
+    def results_base_url(self) -> str:
+        """Where an upload reply's `results_url` points: the API that serves it."""
+        return (self.api_public_url or self.api_url).rstrip("/")
 
     @property
     def dashboard_url(self) -> str:

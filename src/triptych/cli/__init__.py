@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import (dashboard_command, dataset_commands, demo_command, function_commands, ingress_commands,
+from . import (api_commands, dashboard_command, dataset_commands, demo_command, function_commands, ingress_commands,
                model_commands, stack_commands, watch_command)
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ dataset_commands.register(app)
 watch_command.register(app)
 demo_command.register(app)
 dashboard_command.register(app)
+api_commands.register(app)
 
 
 def main() -> None:

@@ -119,9 +119,13 @@ def upload(
 
     from ..ingress.upload_client import UploadUnavailable, upload_batch
 
-    base = url or get_settings().upload_url
+    from ..security.keys import client_key
+
+    settings = get_settings()
+    base = url or settings.upload_url
     try:
-        body = upload_batch(base, [(f.name, f.read_bytes()) for f in files], [label] * len(files) if label else None)
+        body = upload_batch(base, [(f.name, f.read_bytes()) for f in files], [label] * len(files) if label else None,
+                            api_key=client_key(settings))
     except UploadUnavailable as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc

@@ -44,6 +44,11 @@ def up() -> None:
     _print_status(stack)
     if stack.service("dashboard").enabled:
         console.print(f"dashboard: {stack.settings.dashboard_url}")
+    if stack.service("api").enabled:
+        console.print(f"API:       {stack.settings.api_url}/docs")
+    if "local" in result.key_files:
+        console.print(f"your API key (upload, label, admin) is in {result.key_files['local']}; "
+                      "`triptych keys --help` makes more")
 
 
 def down(purge: bool = typer.Option(False, "--purge", help="Also delete all data (databases, topics, objects).")) -> None:

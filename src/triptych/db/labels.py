@@ -14,6 +14,10 @@ class LabelRejected(ValueError):
     """The label was not stored; the message says why, for the person who set it."""
 
 
+class UnknownImage(LabelRejected):
+    pass
+
+
 def set_ground_truth(cur, image_id: str, label: str, known_classes: set[str], who: str = "dashboard") -> dict:
     """Store `label` as the image's true class; returns the updated comparison
     summary. Nothing is written when the image is unknown, quarantined, or the
@@ -26,7 +30,7 @@ def set_ground_truth(cur, image_id: str, label: str, known_classes: set[str], wh
     cur.execute("SELECT status, ground_truth_label FROM images WHERE image_id = %s FOR UPDATE", (image_id,))
     image = cur.fetchone()
     if image is None:
-        raise LabelRejected(f"no image {image_id}")
+        raise UnknownImage(f"no image {image_id}")
     if image["status"] == "quarantined":
         raise LabelRejected("this object was quarantined (it is not a usable image): it cannot be labelled")
     cur.execute("UPDATE images SET ground_truth_label = %s, needs_review = FALSE WHERE image_id = %s",

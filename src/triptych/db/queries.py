@@ -154,6 +154,80 @@ def image_location(cur, image_id: str) -> dict | None:
     return dict(row) if row else None
 
 
+@dataclass
+class PredictionFilter:
+    """What the API's prediction list filters by (every bound optional)."""
+
+    model: str | None = None
+    predicted_class: str | None = None
+    source: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def recent_predictions(cur, f: PredictionFilter, limit: int = 100, after: tuple[datetime, int] | None = None) -> list[dict]:
+    """The newest predictions, every model's separately (newest first, keyset by
+    (created_at, prediction_id)); served by the created_at indexes."""
+    cur.execute(
+        """SELECT p.prediction_id, p.image_id, p.model_name, p.model_version, p.predicted_class, p.confidence,
+                  p.inference_ms, p.total_ms, p.backend, p.batch_size, p.created_at, i.filename, i.source,
+                  i.ground_truth_label
+           FROM predictions p JOIN images i USING (image_id)
+           WHERE (%(model)s::text IS NULL OR p.model_name = %(model)s)
+             AND (%(cls)s::text IS NULL OR p.predicted_class = %(cls)s)
+             AND (%(source)s::text IS NULL OR i.source = %(source)s)
+             AND (%(since)s::timestamptz IS NULL OR p.created_at >= %(since)s)
+             AND (%(until)s::timestamptz IS NULL OR p.created_at < %(until)s)
+             AND (%(at)s::timestamptz IS NULL OR (p.created_at, p.prediction_id) < (%(at)s, %(id)s))
+           ORDER BY p.created_at DESC, p.prediction_id DESC LIMIT %(limit)s""",
+        {"model": f.model, "cls": f.predicted_class, "source": f.source, "since": f.since, "until": f.until,
+         "at": after and after[0], "id": after and after[1], "limit": limit},
+    )
+    return [dict(r) for r in cur.fetchall()]
+
+
+def predictions_for(cur, image_ids: list[str]) -> dict[str, list[dict]]:
+    """Every prediction of a page of images in one query: {image_id: [rows, by model]}."""
+    result: dict[str, list[dict]] = {i: [] for i in image_ids}
+    if image_ids:
+        cur.execute("""SELECT prediction_id, image_id, model_name, model_version, predicted_class, confidence,
+                              inference_ms, created_at
+                       FROM predictions WHERE image_id = ANY(%s::uuid[]) ORDER BY image_id, model_name, created_at""",
+                    (image_ids,))
+        for r in cur.fetchall():
+            result[str(r["image_id"])].append(dict(r))
+    return result
+
+
+def latest_comparison(cur, image_id: str) -> dict | None:
+    """An image's newest comparison (the one its current model set produced)."""
+    cur.execute(
+        """SELECT image_id, model_set, model_versions, consensus_class, consensus_confidence, agreement_level,
+                  agreement_ratio, fastest_model, fastest_inference_ms, ground_truth_label, per_model,
+                  consensus_correct, needs_review, created_at, updated_at
+           FROM model_comparisons WHERE image_id = %s ORDER BY updated_at DESC LIMIT 1""",
+        (image_id,),
+    )
+    row = cur.fetchone()
+    return dict(row) if row else None
+
+
+def performance_series(cur, start: datetime, end: datetime, model: str | None = None,
+                       limit: int = 5000) -> list[dict]:
+    """The per-minute `model_metrics` rows of a range (oldest first): counts,
+    latency percentiles, confidence and accuracy of each model version."""
+    cur.execute(
+        """SELECT model_name, model_version, window_start, window_seconds, prediction_count, mean_inference_ms,
+                  p50_inference_ms, p95_inference_ms, p99_inference_ms, p95_total_ms, mean_confidence,
+                  labelled_count, correct_count, accuracy, agreement_rate
+           FROM model_metrics WHERE window_seconds = 60 AND window_start >= %s AND window_start < %s
+             AND (%s::text IS NULL OR model_name = %s)
+           ORDER BY window_start, model_name, model_version LIMIT %s""",
+        (start, end, model, model, limit),
+    )
+    return [dict(r) for r in cur.fetchall()]
+
+
 # --- the models side by side over a time range ---------------------------------
 #
 # Over a wide range these read a bounded sample: the newest SAMPLE_ANSWERS
@@ -390,16 +464,24 @@ def uuid_prefix_range(text: str) -> tuple[str, str] | None:
 _HISTORY_FROM = f"FROM images i {_LATEST_COMPARISON}"
 
 
-def history_rows(cur, f: HistoryFilter, offset: int = 0, limit: int = 50) -> list[dict]:
-    """One page of images (newest first) with their latest comparison."""
+# A position in a newest-first list: (timestamp, id) of the last row a page showed.
+# The next page starts strictly after it, so rows arriving meanwhile never shift pages.
+Keyset = tuple[datetime, str]
+
+
+def history_rows(cur, f: HistoryFilter, offset: int = 0, limit: int = 50, after: Keyset | None = None) -> list[dict]:
+    """One page of images (newest first) with their latest comparison: by offset
+    (the dashboard's pages) or after a keyset (the API's cursors)."""
     where = f.where()
+    if after is not None:
+        where += " AND (i.uploaded_at, i.image_id) < (%(after_at)s, %(after_id)s)"
     cur.execute(
         f"""SELECT i.image_id, i.uploaded_at, i.filename, i.source, i.status, i.ground_truth_label,
                    i.quarantine_reason, c.consensus_class, c.consensus_confidence, c.agreement_level,
                    c.consensus_correct, c.per_model
             {_HISTORY_FROM} WHERE {where}
             ORDER BY i.uploaded_at DESC, i.image_id DESC OFFSET %(offset)s LIMIT %(limit)s""",
-        {**f.params, "offset": offset, "limit": limit},
+        {**f.params, "offset": offset, "limit": limit, "after_at": after and after[0], "after_id": after and after[1]},
     )
     return [dict(r) for r in cur.fetchall()]
 
@@ -428,26 +510,29 @@ def history_count(cur, f: HistoryFilter, cap: int = 10_000, budget_ms: int = 150
 
 # --- the review queue ------------------------------------------------------------
 
-def review_queue(cur, limit: int = 50) -> tuple[list[dict], int]:
+def review_queue(cur, limit: int = 50, after: Keyset | None = None) -> tuple[list[dict], int]:
     """Images the models disagree on (newest first), and how many wait in all."""
     cur.execute(
         f"""SELECT i.image_id, i.uploaded_at, i.filename, i.source, i.ground_truth_label, c.consensus_class,
                    c.agreement_level, c.per_model
             FROM images i {_LATEST_COMPARISON}
-            WHERE i.needs_review ORDER BY i.uploaded_at DESC LIMIT %s""",
-        (limit,),
+            WHERE i.needs_review AND (%(at)s::timestamptz IS NULL OR (i.uploaded_at, i.image_id) < (%(at)s, %(id)s::uuid))
+            ORDER BY i.uploaded_at DESC, i.image_id DESC LIMIT %(limit)s""",
+        {"limit": limit, "at": after and after[0], "id": after and after[1]},
     )
     rows = [dict(r) for r in cur.fetchall()]
     cur.execute("SELECT count(*) AS n FROM images WHERE needs_review")
     return rows, cur.fetchone()["n"]
 
 
-def quarantined(cur, limit: int = 50) -> tuple[list[dict], int]:
+def quarantined(cur, limit: int = 50, after: Keyset | None = None) -> tuple[list[dict], int]:
     """Objects ingest refused, with their reason (newest first), and how many in all."""
     cur.execute(
         """SELECT image_id, uploaded_at, filename, source, size_bytes, quarantine_reason, object_key
-           FROM images WHERE status = 'quarantined' ORDER BY uploaded_at DESC LIMIT %s""",
-        (limit,),
+           FROM images WHERE status = 'quarantined'
+             AND (%(at)s::timestamptz IS NULL OR (uploaded_at, image_id) < (%(at)s, %(id)s::uuid))
+           ORDER BY uploaded_at DESC, image_id DESC LIMIT %(limit)s""",
+        {"limit": limit, "at": after and after[0], "id": after and after[1]},
     )
     rows = [dict(r) for r in cur.fetchall()]
     cur.execute("SELECT count(*) AS n FROM images WHERE status = 'quarantined'")

@@ -1,5 +1,7 @@
-"""The upload function's logic: multipart in, validated objects in the bucket out.
+"""The upload logic, one implementation for the upload function and the API:
+multipart in, validated objects in the bucket out.
 
+Every upload needs a key with the `upload` scope and is charged to that key's rate.
 An upload is validated before it is stored, and a batch is answered file by file,
 so one bad file never sinks the others. Stored objects carry their label, source,
 original filename and client metadata, which MinIO's bucket event hands to ingest.
@@ -18,6 +20,7 @@ from python_multipart import parse_form
 from ..config import Settings, get_settings
 from ..db.connection import Database
 from ..db.images import NewImage, find_by_sha256, register_image
+from ..security import AuthError, Guard, Principal, RateLimited
 from ..storage import minio_client
 from .objects import SOURCES, encode_metadata, image_id_for, sanitize_filename, upload_key
 from .validation import InvalidImage, validate_image
@@ -71,16 +74,26 @@ def _client_metadata(form: UploadForm) -> dict[str, Any]:
     return value
 
 
+MAX_LABEL_CHARS = 100
+
+# An HTTP answer: (status, JSON body, extra headers such as Retry-After).
+Reply = tuple[int, dict, dict[str, str]]
+
+
 class Uploader:
-    def __init__(self, settings: Settings, s3: Minio, db: Database):
+    def __init__(self, settings: Settings, s3: Minio, db: Database, guard: Guard | None = None):
         self.settings = settings
         self.s3 = s3
         self.db = db
+        self.guard = guard or Guard(settings, db)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> "Uploader":
         settings = settings or get_settings()
         return cls(settings, minio_client(settings), Database(settings))
+
+    def results_url(self, image_id: str) -> str:
+        return f"{self.settings.results_base_url}/predictions/{image_id}"
 
     def store(self, data: bytes, filename: str | None, label: str | None, source: str,
               client: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +105,7 @@ class Uploader:
             if earlier:
                 return {"status": "duplicate", "image_id": str(earlier["image_id"]), "filename": safe_name,
                         "object_key": earlier["object_key"], "sha256": info.sha256,
-                        "results_url": f"/predictions/{earlier['image_id']}"}
+                        "results_url": self.results_url(str(earlier["image_id"]))}
         key = upload_key(safe_name, source)
         written = self.s3.put_object(
             self.settings.images_bucket, key, io.BytesIO(data), len(data), content_type=info.content_type,
@@ -110,55 +123,72 @@ class Uploader:
             client_metadata=client)))
         return {"status": "stored", "image_id": image_id, "filename": safe_name, "object_key": key,
                 "sha256": info.sha256, "format": info.format, "width": info.width, "height": info.height,
-                "label": label, "results_url": f"/predictions/{image_id}"}
+                "label": label, "results_url": self.results_url(image_id)}
 
-    def handle(self, path: str, method: str, body: bytes, content_type: str | None) -> tuple[int, dict]:
-        """(HTTP status, JSON body) for one request."""
+    def handle(self, path: str, method: str, body: bytes, content_type: str | None,
+               headers: dict[str, str]) -> Reply:
+        """The upload function's whole HTTP surface: one request in, one answer out."""
         route = path.rstrip("/") or "/"
         if method == "GET" and route in ("/", "/health"):
-            return 200, {"status": "ok"}
+            return 200, {"status": "ok"}, {}
         if route not in ("/upload", "/upload/batch"):
-            return 404, {"error": f"no route {method} {path}; use POST /upload or POST /upload/batch"}
+            return 404, {"error": f"no route {method} {path}; use POST /upload or POST /upload/batch",
+                         "code": "not_found"}, {}
         if method != "POST":
-            return 405, {"error": f"{path} takes POST"}
+            return 405, {"error": f"{path} takes POST", "code": "method_not_allowed"}, {}
         try:
+            principal = self.guard.require(headers, "upload")  # before the body is even parsed
             form = parse_multipart(body, content_type)
+        except AuthError as exc:
+            return exc.status, {"error": str(exc), "code": exc.code}, exc.headers
+        except BadRequest as exc:
+            return exc.http_status, {"error": str(exc), "code": exc.code}, {}
+        return self.accept(route, form, principal)
+
+    def accept(self, route: str, form: UploadForm, principal: Principal) -> Reply:
+        """Store a parsed upload (`/upload`: one file; `/upload/batch`: many) for a caller
+        already known to hold the `upload` scope, charging the files to its rate."""
+        try:
             source = form.fields.get("source", "upload")
             if source not in SOURCES:
                 raise BadRequest(f"unknown source {source!r}; one of {', '.join(SOURCES)}", code="bad_source")
             client = _client_metadata(form)
-            if route == "/upload":
-                return self._single(form, source, client)
-            return self._batch(form, source, client)
+            if route == "/upload" and len(form.files) != 1:
+                raise BadRequest(f"POST /upload takes exactly one file (got {len(form.files)}); use /upload/batch",
+                                 code="file_count")
+            if not form.files:
+                raise BadRequest("POST /upload/batch needs at least one file", code="file_count")
+            labels = self._labels(form, len(form.files))
+            self.guard.charge_uploads(principal, len(form.files))
         except BadRequest as exc:
-            return exc.http_status, {"error": str(exc), "code": exc.code}
+            return exc.http_status, {"error": str(exc), "code": exc.code}, {}
+        except RateLimited as exc:
+            return 429, {"error": str(exc), "code": "rate_limited", "retry_after_s": exc.retry_after_s}, exc.headers
+        if route == "/upload":
+            return (*self._single(form.files[0], labels[0], source, client), {})
+        return (*self._batch(form.files, labels, source, client), {})
 
-    def _single(self, form: UploadForm, source: str, client: dict) -> tuple[int, dict]:
-        if len(form.files) != 1:
-            raise BadRequest(f"POST /upload takes exactly one file (got {len(form.files)}); use /upload/batch",
-                             code="file_count")
-        filename, data = form.files[0]
+    def _single(self, file: tuple[str | None, bytes], label: str | None, source: str,
+                client: dict) -> tuple[int, dict]:
+        filename, data = file
         try:
-            result = self.store(data, filename, form.fields.get("label") or None, source, client)
+            result = self.store(data, filename, label, source, client)
         except InvalidImage as exc:
             return exc.http_status, {"error": str(exc), "code": exc.code, "filename": sanitize_filename(filename)}
         return (201 if result["status"] == "stored" else 200), result
 
-    def _batch(self, form: UploadForm, source: str, client: dict) -> tuple[int, dict]:
-        if not form.files:
-            raise BadRequest("POST /upload/batch needs at least one file", code="file_count")
-        labels = self._labels(form, len(form.files))
+    def _batch(self, files: list[tuple[str | None, bytes]], labels: list[str | None], source: str,
+               client: dict) -> tuple[int, dict]:
         results = []
-        for (filename, data), label in zip(form.files, labels):
+        for (filename, data), label in zip(files, labels):
             try:
                 results.append(self.store(data, filename, label, source, client))
             except InvalidImage as exc:
                 results.append({"status": "rejected", "filename": sanitize_filename(filename), "code": exc.code,
                                 "error": str(exc), "http_status": exc.http_status})
-        rejected = sum(r["status"] == "rejected" for r in results)
         return 207, {"stored": sum(r["status"] == "stored" for r in results),
                      "duplicates": sum(r["status"] == "duplicate" for r in results),
-                     "rejected": rejected, "results": results}
+                     "rejected": sum(r["status"] == "rejected" for r in results), "results": results}
 
     @staticmethod
     def _labels(form: UploadForm, count: int) -> list[str | None]:
@@ -169,5 +199,11 @@ class Uploader:
                 raise BadRequest("`labels` must be a JSON list, one label (or null) per file", code="bad_labels") from exc
             if not isinstance(labels, list) or len(labels) != count:
                 raise BadRequest(f"`labels` must list {count} labels, one per file", code="bad_labels")
-            return [str(label) if label is not None else None for label in labels]
-        return [form.fields.get("label") or None] * count
+            labels = [str(label) if label is not None else None for label in labels]
+        else:
+            labels = [form.fields.get("label") or None] * count
+        for label in labels:
+            if label is not None and not (len(label) <= MAX_LABEL_CHARS and label.isprintable() and label.strip()):
+                raise BadRequest(f"a label is 1 to {MAX_LABEL_CHARS} printable characters (got {label[:40]!r})",
+                                 code="bad_labels")
+        return labels

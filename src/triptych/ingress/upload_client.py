@@ -14,13 +14,15 @@ class UploadUnavailable(RuntimeError):
 
 
 def upload_batch(base_url: str, files: list[tuple[str, bytes]], labels: list[str | None] | None = None,
-                 timeout: float = 120) -> dict:
-    """POST files to `/upload/batch`; returns its reply (`stored`, `duplicates`,
-    `rejected`, and one result per file with its image id or its refusal)."""
+                 api_key: str | None = None, timeout: float = 120) -> dict:
+    """POST files to `/upload/batch` with `api_key` (scope `upload`); returns its reply
+    (`stored`, `duplicates`, `rejected`, and one result per file with its image id or
+    its refusal)."""
     form = {"labels": json.dumps(labels)} if labels is not None else {}
+    headers = {"X-API-Key": api_key} if api_key else {}
     try:
         reply = httpx.post(f"{base_url}/upload/batch", files=[("files", (name, data)) for name, data in files],
-                           data=form, timeout=timeout)
+                           data=form, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
         raise UploadUnavailable(f"cannot reach the upload function at {base_url}: {exc}") from exc
     if reply.status_code != 207:
@@ -28,5 +30,7 @@ def upload_batch(base_url: str, files: list[tuple[str, bytes]], labels: list[str
             reason = reply.json().get("error", reply.text)
         except ValueError:
             reason = reply.text
+        if reply.status_code == 401 and not api_key:
+            reason += " (no API key found: set TRIPTYCH_API_KEY, or run `triptych up`, which makes the local one)"
         raise UploadUnavailable(f"the upload function answered {reply.status_code}: {reason}")
     return reply.json()

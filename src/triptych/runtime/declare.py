@@ -46,8 +46,11 @@ def kafka_trigger(
     )
 
 
-def http_trigger(port: int, workers: int = 4) -> nuclio.triggers.HttpTrigger:
-    return nuclio.triggers.HttpTrigger(workers=workers, port=port)
+def http_trigger(port: int, max_body_bytes: int, workers: int = 4) -> nuclio.triggers.HttpTrigger:
+    # maxRequestBodySize is Nuclio's own attribute: its trigger refuses larger bodies
+    # with 413 as our runner does, before the handler is called.
+    return nuclio.triggers.HttpTrigger(workers=workers, port=port,
+                                       extra_attributes={"maxRequestBodySize": max_body_bytes})
 
 
 def cron_trigger(interval: str = "", schedule: str = "", body: str = "") -> nuclio.triggers.CronTrigger:

@@ -2,7 +2,9 @@
 
 Replicas of one function share the port through SO_REUSEPORT, so the kernel
 spreads connections across them as a Nuclio service would. A handler exception
-becomes a 500 with a JSON error body; the replica keeps serving.
+becomes a 500 with a JSON error body; the replica keeps serving. A body larger than
+the trigger's `maxRequestBodySize` is refused with 413 while it streams in, so an
+oversized request never sits in a replica's memory.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ def build_app(function: str, trigger: HttpTriggerSpec, handler: LoadedHandler, b
     labels = {"function": function, "trigger": trigger.name}
 
     async def endpoint(request: Request) -> Response:
-        body = await request.body()
+        body = await read_body(request, trigger.max_body_bytes)
+        if isinstance(body, Response):
+            return body
         content_type = request.headers.get("content-type")
         event = nuclio_sdk.Event(
             body=decode_body(body, content_type),
@@ -60,6 +64,26 @@ def build_app(function: str, trigger: HttpTriggerSpec, handler: LoadedHandler, b
 
     routes = [Route("/", endpoint, methods=METHODS), Route("/{path:path}", endpoint, methods=METHODS)]
     return Starlette(routes=routes)
+
+
+def _refusal(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": message, "code": code}, status_code=status)
+
+
+async def read_body(request: Request, limit: int) -> bytes | Response:
+    """The request body, or the refusal to send when it is larger than `limit`."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            return _refusal(400, "bad_content_length", f"Content-Length {declared[:40]!r} is not a number")
+        if int(declared) > limit:
+            return _refusal(413, "body_too_large", f"the request body is {declared} bytes; the limit is {limit}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:  # a chunked body that never said its length
+            return _refusal(413, "body_too_large", f"the request body exceeds the limit of {limit} bytes")
+    return bytes(body)
 
 
 def shared_socket(host: str, port: int) -> socket.socket:

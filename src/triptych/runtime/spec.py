@@ -34,6 +34,7 @@ class HttpTriggerSpec:
     name: str
     port: int
     workers: int
+    max_body_bytes: int = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ def _trigger(name: str, raw: dict) -> TriggerSpec:
             delivery=delivery,
         )
     if kind == "http":
-        return HttpTriggerSpec(name=name, port=int(attrs.get("port", 0)), workers=int(raw.get("maxWorkers", 1)))
+        return HttpTriggerSpec(name=name, port=int(attrs.get("port", 0)), workers=int(raw.get("maxWorkers", 1)),
+                               max_body_bytes=int(attrs.get("maxRequestBodySize", HttpTriggerSpec.max_body_bytes)))
     if kind == "cron":
         return CronTriggerSpec(
             name=name,

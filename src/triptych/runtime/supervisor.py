@@ -64,6 +64,21 @@ def read_status(settings: Settings) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def replica_counts(settings: Settings) -> dict[str, dict[str, int]]:
+    """{function: {desired, running, starting, restarts}} from the supervisor's status file."""
+    counts = {}
+    for name, entry in read_status(settings).get("functions", {}).items():
+        replicas = entry.get("replicas", [])
+        counts[name] = {
+            "desired": entry.get("desired", 0),
+            "running": sum(r["state"] == "running" for r in replicas),
+            # An inference replica stays "starting" until a champion exists to load.
+            "starting": sum(r["state"] == "starting" for r in replicas),
+            "restarts": sum(r.get("restarts", 0) for r in replicas),
+        }
+    return counts
+
+
 @dataclass
 class ReplicaSlot:
     function: str

@@ -9,12 +9,14 @@ again: a half-started stack is never left behind.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..config import Settings
 from .errors import StackError
-from .provision import provision_buckets, provision_postgres, provision_schema, provision_topics
+from .provision import (provision_buckets, provision_local_keys, provision_postgres, provision_schema,
+                        provision_topics)
 from .services import Service, ServiceStatus, all_services
 
 Report = Callable[[str], None]
@@ -27,6 +29,7 @@ class UpResult:
     external: list[str] = field(default_factory=list)
     migrations_applied: list[str] = field(default_factory=list)
     topics_created: list[str] = field(default_factory=list)
+    key_files: dict[str, Path] = field(default_factory=dict)
 
 
 def _probe(svc: Service) -> bool:
@@ -67,6 +70,7 @@ class Stack:
             "postgres": lambda: (
                 provision_postgres(self.settings, self.service("postgres")),
                 result.migrations_applied.extend(provision_schema(self.settings)),
+                result.key_files.update(provision_local_keys(self.settings)),
             ),
             "kafka": lambda: result.topics_created.extend(provision_topics(self.settings)),
             "minio": lambda: provision_buckets(self.settings),

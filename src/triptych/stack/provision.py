@@ -4,6 +4,8 @@ notification to Kafka. Every step is idempotent, so `up` can run any number of t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg2
 from kafka import KafkaAdminClient
 from minio import Minio
@@ -64,6 +66,19 @@ def _ensure_external_mlflow_db(settings: Settings) -> None:
 
 def provision_schema(settings: Settings) -> list[str]:
     return [f"{m.version:04d}_{m.name}" for m in migrate(settings.postgres_url)]
+
+
+def provision_local_keys(settings: Settings) -> dict[str, Path]:
+    """The local stack's own API keys (one for the person at the keyboard, one for
+    the dashboard), each in a file only its owner reads; made once, kept after."""
+    from ..db.connection import Database
+    from ..security.keys import LOCAL_KEYS, ensure_local_key
+
+    db = Database(settings)
+    try:
+        return {name: db.transaction(lambda cur, name=name: ensure_local_key(cur, settings, name)) for name in LOCAL_KEYS}
+    finally:
+        db.close()
 
 
 def provision_topics(settings: Settings) -> list[str]:

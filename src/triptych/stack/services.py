@@ -619,10 +619,43 @@ class Dashboard(Service):
             return resp.status == 200
 
 
+class Api(Service):
+    """The query API (triptych.api): REST + GraphQL over Postgres and MinIO."""
+
+    name = "api"
+    start_timeout = 60.0
+
+    @property
+    def managed(self) -> bool:
+        return True  # always ours
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.api_autostart
+
+    @property
+    def url(self) -> str:
+        return self.settings.api_url
+
+    def ports(self) -> dict[int, str]:
+        return {self.settings.api_port: "REST and GraphQL API"}
+
+    def version(self) -> str:
+        return importlib.metadata.version("fastapi")
+
+    def _launch(self) -> int:
+        return spawn_detached([sys.executable, "-m", "triptych.cli", "api"], self.log_path)
+
+    def healthy(self) -> bool:
+        # `/` answers whenever the process serves; `/health` is about its dependencies.
+        with urllib.request.urlopen(f"{self.url}/", timeout=2) as resp:
+            return resp.status == 200
+
+
 def all_services(settings: Settings) -> list[Service]:
     """In start order: MinIO publishes to Kafka, MLflow needs Postgres and MinIO,
-    the dashboard needs Postgres and MinIO (it starts before the functions so that
-    its URL is there first), and the functions need all of them."""
-    return [Postgres(settings), Kafka(settings), MinIO(settings), MLflow(settings), Dashboard(settings),
-            Functions(settings)]
+    the API and the dashboard need Postgres and MinIO (they start before the
+    functions so that their URLs are there first), and the functions need all of them."""
+    return [Postgres(settings), Kafka(settings), MinIO(settings), MLflow(settings), Api(settings),
+            Dashboard(settings), Functions(settings)]
 

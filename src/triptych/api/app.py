@@ -1,0 +1,85 @@
+"""The query API: REST and GraphQL over Triptych's results, uploads, labels and models.
+
+    triptych api              # foreground, on TRIPTYCH_API_PORT (8000)
+    open http://127.0.0.1:8000/docs
+
+Reads are open on a laptop (TRIPTYCH_READ_REQUIRES_KEY=true closes them); every
+write needs an API key or JWT with the right scope (see triptych.security). Every
+request body is bounded (TRIPTYCH_MAX_REQUEST_BYTES), browsers may call it only
+from TRIPTYCH_CORS_ORIGINS, and every error is JSON with a stable `code`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import Counter, Histogram
+
+from ..config import Settings, get_settings
+from ..db.connection import Database
+from ..ingress.upload import Uploader
+from ..models.classes import KnownClasses
+from ..security import Guard
+from ..storage import minio_client
+from . import errors
+from .deps import Services
+from .graphql import graphql_router
+from .limits import BodyLimit
+from .routes import lifecycle, meta, results, stats, uploads
+
+REQUESTS = Counter("triptych_api_requests_total", "API requests", ["method", "route", "status"])
+LATENCY = Histogram("triptych_api_request_seconds", "API request time", ["method", "route"],
+                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+
+DESCRIPTION = """Three image classifiers (ResNet50, MobileNetV2, EfficientNet-B0) answer every image;
+this API reads their answers and comparisons, takes uploads and labels, and manages the models.
+
+**Auth.** Reads are open unless the server requires a key. Writes need an API key
+(`Authorization: Bearer tpk_...` or `X-API-Key: tpk_...`) or a JWT signed with the server's
+secret, with a scope: `upload` (uploads), `label` (labels), `admin` (retraining, clearing; implies all).
+Create keys with `triptych keys create NAME --scope upload`.
+
+**Errors** are JSON: `{"code": "unknown_image", "error": "no image ..."}`; `code` is stable.
+
+**Lists** are newest first; pass a page's `next_cursor` as `cursor` for the next page.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    db = Database(settings)
+    s3 = minio_client(settings)
+    guard = Guard(settings, db)
+    app = FastAPI(title="Triptych query API", version="1", description=DESCRIPTION,
+                  openapi_tags=[{"name": n} for n in ("results", "upload", "stats", "models", "admin", "meta")])
+    app.state.services = Services(settings, db, s3, guard, Uploader(settings, s3, db, guard), KnownClasses(settings, db))
+    errors.install(app)
+    for router in (meta.router, uploads.router, results.router, stats.router, lifecycle.router):
+        app.include_router(router)
+    app.include_router(graphql_router(), prefix="/graphql", tags=["graphql"], include_in_schema=False)
+    # Added last = outermost: the body limit applies before anything reads a byte.
+    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                       allow_headers=["Authorization", "X-API-Key", "Content-Type"], max_age=600)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")  # the template, so ids don't explode label sets
+        LATENCY.labels(request.method, template).observe(time.perf_counter() - started)
+        REQUESTS.labels(request.method, template, str(response.status_code)).inc()
+        return response
+
+    return app
+
+
+def serve(settings: Settings | None = None, host: str | None = None, port: int | None = None) -> None:
+    import uvicorn
+
+    settings = settings or get_settings()
+    uvicorn.run(create_app(settings), host=host or settings.bind_host, port=port or settings.api_port,
+                log_level="warning", proxy_headers=False, timeout_keep_alive=5, limit_concurrency=256)

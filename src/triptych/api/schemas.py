@@ -1,0 +1,286 @@
+"""What the API answers: typed models, so /openapi.json describes every response
+and clients can generate code from it. Field names follow the database's."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EXAMPLE_ID = "3f2b8c1e-5d4a-4c1b-9e7f-0a1b2c3d4e5f"
+
+
+class ErrorBody(BaseModel):
+    """Every error: a stable `code` for programs, and `error`, the reason for people."""
+
+    code: str = Field(examples=["unknown_image"])
+    error: str = Field(examples=[f"no image {EXAMPLE_ID}"])
+    details: Any | None = None
+
+
+class Answer(BaseModel):
+    """One model's answer inside a comparison."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    class_: str | None = Field(None, alias="class", serialization_alias="class")
+    confidence: float | None = None
+    inference_ms: float | None = None
+    correct: bool | None = None
+    version: str | None = None
+
+
+class Prediction(BaseModel):
+    model_name: str = Field(examples=["resnet50"])
+    model_version: str = Field(examples=["3"])
+    predicted_class: str = Field(examples=["cat"])
+    confidence: float = Field(ge=0, le=1, examples=[0.93])
+    top_k: list[dict[str, Any]] = Field(default_factory=list, examples=[[{"label": "cat", "confidence": 0.93}]])
+    fetch_ms: float | None = None
+    decode_ms: float | None = None
+    preprocess_ms: float | None = None
+    inference_ms: float = Field(examples=[11.8])
+    total_ms: float | None = None
+    backend: str | None = Field(None, examples=["torch"])
+    batch_size: int | None = None
+    worker_id: str | None = None
+    predicted_at: datetime
+
+
+class Image(BaseModel):
+    image_id: UUID = Field(examples=[EXAMPLE_ID])
+    bucket: str
+    object_key: str
+    filename: str
+    content_type: str | None = None
+    image_format: str | None = None
+    size_bytes: int
+    width: int | None = None
+    height: int | None = None
+    source: str = Field(examples=["upload"])
+    ground_truth_label: str | None = None
+    client_metadata: dict[str, Any] = Field(default_factory=dict)
+    status: Literal["registered", "processing", "classified", "quarantined"]
+    quarantine_reason: str | None = None
+    needs_review: bool
+    uploaded_at: datetime
+
+
+class Comparison(BaseModel):
+    image_id: UUID
+    model_set: str = Field(examples=["efficientnet_b0@1,mobilenet_v2@1,resnet50@1"])
+    model_versions: dict[str, str]
+    consensus_class: str | None = None
+    consensus_confidence: float | None = None
+    agreement_level: Literal["all", "majority", "none"]
+    agreement_ratio: float
+    fastest_model: str | None = None
+    fastest_inference_ms: float | None = None
+    ground_truth_label: str | None = None
+    per_model: dict[str, Answer]
+    consensus_correct: bool | None = None
+    needs_review: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class ImagePredictions(BaseModel):
+    """An image's answers so far. `complete` once every active model has answered."""
+
+    image_id: UUID
+    status: str
+    quarantine_reason: str | None = None
+    complete: bool
+    waiting_for: list[str] = Field(description="active models that have not answered yet")
+    predictions: list[Prediction]
+    comparison_url: str
+
+
+class ImageDetail(BaseModel):
+    image: Image
+    predictions: list[Prediction]
+    comparison: Comparison | None = None
+    content_url: str
+
+
+class PredictionRow(BaseModel):
+    prediction_id: int
+    image_id: UUID
+    model_name: str
+    model_version: str
+    predicted_class: str
+    confidence: float
+    inference_ms: float
+    total_ms: float | None = None
+    backend: str | None = None
+    batch_size: int | None = None
+    created_at: datetime
+    filename: str
+    source: str
+    ground_truth_label: str | None = None
+
+
+class Page(BaseModel):
+    """A newest-first page; pass `next_cursor` as `cursor` for the next one (null: the end)."""
+
+    next_cursor: str | None = None
+
+
+class PredictionPage(Page):
+    items: list[PredictionRow]
+
+
+class ImageRow(BaseModel):
+    image_id: UUID
+    uploaded_at: datetime
+    filename: str
+    source: str
+    status: str
+    ground_truth_label: str | None = None
+    quarantine_reason: str | None = None
+    consensus_class: str | None = None
+    consensus_confidence: float | None = None
+    agreement_level: str | None = None
+    consensus_correct: bool | None = None
+    per_model: dict[str, Answer] | None = None
+
+
+class ImagePage(Page):
+    items: list[ImageRow]
+
+
+class ReviewPage(Page):
+    kind: Literal["disagreements", "quarantined"]
+    waiting: int = Field(description="how many wait in all")
+    items: list[dict[str, Any]]
+
+
+class ModelStats(BaseModel):
+    model_name: str
+    versions: str | None = None
+    predictions: int
+    p50_inference_ms: float | None = None
+    p95_inference_ms: float | None = None
+    p50_total_ms: float | None = None
+    mean_confidence: float | None = None
+    accuracy: float | None = None
+
+
+class ModelStatsReply(BaseModel):
+    window_s: int
+    models: list[ModelStats]
+
+
+class MetricsWindow(BaseModel):
+    model_name: str
+    model_version: str
+    window_start: datetime
+    window_seconds: int
+    prediction_count: int
+    mean_inference_ms: float | None = None
+    p50_inference_ms: float | None = None
+    p95_inference_ms: float | None = None
+    p99_inference_ms: float | None = None
+    p95_total_ms: float | None = None
+    mean_confidence: float | None = None
+    labelled_count: int
+    correct_count: int
+    accuracy: float | None = None
+    agreement_rate: float | None = None
+
+
+class PerformanceReply(BaseModel):
+    since: datetime
+    until: datetime
+    windows: list[MetricsWindow]
+
+
+class UploadResult(BaseModel):
+    status: Literal["stored", "duplicate", "rejected"]
+    image_id: UUID | None = None
+    filename: str | None = None
+    object_key: str | None = None
+    sha256: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    label: str | None = None
+    results_url: str | None = Field(None, description="GET it for the image's predictions")
+    code: str | None = None
+    error: str | None = None
+    http_status: int | None = None
+
+
+class BatchResult(BaseModel):
+    stored: int
+    duplicates: int
+    rejected: int
+    results: list[UploadResult]
+
+
+class LabelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    label: str = Field(min_length=1, max_length=100, examples=["cat"])
+
+
+class LabelReply(BaseModel):
+    image_id: UUID
+    label: str
+    consensus_correct: bool | None = None
+
+
+class RetrainStarted(BaseModel):
+    run_id: UUID
+    state: str
+    status_url: str
+
+
+class PipelineRun(BaseModel):
+    run_id: UUID
+    workflow: str
+    state: Literal["queued", "running", "succeeded", "failed"]
+    params: dict[str, Any]
+    requested_by: str | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+class ModelVersion(BaseModel):
+    version: str
+    aliases: list[str]
+    dataset_id: str
+    accuracy: float | None = None
+    origin: str
+    created_ms: int
+    run_id: str
+
+
+class ModelEntry(BaseModel):
+    model_name: str
+    champion: ModelVersion | None = None
+    challenger: ModelVersion | None = None
+    versions: list[ModelVersion]
+
+
+class ClearRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    confirm: Literal["clear-predictions"] = Field(description="spell it out: this deletes results")
+    older_than: datetime | None = Field(None, description="only results made before this instant")
+
+
+class ClearReply(BaseModel):
+    predictions: int
+    comparisons: int
+    metrics_windows: int
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    services: dict[str, str] = Field(examples=[{"postgres": "up", "kafka": "up", "minio": "up", "mlflow": "up"}])
+    functions: dict[str, dict[str, int]] = Field(
+        examples=[{"infer-resnet50": {"desired": 1, "running": 1}}])
+    problems: list[str]

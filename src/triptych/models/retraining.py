@@ -1,0 +1,149 @@
+"""The retrain function's logic: a retraining run started over HTTP (or by its
+weekly cron) returns at once with a run id; the run trains the chosen models one
+after another in the background and records its outcome in `pipeline_runs`.
+
+One run at a time per replica: training takes every core, and a second request
+while one runs gets 409 with the running run's id instead of thrashing both.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from ..config import Settings
+from ..db import runs
+from ..db.connection import Database
+from ..security import AuthError, Guard
+from .zoo import ARCHITECTURES
+
+WORKFLOW = "retrain"
+
+# An HTTP answer: (status, JSON body, extra headers).
+Reply = tuple[int, dict, dict[str, str]]
+
+
+class RetrainRequest(BaseModel):
+    """What to retrain, and how a better model gets promoted."""
+
+    model_config = {"extra": "forbid"}
+
+    models: list[str] = Field(default_factory=lambda: list(ARCHITECTURES), min_length=1,
+                              description=f"any of {', '.join(ARCHITECTURES)}")
+    quick: bool = Field(False, description="a smoke budget (minutes) instead of the full one")
+    policy: Literal["if-better", "always", "never"] = "if-better"
+
+    @field_validator("models")
+    @classmethod
+    def _known(cls, models: list[str]) -> list[str]:
+        unknown = [m for m in models if m not in ARCHITECTURES]
+        if unknown:
+            raise ValueError(f"unknown models {unknown}; one of {list(ARCHITECTURES)}")
+        return list(dict.fromkeys(models))
+
+
+def parse_request(body: bytes | str | dict | None) -> RetrainRequest:
+    """A request body as a RetrainRequest; ValueError with the reason for anything else."""
+    if isinstance(body, (bytes, str)):
+        try:
+            body = json.loads(body or "{}")
+        except ValueError as exc:
+            raise ValueError(f"the body must be JSON: {exc}") from exc
+    try:
+        return RetrainRequest.model_validate(body or {})
+    except ValidationError as exc:
+        raise ValueError("; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
+                                   for e in exc.errors())) from exc
+
+
+class Busy(RuntimeError):
+    def __init__(self, run_id: str):
+        super().__init__(f"retraining run {run_id} is still running; wait for it (GET /retrain/{run_id})")
+        self.run_id = run_id
+
+
+class Retrainer:
+    def __init__(self, settings: Settings, db: Database | None = None, guard: Guard | None = None,
+                 train: Callable[..., dict] | None = None):
+        self.settings = settings
+        self.db = db or Database(settings)
+        self.guard = guard or Guard(settings, self.db)
+        self.train = train  # None: an MLRun training job (imported when a run starts: the API stays light)
+        self._lock = threading.Lock()
+        self._running: str | None = None
+
+    def recover(self) -> int:
+        """Runs a previous process of this function left unfinished end as failed."""
+        return self.db.transaction(lambda cur: runs.fail_unfinished(
+            cur, WORKFLOW, "the retrain function stopped while this run was in progress"))
+
+    def start(self, request: RetrainRequest, requested_by: str, wait: bool = False) -> dict:
+        """Record a run and train in the background (or here, with `wait`)."""
+        with self._lock:
+            if self._running:
+                raise Busy(self._running)
+            run = self.db.transaction(lambda cur: runs.create_run(cur, WORKFLOW, request.model_dump(), requested_by))
+            self._running = str(run["run_id"])
+        if wait:
+            self._execute(self._running, request)
+        else:
+            threading.Thread(target=self._execute, args=(self._running, request), name="retrain", daemon=True).start()
+        return run
+
+    def _execute(self, run_id: str, request: RetrainRequest) -> None:
+        from .bootstrap import FULL, QUICK, train_as_mlrun_job
+
+        train = self.train or train_as_mlrun_job
+        budget = QUICK if request.quick else FULL
+        outcomes: dict[str, dict] = {}
+        error = None
+        try:
+            self.db.transaction(lambda cur: runs.start_run(cur, run_id))
+            for name in request.models:
+                outcomes[name] = train(name, budget, policy=request.policy)
+        except Exception as exc:  # noqa: BLE001 - the run records why it failed
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.db.transaction(lambda cur: runs.finish_run(cur, run_id, {"outcomes": outcomes}, error))
+            with self._lock:
+                self._running = None
+
+    def handle(self, path: str, method: str, body, headers: dict[str, str]) -> Reply:
+        """The function's HTTP surface: POST /retrain, GET /retrain, GET /retrain/{run_id}."""
+        parts = [p for p in path.split("/") if p]
+        if parts[:1] != ["retrain"] or len(parts) > 2:
+            return 404, {"error": f"no route {method} {path}; POST /retrain, GET /retrain/RUN_ID", "code": "not_found"}, {}
+        try:
+            if method == "GET":
+                self.guard.check_read(headers)
+                return self._show(parts[1] if len(parts) == 2 else None)
+            if method != "POST" or len(parts) != 1:
+                return 405, {"error": f"{path} takes GET; POST /retrain starts a run", "code": "method_not_allowed"}, {}
+            principal = self.guard.require(headers, "admin")
+            request = parse_request(body)
+            run = self.start(request, principal.subject)
+        except AuthError as exc:
+            return exc.status, {"error": str(exc), "code": exc.code}, exc.headers
+        except ValueError as exc:
+            return 400, {"error": str(exc), "code": "bad_request"}, {}
+        except Busy as exc:
+            return 409, {"error": str(exc), "code": "busy", "run_id": exc.run_id}, {}
+        return 202, {"run_id": str(run["run_id"]), "state": run["state"], "status_path": f"/retrain/{run['run_id']}"}, {}
+
+    def _show(self, run_id: str | None) -> Reply:
+        if run_id is None:
+            return 200, {"runs": json.loads(json.dumps(self.db.transaction(runs.recent_runs), default=str))}, {}
+        try:
+            run_id = str(uuid.UUID(run_id))
+        except ValueError:
+            return 404, {"error": f"{run_id[:60]!r} is not a run id", "code": "not_found"}, {}
+        run = self.db.transaction(lambda cur: runs.get_run(cur, run_id))
+        if run is None:
+            return 404, {"error": f"no retraining run {run_id}", "code": "not_found"}, {}
+        return 200, json.loads(json.dumps(run, default=str)), {}
+
