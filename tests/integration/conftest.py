@@ -29,6 +29,7 @@ TEST_ENV = {
     "TRIPTYCH_POSTGRES_PORT": "15432",
     "TRIPTYCH_MLFLOW_PORT": "15000",
     "TRIPTYCH_DASHBOARD_PORT": "18050",
+    "TRIPTYCH_API_PORT": "18000",
     # Function tests run their own supervisors on test projects.
     "TRIPTYCH_FUNCTIONS_AUTOSTART": "false",
 }
@@ -72,14 +73,35 @@ def stack(stack_settings: Settings):
         triptych("down", "--purge")
 
 
+def make_key(stack, scopes: list[str], rate: int | None = None) -> str:
+    """A fresh API key in the test stack's database (the plaintext)."""
+    import uuid
+
+    from triptych.db.connection import Database
+    from triptych.security.keys import create_key
+
+    db = Database(stack)
+    try:
+        return db.transaction(lambda cur: create_key(cur, f"test-{uuid.uuid4().hex[:8]}", scopes, rate))[1]
+    finally:
+        db.close()
+
+
+@pytest.fixture(scope="session")
+def admin_key(stack) -> str:
+    # A high rate: the whole session uploads with it, and rate limits have their own test.
+    return make_key(stack, ["upload", "label", "admin"], rate=100_000)
+
+
 @pytest.fixture(scope="module")
 def ingress(stack, tmp_path_factory):
     """The real upload and ingest functions, under the real supervisor; yields the upload URL."""
-    from .pipeline_helpers import MAX_BYTES, free_port, start_pipeline
+    from .pipeline_helpers import MAX_BYTES, MAX_REQUEST_BYTES, free_port, start_pipeline
 
     port = free_port()
     sup = start_pipeline(tmp_path_factory.mktemp("ingress"), {"upload": 1, "ingest": 1},
                          {"TRIPTYCH_UPLOAD_PORT": str(port), "TRIPTYCH_MAX_IMAGE_BYTES": str(MAX_BYTES),
+                          "TRIPTYCH_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
                           "TRIPTYCH_DUPLICATE_POLICY": "reuse"})
     yield f"http://127.0.0.1:{port}"
     sup.stop()

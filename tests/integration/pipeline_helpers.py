@@ -19,6 +19,8 @@ from .runtime_helpers import RunningSupervisor, query, start_supervisor, wait_fo
 
 # The upload limit the ingress tests run with (small, so "too large" is cheap to send).
 MAX_BYTES = 1_000_000
+# ... and the whole-request limit (a batch), so "body too large" is cheap too.
+MAX_REQUEST_BYTES = 4_000_000
 
 
 def free_port() -> int:

@@ -19,6 +19,13 @@ from ..images import image_bytes, png_claiming, truncated_jpeg
 from .pipeline_helpers import TopicWatcher, unique, wait_rows
 from .runtime_helpers import query
 
+@pytest.fixture(scope="module")
+def uploads(ingress, admin_key):
+    """A client of the upload function that presents a key with the `upload` scope."""
+    with httpx.Client(base_url=ingress, headers={"X-API-Key": admin_key}, timeout=60) as client:
+        yield client
+
+
 @pytest.fixture()
 def images_topic(stack):
     watcher = TopicWatcher(stack, TOPIC_IMAGES_INPUT)
@@ -32,9 +39,9 @@ def messages_for(watcher, image_ids, timeout=30):
     return [ImageMessage.model_validate_json(r.value) for r in found]
 
 
-def test_single_upload_is_registered_and_published(stack, ingress, images_topic):
+def test_single_upload_is_registered_and_published(stack, ingress, uploads, images_topic):
     label = unique("cat")
-    reply = httpx.post(f"{ingress}/upload", files={"file": ("my cat ñ.jpg", image_bytes("JPEG"))},
+    reply = uploads.post("/upload", files={"file": ("my cat ñ.jpg", image_bytes("JPEG"))},
                        data={"label": label, "metadata": json.dumps({"camera": "kitchen"})})
     assert reply.status_code == 201, reply.text
     body = reply.json()
@@ -46,24 +53,24 @@ def test_single_upload_is_registered_and_published(stack, ingress, images_topic)
     assert message.ground_truth_label == label and message.object_key == body["object_key"]
 
 
-def test_concurrent_uploads_all_succeed(stack, ingress):
-    with httpx.Client(timeout=60) as client, ThreadPoolExecutor(16) as pool:
-        replies = list(pool.map(lambda _: client.post(f"{ingress}/upload",
+def test_concurrent_uploads_all_succeed(stack, ingress, uploads):
+    with ThreadPoolExecutor(16) as pool:
+        replies = list(pool.map(lambda _: uploads.post("/upload",
                                                       files={"file": ("c.png", image_bytes("PNG"))}), range(48)))
     assert [r.status_code for r in replies] == [201] * 48, [r.text for r in replies if r.status_code != 201][:2]
     ids = [r.json()["image_id"] for r in replies]
     assert len(wait_rows(stack, "image_id = ANY(%s::uuid[])", (ids,), 48)) == 48
 
 
-def test_duplicate_bytes_reuse_the_earlier_image(stack, ingress):
+def test_duplicate_bytes_reuse_the_earlier_image(stack, ingress, uploads):
     data = image_bytes("PNG")
-    first = httpx.post(f"{ingress}/upload", files={"file": ("a.png", data)}).json()
-    second = httpx.post(f"{ingress}/upload", files={"file": ("b.png", data)})
+    first = uploads.post("/upload", files={"file": ("a.png", data)}).json()
+    second = uploads.post("/upload", files={"file": ("b.png", data)})
     assert second.status_code == 200 and second.json()["status"] == "duplicate"
     assert second.json()["image_id"] == first["image_id"]
 
 
-def test_batch_mixing_good_and_bad_files_answers_per_file(stack, ingress, images_topic):
+def test_batch_mixing_good_and_bad_files_answers_per_file(stack, ingress, uploads, images_topic):
     files = [
         ("files", ("good 1.png", image_bytes("PNG"))),
         ("files", ("empty.jpg", b"")),
@@ -75,7 +82,7 @@ def test_batch_mixing_good_and_bad_files_answers_per_file(stack, ingress, images
         ("files", ("good 2.bmp", image_bytes("BMP"))),
     ]
     labels = ["a", None, "b", None, None, None, None, "c"]
-    reply = httpx.post(f"{ingress}/upload/batch", files=files, data={"labels": json.dumps(labels)})
+    reply = uploads.post("/upload/batch", files=files, data={"labels": json.dumps(labels)})
     assert reply.status_code == 207, reply.text
     results = reply.json()["results"]
     assert [r["status"] for r in results] == ["stored", "rejected", "stored", "rejected", "rejected", "rejected",
@@ -95,9 +102,72 @@ def test_batch_mixing_good_and_bad_files_answers_per_file(stack, ingress, images
     (405, dict(method="GET", url="/upload")),
     (415, dict(method="POST", url="/upload", content=b"{}", headers={"content-type": "application/json"})),
 ])
-def test_wrong_requests_get_clear_errors(ingress, status, kwargs):
-    reply = httpx.request(kwargs.pop("method"), f"{ingress}{kwargs.pop('url')}", **kwargs)
+def test_wrong_requests_get_clear_errors(ingress, uploads, status, kwargs):
+    reply = uploads.request(kwargs.pop("method"), kwargs.pop("url"), **kwargs)
     assert reply.status_code == status and reply.json()["error"]
+
+
+def _stored_rows(stack, filename: str) -> int:
+    return query(stack, "SELECT count(*) FROM images WHERE filename = %s", (filename,))[0][0]
+
+
+@pytest.mark.parametrize("credential,status,code", [
+    (None, 401, "missing_credential"),
+    ("revoked", 401, "revoked_key"),
+    ("label-only", 403, "missing_scope"),
+    ("tpk_0123456789ab_" + "x" * 43, 401, "unknown_key"),
+    ("not a key at all", 401, "malformed_credential"),
+])
+def test_an_upload_without_a_fitting_key_is_refused_and_stores_nothing(stack, ingress, credential, status, code):
+    from triptych.db.connection import Database
+    from triptych.security.keys import revoke_key
+
+    from .conftest import make_key
+
+    if credential == "revoked":
+        credential = make_key(stack, ["upload"])
+        Database(stack).transaction(lambda cur: revoke_key(cur, credential.split("_")[1]))
+    elif credential == "label-only":
+        credential = make_key(stack, ["label"])
+    name = unique("unauthorised") + ".png"
+    headers = {"Authorization": f"Bearer {credential}"} if credential else {}
+    reply = httpx.post(f"{ingress}/upload", files={"file": (name, image_bytes("PNG"))}, headers=headers)
+    assert (reply.status_code, reply.json()["code"]) == (status, code), reply.text
+    if status == 401:
+        assert reply.headers["www-authenticate"].startswith("Bearer")
+    assert _stored_rows(stack, name) == 0
+
+
+def test_past_its_rate_a_key_gets_429_with_retry_after_and_nothing_is_stored(stack, ingress):
+    from .conftest import make_key
+
+    key = make_key(stack, ["upload"], rate=3)
+    client = httpx.Client(base_url=ingress, headers={"X-API-Key": key}, timeout=30)
+    batch = client.post("/upload/batch", files=[("files", (f"{unique('r')}.png", image_bytes("PNG"))) for _ in range(2)])
+    assert batch.status_code == 207 and batch.json()["stored"] == 2
+    assert client.post("/upload", files={"file": ("third.png", image_bytes("PNG"))}).status_code == 201
+    name = unique("fourth") + ".png"
+    refused = client.post("/upload", files={"file": (name, image_bytes("PNG"))})
+    assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert _stored_rows(stack, name) == 0
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(ingress, admin_key):
+    from .pipeline_helpers import MAX_REQUEST_BYTES
+
+    body = b"x" * (MAX_REQUEST_BYTES + 1)
+    reply = httpx.post(f"{ingress}/upload/batch", content=body, headers={
+        "X-API-Key": admin_key, "content-type": "multipart/form-data; boundary=b"})
+    assert reply.status_code == 413 and reply.json()["code"] == "body_too_large"
+
+    def chunks():  # no Content-Length: the limit must hold while the body streams
+        for _ in range(MAX_REQUEST_BYTES // 65536 + 2):
+            yield b"y" * 65536
+
+    reply = httpx.post(f"{ingress}/upload", content=chunks(), headers={"X-API-Key": admin_key,
+                                                                        "content-type": "multipart/form-data; boundary=b"})
+    assert reply.status_code == 413
 
 
 def test_plain_s3_put_is_ingested_with_the_same_checks(stack, ingress, images_topic):

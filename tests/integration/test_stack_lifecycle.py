@@ -13,7 +13,7 @@ from triptych.storage import minio_client
 
 from .conftest import stack_status, triptych
 
-SERVICES = {"postgres", "kafka", "minio", "mlflow", "dashboard", "functions"}
+SERVICES = {"postgres", "kafka", "minio", "mlflow", "api", "dashboard", "functions"}
 SERVERS = SERVICES - {"functions"}  # the test stack runs no function supervisor
 
 
