@@ -53,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     s3 = minio_client(settings)
     guard = Guard(settings, db)
     app = FastAPI(title="Triptych query API", version="1", description=DESCRIPTION,
+                  # Any request may be malformed, too large, or invalid for its schema.
+                  responses=errors.responses(400, 413, 422),
                   openapi_tags=[{"name": n} for n in ("results", "upload", "stats", "models", "admin", "meta")])
     app.state.services = Services(settings, db, s3, guard, Uploader(settings, s3, db, guard), KnownClasses(settings, db))
     errors.install(app)

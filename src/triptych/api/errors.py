@@ -9,6 +9,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..security import AuthError, RateLimited
@@ -60,9 +61,14 @@ def install(app: FastAPI) -> None:
         return error_response(422, "invalid_request", summary or "invalid request", problems)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException):
+    async def _http(request: Request, exc: StarletteHTTPException):
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route matching the path; name every method the path takes.
+            headers["Allow"] = ", ".join(sorted({m for r in request.app.routes if isinstance(r, APIRoute)
+                                                 and r.path_regex.match(request.url.path) for m in r.methods}))
         return error_response(exc.status_code, STATUS_CODES.get(exc.status_code, "error"), str(exc.detail),
-                              headers=getattr(exc, "headers", None))
+                              headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

@@ -3,13 +3,25 @@ and clients can generate code from it. Field names follow the database's."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 EXAMPLE_ID = "3f2b8c1e-5d4a-4c1b-9e7f-0a1b2c3d4e5f"
+
+
+def _as_utc(value: datetime) -> datetime:
+    """An instant a client gave, in UTC (no zone = UTC); odd but valid ISO offsets
+    (-21:22) become plain UTC before Postgres, which refuses them, sees them."""
+    try:
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    except OverflowError as exc:
+        raise ValueError("the instant is out of range") from exc
+
+
+Instant = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class ErrorBody(BaseModel):
@@ -269,7 +281,7 @@ class ModelEntry(BaseModel):
 class ClearRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     confirm: Literal["clear-predictions"] = Field(description="spell it out: this deletes results")
-    older_than: datetime | None = Field(None, description="only results made before this instant")
+    older_than: Instant | None = Field(None, description="only results made before this instant")
 
 
 class ClearReply(BaseModel):

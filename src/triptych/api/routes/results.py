@@ -15,8 +15,17 @@ from ...db.labels import LabelRejected, UnknownImage, set_ground_truth
 from ...ingress.objects import SOURCES
 from ..deps import CursorParam, Labelling, Reader, Svc, decode_cursor, next_cursor
 from ..errors import ApiError, responses
-from ..schemas import (Comparison, ImageDetail, ImagePage, ImagePredictions, LabelReply, LabelRequest,
-                       PredictionPage, ReviewPage)
+from ..schemas import (
+    Comparison,
+    ImageDetail,
+    ImagePage,
+    ImagePredictions,
+    Instant,
+    LabelReply,
+    LabelRequest,
+    PredictionPage,
+    ReviewPage,
+)
 
 router = APIRouter(tags=["results"])
 
@@ -44,7 +53,7 @@ def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, d
 def recent_predictions(limit: Annotated[int, Path(ge=1, le=500)], svc: Svc, _: Reader, cursor: CursorParam = None,
                        model: str | None = None, predicted_class: Annotated[str | None, Query(alias="class")] = None,
                        source: Source | None = None,
-                       since: datetime | None = None, until: datetime | None = None):
+                       since: Instant | None = None, until: Instant | None = None):
     """The newest predictions (every model's answer is a row), newest first."""
     _window(since, until)
     f = queries.PredictionFilter(model, predicted_class, source, since, until)
@@ -83,7 +92,7 @@ def images(svc: Svc, _: Reader, limit: Limit = 50, cursor: CursorParam = None, m
            predicted_class: Annotated[str | None, Query(alias="class")] = None,
            agreement: Literal["all", "majority", "none", "pending", "quarantined"] | None = None,
            correct: bool | None = None, source: Source | None = None,
-           since: datetime | None = None, until: datetime | None = None,
+           since: Instant | None = None, until: Instant | None = None,
            search: Annotated[str | None, Query(max_length=200, description="part of a file name, or an id's start")] = None):
     """Images newest first, with their latest comparison. `class` and `correct` apply to
     `model`'s answer when given, else to the consensus."""

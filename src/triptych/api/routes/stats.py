@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from ...db import queries
 from ..deps import Reader, Svc
 from ..errors import ApiError, responses
-from ..schemas import ModelStatsReply, PerformanceReply
+from ..schemas import Instant, ModelStatsReply, PerformanceReply
 
 router = APIRouter(prefix="/stats", tags=["stats"])
 
@@ -26,14 +26,15 @@ def model_stats(svc: Svc, _: Reader,
 
 
 @router.get("/performance", response_model=PerformanceReply, responses=responses(400, 401, 422))
-def performance(svc: Svc, _: Reader, since: datetime | None = None, until: datetime | None = None,
+def performance(svc: Svc, _: Reader, since: Instant | None = None, until: Instant | None = None,
                 model: str | None = None):
     """Per-minute windows of each model version (oldest first): counts, latency
     percentiles, confidence, accuracy, agreement. Default: the last hour; at most 31 days."""
     end = until or datetime.now(timezone.utc)
-    start = since or end - timedelta(hours=1)
-    if start.tzinfo is None or end.tzinfo is None:
-        raise ApiError(400, "bad_time_range", "give `since` and `until` with a time zone (e.g. 2026-11-26T10:00:00Z)")
+    try:
+        start = since or end - timedelta(hours=1)
+    except OverflowError as exc:
+        raise ApiError(400, "bad_time_range", "`until` is out of range") from exc
     if not timedelta(0) < end - start <= MAX_RANGE:
         raise ApiError(400, "bad_time_range", "`since` must be before `until`, and at most 31 days before it")
     return {"since": start, "until": end, "windows": svc.read(queries.performance_series, start, end, model)}
