@@ -7,7 +7,15 @@ from __future__ import annotations
 import base64
 from datetime import datetime, timezone
 
+from typing import Annotated
+
 from pydantic import BaseModel, Field
+
+# What a field may hold, so a hostile or broken message fails here with a clear
+# validation error instead of later, in Postgres or in a model's arithmetic.
+ImageId = Annotated[str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Millis = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 # Kafka headers the runtime understands.
 HEADER_TARGET_FUNCTION = "triptych-target-function"  # a replayed dead letter is for this function only
@@ -62,43 +70,43 @@ def b64(data: bytes | None) -> str | None:
 class ImageMessage(BaseModel):
     """On `images-input-stream`, keyed by image_id: an image ready to classify."""
 
-    image_id: str
-    bucket: str
-    object_key: str
+    image_id: ImageId
+    bucket: Name
+    object_key: Annotated[str, Field(min_length=1, max_length=1024)]
     object_version: str = ""
-    sha256: str
-    image_format: str
-    width: int
-    height: int
-    source: str
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    image_format: Name
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    source: Name
     ground_truth_label: str | None = None
     registered_at: datetime = Field(default_factory=utcnow)
 
 
 class ClassScore(BaseModel):
-    label: str
-    confidence: float
+    label: Name
+    confidence: float = Field(ge=0, le=1, allow_inf_nan=False)
 
 
 class Timings(BaseModel):
-    fetch_ms: float
-    decode_ms: float
-    preprocess_ms: float
-    inference_ms: float
-    total_ms: float
+    fetch_ms: Millis
+    decode_ms: Millis
+    preprocess_ms: Millis
+    inference_ms: Millis
+    total_ms: Millis
 
 
 class PredictionMessage(BaseModel):
     """On `predictions-output-stream`, keyed by image_id: one model's answer."""
 
-    image_id: str
-    model_name: str
-    model_version: str
-    top_k: list[ClassScore]
+    image_id: ImageId
+    model_name: Name
+    model_version: Name
+    top_k: list[ClassScore] = Field(min_length=1)  # best first
     timings: Timings
-    backend: str
-    batch_size: int
-    worker_id: str
+    backend: Name
+    batch_size: int = Field(gt=0)
+    worker_id: Name
     predicted_at: datetime = Field(default_factory=utcnow)
 
     @property

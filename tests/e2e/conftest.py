@@ -11,16 +11,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 # The real stack's fixtures and environment (ports, data dir) are the integration suite's.
 from tests.integration.conftest import stack, stack_settings  # noqa: F401
-from tests.integration.pipeline_helpers import free_port, start_pipeline
-from tests.integration.runtime_helpers import wait_for
+from tests.integration.pipeline_helpers import CliServer, start_full_pipeline
 
 ARTIFACTS = Path(os.environ.get("TRIPTYCH_TEST_ARTIFACTS", "/tmp/triptych-test/artifacts")) / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -40,33 +37,9 @@ def ensure_chromium() -> Path:
     return CHROMIUM
 
 
-def answers_health(url: str, proc: subprocess.Popen) -> bool:
-    if proc.poll() is not None:
-        pytest.fail(f"the dashboard exited with {proc.returncode}")
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
-            return reply.status == 200
-    except OSError:
-        return False
-
-
-class Dashboard:
+def Dashboard(env: dict[str, str], log: Path) -> CliServer:
     """`triptych dashboard` in a subprocess with its own settings."""
-
-    def __init__(self, env: dict[str, str], log: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        self.proc = subprocess.Popen([sys.executable, "-m", "triptych.cli", "dashboard", "--port", str(self.port)],
-                                     env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        wait_for(lambda: answers_health(self.url, self.proc), 60, message=f"the dashboard at {self.url}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+    return CliServer("dashboard", env, log)
 
 
 @pytest.fixture(scope="session")
@@ -100,17 +73,10 @@ def screenshot(page, name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def pipeline(stack, tmp_path_factory):
-    """Upload, ingest, the three inference functions and aggregate, with champions
-    (trained quickly here when the registry has none). Module-scoped: they consume
-    the stack's topics, so they must be gone before other modules' pipelines run."""
-    from triptych.models.bootstrap import QUICK, missing_champions, train_as_mlrun_job
-    from triptych.models.zoo import ARCHITECTURES
-
-    for name in missing_champions(stack):
-        train_as_mlrun_job(name, QUICK, policy="always")
-    port = free_port()
-    run = {"upload": 1, "ingest": 1, "aggregate": 1, **{a.function: 1 for a in ARCHITECTURES.values()}}
-    sup = start_pipeline(tmp_path_factory.mktemp("dash-pipeline"), run, {"TRIPTYCH_UPLOAD_PORT": str(port)})
+    """Upload, ingest, the three inference functions and aggregate, with champions.
+    Module-scoped: they consume the stack's topics, so they must be gone before
+    other modules' pipelines run."""
+    sup, port = start_full_pipeline(stack, tmp_path_factory.mktemp("dash-pipeline"))
     yield {"upload_port": port}
     sup.stop()
 

@@ -63,6 +63,58 @@ def start_pipeline(folder: Path, run: dict[str, int], env: dict[str, str]) -> Ru
     return sup
 
 
+class CliServer:
+    """A `triptych <command> --port P` server in a subprocess with its own settings,
+    ready once `probe_path` answers 200 (the dashboard, the API)."""
+
+    def __init__(self, command: str, env: dict[str, str], log: Path, probe_path: str = "/health"):
+        import subprocess
+        import sys
+
+        self.command = command
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.proc = subprocess.Popen([sys.executable, "-m", "triptych.cli", command, "--port", str(self.port)],
+                                     env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        wait_for(lambda: self._answers(probe_path), 60, message=f"`triptych {command}` at {self.url}")
+
+    def _answers(self, path: str) -> bool:
+        import urllib.request
+
+        if self.proc.poll() is not None:
+            pytest.fail(f"`triptych {self.command}` exited with {self.proc.returncode}:\n{self.log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{self.url}{path}", timeout=2) as reply:
+                return reply.status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        import subprocess
+
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_full_pipeline(stack, folder: Path, env: dict[str, str] | None = None,
+                        extra: dict[str, int] | None = None) -> tuple[RunningSupervisor, int]:
+    """Upload, ingest, the three inference functions and aggregate (plus `extra`),
+    with champions (trained quickly here when the registry has none); returns the
+    supervisor and the upload function's port."""
+    from triptych.models.bootstrap import QUICK, missing_champions, train_as_mlrun_job
+    from triptych.models.zoo import ARCHITECTURES
+
+    for name in missing_champions(stack):
+        train_as_mlrun_job(name, QUICK, policy="always")
+    port = free_port()
+    run = {"upload": 1, "ingest": 1, "aggregate": 1, **{a.function: 1 for a in ARCHITECTURES.values()}, **(extra or {})}
+    return start_pipeline(folder, run, {"TRIPTYCH_UPLOAD_PORT": str(port), **(env or {})}), port
+
+
 class TopicWatcher:
     """Reads a topic from 'now' on, without a consumer group."""
 

@@ -8,14 +8,19 @@ the batch is redelivered and every step is an upsert or a recomputation.
 
 from __future__ import annotations
 
-from pydantic import ValidationError
 from prometheus_client import Counter, Gauge
+from pydantic import ValidationError
 
 from ..config import Settings, get_settings
 from ..contracts import PredictionMessage
 from ..db.connection import Database
 from ..runtime.errors import PermanentError
-from .store import compare_if_complete, recompute_window, upsert_predictions, window_start
+from .store import (
+    compare_if_complete,
+    recompute_window,
+    upsert_predictions,
+    window_start,
+)
 
 PREDICTIONS_BY_CLASS = Counter("triptych_predictions_total", "Predictions stored, by model and class",
                                ("model", "predicted_class"))

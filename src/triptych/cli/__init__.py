@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from . import (api_commands, dashboard_command, dataset_commands, demo_command, function_commands, ingress_commands,
-               model_commands, stack_commands, watch_command)
+from . import (
+    api_commands,
+    dashboard_command,
+    dataset_commands,
+    demo_command,
+    function_commands,
+    ingress_commands,
+    model_commands,
+    stack_commands,
+    watch_command,
+)
 
 app = typer.Typer(
     name="triptych",

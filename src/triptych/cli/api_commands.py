@@ -24,6 +24,8 @@ def api(port: int = typer.Option(None, help="port (default TRIPTYCH_API_PORT, 80
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host, port = host or settings.bind_host, port or settings.api_port
+    # Upload replies link to where this API serves.
+    settings = settings.model_copy(update={"api_port": port})
     typer.echo(f"Triptych API on http://{host}:{port} (docs: /docs; Ctrl-C stops it)", err=True)
     serve(settings, host, port)
 

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from ..config import get_settings
 
@@ -118,7 +124,6 @@ def upload(
     import json
 
     from ..ingress.upload_client import UploadUnavailable, upload_batch
-
     from ..security.keys import client_key
 
     settings = get_settings()

@@ -38,7 +38,13 @@ def bootstrap(
                                            "(default: the generated set, published when missing)"),
 ) -> None:
     """Give each model a champion in the MLflow registry."""
-    from ..models.bootstrap import FULL, QUICK, missing_champions, register_pretrained, train_as_mlrun_job
+    from ..models.bootstrap import (
+        FULL,
+        QUICK,
+        missing_champions,
+        register_pretrained,
+        train_as_mlrun_job,
+    )
 
     if train == pretrained:
         console.print("[bold red]error:[/] choose one of --train or --pretrained")

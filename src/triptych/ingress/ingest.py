@@ -61,7 +61,7 @@ def parse_minio_event(body: Any) -> list[ObjectRef]:
                 metadata=decode_metadata(obj.get("userMetadata")),
             ))
         return refs
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise PermanentError(f"malformed MinIO event: {type(exc).__name__}: {exc}") from exc
 
 

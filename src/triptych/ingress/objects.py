@@ -41,7 +41,10 @@ def sanitize_filename(name: str | None, fallback: str = "image") -> str:
     if not name:
         return fallback
     base = re.split(r"[/\\]", name)[-1]
-    base = _UNSAFE.sub("_", unicodedata.normalize("NFC", base)).strip().lstrip(".")
+    base = _UNSAFE.sub("_", unicodedata.normalize("NFC", base))
+    # Any other unprintable character (C1 controls, bidi overrides, separators) too:
+    # a name is shown in pages and logs, where such characters can disguise it.
+    base = "".join(ch if ch.isprintable() else "_" for ch in base).strip().lstrip(".")
     return base[-120:] or fallback
 
 

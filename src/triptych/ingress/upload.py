@@ -22,7 +22,13 @@ from ..db.connection import Database
 from ..db.images import NewImage, find_by_sha256, register_image
 from ..security import AuthError, Guard, Principal, RateLimited
 from ..storage import minio_client
-from .objects import SOURCES, encode_metadata, image_id_for, sanitize_filename, upload_key
+from .objects import (
+    SOURCES,
+    encode_metadata,
+    image_id_for,
+    sanitize_filename,
+    upload_key,
+)
 from .validation import InvalidImage, validate_image
 
 

@@ -16,7 +16,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from ..config import Settings, get_settings
-from .card import WEIGHTS_FILE, ModelCard, ONNX_FILE
+from .card import ONNX_FILE, WEIGHTS_FILE, ModelCard
 from .zoo import ARCHITECTURES, architecture
 
 if TYPE_CHECKING:  # torch only where weights are written: reading the registry stays light (the dashboard)

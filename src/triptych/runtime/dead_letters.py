@@ -13,7 +13,13 @@ from kafka import TopicPartition
 from ..bus import consumer as make_consumer
 from ..bus import producer as make_producer
 from ..config import TOPIC_DEAD_LETTERS, Settings
-from ..contracts import HEADER_REPLAYED_FROM, HEADER_TARGET_FUNCTION, DeadLetter, KafkaOrigin, b64
+from ..contracts import (
+    HEADER_REPLAYED_FROM,
+    HEADER_TARGET_FUNCTION,
+    DeadLetter,
+    KafkaOrigin,
+    b64,
+)
 from ..db.events import events_by_dedup_prefix, log_system_event
 
 

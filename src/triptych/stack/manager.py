@@ -9,14 +9,19 @@ again: a half-started stack is never left behind.
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..config import Settings
 from .errors import StackError
-from .provision import (provision_buckets, provision_local_keys, provision_postgres, provision_schema,
-                        provision_topics)
+from .provision import (
+    provision_buckets,
+    provision_local_keys,
+    provision_postgres,
+    provision_schema,
+    provision_topics,
+)
 from .services import Service, ServiceStatus, all_services
 
 Report = Callable[[str], None]

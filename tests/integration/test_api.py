@@ -1,0 +1,378 @@
+"""The query API (`triptych api`, as `triptych up` runs it) over the real stack and
+pipeline: images uploaded through it are answered by the three models and read
+back over REST and GraphQL; writes need fitting keys; limits hold; and the API
+survives schemathesis driving every operation of its own OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+from triptych.datasets.synthetic import render
+
+from ..images import image_bytes
+from .conftest import make_key
+from .pipeline_helpers import CliServer, free_port, start_full_pipeline, unique
+from .runtime_helpers import query, wait_for
+
+ALLOWED_ORIGIN = "http://allowed.example"
+JWT_SECRET = "test-secret-" + "x" * 32
+MAX_REQUEST_BYTES = 3_000_000
+
+
+@pytest.fixture(scope="module")
+def pipeline(stack, tmp_path_factory):
+    retrain_port = free_port()
+    sup, upload_port = start_full_pipeline(stack, tmp_path_factory.mktemp("api-pipeline"),
+                                           {"TRIPTYCH_RETRAIN_PORT": str(retrain_port)}, extra={"retrain": 1})
+    yield {"upload_port": upload_port, "retrain_port": retrain_port}
+    sup.stop()
+
+
+@pytest.fixture(scope="module")
+def api(pipeline, tmp_path_factory):
+    server = CliServer("api", {
+        "TRIPTYCH_RETRAIN_PORT": str(pipeline["retrain_port"]),
+        "TRIPTYCH_CORS_ORIGINS": json.dumps([ALLOWED_ORIGIN]),
+        "TRIPTYCH_JWT_SECRET": JWT_SECRET,
+        "TRIPTYCH_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
+    }, tmp_path_factory.mktemp("api") / "api.log", probe_path="/")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def client(api, admin_key):
+    with httpx.Client(base_url=api.url, headers={"X-API-Key": admin_key}, timeout=60) as c:
+        yield c
+
+
+def labelled_png(index: int) -> tuple[bytes, str]:
+    sample = render(index, "test")
+    return sample.encode("png"), sample.label
+
+
+def upload(client, data: bytes, name: str, label: str | None = None, **kwargs) -> httpx.Response:
+    return client.post("/upload", files={"file": (name, data)}, data={"label": label} if label else {}, **kwargs)
+
+
+def compared(client, image_id: str, timeout: float = 180) -> dict:
+    def ready():
+        reply = client.get(f"/comparisons/{image_id}")
+        assert reply.status_code in (200, 404), reply.text
+        return reply.json() if reply.status_code == 200 else None
+
+    return wait_for(ready, timeout, interval=0.5, message=f"the comparison of {image_id}")
+
+
+@pytest.fixture(scope="module")
+def uploaded(client):
+    """Three labelled images uploaded through the API, each answered by every model."""
+    ids = []
+    for index in range(3):
+        data, label = labelled_png(9000 + index)
+        reply = upload(client, data, f"{unique('api')}-{label}.png", label)
+        assert reply.status_code == 201, reply.text
+        body = reply.json()
+        assert body["results_url"] == f"{str(client.base_url).rstrip('/')}/predictions/{body['image_id']}"
+        ids.append((body["image_id"], label, data))
+    for image_id, _, _ in ids:
+        compared(client, image_id)
+    return ids
+
+
+def test_an_uploaded_image_is_answered_by_every_model_and_readable_everywhere(client, uploaded):
+    image_id, label, data = uploaded[0]
+    comparison = client.get(f"/comparisons/{image_id}").json()
+    assert set(comparison["per_model"]) == {"resnet50", "mobilenet_v2", "efficientnet_b0"}
+    assert comparison["ground_truth_label"] == label and comparison["agreement_level"] in ("all", "majority", "none")
+
+    answers = client.get(f"/predictions/{image_id}").json()
+    assert answers["complete"] is True and answers["waiting_for"] == []
+    assert {p["model_name"] for p in answers["predictions"]} == set(comparison["per_model"])
+
+    detail = client.get(f"/images/{image_id}").json()
+    assert detail["image"]["ground_truth_label"] == label and detail["comparison"]["image_id"] == image_id
+    content = client.get(f"/images/{image_id}/content")
+    assert content.status_code == 200 and content.content == data
+    assert content.headers["content-type"] == "image/png" and content.headers["x-content-type-options"] == "nosniff"
+
+    graph = client.post("/graphql", json={"query": """query($id: String!) { image(imageId: $id) {
+        imageId filename groundTruthLabel predictions { modelName predictionClass confidence inferenceTimeMs }
+        comparison { agreementLevel consensusClass } } }""", "variables": {"id": image_id}}).json()
+    assert "errors" not in graph, graph
+    assert {p["modelName"] for p in graph["data"]["image"]["predictions"]} == set(comparison["per_model"])
+    assert graph["data"]["image"]["comparison"]["consensusClass"] == comparison["consensus_class"]
+
+
+def test_lists_filter_and_page_with_cursors_that_never_overlap(client, uploaded):
+    ids = {i for i, _, _ in uploaded}
+    since = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
+    first = client.get("/images", params={"limit": 2, "since": since, "source": "upload"}).json()
+    second = client.get("/images", params={"limit": 2, "since": since, "source": "upload",
+                                           "cursor": first["next_cursor"]}).json()
+    shown = [r["image_id"] for r in first["items"] + second["items"]]
+    assert len(shown) == len(set(shown)) and ids <= set(shown) | set(
+        r["image_id"] for r in client.get("/images", params={"limit": 50, "since": since}).json()["items"])
+
+    mobilenet = client.get("/predictions/recent/20", params={"model": "mobilenet_v2"}).json()["items"]
+    assert mobilenet and {p["model_name"] for p in mobilenet} == {"mobilenet_v2"}
+    image_id, label, _ = uploaded[1]
+    answer = client.get(f"/comparisons/{image_id}").json()["per_model"]["resnet50"]
+    by_class = client.get("/images", params={"model": "resnet50", "class": answer["class"], "since": since,
+                                             "limit": 100}).json()["items"]
+    assert image_id in {r["image_id"] for r in by_class}
+    assert all(r["per_model"]["resnet50"]["class"] == answer["class"] for r in by_class)
+
+    bad = client.get("/images", params={"cursor": "not-a-cursor"})
+    assert bad.status_code == 400 and bad.json()["code"] == "bad_cursor"
+
+
+def test_stats_and_models_describe_what_the_pipeline_did(client, uploaded):
+    stats = client.get("/stats/models", params={"window_s": 3600}).json()["models"]
+    assert {m["model_name"] for m in stats} >= {"resnet50", "mobilenet_v2", "efficientnet_b0"}
+    assert all(m["predictions"] > 0 and m["p50_inference_ms"] > 0 for m in stats)
+    windows = client.get("/stats/performance").json()["windows"]
+    assert windows and {w["model_name"] for w in windows} >= {"resnet50"}
+    models = client.get("/models").json()
+    assert all(m["champion"] and "champion" in m["champion"]["aliases"] for m in models)
+
+
+def test_a_label_from_the_review_queue_recomputes_correctness(stack, client, uploaded):
+    image_id, label, _ = uploaded[2]
+    consensus = client.get(f"/comparisons/{image_id}").json()["consensus_class"]
+    other = next(c for c in ("circle", "square", "triangle") if c != consensus)
+    reply = client.put(f"/images/{image_id}/label", json={"label": other})
+    assert reply.status_code == 200 and reply.json()["consensus_correct"] is False
+    assert client.get(f"/comparisons/{image_id}").json()["ground_truth_label"] == other
+    refused = client.put(f"/images/{image_id}/label", json={"label": "not-a-class"})
+    assert refused.status_code == 400 and refused.json()["code"] == "label_rejected"
+    assert client.put(f"/images/{uuid.uuid4()}/label", json={"label": "circle"}).status_code == 404
+    restored = client.put(f"/images/{image_id}/label", json={"label": label})
+    assert restored.json()["consensus_correct"] == (consensus == label)
+    events = query(stack, "SELECT count(*) FROM system_events WHERE event_type = 'label_set' AND image_id = %s",
+                   (image_id,))[0][0]
+    assert events == 2
+
+
+def test_graphql_lists_images_and_uploads_with_a_key_only(api, client, uploaded):
+    listed = client.post("/graphql", json={"query": "{ images(limit: 5) { imageId predictions { modelName } } "
+                                                    "modelStats { modelName predictions } }"}).json()
+    assert "errors" not in listed and len(listed["data"]["images"]) == 5
+    assert {m["modelName"] for m in listed["data"]["modelStats"]} >= {"resnet50"}
+
+    def multipart(headers):
+        operations = json.dumps({"query": "mutation($f: Upload!) { uploadImage(file: $f, label: \"circle\") "
+                                          "{ imageId status groundTruthLabel } }", "variables": {"f": None}})
+        return httpx.post(f"{api.url}/graphql", headers=headers, data={
+            "operations": operations, "map": json.dumps({"0": ["variables.f"]})},
+            files={"0": ("gql.png", labelled_png(9100)[0], "image/png")}, timeout=60).json()
+
+    refused = multipart({})
+    assert refused["errors"][0]["extensions"]["code"] == "missing_credential"
+    created = multipart({"X-API-Key": client.headers["x-api-key"]})
+    assert "errors" not in created, created
+    image = created["data"]["uploadImage"]
+    assert image["groundTruthLabel"] == "circle"
+    compared(client, image["imageId"])
+
+
+WRITES = [
+    ("POST", "/upload", {"files": {"file": ("w.png", b"")}}),
+    ("POST", "/upload/batch", {"files": [("files", ("w.png", b""))]}),
+    ("PUT", f"/images/{uuid.uuid4()}/label", {"json": {"label": "circle"}}),
+    ("POST", "/retrain", {"json": {"models": ["mobilenet_v2"], "quick": True}}),
+    ("POST", "/admin/clear-predictions", {"json": {"confirm": "clear-predictions"}}),
+]
+
+
+@pytest.mark.parametrize("method,path,kwargs", WRITES, ids=[f"{m} {p.split('/')[1]}" for m, p, _ in WRITES])
+def test_every_write_needs_a_key_with_its_scope(stack, api, method, path, kwargs):
+    before = query(stack, "SELECT (SELECT count(*) FROM images), (SELECT count(*) FROM predictions), "
+                          "(SELECT count(*) FROM pipeline_runs)")[0]
+    missing = httpx.request(method, f"{api.url}{path}", timeout=30, **kwargs)
+    assert missing.status_code == 401 and missing.json()["code"] == "missing_credential", missing.text
+    read_only = make_key(stack, ["read"])
+    lacking = httpx.request(method, f"{api.url}{path}", headers={"Authorization": f"Bearer {read_only}"}, timeout=30,
+                            **kwargs)
+    assert lacking.status_code == 403 and lacking.json()["code"] == "missing_scope", lacking.text
+    after = query(stack, "SELECT (SELECT count(*) FROM images), (SELECT count(*) FROM predictions), "
+                         "(SELECT count(*) FROM pipeline_runs)")[0]
+    assert after[0] == before[0] and after[2] == before[2] and after[1] >= before[1]  # nothing written, nothing cleared
+
+
+def test_a_jwt_signed_with_the_secret_may_upload_and_a_forged_one_may_not(stack, api):
+    from triptych.security.tokens import issue_token
+
+    good = issue_token(JWT_SECRET, "ci-bot", ["upload"], ttl_s=60)
+    forged = issue_token("another-secret-" + "y" * 32, "ci-bot", ["upload"], ttl_s=60)
+    expired = issue_token(JWT_SECRET, "ci-bot", ["upload"], ttl_s=-10)
+    data = image_bytes("PNG", seed=4242)
+    for token, status, code in ((forged, 401, "invalid_token"), (expired, 401, "invalid_token")):
+        reply = httpx.post(f"{api.url}/upload", files={"file": ("jwt.png", data)},
+                           headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert (reply.status_code, reply.json()["code"]) == (status, code), reply.text
+    reply = httpx.post(f"{api.url}/upload", files={"file": ("jwt.png", data)},
+                       headers={"Authorization": f"Bearer {good}"}, timeout=30)
+    assert reply.status_code == 201, reply.text
+
+
+def test_uploads_past_a_keys_rate_get_429_with_retry_after(stack, api):
+    key = make_key(stack, ["upload"], rate=2)
+    with httpx.Client(base_url=api.url, headers={"X-API-Key": key}, timeout=30) as c:
+        assert upload(c, image_bytes("PNG", seed=1), "r1.png").status_code == 201
+        assert upload(c, image_bytes("PNG", seed=2), "r2.png").status_code == 201
+        name = unique("r3") + ".png"
+        refused = upload(c, image_bytes("PNG", seed=3), name)
+    assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
+    assert int(refused.headers["retry-after"]) >= 1
+    assert query(stack, "SELECT count(*) FROM images WHERE filename = %s", (name,))[0][0] == 0
+
+
+def test_cors_allows_only_the_configured_origins(api):
+    def preflight(origin):
+        return httpx.options(f"{api.url}/upload", headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-api-key"})
+
+    assert preflight(ALLOWED_ORIGIN).headers.get("access-control-allow-origin") == ALLOWED_ORIGIN
+    assert "access-control-allow-origin" not in preflight("http://evil.example").headers
+    simple = httpx.get(f"{api.url}/images", headers={"Origin": "http://evil.example"})
+    assert simple.status_code == 200 and "access-control-allow-origin" not in simple.headers
+
+
+def test_an_oversized_body_gets_413_declared_or_streamed(api, admin_key):
+    headers = {"X-API-Key": admin_key, "content-type": "multipart/form-data; boundary=b"}
+    declared = httpx.post(f"{api.url}/upload/batch", content=b"x" * (MAX_REQUEST_BYTES + 1), headers=headers)
+    assert declared.status_code == 413 and declared.json()["code"] == "body_too_large"
+
+    def chunks():
+        for _ in range(MAX_REQUEST_BYTES // 65536 + 2):
+            yield b"y" * 65536
+
+    streamed = httpx.post(f"{api.url}/upload", content=chunks(), headers=headers)
+    assert streamed.status_code == 413
+    assert httpx.get(f"{api.url}/").status_code == 200  # and the server is still there
+
+
+def test_retraining_starts_at_once_and_reports_its_run(stack, client, uploaded):
+    reply = client.post("/retrain", json={"models": ["mobilenet_v2"], "quick": True, "policy": "never"})
+    assert reply.status_code == 202, reply.text
+    run_id = reply.json()["run_id"]
+    assert reply.json()["status_url"].endswith(f"/retrain/{run_id}")
+    busy = client.post("/retrain", json={"models": ["mobilenet_v2"], "quick": True, "policy": "never"})
+    assert busy.status_code == 409 and busy.json()["details"]["run_id"] == run_id
+
+    def finished():
+        run = client.get(f"/retrain/{run_id}").json()
+        return run if run["state"] in ("succeeded", "failed") else None
+
+    run = wait_for(finished, 420, interval=2, message=f"retraining run {run_id}")
+    assert run["state"] == "succeeded", run["error"]
+    outcome = run["result"]["outcomes"]["mobilenet_v2"]
+    assert outcome["promoted"] in (False, 0) and run["requested_by"].startswith("key:")
+    assert run_id in {r["run_id"] for r in client.get("/retrain").json()}
+
+
+def test_health_names_each_dependency_and_503s_when_one_is_down(stack, api):
+    from fastapi.testclient import TestClient
+
+    from triptych.api import create_app
+    from triptych.config import Settings
+
+    healthy = httpx.get(f"{api.url}/health").json()
+    assert healthy["status"] == "ok" and set(healthy["services"]) == {"postgres", "kafka", "minio", "mlflow"}
+    # The same app with MLflow's address pointing at nothing.
+    broken = Settings(mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}")
+    reply = TestClient(create_app(broken)).get("/health")
+    assert reply.status_code == 503 and reply.json()["services"]["mlflow"] == "down"
+    assert any("mlflow" in p for p in reply.json()["problems"])
+
+
+def test_clear_predictions_deletes_results_and_keeps_images(stack, admin_key):
+    """On a database of its own: clearing is not something to do to the session's."""
+    from fastapi.testclient import TestClient
+
+    from triptych.api import create_app
+    from triptych.config import Settings
+    from triptych.db.connection import Database
+    from triptych.security.keys import create_key
+    from triptych.stack.provision import drop_database, fresh_database
+
+    name = f"triptych_clear_{uuid.uuid4().hex[:6]}"
+    url = fresh_database(stack, name)
+    try:
+        settings = Settings(database_url=url)
+        db = Database(settings)
+        image_id = str(uuid.uuid4())
+        key = db.transaction(lambda cur: create_key(cur, "admin", ["admin"])[1])
+
+        def seed(cur):
+            cur.execute("""INSERT INTO images (image_id, bucket, object_key, sha256, filename, size_bytes)
+                           VALUES (%s, 'images', 'k', repeat('a', 64), 'f.png', 1)""", (image_id,))
+            cur.execute("""INSERT INTO predictions (image_id, model_name, model_version, predicted_class, confidence,
+                           inference_ms, created_at) VALUES (%s, 'resnet50', '1', 'circle', 0.9, 5, now() - interval '2 days'),
+                           (%s, 'mobilenet_v2', '1', 'circle', 0.9, 5, now())""", (image_id, image_id))
+
+        db.transaction(seed)
+        app = TestClient(create_app(settings))
+        headers = {"X-API-Key": key}
+        unconfirmed = app.post("/admin/clear-predictions", json={}, headers=headers)
+        assert unconfirmed.status_code == 422
+        older = app.post("/admin/clear-predictions", headers=headers, json={
+            "confirm": "clear-predictions", "older_than": (datetime.now(timezone.utc) - timedelta(days=1)).isoformat()})
+        assert older.json() == {"predictions": 1, "comparisons": 0, "metrics_windows": 0}
+        everything = app.post("/admin/clear-predictions", headers=headers, json={"confirm": "clear-predictions"})
+        assert everything.json()["predictions"] == 1
+        assert db.transaction(lambda cur: (cur.execute("SELECT count(*) AS n FROM images"), cur.fetchone())[1])["n"] == 1
+        db.close()
+    finally:
+        drop_database(stack, name)
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(stack, api, tmp_path):
+    """Every operation of the running API's OpenAPI document, with a valid key, on
+    data the pipeline made. POST /retrain starts real training, so it has its own
+    test above; POST /admin/clear-predictions would empty the session's database,
+    so it runs against an API process on a fresh database."""
+    from triptych.stack.provision import drop_database, fresh_database
+
+    key = make_key(stack, ["upload", "label", "admin"], rate=100_000)
+    name = f"triptych_fuzz_{uuid.uuid4().hex[:6]}"
+    url = fresh_database(stack, name)
+    from triptych.db.connection import Database
+    from triptych.security.keys import create_key
+
+    db = Database(stack.model_copy(update={"database_url": url}))
+    fresh_key = db.transaction(lambda cur: create_key(cur, "fuzz", ["upload", "label", "admin"], 100_000))[1]
+    db.close()
+    fresh_api = CliServer("api", {"TRIPTYCH_DATABASE_URL": url}, tmp_path / "fresh-api.log", probe_path="/")
+    checks = ("not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,"
+              "response_headers_conformance,unsupported_method")
+
+    def run(base: str, credential: str, *selection: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(Path(sys.executable).with_name("schemathesis")), "run", f"{base}/openapi.json", "-H", f"X-API-Key: {credential}",
+             "-c", checks, "-n", os.environ.get("TRIPTYCH_FUZZ_EXAMPLES", "30"), "--generation-deterministic",
+             "--no-color", "-w", "2", "--request-timeout", "30", *selection],
+            capture_output=True, text=True, timeout=540)
+
+    try:
+        main = run(api.url, key, "--exclude-path", "/retrain", "--exclude-path", "/admin/clear-predictions")
+        cleared = run(fresh_api.url, fresh_key, "--include-path", "/admin/clear-predictions")
+    finally:
+        fresh_api.stop()
+        drop_database(stack, name)
+    for proc in (main, cleared):
+        summary = proc.stdout[proc.stdout.rfind("SUMMARY"):]
+        print(f"\n[schemathesis]\n{summary}")
+        assert proc.returncode == 0, proc.stdout[-6000:]
+        assert "Test cases:" in summary and " passed" in summary
