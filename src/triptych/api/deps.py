@@ -77,7 +77,8 @@ def decode_cursor(cursor: str | None, id_type: type = uuid.UUID) -> tuple[dateti
         return None
     try:
         at, _, row_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition("|")
-        return datetime.fromisoformat(at), id_type(row_id)
+        value = id_type(row_id)  # validated here, so a forged cursor is a 400, not a database error
+        return datetime.fromisoformat(at), str(value) if isinstance(value, uuid.UUID) else value
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise ApiError(400, "bad_cursor", "this cursor was not made by this API; pass a `next_cursor` as it came") from exc
 

@@ -163,8 +163,10 @@ class Mutation:
         return (await run_in_threadpool(_images, svc, [reply["image_id"]]))[0]
 
 
+# Bounds on what one request may ask for: a hostile query cannot fan out or nest without end.
 schema = strawberry.Schema(query=Query, mutation=Mutation, extensions=[
-    QueryDepthLimiter(max_depth=6), MaxAliasesLimiter(max_alias_count=20), MaxTokensLimiter(max_token_count=2000)])
+    lambda: QueryDepthLimiter(max_depth=6), lambda: MaxAliasesLimiter(max_alias_count=20),
+    lambda: MaxTokensLimiter(max_token_count=2000)])
 
 
 def graphql_router() -> GraphQLRouter:
