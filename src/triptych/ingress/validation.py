@@ -75,6 +75,11 @@ def validate_image(data: bytes, max_bytes: int, max_pixels: int) -> ImageInfo:
                         "too_many_pixels", f"{width}x{height} = {width * height} pixels; the limit is {max_pixels}",
                         http_status=413)
                 mode = header.mode
+                frames = getattr(header, "n_frames", 1)
+                if frames > 1:
+                    # Inference decodes one still frame (OpenCV); refuse rather than guess which.
+                    raise InvalidImage("animated", f"an animated {fmt.upper()} ({frames} frames) is not classified; "
+                                                   "send a single frame", http_status=415)
         with Image.open(io.BytesIO(data)) as image:
             image.load()  # full decode: truncated or corrupt data fails here
     except InvalidImage:
