@@ -21,6 +21,7 @@ import numpy as np
 import psycopg2
 
 from triptych.config import get_settings
+from triptych.security.keys import client_key
 from triptych.storage import minio_client
 
 
@@ -67,7 +68,8 @@ def main() -> None:
     settings = get_settings()
     payloads = jpegs_of_about(100, args.requests)
     data = payloads[0]
-    client = httpx.Client(timeout=60)
+    # The local stack's own key (made by `triptych up`): the upload function refuses requests without one.
+    client = httpx.Client(timeout=60, headers={"X-API-Key": client_key(settings) or ""})
     url = f"{settings.upload_url}/upload"
 
     def upload(p):

@@ -103,5 +103,8 @@ def register_routes(server: Flask) -> None:
                 obj.close()
                 obj.release_conn()
 
-        return Response(stream(), mimetype=where["content_type"] or "application/octet-stream",
-                        headers={"Cache-Control": f"max-age={IMMUTABLE}, immutable"})
+        # The sniffed type, never HTML, and no sniffing by the browser: a polyglot stays an image.
+        mimetype = where["content_type"] if (where["content_type"] or "").startswith("image/") else "application/octet-stream"
+        return Response(stream(), mimetype=mimetype, headers={
+            "Cache-Control": f"max-age={IMMUTABLE}, immutable", "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": "inline"})

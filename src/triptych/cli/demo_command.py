@@ -34,12 +34,16 @@ def demo(rate: float = typer.Option(4.0, help="images per second streamed"),
     settings = get_settings()
     try:
         with console.status("starting the stack and the functions"):
-            Stack(settings).up()
+            result = Stack(settings).up()
     except StackError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(1) from exc
     if settings.dashboard_autostart:
         console.print(f"[bold]dashboard:[/] {settings.dashboard_url}  (open it to watch training, then the stream)")
+    if settings.api_autostart:
+        console.print(f"[bold]API:[/]       {settings.api_url}/docs")
+    if "local" in result.key_files:
+        console.print(f"[bold]your API key[/] (upload, label, admin) is kept in {result.key_files['local']}")
     missing = missing_champions(settings)
     if missing:
         console.print(f"training champions for {', '.join(missing)} on the generated set "

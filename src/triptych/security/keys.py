@@ -121,6 +121,8 @@ def find_key(cur, plaintext: str) -> ApiKey | None:
 # for the dashboard, and keeps each in a file only its owner can read.
 
 LOCAL_KEYS = {"local": ("upload", "label", "admin"), "dashboard": ("upload", "label")}
+# The owner's own keys on their own machine: a bound against runaway loops, not a quota.
+LOCAL_RATE_PER_MINUTE = 60_000
 
 
 def key_file(settings: Settings, name: str) -> Path:
@@ -147,7 +149,7 @@ def ensure_local_key(cur, settings: Settings, name: str) -> Path:
     if existing is not None and existing.revoked_at is None:
         return path
     cur.execute("UPDATE api_keys SET revoked_at = now() WHERE name = %s AND revoked_at IS NULL", (name,))
-    _, plaintext = create_key(cur, name, list(LOCAL_KEYS[name]))
+    _, plaintext = create_key(cur, name, list(LOCAL_KEYS[name]), LOCAL_RATE_PER_MINUTE)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.parent.chmod(0o700)
     fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
