@@ -14,6 +14,7 @@ from flask import Flask, Response, abort, send_file
 from PIL import Image
 
 from triptych.db.queries import image_location
+from triptych.ingress.validation import SERVED_IMAGE_HEADERS, served_media_type
 from triptych.storage import minio_client, read_object
 
 from . import data
@@ -103,8 +104,5 @@ def register_routes(server: Flask) -> None:
                 obj.close()
                 obj.release_conn()
 
-        # The sniffed type, never HTML, and no sniffing by the browser: a polyglot stays an image.
-        mimetype = where["content_type"] if (where["content_type"] or "").startswith("image/") else "application/octet-stream"
-        return Response(stream(), mimetype=mimetype, headers={
-            "Cache-Control": f"max-age={IMMUTABLE}, immutable", "X-Content-Type-Options": "nosniff",
-            "Content-Disposition": "inline"})
+        return Response(stream(), mimetype=served_media_type(where["content_type"]), headers={
+            "Cache-Control": f"max-age={IMMUTABLE}, immutable", **SERVED_IMAGE_HEADERS})

@@ -47,6 +47,16 @@ class ImageInfo:
         return CONTENT_TYPES[self.format]
 
 
+# How stored image bytes are served (the API, the dashboard): as the type sniffed at
+# upload, never as anything a browser would render as a page, and never re-sniffed,
+# so a polyglot (a JPEG with HTML appended) stays an image.
+SERVED_IMAGE_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Disposition": "inline"}
+
+
+def served_media_type(stored: str | None) -> str:
+    return stored if stored in CONTENT_TYPES.values() else "application/octet-stream"
+
+
 def sniff_format(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "webp"

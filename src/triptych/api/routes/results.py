@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from ...db import queries
 from ...db.labels import LabelRejected, UnknownImage, set_ground_truth
 from ...ingress.objects import SOURCES
+from ...ingress.validation import SERVED_IMAGE_HEADERS, served_media_type
 from ..deps import CursorParam, Labelling, Reader, Svc, decode_cursor, next_cursor
 from ..errors import ApiError, responses
 from ..schemas import (
@@ -133,10 +134,8 @@ def image_content(image_id: ImageId, svc: Svc, _: Reader):
             obj.close()
             obj.release_conn()
 
-    # Served as the type sniffed at upload, never as HTML, whatever the bytes hold.
-    media_type = where["content_type"] if (where["content_type"] or "").startswith("image/") else "application/octet-stream"
-    return StreamingResponse(chunks(), media_type=media_type, headers={
-        "X-Content-Type-Options": "nosniff", "Content-Disposition": "inline", "Cache-Control": "private, max-age=3600"})
+    return StreamingResponse(chunks(), media_type=served_media_type(where["content_type"]),
+                             headers={**SERVED_IMAGE_HEADERS, "Cache-Control": "private, max-age=3600"})
 
 
 @router.put("/images/{image_id}/label", response_model=LabelReply, responses=responses(400, 401, 403, 404, 422))
