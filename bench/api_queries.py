@@ -24,10 +24,9 @@ import urllib.request
 
 import httpx2 as httpx
 import psycopg2
+from dashboard_queries import seeded_database  # the script's folder is on sys.path
 
-from dashboard_queries import seed  # noqa: E402 - the script's folder is on sys.path
 from triptych.config import Settings
-from triptych.stack.provision import drop_database, fresh_database
 
 BENCH_DB = "triptych_bench_api"
 
@@ -66,16 +65,20 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--keep", action="store_true", help="leave the scratch database")
     args = parser.parse_args()
-    settings = Settings()
-    started = time.monotonic()
-    url = fresh_database(settings, BENCH_DB)
-    seed(url, args.images)
-    with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("ANALYZE")
-        cur.execute("SELECT image_id FROM model_comparisons ORDER BY random() LIMIT %s", (args.requests,))
-        ids = [str(r[0]) for r in cur.fetchall()]
-    print(f"seeded {args.images:,} images in {time.monotonic() - started:.0f}s into {BENCH_DB}", file=sys.stderr)
-    proc, base = start_api(url)
+    with seeded_database(Settings(), BENCH_DB, args.images, args.keep) as url:
+        with psycopg2.connect(url) as conn, conn.cursor() as cur:
+            cur.execute("ANALYZE")
+            cur.execute("SELECT image_id FROM model_comparisons ORDER BY random() LIMIT %s", (args.requests,))
+            ids = [str(r[0]) for r in cur.fetchall()]
+        proc, base = start_api(url)
+        try:
+            measure(base, ids, args)
+        finally:
+            proc.terminate()
+            proc.wait(20)
+
+
+def measure(base: str, ids: list[str], args) -> None:
     rng = random.Random(7)
     endpoints = {
         "GET / (framework baseline)": lambda: "/",
@@ -89,29 +92,23 @@ def main() -> None:
         "GET /stats/models?window_s=3600": lambda: "/stats/models?window_s=3600",
         "GET /stats/performance (last hour)": lambda: "/stats/performance",
     }
-    try:
-        with httpx.Client(base_url=base, timeout=30) as client:
-            print(f"| endpoint ({args.images:,} images over 24 h, {args.requests} requests each) "
-                  "| p50 ms | p95 ms | p99 ms | p50 / GET / |")
-            print("|---|---:|---:|---:|---:|")
-            baseline = None
-            for name, path in endpoints.items():
-                for _ in range(10):  # warm: connections, plans, caches
-                    client.get(path()).raise_for_status()
-                times = []
-                for _ in range(args.requests):
-                    t0 = time.perf_counter()
-                    client.get(path()).raise_for_status()
-                    times.append((time.perf_counter() - t0) * 1000)
-                p50 = percentile(times, 0.5)
-                baseline = baseline or p50
-                print(f"| {name} | {p50:.1f} | {percentile(times, 0.95):.1f} | {percentile(times, 0.99):.1f} "
-                      f"| {p50 / baseline:.1f}x |", flush=True)
-    finally:
-        proc.terminate()
-        proc.wait(20)
-        if not args.keep:
-            drop_database(settings, BENCH_DB)
+    with httpx.Client(base_url=base, timeout=30) as client:
+        print(f"| endpoint ({args.images:,} images over 24 h, {args.requests} requests each) "
+              "| p50 ms | p95 ms | p99 ms | p50 / GET / |")
+        print("|---|---:|---:|---:|---:|")
+        baseline = None
+        for name, path in endpoints.items():
+            for _ in range(10):  # warm: connections, plans, caches
+                client.get(path()).raise_for_status()
+            times = []
+            for _ in range(args.requests):
+                t0 = time.perf_counter()
+                client.get(path()).raise_for_status()
+                times.append((time.perf_counter() - t0) * 1000)
+            p50 = percentile(times, 0.5)
+            baseline = baseline or p50
+            print(f"| {name} | {p50:.1f} | {percentile(times, 0.95):.1f} | {percentile(times, 0.99):.1f} "
+                  f"| {p50 / baseline:.1f}x |", flush=True)
 
 
 if __name__ == "__main__":

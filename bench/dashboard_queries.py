@@ -23,6 +23,8 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -109,6 +111,21 @@ def seed(url: str, images: int, seed_value: int = 7) -> None:
     conn.close()
 
 
+@contextmanager
+def seeded_database(settings: Settings, name: str, images: int, keep: bool = False) -> Iterator[str]:
+    """A scratch database beside the stack's own, seeded with `images` images; its
+    URL; dropped afterwards unless `keep`."""
+    started = time.monotonic()
+    url = fresh_database(settings, name)
+    try:
+        seed(url, images)
+        print(f"seeded {images:,} images in {time.monotonic() - started:.0f}s into {name}", file=sys.stderr)
+        yield url
+    finally:
+        if not keep:
+            drop_database(settings, name)
+
+
 def callbacks() -> dict[str, callable]:
     """Each page's data callbacks, called as Dash calls them."""
     from dash._callback_context import context_value
@@ -167,13 +184,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="leave the scratch database")
     args = parser.parse_args()
-    settings = Settings()
-    started = time.monotonic()
-    url = fresh_database(settings, BENCH_DB)
-    seed(url, args.images)
-    print(f"seeded {args.images:,} images in {time.monotonic() - started:.0f}s into {BENCH_DB}", file=sys.stderr)
-    os.environ["TRIPTYCH_DATABASE_URL"] = url  # the dashboard reads the scratch database
-    try:
+    with seeded_database(Settings(), BENCH_DB, args.images, args.keep) as url:
+        os.environ["TRIPTYCH_DATABASE_URL"] = url  # the dashboard reads the scratch database
         print(f"| callback ({args.images:,} images over 24 h) | median ms | worst ms |")
         print("|---|---:|---:|")
         for name, call in callbacks().items():
@@ -184,9 +196,6 @@ def main() -> None:
                 call()
                 times.append((time.perf_counter() - t0) * 1000)
             print(f"| {name} | {statistics.median(times):.0f} | {max(times):.0f} |", flush=True)
-    finally:
-        if not args.keep:
-            drop_database(settings, BENCH_DB)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,13 @@ def _unknown(image_id) -> ApiError:
     return ApiError(404, "unknown_image", f"no image {image_id}")
 
 
+def _detail(svc: Svc, image_id) -> dict:
+    detail = svc.read(queries.image_detail, str(image_id))
+    if detail is None:
+        raise _unknown(image_id)
+    return detail
+
+
 def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
     start = since or EPOCH
     end = until or datetime.now(timezone.utc) + timedelta(days=1)
@@ -65,9 +72,7 @@ def recent_predictions(limit: Annotated[int, Path(ge=1, le=500)], svc: Svc, _: R
 @router.get("/predictions/{image_id}", response_model=ImagePredictions, responses=responses(401, 404, 422))
 def predictions(image_id: ImageId, svc: Svc, _: Reader):
     """An image's answers so far, each model version's; `complete` once every active model answered."""
-    detail = svc.read(queries.image_detail, str(image_id))
-    if detail is None:
-        raise _unknown(image_id)
+    detail = _detail(svc, image_id)
     answered = {p["model_name"] for p in detail["predictions"]}
     waiting = [m for m in svc.settings.active_models if m not in answered]
     image = detail["image"]
@@ -106,9 +111,7 @@ def images(svc: Svc, _: Reader, limit: Limit = 50, cursor: CursorParam = None, m
 @router.get("/images/{image_id}", response_model=ImageDetail, responses=responses(401, 404, 422))
 def image(image_id: ImageId, svc: Svc, _: Reader):
     """Everything known about an image: its record, every prediction, its latest comparison."""
-    detail = svc.read(queries.image_detail, str(image_id))
-    if detail is None:
-        raise _unknown(image_id)
+    detail = _detail(svc, image_id)
     comparison = svc.read(queries.latest_comparison, str(image_id))
     return {"image": detail["image"], "predictions": detail["predictions"], "comparison": comparison,
             "content_url": f"{svc.settings.results_base_url}/images/{image_id}/content"}
