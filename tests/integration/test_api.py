@@ -381,3 +381,29 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(stack, api, t
         print(f"\n[schemathesis]\n{summary}")
         assert proc.returncode == 0, proc.stdout[-6000:]
         assert "Test cases:" in summary and " passed" in summary
+
+
+def test_keys_are_made_listed_and_revoked_with_the_cli(stack, api):
+    from .conftest import triptych
+
+    name = unique("cli-key")
+    made = triptych("keys", "create", name, "--scope", "upload", "--rate", "50")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    assert key.startswith("tpk_") and "keep it now" in made.stderr
+    listed = triptych("keys", "list")
+    assert name in listed.stdout and key not in listed.stdout + listed.stderr  # never the secret again
+    stored = query(stack, "SELECT key_hash, scopes, rate_per_minute FROM api_keys WHERE name = %s", (name,))
+    assert stored[0][0] != key and stored[0][1:] == (["upload"], 50)
+
+    def post():
+        return httpx.post(f"{api.url}/upload", files={"file": ("k.png", image_bytes("PNG"))},
+                          headers={"X-API-Key": key}, timeout=30)
+
+    assert post().status_code == 201
+    assert triptych("keys", "create", name).returncode == 1  # the name is taken while the key is active
+    revoked = triptych("keys", "revoke", name)
+    assert revoked.returncode == 0 and "revoked" in revoked.stderr
+    assert (post().status_code, post().json()["code"]) == (401, "revoked_key")
+    assert triptych("keys", "revoke", name).returncode == 1
+    assert name in triptych("keys", "list", "--all").stdout

@@ -31,7 +31,22 @@ def test_status_reports_every_service_up(stack):
     assert status["kafka"]["version"] == stack.kafka_version
     assert status["postgres"]["version"].startswith("15.")
     assert status["dashboard"]["url"] == "http://127.0.0.1:18050"
+    assert status["api"]["url"] == "http://127.0.0.1:18000"
     assert "***" in status["postgres"]["url"], "the password must not be printed"
+
+
+def test_up_keeps_its_own_keys_in_files_only_their_owner_reads(stack):
+    from triptych.db.connection import Database
+    from triptych.security.keys import LOCAL_KEYS, find_key, key_file
+
+    for name, scopes in LOCAL_KEYS.items():
+        path = key_file(stack, name)
+        assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
+        key = Database(stack).transaction(lambda cur, path=path: find_key(cur, path.read_text().strip()))
+        assert key is not None and key.revoked_at is None and key.scopes == scopes and key.name == name
+    before = {name: key_file(stack, name).read_text() for name in LOCAL_KEYS}
+    assert triptych("up").returncode == 0
+    assert {name: key_file(stack, name).read_text() for name in LOCAL_KEYS} == before  # kept, not remade
 
 
 def test_second_up_is_a_noop(stack):

@@ -40,10 +40,13 @@ def probe(settings) -> dict:
         at, value = _probed.get(id(settings), (0.0, {}))
         if value and time.monotonic() - at < PROBE_EVERY_S:
             return value
-        services = {s.name: s.state for s in Stack(settings).status() if s.name in DEPENDENCIES}
+        stack = Stack(settings)
+        services = {name: stack.service(name).status().state for name in DEPENDENCIES}
         functions = {name: {"desired": c["desired"], "running": c["running"]}
                      for name, c in replica_counts(settings).items()}
         problems = [f"{name} is {state}" for name, state in services.items() if state != "up"]
+        if stack.service("functions").status().state == "down":  # its status file would be stale
+            problems.append("the function supervisor is down")
         problems += [f"function {name} has no running replica ({c['desired']} wanted)"
                      for name, c in functions.items() if c["desired"] > 0 and c["running"] == 0]
         value = {"status": "degraded" if problems else "ok", "services": services, "functions": functions,
