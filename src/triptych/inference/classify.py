@@ -103,7 +103,8 @@ class Classifier:
             total_ms = item.fetch_ms + item.decode_ms + preprocess_ms + inference_ms
             predictions.append(PredictionMessage(
                 image_id=item.message.image_id, model_name=card.model_name, model_version=serving.version,
-                top_k=[ClassScore(label=card.labels[i], confidence=float(probs[i])) for i in top],
+                # float32 softmax can exceed 1 by an ulp; the contract bounds it to [0, 1].
+                top_k=[ClassScore(label=card.labels[i], confidence=min(1.0, float(probs[i]))) for i in top],
                 timings=Timings(fetch_ms=item.fetch_ms, decode_ms=item.decode_ms, preprocess_ms=preprocess_ms,
                                 inference_ms=inference_ms, total_ms=total_ms),
                 backend=serving.backend.name, batch_size=len(fetched), worker_id=self.worker_id,

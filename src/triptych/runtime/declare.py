@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import nuclio
 
 from .delivery import Delivery
+from .spec import HttpTriggerSpec
 
 if TYPE_CHECKING:
     from mlrun.runtimes import RemoteRuntime
@@ -46,7 +47,8 @@ def kafka_trigger(
     )
 
 
-def http_trigger(port: int, max_body_bytes: int, workers: int = 4) -> nuclio.triggers.HttpTrigger:
+def http_trigger(port: int, workers: int = 4,
+                 max_body_bytes: int = HttpTriggerSpec.max_body_bytes) -> nuclio.triggers.HttpTrigger:
     # maxRequestBodySize is Nuclio's own attribute: its trigger refuses larger bodies
     # with 413 as our runner does, before the handler is called.
     return nuclio.triggers.HttpTrigger(workers=workers, port=port,
