@@ -185,8 +185,11 @@ def _latency_trend() -> go.Figure:
         fig.add_scatter(x=s["t"], y=s["p95_ms"], name=model_label(model), mode="lines+markers",
                         line=dict(color=model_color(model)), marker=dict(size=4))
     fig.update_yaxes(title="p95 ms", rangemode="tozero")
-    return figure(fig, height=200, margin=dict(l=45, r=10, t=30, b=30),
-                  title=dict(text=f"p95 inference time per minute, last {TREND_MINUTES} min", font=dict(size=12)))
+    # The whole half hour on the axis, in minutes: a single early point must not
+    # zoom the axis into milliseconds.
+    fig.update_xaxes(range=[end - timedelta(minutes=TREND_MINUTES), end], tickformat="%H:%M")
+    fig.update_layout(title=f"p95 inference time per minute, last {TREND_MINUTES} min")
+    return figure(fig, height=250, margin=dict(l=45, r=10, t=78, b=30))
 
 
 @callback(Output("live-health", "children"), Input("live-interval", "n_intervals"))
