@@ -391,8 +391,10 @@ def test_keys_are_made_listed_and_revoked_with_the_cli(stack, api):
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()
     assert key.startswith("tpk_") and "keep it now" in made.stderr
-    listed = triptych("keys", "list")
-    assert name in listed.stdout and key not in listed.stdout + listed.stderr  # never the secret again
+    listed = triptych("keys", "list", "--json")
+    [entry] = [k for k in json.loads(listed.stdout) if k["name"] == name]
+    assert entry["scopes"] == ["upload"] and key not in listed.stdout + listed.stderr  # never the secret again
+    assert triptych("keys", "list").returncode == 0  # the table, for people
     stored = query(stack, "SELECT key_hash, scopes, rate_per_minute FROM api_keys WHERE name = %s", (name,))
     assert stored[0][0] != key and stored[0][1:] == (["upload"], 50)
 
@@ -406,4 +408,5 @@ def test_keys_are_made_listed_and_revoked_with_the_cli(stack, api):
     assert revoked.returncode == 0 and "revoked" in revoked.stderr
     assert (post().status_code, post().json()["code"]) == (401, "revoked_key")
     assert triptych("keys", "revoke", name).returncode == 1
-    assert name in triptych("keys", "list", "--all").stdout
+    revoked_entry = [k for k in json.loads(triptych("keys", "list", "--all", "--json").stdout) if k["name"] == name]
+    assert revoked_entry and revoked_entry[0]["revoked_at"]

@@ -3,6 +3,7 @@ service `api`) and `triptych keys create|list|revoke|token` (who may write)."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import typer
@@ -56,14 +57,21 @@ def create(name: str = typer.Argument(..., help="who or what holds it (unique am
 
 
 @keys_app.command("list")
-def list_(all_: bool = typer.Option(False, "--all", help="include revoked keys")) -> None:
+def list_(all_: bool = typer.Option(False, "--all", help="include revoked keys"),
+          as_json: bool = typer.Option(False, "--json", help="machine-readable")) -> None:
     """Every active key (never its secret)."""
+    from dataclasses import asdict
+
     from ..security.keys import list_keys
 
+    keys = _transaction(lambda cur: list_keys(cur, all_))
+    if as_json:
+        typer.echo(json.dumps([asdict(k) for k in keys], default=str, indent=2))
+        return
     table = Table(title="API keys")
     for column in ("id", "name", "scopes", "rate/min", "created", "last used", "revoked"):
         table.add_column(column)
-    for k in _transaction(lambda cur: list_keys(cur, all_)):
+    for k in keys:
         table.add_row(k.key_id, k.name, ", ".join(k.scopes), str(k.rate_per_minute or "default"),
                       f"{k.created_at:%Y-%m-%d %H:%M}", f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "-",
                       f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "-")
