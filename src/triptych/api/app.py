@@ -53,12 +53,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     s3 = minio_client(settings)
     guard = Guard(settings, db)
     app = FastAPI(title="Triptych query API", version="1", description=DESCRIPTION,
+                  docs_url=None, redoc_url=None,  # served below from local files: the docs work offline
                   # Any request may be malformed, too large, or invalid for its schema.
                   responses=errors.responses(400, 413, 422),
                   openapi_tags=[{"name": n} for n in ("results", "upload", "stats", "models", "admin", "meta")])
     app.state.services = Services(settings, db, s3, guard, Uploader(settings, s3, db, guard), KnownClasses(settings, db))
     errors.install(app)
-    for router in (meta.router, uploads.router, results.router, stats.router, lifecycle.router):
+    _serve_docs(app)
+    for router in (meta.router, uploads.router, results.router, stats.router, lifecycle.router, lifecycle.admin_router):
         app.include_router(router)
     app.include_router(graphql_router(), prefix="/graphql", tags=["graphql"], include_in_schema=False)
     # Added last = outermost: the body limit applies before anything reads a byte.
@@ -77,6 +79,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return response
 
     return app
+
+
+def _serve_docs(app: FastAPI) -> None:
+    """Swagger UI 5 (it reads OpenAPI 3.1) at /docs from the swagger-ui-py package's
+    files, not a CDN: the page works on a laptop without network, like the dashboard."""
+    from pathlib import Path
+
+    import swagger_ui
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    assets = Path(swagger_ui.__file__).parent / "static"
+    app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Triptych query API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
 
 def serve(settings: Settings | None = None, host: str | None = None, port: int | None = None) -> None:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Callable, TypeVar
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Security
+from fastapi.security import APIKeyHeader, HTTPBearer
 from minio import Minio
 
 from ..config import Settings
@@ -48,8 +49,16 @@ def _reader(request: Request, svc: Svc) -> Principal | None:
     return svc.guard.check_read(request.headers)
 
 
+# Declared for the OpenAPI document (the docs' "Authorize" button, generated
+# clients); the guard itself reads the headers, so either scheme works everywhere.
+_key_header = APIKeyHeader(name="X-API-Key", scheme_name="ApiKey", auto_error=False,
+                           description="an API key (tpk_...): `triptych keys create NAME --scope SCOPE`")
+_bearer = HTTPBearer(scheme_name="Bearer", auto_error=False, description="an API key, or a JWT signed with the server's secret")
+
+
 def require(scope: str):
-    def dependency(request: Request, svc: Svc) -> Principal:
+    def dependency(request: Request, svc: Svc, _key: Annotated[str | None, Security(_key_header)],
+                   _token: Annotated[object, Security(_bearer)]) -> Principal:
         return svc.guard.require(request.headers, scope)
 
     return Depends(dependency)

@@ -294,5 +294,5 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     services: dict[str, str] = Field(examples=[{"postgres": "up", "kafka": "up", "minio": "up", "mlflow": "up"}])
     functions: dict[str, dict[str, int]] = Field(
-        examples=[{"infer-resnet50": {"desired": 1, "running": 1}}])
+        examples=[{"infer-resnet50": {"desired": 1, "running": 1, "starting": 0}}])
     problems: list[str]

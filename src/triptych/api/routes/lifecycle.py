@@ -16,6 +16,7 @@ from ..errors import ApiError, responses
 from ..schemas import ClearReply, ClearRequest, ModelEntry, PipelineRun, RetrainStarted
 
 router = APIRouter(tags=["models"])
+admin_router = APIRouter(tags=["admin"])
 
 
 @router.get("/models", response_model=list[ModelEntry], responses=responses(401, 503))
@@ -79,8 +80,7 @@ SELECT (SELECT count(*) FROM p) AS predictions, (SELECT count(*) FROM c) AS comp
 """
 
 
-@router.post("/admin/clear-predictions", response_model=ClearReply, tags=["admin"],
-             responses=responses(401, 403, 422))
+@admin_router.post("/admin/clear-predictions", response_model=ClearReply, responses=responses(401, 403, 422))
 async def clear_predictions(body: ClearRequest, svc: Svc, principal: Admin):
     """Delete predictions, comparisons and metric windows (all, or those older than
     `older_than`). Images and their bytes stay; the deletion is recorded in system_events."""

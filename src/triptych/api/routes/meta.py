@@ -42,12 +42,13 @@ def probe(settings) -> dict:
             return value
         stack = Stack(settings)
         services = {name: stack.service(name).status().state for name in DEPENDENCIES}
-        functions = {name: {"desired": c["desired"], "running": c["running"]}
+        functions = {name: {"desired": c["desired"], "running": c["running"], "starting": c["starting"]}
                      for name, c in replica_counts(settings).items()}
         problems = [f"{name} is {state}" for name, state in services.items() if state != "up"]
         if stack.service("functions").status().state == "down":  # its status file would be stale
             problems.append("the function supervisor is down")
-        problems += [f"function {name} has no running replica ({c['desired']} wanted)"
+        problems += [f"function {name} has no running replica ({c['desired']} wanted"
+                     + (f", {c['starting']} starting: an inference replica waits for a champion)" if c["starting"] else ")")
                      for name, c in functions.items() if c["desired"] > 0 and c["running"] == 0]
         value = {"status": "degraded" if problems else "ok", "services": services, "functions": functions,
                  "problems": problems}
