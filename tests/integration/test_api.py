@@ -368,7 +368,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(stack, api, t
             [str(Path(sys.executable).with_name("schemathesis")), "run", f"{base}/openapi.json", "-H", f"X-API-Key: {credential}",
              "-c", checks, "-n", os.environ.get("TRIPTYCH_FUZZ_EXAMPLES", "30"), "--generation-deterministic",
              "--no-color", "-w", "2", "--request-timeout", "30", *selection],
-            capture_output=True, text=True, timeout=540)
+            capture_output=True, text=True, timeout=540, cwd=tmp_path)  # its caches stay out of the checkout
 
     try:
         main = run(api.url, key, "--exclude-operation-id", "retrain_retrain_post", "--exclude-path",
