@@ -66,7 +66,7 @@ def per_model(cur, window_s: int) -> list[dict]:
 _LATEST_COMPARISON = """
 LEFT JOIN LATERAL (
     SELECT mc.consensus_class, mc.consensus_confidence, mc.agreement_level, mc.consensus_correct, mc.per_model,
-           mc.created_at AS compared_at
+           mc.fastest_model, mc.created_at AS compared_at
     FROM model_comparisons mc WHERE mc.image_id = i.image_id ORDER BY mc.updated_at DESC LIMIT 1
 ) c ON TRUE
 """
@@ -128,13 +128,7 @@ def image_detail(cur, image_id: str) -> dict | None:
         (image_id,),
     )
     predictions = [dict(r) for r in cur.fetchall()]
-    cur.execute(
-        """SELECT consensus_class, consensus_confidence, agreement_level, agreement_ratio, fastest_model,
-                  consensus_correct, model_versions, per_model, created_at
-           FROM model_comparisons WHERE image_id = %s ORDER BY updated_at DESC LIMIT 1""",
-        (image_id,),
-    )
-    comparison = cur.fetchone()
+    comparison = latest_comparison(cur, image_id)
     key = (image["uploaded_at"], image["image_id"])
     cur.execute("""SELECT image_id FROM images WHERE (uploaded_at, image_id) < (%s, %s)
                    ORDER BY uploaded_at DESC, image_id DESC LIMIT 1""", key)
@@ -142,7 +136,7 @@ def image_detail(cur, image_id: str) -> dict | None:
     cur.execute("""SELECT image_id FROM images WHERE (uploaded_at, image_id) > (%s, %s)
                    ORDER BY uploaded_at, image_id LIMIT 1""", key)
     newer = cur.fetchone()
-    return {"image": dict(image), "predictions": predictions, "comparison": dict(comparison) if comparison else None,
+    return {"image": dict(image), "predictions": predictions, "comparison": comparison,
             "older_id": str(older["image_id"]) if older else None, "newer_id": str(newer["image_id"]) if newer else None}
 
 
@@ -184,6 +178,13 @@ def recent_predictions(cur, f: PredictionFilter, limit: int = 100, after: tuple[
          "at": after and after[0], "id": after and after[1], "limit": limit},
     )
     return [dict(r) for r in cur.fetchall()]
+
+
+def images_by_id(cur, image_ids: list[str]) -> dict[str, dict]:
+    """A handful of images with their latest comparison (its columns null while pending)."""
+    cur.execute(f"""SELECT i.image_id, i.filename, i.uploaded_at, i.status, i.ground_truth_label, c.*
+                    FROM images i {_LATEST_COMPARISON} WHERE i.image_id = ANY(%s::uuid[])""", (image_ids,))
+    return {str(r["image_id"]): dict(r) for r in cur.fetchall()}
 
 
 def predictions_for(cur, image_ids: list[str]) -> dict[str, list[dict]]:

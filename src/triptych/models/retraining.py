@@ -88,11 +88,11 @@ class Retrainer:
             if self._running:
                 raise Busy(self._running)
             run = self.db.transaction(lambda cur: runs.create_run(cur, WORKFLOW, request.model_dump(), requested_by))
-            self._running = str(run["run_id"])
+            run_id = self._running = str(run["run_id"])
         if wait:
-            self._execute(self._running, request)
+            self._execute(run_id, request)
         else:
-            threading.Thread(target=self._execute, args=(self._running, request), name="retrain", daemon=True).start()
+            threading.Thread(target=self._execute, args=(run_id, request), name="retrain", daemon=True).start()
         return run
 
     def _execute(self, run_id: str, request: RetrainRequest) -> None:

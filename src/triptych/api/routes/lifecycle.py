@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from uuid import UUID
 
 import httpx2 as httpx
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 
 from ...db import runs
-from ...db.events import log_system_event
 from ...models.retraining import RetrainRequest
 from ..deps import Admin, Reader, Svc
 from ..errors import ApiError, responses
@@ -81,15 +80,16 @@ SELECT (SELECT count(*) FROM p) AS predictions, (SELECT count(*) FROM c) AS comp
 
 
 @admin_router.post("/admin/clear-predictions", response_model=ClearReply, responses=responses(401, 403, 422))
-async def clear_predictions(body: ClearRequest, svc: Svc, principal: Admin):
+def clear_predictions(body: ClearRequest, svc: Svc, principal: Admin):
     """Delete predictions, comparisons and metric windows (all, or those older than
-    `older_than`). Images and their bytes stay; the deletion is recorded in system_events."""
+    `older_than`). Images and their bytes stay; the deletion is recorded in system_events,
+    in the same transaction: no deletion without its record."""
     def clear(cur):
         cur.execute(CLEAR, {"before": body.older_than})
-        return dict(cur.fetchone())
+        counts = dict(cur.fetchone())
+        cur.execute("SELECT log_system_event('predictions_cleared', 'warning', 'api', %s, %s::jsonb)",
+                    (f"{principal.subject} cleared {counts['predictions']} predictions",
+                     json.dumps({**counts, "older_than": body.older_than}, default=str)))
+        return counts
 
-    counts = await run_in_threadpool(svc.db.transaction, clear)
-    await run_in_threadpool(log_system_event, "predictions_cleared", "warning", "api",
-                            f"{principal.subject} cleared {counts['predictions']} predictions",
-                            {**counts, "older_than": body.older_than}, None, None, svc.settings)
-    return counts
+    return svc.db.transaction(clear)

@@ -112,8 +112,7 @@ def images(svc: Svc, _: Reader, limit: Limit = 50, cursor: CursorParam = None, m
 def image(image_id: ImageId, svc: Svc, _: Reader):
     """Everything known about an image: its record, every prediction, its latest comparison."""
     detail = _detail(svc, image_id)
-    comparison = svc.read(queries.latest_comparison, str(image_id))
-    return {"image": detail["image"], "predictions": detail["predictions"], "comparison": comparison,
+    return {"image": detail["image"], "predictions": detail["predictions"], "comparison": detail["comparison"],
             "content_url": f"{svc.settings.results_base_url}/images/{image_id}/content"}
 
 
