@@ -26,6 +26,13 @@ os.environ.setdefault("MLRUN_LOG_LEVEL", "ERROR")
 ROOT = Path(__file__).resolve().parents[1]
 # Relative to ROOT (the working directory while declaring), so project.yaml is portable.
 FUNCTIONS = Path("functions")
+JOBS = {
+    "gather": (Path("projects/jobs/gather_data.py"), "gather_data"),
+    "train": (Path("projects/jobs/train_model.py"), "train_model"),
+    "data-quality": (Path("projects/jobs/lifecycle_jobs.py"), "data_quality"),
+    "metrics": (Path("projects/jobs/lifecycle_jobs.py"), "metrics_snapshot"),
+    "shadow-gate": (Path("projects/jobs/lifecycle_jobs.py"), "shadow_gate"),
+}
 
 
 def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
@@ -75,8 +82,31 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
                 TOPIC_IMAGES_INPUT, arch.function, brokers,
                 Delivery(batch_size=16, batch_wait_ms=50, max_attempts=3, retry_backoff_ms=500))},
         )
+    # Challengers in shadow: every model's challenger on the live stream, in its own
+    # group from the newest offset (a shadow phase judges what arrives from now on).
+    functions["infer-shadow"] = nuclio_function(
+        "infer-shadow", functions_dir / "infer" / "handler.py", replicas=1, cpu="1", memory="4Gi",
+        env={"TRIPTYCH_MODEL_ROLE": "shadow"},
+        triggers={"images": kafka_trigger(
+            TOPIC_IMAGES_INPUT, "infer-shadow", brokers,
+            Delivery(batch_size=16, batch_wait_ms=50, max_attempts=3, retry_backoff_ms=500),
+            initial_offset="latest")},
+    )
+    # The scheduled jobs, each also runnable by hand (`triptych jobs run NAME`).
+    functions["jobs"] = nuclio_function(
+        "jobs", functions_dir / "jobs" / "handler.py", replicas=1, cpu="1", memory="2Gi",
+        triggers={"shadow-gate": cron_trigger(interval="60s", body='{"job": "shadow-gate"}'),
+                  "metrics": cron_trigger(schedule="5 * * * *", body='{"job": "metrics"}'),
+                  "data-quality": cron_trigger(schedule="30 2 * * *", body='{"job": "data-quality"}')},
+    )
     for name, fn in functions.items():
         project.set_function(fn, name=name)
+    # MLRun jobs: the workflow's steps and the scheduled jobs (run locally or as pods).
+    for name, (path, handler) in JOBS.items():
+        job = mlrun.code_to_function(name=name, filename=str(path), kind="job", image="mlrun/mlrun", handler=handler)
+        job.spec.build.code_origin = str(path)  # the path, not "<remote>#<commit>", so project.yaml stays stable
+        project.set_function(job, name=name)
+    project.set_workflow("retrain", str(Path("projects") / "workflows" / "retrain.py"))
     return project
 
 
@@ -89,6 +119,8 @@ def render(functions_dir: Path = FUNCTIONS) -> str:
     os.chdir(ROOT)
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            # MLRun checks that a workflow file exists under the project's context.
+            (Path(tmp) / "projects").symlink_to(ROOT / "projects")
             project = declare(Path(tmp), functions_dir)
             project.save(filepath=str(Path(tmp) / "project.yaml"))
             data = yaml.safe_load((Path(tmp) / "project.yaml").read_text())

@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     images_bucket: str = "images"
     mlflow_bucket: str = "mlflow"
     datasets_bucket: str = "datasets"  # labelled training sets, see triptych.datasets.bucket
+    reports_bucket: str = "reports"  # data-quality reports (JSON and HTML), see triptych.lifecycle.quality
 
     # --- PostgreSQL ------------------------------------------------------------
     database_url: str | None = Field(default=None, description="postgresql://...; unset = managed locally")
@@ -143,6 +144,29 @@ class Settings(BaseSettings):
     infer_backend: str = Field(default="torch", pattern="^(torch|onnx|cuda|auto)$")
     infer_threads: int | None = None
     model_name: str | None = Field(default=None, description="the model an inference replica serves")
+    # "shadow": the replica serves every model's challenger and marks its answers shadow.
+    model_role: str = Field(default="champion", pattern="^(champion|shadow)$")
+
+    # --- the model lifecycle (see triptych.lifecycle) ---------------------------
+    # A candidate must beat the champion by this much held-out accuracy to enter shadow;
+    # per architecture in promotion_margins (e.g. {"resnet50": 0.01}).
+    promotion_margin: float = Field(default=0.02, ge=0, le=1)
+    promotion_margins: dict[str, float] = Field(default_factory=dict)
+    # Labelled live images a challenger must answer in shadow before it may be promoted.
+    shadow_min_labelled: int = Field(default=200, gt=0)
+    # Every promotion decision is also POSTed here as JSON, when set.
+    decision_webhook_url: str | None = None
+    # Trainings of one workflow run at once (0 = one per core, at most one per model).
+    retrain_parallel: int = Field(default=0, ge=0)
+    # The newest labelled images a retraining adds to its base data set.
+    retrain_max_labelled: int = Field(default=20_000, gt=0)
+    # Data quality: rows (and quarantined objects) older than this many days are deleted.
+    retention_days: int = Field(default=30, gt=0)
+    # ... an image still without a comparison this long after upload is reported.
+    comparison_timeout_s: int = Field(default=600, gt=0)
+    # ... and these figures over the last day raise an alert event when crossed.
+    alert_dead_letter_rate: float = Field(default=0.05, ge=0, le=1)
+    alert_agreement_drop: float = Field(default=0.15, ge=0, le=1)
 
     # --- functions (the local Nuclio-compatible runner) -------------------------
     project_file: Path = Field(default_factory=_default_project_file)
@@ -185,6 +209,9 @@ class Settings(BaseSettings):
     def results_base_url(self) -> str:
         """Where an upload reply's `results_url` points: the API that serves it."""
         return (self.api_public_url or self.api_url).rstrip("/")
+
+    def margin_for(self, model_name: str) -> float:
+        return self.promotion_margins.get(model_name, self.promotion_margin)
 
     @property
     def dashboard_url(self) -> str:

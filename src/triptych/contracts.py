@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 from datetime import datetime, timezone
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -108,6 +108,8 @@ class PredictionMessage(BaseModel):
     batch_size: int = Field(gt=0)
     worker_id: Name
     predicted_at: datetime = Field(default_factory=utcnow)
+    # "shadow": a challenger's answer, stored beside the champion's but never part of a consensus.
+    role: Literal["champion", "shadow"] = "champion"
 
     @property
     def predicted_class(self) -> str:
@@ -119,10 +121,11 @@ class PredictionMessage(BaseModel):
 
 
 class ModelUpdate(BaseModel):
-    """On `model-updates`: a model's champion changed; inference functions hot-swap."""
+    """On `model-updates`: a model's champion (or challenger) changed; inference
+    functions hot-swap. A challenger update without a version ends its shadow phase."""
 
     model_name: str
-    version: str
-    alias: str = "champion"
+    version: str | None
+    alias: Literal["champion", "challenger"] = "champion"
     reason: str = ""
     at: datetime = Field(default_factory=utcnow)

@@ -48,7 +48,9 @@ def start_pipeline(folder: Path, run: dict[str, int], env: dict[str, str]) -> Ru
     (data_dir / "functions").mkdir(parents=True, exist_ok=True)
     import yaml
 
-    declared = [f["name"] for f in yaml.safe_load(text)["spec"]["functions"]]
+    from triptych.runtime.spec import nuclio_entries
+
+    declared = [f["name"] for f in nuclio_entries(yaml.safe_load(text))]
     missing = set(run) - set(declared)
     if missing:
         pytest.fail(f"not declared in the project: {missing}")

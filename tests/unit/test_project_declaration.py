@@ -12,7 +12,9 @@ from triptych.runtime.deploy import DeployError, deploy_project, nuclio_function
 from triptych.runtime.spec import HttpTriggerSpec, KafkaTriggerSpec, load_functions
 
 PROJECT = ROOT / "project.yaml"
-EXPECTED = {"upload", "ingest", "infer-resnet50", "infer-mobilenet-v2", "infer-efficientnet-b0", "aggregate", "retrain"}
+EXPECTED = {"upload", "ingest", "infer-resnet50", "infer-mobilenet-v2", "infer-efficientnet-b0", "aggregate", "retrain",
+            "infer-shadow", "jobs"}
+JOBS = {"gather", "train", "data-quality", "metrics", "shadow-gate"}
 
 
 def test_project_yaml_is_up_to_date_with_the_declaration():
@@ -35,6 +37,24 @@ def test_runner_reads_every_function_with_its_triggers():
     assert isinstance(functions["upload"].triggers[0], HttpTriggerSpec)
     assert {type(t).__name__ for t in functions["retrain"].triggers} == {"HttpTriggerSpec", "CronTriggerSpec"}
     assert isinstance(functions["ingest"].triggers[0], KafkaTriggerSpec)
+    shadow = functions["infer-shadow"]
+    assert shadow.env["TRIPTYCH_MODEL_ROLE"] == "shadow" and shadow.source == infer[0].source
+    # Its own group, from the newest offset: a shadow phase judges what arrives from now on.
+    assert shadow.kafka_triggers[0].consumer_group == "infer-shadow" and shadow.kafka_triggers[0].initial_offset == "latest"
+    assert {t.name for t in functions["jobs"].triggers} == {"shadow-gate", "metrics", "data-quality"}
+
+
+def test_the_project_declares_the_retrain_workflow_and_its_jobs():
+    import yaml
+
+    raw = yaml.safe_load(PROJECT.read_text())["spec"]
+    jobs = {f["name"]: f["spec"] for f in raw["functions"] if f["spec"]["kind"] == "job"}
+    assert set(jobs) == JOBS
+    for spec in jobs.values():
+        assert (ROOT / spec["spec"]["build"]["origin_filename"]).exists()
+    workflow = next(w for w in raw["workflows"] if w["name"] == "retrain")
+    source = (ROOT / workflow["path"]).read_text()
+    assert "def kfpipeline(" in source and "import kfp" not in source  # runs with the local and the kfp engine
 
 
 def test_nuclio_config_carries_triggers_handler_env_replicas_and_resources():

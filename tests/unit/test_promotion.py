@@ -1,29 +1,56 @@
-"""When a newly trained version becomes champion."""
+"""The promotion gate's two decisions: offline (held-out, same images) and live (shadow)."""
 
 import pytest
 
-from triptych.models.lifecycle import decide
+from triptych.lifecycle.gate import CHALLENGER, CHAMPION, KEPT, REGISTERED, REJECTED, decide, decide_live
+from triptych.lifecycle.training_set import HOLD_OUT_SHARE, TrainingSet, held_out
 
 
-def test_first_version_is_promoted():
-    assert decide(0.4, None, 0.02).promote
+def test_first_version_becomes_champion():
+    assert decide(0.4, None, 0.02).outcome == CHAMPION
 
 
-def test_promoted_only_when_better_by_the_margin():
-    assert decide(0.93, 0.90, 0.02).promote
-    assert not decide(0.91, 0.90, 0.02).promote
-    assert "does not beat" in decide(0.91, 0.90, 0.02).reason
+def test_better_by_the_margin_enters_shadow_not_service():
+    decision = decide(0.93, 0.90, 0.02)
+    assert decision.outcome == CHALLENGER and "shadow" in decision.reason
+    assert decision.figures == {"candidate_accuracy": 0.93, "champion_accuracy": 0.90, "margin": 0.02}
 
 
-def test_versions_trained_on_different_sets_are_not_compared():
-    decision = decide(0.99, 0.70, 0.02, candidate_dataset="triptych-shapes-v1", champion_dataset="cifar10")
-    assert not decision.promote and "not comparable" in decision.reason and "cifar10" in decision.reason
-    assert decide(0.99, 0.70, 0.02, "always", "triptych-shapes-v1", "cifar10").promote
-    assert decide(0.99, 0.70, 0.02, candidate_dataset="cifar10", champion_dataset="cifar10").promote
+def test_not_better_by_the_margin_is_rejected():
+    decision = decide(0.91, 0.90, 0.02)
+    assert decision.outcome == REJECTED and "does not beat" in decision.reason
+    assert decide(0.95, 0.90, 0.10).outcome == REJECTED  # a per-architecture margin
 
 
 def test_policies():
-    assert not decide(1.0, 0.1, 0.02, "never").promote
-    assert decide(0.1, 1.0, 0.02, "always").promote
+    assert decide(1.0, 0.1, 0.02, "never").outcome == REGISTERED
+    assert decide(0.1, 1.0, 0.02, "always").outcome == CHAMPION
     with pytest.raises(ValueError, match="promotion policy"):
         decide(0.5, 0.5, 0.02, "sometimes")
+
+
+def test_shadow_waits_for_enough_labelled_images():
+    decision = decide_live(challenger_correct=50, champion_correct=10, labelled=50, min_labelled=200)
+    assert decision.outcome == KEPT and "50 of 200" in decision.reason
+
+
+def test_shadow_promotes_when_not_worse_and_rejects_when_worse():
+    assert decide_live(180, 180, 200, 200).outcome == CHAMPION  # a tie is not worse
+    assert decide_live(190, 150, 250, 200).outcome == CHAMPION
+    worse = decide_live(149, 150, 200, 200)
+    assert worse.outcome == REJECTED and worse.figures["challenger_accuracy"] < worse.figures["champion_accuracy"]
+
+
+def test_the_labelled_split_is_deterministic_and_about_one_in_five():
+    hashes = [f"{i * 2654435761 % 2**32:08x}" + "0" * 56 for i in range(5000)]
+    first = [held_out(h) for h in hashes]
+    assert first == [held_out(h) for h in hashes]
+    assert abs(sum(first) / len(first) - 1 / HOLD_OUT_SHARE) < 0.03
+
+
+def test_a_training_set_names_its_parts_and_round_trips():
+    plain = TrainingSet("triptych-shapes-v1", train_count=100, test_count=10)
+    assert plain.dataset_id == "triptych-shapes-v1"
+    mixed = TrainingSet("triptych-shapes-v1", "labelled-abc", 100, 10, labelled_train=8, labelled_test=2)
+    assert mixed.dataset_id == "triptych-shapes-v1+labelled-abc"
+    assert TrainingSet.from_dict(mixed.as_dict()) == mixed

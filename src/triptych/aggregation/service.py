@@ -18,6 +18,7 @@ from ..runtime.errors import PermanentError
 from .store import (
     compare_if_complete,
     recompute_window,
+    refresh_shadow,
     upsert_predictions,
     window_start,
 )
@@ -50,14 +51,20 @@ class Aggregator:
     def handle(self, bodies: list) -> int:
         """Store a batch of predictions; returns the number of comparisons written."""
         messages = parse_predictions(bodies)
-        image_ids = list(dict.fromkeys(m.image_id for m in messages))
+        # A shadow answer (a challenger's) is stored and shown beside the comparison,
+        # but never completes or changes one.
+        image_ids = list(dict.fromkeys(m.image_id for m in messages if m.role == "champion"))
+        shadowed = list(dict.fromkeys(m.image_id for m in messages if m.role == "shadow"))
 
         def store(cur):
             upsert_predictions(cur, messages)
+            for image_id in shadowed:
+                refresh_shadow(cur, image_id)
             return [c for image_id in image_ids if (c := compare_if_complete(cur, image_id, self.active_models))]
 
         comparisons = self.db.transaction(store)
-        windows = {(m.model_name, m.model_version, window_start(m.predicted_at)) for m in messages}
+        windows = {(m.model_name, m.model_version, window_start(m.predicted_at)) for m in messages
+                   if m.role == "champion"}
         for model, version, start in sorted(windows):
             self.db.transaction(lambda cur, k=(model, version, start): recompute_window(cur, *k))
         for m in messages:

@@ -14,15 +14,17 @@ WINDOW_SECONDS = 60
 
 UPSERT_PREDICTION = """
 INSERT INTO predictions (image_id, model_name, model_version, predicted_class, confidence, top_k, fetch_ms, decode_ms,
-                         preprocess_ms, inference_ms, total_ms, backend, batch_size, worker_id, predicted_at)
+                         preprocess_ms, inference_ms, total_ms, backend, batch_size, worker_id, predicted_at, role)
 VALUES (%(image_id)s, %(model_name)s, %(model_version)s, %(predicted_class)s, %(confidence)s, %(top_k)s::jsonb,
         %(fetch_ms)s, %(decode_ms)s, %(preprocess_ms)s, %(inference_ms)s, %(total_ms)s, %(backend)s, %(batch_size)s,
-        %(worker_id)s, %(predicted_at)s)
+        %(worker_id)s, %(predicted_at)s, %(role)s)
 ON CONFLICT (image_id, model_name, model_version) DO UPDATE SET
     predicted_class = EXCLUDED.predicted_class, confidence = EXCLUDED.confidence, top_k = EXCLUDED.top_k,
     fetch_ms = EXCLUDED.fetch_ms, decode_ms = EXCLUDED.decode_ms, preprocess_ms = EXCLUDED.preprocess_ms,
     inference_ms = EXCLUDED.inference_ms, total_ms = EXCLUDED.total_ms, backend = EXCLUDED.backend,
     batch_size = EXCLUDED.batch_size, worker_id = EXCLUDED.worker_id, predicted_at = EXCLUDED.predicted_at,
+    -- A version that answered both in shadow and as champion (just promoted) counts as champion.
+    role = CASE WHEN predictions.role = 'champion' OR EXCLUDED.role = 'champion' THEN 'champion' ELSE 'shadow' END,
     updated_at = now()
 """
 
@@ -36,16 +38,18 @@ def upsert_predictions(cur, messages: list[PredictionMessage]) -> None:
             "top_k": json.dumps([s.model_dump() for s in m.top_k]), "fetch_ms": t.fetch_ms, "decode_ms": t.decode_ms,
             "preprocess_ms": t.preprocess_ms, "inference_ms": t.inference_ms, "total_ms": t.total_ms,
             "backend": m.backend, "batch_size": m.batch_size, "worker_id": m.worker_id, "predicted_at": m.predicted_at,
+            "role": m.role,
         })
 
 
 def latest_answers(cur, image_id: str, models: list[str]) -> tuple[list[Answer], str | None]:
-    """Each active model's most recent answer for the image, and its ground truth."""
+    """Each active model's most recent champion answer for the image (shadow answers
+    never count), and its ground truth."""
     cur.execute(
         """SELECT DISTINCT ON (p.model_name) p.model_name, p.model_version, p.predicted_class, p.confidence,
                   p.inference_ms, i.ground_truth_label
            FROM predictions p JOIN images i USING (image_id)
-           WHERE p.image_id = %s AND p.model_name = ANY(%s)
+           WHERE p.image_id = %s AND p.model_name = ANY(%s) AND p.role = 'champion'
            ORDER BY p.model_name, p.predicted_at DESC, p.model_version DESC""",
         (image_id, models),
     )
@@ -83,7 +87,27 @@ def compare_if_complete(cur, image_id: str, active_models: list[str]) -> Compari
         return None  # still waiting for a model
     comparison = compare(answers, truth)
     upsert_comparison(cur, image_id, comparison)
+    refresh_shadow(cur, image_id)
     return comparison
+
+
+def refresh_shadow(cur, image_id: str) -> None:
+    """Put the image's shadow answers (each challenger's latest) beside its
+    comparisons' champion answers; consensus and agreement stay untouched."""
+    cur.execute(
+        """UPDATE model_comparisons c SET shadow = COALESCE((
+               SELECT jsonb_object_agg(s.model_name, jsonb_build_object(
+                   'version', s.model_version, 'class', s.predicted_class, 'confidence', s.confidence,
+                   'inference_ms', s.inference_ms,
+                   'correct', CASE WHEN i.ground_truth_label IS NULL THEN NULL
+                                   ELSE s.predicted_class = i.ground_truth_label END))
+               FROM (SELECT DISTINCT ON (model_name) * FROM predictions
+                     WHERE image_id = c.image_id AND role = 'shadow'
+                     ORDER BY model_name, predicted_at DESC) s
+               JOIN images i USING (image_id)), '{}'::jsonb)
+           WHERE c.image_id = %s""",
+        (image_id,),
+    )
 
 
 def window_start(at: datetime) -> datetime:
@@ -117,7 +141,7 @@ FROM predictions p
 JOIN images i USING (image_id)
 LEFT JOIN LATERAL (SELECT consensus_class FROM model_comparisons mc WHERE mc.image_id = p.image_id
                    ORDER BY mc.updated_at DESC LIMIT 1) c ON TRUE
-WHERE p.model_name = %(model)s AND p.model_version = %(version)s
+WHERE p.model_name = %(model)s AND p.model_version = %(version)s AND p.role = 'champion'
   AND p.predicted_at >= %(start)s AND p.predicted_at < %(start)s + make_interval(secs => %(seconds)s)
 GROUP BY p.model_name, p.model_version
 ON CONFLICT (model_name, model_version, window_seconds, window_start) DO UPDATE SET
@@ -131,8 +155,10 @@ ON CONFLICT (model_name, model_version, window_seconds, window_start) DO UPDATE 
 """
 
 
-def recompute_window(cur, model: str, version: str, start: datetime) -> None:
+def recompute_window(cur, model: str, version: str, start: datetime, seconds: int = WINDOW_SECONDS) -> None:
+    """One model version's metrics over [start, start + seconds), from its champion answers."""
     # Serialise recomputations of one window across replicas: the last one to run
     # sees every committed prediction, so the row converges to the truth.
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"metrics:{model}:{version}:{start.isoformat()}",))
-    cur.execute(RECOMPUTE_WINDOW, {"model": model, "version": version, "start": start, "seconds": WINDOW_SECONDS})
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                (f"metrics:{model}:{version}:{seconds}:{start.isoformat()}",))
+    cur.execute(RECOMPUTE_WINDOW, {"model": model, "version": version, "start": start, "seconds": seconds})

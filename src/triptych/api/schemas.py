@@ -248,6 +248,19 @@ class RetrainStarted(BaseModel):
     status_url: str
 
 
+class PipelineStep(BaseModel):
+    step: str = Field(description="gather, train:<model>, evaluate:<model>, gate:<model>, or a job's name")
+    state: Literal["running", "succeeded", "failed", "skipped"]
+    progress: dict[str, Any] = Field(default_factory=dict, description="epoch, images done, accuracy, seconds left")
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    mlflow_run_id: str | None = None
+    mlrun_run_uid: str | None = None
+    started_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None = None
+
+
 class PipelineRun(BaseModel):
     run_id: UUID
     workflow: str
@@ -259,6 +272,8 @@ class PipelineRun(BaseModel):
     created_at: datetime
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    mlrun_workflow_id: str | None = None
+    steps: list[PipelineStep] = Field(default_factory=list)
 
 
 class ModelVersion(BaseModel):

@@ -180,17 +180,18 @@ def folder_splits(items: Iterable[Item], test_share: int = 10) -> dict[str, list
 
 @dataclass
 class Split:
-    images: np.ndarray  # N x size x size x 3 uint8
+    images: np.ndarray  # N x size x size x 3 uint8 (or N decoded images of any size, loaded with size=None)
     labels: np.ndarray  # N int64 indices into classes
     classes: list[str]
     dataset_id: str
     skipped: list[str]
 
 
-def load_split(dataset_id: str, split: str, size: int, count: int | None = None,
+def load_split(dataset_id: str, split: str, size: int | None, count: int | None = None,
                settings: Settings | None = None, workers: int = 8) -> Split:
     """The first `count` images of a split (in publication order), decoded and
-    resized to `size` x `size`; an object that does not decode is skipped and named."""
+    resized to `size` x `size` (or as decoded, with size None: each model then
+    resizes them its own way); an object that does not decode is skipped and named."""
     from ..models.preprocess import DecodeError, decode, resize_to
 
     settings = settings or get_settings()
@@ -214,13 +215,28 @@ def load_split(dataset_id: str, split: str, size: int, count: int | None = None,
             image = decode(read_object(client, settings.datasets_bucket, key))
         except DecodeError as exc:
             return None, -1, f"{key}: {exc}"
-        return resize_to(image, size), index[label], None  # "stretch", as the trained cards say
+        return (resize_to(image, size) if size else image), index[label], None  # "stretch", as trained cards say
 
     with ThreadPoolExecutor(workers) as pool:
         results = list(pool.map(fetch, objects))
     kept = [(image, label) for image, label, problem in results if problem is None]
     if not kept:
         raise DatasetError(f"no image of {dataset_id}/{split} could be decoded")
-    return Split(images=np.stack([image for image, _ in kept]), labels=np.array([l for _, l in kept], np.int64),
+    if size:
+        images = np.stack([image for image, _ in kept])
+    else:
+        images = np.empty(len(kept), dtype=object)
+        for i, (image, _) in enumerate(kept):  # one by one: a list of equal shapes would broadcast
+            images[i] = image
+    return Split(images=images, labels=np.array([l for _, l in kept], np.int64),
                  classes=list(manifest.classes), dataset_id=dataset_id,
                  skipped=[problem for _, _, problem in results if problem is not None])
+
+
+def concatenate(first: Split, second: Split) -> Split:
+    """Two splits with the same classes as one (a base set and the images labelled since)."""
+    if first.classes != second.classes:
+        raise DatasetError(f"{first.dataset_id} and {second.dataset_id} have different classes")
+    return Split(images=np.concatenate([first.images, second.images]),
+                 labels=np.concatenate([first.labels, second.labels]), classes=first.classes,
+                 dataset_id=f"{first.dataset_id}+{second.dataset_id}", skipped=first.skipped + second.skipped)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from ..aggregation.store import recompute_window, window_start
+from ..aggregation.store import recompute_window, refresh_shadow, window_start
 
 
 class LabelRejected(ValueError):
@@ -50,7 +50,9 @@ def set_ground_truth(cur, image_id: str, label: str, known_classes: set[str], wh
         {"label": label, "image_id": image_id},
     )
     comparisons = cur.fetchall()
-    cur.execute("SELECT DISTINCT model_name, model_version, predicted_at FROM predictions WHERE image_id = %s",
+    refresh_shadow(cur, image_id)  # a challenger's answer is right or wrong by the same label
+    cur.execute("SELECT DISTINCT model_name, model_version, predicted_at FROM predictions WHERE image_id = %s "
+                "AND role = 'champion'",
                 (image_id,))
     for p in cur.fetchall():
         recompute_window(cur, p["model_name"], p["model_version"], window_start(p["predicted_at"]))

@@ -42,7 +42,7 @@ SELECT p.model_name,
        (avg((p.predicted_class = i.ground_truth_label)::int)
            FILTER (WHERE i.ground_truth_label IS NOT NULL))::float8 AS accuracy
 FROM predictions p JOIN images i USING (image_id)
-WHERE p.created_at > now() - make_interval(secs => %(window)s)
+WHERE p.created_at > now() - make_interval(secs => %(window)s) AND p.role = 'champion'
 GROUP BY p.model_name
 ORDER BY p.model_name
 """
@@ -103,7 +103,8 @@ def answers_for(cur, image_ids: list[str]) -> dict[str, dict]:
     cur.execute(
         """SELECT DISTINCT ON (image_id, model_name) image_id, model_name, model_version, predicted_class, confidence,
                   inference_ms
-           FROM predictions WHERE image_id = ANY(%s::uuid[]) ORDER BY image_id, model_name, predicted_at DESC""",
+           FROM predictions WHERE image_id = ANY(%s::uuid[]) AND role = 'champion'
+           ORDER BY image_id, model_name, predicted_at DESC""",
         (image_ids,),
     )
     for r in cur.fetchall():
@@ -123,7 +124,7 @@ def image_detail(cur, image_id: str) -> dict | None:
         return None
     cur.execute(
         """SELECT model_name, model_version, predicted_class, confidence, top_k, fetch_ms, decode_ms, preprocess_ms,
-                  inference_ms, total_ms, backend, batch_size, worker_id, predicted_at
+                  inference_ms, total_ms, backend, batch_size, worker_id, predicted_at, role
            FROM predictions WHERE image_id = %s ORDER BY model_name, predicted_at DESC""",
         (image_id,),
     )
@@ -241,7 +242,8 @@ SAMPLE_ANSWERS = 30_000
 
 _NEWEST_ANSWERS = """
 WITH p AS (SELECT model_name, inference_ms, confidence FROM predictions
-           WHERE created_at >= %(start)s AND created_at < %(end)s ORDER BY created_at DESC LIMIT %(cap)s)
+           WHERE created_at >= %(start)s AND created_at < %(end)s AND role = 'champion'
+           ORDER BY created_at DESC LIMIT %(cap)s)
 """
 
 _NEWEST_COMPARISONS = """

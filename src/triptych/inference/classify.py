@@ -1,6 +1,10 @@
 """The inference functions' logic: a batch of image messages in, one prediction
 per image out on `predictions-output-stream`.
 
+A champion replica serves one model's champion. The shadow replica (`infer-shadow`)
+serves every model's challenger, if any, on the same stream in its own consumer
+group, and marks its answers `shadow`: they are stored and shown, never counted.
+
 Objects are fetched in parallel and decoded before anything is published, so a
 batch either answers for all its images or for none: an image that cannot be
 fetched or decoded fails the batch, the runner splits it, and only that image is
@@ -25,7 +29,8 @@ from ..contracts import ClassScore, ImageMessage, PredictionMessage, Timings
 from ..models.preprocess import DecodeError, decode, resize, to_batch
 from ..runtime.errors import PermanentError
 from ..storage import minio_client, read_object
-from .serving_model import ServingModel
+from ..models import registry
+from .serving_model import LoadedModel, ServingModel
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 INFERENCE_SECONDS = Histogram("triptych_inference_seconds", "Forward pass time per image (batch time / batch size)",
@@ -52,24 +57,38 @@ def parse_images(bodies: list) -> list[ImageMessage]:
 
 
 class Classifier:
-    def __init__(self, settings: Settings, model: ServingModel, s3, producer, worker_id: str):
+    def __init__(self, settings: Settings, models: list[ServingModel], s3, producer, worker_id: str,
+                 role: str = "champion"):
         self.settings = settings
-        self.model = model
+        self.models = models
         self.s3 = s3
         self.producer = producer
         self.worker_id = worker_id
+        self.role = role
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fetch")
+
+    @property
+    def model(self) -> ServingModel:
+        """A champion replica's one model."""
+        return self.models[0]
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> "Classifier":
         settings = settings or get_settings()
-        if not settings.model_name:
-            raise RuntimeError("TRIPTYCH_MODEL_NAME must name the model this function serves")
-        model = ServingModel(settings.model_name, settings, settings.infer_backend, settings.infer_threads)
-        model.load_champion()
-        model.watch_updates()
-        worker = os.environ.get("TRIPTYCH_WORKER_ID", f"{settings.model_name}-{os.getpid()}")
-        return cls(settings, model, minio_client(settings), make_producer(settings), worker)
+        if settings.model_role == "shadow":
+            models = [ServingModel(name, settings, settings.infer_backend, settings.infer_threads,
+                                   alias=registry.CHALLENGER) for name in settings.active_models]
+            for model in models:
+                model.load_challenger()
+        else:
+            if not settings.model_name:
+                raise RuntimeError("TRIPTYCH_MODEL_NAME must name the model this function serves")
+            models = [ServingModel(settings.model_name, settings, settings.infer_backend, settings.infer_threads)]
+            models[0].load_champion()
+        for model in models:
+            model.watch_updates()
+        worker = os.environ.get("TRIPTYCH_WORKER_ID", f"{settings.model_name or settings.model_role}-{os.getpid()}")
+        return cls(settings, models, minio_client(settings), make_producer(settings), worker, settings.model_role)
 
     def _fetch(self, message: ImageMessage) -> Fetched:
         started = time.perf_counter()
@@ -88,8 +107,21 @@ class Classifier:
 
     def handle(self, bodies: list) -> list[PredictionMessage]:
         messages = parse_images(bodies)
+        # One model version per model for the whole batch, even during a swap.
+        serving = [loaded for model in self.models if (loaded := model.loaded) is not None]
+        if not serving:
+            if self.role == "shadow":
+                return []  # no challenger in shadow now: nothing to answer
+            serving = [self.model.current]  # raises: a champion replica must serve
         fetched = list(self.pool.map(self._fetch, messages))  # the first error propagates
-        serving = self.model.current  # one model version for the whole batch, even during a swap
+        predictions = [p for loaded in serving for p in self._predict(loaded, fetched)]
+        futures = [self.producer.send(TOPIC_PREDICTIONS, key=p.image_id.encode(), value=p.model_dump_json().encode())
+                   for p in predictions]
+        for future in futures:
+            future.get(timeout=30)  # durable before the runner commits the input offsets
+        return predictions
+
+    def _predict(self, serving: LoadedModel, fetched: list[Fetched]) -> list[PredictionMessage]:
         card = serving.card
         started = time.perf_counter()
         batch = to_batch([resize(f.pixels, card) for f in fetched], card)
@@ -107,12 +139,8 @@ class Classifier:
                 top_k=[ClassScore(label=card.labels[i], confidence=min(1.0, float(probs[i]))) for i in top],
                 timings=Timings(fetch_ms=item.fetch_ms, decode_ms=item.decode_ms, preprocess_ms=preprocess_ms,
                                 inference_ms=inference_ms, total_ms=total_ms),
-                backend=serving.backend.name, batch_size=len(fetched), worker_id=self.worker_id,
+                backend=serving.backend.name, batch_size=len(fetched), worker_id=self.worker_id, role=self.role,
             ))
             INFERENCE_SECONDS.labels(card.model_name, serving.version, serving.backend.name).observe(inference_ms / 1000)
             IMAGE_SECONDS.labels(card.model_name, serving.version).observe(total_ms / 1000)
-        futures = [self.producer.send(TOPIC_PREDICTIONS, key=p.image_id.encode(), value=p.model_dump_json().encode())
-                   for p in predictions]
-        for future in futures:
-            future.get(timeout=30)  # durable before the runner commits the input offsets
         return predictions

@@ -1,4 +1,5 @@
-"""The champion a replica serves, and swapping it without dropping an event.
+"""The model version a replica serves (a champion, or in shadow a challenger),
+and swapping it without dropping an event.
 
 A new version is downloaded and loaded in a background thread; only when it is
 fully ready is the reference swapped. A batch takes the reference once at its
@@ -37,8 +38,10 @@ class LoadedModel:
 
 
 class ServingModel:
-    def __init__(self, model_name: str, settings: Settings, backend_kind: str = "torch", threads: int | None = None):
+    def __init__(self, model_name: str, settings: Settings, backend_kind: str = "torch", threads: int | None = None,
+                 alias: str = registry.CHAMPION):
         self.model_name = model_name
+        self.alias = alias  # champion, or challenger for a shadow replica
         self.settings = settings
         self.backend_kind = backend_kind
         self.threads = threads
@@ -54,6 +57,11 @@ class ServingModel:
             raise RuntimeError(f"no {self.model_name} model loaded")
         return model
 
+    @property
+    def loaded(self) -> LoadedModel | None:
+        """The version served now, or None (a shadow replica whose model has no challenger)."""
+        return self._current
+
     def load(self, version: str) -> LoadedModel:
         card, folder = registry.download(self.model_name, version, self._cache / version, self.settings)
         return LoadedModel(card, load_backend(self.backend_kind, folder, card, self.threads))
@@ -67,6 +75,21 @@ class ServingModel:
             time.sleep(poll_s)
         self.swap_to(version)
         return self.current
+
+    def load_challenger(self) -> LoadedModel | None:
+        """Serve the challenger when the registry has one (no waiting: most of the
+        time there is none, and an update will announce the next)."""
+        version = registry.version_for_alias(self.model_name, registry.CHALLENGER, self.settings)
+        if version is not None:
+            self.swap_to(version)
+        return self._current
+
+    def drop(self) -> None:
+        """Stop serving (a challenger's shadow phase ended: promoted or rejected)."""
+        with self._lock:
+            previous, self._current = self._current, None
+        if previous is not None:
+            log.info("%s: %s v%s no longer served", self.model_name, self.alias, previous.version)
 
     def swap_to(self, version: str) -> bool:
         """Load `version` and make it current; False if it already is."""
@@ -105,7 +128,10 @@ class ServingModel:
         except ValueError:
             log.warning("ignoring a malformed model update: %r", raw[:200])
             return
-        if update.model_name != self.model_name:
+        if update.model_name != self.model_name or update.alias != self.alias:
+            return
+        if update.version is None:
+            self.drop()
             return
         try:
             self.swap_to(update.version)

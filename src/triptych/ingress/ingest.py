@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from minio import Minio
-from minio.commonconfig import CopySource
 from minio.error import S3Error
 
 from ..bus import producer as make_producer
@@ -28,7 +27,7 @@ from ..db.events import log_system_event
 from ..db.images import NewImage, register_image
 from ..runtime.errors import PermanentError
 from ..storage import minio_client, read_object
-from .objects import QUARANTINE_PREFIX, decode_metadata, image_id_for, sanitize_filename
+from .objects import QUARANTINE_PREFIX, decode_metadata, image_id_for, move_to_quarantine, sanitize_filename
 from .validation import InvalidImage, validate_image
 
 
@@ -128,14 +127,7 @@ class Ingestor:
         return image_id
 
     def _quarantine(self, ref: ObjectRef, data: bytes, filename: str, error: InvalidImage) -> None:
-        target = f"{QUARANTINE_PREFIX}{ref.key}"
-        try:
-            self.s3.copy_object(ref.bucket, target, CopySource(ref.bucket, ref.key, version_id=ref.version or None),
-                                metadata={"triptych-quarantine-reason": error.code}, metadata_directive="REPLACE")
-            self.s3.remove_object(ref.bucket, ref.key, version_id=ref.version or None)
-        except S3Error as exc:
-            if exc.code != "NoSuchKey":  # already moved by an earlier delivery of this event
-                raise
+        target = move_to_quarantine(self.s3, ref.bucket, ref.key, ref.version, error.code)
         sha = hashlib.sha256(data).hexdigest()
         image = NewImage(
             image_id=image_id_for(ref.bucket, ref.key, ref.version, sha), bucket=ref.bucket, object_key=target,

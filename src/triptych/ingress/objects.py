@@ -83,3 +83,20 @@ def decode_metadata(raw: dict[str, str] | None) -> dict[str, Any]:
         "filename": found.get(META_FILENAME),
         "client": client if isinstance(client, dict) else {"value": client},
     }
+
+
+def move_to_quarantine(s3, bucket: str, key: str, version: str | None, code: str) -> str:
+    """Move an object under `quarantine/` (kept, with its reason, out of the
+    pipeline's way) and return its new key. Idempotent: an object already moved is fine."""
+    from minio.commonconfig import CopySource
+    from minio.error import S3Error
+
+    target = f"{QUARANTINE_PREFIX}{key}"
+    try:
+        s3.copy_object(bucket, target, CopySource(bucket, key, version_id=version or None),
+                       metadata={"triptych-quarantine-reason": code}, metadata_directive="REPLACE")
+        s3.remove_object(bucket, key, version_id=version or None)
+    except S3Error as exc:
+        if exc.code != "NoSuchKey":  # already moved by an earlier attempt
+            raise
+    return target

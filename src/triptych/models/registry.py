@@ -45,8 +45,11 @@ class RegisteredVersion:
 
 
 def register(model: torch.nn.Module, card: ModelCard, params: dict | None = None,
-             settings: Settings | None = None) -> RegisteredVersion:
-    """Log the weights, ONNX export and card as one MLflow run and register them as a new version."""
+             settings: Settings | None = None, tags: dict[str, str] | None = None,
+             history: list[dict] | None = None) -> RegisteredVersion:
+    """Log the weights, ONNX export and card as one MLflow run (with its training
+    curve, one step per epoch) and register them as a new version; `tags` (lineage:
+    data set, split, workflow run) go on the run and the version."""
     import torch
 
     from .backends import export_onnx
@@ -64,6 +67,11 @@ def register(model: torch.nn.Module, card: ModelCard, params: dict | None = None
         mlflow.log_params({"model_name": card.model_name, "input_size": card.input_size,
                            "dataset_id": card.dataset_id, **(params or {})})
         mlflow.log_metrics(card.metrics)
+        for row in history or []:
+            mlflow.log_metrics({"epoch_train_loss": row["train_loss"], "epoch_test_accuracy": row["test_accuracy"]},
+                               step=int(row["epoch"]))
+        if tags:
+            mlflow.set_tags(tags)
         mlflow.log_artifacts(str(folder), artifact_path=ARTIFACT_PATH)
         try:
             client.create_registered_model(arch.registered_name, description=f"Triptych {card.model_name}")
@@ -73,7 +81,7 @@ def register(model: torch.nn.Module, card: ModelCard, params: dict | None = None
             arch.registered_name, f"runs:/{run.info.run_id}/{ARTIFACT_PATH}", run.info.run_id,
             tags={"labels": json.dumps(card.labels), "input_size": str(card.input_size),
                   "dataset_id": card.dataset_id, "accuracy": str(card.metrics.get("accuracy", "")),
-                  "origin": card.origin, "mlrun_run_uid": card.mlrun_run_uid or ""},
+                  "origin": card.origin, "mlrun_run_uid": card.mlrun_run_uid or "", **(tags or {})},
         )
     return RegisteredVersion(card.model_name, str(version.version), run.info.run_id,
                              card.model_copy(update={"version": str(version.version)}))
@@ -90,6 +98,37 @@ def version_for_alias(model_name: str, alias: str = CHAMPION, settings: Settings
 def set_alias(model_name: str, version: str, alias: str = CHAMPION, settings: Settings | None = None) -> None:
     client = _client(settings or get_settings())
     client.set_registered_model_alias(architecture(model_name).registered_name, alias, version)
+
+
+def delete_alias(model_name: str, alias: str, settings: Settings | None = None) -> None:
+    client = _client(settings or get_settings())
+    try:
+        client.delete_registered_model_alias(architecture(model_name).registered_name, alias)
+    except MlflowException:
+        pass  # already gone
+
+
+def tag_version(model_name: str, version: str, tags: dict[str, str], settings: Settings | None = None) -> None:
+    """Tags on a version and on its MLflow run (where the run's page shows them)."""
+    client = _client(settings or get_settings())
+    name = architecture(model_name).registered_name
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    run_id = client.get_model_version(name, version).run_id
+    if run_id:
+        for key, value in tags.items():
+            client.set_tag(run_id, key, value)
+
+
+def log_to_run(run_id: str, metrics: dict[str, float], documents: dict[str, dict],
+               settings: Settings | None = None) -> None:
+    """Metrics and JSON documents (a confusion matrix) added to an existing MLflow run."""
+    client = _client(settings or get_settings())
+    for key, value in metrics.items():
+        if value is not None:
+            client.log_metric(run_id, key, float(value))
+    for name, document in documents.items():
+        client.log_dict(run_id, document, name)
 
 
 def download(model_name: str, version: str, target: Path,

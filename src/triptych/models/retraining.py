@@ -1,6 +1,8 @@
 """The retrain function's logic: a retraining run started over HTTP (or by its
-weekly cron) returns at once with a run id; the run trains the chosen models one
-after another in the background and records its outcome in `pipeline_runs`.
+weekly cron) returns at once with a run id; the run is the project's `retrain`
+MLRun workflow (gather, train in parallel, evaluate, gate: see
+triptych.lifecycle), run in the background, its steps and outcome recorded in
+`pipeline_runs` and `pipeline_steps`.
 
 One run at a time per replica: training takes every core, and a second request
 while one runs gets 409 with the running run's id instead of thrashing both.
@@ -11,7 +13,6 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -36,7 +37,12 @@ class RetrainRequest(BaseModel):
     models: list[str] = Field(default_factory=lambda: list(ARCHITECTURES), min_length=1,
                               description=f"any of {', '.join(ARCHITECTURES)}")
     quick: bool = Field(False, description="a smoke budget (minutes) instead of the full one")
-    policy: Literal["if-better", "always", "never"] = "if-better"
+    policy: Literal["if-better", "always", "never"] = Field(
+        "if-better", description="if-better: the gate (better by the margin -> shadow -> champion); always: "
+                                 "champion at once; never: register only")
+    dataset_id: str | None = Field(None, max_length=100, pattern=r"^[A-Za-z0-9._-]+$",
+                                   description="the base data set in MinIO (default: the champions', "
+                                               "else the generated one); images labelled since are added")
 
     @field_validator("models")
     @classmethod
@@ -68,12 +74,10 @@ class Busy(RuntimeError):
 
 
 class Retrainer:
-    def __init__(self, settings: Settings, db: Database | None = None, guard: Guard | None = None,
-                 train: Callable[..., dict] | None = None):
+    def __init__(self, settings: Settings, db: Database | None = None, guard: Guard | None = None):
         self.settings = settings
         self.db = db or Database(settings)
         self.guard = guard or Guard(settings, self.db)
-        self.train = train  # None: an MLRun training job (imported when a run starts: the API stays light)
         self._lock = threading.Lock()
         self._running: str | None = None
 
@@ -96,20 +100,18 @@ class Retrainer:
         return run
 
     def _execute(self, run_id: str, request: RetrainRequest) -> None:
-        from .bootstrap import FULL, QUICK, train_as_mlrun_job
+        from ..lifecycle.workflow import run_retrain_workflow  # MLRun is imported when a run starts
 
-        train = self.train or train_as_mlrun_job
-        budget = QUICK if request.quick else FULL
-        outcomes: dict[str, dict] = {}
+        result: dict = {}
         error = None
         try:
             self.db.transaction(lambda cur: runs.start_run(cur, run_id))
-            for name in request.models:
-                outcomes[name] = train(name, budget, policy=request.policy)
+            result = run_retrain_workflow(run_id, request.models, self.settings, request.quick, request.policy,
+                                          request.dataset_id or "", self.db)
         except Exception as exc:  # noqa: BLE001 - the run records why it failed
             error = f"{type(exc).__name__}: {exc}"
         finally:
-            self.db.transaction(lambda cur: runs.finish_run(cur, run_id, {"outcomes": outcomes}, error))
+            self.db.transaction(lambda cur: runs.finish_run(cur, run_id, result, error))
             with self._lock:
                 self._running = None
 

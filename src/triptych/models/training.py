@@ -61,7 +61,10 @@ def train(
     dataset_id: str,
     config: TrainConfig = TrainConfig(),
     log: Callable[[dict], None] = lambda _row: None,
+    progress: Callable[[dict], None] = lambda _row: None,
 ) -> TrainResult:
+    """Train from scratch; `log` gets a row per epoch (loss, held-out accuracy),
+    `progress` one every few batches (images done, seconds left)."""
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -75,6 +78,8 @@ def train(
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.05)
     history = []
     started = time.monotonic()
+    images_total = config.epochs * len(train_images)
+    images_done = 0
     for epoch in range(1, config.epochs + 1):
         model.train()
         order = rng.permutation(len(train_images))
@@ -93,6 +98,13 @@ def train(
             optimiser.step()
             schedule.step()
             total += loss.item() * len(index)
+            images_done += len(index)
+            if (start // config.batch_size) % 20 == 0:
+                elapsed = time.monotonic() - started
+                progress({"epoch": epoch, "epochs": config.epochs, "images_done": images_done,
+                          "images_total": images_total, "seconds": elapsed,
+                          "seconds_left": elapsed / images_done * (images_total - images_done),
+                          "test_accuracy": history[-1]["test_accuracy"] if history else None})
         test_accuracy = accuracy(predict_arrays(model, test_images, card), test_labels)
         row = {"epoch": epoch, "train_loss": total / len(order), "test_accuracy": test_accuracy,
                "seconds": time.monotonic() - started}

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from .spec import nuclio_entries
+
 
 class DeployError(RuntimeError):
     pass
@@ -23,7 +25,7 @@ class DeployError(RuntimeError):
 
 def _project_functions(project_file: Path) -> dict[str, dict]:
     raw = yaml.safe_load(Path(project_file).read_text())
-    return {f["name"]: f["spec"] for f in raw.get("spec", {}).get("functions", [])}
+    return {f["name"]: f["spec"] for f in nuclio_entries(raw)}
 
 
 def nuclio_function_config(project_file: Path, name: str) -> dict:

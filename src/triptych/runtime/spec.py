@@ -110,10 +110,20 @@ def _function(raw: dict, root: Path) -> FunctionSpec:
     )
 
 
+NUCLIO_KINDS = ("remote", "nuclio")
+
+
+def nuclio_entries(raw: dict) -> list[dict]:
+    """project.yaml's Nuclio functions; its MLRun jobs (the workflow's steps, the
+    scheduled jobs) are run as job runs, never by the function runner."""
+    return [f for f in raw.get("spec", {}).get("functions", [])
+            if isinstance(f.get("spec"), dict) and f["spec"].get("kind") in NUCLIO_KINDS]
+
+
 def load_functions(project_file: Path) -> dict[str, FunctionSpec]:
     if not project_file.exists():
         raise SpecError(f"{project_file} not found; write it with `python projects/triptych_project.py`")
     raw = yaml.safe_load(project_file.read_text())
     root = project_file.resolve().parent
-    functions = [_function(f, root) for f in raw.get("spec", {}).get("functions", [])]
+    functions = [_function(f, root) for f in nuclio_entries(raw)]
     return {f.name: f for f in functions}

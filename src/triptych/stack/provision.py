@@ -105,7 +105,7 @@ def provision_topics(settings: Settings) -> list[str]:
 
 def provision_buckets(settings: Settings) -> None:
     client = minio_client(settings)
-    for bucket in (settings.images_bucket, settings.mlflow_bucket, settings.datasets_bucket):
+    for bucket in (settings.images_bucket, settings.mlflow_bucket, settings.datasets_bucket, settings.reports_bucket):
         if not client.bucket_exists(bucket):
             client.make_bucket(bucket)
     _set_images_notification(client, settings)

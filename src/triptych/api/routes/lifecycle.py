@@ -57,13 +57,14 @@ def retrain(body: RetrainRequest, request: Request, svc: Svc, _: Admin):
 
 @router.get("/retrain", response_model=list[PipelineRun], responses=responses(401))
 def retrain_runs(svc: Svc, _: Reader):
-    """The newest retraining runs, newest first."""
-    return svc.read(runs.recent_runs, 20)
+    """The newest retraining runs, newest first, each with its steps."""
+    return svc.read(runs.recent_runs, 20, "retrain", True)
 
 
 @router.get("/retrain/{run_id}", response_model=PipelineRun, responses=responses(401, 404, 422))
 def retrain_run(run_id: UUID, svc: Svc, _: Reader):
-    """A retraining run's state: queued, running, succeeded (with each model's outcome) or failed (with why)."""
+    """A retraining run's state: queued, running, succeeded (with each model's outcome) or failed (with why),
+    and each step's (gather, train, evaluate and gate per model) with its progress."""
     run = svc.read(runs.get_run, str(run_id))
     if run is None:
         raise ApiError(404, "unknown_run", f"no retraining run {run_id}")

@@ -1,0 +1,29 @@
+"""jobs (cron): the scheduled lifecycle jobs, each run as an MLRun job and
+recorded in `pipeline_runs` (except the minute-by-minute shadow gate, which
+records only its decisions):
+
+    shadow-gate    every 60 s: promote or reject challengers in shadow on live labelled images
+    metrics        hourly: per-model hourly snapshots from the per-minute metrics
+    data-quality   daily: quarantine undecodable objects, report integrity, apply retention
+
+The cron event's body names the job ({"job": "metrics"}); `triptych jobs run NAME`
+runs the same job by hand.
+"""
+
+import json
+
+from triptych.config import get_settings
+from triptych.lifecycle.jobs import run_job
+
+
+def init_context(context):
+    context.user_data.settings = get_settings()
+
+
+def handler(context, event):
+    body = event.body
+    if isinstance(body, (bytes, str)):
+        body = json.loads(body or "{}")
+    result = run_job(body.get("job", ""), context.user_data.settings, requested_by=f"cron:{event.trigger.name}")
+    context.logger.info_with("job done", job=body.get("job"), run_id=result.get("run_id"))
+    return result

@@ -1,0 +1,26 @@
+"""MLRun jobs run on a schedule by the `jobs` function (and by hand with
+`triptych jobs run NAME`): data quality (daily), metrics snapshots (hourly) and
+the shadow gate (every minute). See triptych.lifecycle.jobs."""
+
+from __future__ import annotations
+
+
+def data_quality(context, run_id: str = "") -> None:
+    from triptych.config import get_settings
+    from triptych.lifecycle.quality import run_data_quality
+
+    context.log_results(run_data_quality(get_settings(), run_id or None))
+
+
+def metrics_snapshot(context, run_id: str = "") -> None:
+    from triptych.config import get_settings
+    from triptych.lifecycle.snapshots import snapshot_hours
+
+    context.log_results(snapshot_hours(get_settings(), run_id or None))
+
+
+def shadow_gate(context, run_id: str = "") -> None:
+    from triptych.config import get_settings
+    from triptych.lifecycle.gate import review_shadow
+
+    context.log_result("decisions", review_shadow(get_settings()))

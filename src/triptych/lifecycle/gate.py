@@ -1,0 +1,154 @@
+"""The promotion gate, in two phases.
+
+1. Offline, after training: the candidate and the champion are judged on the same
+   held-out set. A candidate better by the margin (per architecture) becomes the
+   `challenger`; otherwise it is rejected. With no champion yet it becomes champion.
+2. Live, in shadow: the challenger answers the live stream beside the champion
+   (the `infer-shadow` function). Once it has answered at least
+   `shadow_min_labelled` labelled images that the champion answered too, it is
+   promoted when its live accuracy is not worse than the champion's on those same
+   images, and rejected otherwise; the inference functions hot-swap.
+
+Every decision is a `system_events` row, tags on the MLflow version, and (when
+`decision_webhook_url` is set) a JSON POST.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from dataclasses import asdict, dataclass, field
+
+from ..config import Settings
+from ..db.connection import Database
+from ..db.events import log_system_event
+from ..models import registry
+from ..models.lifecycle import announce, promote
+from ..models.zoo import ARCHITECTURES
+
+log = logging.getLogger("triptych.lifecycle")
+
+POLICIES = ("if-better", "always", "never")
+# What a decision does to the candidate.
+CHAMPION, CHALLENGER, REJECTED, REGISTERED, KEPT = "champion", "challenger", "rejected", "registered", "kept"
+
+
+@dataclass
+class Decision:
+    outcome: str  # champion | challenger | rejected | registered (policy never) | kept (still in shadow)
+    reason: str
+    figures: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def decide(candidate: float, champion: float | None, margin: float, policy: str = "if-better") -> Decision:
+    """Phase 1: held-out accuracies of candidate and champion on the same images."""
+    if policy not in POLICIES:
+        raise ValueError(f"promotion policy must be one of {POLICIES}")
+    figures = {"candidate_accuracy": candidate, "champion_accuracy": champion, "margin": margin}
+    if policy == "never":
+        return Decision(REGISTERED, "promotion disabled (policy never)", figures)
+    if policy == "always":
+        return Decision(CHAMPION, "promotion forced (policy always)", figures)
+    if champion is None:
+        return Decision(CHAMPION, "no champion yet", figures)
+    if candidate >= champion + margin:
+        return Decision(CHALLENGER, f"held-out accuracy {candidate:.4f} beats the champion's {champion:.4f} on the "
+                                    f"same images by >= {margin}: served in shadow", figures)
+    return Decision(REJECTED, f"held-out accuracy {candidate:.4f} does not beat the champion's {champion:.4f} "
+                              f"on the same images by {margin}", figures)
+
+
+def decide_live(challenger_correct: int, champion_correct: int, labelled: int, min_labelled: int) -> Decision:
+    """Phase 2: the same labelled live images, answered by both."""
+    figures = {"labelled": labelled, "challenger_correct": challenger_correct, "champion_correct": champion_correct,
+               "min_labelled": min_labelled}
+    if labelled < min_labelled:
+        return Decision(KEPT, f"in shadow: {labelled} of {min_labelled} labelled live images so far", figures)
+    challenger, champion = challenger_correct / labelled, champion_correct / labelled
+    figures.update(challenger_accuracy=challenger, champion_accuracy=champion)
+    if challenger >= champion:
+        return Decision(CHAMPION, f"live accuracy {challenger:.4f} is not worse than the champion's {champion:.4f} "
+                                  f"over {labelled} labelled images", figures)
+    return Decision(REJECTED, f"live accuracy {challenger:.4f} is worse than the champion's {champion:.4f} "
+                              f"over {labelled} labelled images", figures)
+
+
+def apply(model_name: str, version: str, decision: Decision, settings: Settings, run_id: str | None = None) -> None:
+    """Make the decision true in the registry, tell the functions, and record it."""
+    figures = {k: v for k, v in decision.figures.items() if v is not None}
+    if decision.outcome == CHAMPION:
+        if registry.version_for_alias(model_name, registry.CHALLENGER, settings) == version:
+            _end_shadow(model_name, settings)
+        promote(model_name, version, decision.reason, settings)
+    elif decision.outcome == CHALLENGER:
+        registry.set_alias(model_name, version, registry.CHALLENGER, settings)
+        announce(model_name, version, decision.reason, settings, alias=registry.CHALLENGER)
+    elif decision.outcome == REJECTED and registry.version_for_alias(model_name, registry.CHALLENGER,
+                                                                     settings) == version:
+        _end_shadow(model_name, settings)
+    if decision.outcome == KEPT:
+        return  # re-checked every minute: only the final decision is recorded
+    registry.tag_version(model_name, version, {"decision": decision.outcome, "decision_reason": decision.reason,
+                                               **{f"decision_{k}": str(v) for k, v in figures.items()}}, settings)
+    record = {"model_name": model_name, "version": version, "decision": decision.outcome,
+              "reason": decision.reason, "figures": figures, "run_id": run_id}
+    severity = "warning" if decision.outcome == REJECTED else "info"
+    if decision.outcome != CHAMPION:  # promote() records the promotion itself
+        log_system_event(f"model_{decision.outcome}", severity, "gate",
+                         f"{model_name} v{version}: {decision.outcome}: {decision.reason}", details=record,
+                         dedup_key=f"gate:{model_name}:{version}:{decision.outcome}", settings=settings)
+    notify(record, settings)
+
+
+def _end_shadow(model_name: str, settings: Settings) -> None:
+    registry.delete_alias(model_name, registry.CHALLENGER, settings)
+    announce(model_name, None, "shadow phase over", settings, alias=registry.CHALLENGER)
+
+
+def notify(record: dict, settings: Settings) -> None:
+    """POST the decision to the configured webhook; a failure is logged, never raised."""
+    if not settings.decision_webhook_url:
+        return
+    request = urllib.request.Request(settings.decision_webhook_url, data=json.dumps(record, default=str).encode(),
+                                     headers={"content-type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+    except OSError as exc:
+        log.warning("the decision webhook %s failed: %s", settings.decision_webhook_url, exc)
+
+
+SHADOW_FIGURES = """
+SELECT count(*) AS labelled,
+       count(*) FILTER (WHERE s.predicted_class = i.ground_truth_label) AS challenger_correct,
+       count(*) FILTER (WHERE c.predicted_class = i.ground_truth_label) AS champion_correct
+FROM predictions s
+JOIN predictions c ON c.image_id = s.image_id AND c.model_name = s.model_name
+                  AND c.model_version = %(champion)s AND c.role = 'champion'
+JOIN images i ON i.image_id = s.image_id
+WHERE s.model_name = %(model)s AND s.model_version = %(challenger)s AND s.role = 'shadow'
+  AND i.ground_truth_label IS NOT NULL
+"""
+
+
+def review_shadow(settings: Settings, db: Database | None = None) -> list[dict]:
+    """Phase 2 for every model with a challenger; returns what was decided."""
+    db = db or Database(settings)
+    results = []
+    for model_name in ARCHITECTURES:
+        challenger = registry.version_for_alias(model_name, registry.CHALLENGER, settings)
+        champion = registry.version_for_alias(model_name, registry.CHAMPION, settings)
+        if challenger is None or champion is None:
+            continue
+        figures = db.transaction(lambda cur, m=model_name, ch=challenger, cp=champion: (
+            cur.execute(SHADOW_FIGURES, {"model": m, "challenger": ch, "champion": cp}), cur.fetchone())[1])
+        decision = decide_live(figures["challenger_correct"], figures["champion_correct"], figures["labelled"],
+                               settings.shadow_min_labelled)
+        decision.figures.update(champion_version=champion)
+        apply(model_name, challenger, decision, settings)
+        results.append({"model_name": model_name, "version": challenger, **decision.as_dict()})
+    return results

@@ -1,0 +1,55 @@
+"""Recording a workflow step in `pipeline_steps` as it runs: started, progress,
+and how it ended (with its MLflow run), so the run can be followed from the
+dashboard, the API and `triptych runs show` while it goes."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ..db import runs
+from ..db.connection import Database
+
+log = logging.getLogger("triptych.lifecycle")
+
+
+class Step:
+    """A context manager: the step succeeds when the block ends, fails (with the
+    error) when it raises. Without a run id (a training outside a workflow, such as
+    `models bootstrap`) nothing is recorded."""
+
+    def __init__(self, db: Database | None, run_id: str | None, name: str, mlrun_run_uid: str | None = None):
+        self.db = db if run_id else None
+        self.run_id = run_id
+        self.name = name
+        self.mlrun_run_uid = mlrun_run_uid
+        self.result: dict | None = None
+        self.mlflow_run_id: str | None = None
+        self.state = "succeeded"
+        self._last_progress = 0.0
+
+    def __enter__(self) -> "Step":
+        if self.db:
+            self.db.transaction(lambda cur: runs.start_step(cur, self.run_id, self.name, self.mlrun_run_uid))
+        return self
+
+    def progress(self, fields: dict, every_s: float = 2.0, force: bool = False) -> None:
+        """Record progress, at most every `every_s` seconds (training reports often)."""
+        now = time.monotonic()
+        if self.db and (force or now - self._last_progress >= every_s):
+            self._last_progress = now
+            self.db.transaction(lambda cur: runs.step_progress(cur, self.run_id, self.name, fields))
+
+    def done(self, result: dict, mlflow_run_id: str | None = None, state: str = "succeeded") -> None:
+        self.result, self.mlflow_run_id, self.state = result, mlflow_run_id, state
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self.db:
+            if exc is not None:
+                error = f"{type(exc).__name__}: {exc}"
+                self.db.transaction(lambda cur: runs.finish_step(cur, self.run_id, self.name, "failed", self.result,
+                                                                 error, self.mlflow_run_id))
+            else:
+                self.db.transaction(lambda cur: runs.finish_step(cur, self.run_id, self.name, self.state, self.result,
+                                                                 None, self.mlflow_run_id))
+        return False
