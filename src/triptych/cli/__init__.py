@@ -11,6 +11,7 @@ from . import (
     demo_command,
     function_commands,
     ingress_commands,
+    lifecycle_commands,
     model_commands,
     stack_commands,
     watch_command,
@@ -31,6 +32,7 @@ watch_command.register(app)
 demo_command.register(app)
 dashboard_command.register(app)
 api_commands.register(app)
+lifecycle_commands.register(app)
 
 
 def main() -> None:

@@ -1,9 +1,13 @@
 """`triptych demo`: the main job, end to end, on one laptop.
 
-Brings up the stack and the functions, gives every model a champion if the
-registry has none (trained offline on the generated set), streams the labelled
-set through the pipeline and shows the live comparison. Ctrl-C stops the stream
-cleanly and leaves the stack running (`triptych down` stops it).
+Brings up the stack and the functions; on a fresh registry, trains quick
+champions first (minutes, the three in parallel, as one `retrain` workflow run),
+streams the labelled set through the pipeline and shows the live comparison, and
+hands the full training to the retrain function as a second workflow run: as
+each full model beats its quick champion it enters shadow and is promoted on the
+live labelled stream, so accuracy climbs and versions change while you watch.
+Ctrl-C stops the stream cleanly and leaves the stack (and a training) running
+(`triptych down` stops it).
 """
 
 from __future__ import annotations
@@ -21,13 +25,15 @@ console = Console(stderr=True)
 
 
 def demo(rate: float = typer.Option(4.0, help="images per second streamed"),
-         quick: bool = typer.Option(False, "--quick", help="tiny training budget (a smoke run, low accuracy)"),
+         quick: bool = typer.Option(False, "--quick", help="quick champions only: no full training afterwards"),
          window: int = typer.Option(300, help="seconds of history in the view")) -> None:
-    """Stack up, models bootstrapped if needed, the labelled stream in, the live view on."""
+    """Stack up, quick champions if needed, the labelled stream in, full training behind it, the live view on."""
     from ..db.connection import Database
     from ..ingress.producers import BucketWriter, run_stream, synthetic_items
-    from ..models.bootstrap import FULL, QUICK, missing_champions, train_as_mlrun_job
+    from ..models.bootstrap import missing_champions
+    from ..models.retraining import RetrainRequest
     from ..stack.errors import StackError
+    from .lifecycle_commands import run_here
     from ..stack.manager import Stack
     from .watch_command import fetch, render_view
 
@@ -46,14 +52,18 @@ def demo(rate: float = typer.Option(4.0, help="images per second streamed"),
         console.print(f"[bold]your API key[/] (upload, label, admin) is kept in {result.key_files['local']}")
     missing = missing_champions(settings)
     if missing:
-        console.print(f"training champions for {', '.join(missing)} on the generated set "
-                      f"({'quick' if quick else 'full budget: several minutes each on 2 cores'}) ...")
-        for name in missing:
-            with console.status(f"training {name}"):
-                outcome = train_as_mlrun_job(name, QUICK if quick else FULL, policy="if-better")
-            console.print(f"  {name} v{outcome['version']}: held-out accuracy {outcome['accuracy']:.3f} "
-                          f"({outcome['train_seconds']:.0f}s)")
+        console.print(f"training quick champions for {', '.join(missing)} on the generated set, in parallel "
+                      "(a few minutes on 2 cores) ...")
+        run = run_here(RetrainRequest(models=missing, quick=True, policy="always"), requested_by="demo")
+        if run["state"] != "succeeded":
+            console.print(f"[bold red]error:[/] the quick training failed: {run['error']}")
+            raise typer.Exit(1)
         console.print("the waiting inference functions load their champions within about 10 s")
+        if not quick:
+            full = hand_full_training(settings, missing)
+            if full:
+                console.print(f"full training runs in the background (run {full}); better models enter shadow and "
+                              "are promoted on the live stream: `triptych runs show " + full + "`")
 
     stop = threading.Event()
     sent = {"n": 0}
@@ -81,6 +91,17 @@ def demo(rate: float = typer.Option(4.0, help="images per second streamed"),
         stop.set()
         producer.join(timeout=10)
         console.print(f"stream stopped after {sent['n']} images; the stack keeps running (`triptych down` stops it)")
+
+
+def hand_full_training(settings, models: list[str]) -> str | None:
+    """The full-budget workflow run on the retrain function (it outlives this command)."""
+    from ..models.retraining import RetrainRequest
+    from .lifecycle_commands import _start_on_function
+
+    run_id = _start_on_function(settings, RetrainRequest(models=models))
+    if run_id is None:
+        console.print("the retrain function is not running: start the full training later with `triptych retrain`")
+    return run_id
 
 
 def register(app: typer.Typer) -> None:
