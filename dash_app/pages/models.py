@@ -1,16 +1,18 @@
-"""Models: each model's champion and challenger, their versions, data set and
-held-out accuracy (from the MLflow registry), training as it happens, and the
-promotion decisions and labels that shaped them (from `system_events`), with a
-link to the MLflow UI."""
+"""Models: each model's champion and challenger (in shadow), their versions, data
+set and held-out accuracy (from the MLflow registry), the pipeline's runs with
+their steps as they go (`pipeline_runs`), and the gate's decisions and labels
+that shaped them (from `system_events`), with a link to the MLflow UI."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
 
 from triptych.db.queries import lifecycle_events
+from triptych.db.runs import recent_runs
+from triptych.lifecycle.steps import describe_step
 
 from .. import data
 from ..components import code, empty_state, model_color, model_label, page_header, pct, when
@@ -19,59 +21,72 @@ PATH = "/models"
 NAME = "Models"
 TITLE = "Models"
 
-# A run with no epoch reported for this long is taken as stopped (a killed job
-# never reports its end); the longest epoch measured here took about 6 minutes.
-STALLED = timedelta(minutes=30)
-EVENT_WORDS = {"model_promoted": ("promoted", "success"), "model_not_promoted": ("kept as challenger", "secondary"),
-               "training_started": ("training started", "info"), "training_epoch": ("epoch", "light"),
-               "label_set": ("label set", "primary")}
+EVENT_WORDS = {"model_promoted": ("promoted", "success"), "model_challenger": ("into shadow", "info"),
+               "model_rejected": ("rejected", "secondary"), "model_registered": ("registered", "light"),
+               "model_not_promoted": ("kept as challenger", "secondary"), "training_started": ("training started", "info"),
+               "training_epoch": ("epoch", "light"), "label_set": ("label set", "primary"), "alert": ("alert", "danger")}
+STATE_COLORS = {"queued": "secondary", "running": "info", "succeeded": "success", "failed": "danger",
+                "skipped": "light"}
+WORKFLOW_WORDS = {"retrain": "Retraining", "data-quality": "Data quality", "metrics": "Hourly metrics"}
 
 
 def layout(**_query):
     mlflow = data.settings().mlflow_url
     return html.Div([
-        page_header("Models", "Champions serve the stream; challengers wait for a better score.",
+        page_header("Models", "Champions serve the stream; a challenger answers in shadow until live labels decide.",
                     dbc.Button("Open MLflow ↗", href=f"{mlflow}/#/models", target="_blank", size="sm",
                                color="primary", outline=True, id="models-mlflow-link")),
         dcc.Interval(id="models-interval", interval=5000),
-        html.Div(id="models-training"),
         html.Div(id="models-registry", className="mb-4"),
+        html.H5("Pipeline runs"),
+        html.P(["The retrain workflow (gather, train in parallel, evaluate beside the champion, gate) and the "
+                "scheduled jobs. Start one with ", code("triptych retrain"), " or ", code("POST /retrain"), "."],
+               className="text-muted small"),
+        html.Div(id="models-runs", className="mb-4"),
         html.H5("Decisions and labels"),
         html.Div(id="models-events"),
     ])
 
 
-def _training(events: list[dict]) -> html.Div | None:
-    """Runs that started and have no promotion decision yet, with their last epoch."""
-    running = []
-    for model in data.model_names():
-        mine = [e for e in events if (e["details"] or {}).get("model_name") == model]  # newest first
-        starts = [e for e in mine if e["event_type"] == "training_started"]
-        if not starts:
-            continue
-        start = starts[0]
-        after = [e for e in mine if e["created_at"] >= start["created_at"]]
-        if any(e["event_type"] in ("model_promoted", "model_not_promoted") for e in after):
-            continue
-        epochs = [e for e in after if e["event_type"] == "training_epoch"
-                  and e["details"].get("run") == start["details"].get("run")]
-        latest = epochs[0]["created_at"] if epochs else start["created_at"]
-        if datetime.now(timezone.utc) - latest > STALLED:
-            continue  # no word for too long: the run was stopped, not training
-        total = start["details"].get("epochs") or 1
-        done = max((e["details"]["epoch"] for e in epochs), default=0)
-        last = epochs[0]["details"] if epochs else None
-        minutes = (datetime.now(timezone.utc) - start["created_at"]).total_seconds() / 60
-        running.append(dbc.Card(dbc.CardBody([
-            html.Div([html.Strong(f"Training {model_label(model)}"),
-                      html.Span(f" on {start['details'].get('dataset_id')} · {minutes:.0f} min so far",
-                                className="text-muted small")]),
-            dbc.Progress(value=max(100 * done / total, 8), label=f"epoch {done}/{total}", className="my-2",
-                         striped=True, animated=True, style={"height": "1.1rem"}),
-            html.Div(f"held-out accuracy after epoch {last['epoch']}: {last['test_accuracy']:.1%}" if last else
-                     "first epoch running…", className="small"),
-        ]), className="mb-2 training-card", id=f"models-training-{model}"))
-    return html.Div([html.H5("Training now"), *running], className="mb-4") if running else None
+def _step_row(step: dict) -> html.Tr:
+    progress = step.get("progress") or {}
+    detail = describe_step(step)
+    if step["state"] == "running" and progress.get("images_total"):
+        share = 100 * progress["images_done"] / progress["images_total"]
+        detail = html.Div([dbc.Progress(value=max(share, 4), striped=True, animated=True, className="mb-1",
+                                        style={"height": "0.8rem"}), html.Span(detail, className="small")])
+    took = (step["ended_at"] - step["started_at"]).total_seconds() if step["ended_at"] else None
+    return html.Tr([html.Td(step["step"], className="text-nowrap"),
+                    html.Td(dbc.Badge(step["state"], color=STATE_COLORS.get(step["state"], "light"))),
+                    html.Td(f"{took:.0f}s" if took is not None else "…", className="text-nowrap"),
+                    html.Td(detail, className="small")])
+
+
+def _run_card(run: dict, open_: bool) -> html.Details:
+    took = (run["ended_at"] - run["started_at"]).total_seconds() if run["ended_at"] and run["started_at"] else None
+    summary = html.Summary([
+        html.Span(WORKFLOW_WORDS.get(run["workflow"], run["workflow"]), className="fw-semibold me-2"),
+        dbc.Badge(run["state"], color=STATE_COLORS.get(run["state"], "light"), className="me-2"),
+        html.Span(f"{when(run['created_at'])} · by {run['requested_by'] or '?'}"
+                  + (f" · {took / 60:.1f} min" if took is not None else ""), className="text-muted small"),
+    ])
+    body = [dbc.Table([html.Thead(html.Tr([html.Th(h) for h in ("step", "state", "took", "progress or outcome")])),
+                       html.Tbody([_step_row(s) for s in run["steps"]])], size="sm", className="mb-1 mt-2")] \
+        if run["steps"] else [html.P("no step has started yet", className="small text-muted mt-2")]
+    if run["error"]:
+        body.append(dbc.Alert(run["error"], color="danger", className="small py-1 mb-1"))
+    return html.Details([summary, *body], open=open_, className="run-card mb-2",
+                        id=f"models-run-{run['run_id']}")
+
+
+def _runs(rows: list[dict]):
+    if not rows:
+        return empty_state("No run yet.", html.Span([code("make demo"), " trains the champions as a workflow run; ",
+                                                     code("triptych jobs run data-quality"), " runs a job now."]))
+    # Running and the newest retraining open; the rest folded.
+    newest_retrain = next((r["run_id"] for r in rows if r["workflow"] == "retrain"), None)
+    return html.Div([_run_card(r, r["state"] in ("queued", "running") or r["run_id"] == newest_retrain)
+                     for r in rows], id="models-runs-list")
 
 
 def _registry_cards() -> html.Div:
@@ -112,7 +127,7 @@ def _registry_cards() -> html.Div:
             "No version registered yet.", className="text-muted small mt-3 mb-0")
         cards.append(dbc.Col(dbc.Card([
             dbc.CardHeader(html.Span(model_label(model), className="fw-semibold", style={"color": model_color(model)})),
-            dbc.CardBody([html.Div([line("champion", champion), line("challenger", challenger)],
+            dbc.CardBody([html.Div([line("champion", champion), line("in shadow", challenger)],
                                    className="d-flex gap-5"), table]),
         ], id=f"models-card-{model}"), lg=4))
     return dbc.Row(cards, className="g-3")
@@ -133,9 +148,9 @@ def _events_table(events: list[dict]):
 
 
 @callback(
-    Output("models-training", "children"), Output("models-registry", "children"), Output("models-events", "children"),
+    Output("models-registry", "children"), Output("models-runs", "children"), Output("models-events", "children"),
     Input("models-interval", "n_intervals"),
 )
 def refresh(_n):
     events = data.read(lifecycle_events, 200)
-    return _training(events), _registry_cards(), _events_table(events)
+    return _registry_cards(), _runs(data.read(recent_runs, 12, None, True)), _events_table(events)

@@ -45,6 +45,9 @@ def test_champion_classifies_held_out_images_the_same_on_both_backends(stack, tr
 
 def test_a_worse_model_is_not_promoted(stack, trained):
     outcome = train_as_mlrun_job("mobilenet_v2", BUDGET, policy="if-better", train_count=200, epochs=1)
-    assert outcome["promoted"] is False and "does not beat" in outcome["reason"]
+    assert outcome["promoted"] is False and outcome["decision"] == "rejected" and "does not beat" in outcome["reason"]
+    # Both judged on the same held-out images: the champion's figure is from this run, not its card.
+    assert outcome["champion_before"] == trained["version"] and outcome["champion_accuracy"] > outcome["accuracy"]
     assert registry.version_for_alias("mobilenet_v2", registry.CHAMPION, stack) == trained["version"]
-    assert registry.version_for_alias("mobilenet_v2", registry.CHALLENGER, stack) == outcome["version"]
+    assert registry.version_for_alias("mobilenet_v2", registry.CHALLENGER, stack) != outcome["version"]
+    assert registry.tag_of("mobilenet_v2", outcome["version"], "decision", stack) == "rejected"

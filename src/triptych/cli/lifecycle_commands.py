@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import get_settings
+from ..lifecycle.steps import describe_step
 
 console = Console(stderr=True)
 runs_app = typer.Typer(help="Workflow runs (retraining, scheduled jobs) and their steps.", no_args_is_help=True)
@@ -33,31 +34,6 @@ def _json(data) -> None:
 
 def _ago(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
-
-
-def describe_step(step: dict) -> str:
-    """One line for a step: its state, and its progress or outcome."""
-    p, r = step.get("progress") or {}, step.get("result") or {}
-    if step["state"] == "running" and p.get("images_total"):
-        acc = f", held-out {p['test_accuracy']:.3f}" if p.get("test_accuracy") is not None else ""
-        left = f", ~{p['seconds_left'] / 60:.1f} min left" if p.get("seconds_left") is not None else ""
-        return (f"epoch {p.get('epoch')}/{p.get('epochs')}, {p['images_done']}/{p['images_total']} images"
-                f"{acc}{left}")
-    if step["state"] == "failed":
-        return f"failed: {step.get('error')}"
-    if "outcome" in r:
-        return f"v{r.get('version')}: {r['outcome']} ({r.get('reason')})"
-    if "accuracy" in r and "champion_accuracy" in r:
-        if r["champion_accuracy"] is None:
-            return f"v{r.get('version')} held-out {r['accuracy']:.3f} on {r.get('held_out_images')} images (no champion)"
-        return (f"v{r.get('version')} held-out {r['accuracy']:.3f}, champion v{r.get('champion')} "
-                f"{r['champion_accuracy']:.3f} on the same {r.get('held_out_images')} images")
-    if "version" in r:
-        return f"v{r['version']} registered, {r.get('train_images')} images, {r.get('seconds', 0):.0f}s"
-    if "dataset_id" in r:
-        return (f"{r['dataset_id']}: +{r.get('labelled_train', 0)} labelled to train, "
-                f"+{r.get('labelled_test', 0)} held out")
-    return ", ".join(f"{k} {v}" for k, v in list(r.items())[:6]) if r else step["state"]
 
 
 def follow(run_id: str, done: threading.Event | None = None, interval: float = 2.0) -> dict:

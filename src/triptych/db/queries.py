@@ -551,7 +551,8 @@ def recent_classes(cur, sample: int = 5000) -> set[str]:
 
 # --- the model lifecycle ------------------------------------------------------------
 
-LIFECYCLE_EVENTS = ("model_promoted", "model_not_promoted", "training_started", "training_epoch", "label_set")
+LIFECYCLE_EVENTS = ("model_promoted", "model_challenger", "model_rejected", "model_registered", "model_not_promoted",
+                    "training_started", "training_epoch", "label_set", "alert")
 
 
 def lifecycle_events(cur, limit: int = 100, types: tuple[str, ...] = LIFECYCLE_EVENTS) -> list[dict]:

@@ -53,3 +53,28 @@ class Step:
                 self.db.transaction(lambda cur: runs.finish_step(cur, self.run_id, self.name, self.state, self.result,
                                                                  None, self.mlflow_run_id))
         return False
+
+
+def describe_step(step: dict) -> str:
+    """One line for a step: its progress while it runs, else its outcome (CLI, dashboard)."""
+    p, r = step.get("progress") or {}, step.get("result") or {}
+    if step["state"] == "running" and p.get("images_total"):
+        acc = f", held-out {p['test_accuracy']:.3f}" if p.get("test_accuracy") is not None else ""
+        left = f", ~{p['seconds_left'] / 60:.1f} min left" if p.get("seconds_left") is not None else ""
+        return (f"epoch {p.get('epoch')}/{p.get('epochs')}, {p['images_done']}/{p['images_total']} images"
+                f"{acc}{left}")
+    if step["state"] == "failed":
+        return f"failed: {step.get('error')}"
+    if "outcome" in r:
+        return f"v{r.get('version')}: {r['outcome']} ({r.get('reason')})"
+    if "accuracy" in r and "champion_accuracy" in r:
+        if r["champion_accuracy"] is None:
+            return f"v{r.get('version')} held-out {r['accuracy']:.3f} on {r.get('held_out_images')} images (no champion)"
+        return (f"v{r.get('version')} held-out {r['accuracy']:.3f}, champion v{r.get('champion')} "
+                f"{r['champion_accuracy']:.3f} on the same {r.get('held_out_images')} images")
+    if "version" in r:
+        return f"v{r['version']} registered, {r.get('train_images')} images, {r.get('seconds', 0):.0f}s"
+    if "dataset_id" in r:
+        return (f"{r['dataset_id']}: +{r.get('labelled_train', 0)} labelled to train, "
+                f"+{r.get('labelled_test', 0)} held out")
+    return ", ".join(f"{k} {v}" for k, v in list(r.items())[:6]) if r else step["state"]
