@@ -213,12 +213,10 @@ def test_a_challenger_in_shadow_is_promoted_on_live_labels_and_hot_swapped_durin
             assert registry.version_for_alias("efficientnet_b0", registry.CHAMPION, stack) == champions["efficientnet_b0"]
             assert registry.version_for_alias("mobilenet_v2", registry.CHALLENGER, stack) is None
             assert registry.version_for_alias("efficientnet_b0", registry.CHALLENGER, stack) is None
-            promoted_at = time.time()
             # The champion replica hot-swaps: new images get the promoted version, without a restart.
             wait_for(lambda: rows(stack, """SELECT 1 FROM predictions p JOIN images i USING (image_id)
                 WHERE p.role = 'champion' AND p.model_name = 'mobilenet_v2' AND p.model_version = %s
                   AND i.filename LIKE %s LIMIT 1""", (good, f"{tag}-%")), 120, message="the promoted version serving")
-            wait_for(lambda: sent["n"] >= 10 + (time.time() - promoted_at) * 0 and time.time() - promoted_at > 3, 30)
         finally:
             stop.set()
             streamer.join()
