@@ -124,7 +124,8 @@ def _models(predictions: list[dict], comparison: dict | None):
     cards = []
     order = {m: k for k, m in enumerate(data.model_names())}
     for p in sorted(predictions, key=lambda p: (order.get(p["model_name"], len(order)), p["model_name"])):
-        shown = per_model.get(p["model_name"], {})
+        shadow = p.get("role") == "shadow"  # a challenger's answer: shown, never counted
+        shown = ((comparison or {}).get("shadow") or {} if shadow else per_model).get(p["model_name"], {})
         is_compared = shown.get("version") == p["model_version"]
         timings = html.Div([html.Div([html.Span(s.replace("_ms", ""), className="stat-label"),
                                       html.Span(fmt(p[s], "{:.1f} ms"))], className="timing") for s in STAGES],
@@ -133,7 +134,8 @@ def _models(predictions: list[dict], comparison: dict | None):
             dbc.CardHeader(html.Div([
                 html.Span(model_label(p["model_name"]), className="fw-semibold",
                           style={"color": model_color(p["model_name"])}),
-                html.Span(f"v{p['model_version']}" + ("" if is_compared or not per_model else " (not compared)"),
+                html.Span(f"v{p['model_version']}" + (" · in shadow, not counted" if shadow else
+                                                      "" if is_compared or not per_model else " (not compared)"),
                           className="text-muted small"),
             ], className="d-flex justify-content-between")),
             dbc.CardBody([
@@ -145,7 +147,8 @@ def _models(predictions: list[dict], comparison: dict | None):
                 html.Div(f"total {fmt(p['total_ms'], '{:.1f} ms')} · batch of {p['batch_size'] or '?'} · "
                          f"{p['backend'] or '?'} · {p['worker_id'] or ''}", className="small text-muted"),
             ]),
-        ], className="model-card", id=f"image-model-{p['model_name']}"), md=6, xl=4))
+        ], className="model-card shadow-answer" if shadow else "model-card",
+            id=f"image-model-{p['model_name']}" + ("-shadow" if shadow else "")), md=6, xl=4))
     return dbc.Row(cards, className="g-3")
 
 

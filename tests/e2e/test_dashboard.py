@@ -228,12 +228,31 @@ def test_a_label_set_on_the_review_page_is_stored(dashboard, page, stack):
     assert (stored["ground_truth_label"], stored["needs_review"], stored["ok"]) == ("ring", False, "true")
 
 
-def test_models_page_shows_champions(dashboard, page):
+def test_models_page_shows_champions_and_a_run_with_its_steps(dashboard, page, stack):
+    from triptych.db import runs
+
+    # A retraining run part-way, recorded the way the workflow's steps record themselves.
+    db = Database(stack)
+    run_id = str(db.transaction(lambda cur: runs.create_run(cur, "retrain", {"models": ["resnet50"]}, "e2e"))["run_id"])
+    db.transaction(lambda cur: runs.start_run(cur, run_id))
+    db.transaction(lambda cur: runs.start_step(cur, run_id, "gather"))
+    db.transaction(lambda cur: runs.finish_step(cur, run_id, "gather", "succeeded", {
+        "dataset_id": "triptych-shapes-v1+labelled-e2e", "labelled_train": 40, "labelled_test": 9}))
+    db.transaction(lambda cur: runs.start_step(cur, run_id, "train:resnet50"))
+    db.transaction(lambda cur: runs.step_progress(cur, run_id, "train:resnet50", {
+        "epoch": 2, "epochs": 3, "images_done": 15000, "images_total": 36000, "test_accuracy": 0.91,
+        "seconds_left": 420}))
     page.goto(dashboard.url + "/models")
     for model in ("resnet50", "mobilenet_v2", "efficientnet_b0"):
         expect(page.locator(f"#models-card-{model}")).to_contain_text("champion", timeout=TIMEOUT_MS)
     expect(page.locator("#models-mlflow-link")).to_have_attribute("href", re.compile(r"^http://127\.0\.0\.1:\d+/"))
+    run = page.locator(f"#models-run-{run_id}")
+    expect(run).to_contain_text("running", timeout=TIMEOUT_MS)
+    expect(run).to_contain_text("+40 labelled to train")
+    expect(run).to_contain_text("15000/36000 images, held-out 0.910, ~7.0 min left")
+    expect(run.locator(".progress")).to_have_count(1)
     screenshot(page, "models")
+    db.transaction(lambda cur: runs.fail_unfinished(cur, "retrain", "e2e test over"))
 
 
 def test_bad_input_gets_a_clear_message(dashboard, page):
