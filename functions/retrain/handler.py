@@ -1,15 +1,18 @@
-"""retrain (cron weekly + HTTP): train the models on the labelled set, register
-each new version in MLflow, and promote it only when it beats the champion; the
-inference functions hot-swap to a new champion without a restart.
+"""retrain (cron weekly + HTTP): run the project's `retrain` MLRun workflow:
+gather the base data set plus every labelled image, train the chosen models in
+parallel, evaluate each beside its champion on the same held-out images, and
+gate: better by the margin enters shadow (`infer-shadow`), and the `jobs`
+function's shadow gate promotes it on live labels; inference functions hot-swap.
 
     curl -X POST http://127.0.0.1:8091/retrain -H "X-API-Key: $ADMIN_KEY" \
          -H 'content-type: application/json' -d '{"models": ["mobilenet_v2"], "quick": true}'
     # -> 202 {"run_id": "...", "state": "queued", "status_path": "/retrain/<run_id>"}
     curl http://127.0.0.1:8091/retrain/<run_id>
 
-POST needs a key with the `admin` scope and returns at once; the run trains in the
-background, one run at a time (409 while one runs). The cron trigger runs one to
-the end with the default request (every model, full budget, promote if better).
+POST needs a key with the `admin` scope and returns at once; the run goes on in
+the background, one run at a time (409 while one runs); GET shows each step. The
+cron trigger runs one to the end with the default request (every model, full
+budget, the gate).
 """
 
 from triptych.config import get_settings

@@ -283,8 +283,14 @@ def test_retraining_starts_at_once_and_reports_its_run(stack, client, uploaded):
     run = wait_for(finished, 420, interval=2, message=f"retraining run {run_id}")
     assert run["state"] == "succeeded", run["error"]
     outcome = run["result"]["outcomes"]["mobilenet_v2"]
-    assert outcome["promoted"] in (False, 0) and run["requested_by"].startswith("key:")
-    assert run_id in {r["run_id"] for r in client.get("/retrain").json()}
+    assert outcome["outcome"] == "registered" and run["requested_by"].startswith("key:")  # policy never
+    # The workflow's steps, each ended, the training one with its MLflow run.
+    steps = {s["step"]: s for s in run["steps"]}
+    assert set(steps) == {"gather", "train:mobilenet_v2", "evaluate:mobilenet_v2", "gate:mobilenet_v2"}
+    assert all(s["state"] == "succeeded" for s in steps.values()) and steps["train:mobilenet_v2"]["mlflow_run_id"]
+    assert run["mlrun_workflow_id"]
+    listed = {r["run_id"]: r for r in client.get("/retrain").json()}
+    assert len(listed[run_id]["steps"]) == 4
 
 
 def test_health_names_each_dependency_and_503s_when_one_is_down(stack, api):

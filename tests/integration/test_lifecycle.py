@@ -54,7 +54,8 @@ def put_image(stack, data: bytes, label: str | None, tag: str, uploaded_ago_s: f
     db = Database(stack)
     db.transaction(lambda cur: register_image(cur, NewImage(
         image_id=image_id, bucket=stack.images_bucket, object_key=key, object_version="", sha256=sha,
-        filename=f"{tag}.png", size_bytes=len(data), source="upload", ground_truth_label=label)))
+        filename=f"{tag}.png", size_bytes=len(data), source="upload", ground_truth_label=label,
+        content_type="image/png", image_format="png")))
     if uploaded_ago_s:
         db.transaction(lambda cur: cur.execute(
             "UPDATE images SET uploaded_at = now() - make_interval(secs => %s) WHERE image_id = %s",

@@ -58,6 +58,7 @@ class Prediction(BaseModel):
     batch_size: int | None = None
     worker_id: str | None = None
     predicted_at: datetime
+    role: Literal["champion", "shadow"] = Field("champion", description="shadow: a challenger's answer, never counted")
 
 
 class Image(BaseModel):
@@ -91,6 +92,8 @@ class Comparison(BaseModel):
     fastest_inference_ms: float | None = None
     ground_truth_label: str | None = None
     per_model: dict[str, Answer]
+    shadow: dict[str, Answer] = Field(default_factory=dict,
+                                      description="challengers' answers in shadow, beside the counted ones")
     consensus_correct: bool | None = None
     needs_review: bool
     created_at: datetime
@@ -128,6 +131,7 @@ class PredictionRow(BaseModel):
     backend: str | None = None
     batch_size: int | None = None
     created_at: datetime
+    role: Literal["champion", "shadow"] = "champion"
     filename: str
     source: str
     ground_truth_label: str | None = None

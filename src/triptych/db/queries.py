@@ -165,7 +165,7 @@ def recent_predictions(cur, f: PredictionFilter, limit: int = 100, after: tuple[
     (created_at, prediction_id)); served by the created_at indexes."""
     cur.execute(
         """SELECT p.prediction_id, p.image_id, p.model_name, p.model_version, p.predicted_class, p.confidence,
-                  p.inference_ms, p.total_ms, p.backend, p.batch_size, p.created_at, i.filename, i.source,
+                  p.inference_ms, p.total_ms, p.backend, p.batch_size, p.created_at, p.role, i.filename, i.source,
                   i.ground_truth_label
            FROM predictions p JOIN images i USING (image_id)
            WHERE (%(model)s::text IS NULL OR p.model_name = %(model)s)
@@ -206,7 +206,7 @@ def latest_comparison(cur, image_id: str) -> dict | None:
     cur.execute(
         """SELECT image_id, model_set, model_versions, consensus_class, consensus_confidence, agreement_level,
                   agreement_ratio, fastest_model, fastest_inference_ms, ground_truth_label, per_model,
-                  consensus_correct, needs_review, created_at, updated_at
+                  consensus_correct, needs_review, created_at, updated_at, shadow
            FROM model_comparisons WHERE image_id = %s ORDER BY updated_at DESC LIMIT 1""",
         (image_id,),
     )

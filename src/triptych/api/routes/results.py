@@ -73,7 +73,7 @@ def recent_predictions(limit: Annotated[int, Path(ge=1, le=500)], svc: Svc, _: R
 def predictions(image_id: ImageId, svc: Svc, _: Reader):
     """An image's answers so far, each model version's; `complete` once every active model answered."""
     detail = _detail(svc, image_id)
-    answered = {p["model_name"] for p in detail["predictions"]}
+    answered = {p["model_name"] for p in detail["predictions"] if p.get("role", "champion") == "champion"}
     waiting = [m for m in svc.settings.active_models if m not in answered]
     image = detail["image"]
     return {"image_id": image_id, "status": image["status"], "quarantine_reason": image["quarantine_reason"],
@@ -117,8 +117,10 @@ def image(image_id: ImageId, svc: Svc, _: Reader):
 
 
 @router.get("/images/{image_id}/content", response_class=StreamingResponse, responses={
-    200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}, "image/bmp": {}},
-          "description": "the original bytes"}, **responses(401, 404, 422)})
+    200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}, "image/bmp": {},
+                      "application/octet-stream": {}},
+          "description": "the original bytes (application/octet-stream: a quarantined object, not an image)"},
+    **responses(401, 404, 422)})
 def image_content(image_id: ImageId, svc: Svc, _: Reader):
     """The image's original bytes, streamed from the bucket."""
     where = svc.read(queries.image_location, str(image_id))
