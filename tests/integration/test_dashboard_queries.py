@@ -164,6 +164,33 @@ def test_throughput_series_sums_the_minutes(seeded):
         assert len(s["t"]) == IMAGES and sum(s["per_s"]) * 60 == pytest.approx(IMAGES)
 
 
+def test_long_ranges_read_hourly_snapshots_instead_of_minutes_never_both(seeded, stack):
+    from triptych.lifecycle.snapshots import HOUR
+    from triptych.aggregation.store import recompute_window
+
+    db = Database(stack)
+    hours = sorted({(seeded["start"] + timedelta(minutes=k)).replace(minute=0) for k in range(IMAGES)})
+    versions = read(seeded, lambda cur: (cur.execute(
+        "SELECT DISTINCT model_name, model_version FROM model_metrics WHERE window_seconds = 60 "
+        "AND window_start >= %s AND window_start < %s", (seeded["start"], seeded["end"])), cur.fetchall())[1])
+    for v in versions:  # as the hourly metrics job snapshots them
+        for hour in hours:
+            db.transaction(lambda cur, v=v, h=hour: recompute_window(cur, v["model_name"], v["model_version"], h, HOUR))
+    # A marker in one snapshot shows which rows the series read.
+    db.transaction(lambda cur: cur.execute(
+        "UPDATE model_metrics SET prediction_count = prediction_count + 1000 WHERE model_name = 'resnet50' "
+        "AND window_seconds = 3600 AND window_start = %s", (hours[0],)))
+    try:
+        wide = read(seeded, throughput_series, seeded["start"] - timedelta(days=5), seeded["end"] + timedelta(days=5))
+        assert wide["step_s"] >= 3600
+        for m in MODELS:
+            total = sum(wide["series"][m]["per_s"]) * wide["step_s"]
+            assert total == pytest.approx(IMAGES + (1000 if m == "resnet50" else 0))
+    finally:
+        db.transaction(lambda cur: cur.execute(
+            "DELETE FROM model_metrics WHERE window_seconds = 3600 AND window_start = ANY(%s)", (hours,)))
+
+
 def _filter(seeded, **kw):
     return HistoryFilter(start=seeded["start"], end=seeded["end"], **kw)
 

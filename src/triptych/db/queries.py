@@ -320,12 +320,20 @@ def throughput_series(cur, start: datetime, end: datetime) -> dict:
     `model_metrics` rows the aggregate function keeps (a few rows per minute
     instead of every prediction)."""
     step = series_step(start, end)
+    # Steps of an hour or more read an hour's snapshot (the metrics job's, kept past
+    # retention) where one exists, else that hour's minute windows: never both.
     cur.execute(
-        """SELECT model_name, date_bin(%s, window_start, TIMESTAMPTZ '2000-01-01') AS t,
+        """SELECT model_name, date_bin(%(step)s, window_start, TIMESTAMPTZ '2000-01-01') AS t,
                   sum(prediction_count) AS n, avg(p95_inference_ms) AS p95_ms
-           FROM model_metrics WHERE window_seconds = 60 AND window_start >= %s AND window_start < %s
+           FROM model_metrics m
+           WHERE window_start >= %(start)s AND window_start < %(end)s
+             AND ((window_seconds = 3600 AND %(hourly)s)
+                  OR (window_seconds = 60 AND NOT (%(hourly)s AND EXISTS (
+                      SELECT 1 FROM model_metrics h WHERE h.model_name = m.model_name
+                         AND h.model_version = m.model_version AND h.window_seconds = 3600
+                         AND h.window_start = date_trunc('hour', m.window_start)))))
            GROUP BY 1, 2 ORDER BY 2""",
-        (step, start, end),
+        {"step": step, "start": start, "end": end, "hourly": step >= timedelta(hours=1)},
     )
     series: dict[str, dict[str, list]] = {}
     for r in cur.fetchall():
