@@ -127,7 +127,7 @@ def _registry_cards() -> html.Div:
             "No version registered yet.", className="text-muted small mt-3 mb-0")
         cards.append(dbc.Col(dbc.Card([
             dbc.CardHeader(html.Span(model_label(model), className="fw-semibold", style={"color": model_color(model)})),
-            dbc.CardBody([html.Div([line("champion", champion), line("in shadow", challenger)],
+            dbc.CardBody([html.Div([line("champion", champion), line("shadow", challenger)],
                                    className="d-flex gap-5"), table]),
         ], id=f"models-card-{model}"), lg=4))
     return dbc.Row(cards, className="g-3")

@@ -303,3 +303,21 @@ def test_scheduled_jobs_run_by_hand_are_recorded(stack):
     assert [s["step"] for s in shown["steps"]] == ["metrics"] and shown["steps"][0]["state"] == "succeeded"
     unknown = triptych("jobs", "run", "nope")
     assert unknown.returncode == 2 and "no job 'nope'" in unknown.stderr
+
+
+def test_a_restarted_retrain_function_fails_only_runs_whose_process_went_quiet(stack):
+    from triptych.models.retraining import WORKFLOW, Retrainer
+
+    db = Database(stack)
+    live, dead = (str(db.transaction(lambda cur: runs.create_run(cur, WORKFLOW, {}, "test"))["run_id"])
+                  for _ in range(2))
+    for run_id in (live, dead):
+        db.transaction(lambda cur, r=run_id: runs.start_run(cur, r))
+    db.transaction(lambda cur: cur.execute(
+        "UPDATE pipeline_runs SET heartbeat_at = now() - interval '10 minutes' WHERE run_id = %s", (dead,)))
+    try:
+        assert Retrainer(stack).recover() >= 1
+        states = {r: db.transaction(lambda cur, r=r: runs.get_run(cur, r))["state"] for r in (live, dead)}
+        assert states == {live: "running", dead: "failed"}
+    finally:
+        db.transaction(lambda cur: runs.finish_run(cur, live, None, "test over"))

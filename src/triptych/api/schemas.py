@@ -277,6 +277,7 @@ class PipelineRun(BaseModel):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     mlrun_workflow_id: str | None = None
+    heartbeat_at: datetime | None = Field(None, description="the running process's last sign of life")
     steps: list[PipelineStep] = Field(default_factory=list)
 
 

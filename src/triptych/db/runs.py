@@ -9,7 +9,7 @@ import json
 import uuid
 
 COLUMNS = ("run_id, workflow, state, params, requested_by, result, error, created_at, started_at, ended_at, "
-           "mlrun_workflow_id")
+           "mlrun_workflow_id, heartbeat_at")
 
 
 def create_run(cur, workflow: str, params: dict, requested_by: str | None) -> dict:
@@ -22,7 +22,12 @@ def create_run(cur, workflow: str, params: dict, requested_by: str | None) -> di
 
 
 def start_run(cur, run_id: str) -> None:
-    cur.execute("UPDATE pipeline_runs SET state = 'running', started_at = now() WHERE run_id = %s", (run_id,))
+    cur.execute("UPDATE pipeline_runs SET state = 'running', started_at = now(), heartbeat_at = now() "
+                "WHERE run_id = %s", (run_id,))
+
+
+def heartbeat(cur, run_id: str) -> None:
+    cur.execute("UPDATE pipeline_runs SET heartbeat_at = now() WHERE run_id = %s AND state = 'running'", (run_id,))
 
 
 def finish_run(cur, run_id: str, result: dict | None = None, error: str | None = None) -> None:
@@ -40,10 +45,18 @@ def unfinished_runs(cur, workflow: str) -> list[dict]:
     return [dict(r) for r in cur.fetchall()]
 
 
-def fail_unfinished(cur, workflow: str, reason: str) -> int:
-    """Runs a previous process left unfinished (it died mid-run) end as failed."""
+# A running run's process beats every HEARTBEAT_S; one silent for STALE_S has died.
+HEARTBEAT_S = 15
+STALE_S = 120
+
+
+def fail_unfinished(cur, workflow: str, reason: str, stale_s: float = STALE_S) -> int:
+    """Runs whose process died mid-run (no heartbeat, or none for `stale_s`) end as
+    failed; a run another live process is running is left alone."""
     cur.execute("""UPDATE pipeline_runs SET state = 'failed', error = %s, ended_at = now()
-                   WHERE workflow = %s AND state IN ('queued', 'running') RETURNING run_id""", (reason, workflow))
+                   WHERE workflow = %s AND state IN ('queued', 'running')
+                     AND COALESCE(heartbeat_at, created_at) < now() - make_interval(secs => %s)
+                   RETURNING run_id""", (reason, workflow, stale_s))
     failed = [str(r["run_id"]) for r in cur.fetchall()]
     cur.execute("""UPDATE pipeline_steps SET state = 'failed', error = %s, ended_at = now(), updated_at = now()
                    WHERE run_id = ANY(%s::uuid[]) AND state = 'running'""", (reason, failed))

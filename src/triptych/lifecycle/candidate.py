@@ -83,6 +83,7 @@ def train_candidate(model_name: str, training_set: TrainingSet, config: TrainCon
     db = db if db is not None else (Database(settings) if run_id else None)
     started = time.monotonic()
     with Step(db, run_id, f"train:{model_name}", mlrun_run_uid) as step:
+        step.progress({"stage": f"loading {training_set.dataset_id}"}, force=True)
         train_set = training_set.load("train", config.input_size, settings)
         test_set = training_set.load("test", config.input_size, settings)
         for problem in train_set.skipped + test_set.skipped:

@@ -63,6 +63,8 @@ def describe_step(step: dict) -> str:
         left = f", ~{p['seconds_left'] / 60:.1f} min left" if p.get("seconds_left") is not None else ""
         return (f"epoch {p.get('epoch')}/{p.get('epochs')}, {p['images_done']}/{p['images_total']} images"
                 f"{acc}{left}")
+    if step["state"] == "running" and p.get("stage"):
+        return p["stage"]
     if step["state"] == "failed":
         return f"failed: {step.get('error')}"
     if "outcome" in r:

@@ -82,7 +82,7 @@ class Retrainer:
         self._running: str | None = None
 
     def recover(self) -> int:
-        """Runs a previous process of this function left unfinished end as failed."""
+        """Runs a dead process left unfinished (no heartbeat for a while) end as failed."""
         return self.db.transaction(lambda cur: runs.fail_unfinished(
             cur, WORKFLOW, "the retrain function stopped while this run was in progress"))
 
@@ -104,6 +104,16 @@ class Retrainer:
 
         result: dict = {}
         error = None
+        done = threading.Event()
+
+        def beat() -> None:  # a sign of life, so no other process takes this run for dead
+            while not done.wait(runs.HEARTBEAT_S):
+                try:
+                    self.db.transaction(lambda cur: runs.heartbeat(cur, run_id))
+                except Exception:  # noqa: BLE001 - a missed beat is retried at the next
+                    pass
+
+        threading.Thread(target=beat, name="retrain-heartbeat", daemon=True).start()
         try:
             self.db.transaction(lambda cur: runs.start_run(cur, run_id))
             result = run_retrain_workflow(run_id, request.models, self.settings, request.quick, request.policy,
@@ -111,6 +121,7 @@ class Retrainer:
         except Exception as exc:  # noqa: BLE001 - the run records why it failed
             error = f"{type(exc).__name__}: {exc}"
         finally:
+            done.set()
             self.db.transaction(lambda cur: runs.finish_run(cur, run_id, result, error))
             with self._lock:
                 self._running = None

@@ -21,8 +21,11 @@ CREATE TABLE pipeline_steps (
     PRIMARY KEY (run_id, step)
 );
 
--- The workflow run as MLRun knows it (its workflow id), beside ours.
+-- The workflow run as MLRun knows it (its workflow id), beside ours; and the last
+-- sign of life of the process running it, so a restarted retrain function fails
+-- only runs whose runner went quiet, never one another process is running.
 ALTER TABLE pipeline_runs ADD COLUMN mlrun_workflow_id TEXT;
+ALTER TABLE pipeline_runs ADD COLUMN heartbeat_at TIMESTAMPTZ;
 CREATE INDEX pipeline_runs_workflow_created_idx ON pipeline_runs (workflow, created_at DESC);
 
 -- A challenger served in shadow answers the same images as the champion; its
