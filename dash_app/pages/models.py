@@ -107,14 +107,14 @@ def _registry_cards() -> html.Div:
         champion = next((v for v in rows if "champion" in v.aliases), None)
         challenger = next((v for v in rows if "challenger" in v.aliases and v is not champion), None)
 
-        def line(title, v):
+        def line(title, v, live=None):
             if v is None:
                 return html.Div([html.Span(title, className="stat-label"), html.Div("none", className="text-muted")])
             return html.Div([html.Span(title, className="stat-label"),
                              html.Div([html.Span(f"v{v.version}", className="fs-4 fw-semibold me-2"),
                                        html.Span(pct(v.accuracy), className="fs-5")]),
                              html.Div(f"held-out accuracy · {v.origin} on {v.dataset_id}",
-                                      className="small text-muted")])
+                                      className="small text-muted"), live])
 
         table = dbc.Table([
             html.Thead(html.Tr([html.Th(h) for h in ("version", "alias", "accuracy", "registered")])),
@@ -127,10 +127,26 @@ def _registry_cards() -> html.Div:
             "No version registered yet.", className="text-muted small mt-3 mb-0")
         cards.append(dbc.Col(dbc.Card([
             dbc.CardHeader(html.Span(model_label(model), className="fw-semibold", style={"color": model_color(model)})),
-            dbc.CardBody([html.Div([line("champion", champion), line("shadow", challenger)],
+            dbc.CardBody([html.Div([line("champion", champion),
+                                    line("shadow", challenger, _live(model, challenger, champion))],
                                    className="d-flex gap-5"), table]),
         ], id=f"models-card-{model}"), lg=4))
     return dbc.Row(cards, className="g-3")
+
+
+def _live(model: str, challenger, champion):
+    """A challenger's shadow phase so far: labelled live images both answered, each one's accuracy."""
+    if challenger is None or champion is None:
+        return None
+    from triptych.lifecycle.gate import shadow_figures
+
+    f = data.read(shadow_figures, model, challenger.version, champion.version)
+    need = data.settings().shadow_min_labelled
+    if not f["labelled"]:
+        return html.Div(f"live: no labelled image yet (promotion after {need})", className="small shadow-live")
+    return html.Div(f"live: {pct(f['challenger_correct'] / f['labelled'])} vs champion "
+                    f"{pct(f['champion_correct'] / f['labelled'])} on {f['labelled']}/{need} labelled images",
+                    className="small shadow-live")
 
 
 def _events_table(events: list[dict]):

@@ -82,3 +82,30 @@ def test_a_shadow_replica_without_challengers_answers_nothing_and_fetches_nothin
 def test_loaded_model_version_comes_from_its_card():
     card = ModelCard(model_name="resnet50", labels=["a"], input_size=8, dataset_id="d", version="5")
     assert LoadedModel(card, backend=None).version == "5"
+
+
+def test_a_decision_is_posted_to_the_webhook_and_a_dead_webhook_is_only_logged():
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from triptych.lifecycle.gate import notify
+
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    record = {"model_name": "resnet50", "version": "4", "decision": "champion", "reason": "better"}
+    notify(record, Settings(decision_webhook_url=f"http://127.0.0.1:{server.server_port}/hook"))
+    server.server_close()
+    assert received == [record]
+    notify(record, Settings(decision_webhook_url=f"http://127.0.0.1:{server.server_port}/gone"))  # no raise

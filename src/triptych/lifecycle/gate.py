@@ -135,6 +135,12 @@ WHERE s.model_name = %(model)s AND s.model_version = %(challenger)s AND s.role =
 """
 
 
+def shadow_figures(cur, model_name: str, challenger: str, champion: str) -> dict:
+    """Labelled live images both answered, and how many each got right."""
+    cur.execute(SHADOW_FIGURES, {"model": model_name, "challenger": challenger, "champion": champion})
+    return dict(cur.fetchone())
+
+
 def review_shadow(settings: Settings, db: Database | None = None) -> list[dict]:
     """Phase 2 for every model with a challenger; returns what was decided."""
     db = db or Database(settings)
@@ -144,8 +150,7 @@ def review_shadow(settings: Settings, db: Database | None = None) -> list[dict]:
         champion = registry.version_for_alias(model_name, registry.CHAMPION, settings)
         if challenger is None or champion is None:
             continue
-        figures = db.transaction(lambda cur, m=model_name, ch=challenger, cp=champion: (
-            cur.execute(SHADOW_FIGURES, {"model": m, "challenger": ch, "champion": cp}), cur.fetchone())[1])
+        figures = db.transaction(lambda cur, m=model_name, ch=challenger, cp=champion: shadow_figures(cur, m, ch, cp))
         decision = decide_live(figures["challenger_correct"], figures["champion_correct"], figures["labelled"],
                                settings.shadow_min_labelled)
         decision.figures.update(champion_version=champion)
