@@ -65,7 +65,9 @@ def put_image(stack, data: bytes, label: str | None, tag: str, uploaded_ago_s: f
 
 def answer(image_id: str, model: str, version: str, label: str) -> PredictionMessage:
     return PredictionMessage(image_id=image_id, model_name=model, model_version=version,
-                             top_k=[ClassScore(label=label, confidence=0.9)], timings=Timings(fetch_ms=1.0, decode_ms=1.0, preprocess_ms=1.0, inference_ms=5.0, total_ms=8.0),
+                             top_k=[ClassScore(label=label, confidence=0.9)],
+                             timings=Timings(fetch_ms=1.0, decode_ms=1.0, preprocess_ms=1.0, inference_ms=5.0,
+                                             total_ms=8.0),
                              backend="torch", batch_size=1, worker_id="test")
 
 

@@ -147,9 +147,9 @@ def apply_retention(db: Database, s3, settings: Settings, now: datetime | None =
             for error in errors:
                 log.warning("retention could not delete %s/%s: %s", bucket, error.name, error.message)
             objects += len(keys) - len(errors)
-        images += db.transaction(lambda cur: (cur.execute(
-            "DELETE FROM images WHERE image_id = ANY(%s::uuid[])", ([str(r["image_id"]) for r in rows],)),
-            cur.rowcount)[1])
+        ids = [str(r["image_id"]) for r in rows]
+        images += db.transaction(lambda cur, ids=ids: (cur.execute(
+            "DELETE FROM images WHERE image_id = ANY(%s::uuid[])", (ids,)), cur.rowcount)[1])
     params = {"cutoff": cutoff}
     predictions = _batches(db, """DELETE FROM predictions WHERE prediction_id IN (
         SELECT prediction_id FROM predictions WHERE predicted_at < %(cutoff)s LIMIT %(batch)s)""", params)
