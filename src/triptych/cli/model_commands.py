@@ -64,8 +64,7 @@ def bootstrap(
                 overrides = {"dataset_id": dataset} if dataset else {}
                 outcome = train_as_mlrun_job(name, QUICK if quick else FULL, policy="if-better", **overrides)
                 console.print(f"  v{outcome['version']}: held-out accuracy {outcome['accuracy']:.3f} in "
-                              f"{outcome['train_seconds']:.0f}s; {'champion' if outcome['promoted'] else 'challenger'}"
-                              f" ({outcome['reason']})")
+                              f"{outcome['train_seconds']:.0f}s; {outcome['decision']} ({outcome['reason']})")
                 results.append(outcome)
             else:
                 version = register_pretrained(name, settings)
@@ -79,7 +78,7 @@ def bootstrap(
 
 @models_app.command("list")
 def list_models() -> None:
-    """Each model's champion and challenger, with their held-out accuracy."""
+    """Each model's champion and challenger (in shadow), with their held-out accuracy."""
     from ..models import registry
 
     settings = get_settings()
