@@ -24,6 +24,7 @@ from triptych.datasets.bucket import read_manifest
 from triptych.db import runs
 from triptych.db.connection import Database
 from triptych.db.images import NewImage, register_image
+from triptych.db.labels import set_ground_truth
 from triptych.ingress.objects import image_id_for
 from triptych.ingress.producers import synthetic_items
 from triptych.lifecycle import gate
@@ -256,11 +257,13 @@ def test_data_quality_quarantines_reports_and_applies_retention(stack, champions
     waiting = put_image(stack, good.data, None, tag, uploaded_ago_s=90)  # no comparison, past the timeout
     old = put_image(stack, good.data + b"old", good.label, tag, uploaded_ago_s=40 * 86400)
     kept = put_image(stack, good.data + b"kept", good.label, tag, uploaded_ago_s=10 * 86400)
+    reviewed = put_image(stack, good.data + b"reviewed", None, tag, uploaded_ago_s=40 * 86400)
     out_of_step = put_image(stack, good.data + b"step", good.label, tag)
     aggregator = Aggregator.from_settings(stack)
     aggregator.handle([answer(out_of_step, m, champions[m], "circle").model_dump_json() for m in ARCHITECTURES])
     aggregator.handle([answer(old, m, champions[m], "circle").model_dump_json() for m in ARCHITECTURES])
     db = Database(stack)
+    db.transaction(lambda cur: set_ground_truth(cur, reviewed, good.label, set(), who="test"))  # a person's label
     db.transaction(lambda cur: cur.execute(
         """UPDATE model_comparisons SET per_model = jsonb_set(per_model, '{resnet50,class}', '"square"'),
                updated_at = now() WHERE image_id = %s""", (out_of_step,)))
@@ -289,9 +292,10 @@ def test_data_quality_quarantines_reports_and_applies_retention(stack, champions
     html = minio_client(stack).get_object(stack.reports_bucket, summary["report_html"].split("/", 3)[3]).read()
     assert b"<h1>Data quality" in html and b"Retention" in html
 
-    # Retention: the 40-day-old image, its predictions, comparison and object are gone; the 10-day one stays.
-    assert rows(stack, "SELECT image_id FROM images WHERE image_id = ANY(%s::uuid[])", ([old, kept],)) == [
-        {"image_id": kept}]
+    # Retention: the 40-day-old image, its predictions, comparison and object are gone; the 10-day one
+    # stays, and so does an old one a person labelled (training data).
+    assert {r["image_id"] for r in rows(stack, "SELECT image_id FROM images WHERE image_id = ANY(%s::uuid[])",
+                                        ([old, kept, reviewed],))} == {kept, reviewed}
     assert rows(stack, "SELECT count(*) AS n FROM predictions WHERE image_id = %s", (old,))[0]["n"] == 0
     with pytest.raises(Exception, match="NoSuchKey|does not exist"):
         minio_client(stack).stat_object(stack.images_bucket, old_key)

@@ -26,10 +26,10 @@ from pydantic import ValidationError
 from ..bus import producer as make_producer
 from ..config import TOPIC_PREDICTIONS, Settings, get_settings
 from ..contracts import ClassScore, ImageMessage, PredictionMessage, Timings
+from ..models import registry
 from ..models.preprocess import DecodeError, decode, resize, to_batch
 from ..runtime.errors import PermanentError
 from ..storage import minio_client, read_object
-from ..models import registry
 from .serving_model import LoadedModel, ServingModel
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

@@ -45,8 +45,9 @@ def run_job(name: str, settings: Settings, requested_by: str = "cli", db: Databa
     error = None
     result: dict = {}
     try:
-        run = function.run(local=True, params={"run_id": run_id or ""},
-                           artifact_path=tempfile.mkdtemp(prefix="triptych-mlrun-"))
+        # Results go to Postgres; nothing is kept in MLRun's artifact folder (one a minute would pile up).
+        with tempfile.TemporaryDirectory(prefix="triptych-mlrun-") as artifacts:
+            run = function.run(local=True, params={"run_id": run_id or ""}, artifact_path=artifacts)
         result = dict(run.status.results)
         if run.status.state != "completed":
             error = run.status.error or f"the job ended {run.status.state}"

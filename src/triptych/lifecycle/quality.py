@@ -6,7 +6,7 @@
 2. Integrity: images still without a comparison long after upload, comparisons
    out of step with the predictions they summarise, predictions without an image.
 3. Retention: images (with their predictions and comparisons, and their objects,
-   quarantined ones included), stray predictions and comparisons, and per-minute
+   quarantined ones included; not those a person labelled), stray predictions and comparisons, and per-minute
    metric windows older than `retention_days` are deleted in small batches, each
    its own short transaction, so the pipeline never waits on a long lock. Hourly
    snapshots (the metrics job) are kept for the long ranges.
@@ -125,13 +125,20 @@ def _batches(db: Database, sql: str, params: dict) -> int:
             return total
 
 
+# Old images, except those a person labelled (the review loop's work is training data to keep).
+RETIRED_IMAGES = """
+SELECT i.image_id, i.bucket, i.object_key, i.object_version FROM images i
+WHERE i.uploaded_at < %s
+  AND NOT EXISTS (SELECT 1 FROM system_events e WHERE e.event_type = 'label_set' AND e.image_id = i.image_id)
+LIMIT %s
+"""
+
+
 def apply_retention(db: Database, s3, settings: Settings, now: datetime | None = None) -> dict:
     cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=settings.retention_days)
     images = objects = 0
     while True:  # objects first: a crash in between leaves rows whose object is gone, reported and retried
-        rows = db.transaction(lambda cur: (cur.execute(
-            "SELECT image_id, bucket, object_key, object_version FROM images WHERE uploaded_at < %s LIMIT %s",
-            (cutoff, BATCH)), cur.fetchall())[1])
+        rows = db.transaction(lambda cur: (cur.execute(RETIRED_IMAGES, (cutoff, BATCH)), cur.fetchall())[1])
         if not rows:
             break
         by_bucket: dict[str, list[DeleteObject]] = {}

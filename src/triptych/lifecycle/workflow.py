@@ -28,10 +28,11 @@ def run_retrain_workflow(run_id: str, models: list[str], settings: Settings, qui
     Returns each model's outcome, read from the steps the run recorded."""
     db = db or Database(settings)
     project = load_project()
-    status = project.run(WORKFLOW, arguments={
-        "run_id": run_id, "models": ",".join(models), "dataset_id": dataset_id, "quick": quick, "policy": policy,
-        "parallel": settings.retrain_parallel, "overrides": overrides or {},
-    }, engine="local", local=True, watch=False, artifact_path=tempfile.mkdtemp(prefix="triptych-mlrun-"))
+    with tempfile.TemporaryDirectory(prefix="triptych-mlrun-") as artifacts:  # models go to MLflow, not here
+        status = project.run(WORKFLOW, arguments={
+            "run_id": run_id, "models": ",".join(models), "dataset_id": dataset_id, "quick": quick, "policy": policy,
+            "parallel": settings.retrain_parallel, "overrides": overrides or {},
+        }, engine="local", local=True, watch=False, artifact_path=artifacts)
     if status.run_id:
         db.transaction(lambda cur: runs.set_workflow_id(cur, run_id, status.run_id))
     if status.exc is not None or str(status.state).lower() != "succeeded":

@@ -43,8 +43,8 @@ def train_as_mlrun_job(model_name: str, budgets: dict[str, dict], policy: str = 
     function = mlrun.new_function(name=f"train-{model_name.replace('_', '-')}", kind="job",
                                   command=str(TRAIN_JOB), handler="train_model")
     params = {"model_name": model_name, "policy": policy, **budgets[model_name], **overrides}
-    run = function.run(local=True, params=params,
-                       artifact_path=tempfile.mkdtemp(prefix="triptych-mlrun-"))
+    with tempfile.TemporaryDirectory(prefix="triptych-mlrun-") as artifacts:  # the model goes to MLflow, not here
+        run = function.run(local=True, params=params, artifact_path=artifacts)
     if run.status.state != "completed":
         raise RuntimeError(f"the training job for {model_name} failed ({run.status.state}: "
                            f"{run.status.error or 'see the traceback MLRun logged above'})")
