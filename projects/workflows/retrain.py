@@ -31,9 +31,9 @@ def kfpipeline(run_id: str, models: str = "resnet50,mobilenet_v2,efficientnet_b0
         "train_count": max(budgets[m]["train_count"] for m in names),
         "test_count": max(budgets[m]["test_count"] for m in names),
     }, outputs=["training_set"])
-    training_set = gather.outputs["training_set"]
-    if isinstance(gather, mlrun.model.RunObject) and gather.status.state != "completed":
+    if _failed([("gather", gather)]):
         raise RuntimeError(f"gather failed: {gather.status.error}")
+    training_set = gather.outputs["training_set"]
 
     # Locally each training gets its share of the cores; on a cluster each is its own pod.
     workers = max(1, min(len(names), parallel or os.cpu_count() or 1))
@@ -48,7 +48,18 @@ def kfpipeline(run_id: str, models: str = "resnet50,mobilenet_v2,efficientnet_b0
 
     with ThreadPoolExecutor(workers, thread_name_prefix="train") as pool:
         trainings = list(pool.map(train, names))
-    failed = [n for n, t in zip(names, trainings)
-              if isinstance(t, mlrun.model.RunObject) and t.status.state != "completed"]
+    failed = _failed(list(zip(names, trainings)))
     if failed:
         raise RuntimeError(f"training failed for {', '.join(failed)}")
+
+
+def _failed(runs: list) -> list[str]:
+    """The names of local runs that did not complete. Without an MLRun DB a failed
+    local run keeps a non-final state, and the local engine would wait for it
+    forever: it is marked ended here. (On KFP the steps are not RunObjects.)"""
+    failed = []
+    for name, run in runs:
+        if isinstance(run, mlrun.model.RunObject) and run.status.state != "completed":
+            run.status.state = "error"
+            failed.append(name)
+    return failed

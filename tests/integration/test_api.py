@@ -268,6 +268,12 @@ def test_an_oversized_body_gets_413_declared_or_streamed(api, admin_key):
     assert httpx.get(f"{api.url}/").status_code == 200  # and the server is still there
 
 
+def test_a_nul_character_in_a_query_is_refused_not_a_server_error(client):
+    # Found by schemathesis: PostgreSQL text cannot hold NUL, and the search went to a query.
+    reply = client.get("/images", params={"search": "a\x00b"})
+    assert reply.status_code == 400 and reply.json()["code"] == "bad_request"
+
+
 def test_retraining_starts_at_once_and_reports_its_run(stack, client, uploaded):
     reply = client.post("/retrain", json={"models": ["mobilenet_v2"], "quick": True, "policy": "never"})
     assert reply.status_code == 202, reply.text

@@ -334,3 +334,14 @@ def test_a_restarted_retrain_function_fails_only_runs_whose_process_went_quiet(s
         assert states == {live: "running", dead: "failed"}
     finally:
         db.transaction(lambda cur: runs.finish_run(cur, live, None, "test over"))
+
+
+@pytest.mark.timeout(180)
+def test_a_failing_step_fails_the_run_at_once_instead_of_hanging(stack):
+    db = Database(stack)
+    run_id = str(db.transaction(lambda cur: runs.create_run(cur, "retrain", {}, "test"))["run_id"])
+    with pytest.raises(RuntimeError, match="gather failed"):
+        run_retrain_workflow(run_id, ["mobilenet_v2"], stack, dataset_id="no-such-set", db=db)
+    gather = db.transaction(lambda cur: runs.get_run(cur, run_id))["steps"][0]
+    assert gather["step"] == "gather" and gather["state"] == "failed" and "no-such-set" in gather["error"]
+    db.transaction(lambda cur: runs.finish_run(cur, run_id, None, "test over"))

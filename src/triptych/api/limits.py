@@ -25,6 +25,10 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if b"%00" in scope.get("query_string", b""):
+            # PostgreSQL text cannot hold NUL: refuse it here rather than fail in a query.
+            return await error_response(400, "bad_request", "a query parameter contains a NUL character")(
+                scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             if not declared.isdigit():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,11 +51,21 @@ def register(model: torch.nn.Module, card: ModelCard, params: dict | None = None
     """Log the weights, ONNX export and card as one MLflow run (with its training
     curve, one step per epoch) and register them as a new version; `tags` (lineage:
     data set, split, workflow run) go on the run and the version."""
+    with _REGISTERING:
+        return _register(model, card, params, settings or get_settings(), tags, history)
+
+
+# One registration at a time per process: torch's ONNX export keeps process-global
+# state (two exports at once fail), and trainings of one workflow run share a process.
+_REGISTERING = threading.Lock()
+
+
+def _register(model, card: ModelCard, params: dict | None, settings: Settings, tags: dict[str, str] | None,
+              history: list[dict] | None) -> RegisteredVersion:
     import torch
 
     from .backends import export_onnx
 
-    settings = settings or get_settings()
     client = _client(settings)
     arch = architecture(card.model_name)
     mlflow.set_experiment(EXPERIMENT)
