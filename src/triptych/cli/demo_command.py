@@ -96,9 +96,9 @@ def demo(rate: float = typer.Option(4.0, help="images per second streamed"),
 def hand_full_training(settings, models: list[str]) -> str | None:
     """The full-budget workflow run on the retrain function (it outlives this command)."""
     from ..models.retraining import RetrainRequest
-    from .lifecycle_commands import _start_on_function
+    from .lifecycle_commands import start_on_function
 
-    run_id = _start_on_function(settings, RetrainRequest(models=models))
+    run_id = start_on_function(settings, RetrainRequest(models=models))
     if run_id is None:
         console.print("the retrain function is not running: start the full training later with `triptych retrain`")
     return run_id

@@ -74,7 +74,7 @@ def retrain(models: str = typer.Option(None, help="comma-separated, default ever
     except ValueError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
-    run_id = _start_on_function(settings, request)
+    run_id = start_on_function(settings, request)
     if run_id is None:  # no retrain function: run the workflow in this process, to its end
         console.print("the retrain function is not running: the workflow runs here")
         run = run_here(request, "cli")
@@ -102,7 +102,7 @@ def run_here(request, requested_by: str) -> dict:
     return run
 
 
-def _start_on_function(settings, request) -> str | None:
+def start_on_function(settings, request) -> str | None:
     """The run id the retrain function gave, or None when it does not answer."""
     import httpx2 as httpx
 

@@ -4,9 +4,6 @@ when each job ran and what it found."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 from ..config import REPO_ROOT, Settings
 from ..db import runs
 from ..db.connection import Database
@@ -38,16 +35,12 @@ def run_job(name: str, settings: Settings, requested_by: str = "cli", db: Databa
     if recorded:
         run_id = str(db.transaction(lambda cur: runs.create_run(cur, name, {}, requested_by))["run_id"])
         db.transaction(lambda cur: runs.start_run(cur, run_id))
-    os.environ.setdefault("MLRUN_LOG_LEVEL", "ERROR")
-    import mlrun
+    from ..models.bootstrap import run_local_job  # MLRun is imported when a job runs
 
-    function = mlrun.new_function(name=name, kind="job", command=str(JOB_FILE), handler=handler)
     error = None
     result: dict = {}
     try:
-        # Results go to Postgres; nothing is kept in MLRun's artifact folder (one a minute would pile up).
-        with tempfile.TemporaryDirectory(prefix="triptych-mlrun-") as artifacts:
-            run = function.run(local=True, params={"run_id": run_id or ""}, artifact_path=artifacts)
+        run = run_local_job(name, JOB_FILE, handler, {"run_id": run_id or ""})
         result = dict(run.status.results)
         if run.status.state != "completed":
             error = run.status.error or f"the job ended {run.status.state}"

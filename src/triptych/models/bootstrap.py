@@ -35,16 +35,22 @@ def missing_champions(settings: Settings, models: list[str] | None = None) -> li
     return [m for m in (models or list(ARCHITECTURES)) if registry.version_for_alias(m, registry.CHAMPION, settings) is None]
 
 
-def train_as_mlrun_job(model_name: str, budgets: dict[str, dict], policy: str = "if-better", **overrides) -> dict:
-    """Run projects/jobs/train_model.py as an MLRun job, in this process (local=True)."""
+def run_local_job(name: str, command: Path, handler: str, params: dict):
+    """Run a handler of a job file as an MLRun job, in this process (local=True);
+    returns MLRun's run object (its state says whether it completed)."""
     os.environ.setdefault("MLRUN_LOG_LEVEL", "ERROR")  # it warns on every call that no API server is set
     import mlrun
 
-    function = mlrun.new_function(name=f"train-{model_name.replace('_', '-')}", kind="job",
-                                  command=str(TRAIN_JOB), handler="train_model")
+    function = mlrun.new_function(name=name, kind="job", command=str(command), handler=handler)
+    # Results go to MLflow and Postgres: nothing is kept in MLRun's artifact folder.
+    with tempfile.TemporaryDirectory(prefix="triptych-mlrun-") as artifacts:
+        return function.run(local=True, params=params, artifact_path=artifacts)
+
+
+def train_as_mlrun_job(model_name: str, budgets: dict[str, dict], policy: str = "if-better", **overrides) -> dict:
+    """Run projects/jobs/train_model.py as an MLRun job, in this process (local=True)."""
     params = {"model_name": model_name, "policy": policy, **budgets[model_name], **overrides}
-    with tempfile.TemporaryDirectory(prefix="triptych-mlrun-") as artifacts:  # the model goes to MLflow, not here
-        run = function.run(local=True, params=params, artifact_path=artifacts)
+    run = run_local_job(f"train-{model_name.replace('_', '-')}", TRAIN_JOB, "train_model", params)
     if run.status.state != "completed":
         raise RuntimeError(f"the training job for {model_name} failed ({run.status.state}: "
                            f"{run.status.error or 'see the traceback MLRun logged above'})")
