@@ -141,9 +141,17 @@ class Settings(BaseSettings):
     # --- models ----------------------------------------------------------------
     # The models whose answers make an image's comparison complete.
     active_models: list[str] = Field(default_factory=lambda: ["resnet50", "mobilenet_v2", "efficientnet_b0"])
-    infer_backend: str = Field(default="torch", pattern="^(torch|onnx|cuda|auto)$")
-    infer_threads: int | None = None
+    # auto: CUDA fp16 on a GPU, else ONNX Runtime (measured 2-3x faster than eager
+    # PyTorch on these CPUs, same answers: tests/integration/test_backends.py).
+    infer_backend: str = Field(default="auto", pattern="^(torch|onnx|cuda|auto)$")
+    # Intra-op threads per inference replica; unset: the cores shared out among the
+    # active models' replicas (models.backends.default_threads), 1 on two cores.
+    infer_threads: int | None = Field(default=None, ge=1)
     model_name: str | None = Field(default=None, description="the model an inference replica serves")
+    # Ingest puts each image, decoded and resized ("stretch") to these sizes, into its
+    # message: a model of such an input size then needs no fetch and no decode
+    # (`triptych bench` measures the difference). Empty: every function fetches.
+    inline_pixel_sizes: list[int] = Field(default_factory=lambda: [64], max_length=4)
     # "shadow": the replica serves every model's challenger and marks its answers shadow.
     model_role: str = Field(default="champion", pattern="^(champion|shadow)$")
 

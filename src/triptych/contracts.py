@@ -67,6 +67,23 @@ def b64(data: bytes | None) -> str | None:
     return base64.b64encode(data).decode() if data is not None else None
 
 
+class Pixels(BaseModel):
+    """An image already decoded and resized for models of one input size, carried
+    in its message so that those models' functions neither fetch nor decode it."""
+
+    size: int = Field(gt=0, le=256)
+    resize: Literal["stretch"] = "stretch"  # as models.preprocess.resize_to
+    rgb_b64: str  # size x size x 3 uint8, row-major
+
+    def array(self):
+        import numpy as np
+
+        data = base64.b64decode(self.rgb_b64, validate=True)
+        if len(data) != self.size * self.size * 3:
+            raise ValueError(f"inline pixels hold {len(data)} bytes, not {self.size}x{self.size}x3")
+        return np.frombuffer(data, np.uint8).reshape(self.size, self.size, 3)
+
+
 class ImageMessage(BaseModel):
     """On `images-input-stream`, keyed by image_id: an image ready to classify."""
 
@@ -81,6 +98,8 @@ class ImageMessage(BaseModel):
     source: Name
     ground_truth_label: str | None = None
     registered_at: datetime = Field(default_factory=utcnow)
+    ingest_ms: Millis | None = None  # ingest's own time for this image (fetch, checks, row), for `triptych bench`
+    pixels: list[Pixels] = Field(default_factory=list, max_length=4)
 
 
 class ClassScore(BaseModel):
@@ -107,6 +126,7 @@ class PredictionMessage(BaseModel):
     backend: Name
     batch_size: int = Field(gt=0)
     worker_id: Name
+    received_at: datetime | None = None  # the function took the batch (with predicted_at: time in the function)
     predicted_at: datetime = Field(default_factory=utcnow)
     # "shadow": a challenger's answer, stored beside the champion's but never part of a consensus.
     role: Literal["champion", "shadow"] = "champion"

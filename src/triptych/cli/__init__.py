@@ -6,6 +6,7 @@ import typer
 
 from . import (
     api_commands,
+    bench_command,
     dashboard_command,
     dataset_commands,
     demo_command,
@@ -33,6 +34,7 @@ demo_command.register(app)
 dashboard_command.register(app)
 api_commands.register(app)
 lifecycle_commands.register(app)
+bench_command.register(app)
 
 
 def main() -> None:

@@ -5,6 +5,11 @@ A champion replica serves one model's champion. The shadow replica (`infer-shado
 serves every model's challenger, if any, on the same stream in its own consumer
 group, and marks its answers `shadow`: they are stored and shown, never counted.
 
+Ingest puts each image, decoded and resized for the configured input sizes
+(`inline_pixel_sizes`, 64 px by default), into its message: a model of such a
+size reads its input from there. Any other model's function fetches the object
+and decodes it only as large as its input needs (JPEG DCT scaling).
+
 Objects are fetched in parallel and decoded before anything is published, so a
 batch either answers for all its images or for none: an image that cannot be
 fetched or decoded fails the batch, the runner splits it, and only that image is
@@ -25,9 +30,11 @@ from pydantic import ValidationError
 
 from ..bus import producer as make_producer
 from ..config import TOPIC_PREDICTIONS, Settings, get_settings
-from ..contracts import ClassScore, ImageMessage, PredictionMessage, Timings
+from ..contracts import ClassScore, ImageMessage, PredictionMessage, Timings, utcnow
 from ..models import registry
-from ..models.preprocess import DecodeError, decode, resize, to_batch
+from ..models.backends import default_threads
+from ..models.card import ModelCard
+from ..models.preprocess import DecodeError, decode, needed_side, resize, to_batch
 from ..runtime.errors import PermanentError
 from ..storage import minio_client, read_object
 from .serving_model import LoadedModel, ServingModel
@@ -43,9 +50,20 @@ TOP_K = 5
 @dataclass
 class Fetched:
     message: ImageMessage
-    pixels: np.ndarray
+    pixels: np.ndarray | None  # the original, decoded only as large as the served models need
+    inline: dict[int, np.ndarray]  # size -> pixels ingest already resized ("stretch"), carried in the message
     fetch_ms: float
     decode_ms: float
+
+    def for_card(self, card: ModelCard) -> np.ndarray:
+        if card.resize == "stretch" and card.input_size in self.inline:
+            return self.inline[card.input_size]
+        return resize(self.pixels, card)
+
+
+def covered(message: ImageMessage, card: ModelCard) -> bool:
+    """Whether the message carries this model's input already (no fetch, no decode)."""
+    return card.resize == "stretch" and any(p.size == card.input_size for p in message.pixels)
 
 
 def parse_images(bodies: list) -> list[ImageMessage]:
@@ -75,23 +93,30 @@ class Classifier:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> "Classifier":
         settings = settings or get_settings()
+        threads = settings.infer_threads or default_threads(len(settings.active_models))
         if settings.model_role == "shadow":
-            models = [ServingModel(name, settings, settings.infer_backend, settings.infer_threads,
+            models = [ServingModel(name, settings, settings.infer_backend, threads,
                                    alias=registry.CHALLENGER) for name in settings.active_models]
             for model in models:
                 model.load_challenger()
         else:
             if not settings.model_name:
                 raise RuntimeError("TRIPTYCH_MODEL_NAME must name the model this function serves")
-            models = [ServingModel(settings.model_name, settings, settings.infer_backend, settings.infer_threads)]
+            models = [ServingModel(settings.model_name, settings, settings.infer_backend, threads)]
             models[0].load_champion()
         for model in models:
             model.watch_updates()
         worker = os.environ.get("TRIPTYCH_WORKER_ID", f"{settings.model_name or settings.model_role}-{os.getpid()}")
         return cls(settings, models, minio_client(settings), make_producer(settings), worker, settings.model_role)
 
-    def _fetch(self, message: ImageMessage) -> Fetched:
+    def _fetch(self, message: ImageMessage, cards: list[ModelCard]) -> Fetched:
         started = time.perf_counter()
+        if all(covered(message, card) for card in cards):
+            try:
+                inline = {p.size: p.array() for p in message.pixels}
+            except ValueError as exc:
+                raise PermanentError(f"image {message.image_id}: {exc}") from exc
+            return Fetched(message, None, inline, 0.0, (time.perf_counter() - started) * 1000)
         try:
             data = read_object(self.s3, message.bucket, message.object_key, message.object_version)
         except S3Error as exc:
@@ -100,31 +125,36 @@ class Classifier:
             raise
         fetched = time.perf_counter()
         try:
-            pixels = decode(data)
+            pixels = decode(data, at_least=max(needed_side(card) for card in cards))
         except DecodeError as exc:
             raise PermanentError(f"image {message.image_id}: {exc}") from exc
-        return Fetched(message, pixels, (fetched - started) * 1000, (time.perf_counter() - fetched) * 1000)
+        return Fetched(message, pixels, {}, (fetched - started) * 1000, (time.perf_counter() - fetched) * 1000)
 
     def handle(self, bodies: list) -> list[PredictionMessage]:
-        messages = parse_images(bodies)
+        received_at = utcnow()
         # One model version per model for the whole batch, even during a swap.
         serving = [loaded for model in self.models if (loaded := model.loaded) is not None]
         if not serving:
             if self.role == "shadow":
-                return []  # no challenger in shadow now: nothing to answer
+                return []  # no challenger in shadow now: nothing to answer, not even to parse
             serving = [self.model.current]  # raises: a champion replica must serve
-        fetched = list(self.pool.map(self._fetch, messages))  # the first error propagates
-        predictions = [p for loaded in serving for p in self._predict(loaded, fetched)]
+        messages = parse_images(bodies)
+        cards = [loaded.card for loaded in serving]
+        if all(covered(m, card) for m in messages for card in cards):
+            fetched = [self._fetch(m, cards) for m in messages]  # nothing to wait for: no threads
+        else:
+            fetched = list(self.pool.map(lambda m: self._fetch(m, cards), messages))  # the first error propagates
+        predictions = [p for loaded in serving for p in self._predict(loaded, fetched, received_at)]
         futures = [self.producer.send(TOPIC_PREDICTIONS, key=p.image_id.encode(), value=p.model_dump_json().encode())
                    for p in predictions]
         for future in futures:
             future.get(timeout=30)  # durable before the runner commits the input offsets
         return predictions
 
-    def _predict(self, serving: LoadedModel, fetched: list[Fetched]) -> list[PredictionMessage]:
+    def _predict(self, serving: LoadedModel, fetched: list[Fetched], received_at) -> list[PredictionMessage]:
         card = serving.card
         started = time.perf_counter()
-        batch = to_batch([resize(f.pixels, card) for f in fetched], card)
+        batch = to_batch([f.for_card(card) for f in fetched], card)
         preprocess_ms = (time.perf_counter() - started) * 1000 / len(fetched)
         started = time.perf_counter()
         probabilities = serving.backend.predict(batch)
@@ -140,6 +170,7 @@ class Classifier:
                 timings=Timings(fetch_ms=item.fetch_ms, decode_ms=item.decode_ms, preprocess_ms=preprocess_ms,
                                 inference_ms=inference_ms, total_ms=total_ms),
                 backend=serving.backend.name, batch_size=len(fetched), worker_id=self.worker_id, role=self.role,
+                received_at=received_at,
             ))
             INFERENCE_SECONDS.labels(card.model_name, serving.version, serving.backend.name).observe(inference_ms / 1000)
             IMAGE_SECONDS.labels(card.model_name, serving.version).observe(total_ms / 1000)

@@ -10,21 +10,25 @@ deleted silently.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+import numpy as np
 from minio import Minio
 from minio.error import S3Error
 
 from ..bus import producer as make_producer
 from ..config import TOPIC_IMAGES_INPUT, Settings, get_settings
-from ..contracts import ImageMessage
+from ..contracts import ImageMessage, Pixels
 from ..db.connection import Database
 from ..db.events import log_system_event
 from ..db.images import NewImage, register_image
+from ..models.preprocess import resize_to
 from ..runtime.errors import PermanentError
 from ..storage import minio_client, read_object
 from .objects import QUARANTINE_PREFIX, decode_metadata, image_id_for, move_to_quarantine, sanitize_filename
@@ -64,6 +68,12 @@ def parse_minio_event(body: Any) -> list[ObjectRef]:
         raise PermanentError(f"malformed MinIO event: {type(exc).__name__}: {exc}") from exc
 
 
+def inline_pixels(pixels, size: int) -> Pixels:
+    """The image as a model of input `size` sees it (the same resize as training)."""
+    resized = np.ascontiguousarray(resize_to(pixels, size, "stretch"))
+    return Pixels(size=size, resize="stretch", rgb_b64=base64.b64encode(resized.tobytes()).decode())
+
+
 class Ingestor:
     def __init__(self, settings: Settings, s3: Minio, db: Database, producer):
         self.settings = settings
@@ -100,11 +110,14 @@ class Ingestor:
             raise
 
     def ingest(self, ref: ObjectRef) -> str:
+        started = time.perf_counter()
         data = self._fetch(ref)
         meta = ref.metadata
         filename = sanitize_filename(meta.get("filename") or ref.key.rsplit("/", 1)[-1])
+        sizes = self.settings.inline_pixel_sizes
         try:
-            info = validate_image(data, self.settings.max_image_bytes, self.settings.max_image_pixels)
+            info = validate_image(data, self.settings.max_image_bytes, self.settings.max_image_pixels,
+                                  decode_at_least=max(sizes, default=None))
         except InvalidImage as exc:
             self._quarantine(ref, data, filename, exc)
             raise PermanentError(f"{ref.bucket}/{ref.key} quarantined: {exc.code}: {exc}") from exc
@@ -120,6 +133,8 @@ class Ingestor:
             image_id=image_id, bucket=ref.bucket, object_key=ref.key, object_version=ref.version,
             sha256=info.sha256, image_format=info.format, width=info.width, height=info.height,
             source=meta["source"], ground_truth_label=meta["label"],
+            pixels=[inline_pixels(info.pixels, size) for size in sizes],
+            ingest_ms=(time.perf_counter() - started) * 1000,
         )
         # Published after the row is durable; a crash in between replays the event,
         # which finds the row and publishes again (consumers are idempotent).

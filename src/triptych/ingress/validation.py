@@ -3,7 +3,10 @@
 The format is sniffed from the bytes, never taken from a filename or a client's
 content type. Dimensions come from the header, so a decompression bomb (a tiny
 file claiming 100k x 100k pixels) is refused before it is decoded; then the image
-is fully decoded once, which catches truncation and corruption.
+is decoded once, which catches truncation and corruption. A JPEG is decoded at a
+reduced DCT scale (all its compressed data is still read and checked; only the
+inverse transform is smaller), as large as `decode_at_least` asks when the caller
+wants the pixels, else at 1/8.
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 from PIL import Image
+
+from ..models.preprocess import decode, open_jpeg_scaled
 
 # Magic numbers of the accepted formats, checked before Pillow sees the bytes.
 _SIGNATURES = (
@@ -41,6 +47,8 @@ class ImageInfo:
     channels: int
     size_bytes: int
     sha256: str
+    # RGB uint8 at least `decode_at_least` on each side, when the caller asked for it.
+    pixels: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def content_type(self) -> str:
@@ -66,7 +74,7 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def validate_image(data: bytes, max_bytes: int, max_pixels: int) -> ImageInfo:
+def validate_image(data: bytes, max_bytes: int, max_pixels: int, decode_at_least: int | None = None) -> ImageInfo:
     if not data:
         raise InvalidImage("empty", "the file is empty (0 bytes)")
     if len(data) > max_bytes:
@@ -90,8 +98,16 @@ def validate_image(data: bytes, max_bytes: int, max_pixels: int) -> ImageInfo:
                     # Inference decodes one still frame (OpenCV); refuse rather than guess which.
                     raise InvalidImage("animated", f"an animated {fmt.upper()} ({frames} frames) is not classified; "
                                                    "send a single frame", http_status=415)
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()  # full decode: truncated or corrupt data fails here
+        pixels = None
+        if fmt == "jpeg":
+            with open_jpeg_scaled(data, decode_at_least or 1) as image:  # truncated or corrupt data fails here
+                if decode_at_least:
+                    pixels = np.asarray(image.convert("RGB"))
+        else:
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()  # full decode: truncated or corrupt data fails here
+            if decode_at_least:
+                pixels = decode(data)  # as inference and training decode it
     except InvalidImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -105,4 +121,5 @@ def validate_image(data: bytes, max_bytes: int, max_pixels: int) -> ImageInfo:
         channels=Image.getmodebands(mode) if mode else 3,
         size_bytes=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
+        pixels=pixels,
     )

@@ -6,18 +6,49 @@ production is exactly what it learned from.
 
 from __future__ import annotations
 
+import io
+import math
+
 import cv2
 import numpy as np
+from PIL import Image
 
 from .card import ModelCard
+
+JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 class DecodeError(ValueError):
     pass
 
 
-def decode(data: bytes) -> np.ndarray:
-    """Any JPEG/PNG/WebP/BMP to H x W x 3 RGB uint8."""
+def needed_side(card: ModelCard) -> int:
+    """The shortest side an image must keep for `resize(image, card)` not to upscale."""
+    return card.input_size if card.resize != "shorter-side-crop" else math.ceil(card.input_size * 256 / 224)
+
+
+def open_jpeg_scaled(data: bytes, at_least: int) -> Image.Image:
+    """A JPEG decoded at the smallest DCT scale (1, 1/2, 1/4 or 1/8) that keeps
+    both sides at least `at_least` pixels. The entropy-coded data is still read
+    in full, so truncation and corruption fail here as in a full decode; only the
+    inverse DCT is done at the reduced size (a 640x480 photo for a 64 px model is
+    decoded at 160x120, several times faster)."""
+    image = Image.open(io.BytesIO(data))
+    image.draft("RGB", (max(1, at_least), max(1, at_least)))
+    image.load()
+    return image
+
+
+def decode(data: bytes, at_least: int | None = None) -> np.ndarray:
+    """Any JPEG/PNG/WebP/BMP to H x W x 3 RGB uint8. With `at_least`, a JPEG comes
+    out only as large as needed for that side (see open_jpeg_scaled); other
+    formats, and every image without `at_least`, are decoded at full size."""
+    if at_least and data[:3] == JPEG_MAGIC:
+        try:
+            with open_jpeg_scaled(data, at_least) as image:
+                return np.asarray(image.convert("RGB"))
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad data
+            raise DecodeError(f"cannot decode JPEG ({len(data)} bytes): {exc}") from exc
     array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if array is None:
         raise DecodeError(f"cannot decode image ({len(data)} bytes)")

@@ -1,0 +1,96 @@
+"""The pipeline's work without the pipeline: image bytes through decode,
+preprocessing, the three champions and the comparison, in one process, batched.
+On a GPU (`triptych bench --device cuda`) this is the figure that matters: fp16,
+channels-last, large batches, and JPEG decoding on the GPU where it pays."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..aggregation.compare import Answer, compare
+from ..config import Settings
+from ..models.backends import load_backend
+from ..models.preprocess import decode, resize, to_batch
+from . import ceiling
+from .pipeline import bench_images
+
+
+def _gpu_preprocess(images: list, size: int, mean, std, device: str):
+    """Decoded uint8 CHW tensors on the GPU to a normalised fp16 N x 3 x S x S batch (stretch resize)."""
+    import torch
+    import torch.nn.functional as F
+
+    batch = torch.stack([F.interpolate(i[None].float(), size=(size, size), mode="bilinear", antialias=True,
+                                       align_corners=False)[0] for i in images]) / 255.0
+    mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(std, device=device).view(1, 3, 1, 1)
+    return ((batch - mean) / std).half().contiguous(memory_format=torch.channels_last)
+
+
+def inprocess_rate(champions: list[ceiling.Champion], backend: str, threads: int | None, batch: int,
+                   data: list[tuple[str, bytes]], gpu_decode: bool = False) -> dict:
+    """Images/s for bytes -> three answers -> comparison, and where the time went."""
+    models = [(c, load_backend(backend, c.folder, c.card, threads)) for c in champions]
+    decode_s = forward_s = 0.0
+    started = time.perf_counter()
+    compared = 0
+    for start in range(0, len(data), batch):
+        chunk = data[start: start + batch]
+        t0 = time.perf_counter()
+        if gpu_decode:
+            import torch
+            from torchvision.io import decode_jpeg
+
+            pixels = decode_jpeg([torch.frombuffer(bytearray(b), dtype=torch.uint8) for _, b in chunk], device="cuda")
+        else:
+            pixels = [decode(b) for _, b in chunk]
+        t1 = time.perf_counter()
+        decode_s += t1 - t0
+        answers: list[list[Answer]] = [[] for _ in chunk]
+        for champion, model in models:
+            card = champion.card
+            t2 = time.perf_counter()
+            if gpu_decode:
+                probabilities = model.predict_tensor(_gpu_preprocess(pixels, card.input_size, card.mean, card.std,
+                                                                     "cuda"))
+            else:
+                probabilities = model.predict(to_batch([resize(p, card) for p in pixels], card))
+            forward_s += time.perf_counter() - t2
+            for row, probs in enumerate(probabilities):
+                top = int(np.argmax(probs))
+                answers[row].append(Answer(champion.name, card.version or "?", card.labels[top], float(probs[top]), 0.0))
+        for (label, _), image_answers in zip(chunk, answers):
+            compare(image_answers, label)
+            compared += 1
+    wall = time.perf_counter() - started
+    return {"device": "cuda" if backend == "cuda" else "cpu", "backend": models[0][1].name, "batch": batch,
+            "gpu_decode": gpu_decode, "images": compared, "images_per_s": compared / wall,
+            "decode_ms_per_image": decode_s * 1000 / compared, "forward_ms_per_image": forward_s * 1000 / compared}
+
+
+def run_gpu_bench(settings: Settings, images: int, width: int, height: int, report=print) -> dict:
+    import torch
+
+    from .resources import cores
+    from .run import commit
+
+    if not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no GPU here")
+    models = list(settings.active_models)
+    data = [(item.label, item.data) for item in bench_images(max(images, 512), width, height)]
+    result = {"started_at": time.time(), "commit": commit(), "cores": cores(), "models": models, "batch": 256,
+              "threads": None, "device_name": torch.cuda.get_device_name(0),
+              "image": {"width": width, "height": height, "format": "jpeg"}, "pipeline": []}
+    with tempfile.TemporaryDirectory(prefix="triptych-bench-") as tmp:
+        champions = ceiling.download_champions(settings, models, Path(tmp))
+        report(f"ceiling on {result['device_name']}: fp16, batch 1 and 256")
+        result["ceiling"] = [ceiling.forward_rate(champions, "cuda", None, b, 4096 if b > 1 else 256)
+                             for b in (1, 256)]
+        report("in-process pipeline: CPU decode vs GPU decode, batch 256")
+        result["inprocess"] = [inprocess_rate(champions, "cuda", None, 256, data, gpu_decode=g) for g in (False, True)]
+    result["finished_at"] = time.time()
+    return result

@@ -1,0 +1,96 @@
+"""What each process of the running stack costs: CPU seconds (so a run's CPU per
+image per process) and peak resident memory.
+
+A server counts with its children (PostgreSQL forks a backend per connection);
+a function replica is one process. Processes are named the way `triptych
+status` names them: `postgres`, `kafka`, ..., `infer-resnet50[0]`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import psutil
+
+from ..config import Settings
+from ..runtime.supervisor import read_status
+from ..stack.manager import Stack
+
+BENCH_PROCESS = "bench (this process)"
+
+
+@dataclass(frozen=True)
+class Tracked:
+    name: str
+    process: psutil.Process
+    with_children: bool
+
+
+def tracked_processes(settings: Settings) -> list[Tracked]:
+    tracked = []
+    for service in Stack(settings).services:
+        if service.name == "functions" or not service.managed:
+            continue  # the supervisor's replicas are listed one by one below
+        process = service.pidfile.live_process()
+        if process is not None:
+            tracked.append(Tracked(service.name, process, with_children=True))
+    for function, entry in sorted(read_status(settings).get("functions", {}).items()):
+        for replica in entry.get("replicas", []):
+            if replica.get("pid") and replica.get("state") in ("running", "starting"):
+                try:
+                    tracked.append(Tracked(f"{function}[{replica['index']}]", psutil.Process(replica["pid"]), False))
+                except psutil.NoSuchProcess:
+                    continue
+    tracked.append(Tracked(BENCH_PROCESS, psutil.Process(os.getpid()), with_children=False))
+    return tracked
+
+
+def _family(item: Tracked) -> list[psutil.Process]:
+    if not item.with_children:
+        return [item.process]
+    try:
+        return [item.process, *item.process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def cpu_seconds(processes: list[Tracked]) -> dict[str, float]:
+    """User + system CPU seconds so far, per tracked name (children included, and
+    the children a server already reaped)."""
+    totals = {}
+    for item in processes:
+        total = 0.0
+        for proc in _family(item):
+            try:
+                times = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+            if proc is item.process and item.with_children:
+                total += times.children_user + times.children_system
+        totals[item.name] = total
+    return totals
+
+
+def peak_rss_mb(processes: list[Tracked]) -> dict[str, float]:
+    """Peak resident set (VmHWM) per tracked name; a server's children add their
+    peaks (an upper bound: they need not peak at once)."""
+    peaks = {}
+    for item in processes:
+        total = 0
+        for proc in _family(item):
+            try:
+                with open(f"/proc/{proc.pid}/status") as status:
+                    for line in status:
+                        if line.startswith("VmHWM:"):
+                            total += int(line.split()[1]) * 1024
+                            break
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue
+        peaks[item.name] = round(total / 2**20, 1)
+    return peaks
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

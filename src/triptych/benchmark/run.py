@@ -1,0 +1,141 @@
+"""One `triptych bench` run: the ceiling, then for each backend the pipeline at
+saturation (throughput, CPU per image per process) and at half that rate
+(latency by stage), then memory; everything in one report, side by side."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import Settings
+from ..db.connection import Database
+from ..models.backends import default_threads
+from ..runtime.spec import load_functions
+from ..stack.manager import Stack
+from . import ceiling, pipeline, resources, stats
+
+
+@dataclass
+class BenchOptions:
+    images: int = 600  # at saturation, per backend
+    latency_images: int = 150  # at half the sustained rate, per backend
+    width: int = 640
+    height: int = 480
+    backends: list[str] = field(default_factory=lambda: ["onnx", "torch"])
+    ceiling_images: int = 256
+    writers: int = 4
+    timeout_s: float = 600.0
+    warmup: int = 32
+    restart: bool = True  # restart the functions with each backend (False: measure what runs)
+
+
+def inference_batch(settings: Settings, models: list[str]) -> int:
+    functions = load_functions(settings.project_file)
+    sizes = [t.delivery.batch_size for name, fn in functions.items() if name.startswith("infer-")
+             and fn.env.get("TRIPTYCH_MODEL_NAME") in models for t in fn.kafka_triggers]
+    return max(sizes, default=1)
+
+
+def restart_functions(settings: Settings, backend: str) -> None:
+    """The supervisor and its replicas inherit the backend from the environment."""
+    os.environ["TRIPTYCH_INFER_BACKEND"] = backend
+    functions = Stack(settings).service("functions")
+    functions.stop()
+    functions.start()
+
+
+def commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=5, cwd=Path(__file__).resolve().parent).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def measure_pipeline(settings: Settings, db: Database, backend: str, options: BenchOptions) -> dict:
+    warm = pipeline.bench_images(options.warmup, options.width, options.height)
+    pipeline.drop(settings, db, warm, timeout=options.timeout_s, writers=options.writers)  # loads and warms models
+    items = pipeline.bench_images(options.images, options.width, options.height)
+    processes = resources.tracked_processes(settings)
+    with pipeline.Watcher(settings):
+        cpu_before = resources.cpu_seconds(processes)
+        wall_before = time.time()
+        saturated = pipeline.drop(settings, db, items, timeout=options.timeout_s, writers=options.writers)
+        wall = time.time() - wall_before
+        cpu_after = resources.cpu_seconds(processes)
+    sustained = stats.rate(len(items), saturated.started, saturated.finished)
+    cpu = stats.cpu_per_image(cpu_before, cpu_after, len(items))
+    inference_cpu = sum(ms for name, ms in cpu.items() if name.startswith("infer-") and "shadow" not in name)
+
+    offered = max(sustained * 0.5, 0.5)
+    latency_items = pipeline.bench_images(options.latency_images, options.width, options.height)
+    with pipeline.Watcher(settings) as watcher:
+        paced = pipeline.drop(settings, db, latency_items, timeout=options.timeout_s, rate=offered)
+        deadline = time.monotonic() + 10  # the last answers may reach the watcher just after their comparison
+        while time.monotonic() < deadline and any(
+                watcher.times(k, paced.put_done[k], paced.compared_at[k]) is None for k in paced.put_done):
+            time.sleep(0.1)
+        timed = [t for k in paced.put_done if (t := watcher.times(k, paced.put_done[k], paced.compared_at[k]))]
+    return {
+        "backend": backend,
+        "images": len(items),
+        "compared": len(saturated.compared_at),
+        "seconds": saturated.finished - saturated.started,
+        "images_per_s": sustained,
+        "cpu_ms_per_image": cpu,
+        "cpu_ms_per_image_total": sum(cpu.values()),
+        "inference_cpu_ms_per_image": inference_cpu,
+        "cores_busy": (sum(cpu_after.values()) - sum(cpu_before.get(n, 0.0) for n in cpu_after)) / wall if wall else 0,
+        "latency": {"offered_per_s": offered, "images": len(latency_items), "compared": len(paced.compared_at),
+                    "timed": len(timed), **stats.latency_report(timed)},
+        "peak_rss_mb": resources.peak_rss_mb(resources.tracked_processes(settings)),
+    }
+
+
+def run_bench(settings: Settings, options: BenchOptions, report=print) -> dict:
+    models = list(settings.active_models)
+    batch = inference_batch(settings, models)
+    threads = settings.infer_threads or default_threads(len(models))  # as the functions choose
+    db = Database(settings)
+    result: dict = {
+        "started_at": time.time(), "commit": commit(), "cores": resources.cores(), "machine": platform.machine(),
+        "models": models, "batch": batch, "threads": threads,
+        "image": {"width": options.width, "height": options.height, "format": "jpeg"},
+    }
+    report(f"ceiling: {', '.join(options.backends)} x batch 1 and {batch}, {options.ceiling_images} images each")
+    variants = [(b, threads, size) for b in options.backends for size in dict.fromkeys((1, batch))]
+    result["ceiling"] = ceiling.measure_ceiling(settings, models, variants, options.ceiling_images)
+    configured = settings.infer_backend
+    result["pipeline"] = []
+    try:
+        for backend in options.backends if options.restart else [configured]:
+            if options.restart and backend != os.environ.get("TRIPTYCH_INFER_BACKEND", configured):
+                report(f"restarting the functions with backend {backend}")
+                restart_functions(settings, backend)
+            report(f"pipeline ({backend}): {options.images} images at saturation, then "
+                   f"{options.latency_images} at half that rate")
+            result["pipeline"].append(measure_pipeline(settings, db, backend, options))
+    finally:
+        if options.restart and os.environ.get("TRIPTYCH_INFER_BACKEND", configured) != configured:
+            report(f"restarting the functions with backend {configured} again")
+            restart_functions(settings, configured)
+    for run in result["pipeline"]:
+        best = max((c for c in result["ceiling"] if c["backend"].startswith(_backend_prefix(run["backend"]))
+                    and c["batch"] == batch), key=lambda c: c["images_per_s"], default=None)
+        run["ceiling_images_per_s"] = best["images_per_s"] if best else None
+        run["pipeline_over_ceiling"] = stats.ratio(run["images_per_s"], best["images_per_s"]) if best else None
+        run["inference_cpu_over_forward"] = (stats.ratio(run["inference_cpu_ms_per_image"],
+                                                         best["forward_ms_per_image"]) if best else None)
+    result["finished_at"] = time.time()
+    return result
+
+
+def _backend_prefix(kind: str) -> str:
+    return {"onnx": "onnxruntime", "torch": "torch-cpu", "cuda": "torch-cuda"}.get(kind, kind)

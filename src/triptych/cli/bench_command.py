@@ -1,0 +1,60 @@
+"""`triptych bench`: the running pipeline's throughput against its models' ceiling,
+latency by stage, CPU and memory per process; JSON and Markdown reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from ..config import get_settings
+
+console = Console(stderr=True)
+
+
+def bench(
+    images: int = typer.Option(600, help="images dropped at saturation, per backend"),
+    latency_images: int = typer.Option(150, help="images at half the sustained rate, per backend"),
+    size: str = typer.Option("640x480", help="WIDTHxHEIGHT of the JPEGs dropped into the bucket"),
+    backends: str = typer.Option("onnx,torch", help="comma-separated: onnx, torch (cuda with --device cuda)"),
+    device: str = typer.Option("cpu", help="cpu: the running stack; cuda: ceiling and in-process pipeline on the GPU"),
+    quick: bool = typer.Option(False, "--quick", help="a few images, the configured backend only, no restarts"),
+    out: Path = typer.Option(None, help="folder for the JSON and Markdown reports (default: <data dir>/bench)"),
+) -> None:
+    """Measure the pipeline: ceiling, sustained images/s, latency by stage, CPU and memory per process."""
+    from ..benchmark.report import markdown, write
+    from ..benchmark.run import BenchOptions, run_bench
+
+    settings = get_settings()
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError as exc:
+        raise typer.BadParameter(f"--size must be WIDTHxHEIGHT, e.g. 640x480 (got {size!r})") from exc
+    chosen = [b.strip() for b in backends.split(",") if b.strip()]
+    if device == "cuda":
+        from ..benchmark.inprocess import run_gpu_bench
+
+        result = run_gpu_bench(settings, images=images, width=width, height=height, report=console.print)
+    elif device != "cpu":
+        raise typer.BadParameter("--device is cpu or cuda")
+    else:
+        if quick:
+            options = BenchOptions(images=min(images, 48), latency_images=min(latency_images, 16), width=width,
+                                   height=height, backends=[settings.infer_backend], ceiling_images=32, warmup=8,
+                                   restart=False, timeout_s=300)
+        else:
+            options = BenchOptions(images=images, latency_images=latency_images, width=width, height=height,
+                                   backends=chosen)
+        try:
+            result = run_bench(settings, options, report=console.print)
+        except (TimeoutError, RuntimeError) as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from exc
+    json_path, md_path = write(result, out or settings.data_dir / "bench")
+    print(markdown(result))
+    console.print(f"reports: {json_path} and {md_path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(bench)
