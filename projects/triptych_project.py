@@ -60,7 +60,9 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
         "ingest": nuclio_function(
             "ingest", functions_dir / "ingest" / "handler.py", replicas=1, cpu="500m", memory="512Mi",
             triggers={"minio-events": kafka_trigger(
-                TOPIC_MINIO_EVENTS, "ingest", brokers, Delivery(max_attempts=5, retry_backoff_ms=200))},
+                TOPIC_MINIO_EVENTS, "ingest", brokers, Delivery(max_attempts=5, retry_backoff_ms=200)),
+                # Objects whose bucket event MinIO could not deliver (Kafka away): see Ingestor.sweep.
+                "sweep": cron_trigger(interval="60s", body='{"sweep": true}')},
         ),
         "aggregate": nuclio_function(
             "aggregate", functions_dir / "aggregate" / "handler.py", replicas=1, cpu="500m", memory="512Mi",

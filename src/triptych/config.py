@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     # Ingest puts each image, decoded and resized ("stretch") to these sizes, into its
     # message: a model of such an input size then needs no fetch and no decode
     # (`triptych bench` measures the difference). Empty: every function fetches.
+    # The aggregate function recomputes a touched per-minute metric window at most this
+    # often (0: after every batch, which costs a scan of the window per batch).
+    metrics_refresh_s: float = Field(default=1.0, ge=0)
     inline_pixel_sizes: list[int] = Field(default_factory=lambda: [64], max_length=4)
     # "shadow": the replica serves every model's challenger and marks its answers shadow.
     model_role: str = Field(default="champion", pattern="^(champion|shadow)$")

@@ -1,8 +1,9 @@
 """The aggregate function's logic: a batch of predictions in, durable rows out.
 
 Predictions are upserted in one transaction; then every image of the batch whose
-active models have all answered gets its comparison; then the touched per-minute
-metric windows are recomputed. A replica killed anywhere in between is harmless:
+active models have all answered gets its comparison; the touched per-minute
+metric windows are recomputed in the background, at most once a second each
+(`windows.WindowRefresher`). A replica killed anywhere in between is harmless:
 the batch is redelivered and every step is an upsert or a recomputation.
 """
 
@@ -15,13 +16,8 @@ from ..config import Settings, get_settings
 from ..contracts import PredictionMessage
 from ..db.connection import Database
 from ..runtime.errors import PermanentError
-from .store import (
-    compare_if_complete,
-    recompute_window,
-    refresh_shadow,
-    upsert_predictions,
-    window_start,
-)
+from .store import compare_if_complete, refresh_shadow, upsert_predictions, window_start
+from .windows import WindowRefresher
 
 PREDICTIONS_BY_CLASS = Counter("triptych_predictions_total", "Predictions stored, by model and class",
                                ("model", "predicted_class"))
@@ -42,6 +38,7 @@ class Aggregator:
         self.settings = settings
         self.db = db
         self.active_models = list(settings.active_models)
+        self.windows = WindowRefresher(db, settings.metrics_refresh_s)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> "Aggregator":
@@ -63,10 +60,8 @@ class Aggregator:
             return [c for image_id in image_ids if (c := compare_if_complete(cur, image_id, self.active_models))]
 
         comparisons = self.db.transaction(store)
-        windows = {(m.model_name, m.model_version, window_start(m.predicted_at)) for m in messages
-                   if m.role == "champion"}
-        for model, version, start in sorted(windows):
-            self.db.transaction(lambda cur, k=(model, version, start): recompute_window(cur, *k))
+        self.windows.touch({(m.model_name, m.model_version, window_start(m.predicted_at)) for m in messages
+                            if m.role == "champion"})
         for m in messages:
             PREDICTIONS_BY_CLASS.labels(m.model_name, m.predicted_class).inc()
         for c in comparisons:

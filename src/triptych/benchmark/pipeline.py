@@ -25,7 +25,7 @@ from ..db.connection import Database
 from ..ingress.producers import BucketWriter, Item, Pacer
 from .stats import ImageTimes, PredictionTimes
 
-SOURCE = "bench"
+SOURCE = "synthetic"  # generated images; their client metadata says {"bench": true}
 COMPARED = """
 SELECT i.object_key, extract(epoch FROM c.created_at)::float8 AS compared_at
 FROM model_comparisons c JOIN images i USING (image_id)

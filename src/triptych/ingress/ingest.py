@@ -15,6 +15,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -31,7 +32,7 @@ from ..db.images import NewImage, register_image
 from ..models.preprocess import resize_to
 from ..runtime.errors import PermanentError
 from ..storage import minio_client, read_object
-from .objects import QUARANTINE_PREFIX, decode_metadata, image_id_for, move_to_quarantine, sanitize_filename
+from .objects import QUARANTINE_PREFIX, SOURCES, decode_metadata, image_id_for, move_to_quarantine, sanitize_filename
 from .validation import InvalidImage, validate_image
 
 
@@ -140,6 +141,54 @@ class Ingestor:
         # which finds the row and publishes again (consumers are idempotent).
         self.producer.send(TOPIC_IMAGES_INPUT, key=image_id.encode(), value=message.model_dump_json().encode()).get(30)
         return image_id
+
+    # -- the sweep -------------------------------------------------------------
+    def sweep(self, lookback_s: float = 86_400, settle_s: float = 30) -> dict:
+        """Ingest the objects written in the last `lookback_s` that no event brought.
+
+        MinIO publishes each bucket event straight to Kafka, without its on-disk
+        queue (which it replays only every 3 s: 1.5 s more latency on every image).
+        An event MinIO cannot deliver, while Kafka restarts, is then lost by MinIO;
+        this sweep (the ingest function's cron trigger, every minute) finds such
+        objects and ingests them like their event would have. Objects younger than
+        `settle_s` are left to their event. The keys our producers and the upload
+        function write are dated (`source/YYYY/MM/DD/...`), so only the days in
+        the window are listed; an object another S3 client wrote under another key
+        is ingested by its event only.
+        """
+        now = datetime.now(timezone.utc)
+        since, settled = now - timedelta(seconds=lookback_s), now - timedelta(seconds=settle_s)
+        days = sorted({(since + timedelta(days=d)).strftime("%Y/%m/%d")
+                       for d in range((now.date() - since.date()).days + 1)})
+        bucket = self.settings.images_bucket
+        found = [obj for source in SOURCES for day in days
+                 for obj in self.s3.list_objects(bucket, prefix=f"{source}/{day}/", recursive=True)
+                 if obj.last_modified and since <= obj.last_modified <= settled]
+        if not found:
+            return {"listed": 0, "missing": 0, "ingested": 0, "refused": 0}
+
+        def registered(cur):
+            cur.execute("SELECT object_key FROM images WHERE bucket = %s AND object_key = ANY(%s)",
+                        (bucket, [o.object_name for o in found]))
+            return {row["object_key"] for row in cur.fetchall()}
+
+        known = self.db.transaction(registered)
+        missing = [o for o in found if o.object_name not in known]
+        ingested = refused = 0
+        for obj in missing:
+            stat = self.s3.stat_object(bucket, obj.object_name)
+            ref = ObjectRef(bucket=bucket, key=obj.object_name, version=stat.version_id or "", size=stat.size,
+                            etag=stat.etag, metadata=decode_metadata(dict(stat.metadata or {})))
+            try:
+                self.ingest(ref)
+                ingested += 1
+            except PermanentError:
+                refused += 1  # quarantined and recorded by ingest, as for an event
+        if missing:
+            log_system_event("objects_swept", "warning", "ingest",
+                             f"{len(missing)} object(s) in {bucket} had no event; ingested {ingested}, refused {refused}",
+                             details={"keys": [o.object_name for o in missing[:50]]}, settings=self.settings)
+        return {"listed": len(found), "missing": len(missing), "ingested": ingested, "refused": refused}
 
     def _quarantine(self, ref: ObjectRef, data: bytes, filename: str, error: InvalidImage) -> None:
         target = move_to_quarantine(self.s3, ref.bucket, ref.key, ref.version, error.code)

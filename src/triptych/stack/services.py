@@ -470,15 +470,15 @@ class MinIO(Service):
             f"MINIO_NOTIFY_KAFKA_ENABLE_{t}": "on",
             f"MINIO_NOTIFY_KAFKA_BROKERS_{t}": s.kafka_url,
             f"MINIO_NOTIFY_KAFKA_TOPIC_{t}": TOPIC_MINIO_EVENTS,
-            # Keep events in a local queue if Kafka is briefly away, instead of losing them.
-            f"MINIO_NOTIFY_KAFKA_QUEUE_DIR_{t}": str(self.settings.data_dir / "minio-events-queue"),
+            # No on-disk queue (MINIO_NOTIFY_KAFKA_QUEUE_DIR): MinIO replays its queue only
+            # every 3 s, which added 1.5 s on average to every image. An event MinIO cannot
+            # deliver while Kafka is away is recovered by ingest's sweep (Ingestor.sweep).
             "MINIO_UPDATE": "off",
             "MINIO_CI_CD": "1",
         }
 
     def _launch(self) -> int:
         self.data_path.mkdir(parents=True, exist_ok=True)
-        (self.settings.data_dir / "minio-events-queue").mkdir(parents=True, exist_ok=True)
         s = self.settings
         return spawn_detached(
             [
