@@ -60,14 +60,15 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
         "ingest": nuclio_function(
             "ingest", functions_dir / "ingest" / "handler.py", replicas=1, cpu="500m", memory="512Mi",
             triggers={"minio-events": kafka_trigger(
-                TOPIC_MINIO_EVENTS, "ingest", brokers, Delivery(max_attempts=5, retry_backoff_ms=200)),
+                TOPIC_MINIO_EVENTS, "ingest", brokers,
+                Delivery(batch_size=16, batch_wait_ms=10, max_attempts=5, retry_backoff_ms=200)),
                 # Objects whose bucket event MinIO could not deliver (Kafka away): see Ingestor.sweep.
                 "sweep": cron_trigger(interval="60s", body='{"sweep": true}')},
         ),
         "aggregate": nuclio_function(
             "aggregate", functions_dir / "aggregate" / "handler.py", replicas=1, cpu="500m", memory="512Mi",
             triggers={"predictions": kafka_trigger(
-                TOPIC_PREDICTIONS, "aggregate", brokers, Delivery(batch_size=64, batch_wait_ms=100, max_attempts=5))},
+                TOPIC_PREDICTIONS, "aggregate", brokers, Delivery(batch_size=64, batch_wait_ms=25, max_attempts=5))},
         ),
         "retrain": nuclio_function(
             "retrain", functions_dir / "retrain" / "handler.py", replicas=1, cpu="2", memory="4Gi",
@@ -82,7 +83,7 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
             env={"TRIPTYCH_MODEL_NAME": arch.name},
             triggers={"images": kafka_trigger(
                 TOPIC_IMAGES_INPUT, arch.function, brokers,
-                Delivery(batch_size=16, batch_wait_ms=50, max_attempts=3, retry_backoff_ms=500))},
+                Delivery(batch_size=16, batch_wait_ms=20, max_attempts=3, retry_backoff_ms=500))},
         )
     # Challengers in shadow: every model's challenger on the live stream, in its own
     # group from the newest offset (a shadow phase judges what arrives from now on).
@@ -91,7 +92,7 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
         env={"TRIPTYCH_MODEL_ROLE": "shadow"},
         triggers={"images": kafka_trigger(
             TOPIC_IMAGES_INPUT, "infer-shadow", brokers,
-            Delivery(batch_size=16, batch_wait_ms=50, max_attempts=3, retry_backoff_ms=500),
+            Delivery(batch_size=16, batch_wait_ms=20, max_attempts=3, retry_backoff_ms=500),
             initial_offset="latest")},
     )
     # The scheduled jobs, each also runnable by hand (`triptych jobs run NAME`).

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -33,7 +34,7 @@ from ..models.preprocess import resize_to
 from ..runtime.errors import PermanentError
 from ..storage import minio_client, read_object
 from .objects import QUARANTINE_PREFIX, SOURCES, decode_metadata, image_id_for, move_to_quarantine, sanitize_filename
-from .validation import InvalidImage, validate_image
+from .validation import ImageInfo, InvalidImage, validate_image
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,24 @@ def inline_pixels(pixels, size: int) -> Pixels:
     return Pixels(size=size, resize="stretch", rgb_b64=base64.b64encode(resized.tobytes()).decode())
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """An object fetched and checked, ready to register and publish."""
+
+    ref: ObjectRef
+    info: ImageInfo
+    image: NewImage
+    pixels: list[Pixels]
+
+
 class Ingestor:
     def __init__(self, settings: Settings, s3: Minio, db: Database, producer):
         self.settings = settings
         self.s3 = s3
         self.db = db
         self.producer = producer
+        # Fetching waits on MinIO and decoding releases the GIL: a few at once.
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ingest")
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> "Ingestor":
@@ -89,17 +102,38 @@ class Ingestor:
 
     def handle_event(self, body: Any) -> list[str]:
         """Ingest every object of one event; returns the image ids registered."""
-        ids, failures = [], []
-        for ref in parse_minio_event(body):
-            if ref.key.startswith(QUARANTINE_PREFIX):
-                continue  # our own quarantine moves raise events too
+        return self.handle_events([body])
+
+    def handle_events(self, bodies: list) -> list[str]:
+        """Ingest every object of a batch of events: fetched and checked in
+        parallel, registered in one transaction, published together. Returns the
+        image ids. Objects that cannot be ingested (quarantined, gone, malformed
+        event) do not stop the others; the batch then raises PermanentError
+        naming them, so the runner retries its events one by one and dead-letters
+        only theirs (the others are found registered and published again:
+        consumers are idempotent)."""
+        started = time.perf_counter()
+        refs, failures = [], []
+        for body in bodies:
             try:
-                ids.append(self.ingest(ref))
-            except PermanentError as exc:
+                refs.extend(ref for ref in parse_minio_event(body) if not ref.key.startswith(QUARANTINE_PREFIX))
+            except PermanentError as exc:  # our own quarantine moves raise events too, skipped above
                 failures.append(str(exc))
+        prepared = []
+        for outcome in (self.pool.map(self._prepare_or_fail, refs) if len(refs) > 1 else map(self._prepare_or_fail, refs)):
+            if isinstance(outcome, PermanentError):
+                failures.append(str(outcome))
+            else:
+                prepared.append(outcome)
+        ids = self._register_and_publish(prepared, started)
         if failures:
             raise PermanentError("; ".join(failures))
         return ids
+
+    def ingest(self, ref: ObjectRef) -> str:
+        """Ingest one object (the sweep's way in); PermanentError if it cannot be."""
+        started = time.perf_counter()
+        return self._register_and_publish([self._prepare(ref)], started)[0]
 
     def _fetch(self, ref: ObjectRef) -> bytes:
         try:
@@ -110,8 +144,14 @@ class Ingestor:
                 raise PermanentError(f"{ref.bucket}/{ref.key} no longer exists ({exc.code})") from exc
             raise
 
-    def ingest(self, ref: ObjectRef) -> str:
-        started = time.perf_counter()
+    def _prepare_or_fail(self, ref: ObjectRef) -> "Prepared | PermanentError":
+        try:
+            return self._prepare(ref)
+        except PermanentError as exc:
+            return exc
+
+    def _prepare(self, ref: ObjectRef) -> "Prepared":
+        """Fetch and check one object, and make its row and its inline pixels."""
         data = self._fetch(ref)
         meta = ref.metadata
         filename = sanitize_filename(meta.get("filename") or ref.key.rsplit("/", 1)[-1])
@@ -129,18 +169,27 @@ class Ingestor:
             size_bytes=info.size_bytes, width=info.width, height=info.height, channels=info.channels,
             source=meta["source"], ground_truth_label=meta["label"], client_metadata=meta["client"],
         )
-        image_id, _ = self.db.transaction(lambda cur: register_image(cur, image))
-        message = ImageMessage(
-            image_id=image_id, bucket=ref.bucket, object_key=ref.key, object_version=ref.version,
-            sha256=info.sha256, image_format=info.format, width=info.width, height=info.height,
-            source=meta["source"], ground_truth_label=meta["label"],
-            pixels=[inline_pixels(info.pixels, size) for size in sizes],
-            ingest_ms=(time.perf_counter() - started) * 1000,
-        )
-        # Published after the row is durable; a crash in between replays the event,
-        # which finds the row and publishes again (consumers are idempotent).
-        self.producer.send(TOPIC_IMAGES_INPUT, key=image_id.encode(), value=message.model_dump_json().encode()).get(30)
-        return image_id
+        return Prepared(ref, info, image, [inline_pixels(info.pixels, size) for size in sizes])
+
+    def _register_and_publish(self, prepared: list["Prepared"], started: float) -> list[str]:
+        if not prepared:
+            return []
+        ids = self.db.transaction(lambda cur: [register_image(cur, p.image)[0] for p in prepared])
+        futures = []
+        for p, image_id in zip(prepared, ids):
+            message = ImageMessage(
+                image_id=image_id, bucket=p.ref.bucket, object_key=p.ref.key, object_version=p.ref.version,
+                sha256=p.info.sha256, image_format=p.info.format, width=p.info.width, height=p.info.height,
+                source=p.ref.metadata["source"], ground_truth_label=p.ref.metadata["label"], pixels=p.pixels,
+                ingest_ms=(time.perf_counter() - started) * 1000,
+            )
+            futures.append(self.producer.send(TOPIC_IMAGES_INPUT, key=image_id.encode(),
+                                              value=message.model_dump_json().encode()))
+        # Published after the rows are durable; a crash in between replays the events,
+        # which find the rows and publish again (consumers are idempotent).
+        for future in futures:
+            future.get(30)
+        return ids
 
     # -- the sweep -------------------------------------------------------------
     def sweep(self, lookback_s: float = 86_400, settle_s: float = 30) -> dict:

@@ -1,0 +1,86 @@
+"""The bench's arithmetic: percentiles, rates, and an image's latency by stage."""
+
+import math
+
+import numpy as np
+import pytest
+
+from triptych.benchmark.stats import (
+    STAGES,
+    ImageTimes,
+    PredictionTimes,
+    cpu_per_image,
+    latency_report,
+    percentile,
+    rate,
+    ratio,
+    stage_breakdown,
+)
+
+
+@pytest.mark.parametrize("q", [0, 1, 50, 95, 99, 100])
+def test_percentiles_interpolate_like_numpy_and_postgres(q):
+    values = list(np.random.default_rng(3).exponential(100, 257))
+    assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+
+
+def test_percentile_edge_cases():
+    assert math.isnan(percentile([], 50))
+    assert percentile([7.0], 99) == 7.0
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+def test_rates_and_ratios():
+    assert rate(90, 10.0, 11.5) == pytest.approx(60.0)
+    assert rate(0, 10.0, 11.0) == 0.0 and rate(5, 3.0, 3.0) == 0.0
+    assert ratio(30, 120) == 0.25 and ratio(1, 0) is None
+
+
+def answer(model, received, predicted, seen, batch=4, fetch=2.0, decode=1.0, pre=0.5, inf=5.0):
+    return PredictionTimes(model=model, received_at=received, fetch_ms=fetch, decode_ms=decode, preprocess_ms=pre,
+                           inference_ms=inf, batch_size=batch, predicted_at=predicted, seen_at=seen)
+
+
+def image(**overrides):
+    times = dict(
+        put_done=100.000, registered_at=100.030, ingest_ms=10.0,
+        predictions=(answer("a", 100.050, 100.100, 100.110), answer("b", 100.060, 100.150, 100.170),
+                     answer("c", 100.040, 100.080, 100.090)),
+        compared_at=100.250,
+    )
+    times.update(overrides)
+    return ImageTimes(**times)
+
+
+def test_the_critical_path_runs_through_the_answer_seen_last_and_the_stages_add_up():
+    stages = stage_breakdown(image())
+    assert stages["event_delay"] == pytest.approx(20.0)  # ingest began at 100.020
+    assert stages["ingest"] == pytest.approx(10.0)
+    assert stages["queueing"] == pytest.approx(30.0)  # model b took it at 100.060
+    # The image waits for the whole batch's preprocessing and forward pass: 4 x the share.
+    assert stages["preprocess"] == pytest.approx(2.0) and stages["inference"] == pytest.approx(20.0)
+    assert stages["batch"] == pytest.approx(90.0 - (2.0 + 1.0 + 2.0 + 20.0))
+    assert stages["publish"] == pytest.approx(20.0) and stages["aggregation"] == pytest.approx(80.0)
+    assert sum(stages[s] for s in STAGES) == pytest.approx(stages["total"]) == pytest.approx(250.0)
+
+
+def test_an_image_without_answers_has_no_breakdown():
+    with pytest.raises(ValueError):
+        stage_breakdown(image(predictions=()))
+
+
+def test_the_latency_report_summarises_totals_and_every_stage():
+    report = latency_report([image(compared_at=100.250 + i / 1000) for i in range(101)])
+    assert report["total_ms"]["n"] == 101
+    assert report["total_ms"]["p50"] == pytest.approx(300.0)
+    assert report["total_ms"]["p99"] == pytest.approx(349.0)
+    assert set(report["stages_ms"]) == set(STAGES)
+    assert report["stages_ms"]["ingest"]["p95"] == pytest.approx(10.0)
+
+
+def test_cpu_per_image_counts_from_zero_for_processes_that_appeared_during_the_run():
+    per_image = cpu_per_image({"kafka": 10.0, "ingest[0]": 2.0}, {"kafka": 12.0, "ingest[0]": 2.5, "ingest[1]": 0.5},
+                              images=100)
+    assert per_image == pytest.approx({"kafka": 20.0, "ingest[0]": 5.0, "ingest[1]": 5.0})
+    assert cpu_per_image({}, {"kafka": 1.0}, images=0) == {}
