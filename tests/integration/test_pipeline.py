@@ -178,3 +178,33 @@ def test_a_corrupt_image_is_dead_lettered_once_per_model_and_the_others_flow(sta
     assert sorted(letter.function for letter in letters) == sorted(a.function for a in ARCHITECTURES.values())
     assert all(letter.attempts == 1 and "cannot decode" in letter.error for letter in letters)
     assert query(stack, "SELECT count(*) AS n FROM predictions WHERE image_id = %s", (image_id,))[0]["n"] == 0
+
+
+def test_the_quick_bench_reports_every_figure_and_every_image_is_compared(stack, pipeline, tmp_path):
+    """`triptych bench --quick` on the running pipeline: speed is reported, not
+    asserted; what is checked is that the report is whole and that it measured
+    every image it sent."""
+    from triptych.runtime.supervisor import status_path
+
+    from .conftest import triptych
+
+    proc = triptych("bench", "--quick", "--out", str(tmp_path), "--functions-status",
+                    str(status_path(pipeline.settings)), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(next(tmp_path.glob("bench-*.json")).read_text())
+    assert (tmp_path / next(tmp_path.glob("bench-*.json")).name.replace(".json", ".md")).exists()
+    assert "## Pipeline, backend onnx" in proc.stdout
+    assert report["models"] == MODELS and report["cores"] >= 1
+    assert {(c["batch"], c["backend"]) for c in report["ceiling"]} == {(1, "onnxruntime-cpu"), (16, "onnxruntime-cpu")}
+    assert all(c["images_per_s"] > 0 and set(c["ms_per_image_alone"]) == set(MODELS) for c in report["ceiling"])
+    [run] = report["pipeline"]
+    assert run["compared"] == run["images"] == 48 and run["images_per_s"] > 0
+    assert 0 < run["pipeline_over_ceiling"] and run["inference_cpu_over_forward"] > 0
+    latency = run["latency"]
+    assert latency["compared"] == latency["images"] == 16
+    assert latency["timed"] == 16 and latency["total_ms"]["n"] == 16  # every image's way, stage by stage
+    assert latency["total_ms"]["p50"] > 0 and set(latency["stages_ms"]) >= {"event_delay", "ingest", "inference"}
+    functions = {name.split("[")[0] for name in run["cpu_ms_per_image"]}
+    assert {"ingest", "aggregate", *(a.function for a in ARCHITECTURES.values())} <= functions
+    assert {"kafka", "minio", "postgres"} <= set(run["peak_rss_mb"])
+    assert all(run["peak_rss_mb"][name] > 0 for name in ("kafka", "ingest[0]", "infer-resnet50[0]"))

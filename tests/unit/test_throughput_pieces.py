@@ -185,6 +185,18 @@ def test_threads_are_shared_out_among_the_models_replicas():
     assert default_threads(0, cores=4) == 4
 
 
+def test_auto_is_cuda_on_a_gpu_else_onnx_runtime_when_the_export_exists(monkeypatch, tmp_path):
+    from triptych.models import backends
+
+    monkeypatch.setattr(backends, "_cuda_available", lambda: False)
+    assert backends.resolve("auto") == "onnx" and backends.resolve("torch") == "torch"
+    assert backends.resolve("auto", tmp_path) == "torch"  # a version without its ONNX export
+    (tmp_path / backends.ONNX_FILE).write_bytes(b"")
+    assert backends.resolve("auto", tmp_path) == "onnx"
+    monkeypatch.setattr(backends, "_cuda_available", lambda: True)
+    assert backends.resolve("auto", tmp_path) == "cuda"
+
+
 def test_an_onnx_replica_never_imports_torch():
     code = ("import sys; from triptych.inference import classify; from triptych.models import backends; "
             "assert 'torch' not in sys.modules, 'torch was imported'")

@@ -8,8 +8,10 @@ status` names them: `postgres`, `kafka`, ..., `infer-resnet50[0]`.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -27,7 +29,9 @@ class Tracked:
     with_children: bool
 
 
-def tracked_processes(settings: Settings) -> list[Tracked]:
+def tracked_processes(settings: Settings, functions_status: Path | None = None) -> list[Tracked]:
+    """The stack's servers, every function replica (from the supervisor's status
+    file: the stack's own, or `functions_status`), and the bench itself."""
     tracked = []
     for service in Stack(settings).services:
         if service.name == "functions" or not service.managed:
@@ -35,7 +39,8 @@ def tracked_processes(settings: Settings) -> list[Tracked]:
         process = service.pidfile.live_process()
         if process is not None:
             tracked.append(Tracked(service.name, process, with_children=True))
-    for function, entry in sorted(read_status(settings).get("functions", {}).items()):
+    status = json.loads(functions_status.read_text()) if functions_status else read_status(settings)
+    for function, entry in sorted(status.get("functions", {}).items()):
         for replica in entry.get("replicas", []):
             if replica.get("pid") and replica.get("state") in ("running", "starting"):
                 try:

@@ -31,6 +31,7 @@ class BenchOptions:
     timeout_s: float = 600.0
     warmup: int = 32
     restart: bool = True  # restart the functions with each backend (False: measure what runs)
+    functions_status: Path | None = None  # another supervisor's status.json (default: the stack's)
 
 
 def inference_batch(settings: Settings, models: list[str]) -> int:
@@ -63,7 +64,7 @@ def measure_pipeline(settings: Settings, db: Database, backend: str, options: Be
     warm = pipeline.bench_images(options.warmup, options.width, options.height)
     pipeline.drop(settings, db, warm, timeout=options.timeout_s, writers=options.writers)  # loads and warms models
     items = pipeline.bench_images(options.images, options.width, options.height)
-    processes = resources.tracked_processes(settings)
+    processes = resources.tracked_processes(settings, options.functions_status)
     # No watcher here: at saturation the bench's own CPU is kept to the puts.
     cpu_before = resources.cpu_seconds(processes)
     wall_before = time.time()
@@ -95,7 +96,7 @@ def measure_pipeline(settings: Settings, db: Database, backend: str, options: Be
         "cores_busy": (sum(cpu_after.values()) - sum(cpu_before.get(n, 0.0) for n in cpu_after)) / wall if wall else 0,
         "latency": {"offered_per_s": offered, "images": len(latency_items), "compared": len(paced.compared_at),
                     "timed": len(timed), **stats.latency_report(timed)},
-        "peak_rss_mb": resources.peak_rss_mb(resources.tracked_processes(settings)),
+        "peak_rss_mb": resources.peak_rss_mb(resources.tracked_processes(settings, options.functions_status)),
     }
 
 

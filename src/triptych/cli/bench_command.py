@@ -21,10 +21,13 @@ def bench(
     device: str = typer.Option("cpu", help="cpu: the running stack; cuda: ceiling and in-process pipeline on the GPU"),
     quick: bool = typer.Option(False, "--quick", help="a few images, the configured backend only, no restarts"),
     out: Path = typer.Option(None, help="folder for the JSON and Markdown reports (default: <data dir>/bench)"),
+    functions_status: Path = typer.Option(None, help="the status.json of a supervisor started apart from the stack "
+                                                     "(its replicas' CPU and memory; default: the stack's)"),
 ) -> None:
     """Measure the pipeline: ceiling, sustained images/s, latency by stage, CPU and memory per process."""
     from ..benchmark.report import markdown, write
     from ..benchmark.run import BenchOptions, run_bench
+    from ..models.backends import resolve
 
     settings = get_settings()
     try:
@@ -41,11 +44,11 @@ def bench(
     else:
         if quick:
             options = BenchOptions(images=min(images, 48), latency_images=min(latency_images, 16), width=width,
-                                   height=height, backends=[settings.infer_backend], ceiling_images=32, warmup=8,
-                                   restart=False, timeout_s=300)
+                                   height=height, backends=[resolve(settings.infer_backend)], ceiling_images=32, warmup=8,
+                                   restart=False, timeout_s=300, functions_status=functions_status)
         else:
             options = BenchOptions(images=images, latency_images=latency_images, width=width, height=height,
-                                   backends=chosen)
+                                   backends=chosen, functions_status=functions_status)
         try:
             result = run_bench(settings, options, report=console.print)
         except (TimeoutError, RuntimeError) as exc:

@@ -99,11 +99,18 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def resolve(kind: str, folder: Path | None = None) -> str:
+    """`auto` is CUDA fp16 when a GPU is present, else ONNX Runtime on the CPU
+    (when the version has its ONNX export, as every registered one does), else PyTorch."""
+    if kind != "auto":
+        return kind
+    if _cuda_available():
+        return "cuda"
+    return "onnx" if folder is None or (Path(folder) / ONNX_FILE).exists() else "torch"
+
+
 def load_backend(kind: str, folder: Path, card: ModelCard, threads: int | None = None):
-    """`auto` picks CUDA fp16 when a GPU is present, else ONNX Runtime on the CPU
-    (when the version has its ONNX export), else PyTorch."""
-    if kind == "auto":
-        kind = "cuda" if _cuda_available() else ("onnx" if (Path(folder) / ONNX_FILE).exists() else "torch")
+    kind = resolve(kind, folder)
     if kind == "onnx":
         return OnnxBackend(Path(folder) / ONNX_FILE, threads)
     if kind not in ("cuda", "torch"):
