@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --constraint requirements/constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-integration up down status clean
+.PHONY: install demo test test-unit test-integration bench up down status clean
 
 install: $(STAMP)
 
@@ -30,6 +30,11 @@ test-unit: install
 
 test-integration: install
 	$(BIN)/pytest tests/integration
+
+# Throughput, latency by stage, CPU and memory per process, on the running stack
+# (`make up` and champions first; `triptych bench --help` for sizes and backends).
+bench: install
+	$(BIN)/triptych bench
 
 up: install
 	$(BIN)/triptych up

@@ -72,7 +72,8 @@ def test_validation_hands_back_the_pixels_it_decoded_when_asked():
     info = validate_image(photo(), **LIMITS, decode_at_least=64)
     assert (info.width, info.height) == (640, 480) and info.pixels.shape == (120, 160, 3)
     assert validate_image(photo(), **LIMITS).pixels is None
-    assert validate_image(image_bytes("PNG", (90, 70), seed=1), **LIMITS, decode_at_least=64).pixels.shape == (70, 90, 3)
+    png = validate_image(image_bytes("PNG", (90, 70), seed=1), **LIMITS, decode_at_least=64)
+    assert png.pixels.shape == (70, 90, 3)
 
 
 def test_inline_pixels_round_trip_through_the_message():

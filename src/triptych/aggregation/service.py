@@ -16,7 +16,7 @@ from ..config import Settings, get_settings
 from ..contracts import PredictionMessage
 from ..db.connection import Database
 from ..runtime.errors import PermanentError
-from .store import compare_if_complete, refresh_shadow, upsert_predictions, window_start
+from .store import compare_complete, refresh_shadow, upsert_predictions, window_start
 from .windows import WindowRefresher
 
 PREDICTIONS_BY_CLASS = Counter("triptych_predictions_total", "Predictions stored, by model and class",
@@ -57,7 +57,7 @@ class Aggregator:
             upsert_predictions(cur, messages)
             for image_id in shadowed:
                 refresh_shadow(cur, image_id)
-            return [c for image_id in image_ids if (c := compare_if_complete(cur, image_id, self.active_models))]
+            return list(compare_complete(cur, image_ids, self.active_models).values())
 
         comparisons = self.db.transaction(store)
         self.windows.touch({(m.model_name, m.model_version, window_start(m.predicted_at)) for m in messages

@@ -7,17 +7,17 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from psycopg2.extras import execute_values
+
 from ..contracts import PredictionMessage
 from .compare import Answer, Comparison, compare
 
 WINDOW_SECONDS = 60
 
-UPSERT_PREDICTION = """
+UPSERT_PREDICTIONS = """
 INSERT INTO predictions (image_id, model_name, model_version, predicted_class, confidence, top_k, fetch_ms, decode_ms,
                          preprocess_ms, inference_ms, total_ms, backend, batch_size, worker_id, predicted_at, role)
-VALUES (%(image_id)s, %(model_name)s, %(model_version)s, %(predicted_class)s, %(confidence)s, %(top_k)s::jsonb,
-        %(fetch_ms)s, %(decode_ms)s, %(preprocess_ms)s, %(inference_ms)s, %(total_ms)s, %(backend)s, %(batch_size)s,
-        %(worker_id)s, %(predicted_at)s, %(role)s)
+VALUES %s
 ON CONFLICT (image_id, model_name, model_version) DO UPDATE SET
     predicted_class = EXCLUDED.predicted_class, confidence = EXCLUDED.confidence, top_k = EXCLUDED.top_k,
     fetch_ms = EXCLUDED.fetch_ms, decode_ms = EXCLUDED.decode_ms, preprocess_ms = EXCLUDED.preprocess_ms,
@@ -27,68 +27,97 @@ ON CONFLICT (image_id, model_name, model_version) DO UPDATE SET
     role = CASE WHEN predictions.role = 'champion' OR EXCLUDED.role = 'champion' THEN 'champion' ELSE 'shadow' END,
     updated_at = now()
 """
+PREDICTION_ROW = "(%s::uuid, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 
 
 def upsert_predictions(cur, messages: list[PredictionMessage]) -> None:
+    """All of a batch's predictions in one statement. A key that comes twice (a
+    redelivery inside the batch) is written once: a champion answer over a shadow
+    one, else the later one, as two single upserts in turn would leave it."""
+    rows: dict[tuple, PredictionMessage] = {}
     for m in messages:
+        key = (m.image_id, m.model_name, m.model_version)
+        previous = rows.get(key)
+        if previous is not None and "champion" in (previous.role, m.role):
+            m = m.model_copy(update={"role": "champion"})
+        rows[key] = m
+    values = []
+    for m in rows.values():
         t = m.timings
-        cur.execute(UPSERT_PREDICTION, {
-            "image_id": m.image_id, "model_name": m.model_name, "model_version": m.model_version,
-            "predicted_class": m.predicted_class, "confidence": m.confidence,
-            "top_k": json.dumps([s.model_dump() for s in m.top_k]), "fetch_ms": t.fetch_ms, "decode_ms": t.decode_ms,
-            "preprocess_ms": t.preprocess_ms, "inference_ms": t.inference_ms, "total_ms": t.total_ms,
-            "backend": m.backend, "batch_size": m.batch_size, "worker_id": m.worker_id, "predicted_at": m.predicted_at,
-            "role": m.role,
-        })
+        values.append((m.image_id, m.model_name, m.model_version, m.predicted_class, m.confidence,
+                       json.dumps([s.model_dump() for s in m.top_k]), t.fetch_ms, t.decode_ms, t.preprocess_ms,
+                       t.inference_ms, t.total_ms, m.backend, m.batch_size, m.worker_id, m.predicted_at, m.role))
+    if values:
+        execute_values(cur, UPSERT_PREDICTIONS, values, template=PREDICTION_ROW, page_size=len(values))
 
 
-def latest_answers(cur, image_id: str, models: list[str]) -> tuple[list[Answer], str | None]:
-    """Each active model's most recent champion answer for the image (shadow answers
-    never count), and its ground truth."""
-    cur.execute(
-        """SELECT DISTINCT ON (p.model_name) p.model_name, p.model_version, p.predicted_class, p.confidence,
-                  p.inference_ms, i.ground_truth_label
-           FROM predictions p JOIN images i USING (image_id)
-           WHERE p.image_id = %s AND p.model_name = ANY(%s) AND p.role = 'champion'
-           ORDER BY p.model_name, p.predicted_at DESC, p.model_version DESC""",
-        (image_id, models),
-    )
-    rows = cur.fetchall()
-    truth = rows[0]["ground_truth_label"] if rows else None
-    return [Answer(r["model_name"], r["model_version"], r["predicted_class"], r["confidence"], r["inference_ms"])
-            for r in rows], truth
+UPSERT_COMPARISONS = """
+INSERT INTO model_comparisons (image_id, model_set, model_versions, consensus_class, consensus_confidence,
+                               agreement_level, agreement_ratio, fastest_model, fastest_inference_ms,
+                               ground_truth_label, per_model, consensus_correct, needs_review)
+VALUES %s
+ON CONFLICT (image_id, model_set) DO UPDATE SET
+    model_versions = EXCLUDED.model_versions, consensus_class = EXCLUDED.consensus_class,
+    consensus_confidence = EXCLUDED.consensus_confidence, agreement_level = EXCLUDED.agreement_level,
+    agreement_ratio = EXCLUDED.agreement_ratio, fastest_model = EXCLUDED.fastest_model,
+    fastest_inference_ms = EXCLUDED.fastest_inference_ms, ground_truth_label = EXCLUDED.ground_truth_label,
+    per_model = EXCLUDED.per_model, consensus_correct = EXCLUDED.consensus_correct,
+    needs_review = EXCLUDED.needs_review, updated_at = now()
+"""
+COMPARISON_ROW = "(%s::uuid, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)"
+
+
+def comparison_row(image_id: str, c: Comparison) -> tuple:
+    return (image_id, c.model_set, json.dumps(c.model_versions), c.consensus_class, c.consensus_confidence,
+            c.agreement_level, c.agreement_ratio, c.fastest_model, c.fastest_inference_ms, c.ground_truth_label,
+            json.dumps(c.per_model), c.consensus_correct, c.needs_review)
 
 
 def upsert_comparison(cur, image_id: str, c: Comparison) -> None:
-    cur.execute(
-        """INSERT INTO model_comparisons (image_id, model_set, model_versions, consensus_class, consensus_confidence,
-                                          agreement_level, agreement_ratio, fastest_model, fastest_inference_ms,
-                                          ground_truth_label, per_model, consensus_correct, needs_review)
-           VALUES (%s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)
-           ON CONFLICT (image_id, model_set) DO UPDATE SET
-               model_versions = EXCLUDED.model_versions, consensus_class = EXCLUDED.consensus_class,
-               consensus_confidence = EXCLUDED.consensus_confidence, agreement_level = EXCLUDED.agreement_level,
-               agreement_ratio = EXCLUDED.agreement_ratio, fastest_model = EXCLUDED.fastest_model,
-               fastest_inference_ms = EXCLUDED.fastest_inference_ms, ground_truth_label = EXCLUDED.ground_truth_label,
-               per_model = EXCLUDED.per_model, consensus_correct = EXCLUDED.consensus_correct,
-               needs_review = EXCLUDED.needs_review, updated_at = now()""",
-        (image_id, c.model_set, json.dumps(c.model_versions), c.consensus_class, c.consensus_confidence,
-         c.agreement_level, c.agreement_ratio, c.fastest_model, c.fastest_inference_ms, c.ground_truth_label,
-         json.dumps(c.per_model), c.consensus_correct, c.needs_review),
-    )
-    # Disagreements feed the labelling / retraining loop.
+    """One image's comparison (and its review flag), as compare_complete writes them."""
+    execute_values(cur, UPSERT_COMPARISONS, [comparison_row(image_id, c)], template=COMPARISON_ROW)
     cur.execute("UPDATE images SET status = 'classified', needs_review = %s WHERE image_id = %s",
                 (c.needs_review, image_id))
 
 
-def compare_if_complete(cur, image_id: str, active_models: list[str]) -> Comparison | None:
-    answers, truth = latest_answers(cur, image_id, active_models)
-    if {a.model_name for a in answers} != set(active_models):
-        return None  # still waiting for a model
-    comparison = compare(answers, truth)
-    upsert_comparison(cur, image_id, comparison)
-    refresh_shadow(cur, image_id)
-    return comparison
+def compare_complete(cur, image_ids: list[str], active_models: list[str]) -> dict[str, Comparison]:
+    """Write the comparison of every image among `image_ids` whose active models
+    have all answered (each model's latest champion answer), in a few statements
+    for the whole batch; returns them by image id."""
+    if not image_ids:
+        return {}
+    cur.execute(
+        """SELECT DISTINCT ON (p.image_id, p.model_name) p.image_id::text AS image_id, p.model_name,
+                  p.model_version, p.predicted_class, p.confidence, p.inference_ms, i.ground_truth_label,
+                  EXISTS (SELECT 1 FROM predictions s WHERE s.image_id = p.image_id AND s.role = 'shadow') AS shadowed
+           FROM predictions p JOIN images i USING (image_id)
+           WHERE p.image_id = ANY(%s::uuid[]) AND p.model_name = ANY(%s) AND p.role = 'champion'
+           ORDER BY p.image_id, p.model_name, p.predicted_at DESC, p.model_version DESC""",
+        (list(image_ids), active_models),
+    )
+    by_image: dict[str, list[dict]] = {}
+    for row in cur.fetchall():
+        by_image.setdefault(row["image_id"], []).append(row)
+    comparisons = {}
+    for image_id, rows in by_image.items():
+        if {r["model_name"] for r in rows} != set(active_models):
+            continue  # still waiting for a model
+        answers = [Answer(r["model_name"], r["model_version"], r["predicted_class"], r["confidence"],
+                          r["inference_ms"]) for r in rows]
+        comparisons[image_id] = compare(answers, rows[0]["ground_truth_label"])
+    if not comparisons:
+        return {}
+    execute_values(cur, UPSERT_COMPARISONS, [comparison_row(image_id, c) for image_id, c in comparisons.items()],
+                   template=COMPARISON_ROW, page_size=len(comparisons))
+    # Disagreements feed the labelling / retraining loop.
+    execute_values(cur, """UPDATE images SET status = 'classified', needs_review = v.needs_review
+                           FROM (VALUES %s) AS v(image_id, needs_review) WHERE images.image_id = v.image_id""",
+                   [(image_id, c.needs_review) for image_id, c in comparisons.items()],
+                   template="(%s::uuid, %s)", page_size=len(comparisons))
+    for image_id in comparisons:
+        if any(r["shadowed"] for r in by_image[image_id]):
+            refresh_shadow(cur, image_id)  # only images a challenger answered: most have none
+    return comparisons
 
 
 def refresh_shadow(cur, image_id: str) -> None:

@@ -62,7 +62,8 @@ def inprocess_rate(champions: list[ceiling.Champion], backend: str, threads: int
             forward_s += time.perf_counter() - t2
             for row, probs in enumerate(probabilities):
                 top = int(np.argmax(probs))
-                answers[row].append(Answer(champion.name, card.version or "?", card.labels[top], float(probs[top]), 0.0))
+                answers[row].append(Answer(champion.name, card.version or "?", card.labels[top], float(probs[top]),
+                                           0.0))
         for (label, _), image_answers in zip(chunk, answers):
             compare(image_answers, label)
             compared += 1

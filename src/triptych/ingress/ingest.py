@@ -120,7 +120,8 @@ class Ingestor:
             except PermanentError as exc:  # our own quarantine moves raise events too, skipped above
                 failures.append(str(exc))
         prepared = []
-        for outcome in (self.pool.map(self._prepare_or_fail, refs) if len(refs) > 1 else map(self._prepare_or_fail, refs)):
+        outcomes = self.pool.map(self._prepare_or_fail, refs) if len(refs) > 1 else map(self._prepare_or_fail, refs)
+        for outcome in outcomes:
             if isinstance(outcome, PermanentError):
                 failures.append(str(outcome))
             else:
@@ -235,7 +236,8 @@ class Ingestor:
                 refused += 1  # quarantined and recorded by ingest, as for an event
         if missing:
             log_system_event("objects_swept", "warning", "ingest",
-                             f"{len(missing)} object(s) in {bucket} had no event; ingested {ingested}, refused {refused}",
+                             f"{len(missing)} object(s) in {bucket} had no event; "
+                             f"ingested {ingested}, refused {refused}",
                              details={"keys": [o.object_name for o in missing[:50]]}, settings=self.settings)
         return {"listed": len(found), "missing": len(missing), "ingested": ingested, "refused": refused}
 
