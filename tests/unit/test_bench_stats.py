@@ -77,6 +77,7 @@ def test_the_latency_report_summarises_totals_and_every_stage():
     assert report["total_ms"]["p99"] == pytest.approx(349.0)
     assert set(report["stages_ms"]) == set(STAGES)
     assert report["stages_ms"]["ingest"]["p95"] == pytest.approx(10.0)
+    assert report["batch_size"]["p50"] == 4
 
 
 def test_cpu_per_image_counts_from_zero_for_processes_that_appeared_during_the_run():
@@ -84,3 +85,19 @@ def test_cpu_per_image_counts_from_zero_for_processes_that_appeared_during_the_r
                               images=100)
     assert per_image == pytest.approx({"kafka": 20.0, "ingest[0]": 5.0, "ingest[1]": 5.0})
     assert cpu_per_image({}, {"kafka": 1.0}, images=0) == {}
+
+
+def test_a_gpu_report_without_a_pipeline_renders_its_ceiling_and_in_process_runs():
+    from triptych.benchmark.report import markdown
+
+    result = {"started_at": 0.0, "commit": "abc1234", "cores": 16, "models": ["resnet50"], "batch": 256,
+              "threads": None, "image": {"width": 640, "height": 480, "format": "jpeg"}, "pipeline": [],
+              "ceiling": [{"backend": "torch-cuda-fp16", "threads": None, "batch": 256, "images_per_s": 7500.0,
+                           "forward_ms_per_image": 0.4}],
+              "inprocess": [{"device": "cuda", "backend": "torch-cuda-fp16", "threads": None, "batch": 256,
+                             "gpu_decode": True, "images_per_s": 2100.0, "decode_ms_per_image": 0.2,
+                             "forward_ms_per_image": 0.3}]}
+    text = markdown(result)
+    assert "| torch-cuda-fp16 | default | 256 | 7,500.0 | 0.40 |" in text
+    assert "| cuda | torch-cuda-fp16 | default | 256 | yes | 2,100.0 | 0.20 | 0.30 |" in text
+    assert "## Pipeline" not in text

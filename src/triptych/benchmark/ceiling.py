@@ -5,7 +5,6 @@ what the pipeline could do if everything around the models were free."""
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -71,10 +70,3 @@ def forward_rate(champions: list[Champion], backend: str, threads: int | None, b
         # The CPU a pipeline image needs at the very least: the three forwards, one after another.
         "forward_ms_per_image": sum(alone.values()),
     }
-
-
-def measure_ceiling(settings: Settings, models: list[str], variants: list[tuple[str, int | None, int]],
-                    images: int) -> list[dict]:
-    with tempfile.TemporaryDirectory(prefix="triptych-bench-") as tmp:
-        champions = download_champions(settings, models, Path(tmp))
-        return [forward_rate(champions, backend, threads, batch, images) for backend, threads, batch in variants]

@@ -14,7 +14,7 @@ import numpy as np
 from ..aggregation.compare import Answer, compare
 from ..config import Settings
 from ..models.backends import load_backend
-from ..models.preprocess import decode, resize, to_batch
+from ..models.preprocess import decode, needed_side, resize, to_batch
 from . import ceiling
 from .pipeline import bench_images
 
@@ -35,6 +35,7 @@ def inprocess_rate(champions: list[ceiling.Champion], backend: str, threads: int
                    data: list[tuple[str, bytes]], gpu_decode: bool = False) -> dict:
     """Images/s for bytes -> three answers -> comparison, and where the time went."""
     models = [(c, load_backend(backend, c.folder, c.card, threads)) for c in champions]
+    largest = max(needed_side(c.card) for c in champions)  # decoded once, as large as the largest input needs
     decode_s = forward_s = 0.0
     started = time.perf_counter()
     compared = 0
@@ -47,7 +48,7 @@ def inprocess_rate(champions: list[ceiling.Champion], backend: str, threads: int
 
             pixels = decode_jpeg([torch.frombuffer(bytearray(b), dtype=torch.uint8) for _, b in chunk], device="cuda")
         else:
-            pixels = [decode(b) for _, b in chunk]
+            pixels = [decode(b, at_least=largest) for _, b in chunk]
         t1 = time.perf_counter()
         decode_s += t1 - t0
         answers: list[list[Answer]] = [[] for _ in chunk]
@@ -69,6 +70,7 @@ def inprocess_rate(champions: list[ceiling.Champion], backend: str, threads: int
             compared += 1
     wall = time.perf_counter() - started
     return {"device": "cuda" if backend == "cuda" else "cpu", "backend": models[0][1].name, "batch": batch,
+            "threads": threads,
             "gpu_decode": gpu_decode, "images": compared, "images_per_s": compared / wall,
             "decode_ms_per_image": decode_s * 1000 / compared, "forward_ms_per_image": forward_s * 1000 / compared}
 

@@ -53,7 +53,8 @@ def markdown(result: dict) -> str:
             f"({lat['timed']} timed) | {_num(lat['total_ms']['p50'], 0)} / {_num(lat['total_ms']['p95'], 0)} / "
             f"{_num(lat['total_ms']['p99'], 0)} |",
             "",
-            "Latency by stage (ms, along each image's last answer):",
+            f"Latency by stage (ms, along each image's last answer; its batch held "
+            f"{_num(lat['batch_size']['p50'], 0)} images at p50, {_num(lat['batch_size']['p95'], 0)} at p95):",
             "",
             "| stage | p50 | p95 |",
             "|---|---|---|",
@@ -67,11 +68,13 @@ def markdown(result: dict) -> str:
             lines.append(f"| {name} | {_num(run['cpu_ms_per_image'].get(name), 2)} | "
                          f"{_num(run['peak_rss_mb'].get(name), 0)} |")
     if result.get("inprocess"):
-        lines += ["", "## In-process pipeline (no Kafka, MinIO or database)", "",
-                  "| device | backend | batch | images/s | decode ms/image | forward ms/image (three) |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["", "## In-process: bytes to comparison in one process (no Kafka, MinIO or database)", "",
+                  "| device | backend | threads | batch | GPU decode | images/s | decode ms/image | "
+                  "forward ms/image (three) |",
+                  "|---|---|---|---|---|---|---|---|"]
         for r in result["inprocess"]:
-            lines.append(f"| {r['device']} | {r['backend']} | {r['batch']} | {_num(r['images_per_s'])} | "
+            lines.append(f"| {r['device']} | {r['backend']} | {r.get('threads') or 'default'} | {r['batch']} | "
+                         f"{'yes' if r['gpu_decode'] else 'no'} | {_num(r['images_per_s'])} | "
                          f"{_num(r['decode_ms_per_image'], 2)} | {_num(r['forward_ms_per_image'], 2)} |")
     return "\n".join(lines) + "\n"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from ..db.connection import Database
 from ..models.backends import default_threads
 from ..runtime.spec import load_functions
 from ..stack.manager import Stack
-from . import ceiling, pipeline, resources, stats
+from . import ceiling, inprocess, pipeline, resources, stats
 
 
 @dataclass
@@ -110,9 +111,18 @@ def run_bench(settings: Settings, options: BenchOptions, report=print) -> dict:
         "models": models, "batch": batch, "threads": threads,
         "image": {"width": options.width, "height": options.height, "format": "jpeg"},
     }
-    report(f"ceiling: {', '.join(options.backends)} x batch 1 and {batch}, {options.ceiling_images} images each")
+    report(f"ceiling: {', '.join(options.backends)} x batch 1 and {batch}, {options.ceiling_images} images each; "
+           "then the same work in one process")
     variants = [(b, threads, size) for b in options.backends for size in dict.fromkeys((1, batch))]
-    result["ceiling"] = ceiling.measure_ceiling(settings, models, variants, options.ceiling_images)
+    with tempfile.TemporaryDirectory(prefix="triptych-bench-") as tmp:
+        champions = ceiling.download_champions(settings, models, Path(tmp))
+        result["ceiling"] = [ceiling.forward_rate(champions, backend, t, size, options.ceiling_images)
+                             for backend, t, size in variants]
+        # Bytes to comparison in one process with every core: the pipeline without Kafka, MinIO or Postgres.
+        data = [(item.label, item.data) for item in
+                pipeline.bench_images(options.ceiling_images, options.width, options.height)]
+        result["inprocess"] = [inprocess.inprocess_rate(champions, options.backends[0], resources.cores(), batch,
+                                                        data)]
     configured = settings.infer_backend
     result["pipeline"] = []
     try:

@@ -100,10 +100,13 @@ def stage_breakdown(image: ImageTimes) -> dict[str, float]:
 
 def latency_report(images: Iterable[ImageTimes]) -> dict:
     """End-to-end percentiles and each stage's percentiles over many images."""
+    images = list(images)
     rows = [stage_breakdown(image) for image in images]
     return {
         "total_ms": summary([r["total"] for r in rows]),
         "stages_ms": {stage: summary([r[stage] for r in rows]) for stage in STAGES},
+        # How full the inference batches were on the critical path: batching trades latency for throughput.
+        "batch_size": summary([max(i.predictions, key=lambda p: p.seen_at).batch_size for i in images]),
     }
 
 
