@@ -1,7 +1,10 @@
-"""The local runner's Kafka trigger vs a bare kafka-python consumer, no-op handler.
+"""The local runner's Kafka trigger vs a bare kafka-python consumer, no-op handler,
+and a bare confluent-kafka (librdkafka) consumer when it is installed
+(`pip install -e '.[bench]'`): what the pure-Python client costs per message.
 
-All three read the same N messages from one fresh topic, each with its own
-consumer group, one after the other in this process.
+All read the same N messages (`--size` bytes each: 16 KB is an image message with
+its 64 px pixels inline) from one fresh topic, each with its own consumer group,
+one after the other in this process; CPU seconds per message beside events/s.
 """
 
 from __future__ import annotations
@@ -20,6 +23,27 @@ from triptych.runtime.delivery import Delivery
 from triptych.runtime.kafka_trigger import KafkaTriggerRunner
 from triptych.runtime.nuclio_compat import LoadedHandler, make_context
 from triptych.runtime.spec import KafkaTriggerSpec
+
+
+def confluent_consumer(settings, topic: str, count: int) -> float | None:
+    try:
+        from confluent_kafka import Consumer
+    except ImportError:
+        return None
+    consumer = Consumer({"bootstrap.servers": settings.kafka_url, "group.id": f"bench-rd-{uuid.uuid4().hex[:6]}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    seen, started = 0, None
+    while seen < count:
+        messages = consumer.consume(num_messages=500, timeout=1.0)
+        if messages and started is None:
+            started = time.perf_counter()
+        seen += sum(1 for m in messages if m.error() is None)
+        if messages:
+            consumer.commit(asynchronous=False)
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return count / elapsed
 
 
 def bare_consumer(settings, topic: str, count: int) -> float:
@@ -68,6 +92,7 @@ def runner(settings, topic: str, count: int, batch_size: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--size", type=int, default=16_000, help="bytes per message")
     args = parser.parse_args()
     settings = get_settings()
     topic = f"bench-{uuid.uuid4().hex[:8]}"
@@ -75,15 +100,30 @@ def main() -> None:
     admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True)
     producer = make_producer(settings)
     for i in range(args.messages):
-        producer.send(topic, key=str(i).encode(), value=b'{"n": %d}' % i)
+        producer.send(topic, key=str(i).encode(), value=(b'{"n": %d, "pad": "' % i).ljust(args.size - 2, b"x") + b'"}')
     producer.flush()
     producer.close()
-    bare = bare_consumer(settings, topic, args.messages)
-    b1 = runner(settings, topic, args.messages, 1)
-    b16 = runner(settings, topic, args.messages, 16)
+    cpu = {}
+
+    def timed(name, call):
+        started = time.process_time()
+        rate = call()
+        cpu[name] = (time.process_time() - started) * 1000 / args.messages
+        return rate
+
+    bare = timed("bare", lambda: bare_consumer(settings, topic, args.messages))
+    b1 = timed("b1", lambda: runner(settings, topic, args.messages, 1))
+    b16 = timed("b16", lambda: runner(settings, topic, args.messages, 16))
+    rd = timed("rd", lambda: confluent_consumer(settings, topic, args.messages))
     admin.delete_topics([topic])
     admin.close()
-    print(f"{args.messages} messages, one partition, no-op handler")
+    print(f"{args.messages} messages of {args.size} bytes, one partition, no-op handler; CPU ms per message "
+          f"(this process): bare {cpu['bare']:.3f}, runner b1 {cpu['b1']:.3f}, runner b16 {cpu['b16']:.3f}"
+          + (f", confluent-kafka {cpu['rd']:.3f}" if rd else ""))
+    if rd:
+        print(f"  bare confluent-kafka consumer (librdkafka):   {rd:8.0f} events/s  ({rd / bare:.2f}x kafka-python)")
+    else:
+        print("  (confluent-kafka not installed: pip install -e '.[bench]' to compare librdkafka)")
     print(f"  bare kafka-python consumer (commit per poll): {bare:8.0f} events/s")
     print(f"  runner, batch 1 (commit per poll):            {b1:8.0f} events/s  ({b1 / bare:.2f}x bare)")
     print(f"  runner, batch 16 (commit per poll):           {b16:8.0f} events/s  ({b16 / bare:.2f}x bare, "

@@ -17,7 +17,7 @@ from triptych.storage import minio_client
 
 from ..images import image_bytes, png_claiming, truncated_jpeg
 from .pipeline_helpers import TopicWatcher, unique, wait_rows
-from .runtime_helpers import query
+from .runtime_helpers import query, wait_for
 
 @pytest.fixture(scope="module")
 def uploads(ingress, admin_key):
@@ -197,6 +197,37 @@ def test_bad_bucket_drop_is_quarantined_recorded_and_dead_lettered(stack, ingres
     assert letter.function == "ingest" and letter.attempts == 1 and "quarantined: corrupt" in letter.error
     assert query(stack, "SELECT count(*) FROM system_events WHERE event_type = 'image_quarantined' "
                         "AND image_id = %s", (str(row["image_id"]),)) == [(1,)]
+
+
+def test_a_bad_drop_inside_a_burst_is_dead_lettered_with_its_reason_and_the_others_flow(stack, ingress, images_topic):
+    """Ingest takes batches; a batch with a bad object is retried one event at a
+    time: the good ones are registered (once), the bad one dead-lettered once with
+    the reason it was quarantined for, not "no longer exists"."""
+    dlq = TopicWatcher(stack, TOPIC_DEAD_LETTERS)
+    s3 = minio_client(stack)
+    tag = unique("burst-with-bad")
+    good = [f"drops/{tag}/good-{i}.png" for i in range(8)]
+    bad = f"drops/{tag}/bad.jpg"
+
+    def put(key):
+        data = truncated_jpeg() if key == bad else image_bytes("PNG")
+        s3.put_object(stack.images_bucket, key, io.BytesIO(data), len(data))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, [*good[:4], bad, *good[4:]]))
+    rows = wait_rows(stack, "object_key LIKE %s", (f"drops/{tag}/good-%",), len(good), timeout=60)
+    assert sorted(r["object_key"] for r in rows) == sorted(good)
+    letters = [DeadLetter.model_validate_json(r.value)
+               for r in dlq.collect(lambda r: bad.encode() in r.value, 1, 30)]
+    dlq.close()
+    assert [(letter.function, letter.attempts) for letter in letters] == [("ingest", 1)]
+    assert "quarantined: corrupt" in letters[0].error
+    recorded = wait_for(lambda: query(stack, "SELECT count(*) FROM system_events WHERE event_type = 'dead_letter' "
+                                             "AND details->>'error' LIKE %s", (f"%{bad}%",))[0][0], 30,
+                        message="the dead letter's system_events row")
+    assert recorded == 1
+    published = messages_for(images_topic, [str(r["image_id"]) for r in rows])
+    assert {m.object_key for m in published} == set(good)
 
 
 def test_a_burst_of_1000_drops_is_ingested_exactly_once(stack, ingress, images_topic):

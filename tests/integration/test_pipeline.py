@@ -129,18 +129,37 @@ def test_hot_swap_during_a_stream_loses_and_duplicates_nothing(stack, pipeline):
     first = image_ids_for(stack, tag, 30)
     wait_comparisons(stack, first)  # these were answered by the old champion
 
-    streamer = threading.Thread(target=lambda: [stream(stack, 1, 1030 + i, tag) or time.sleep(0.05)
-                                                for i in range(60)])
+    # A steady stream until the new version has answered some of it: however fast the
+    # pipeline and however long the new version takes to load, the swap lands mid-stream.
+    stop, sent = threading.Event(), [0]
+
+    def streaming():
+        while not stop.is_set() and sent[0] < 1000:
+            stream(stack, 1, 1030 + sent[0], tag)
+            sent[0] += 1
+            time.sleep(0.05)
+
+    streamer = threading.Thread(target=streaming)
     streamer.start()
-    time.sleep(1.0)
-    promote("mobilenet_v2", new, "hot-swap test", stack)  # mid-stream
-    swapped_at = time.time()
-    streamer.join()
-    ids = image_ids_for(stack, tag, 90)
+    try:
+        wait_for(lambda: sent[0] >= 20, 60, message="20 images streamed before the swap")
+        promote("mobilenet_v2", new, "hot-swap test", stack)  # mid-stream
+        swapped_at = time.time()
+        wait_for(lambda: query(stack, "SELECT 1 FROM predictions p JOIN images i USING (image_id) "
+                                      "WHERE p.model_name = 'mobilenet_v2' AND p.model_version = %s "
+                                      "AND i.filename LIKE %s LIMIT 1", (new, f"{tag}-%")), 180,
+                 message="an answer from the new version")
+        answered_at = sent[0]
+        wait_for(lambda: sent[0] >= answered_at + 20, 60, message="20 more images after the swap")
+    finally:
+        stop.set()
+        streamer.join()
+    total = 30 + sent[0]
+    ids = image_ids_for(stack, tag, total)
     wait_comparisons(stack, ids)
     rows = query(stack, "SELECT image_id, model_version, predicted_at FROM predictions "
                         "WHERE model_name = 'mobilenet_v2' AND image_id = ANY(%s::uuid[])", (ids,))
-    assert len(rows) == 90 and len({r["image_id"] for r in rows}) == 90, "none lost, none duplicated"
+    assert len(rows) == total and len({r["image_id"] for r in rows}) == total, "none lost, none duplicated"
     versions = Counter(r["model_version"] for r in rows)
     assert set(versions) == {old, new}, versions
     assert all(r["model_version"] == old for r in rows if str(r["image_id"]) in set(first))

@@ -142,8 +142,21 @@ class Ingestor:
             return read_object(self.s3, ref.bucket, ref.key, ref.version, limit=self.settings.max_image_bytes + 1)
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchVersion", "NoSuchBucket"):
+                reason = self._quarantined_as(ref)
+                if reason:  # moved by an earlier try of this event (a batch retried one by one): same reason
+                    raise PermanentError(f"{ref.bucket}/{ref.key} quarantined: {reason}") from exc
                 raise PermanentError(f"{ref.bucket}/{ref.key} no longer exists ({exc.code})") from exc
             raise
+
+    def _quarantined_as(self, ref: ObjectRef) -> str | None:
+        def read(cur):
+            cur.execute("""SELECT quarantine_reason FROM images WHERE bucket = %s AND object_key = %s
+                           AND object_version = %s AND status = 'quarantined' LIMIT 1""",
+                        (ref.bucket, f"{QUARANTINE_PREFIX}{ref.key}", ref.version))
+            row = cur.fetchone()
+            return row["quarantine_reason"] if row else None
+
+        return self.db.transaction(read)
 
     def _prepare_or_fail(self, ref: ObjectRef) -> "Prepared | PermanentError":
         try:
