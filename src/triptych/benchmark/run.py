@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..db.connection import Database
-from ..models.backends import default_threads
+from ..models.backends import default_threads, resolve
 from ..runtime.spec import load_functions
 from ..stack.manager import Stack
 from . import ceiling, inprocess, pipeline, resources, stats
@@ -123,7 +123,7 @@ def run_bench(settings: Settings, options: BenchOptions, report=print) -> dict:
                 pipeline.bench_images(options.ceiling_images, options.width, options.height)]
         result["inprocess"] = [inprocess.inprocess_rate(champions, options.backends[0], resources.cores(), batch,
                                                         data)]
-    configured = settings.infer_backend
+    configured = resolve(settings.infer_backend)  # what the functions run now ("auto" resolved)
     result["pipeline"] = []
     try:
         for backend in options.backends if options.restart else [configured]:
