@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -154,7 +155,7 @@ class Settings(BaseSettings):
     # The aggregate function recomputes a touched per-minute metric window at most this
     # often (0: after every batch, which costs a scan of the window per batch).
     metrics_refresh_s: float = Field(default=1.0, ge=0)
-    inline_pixel_sizes: list[int] = Field(default_factory=lambda: [64], max_length=4)
+    inline_pixel_sizes: list[Annotated[int, Field(gt=0, le=256)]] = Field(default_factory=lambda: [64], max_length=4)
     # "shadow": the replica serves every model's challenger and marks its answers shadow.
     model_role: str = Field(default="champion", pattern="^(champion|shadow)$")
 

@@ -234,3 +234,9 @@ def test_with_no_interval_every_batch_recomputes_at_once():
     minute = datetime(2026, 11, 26, 22, 0, tzinfo=timezone.utc)
     WindowRefresher(db, interval_s=0).touch({("resnet50", "1", minute)})
     assert db.recomputed == [("resnet50", "1", minute)]
+
+
+def test_inline_sizes_are_checked_when_the_settings_are_read():
+    assert Settings(inline_pixel_sizes=[]).inline_pixel_sizes == []
+    with pytest.raises(ValueError):
+        Settings(inline_pixel_sizes=[512])  # would not fit a message; refused at start, not per image
