@@ -68,7 +68,7 @@ def test_nuclio_config_carries_triggers_handler_env_replicas_and_resources():
     assert trigger["attributes"]["consumerGroup"] == "infer-resnet50"
     assert trigger["attributes"]["version"] == "3.9.0"
     assert {"name": "TRIPTYCH_MODEL_NAME", "value": "resnet50"} in spec["env"]
-    assert spec["minReplicas"] == spec["maxReplicas"] == 1
+    assert spec["minReplicas"] == spec["maxReplicas"] == 2  # the heaviest model: two replicas keep pace
     assert spec["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
     assert spec["build"]["functionSourceCode"]
 
