@@ -101,3 +101,19 @@ def test_a_gpu_report_without_a_pipeline_renders_its_ceiling_and_in_process_runs
     assert "| torch-cuda-fp16 | default | 256 | 7,500.0 | 0.40 |" in text
     assert "| cuda | torch-cuda-fp16 | default | 256 | yes | 2,100.0 | 0.20 | 0.30 |" in text
     assert "## Pipeline" not in text
+
+
+def test_the_gpu_preprocessing_gives_a_normalised_half_precision_channels_last_batch():
+    """Run on the CPU here (no GPU in tests): the same tensor code the GPU path runs."""
+    import torch
+
+    from triptych.benchmark.inprocess import _gpu_preprocess
+    from triptych.models.card import IMAGENET_MEAN, IMAGENET_STD
+
+    images = [torch.full((3, 120, 160), 128, dtype=torch.uint8), torch.zeros((3, 90, 90), dtype=torch.uint8)]
+    batch = _gpu_preprocess(images, 64, IMAGENET_MEAN, IMAGENET_STD, "cpu")
+    assert batch.shape == (2, 3, 64, 64) and batch.dtype == torch.float16
+    assert batch.is_contiguous(memory_format=torch.channels_last)
+    expected = (128 / 255 - IMAGENET_MEAN[0]) / IMAGENET_STD[0]
+    assert abs(float(batch[0, 0].float().mean()) - expected) < 1e-2
+    assert abs(float(batch[1, 2].float().mean()) - (0 - IMAGENET_MEAN[2]) / IMAGENET_STD[2]) < 1e-2

@@ -44,9 +44,10 @@ def inprocess_rate(champions: list[ceiling.Champion], backend: str, threads: int
         t0 = time.perf_counter()
         if gpu_decode:
             import torch
-            from torchvision.io import decode_jpeg
+            from torchvision.io import ImageReadMode, decode_jpeg
 
-            pixels = decode_jpeg([torch.frombuffer(bytearray(b), dtype=torch.uint8) for _, b in chunk], device="cuda")
+            pixels = decode_jpeg([torch.frombuffer(bytearray(b), dtype=torch.uint8) for _, b in chunk],
+                                 mode=ImageReadMode.RGB, device="cuda")
         else:
             pixels = [decode(b, at_least=largest) for _, b in chunk]
         t1 = time.perf_counter()
