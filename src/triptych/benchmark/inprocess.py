@@ -80,10 +80,11 @@ def run_gpu_bench(settings: Settings, images: int, width: int, height: int, repo
     import torch
 
     from .resources import cores
-    from .run import commit
+    from .run import commit, require_stack
 
     if not torch.cuda.is_available():
-        raise SystemExit("--device cuda: torch sees no GPU here")
+        raise RuntimeError("--device cuda: torch sees no GPU here")
+    require_stack(settings, functions=False)  # the champions come from the registry
     models = list(settings.active_models)
     data = [(item.label, item.data) for item in bench_images(max(images, 512), width, height)]
     result = {"started_at": time.time(), "commit": commit(), "cores": cores(), "models": models, "batch": 256,

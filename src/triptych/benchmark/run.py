@@ -16,6 +16,7 @@ from ..config import Settings
 from ..db.connection import Database
 from ..models.backends import default_threads, resolve
 from ..runtime.spec import load_functions
+from ..runtime.supervisor import replica_counts
 from ..stack.manager import Stack
 from . import ceiling, inprocess, pipeline, resources, stats
 
@@ -101,7 +102,22 @@ def measure_pipeline(settings: Settings, db: Database, backend: str, options: Be
     }
 
 
+def require_stack(settings: Settings, functions: bool = True) -> None:
+    """Fail at once, with what to do, rather than wait on a server that is down."""
+    down = [s.name for s in Stack(settings).status()
+            if s.name in ("postgres", "kafka", "minio", "mlflow") and s.state != "up"]
+    if down:
+        raise RuntimeError(f"{', '.join(down)} not running: start the stack first (`triptych up`)")
+    if functions:
+        counts = replica_counts(settings)
+        idle = [f for f in ("ingest", "aggregate") if counts.get(f, {}).get("running", 0) < 1]
+        if idle:
+            raise RuntimeError(f"no running replica of {', '.join(idle)}: are the functions up "
+                               "(`triptych functions status`)?")
+
+
 def run_bench(settings: Settings, options: BenchOptions, report=print) -> dict:
+    require_stack(settings, functions=options.functions_status is None)
     models = list(settings.active_models)
     batch = inference_batch(settings, models)
     threads = settings.infer_threads or default_threads(len(models))  # as the functions choose

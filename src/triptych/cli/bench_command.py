@@ -14,10 +14,10 @@ console = Console(stderr=True)
 
 
 def bench(
-    images: int = typer.Option(600, help="images dropped at saturation, per backend"),
-    latency_images: int = typer.Option(150, help="images at half the sustained rate, per backend"),
+    images: int = typer.Option(600, min=1, help="images dropped at saturation, per backend"),
+    latency_images: int = typer.Option(150, min=1, help="images at half the sustained rate, per backend"),
     size: str = typer.Option("640x480", help="WIDTHxHEIGHT of the JPEGs dropped into the bucket"),
-    backends: str = typer.Option("onnx,torch", help="comma-separated: onnx, torch (cuda with --device cuda)"),
+    backends: str = typer.Option("onnx,torch", help="comma-separated CPU backends to compare: onnx, torch"),
     device: str = typer.Option("cpu", help="cpu: the running stack; cuda: ceiling and in-process pipeline on the GPU"),
     quick: bool = typer.Option(False, "--quick", help="a few images, the configured backend only, no restarts"),
     out: Path = typer.Option(None, help="folder for the JSON and Markdown reports (default: <data dir>/bench)"),
@@ -34,26 +34,30 @@ def bench(
         width, height = (int(v) for v in size.lower().split("x"))
     except ValueError as exc:
         raise typer.BadParameter(f"--size must be WIDTHxHEIGHT, e.g. 640x480 (got {size!r})") from exc
+    if not (16 <= width <= 8192 and 16 <= height <= 8192):
+        raise typer.BadParameter(f"--size: each side between 16 and 8192 pixels (got {size!r})")
     chosen = [b.strip() for b in backends.split(",") if b.strip()]
-    if device == "cuda":
-        from ..benchmark.inprocess import run_gpu_bench
-
-        result = run_gpu_bench(settings, images=images, width=width, height=height, report=console.print)
-    elif device != "cpu":
+    if not chosen or set(chosen) - {"onnx", "torch"}:
+        raise typer.BadParameter(f"--backends takes onnx and/or torch (got {backends!r}); a GPU: --device cuda")
+    if device not in ("cpu", "cuda"):
         raise typer.BadParameter("--device is cpu or cuda")
+    if quick:
+        options = BenchOptions(images=min(images, 48), latency_images=min(latency_images, 16), width=width,
+                               height=height, backends=[resolve(settings.infer_backend)], ceiling_images=32,
+                               warmup=8, restart=False, timeout_s=300, functions_status=functions_status)
     else:
-        if quick:
-            options = BenchOptions(images=min(images, 48), latency_images=min(latency_images, 16), width=width,
-                                   height=height, backends=[resolve(settings.infer_backend)], ceiling_images=32, warmup=8,
-                                   restart=False, timeout_s=300, functions_status=functions_status)
+        options = BenchOptions(images=images, latency_images=latency_images, width=width, height=height,
+                               backends=chosen, functions_status=functions_status)
+    try:
+        if device == "cuda":
+            from ..benchmark.inprocess import run_gpu_bench
+
+            result = run_gpu_bench(settings, images=images, width=width, height=height, report=console.print)
         else:
-            options = BenchOptions(images=images, latency_images=latency_images, width=width, height=height,
-                                   backends=chosen, functions_status=functions_status)
-        try:
             result = run_bench(settings, options, report=console.print)
-        except (TimeoutError, RuntimeError) as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from exc
+    except (TimeoutError, RuntimeError) as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
     json_path, md_path = write(result, out or settings.data_dir / "bench")
     print(markdown(result))
     console.print(f"reports: {json_path} and {md_path}")
