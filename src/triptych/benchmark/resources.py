@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +96,22 @@ def peak_rss_mb(processes: list[Tracked]) -> dict[str, float]:
                 continue
         peaks[item.name] = round(total / 2**20, 1)
     return peaks
+
+
+def wait_idle(processes: list[Tracked], below_cores: float = 0.3, window_s: float = 1.0,
+              timeout_s: float = 60.0) -> float:
+    """Wait until the tracked processes together use less than `below_cores` over a
+    window (what a run leaves behind, vacuum, log flushes, metric windows, has
+    settled), at most `timeout_s`; returns the last window's cores in use."""
+    deadline = time.monotonic() + timeout_s
+    busy = float("inf")
+    while time.monotonic() < deadline:
+        before = sum(cpu_seconds(processes).values())
+        time.sleep(window_s)
+        busy = (sum(cpu_seconds(processes).values()) - before) / window_s
+        if busy < below_cores:
+            break
+    return busy
 
 
 def cores() -> int:

@@ -31,7 +31,7 @@ class BenchOptions:
     ceiling_images: int = 256
     writers: int = 4
     timeout_s: float = 600.0
-    warmup: int = 32
+    warmup: int = 120  # also warms Kafka's JIT: the first hundred images after `triptych up` cost it 3x the CPU
     restart: bool = True  # restart the functions with each backend (False: measure what runs)
     functions_status: Path | None = None  # another supervisor's status.json (default: the stack's)
 
@@ -67,6 +67,7 @@ def measure_pipeline(settings: Settings, db: Database, backend: str, options: Be
     pipeline.drop(settings, db, warm, timeout=options.timeout_s, writers=options.writers)  # loads and warms models
     items = pipeline.bench_images(options.images, options.width, options.height)
     processes = resources.tracked_processes(settings, options.functions_status)
+    resources.wait_idle(processes)
     # No watcher here: at saturation the bench's own CPU is kept to the puts.
     cpu_before = resources.cpu_seconds(processes)
     wall_before = time.time()
@@ -79,6 +80,7 @@ def measure_pipeline(settings: Settings, db: Database, backend: str, options: Be
 
     offered = max(sustained * 0.5, 0.5)
     latency_items = pipeline.bench_images(options.latency_images, options.width, options.height)
+    settled = resources.wait_idle(processes)
     with pipeline.Watcher(settings) as watcher:
         paced = pipeline.drop(settings, db, latency_items, timeout=options.timeout_s, rate=offered)
         deadline = time.monotonic() + 10  # the last answers may reach the watcher just after their comparison
@@ -88,6 +90,7 @@ def measure_pipeline(settings: Settings, db: Database, backend: str, options: Be
         timed = [t for k in paced.put_done if (t := watcher.times(k, paced.put_done[k], paced.compared_at[k]))]
     return {
         "backend": backend,
+        "idle_cores_before_latency": settled,
         "images": len(items),
         "compared": len(saturated.compared_at),
         "seconds": saturated.finished - saturated.started,
