@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 # In the order an image meets them. "batch" is the time an image spends in an
 # inference function beyond its own fetch and decode and the batch's preprocess
@@ -116,9 +115,3 @@ def cpu_per_image(cpu_before: dict[str, float], cpu_after: dict[str, float], ima
     if images <= 0:
         return {}
     return {name: (after - cpu_before.get(name, 0.0)) * 1000 / images for name, after in sorted(cpu_after.items())}
-
-
-def epoch(moment: datetime | float | None) -> float | None:
-    if moment is None or isinstance(moment, float):
-        return moment
-    return moment.timestamp()
