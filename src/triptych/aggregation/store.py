@@ -75,9 +75,18 @@ def comparison_row(image_id: str, c: Comparison) -> tuple:
 
 def upsert_comparison(cur, image_id: str, c: Comparison) -> None:
     """One image's comparison (and its review flag), as compare_complete writes them."""
-    execute_values(cur, UPSERT_COMPARISONS, [comparison_row(image_id, c)], template=COMPARISON_ROW)
-    cur.execute("UPDATE images SET status = 'classified', needs_review = %s WHERE image_id = %s",
-                (c.needs_review, image_id))
+    write_comparisons(cur, {image_id: c})
+
+
+def write_comparisons(cur, comparisons: dict[str, Comparison]) -> None:
+    """Comparisons by image id, and each image's review flag: one statement each."""
+    execute_values(cur, UPSERT_COMPARISONS, [comparison_row(image_id, c) for image_id, c in comparisons.items()],
+                   template=COMPARISON_ROW, page_size=len(comparisons))
+    # Disagreements feed the labelling / retraining loop.
+    execute_values(cur, """UPDATE images SET status = 'classified', needs_review = v.needs_review
+                           FROM (VALUES %s) AS v(image_id, needs_review) WHERE images.image_id = v.image_id""",
+                   [(image_id, c.needs_review) for image_id, c in comparisons.items()],
+                   template="(%s::uuid, %s)", page_size=len(comparisons))
 
 
 def compare_complete(cur, image_ids: list[str], active_models: list[str]) -> dict[str, Comparison]:
@@ -107,13 +116,7 @@ def compare_complete(cur, image_ids: list[str], active_models: list[str]) -> dic
         comparisons[image_id] = compare(answers, rows[0]["ground_truth_label"])
     if not comparisons:
         return {}
-    execute_values(cur, UPSERT_COMPARISONS, [comparison_row(image_id, c) for image_id, c in comparisons.items()],
-                   template=COMPARISON_ROW, page_size=len(comparisons))
-    # Disagreements feed the labelling / retraining loop.
-    execute_values(cur, """UPDATE images SET status = 'classified', needs_review = v.needs_review
-                           FROM (VALUES %s) AS v(image_id, needs_review) WHERE images.image_id = v.image_id""",
-                   [(image_id, c.needs_review) for image_id, c in comparisons.items()],
-                   template="(%s::uuid, %s)", page_size=len(comparisons))
+    write_comparisons(cur, comparisons)
     for image_id in comparisons:
         if any(r["shadowed"] for r in by_image[image_id]):
             refresh_shadow(cur, image_id)  # only images a challenger answered: most have none

@@ -79,17 +79,14 @@ def inprocess_rate(champions: list[ceiling.Champion], backend: str, threads: int
 def run_gpu_bench(settings: Settings, images: int, width: int, height: int, report=print) -> dict:
     import torch
 
-    from .resources import cores
-    from .run import commit, require_stack
+    from .run import report_header, require_stack
 
     if not torch.cuda.is_available():
         raise RuntimeError("--device cuda: torch sees no GPU here")
     require_stack(settings, functions=False)  # the champions come from the registry
     models = list(settings.active_models)
     data = [(item.label, item.data) for item in bench_images(max(images, 512), width, height)]
-    result = {"started_at": time.time(), "commit": commit(), "cores": cores(), "models": models, "batch": 256,
-              "threads": None, "device_name": torch.cuda.get_device_name(0),
-              "image": {"width": width, "height": height, "format": "jpeg"}, "pipeline": []}
+    result = {**report_header(models, 256, None, width, height), "device_name": torch.cuda.get_device_name(0)}
     with tempfile.TemporaryDirectory(prefix="triptych-bench-") as tmp:
         champions = ceiling.download_champions(settings, models, Path(tmp))
         report(f"ceiling on {result['device_name']}: fp16, batch 1 and 256")

@@ -112,7 +112,3 @@ def wait_idle(processes: list[Tracked], below_cores: float = 0.3, window_s: floa
         if busy < below_cores:
             break
     return busy
-
-
-def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

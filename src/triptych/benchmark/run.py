@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..db.connection import Database
-from ..models.backends import default_threads, resolve
+from ..models.backends import available_cores, default_threads, resolve
 from ..runtime.spec import load_functions
 from ..runtime.supervisor import replica_counts
 from ..stack.manager import Stack
@@ -98,11 +98,18 @@ def measure_pipeline(settings: Settings, db: Database, backend: str, options: Be
         "cpu_ms_per_image": cpu,
         "cpu_ms_per_image_total": sum(cpu.values()),
         "inference_cpu_ms_per_image": inference_cpu,
-        "cores_busy": (sum(cpu_after.values()) - sum(cpu_before.get(n, 0.0) for n in cpu_after)) / wall if wall else 0,
+        "cores_busy": sum(cpu.values()) * len(items) / 1000 / wall if wall else 0,
         "latency": {"offered_per_s": offered, "images": len(latency_items), "compared": len(paced.compared_at),
                     "timed": len(timed), **stats.latency_report(timed)},
         "peak_rss_mb": resources.peak_rss_mb(resources.tracked_processes(settings, options.functions_status)),
     }
+
+
+def report_header(models: list[str], batch: int, threads: int | None, width: int, height: int) -> dict:
+    """What every report starts with: when, which code, which machine, what was run."""
+    return {"started_at": time.time(), "commit": commit(), "cores": available_cores(), "machine": platform.machine(),
+            "models": models, "batch": batch, "threads": threads,
+            "image": {"width": width, "height": height, "format": "jpeg"}, "pipeline": []}
 
 
 def require_stack(settings: Settings, functions: bool = True) -> None:
@@ -125,11 +132,7 @@ def run_bench(settings: Settings, options: BenchOptions, report=print) -> dict:
     batch = inference_batch(settings, models)
     threads = settings.infer_threads or default_threads(len(models))  # as the functions choose
     db = Database(settings)
-    result: dict = {
-        "started_at": time.time(), "commit": commit(), "cores": resources.cores(), "machine": platform.machine(),
-        "models": models, "batch": batch, "threads": threads,
-        "image": {"width": options.width, "height": options.height, "format": "jpeg"},
-    }
+    result = report_header(models, batch, threads, options.width, options.height)
     report(f"ceiling: {', '.join(options.backends)} x batch 1 and {batch}, {options.ceiling_images} images each; "
            "then the same work in one process")
     variants = [(b, threads, size) for b in options.backends for size in dict.fromkeys((1, batch))]
@@ -140,10 +143,9 @@ def run_bench(settings: Settings, options: BenchOptions, report=print) -> dict:
         # Bytes to comparison in one process with every core: the pipeline without Kafka, MinIO or Postgres.
         data = [(item.label, item.data) for item in
                 pipeline.bench_images(options.ceiling_images, options.width, options.height)]
-        result["inprocess"] = [inprocess.inprocess_rate(champions, options.backends[0], resources.cores(), batch,
+        result["inprocess"] = [inprocess.inprocess_rate(champions, options.backends[0], available_cores(), batch,
                                                         data)]
     configured = resolve(settings.infer_backend)  # what the functions run now ("auto" resolved)
-    result["pipeline"] = []
     try:
         for backend in options.backends if options.restart else [configured]:
             if options.restart and backend != os.environ.get("TRIPTYCH_INFER_BACKEND", configured):

@@ -62,3 +62,17 @@ def find_by_sha256(cur, sha256: str) -> dict | None:
         (sha256,),
     )
     return cur.fetchone()
+
+
+def registered_keys(cur, bucket: str, keys: list[str]) -> set[str]:
+    """Which of these object keys have an image row (any status)."""
+    cur.execute("SELECT object_key FROM images WHERE bucket = %s AND object_key = ANY(%s)", (bucket, keys))
+    return {row["object_key"] for row in cur.fetchall()}
+
+
+def quarantine_reason(cur, bucket: str, quarantine_key: str, version: str) -> str | None:
+    """Why the object now at `quarantine_key` was quarantined, if it was."""
+    cur.execute("""SELECT quarantine_reason FROM images WHERE bucket = %s AND object_key = %s
+                   AND object_version = %s AND status = 'quarantined' LIMIT 1""", (bucket, quarantine_key, version))
+    row = cur.fetchone()
+    return row["quarantine_reason"] if row else None

@@ -29,7 +29,7 @@ from ..config import TOPIC_IMAGES_INPUT, Settings, get_settings
 from ..contracts import ImageMessage, Pixels
 from ..db.connection import Database
 from ..db.events import log_system_event
-from ..db.images import NewImage, register_image
+from ..db.images import NewImage, quarantine_reason, register_image, registered_keys
 from ..models.preprocess import resize_to
 from ..runtime.errors import PermanentError
 from ..storage import minio_client, read_object
@@ -149,14 +149,8 @@ class Ingestor:
             raise
 
     def _quarantined_as(self, ref: ObjectRef) -> str | None:
-        def read(cur):
-            cur.execute("""SELECT quarantine_reason FROM images WHERE bucket = %s AND object_key = %s
-                           AND object_version = %s AND status = 'quarantined' LIMIT 1""",
-                        (ref.bucket, f"{QUARANTINE_PREFIX}{ref.key}", ref.version))
-            row = cur.fetchone()
-            return row["quarantine_reason"] if row else None
-
-        return self.db.transaction(read)
+        return self.db.transaction(
+            lambda cur: quarantine_reason(cur, ref.bucket, f"{QUARANTINE_PREFIX}{ref.key}", ref.version))
 
     def _prepare_or_fail(self, ref: ObjectRef) -> "Prepared | PermanentError":
         try:
@@ -230,12 +224,7 @@ class Ingestor:
         if not found:
             return {"listed": 0, "missing": 0, "ingested": 0, "refused": 0}
 
-        def registered(cur):
-            cur.execute("SELECT object_key FROM images WHERE bucket = %s AND object_key = ANY(%s)",
-                        (bucket, [o.object_name for o in found]))
-            return {row["object_key"] for row in cur.fetchall()}
-
-        known = self.db.transaction(registered)
+        known = self.db.transaction(lambda cur: registered_keys(cur, bucket, [o.object_name for o in found]))
         missing = [o for o in found if o.object_name not in known]
         ingested = refused = 0
         for obj in missing:

@@ -24,12 +24,16 @@ if TYPE_CHECKING:
 BACKENDS = ("onnx", "torch", "cuda", "auto")
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its affinity, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def default_threads(model_processes: int, cores: int | None = None) -> int:
     """Intra-op threads per inference replica when none are configured: the cores
     shared out among the processes that run models at once, at least one. More
     threads than that only contend (and ONNX Runtime's idle threads spin)."""
-    cores = cores or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    return max(1, cores // max(1, model_processes))
+    return max(1, (cores or available_cores()) // max(1, model_processes))
 
 
 class TorchBackend:
