@@ -19,7 +19,7 @@ from kafka import KafkaAdminClient
 from triptych.bus import consumer as make_consumer
 from triptych.bus import producer as make_producer
 from triptych.config import get_settings
-from triptych.runtime.delivery import Delivery
+from triptych.sdk import Delivery
 from triptych.runtime.kafka_trigger import KafkaTriggerRunner
 from triptych.runtime.nuclio_compat import LoadedHandler, make_context
 from triptych.runtime.spec import KafkaTriggerSpec

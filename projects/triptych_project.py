@@ -45,7 +45,8 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
         Settings,
     )
     from triptych.models.zoo import ARCHITECTURES
-    from triptych.runtime.declare import Delivery, cron_trigger, http_trigger, kafka_trigger, nuclio_function
+    from triptych.sdk import Delivery
+    from triptych.runtime.declare import cron_trigger, http_trigger, kafka_trigger, nuclio_function
 
     settings = Settings()  # read now, not cached: the declaration follows the current environment
     brokers = settings.kafka_bootstrap or "127.0.0.1:9092"

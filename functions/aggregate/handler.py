@@ -3,14 +3,14 @@ predictions, one comparison per image once every active model has answered, and
 rolling per-minute metrics per model version, all in PostgreSQL."""
 
 from triptych.aggregation.service import Aggregator
-from triptych.runtime.batching import batch_handler
+from triptych.sdk import delivered
 
 
 def init_context(context):
     context.user_data.aggregator = Aggregator.from_settings()
 
 
-@batch_handler
+@delivered(batches=True)
 def handler(context, events):
     context.user_data.aggregator.handle([event.body for event in events])
     return [None] * len(events)

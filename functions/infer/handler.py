@@ -5,14 +5,14 @@ classifies batches, publishes to `predictions-output-stream`, and hot-swaps on
 `model-updates`."""
 
 from triptych.inference.classify import Classifier
-from triptych.runtime.batching import batch_handler
+from triptych.sdk import delivered
 
 
 def init_context(context):
     context.user_data.classifier = Classifier.from_settings()
 
 
-@batch_handler
+@delivered(batches=True)
 def handler(context, events):
     context.user_data.classifier.handle([event.body for event in events])
     return [None] * len(events)

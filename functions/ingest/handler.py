@@ -5,14 +5,14 @@ image id, with the pixels 64 px models need inline). Invalid objects are moved t
 whose event MinIO could not deliver (see `Ingestor.sweep`)."""
 
 from triptych.ingress.ingest import Ingestor
-from triptych.runtime.batching import batch_handler
+from triptych.sdk import delivered
 
 
 def init_context(context):
     context.user_data.ingestor = Ingestor.from_settings()
 
 
-@batch_handler
+@delivered(batches=True)
 def handler(context, events):
     if len(events) == 1 and events[0].trigger.kind == "cron":
         swept = context.user_data.ingestor.sweep()

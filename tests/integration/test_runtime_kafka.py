@@ -12,9 +12,9 @@ import pytest
 
 from triptych.bus import producer as make_producer
 from triptych.db.events import events_by_dedup_prefix
-from triptych.runtime.dead_letters import read_dead_letters
+from triptych.runtime.dlq import read_dead_letters
 from triptych.runtime.declare import kafka_trigger
-from triptych.runtime.delivery import Delivery
+from triptych.sdk import Delivery
 
 from .runtime_helpers import (
     FUNCTIONS_DIR,

@@ -14,7 +14,7 @@ from triptych.aggregation.service import parse_predictions
 from triptych.inference.classify import parse_images
 from triptych.ingress.ingest import parse_minio_event
 from triptych.ingress.objects import sanitize_filename
-from triptych.runtime.errors import PermanentError
+from triptych.sdk import PermanentError
 
 # Any JSON value, a few levels deep.
 json_values = st.recursive(

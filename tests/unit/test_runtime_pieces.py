@@ -3,9 +3,8 @@ import json
 import nuclio_sdk
 import pytest
 
-from triptych.runtime.batching import batch_handler
 from triptych.runtime.cron_trigger import parse_duration
-from triptych.runtime.delivery import Delivery
+from triptych.sdk import Delivery
 from triptych.runtime.nuclio_compat import decode_body, response_parts
 
 
@@ -39,16 +38,3 @@ def test_json_bodies_are_decoded_like_nuclios_wrapper():
     assert decode_body(b'{"a": 1}', "application/json; charset=utf-8") == {"a": 1}
     assert decode_body(b"raw", "application/octet-stream") == b"raw"
     assert decode_body(b"not json", "application/json") == b"not json"
-
-
-def test_a_batch_handler_also_runs_under_single_event_delivery():
-    seen = []
-
-    @batch_handler
-    def handler(context, events):
-        seen.append(len(events))
-        return [e.body.upper() for e in events]
-
-    assert handler(None, [nuclio_sdk.Event(body="a"), nuclio_sdk.Event(body="b")]) == ["A", "B"]
-    assert handler(None, nuclio_sdk.Event(body="c")) == "C"  # Nuclio's own Kafka trigger: one event
-    assert seen == [2, 1]

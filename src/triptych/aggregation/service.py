@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from ..config import Settings, get_settings
 from ..contracts import PredictionMessage
 from ..db.connection import Database
-from ..runtime.errors import PermanentError
+from ..sdk import PermanentError
 from .store import compare_complete, refresh_shadow, upsert_predictions, window_start
 from .windows import WindowRefresher
 

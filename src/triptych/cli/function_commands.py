@@ -121,7 +121,7 @@ def dlq_list(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Dead letters, oldest first: origin, function, attempts, error, replayed or not."""
-    from ..runtime.dead_letters import read_dead_letters
+    from ..runtime.dlq import read_dead_letters
 
     items = read_dead_letters(get_settings(), function)
     if as_json:
@@ -148,7 +148,7 @@ def dlq_replay(
     include_replayed: bool = typer.Option(False, help="also resend ones already replayed"),
 ) -> None:
     """Resend dead letters to their origin topic, for the function that failed on them."""
-    from ..runtime.dead_letters import read_dead_letters, replay
+    from ..runtime.dlq import read_dead_letters, replay
 
     settings = get_settings()
     items = read_dead_letters(settings, function)

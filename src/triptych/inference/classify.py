@@ -35,7 +35,7 @@ from ..models import registry
 from ..models.backends import default_threads
 from ..models.card import ModelCard
 from ..models.preprocess import DecodeError, decode, needed_side, resize, to_batch
-from ..runtime.errors import PermanentError
+from ..sdk import PermanentError
 from ..storage import minio_client, read_object
 from .serving_model import LoadedModel, ServingModel
 

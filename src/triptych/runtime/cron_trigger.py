@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import nuclio_sdk
 from croniter import croniter
 
-from . import metrics
+from ..sdk import metrics
 from .nuclio_compat import LoadedHandler, trigger_context
 from .spec import CronTriggerSpec
 

@@ -5,9 +5,15 @@ and writes `project.yaml`. Nuclio reads the result when MLRun deploys it; the lo
 runner (`triptych.runtime.spec`) reads the very same `project.yaml`, so triggers,
 replicas and env are written down once.
 
-Delivery settings Nuclio's Kafka trigger does not have (batching, bounded
-retries, the dead-letter topic) ride along inside the trigger's attributes under
-the key ``triptych``; Nuclio ignores attributes it does not know.
+A Kafka trigger's delivery settings (`triptych.sdk.Delivery`) are written twice
+from the one object: into the trigger's attributes under the key ``triptych``
+(the local runner's batching reads them; Nuclio ignores attributes it does not
+know) and into the function's env as ``TRIPTYCH_DELIVERY`` (the handler's
+delivery wrapper reads retries, dead-letter topic and consumer group from there,
+under the local runner and under Nuclio alike). Nuclio's trigger is told
+``explicitAckMode: disable`` (an offset is marked once the handler returned
+without error; the wrapper returns only once each event is settled) and
+``workerAllocationMode: static`` (a partition's events go to one worker, in order).
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from typing import TYPE_CHECKING
 
 import nuclio
 
-from .delivery import Delivery
+from ..sdk import Delivery, DeliveryPlan, TriggerDelivery
+from ..sdk.delivery import DELIVERY_ENV
 from .spec import HttpTriggerSpec
 
 if TYPE_CHECKING:
@@ -37,14 +44,29 @@ def kafka_trigger(
     initial_offset: str = "earliest",
     max_workers: int = 1,
 ) -> nuclio.triggers.KafkaTrigger:
-    return nuclio.triggers.KafkaTrigger(
+    trigger = nuclio.triggers.KafkaTrigger(
         brokers=brokers.split(","),
         topics=[topic],
         consumer_group=consumer_group,
         initial_offset=initial_offset,
         max_workers=max_workers,
+        worker_allocation_mode="static",
         extra_attributes={"version": KAFKA_PROTOCOL_VERSION, "triptych": asdict(delivery)},
     )
+    # Set directly: nuclio-jupyter's explicit_ack_mode argument warns for every value.
+    trigger._struct["explicitAckMode"] = "disable"
+    return trigger
+
+
+def delivery_plan(name: str, triggers: dict[str, nuclio.triggers.NuclioTrigger]) -> DeliveryPlan:
+    """What the delivery wrapper needs of a function's Kafka triggers."""
+    routes = {}
+    for trigger_name, trigger in triggers.items():
+        struct = trigger.to_dict()
+        attrs = struct.get("attributes", {})
+        if struct.get("kind") == "kafka-cluster":
+            routes[trigger_name] = TriggerDelivery(attrs["consumerGroup"], Delivery(**attrs.get("triptych", {})))
+    return DeliveryPlan(name, routes)
 
 
 def http_trigger(port: int, workers: int = 4,
@@ -81,7 +103,8 @@ def nuclio_function(
         fn.add_trigger(trigger_name, trigger)
     fn.spec.min_replicas = replicas
     fn.spec.max_replicas = replicas
-    for key, value in (env or {}).items():
+    plan = delivery_plan(name, triggers)
+    for key, value in {**(env or {}), **({DELIVERY_ENV: plan.to_env()} if plan.triggers else {})}.items():
         fn.set_env(key, value)
     if cpu or memory:
         amounts = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v}

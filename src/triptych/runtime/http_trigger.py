@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import metrics
+from ..sdk import metrics
 from .nuclio_compat import LoadedHandler, decode_body, response_parts, trigger_context
 from .spec import HttpTriggerSpec
 

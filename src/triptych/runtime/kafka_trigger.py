@@ -1,15 +1,14 @@
-"""The Kafka trigger, with the delivery semantics Nuclio's own trigger lacks.
+"""The local runner's Kafka trigger: a consumer group, micro-batches, commits.
 
 - A real consumer group; records of one partition are handled in order.
 - Offsets are committed only after the handler returned for every record up to
   them (at-least-once; sinks are idempotent, so the effect is exactly once).
-- A failing record is retried with exponential backoff up to ``max_attempts``;
-  then it goes to the dead-letter topic (plus a system_events row) and the
-  partition moves on: a poison message never blocks its neighbours.
-- Optional micro-batching: up to ``batch_size`` records, waiting at most
-  ``batch_wait_ms`` after the first, go to a batch handler as one list. A batch
-  that keeps failing is split into single records so only the culprits are
-  dead-lettered.
+- Micro-batching, the fast path Nuclio's own trigger does not have: up to
+  ``batch_size`` records, waiting at most ``batch_wait_ms`` after the first, go
+  to a batch handler as one list.
+- Retries, dead letters and the batch split are the handler's delivery wrapper
+  (`triptych.sdk.delivered`), so they hold under Nuclio's processor too. A plain
+  handler without it is wrapped here, so the runner gives it the same.
 - On revocation (rebalance) and on stop, the batch in hand is finished and
   committed before the partitions are given up.
 """
@@ -19,17 +18,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from ..bus import consumer as make_consumer
 from ..config import Settings
-from ..contracts import HEADER_TARGET_FUNCTION
-from . import metrics
-from .dead_letters import DeadLetterSink, dead_letter_for
-from .errors import PermanentError
+from ..sdk import metrics
 from .nuclio_compat import LoadedHandler, kafka_event, trigger_context
 from .spec import KafkaTriggerSpec
 
@@ -65,7 +60,6 @@ class KafkaTriggerRunner:
         settings: Settings,
         stop: threading.Event,
         context,
-        sleep: Callable[[float], None] = time.sleep,
     ):
         self.function = function
         self.trigger = trigger
@@ -73,12 +67,10 @@ class KafkaTriggerRunner:
         self.handler = handler
         self.settings = settings
         self.stop = stop
-        self.sleep = sleep
         self.context = trigger_context(context, "kafka-cluster", trigger.name)
         self.labels = {"function": function, "trigger": trigger.name}
         self.pending: list = []
         self.consumer: KafkaConsumer | None = None
-        self.dead_letters = DeadLetterSink(settings, self.delivery.dead_letter_topic)
         self._lag_updated_at = 0.0
 
     # -- loop ---------------------------------------------------------------
@@ -104,7 +96,6 @@ class KafkaTriggerRunner:
         finally:
             self.finish_pending()
             self.consumer.close(autocommit=False)  # leaves the group: partitions move on at once
-            self.dead_letters.close()
 
     def _collect(self) -> None:
         """Take what is there (up to a commit chunk); if that is less than one batch,
@@ -133,80 +124,20 @@ class KafkaTriggerRunner:
         if not self.pending:
             return
         batch, self.pending = self.pending, []
-        mine = [r for r in batch if self._addressed_to_me(r)]
-        if len(mine) < len(batch):
-            metrics.SKIPPED.labels(**self.labels).inc(len(batch) - len(mine))
-        size = self.delivery.batch_size
-        for start in range(0, len(mine), size):
-            chunk = mine[start: start + size]
-            if self.handler.takes_batches and len(chunk) > 1:
-                self._handle_batch(chunk)
-            else:
-                for record in chunk:
-                    self._handle_single(record)
+        size = self.delivery.batch_size if self.handler.takes_batches else 1
+        for start in range(0, len(batch), size):
+            events = [kafka_event(r, self.trigger.name) for r in batch[start: start + size]]
+            self._invoke(events if self.handler.takes_batches else events[0], len(events))
         self._commit(batch)
 
-    def _addressed_to_me(self, record) -> bool:
-        for name, value in record.headers or []:
-            if name == HEADER_TARGET_FUNCTION:
-                return value.decode() == self.function
-        return True
-
-    # -- invoking the handler -------------------------------------------------
-    def _invoke(self, payload) -> None:
-        size = len(payload) if isinstance(payload, list) else 1
+    def _invoke(self, payload, size: int) -> None:
         metrics.BATCH_SIZE.labels(**self.labels).observe(size)
         started = time.perf_counter()
-        try:
-            self.handler.handler(self.context, payload)
-        except Exception:
-            metrics.ERRORS.labels(**self.labels).inc()
-            raise
-        finally:
-            metrics.HANDLER_SECONDS.labels(**self.labels).observe(time.perf_counter() - started)
+        # The wrapper returns once every event is handled or dead-lettered; if it
+        # raises anyway, the replica dies uncommitted and the records come again.
+        self.handler.handler(self.context, payload)
+        metrics.HANDLER_SECONDS.labels(**self.labels).observe(time.perf_counter() - started)
         metrics.EVENTS.labels(**self.labels).inc(size)
-
-    def _with_retries(self, call: Callable[[], None]) -> tuple[BaseException, int] | None:
-        """Run `call` up to max_attempts times (once for a PermanentError); return
-        (last error, attempts made), or None on success."""
-        for attempt in range(1, self.delivery.max_attempts + 1):
-            try:
-                call()
-                return None
-            except PermanentError as exc:
-                return exc, attempt
-            except Exception as exc:  # noqa: BLE001 - any handler error is retried, then dead-lettered
-                if attempt == self.delivery.max_attempts:
-                    return exc, attempt
-                metrics.RETRIES.labels(**self.labels).inc()
-                self.sleep(min(self.delivery.retry_backoff_ms / 1000 * 2 ** (attempt - 1), 10.0))
-        raise AssertionError("unreachable: max_attempts >= 1")
-
-    def _handle_single(self, record) -> None:
-        failure = self._with_retries(lambda: self._invoke(kafka_event(record, self.trigger.name)))
-        if failure is not None:
-            self._dead_letter(record, *failure)
-
-    def _handle_batch(self, records: list) -> None:
-        failure = self._with_retries(lambda: self._invoke([kafka_event(r, self.trigger.name) for r in records]))
-        if failure is not None:
-            self.context.logger.warn_with(
-                "batch failed, retrying its records one by one", size=len(records), error=str(failure[0])
-            )
-            for record in records:
-                single = self._with_retries(lambda r=record: self._invoke([kafka_event(r, self.trigger.name)]))
-                if single is not None:
-                    self._dead_letter(record, *single)
-
-    def _dead_letter(self, record, error: BaseException, attempts: int) -> None:
-        letter = dead_letter_for(record, self.function, self.trigger.consumer_group, error, attempts=attempts)
-        # If this raises (Kafka or Postgres away for a minute), the replica dies without
-        # committing, and the record is delivered again after the restart: nothing is lost.
-        self.dead_letters.send(letter)
-        metrics.DEAD_LETTERS.labels(**self.labels).inc()
-        self.context.logger.error_with(
-            "dead-lettered", topic=record.topic, partition=record.partition, offset=record.offset, error=str(error)
-        )
 
     # -- offsets --------------------------------------------------------------
     def _commit(self, records: list) -> None:

@@ -16,9 +16,8 @@ from typing import Any
 
 import nuclio_sdk
 
+from ..sdk import BATCH_ATTRIBUTE, DELIVERED_ATTRIBUTE, delivered
 from .spec import FunctionSpec
-
-BATCH_ATTRIBUTE = "triptych_takes_batches"
 
 
 @dataclass
@@ -46,6 +45,9 @@ def load_handler(spec: FunctionSpec) -> LoadedHandler:
     handler = getattr(module, spec.handler, None)
     if not callable(handler):
         raise ImportError(f"{spec.source} has no handler function {spec.handler!r}")
+    if not getattr(handler, DELIVERED_ATTRIBUTE, False):
+        # A plain handler gets the same guarantees here; under Nuclio only `@delivered` gives them.
+        handler = delivered(handler)
     return LoadedHandler(module=module, handler=handler, init_context=getattr(module, "init_context", None))
 
 

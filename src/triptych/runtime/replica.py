@@ -21,7 +21,7 @@ from ..config import Settings, get_settings
 from .cron_trigger import CronTriggerRunner
 from .http_trigger import HttpTriggerRunner
 from .kafka_trigger import KafkaTriggerRunner
-from .metrics import AdminServer
+from .admin import AdminServer
 from .nuclio_compat import load_handler, make_context
 from .spec import CronTriggerSpec, FunctionSpec, HttpTriggerSpec, KafkaTriggerSpec
 

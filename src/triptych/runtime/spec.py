@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from .delivery import Delivery
+from ..sdk import Delivery
 
 
 class SpecError(ValueError):

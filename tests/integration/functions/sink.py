@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg2
 
 from triptych.config import get_settings
-from triptych.runtime.batching import batch_handler
+from triptych.sdk import delivered
 
 
 def init_context(context):
@@ -46,7 +46,7 @@ def handler(context, event):
     _record(context, [event], 1)
 
 
-@batch_handler
+@delivered(batches=True)
 def batch(context, events):
     _record(context, events, len(events))
     return [None] * len(events)

@@ -1,4 +1,5 @@
-"""Prometheus metrics and the health/metrics endpoint of one function replica.
+"""The health/metrics endpoint of one function replica (the metrics themselves
+are `triptych.sdk.metrics`).
 
 Every replica is its own process with its own registry; the endpoint binds an
 ephemeral port that the replica reports to the supervisor, which writes the
@@ -12,35 +13,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
-
-LABELS = ("function", "trigger")
-
-EVENTS = Counter("triptych_function_events_total", "Events handled successfully", LABELS)
-ERRORS = Counter("triptych_function_errors_total", "Handler invocations that raised", LABELS)
-RETRIES = Counter("triptych_function_retries_total", "Re-invocations after an error", LABELS)
-DEAD_LETTERS = Counter("triptych_function_dead_letters_total", "Events given up on and dead-lettered", LABELS)
-SKIPPED = Counter(
-    "triptych_function_skipped_total", "Replayed events addressed to another function", LABELS
-)
-HANDLER_SECONDS = Histogram(
-    "triptych_function_handler_seconds",
-    "Handler latency per invocation (a batch counts once)",
-    LABELS,
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-)
-BATCH_SIZE = Histogram(
-    "triptych_function_batch_size", "Events per handler invocation", LABELS, buckets=(1, 2, 4, 8, 16, 32, 64, 128)
-)
-CONSUMER_LAG = Gauge(
-    "triptych_function_consumer_lag", "Messages behind the end of the partition", ("function", "topic", "partition")
-)
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 
 class AdminServer:

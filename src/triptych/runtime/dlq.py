@@ -1,11 +1,9 @@
-"""Dead letters: what a function gives up on goes to the `dead-letters` topic with
-its error, origin and attempt count, and a `system_events` row records it.
-`triptych dlq list | replay` read them back and resend them to their origin topic,
-addressed to the function that failed (the others skip them)."""
+"""Reading dead letters back (`triptych dlq list | replay`) and resending them to
+their origin topic, addressed to the function that failed (the others skip them).
+Writing them is the delivery wrapper's (`triptych.sdk.dead_letters`)."""
 
 from __future__ import annotations
 
-import traceback as tb
 from dataclasses import dataclass
 
 from kafka import TopicPartition
@@ -17,64 +15,8 @@ from ..contracts import (
     HEADER_REPLAYED_FROM,
     HEADER_TARGET_FUNCTION,
     DeadLetter,
-    KafkaOrigin,
-    b64,
 )
 from ..db.events import events_by_dedup_prefix, log_system_event
-
-
-def dead_letter_for(record, function: str, consumer_group: str, error: BaseException, attempts: int) -> DeadLetter:
-    return DeadLetter(
-        function=function,
-        consumer_group=consumer_group,
-        origin=KafkaOrigin(
-            topic=record.topic, partition=record.partition, offset=record.offset, timestamp_ms=record.timestamp
-        ),
-        key_b64=b64(record.key),
-        value_b64=b64(record.value or b""),
-        headers=[(name, b64(value)) for name, value in (record.headers or [])],
-        error=str(error) or repr(error),
-        error_type=type(error).__name__,
-        traceback="".join(tb.format_exception(error))[-4000:],
-        attempts=attempts,
-    )
-
-
-class DeadLetterSink:
-    """Publishes dead letters durably (acks=all, waited for) and records them."""
-
-    def __init__(self, settings: Settings, topic: str = TOPIC_DEAD_LETTERS):
-        self.settings = settings
-        self.topic = topic
-        self._producer = make_producer(settings)
-
-    def send(self, letter: DeadLetter) -> None:
-        self._producer.send(
-            self.topic,
-            key=letter.key(),
-            value=letter.model_dump_json().encode(),
-            headers=[("triptych-function", letter.function.encode()), ("triptych-error-type", letter.error_type.encode())],
-        ).get(timeout=30)
-        o = letter.origin
-        log_system_event(
-            "dead_letter",
-            "error",
-            letter.function,
-            f"{letter.function} gave up on {o.topic}[{o.partition}]@{o.offset} after {letter.attempts} attempts: "
-            f"{letter.error_type}: {letter.error[:300]}",
-            details={
-                "origin": o.model_dump(),
-                "attempts": letter.attempts,
-                "error": letter.error,
-                "error_type": letter.error_type,
-                "dead_letter_topic": self.topic,
-            },
-            dedup_key=letter.dedup_key,
-            settings=self.settings,
-        )
-
-    def close(self) -> None:
-        self._producer.close(timeout=10)
 
 
 @dataclass

@@ -3,4 +3,4 @@
 
 class PermanentError(Exception):
     """Retrying cannot help (malformed message, undecodable image, object gone):
-    the runner dead-letters the event at once instead of after every attempt."""
+    the delivery wrapper dead-letters the event at once instead of after every attempt."""

@@ -1,0 +1,29 @@
+"""The Prometheus metrics of a function's handler calls, recorded by the delivery
+wrapper (retries, dead letters) and by the local runner (events, latency, batch
+sizes, lag). One registry per process: every replica serves its own."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LABELS = ("function", "trigger")
+
+EVENTS = Counter("triptych_function_events_total", "Events handled successfully", LABELS)
+ERRORS = Counter("triptych_function_errors_total", "Handler invocations that raised", LABELS)
+RETRIES = Counter("triptych_function_retries_total", "Re-invocations after an error", LABELS)
+DEAD_LETTERS = Counter("triptych_function_dead_letters_total", "Events given up on and dead-lettered", LABELS)
+SKIPPED = Counter(
+    "triptych_function_skipped_total", "Replayed events addressed to another function", LABELS
+)
+HANDLER_SECONDS = Histogram(
+    "triptych_function_handler_seconds",
+    "Handler latency per invocation (a batch counts once)",
+    LABELS,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+BATCH_SIZE = Histogram(
+    "triptych_function_batch_size", "Events per handler invocation", LABELS, buckets=(1, 2, 4, 8, 16, 32, 64, 128)
+)
+CONSUMER_LAG = Gauge(
+    "triptych_function_consumer_lag", "Messages behind the end of the partition", ("function", "topic", "partition")
+)
