@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -183,6 +183,10 @@ class Settings(BaseSettings):
     # --- functions (the local Nuclio-compatible runner) -------------------------
     project_file: Path = Field(default_factory=_default_project_file)
     functions_autostart: bool = Field(default=True, description="`triptych up` also starts the function supervisor")
+    functions_runtime: Literal["local", "nuclio"] = Field(
+        default="local",
+        description="what runs each replica: the local runner (micro-batches, the fast path) or Nuclio 1.14's own "
+                    "processor, built from its Go module (`triptych up --runtime nuclio`)")
 
     # --- derived endpoints -----------------------------------------------------
     @property

@@ -52,7 +52,7 @@ def create_sink_table(settings: Settings) -> str:
         cur.execute(
             f"""CREATE TABLE {table} (
                    id TEXT PRIMARY KEY, topic TEXT, part INT, off BIGINT, worker TEXT, batch_size INT,
-                   sent_at DOUBLE PRECISION, deliveries INT NOT NULL DEFAULT 1,
+                   sent_at DOUBLE PRECISION, deliveries INT NOT NULL DEFAULT 1, attempt INT,
                    processed_at DOUBLE PRECISION NOT NULL DEFAULT extract(epoch FROM clock_timestamp()))"""
         )
     conn.close()

@@ -4,7 +4,6 @@ of the MLRun project, run locally by the Nuclio-compatible runner."""
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import typer
@@ -35,11 +34,6 @@ def _one(functions: dict, name: str):
     return functions[name]
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python narrates every connection at INFO
-
-
 ProjectOption = typer.Option(None, "--project", help="project.yaml to read (default: TRIPTYCH_PROJECT_FILE)")
 
 
@@ -59,9 +53,9 @@ def list_functions(project: str = ProjectOption) -> None:
 @functions_app.command()
 def serve(name: str, replica: int = typer.Option(0, help="replica index"), project: str = ProjectOption) -> None:
     """Run one replica of a function in the foreground (Ctrl-C drains and stops it)."""
-    from ..runtime.replica import serve_replica
+    from ..runtime.replica import configure_logging, serve_replica
 
-    _configure_logging()
+    configure_logging()
     functions, _ = _functions(project)
     raise typer.Exit(serve_replica(_one(functions, name), replica))
 
@@ -69,9 +63,10 @@ def serve(name: str, replica: int = typer.Option(0, help="replica index"), proje
 @functions_app.command()
 def supervise(project: str = ProjectOption) -> None:
     """Run the supervisor in the foreground: every function at its replica count."""
+    from ..runtime.replica import configure_logging
     from ..runtime.supervisor import Supervisor
 
-    _configure_logging()
+    configure_logging()
     functions, path = _functions(project)
     Supervisor(functions, get_settings(), path.resolve()).run()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import typer
@@ -21,9 +22,28 @@ def _fail(exc: StackError) -> None:
     raise typer.Exit(1)
 
 
-def up() -> None:
-    """Install (first time only) and start Kafka, MinIO, PostgreSQL and MLflow on 127.0.0.1."""
+def up(runtime: str = typer.Option(
+        None, "--runtime", help="run the functions under the local runner (`local`, the fast path) or Nuclio 1.14's "
+                                "own processor (`nuclio`, built from its Go module on first use); default: the "
+                                "`functions_runtime` setting")) -> None:
+    """Install (first time only) and start Kafka, MinIO, PostgreSQL, MLflow, the API, the dashboard and the functions."""
+    if runtime is not None:
+        if runtime not in ("local", "nuclio"):
+            console.print(f"[bold red]error:[/] --runtime must be `local` or `nuclio`, not {runtime!r}")
+            raise typer.Exit(2)
+        # The supervisor started below inherits it.
+        os.environ["TRIPTYCH_FUNCTIONS_RUNTIME"] = runtime
+        get_settings.cache_clear()
     stack = Stack(get_settings())
+    _refuse_other_runtime(stack.settings)
+    if stack.settings.functions_runtime == "nuclio" and stack.service("functions").enabled:
+        from ..runtime.nuclio_processor import install_processor
+
+        try:
+            with console.status("building Nuclio's processor from its Go module (first time only: minutes)"):
+                install_processor(stack.settings)
+        except StackError as exc:
+            _fail(exc)
     started_at = time.monotonic()
     try:
         with console.status("starting the stack") as spinner:
@@ -49,6 +69,17 @@ def up() -> None:
     if "local" in result.key_files:
         console.print(f"your API key (upload, label, admin) is in {result.key_files['local']}; "
                       "`triptych keys --help` makes more")
+
+
+def _refuse_other_runtime(settings) -> None:
+    """Functions already running under the other runtime are not switched silently."""
+    from ..runtime.supervisor import read_status
+
+    running = read_status(settings).get("runtime")
+    if running and running != settings.functions_runtime and Stack(settings).service("functions").running():
+        console.print(f"[bold red]error:[/] the functions run under the {running} runtime; "
+                      f"`triptych down` first to switch to {settings.functions_runtime}")
+        raise typer.Exit(2)
 
 
 def down(purge: bool = typer.Option(False, "--purge", help="Also delete all data (databases, topics, objects).")) -> None:

@@ -10,6 +10,7 @@ the same go.sum), once, into the cache.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -36,6 +37,17 @@ def install_processor(settings: Settings) -> tuple[Path, Path]:
     binary, wrapper_dir = target / "processor", target / "python"
     if binary.exists() and (wrapper_dir / "_nuclio_wrapper.py").exists():
         return binary, wrapper_dir
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Every replica of a fresh `up --runtime nuclio` asks at once: one builds, the others wait.
+    with open(target.parent / f"nuclio-{NUCLIO_VERSION}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if binary.exists() and (wrapper_dir / "_nuclio_wrapper.py").exists():
+            return binary, wrapper_dir
+        _build(target, binary, wrapper_dir)
+    return binary, wrapper_dir
+
+
+def _build(target: Path, binary: Path, wrapper_dir: Path) -> None:
     go = shutil.which("go")
     if not go:
         raise ToolMissingError("`go` was not found on PATH; it is needed to build the Nuclio processor")
@@ -54,7 +66,6 @@ def install_processor(settings: Settings) -> tuple[Path, Path]:
         if build.returncode != 0:
             raise InstallError(f"building the Nuclio processor failed:\n{build.stderr[-3000:]}")
     shutil.copytree(source / "pkg" / "processor" / "runtime" / "python" / "py", wrapper_dir, dirs_exist_ok=True)
-    return binary, wrapper_dir
 
 
 def write_processor_configs(function_config: dict, folder: Path, admin_port: int, health_port: int) -> tuple[Path, Path]:
@@ -78,7 +89,8 @@ def processor_environment(function_config: dict, wrapper_dir: Path, python: str,
     """The environment a Nuclio platform gives the processor's container: the
     function's env (the processor itself does not apply spec.env) plus where the
     Python wrapper, interpreter and handler module are."""
-    env = {**os.environ, **{e["name"]: str(e["value"]) for e in function_config["spec"].get("env", [])}}
+    # The caller's environment wins over the declaration's, as under the local runner.
+    env = {**{e["name"]: str(e["value"]) for e in function_config["spec"].get("env", [])}, **os.environ}
     env.update({
         "NUCLIO_PYTHON_WRAPPER_PATH": str(wrapper_dir / "_nuclio_wrapper.py"),
         "NUCLIO_PYTHON_EXE_PATH": python,

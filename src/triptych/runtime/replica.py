@@ -9,6 +9,7 @@ supervisor starts it again.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from .http_trigger import HttpTriggerRunner
 from .kafka_trigger import KafkaTriggerRunner
 from .admin import AdminServer
 from .nuclio_compat import load_handler, make_context
-from .spec import CronTriggerSpec, FunctionSpec, HttpTriggerSpec, KafkaTriggerSpec
+from .spec import CronTriggerSpec, FunctionSpec, HttpTriggerSpec, KafkaTriggerSpec, load_functions
 
 log = logging.getLogger("triptych.runtime.replica")
 
@@ -94,3 +95,32 @@ def serve_replica(spec: FunctionSpec, index: int) -> int:
         thread.join(timeout=60)
     admin.stop()
     return 1 if failures else 0
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python narrates every connection at INFO
+
+
+def replica_arguments(description: str) -> tuple[FunctionSpec, int, Path]:
+    """NAME --replica I --project FILE, as the supervisor starts a replica."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("function")
+    parser.add_argument("--replica", type=int, default=0)
+    parser.add_argument("--project", type=Path, default=None)
+    args = parser.parse_args()
+    project = args.project or get_settings().project_file
+    functions = load_functions(project)
+    if args.function not in functions:
+        parser.error(f"no function {args.function!r}; the project declares: {', '.join(sorted(functions))}")
+    return functions[args.function], args.replica, project
+
+
+def main() -> int:
+    configure_logging()
+    spec, index, _ = replica_arguments("One replica of one function under the local runner.")
+    return serve_replica(spec, index)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

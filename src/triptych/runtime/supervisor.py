@@ -1,8 +1,11 @@
 """The supervisor: keeps the declared number of replicas of every function running.
 
 It is one long-lived process (started by `triptych up` or `triptych functions
-start`). Each replica is a child process (`triptych functions serve NAME
---replica I`). A replica that exits is started again after an exponential backoff;
+supervise`). Each replica is a child process: `python -m triptych.runtime.replica
+NAME --replica I` under the local runner, `python -m
+triptych.runtime.nuclio_replica ...` under Nuclio's processor (setting
+`functions_runtime`). Replicas die with the supervisor, even when it is killed
+with -9 (PR_SET_PDEATHSIG). A replica that exits is started again after an exponential backoff;
 `triptych functions scale NAME N` changes the desired count in a small JSON file
 that the supervisor re-reads every half second. It writes `status.json` (what runs)
 and `prometheus-targets.json` (Prometheus file-based service discovery) beside it.
@@ -10,17 +13,20 @@ and `prometheus-targets.json` (Prometheus file-based service discovery) beside i
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Settings
+from .process_death import die_with_parent
 from .replica import replica_info_path
 from .spec import FunctionSpec
 
@@ -45,7 +51,7 @@ def status_path(settings: Settings) -> Path:
 
 def _write_json_atomically(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, path)
 
@@ -54,9 +60,14 @@ def set_desired_replicas(settings: Settings, function: str, replicas: int) -> No
     if replicas < 0:
         raise ValueError("replicas must be 0 or more")
     path = desired_path(settings)
-    desired = json.loads(path.read_text()) if path.exists() else {}
-    desired[function] = replicas
-    _write_json_atomically(path, desired)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Read-modify-write under an exclusive lock: two `functions scale` at once
+    # would otherwise each write back the file they read, and one change is lost.
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        desired = json.loads(path.read_text()) if path.exists() else {}
+        desired[function] = replicas
+        _write_json_atomically(path, desired)
 
 
 def read_status(settings: Settings) -> dict:
@@ -112,8 +123,9 @@ class Supervisor:
         return wanted
 
     def _command(self, function: str, index: int) -> list[str]:
-        return [sys.executable, "-m", "triptych.cli", "functions", "serve", function,
-                "--replica", str(index), "--project", str(self.project_file)]
+        module = "triptych.runtime.nuclio_replica" if self.settings.functions_runtime == "nuclio" \
+            else "triptych.runtime.replica"
+        return [sys.executable, "-m", module, function, "--replica", str(index), "--project", str(self.project_file)]
 
     def _start(self, slot: ReplicaSlot) -> None:
         slot.log_path = self.settings.data_dir / "logs" / "functions" / f"{slot.function}-{slot.index}.log"
@@ -121,7 +133,8 @@ class Supervisor:
         replica_info_path(self.settings, slot.function, slot.index).unlink(missing_ok=True)
         with open(slot.log_path, "ab") as out:
             slot.process = subprocess.Popen(
-                self._command(slot.function, slot.index), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                self._command(slot.function, slot.index), stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, preexec_fn=die_with_parent(),
             )
         slot.started_at = time.monotonic()
 
@@ -182,7 +195,9 @@ class Supervisor:
                         "labels": {"function": function, "replica": str(index)},
                     })
             status[function] = {"desired": count, "replicas": replicas}
-        _write_json_atomically(status_path(self.settings), {"updated_at": time.time(), "pid": os.getpid(), "functions": status})
+        _write_json_atomically(status_path(self.settings), {
+            "updated_at": time.time(), "pid": os.getpid(), "runtime": self.settings.functions_runtime,
+            "functions": status})
         _write_json_atomically(functions_dir(self.settings) / "prometheus-targets.json", targets)
 
     def run(self) -> None:
@@ -205,3 +220,25 @@ class Supervisor:
         for slot in self.slots.values():
             self._stop(slot)
         status_path(self.settings).unlink(missing_ok=True)
+
+
+def main() -> int:
+    """`python -m triptych.runtime.supervisor [--project FILE]`: what `triptych up` starts."""
+    import argparse
+
+    from ..config import get_settings
+    from .replica import configure_logging
+    from .spec import load_functions
+
+    parser = argparse.ArgumentParser(description="Keep every function of the project at its replica count.")
+    parser.add_argument("--project", type=Path, default=None)
+    args = parser.parse_args()
+    configure_logging()
+    settings = get_settings()
+    project = (args.project or settings.project_file).resolve()
+    Supervisor(load_functions(project), settings, project).run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -576,7 +576,7 @@ class Functions(Service):
 
         status_path(self.settings).unlink(missing_ok=True)
         return spawn_detached(
-            [sys.executable, "-m", "triptych.cli", "functions", "supervise", "--project", str(self.settings.project_file)],
+            [sys.executable, "-m", "triptych.runtime.supervisor", "--project", str(self.settings.project_file)],
             self.log_path,
         )
 

@@ -2,17 +2,22 @@
 
 Env: SINK_TABLE (rows keyed by message id), SINK_POISON_FILE (while this file
 exists, messages with "poison": true raise), SINK_DELAY_MS (work per event).
+A message with "fail_attempts": N raises on its first N attempts in this process;
+the row records the attempt that succeeded. A cron event's body is a message too.
 """
 
 import json
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import psycopg2
 
 from triptych.config import get_settings
 from triptych.sdk import delivered
+
+ATTEMPTS: Counter = Counter()
 
 
 def init_context(context):
@@ -29,19 +34,23 @@ def _record(context, events, batch_size):
         body = json.loads(event.body)
         if body.get("poison") and poison_file and Path(poison_file).exists():
             raise ValueError(f"poison message {body['id']} refused")
+        ATTEMPTS[body["id"]] += 1
+        if ATTEMPTS[body["id"]] <= body.get("fail_attempts", 0):
+            raise RuntimeError(f"{body['id']}: failing attempt {ATTEMPTS[body['id']]} on purpose")
         time.sleep(delay)
         rows.append((body["id"], event.topic, event.shard_id, event.offset, os.environ["TRIPTYCH_WORKER_ID"],
-                     batch_size, body.get("sent_at")))
+                     batch_size, body.get("sent_at"), ATTEMPTS[body["id"]]))
     with context.user_data.conn.cursor() as cur:
         for row in rows:
             cur.execute(
-                f"""INSERT INTO {context.user_data.table} (id, topic, part, off, worker, batch_size, sent_at)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s)
+                f"""INSERT INTO {context.user_data.table} (id, topic, part, off, worker, batch_size, sent_at, attempt)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
                     ON CONFLICT (id) DO UPDATE SET deliveries = {context.user_data.table}.deliveries + 1""",
                 row,
             )
 
 
+@delivered
 def handler(context, event):
     _record(context, [event], 1)
 
