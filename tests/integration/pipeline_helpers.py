@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import socket
@@ -14,7 +16,16 @@ from kafka import TopicPartition
 
 from projects.triptych_project import ROOT, render
 from triptych.bus import consumer as make_consumer
+from triptych.bus import producer as make_producer
+from triptych.config import TOPIC_IMAGES_INPUT
+from triptych.contracts import ImageMessage
+from triptych.db.connection import Database
+from triptych.db.images import NewImage, register_image
+from triptych.ingress.objects import image_id_for
+from triptych.ingress.producers import BucketWriter, Item, synthetic_items
+from triptych.storage import minio_client
 
+from ..images import truncated_jpeg
 from .runtime_helpers import RunningSupervisor, query, start_supervisor, wait_for
 
 # The upload limit the ingress tests run with (small, so "too large" is cheap to send).
@@ -85,7 +96,8 @@ class CliServer:
         import urllib.request
 
         if self.proc.poll() is not None:
-            pytest.fail(f"`triptych {self.command}` exited with {self.proc.returncode}:\n{self.log.read_text()[-2000:]}")
+            pytest.fail(f"`triptych {self.command}` exited with {self.proc.returncode}:\n"
+                        f"{self.log.read_text()[-2000:]}")
         try:
             with urllib.request.urlopen(f"{self.url}{path}", timeout=2) as reply:
                 return reply.status == 200
@@ -148,3 +160,42 @@ def wait_rows(stack, where: str, params: tuple, count: int, timeout: float = 30)
     """Wait until `images` has at least `count` rows matching `where`; return them."""
     return wait_for(lambda: (rows := query(stack, f"SELECT * FROM images WHERE {where}", params, dicts=True))
                     and len(rows) >= count and rows, timeout, message=f"{count} image row(s) where {where} {params}")
+
+
+def stream(stack, count: int, start: int, tag: str) -> list[str]:
+    """Put `count` labelled test images into the bucket, their filenames tagged."""
+    writer = BucketWriter(stack, "synthetic")
+    return [writer.put(Item(f"{tag}-{item.filename}", item.data, item.label, item.client))
+            for _, item in zip(range(count), synthetic_items("test", start))]
+
+
+def image_ids_for(stack, tag: str, count: int, timeout=120) -> list[str]:
+    rows = wait_rows(stack, "filename LIKE %s", (f"{tag}-%",), count, timeout)
+    return [str(r["image_id"]) for r in rows]
+
+
+def wait_comparisons(stack, ids, timeout=240) -> list[dict]:
+    return wait_for(lambda: (r := query(stack, "SELECT * FROM model_comparisons WHERE image_id = ANY(%s::uuid[])",
+                                        (ids,), dicts=True)) and len(r) >= len(ids) and r, timeout,
+                    message=f"{len(ids)} comparisons")
+
+
+def send_corrupt_image(stack) -> str:
+    """A registered image whose bytes cannot be decoded, sent straight to the
+    inference functions (ingest would have quarantined it); returns its id."""
+    key = f"quarantine/tests/{unique('corrupt')}.jpg"  # ingest skips this prefix: the message goes straight in
+    # A fresh suffix keeps the bytes unique; without 0xFF, which libjpeg can read as a marker
+    # that ends the scan early and returns a partial image (5 % of random suffixes did).
+    data = truncated_jpeg() + uuid.uuid4().bytes.replace(b"\xff", b"\x00")
+    minio_client(stack).put_object(stack.images_bucket, key, io.BytesIO(data), len(data))
+    sha = hashlib.sha256(data).hexdigest()
+    image_id = image_id_for(stack.images_bucket, key, "", sha)
+    Database(stack).transaction(lambda cur: register_image(cur, NewImage(
+        image_id=image_id, bucket=stack.images_bucket, object_key=key, object_version="", sha256=sha,
+        filename="corrupt.jpg", size_bytes=len(data), source="unknown")))
+    producer = make_producer(stack)
+    message = ImageMessage(image_id=image_id, bucket=stack.images_bucket, object_key=key, sha256=sha,
+                           image_format="jpeg", width=200, height=200, source="unknown")
+    producer.send(TOPIC_IMAGES_INPUT, key=image_id.encode(), value=message.model_dump_json().encode()).get(10)
+    producer.close()
+    return image_id

@@ -77,6 +77,41 @@ def wait_for(predicate, timeout: float, interval: float = 0.2, message: str = "c
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
 
 
+def wait_group_stable(settings: Settings, group: str, members: int, timeout: float = 60) -> None:
+    """Until the consumer group has `members` members and no rebalance in progress."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_url)
+    try:
+        def stable():
+            info = admin.describe_groups([group]).get(group) or {}
+            return info.get("group_state") == "Stable" and len(info.get("members", [])) == members
+        wait_for(stable, timeout, interval=0.5, message=f"group {group} stable with {members} member(s)")
+    finally:
+        admin.close()
+
+
+def wait_caught_up(settings: Settings, groups: list[str], topic: str, timeout: float = 120) -> None:
+    """Until every group has committed the end of every partition of `topic`:
+    all that was sent is handled, so nothing more can arrive from it."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_url)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_url)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+
+        def caught_up():
+            ends = consumer.end_offsets(partitions)
+            for group in groups:
+                committed = admin.list_group_offsets(group).get(group, {})
+                if any((committed.get(tp).offset if committed.get(tp) else 0) < ends[tp] for tp in partitions):
+                    return False
+            return True
+        wait_for(caught_up, timeout, interval=0.5, message=f"{groups} caught up on {topic}")
+    finally:
+        consumer.close()
+        admin.close()
+
+
 @dataclass
 class RunningSupervisor:
     process: subprocess.Popen

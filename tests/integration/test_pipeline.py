@@ -4,12 +4,9 @@ replay safety, hot swap, and a corrupt image."""
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import threading
 import time
-import uuid
 from collections import Counter
 
 import pytest
@@ -17,21 +14,23 @@ import pytest
 from triptych.aggregation.compare import Answer, compare
 from triptych.bus import producer as make_producer
 from triptych.config import TOPIC_DEAD_LETTERS, TOPIC_IMAGES_INPUT, TOPIC_PREDICTIONS
-from triptych.contracts import DeadLetter, ImageMessage
-from triptych.db.connection import Database
-from triptych.db.images import NewImage, register_image
-from triptych.ingress.objects import image_id_for
-from triptych.ingress.producers import BucketWriter, Item, synthetic_items
+from triptych.contracts import DeadLetter
 from triptych.models import registry
 from triptych.models.bootstrap import QUICK, missing_champions, train_as_mlrun_job
 from triptych.models.lifecycle import promote
 from triptych.models.zoo import ARCHITECTURES
-from triptych.storage import minio_client
 
-from ..images import truncated_jpeg
-from .pipeline_helpers import TopicWatcher, start_pipeline, unique
+from .pipeline_helpers import (
+    TopicWatcher,
+    image_ids_for,
+    send_corrupt_image,
+    start_pipeline,
+    stream,
+    unique,
+    wait_comparisons,
+)
 from .runtime_helpers import query as rows_of
-from .runtime_helpers import wait_for
+from .runtime_helpers import wait_caught_up, wait_for
 
 MODELS = list(ARCHITECTURES)
 
@@ -50,31 +49,14 @@ def query(stack, sql, params=()):
     return rows_of(stack, sql, params, dicts=True)
 
 
-def stream(stack, count: int, start: int, tag: str) -> list[str]:
-    """Put `count` labelled test images into the bucket, their filenames tagged."""
-    writer = BucketWriter(stack, "synthetic")
-    return [writer.put(Item(f"{tag}-{item.filename}", item.data, item.label, item.client))
-            for _, item in zip(range(count), synthetic_items("test", start))]
-
-
-def image_ids_for(stack, tag: str, count: int, timeout=120) -> list[str]:
-    rows = wait_for(lambda: (r := query(stack, "SELECT image_id FROM images WHERE filename LIKE %s", (f"{tag}-%",)))
-                    and len(r) >= count and r, timeout, message=f"{count} images registered")
-    return [str(r["image_id"]) for r in rows]
-
-
-def wait_comparisons(stack, ids, timeout=240):
-    return wait_for(lambda: (r := query(stack, "SELECT * FROM model_comparisons WHERE image_id = ANY(%s::uuid[])",
-                                        (ids,))) and len(r) >= len(ids) and r, timeout,
-                    message=f"{len(ids)} comparisons")
-
-
 def test_200_labelled_images_give_exact_rows_and_correct_comparisons(stack, pipeline):
     tag = unique("p200")
     stream(stack, 200, 0, tag)
     ids = image_ids_for(stack, tag, 200)
-    comparisons = wait_comparisons(stack, ids)
-    time.sleep(2)  # anything late would show up as an extra row now
+    wait_comparisons(stack, ids)
+    # Every function has committed past everything sent: a late extra row can no longer come.
+    wait_caught_up(stack, [a.function for a in ARCHITECTURES.values()], TOPIC_IMAGES_INPUT)
+    wait_caught_up(stack, ["aggregate"], TOPIC_PREDICTIONS)
     predictions = query(stack, "SELECT * FROM predictions WHERE image_id = ANY(%s::uuid[])", (ids,))
     comparisons = query(stack, "SELECT * FROM model_comparisons WHERE image_id = ANY(%s::uuid[])", (ids,))
     assert len(predictions) == 600 and len(comparisons) == 200
@@ -170,23 +152,8 @@ def test_hot_swap_during_a_stream_loses_and_duplicates_nothing(stack, pipeline):
 
 
 def test_a_corrupt_image_is_dead_lettered_once_per_model_and_the_others_flow(stack, pipeline):
-    s3 = minio_client(stack)
-    key = f"quarantine/tests/{unique('corrupt')}.jpg"  # ingest skips this prefix: the message goes straight in
-    # A fresh suffix keeps the bytes unique; without 0xFF, which libjpeg can read as a marker
-    # that ends the scan early and returns a partial image (5 % of random suffixes did).
-    data = truncated_jpeg() + uuid.uuid4().bytes.replace(b"\xff", b"\x00")
-    s3.put_object(stack.images_bucket, key, io.BytesIO(data), len(data))
-    sha = hashlib.sha256(data).hexdigest()
-    image_id = image_id_for(stack.images_bucket, key, "", sha)
-    Database(stack).transaction(lambda cur: register_image(cur, NewImage(
-        image_id=image_id, bucket=stack.images_bucket, object_key=key, object_version="", sha256=sha,
-        filename="corrupt.jpg", size_bytes=len(data), source="unknown")))
     dlq = TopicWatcher(stack, TOPIC_DEAD_LETTERS)
-    producer = make_producer(stack)
-    message = ImageMessage(image_id=image_id, bucket=stack.images_bucket, object_key=key, sha256=sha,
-                           image_format="jpeg", width=200, height=200, source="unknown")
-    producer.send(TOPIC_IMAGES_INPUT, key=image_id.encode(), value=message.model_dump_json().encode()).get(10)
-    producer.close()
+    image_id = send_corrupt_image(stack)
     tag = unique("after-corrupt")
     stream(stack, 5, 2000, tag)
     ids = image_ids_for(stack, tag, 5)

@@ -18,6 +18,7 @@ from triptych.ingress.webcam import WebcamProducer
 
 from ..images import image_bytes
 from .pipeline_helpers import wait_rows
+from .runtime_helpers import wait_for
 
 
 def _cli(*args):
@@ -81,20 +82,21 @@ def test_webcam_backpressure_drops_and_counts_frames_with_flat_memory(tmp_path):
         delivered.append(item.client["frame"])
 
     producer = WebcamProducer(video, stalled_sink, fps=200, queue_size=8)
-    rss = []
+    rss, queued = [], []
     sampler_stop = threading.Event()
 
-    def sample():
+    def sample():  # records only: an assert in a thread would fail nothing
         while not sampler_stop.is_set():
             rss.append(psutil.Process().memory_info().rss)
-            assert len(producer.queue) <= 8
+            queued.append(len(producer.queue))
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample)
     sampler.start()
     runner = threading.Thread(target=lambda: producer.run())
     runner.start()
-    time.sleep(2.5)
+    # Every frame is read while the sink is stalled: all but a queue's worth must be dropped.
+    wait_for(lambda: producer.summary.captured == 400, 60, message="all 400 frames captured")
     consumer_stopped.set()
     runner.join(timeout=60)
     sampler_stop.set()
@@ -103,6 +105,7 @@ def test_webcam_backpressure_drops_and_counts_frames_with_flat_memory(tmp_path):
     assert s.captured == 400
     assert s.dropped >= 400 - 8 - 1 - 5 and s.sent + s.dropped == s.captured
     assert delivered == sorted(delivered), "the frames that survive keep their order"
+    assert queued and max(queued) <= 8, f"the queue held {max(queued)} frames, above its bound of 8"
     growth_mb = (max(rss) - rss[0]) / 2**20
     assert growth_mb < 40, f"memory grew {growth_mb:.1f} MB while frames were dropped"
 

@@ -8,6 +8,7 @@ import os
 import signal
 import time
 
+import psutil
 import pytest
 
 from triptych.bus import producer as make_producer
@@ -24,6 +25,7 @@ from .runtime_helpers import (
     send_json,
     start_supervisor,
     wait_for,
+    wait_group_stable,
     write_project,
 )
 
@@ -34,8 +36,13 @@ def sink(stack, tmp_path):
     started = []
 
     def start(replicas=1, delivery=Delivery(max_attempts=3, retry_backoff_ms=50), handler="handler",
-              partitions=3, env=None):
+              partitions=3, env=None, waiting=()):
+        """`waiting`: messages already on the topic (partition 0) when the function starts."""
         topic = create_topic(stack, partitions)
+        if waiting:
+            producer = make_producer(stack)
+            send_json(producer, topic, list(waiting), partition=0)
+            producer.close()
         table = create_sink_table(stack)
         project = write_project(tmp_path, {
             "sink": dict(
@@ -152,7 +159,7 @@ def test_scaling_to_three_replicas_spreads_partitions(stack, sink):
     scaled = sup.cli("functions", "scale", "sink", "3", "--project", project_file)
     assert scaled.returncode == 0, scaled.stderr
     sup.wait_running("sink", 3)
-    time.sleep(8)  # let the group settle on the new members
+    wait_group_stable(stack, f"sink-{topic}", 3)
     producer = make_producer(stack)
     for partition in range(3):
         send_json(producer, topic, [{"id": f"x{partition}-{i}"} for i in range(30)], partition=partition)
@@ -162,3 +169,32 @@ def test_scaling_to_three_replicas_spreads_partitions(stack, sink):
     assert len(per_worker) == 3, per_worker
     partitions = sorted(p for _, parts in per_worker for p in parts)
     assert partitions == [0, 1, 2], "each partition is owned by exactly one replica"
+
+
+def test_replicas_die_with_a_supervisor_killed_with_9(stack, sink):
+    sup, topic, table = sink(replicas=2)
+    pids = [r["pid"] for r in sup.replicas("sink")]
+    assert len(pids) == 2 and all(psutil.pid_exists(pid) for pid in pids)
+    sup.process.kill()  # no chance to drain: only the kernel's parent-death signal is left
+    sup.process.wait(timeout=10)
+
+    def gone():
+        return all(not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE for pid in pids)
+
+    wait_for(gone, 60, message=f"replicas {pids} to exit after their supervisor")
+
+
+def test_a_failing_batch_is_split_and_only_its_poison_is_dead_lettered(stack, sink, tmp_path):
+    poison_file = tmp_path / "poison-on"
+    poison_file.touch()
+    # All eight wait on the topic before the function starts, so its first batch holds them all.
+    sup, topic, table = sink(handler="batch", partitions=1, env={"SINK_POISON_FILE": str(poison_file)},
+                             delivery=Delivery(batch_size=16, batch_wait_ms=200, max_attempts=2, retry_backoff_ms=10),
+                             waiting=[{"id": f"q{i}", "poison": i == 3} for i in range(8)])
+    wait_for(lambda: _count(stack, table) == 7, 30, message="the seven good messages")
+    rows = query(stack, f"SELECT id, batch_size FROM {table} ORDER BY id")
+    assert [r[0] for r in rows] == [f"q{i}" for i in range(8) if i != 3]
+    assert all(r[1] == 1 for r in rows), "after the batch failed, its events were retried one at a time"
+    letters = wait_for(lambda: [d for d in read_dead_letters(stack, "sink") if d.letter.origin.topic == topic], 30,
+                       message="the dead letter")
+    assert [(d.letter.origin.offset, d.letter.attempts) for d in letters] == [(3, 2)]

@@ -134,3 +134,23 @@ def test_checks_reject_bad_values(cur):
             (str(uuid.uuid4()),),
         )
     cur.execute("ROLLBACK TO SAVEPOINT bad")
+
+
+def test_a_bad_value_in_a_system_event_fails_at_once_not_after_a_minute_of_retries(stack):
+    from triptych.db.events import log_system_event
+
+    with pytest.raises(psycopg2.DataError):
+        log_system_event("test", "info", "tests", "a bad image id", image_id="not-a-uuid", settings=stack)
+    assert log_system_event.statistics["attempt_number"] == 1, "a data error is not retried"
+
+
+def test_a_system_event_is_retried_while_postgres_cannot_be_reached(stack):
+    from tenacity import stop_after_attempt
+
+    from triptych.db.events import log_system_event
+
+    unreachable = stack.model_copy(update={"postgres_port": 1, "database_url": None})
+    retrying = log_system_event.retry_with(stop=stop_after_attempt(3), wait=lambda _state: 0)
+    with pytest.raises(psycopg2.OperationalError):
+        retrying("test", "info", "tests", "nowhere to go", settings=unreachable)
+    assert retrying.statistics["attempt_number"] == 3

@@ -1,12 +1,21 @@
-from triptych.db.migrate import available_migrations
+from triptych.db.migrate import Migration, available_migrations
 
 
 def test_migrations_are_numbered_in_order_and_nonempty():
     migrations = available_migrations()
     assert migrations, "no migrations packaged"
     versions = [m.version for m in migrations]
-    assert versions == sorted(versions) and versions[0] == 1
-    assert all(m.sql.strip() and len(m.checksum) == 64 for m in migrations)
+    assert versions == list(range(1, len(migrations) + 1)), "numbered 1, 2, 3 ... with no gap or repeat"
+    assert all(m.sql.strip() for m in migrations)
+    assert len({m.name for m in migrations}) == len(migrations), "two migrations with one name"
+
+
+def test_a_changed_migration_has_another_checksum():
+    # The checksum is what refuses an edited migration that was already applied.
+    first = available_migrations()[0]
+    edited = Migration(first.version, first.name, first.sql + "\n-- edited")
+    assert edited.checksum != first.checksum
+    assert Migration(first.version, first.name, first.sql).checksum == first.checksum
 
 
 def test_initial_schema_declares_the_replay_keys():

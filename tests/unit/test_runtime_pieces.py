@@ -38,3 +38,55 @@ def test_json_bodies_are_decoded_like_nuclios_wrapper():
     assert decode_body(b'{"a": 1}', "application/json; charset=utf-8") == {"a": 1}
     assert decode_body(b"raw", "application/octet-stream") == b"raw"
     assert decode_body(b"not json", "application/json") == b"not json"
+
+
+def _cron(interval="", schedule="", now=None):
+    from datetime import datetime, timezone
+    from threading import Event
+
+    from triptych.runtime.cron_trigger import CronTriggerRunner
+    from triptych.runtime.nuclio_compat import make_context
+    from triptych.runtime.spec import CronTriggerSpec
+
+    clock = now or datetime(2026, 11, 27, 1, 0, tzinfo=timezone.utc).timestamp()
+    return CronTriggerRunner("f", CronTriggerSpec("t", interval, schedule, ""), handler=None, stop=Event(),
+                             context=make_context("f", 0, "init", "init"), now=lambda: clock)
+
+
+@pytest.mark.parametrize("interval", ["0s", "0ms", "0m0s"])
+def test_a_zero_cron_interval_is_refused_not_spun(interval):
+    from triptych.runtime.declare import cron_trigger
+
+    with pytest.raises(ValueError, match="above zero"):
+        _cron(interval=interval)
+    with pytest.raises(ValueError, match="above zero"):
+        cron_trigger(interval=interval)
+
+
+def test_a_cron_schedule_ticks_at_its_next_time():
+    # Friday 2026-11-27 01:00 UTC; retrain's weekly "0 3 * * 0" is Sunday 03:00: 2 days and 2 hours on.
+    runner = _cron(schedule="0 3 * * 0")
+    assert runner.next_delay() == pytest.approx((2 * 24 + 2) * 3600)
+    assert _cron(schedule="*/15 * * * *").next_delay() == pytest.approx(15 * 60)
+    assert _cron(interval="90s").next_delay() == 90
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(interval="1m", schedule="* * * * *"),
+                                    dict(schedule="0 3 * *"), dict(schedule="61 * * * *")])
+def test_a_wrong_cron_trigger_is_refused_when_declared(kwargs):
+    from triptych.runtime.declare import cron_trigger
+
+    with pytest.raises(ValueError):
+        cron_trigger(**kwargs)
+
+
+def test_concurrent_scales_lose_nothing(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from triptych.config import Settings
+    from triptych.runtime.supervisor import desired_path, set_desired_replicas
+
+    settings = Settings(data_dir=tmp_path)
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda i: set_desired_replicas(settings, f"fn-{i}", i % 4), range(64)))
+    assert json.loads(desired_path(settings).read_text()) == {f"fn-{i}": i % 4 for i in range(64)}

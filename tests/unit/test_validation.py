@@ -1,3 +1,5 @@
+import hashlib
+
 import pytest
 
 from triptych.ingress.objects import decode_metadata, encode_metadata, image_id_for, sanitize_filename
@@ -10,9 +12,10 @@ LIMITS = dict(max_bytes=2_000_000, max_pixels=50_000_000)
 
 @pytest.mark.parametrize("fmt,name", [("JPEG", "jpeg"), ("PNG", "png"), ("WEBP", "webp"), ("BMP", "bmp")])
 def test_every_accepted_format_is_sniffed_and_measured(fmt, name):
-    info = validate_image(image_bytes(fmt, (48, 32)), **LIMITS)
+    data = image_bytes(fmt, (48, 32))
+    info = validate_image(data, **LIMITS)
     assert (info.format, info.width, info.height, info.channels) == (name, 48, 32, 3)
-    assert len(info.sha256) == 64
+    assert info.sha256 == hashlib.sha256(data).hexdigest()
 
 
 @pytest.mark.parametrize(

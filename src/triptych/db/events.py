@@ -7,13 +7,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tenacity import retry, stop_after_delay, wait_exponential
+import psycopg2
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from ..config import Settings, get_settings
 from .connection import connection
 
 
-@retry(wait=wait_exponential(multiplier=0.2, max=5), stop=stop_after_delay(60), reraise=True)
+# Only a lost or refused connection is worth waiting for; a bad value or a bug in
+# the query fails at once (retrying it would stall the caller for a minute and then
+# fail anyway). psycopg2 raises OperationalError for the one, InterfaceError for a
+# connection closed under it.
+@retry(wait=wait_exponential(multiplier=0.2, max=5), stop=stop_after_delay(60), reraise=True,
+       retry=retry_if_exception_type((psycopg2.OperationalError, psycopg2.InterfaceError)))
 def log_system_event(
     event_type: str,
     severity: str,
@@ -24,7 +30,8 @@ def log_system_event(
     dedup_key: str | None = None,
     settings: Settings | None = None,
 ) -> int:
-    """Record an event; retried for up to a minute so a Postgres restart loses nothing."""
+    """Record an event; retried for up to a minute while Postgres cannot be reached,
+    so a Postgres restart loses nothing."""
     with connection(settings or get_settings()) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT log_system_event(%s, %s, %s, %s, %s::jsonb, %s::uuid, %s)",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import nuclio_sdk
@@ -30,26 +31,37 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
 
 
+def parse_interval(text: str) -> float:
+    """A cron interval: a duration above zero (an interval of 0s would tick without pause)."""
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise ValueError(f"a cron interval must be above zero, not {text!r}")
+    return seconds
+
+
 class CronTriggerRunner:
     def __init__(self, function: str, trigger: CronTriggerSpec, handler: LoadedHandler, stop: threading.Event,
-                 context):
+                 context, now: Callable[[], float] = time.time):
         if not trigger.interval and not trigger.schedule:
             raise ValueError(f"cron trigger {trigger.name!r} needs an interval or a schedule")
+        self.now = now
         self.trigger = trigger
         self.handler = handler
         self.stop = stop
         self.context = trigger_context(context, "cron", trigger.name)
         self.labels = {"function": function, "trigger": trigger.name}
-        self.interval = parse_duration(trigger.interval) if trigger.interval else None
-        self.schedule = croniter(trigger.schedule, datetime.now(timezone.utc)) if trigger.schedule else None
+        self.interval = parse_interval(trigger.interval) if trigger.interval else None
+        self.schedule = croniter(trigger.schedule, datetime.fromtimestamp(now(), timezone.utc)) \
+            if trigger.schedule else None
 
-    def _next_delay(self) -> float:
+    def next_delay(self) -> float:
+        """Seconds until the next tick: the interval, or the schedule's next time from now."""
         if self.interval is not None:
             return self.interval
-        return max(self.schedule.get_next(float) - time.time(), 0.0)
+        return max(self.schedule.get_next(float) - self.now(), 0.0)
 
     def run(self) -> None:
-        while not self.stop.wait(self._next_delay()):
+        while not self.stop.wait(self.next_delay()):
             event = nuclio_sdk.Event(
                 body=self.trigger.body, trigger=nuclio_sdk.TriggerInfo("cron", self.trigger.name),
                 timestamp=datetime.now(timezone.utc),

@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import nuclio
+from croniter import croniter
 
 from ..sdk import Delivery, DeliveryPlan, TriggerDelivery
 from ..sdk.delivery import DELIVERY_ENV
+from .cron_trigger import parse_interval
 from .spec import HttpTriggerSpec
 
 if TYPE_CHECKING:
@@ -78,6 +80,14 @@ def http_trigger(port: int, workers: int = 4,
 
 
 def cron_trigger(interval: str = "", schedule: str = "", body: str = "") -> nuclio.triggers.CronTrigger:
+    """Nuclio's cron trigger: an `interval` ("30s", "1h") or a five-field `schedule`
+    ("0 3 * * 0"), which Nuclio's robfig/cron and the local runner's croniter read alike."""
+    if bool(interval) == bool(schedule):
+        raise ValueError("a cron trigger takes an interval or a schedule, one of them")
+    if interval:
+        parse_interval(interval)
+    elif len(schedule.split()) != 5 or not croniter.is_valid(schedule):
+        raise ValueError(f"not a five-field cron schedule: {schedule!r}")
     return nuclio.triggers.CronTrigger(interval=interval, schedule=schedule, body=body)
 
 
