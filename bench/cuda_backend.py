@@ -15,11 +15,10 @@ import copy
 
 import numpy as np
 import torch
+from models_forward import per_image_ms  # bench/ is on the path when a script here runs
 
 from triptych.models.backends import TorchBackend
 from triptych.models.zoo import ARCHITECTURES, build
-
-from models_forward import per_image_ms  # bench/ is on the path when a script here runs
 
 
 def main() -> None:

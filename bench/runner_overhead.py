@@ -19,10 +19,10 @@ from kafka import KafkaAdminClient
 from triptych.bus import consumer as make_consumer
 from triptych.bus import producer as make_producer
 from triptych.config import get_settings
-from triptych.sdk import Delivery
 from triptych.runtime.kafka_trigger import KafkaTriggerRunner
 from triptych.runtime.nuclio_compat import LoadedHandler, make_context
 from triptych.runtime.spec import KafkaTriggerSpec
+from triptych.sdk import Delivery
 
 
 def confluent_consumer(settings, topic: str, count: int) -> float | None:

@@ -14,7 +14,7 @@ from flask import Flask, Response, abort, send_file
 from PIL import Image
 
 from triptych.db.queries import image_location
-from triptych.ingress.validation import SERVED_IMAGE_HEADERS, served_media_type
+from triptych.imaging import SERVED_IMAGE_HEADERS, served_media_type
 from triptych.storage import minio_client, read_object
 
 from . import data

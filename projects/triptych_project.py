@@ -2,8 +2,8 @@
 resources, declared once. Running this file writes `project.yaml`, which both a
 Nuclio deployment (`triptych deploy`) and the local runner read.
 
-    python projects/triptych_project.py            # rewrite project.yaml
-    python projects/triptych_project.py --check    # fail if project.yaml is stale
+    python projects/triptych_project.py            # rewrite project.yaml and functions/*/function.yaml
+    python projects/triptych_project.py --check    # fail if any of them is stale
 
 Brokers written into the Kafka triggers come from TRIPTYCH_KAFKA_BOOTSTRAP when
 set (use the in-cluster address before deploying); the local runner always uses
@@ -45,8 +45,13 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
         Settings,
     )
     from triptych.models.zoo import ARCHITECTURES
+    from triptych.runtime.declare import (
+        cron_trigger,
+        http_trigger,
+        kafka_trigger,
+        nuclio_function,
+    )
     from triptych.sdk import Delivery
-    from triptych.runtime.declare import cron_trigger, http_trigger, kafka_trigger, nuclio_function
 
     settings = Settings()  # read now, not cached: the declaration follows the current environment
     brokers = settings.kafka_bootstrap or "127.0.0.1:9092"
@@ -139,22 +144,50 @@ def render(functions_dir: Path = FUNCTIONS) -> str:
     return header + yaml.safe_dump(data, sort_keys=True, width=120)
 
 
+def render_function_files(project_text: str) -> dict[Path, str]:
+    """Each function folder's `function.yaml`: the Nuclio config of every function
+    declared from it (the infer folder's source serves four), rendered from the
+    project text; what `nuctl deploy --file` takes, and what the folder's README describes."""
+    import yaml
+
+    from triptych.runtime.deploy import function_config
+    from triptych.runtime.spec import nuclio_entries
+
+    by_folder: dict[Path, list[dict]] = {}
+    for entry in nuclio_entries(yaml.safe_load(project_text)):
+        config = function_config(entry, ROOT)
+        source = Path(entry["spec"]["spec"]["build"]["origin_filename"])
+        by_folder.setdefault(source.parent, []).append(config)
+    header = ("# Written by projects/triptych_project.py from the one declaration there: edit it, not this file.\n"
+              "# Nuclio function config(s) of this folder's handler (`nuctl deploy --file`, one document each).\n")
+    return {folder / "function.yaml": header + yaml.safe_dump_all(configs, sort_keys=True, width=120)
+            for folder, configs in sorted(by_folder.items())}
+
+
+def rendered_files() -> dict[Path, str]:
+    """Every file the declaration writes, relative to the repository root."""
+    text = render()
+    return {Path("project.yaml"): text, **render_function_files(text)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="exit 1 if project.yaml differs from the declaration")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if project.yaml or a function.yaml differs from the declaration")
     args = parser.parse_args()
-    text = render()
-    target = ROOT / "project.yaml"
-    if args.check:
+    stale = 0
+    for relative, text in rendered_files().items():
+        target = ROOT / relative
         current = target.read_text() if target.exists() else ""
-        if current != text:
-            sys.stdout.writelines(difflib.unified_diff(current.splitlines(True), text.splitlines(True),
-                                                       "project.yaml", "declared"))
-            return 1
-        return 0
-    target.write_text(text)
-    print(f"wrote {target}")
-    return 0
+        if args.check:
+            if current != text:
+                sys.stdout.writelines(difflib.unified_diff(current.splitlines(True), text.splitlines(True),
+                                                           str(relative), "declared"))
+                stale += 1
+        elif current != text:
+            target.write_text(text)
+            print(f"wrote {relative}")
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

@@ -10,12 +10,31 @@ import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
 from dash import Input, Output, callback, dcc, html, no_update
 
-from triptych.db.queries import (SAMPLE_ANSWERS, SAMPLE_IMAGES, agreement_matrix, confidence_distribution,
-                                 confusion_counts, latency_distribution, range_counts, throughput_series,
-                                 version_comparison)
+from triptych.db.queries import (
+    SAMPLE_ANSWERS,
+    SAMPLE_IMAGES,
+    agreement_matrix,
+    confidence_distribution,
+    confusion_counts,
+    latency_distribution,
+    range_counts,
+    throughput_series,
+    version_comparison,
+)
 
 from .. import data
-from ..components import code, empty_figure, empty_state, figure, fmt, graph, model_color, model_label, page_header, pct
+from ..components import (
+    code,
+    empty_figure,
+    empty_state,
+    figure,
+    fmt,
+    graph,
+    model_color,
+    model_label,
+    page_header,
+    pct,
+)
 
 PATH = "/compare"
 NAME = "Compare"

@@ -14,8 +14,19 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 from triptych.db.queries import image_detail
 
 from .. import data
-from ..components import (agreement_badge, correctness, empty_state, figure, fmt, image_url, model_color,
-                          model_label, page_header, pct, when)
+from ..components import (
+    agreement_badge,
+    correctness,
+    empty_state,
+    figure,
+    fmt,
+    image_url,
+    model_color,
+    model_label,
+    page_header,
+    pct,
+    when,
+)
 
 PATH = "/image"
 PATH_TEMPLATE = "/image/<image_id>"

@@ -11,11 +11,31 @@ import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
 from dash import Input, Output, callback, clientside_callback, dcc, html
 
-from triptych.db.queries import live_summary, per_model, recent_comparisons, throughput_series
+from triptych.db.queries import (
+    live_summary,
+    per_model,
+    recent_comparisons,
+    throughput_series,
+)
 
 from .. import data, health
-from ..components import (agreement_badge, answer_chip, code, correctness, empty_figure, empty_state, figure, fmt,
-                          model_color, model_label, page_header, pct, rate, stat_card, thumb_url)
+from ..components import (
+    agreement_badge,
+    answer_chip,
+    code,
+    correctness,
+    empty_figure,
+    empty_state,
+    figure,
+    fmt,
+    model_color,
+    model_label,
+    page_header,
+    pct,
+    rate,
+    stat_card,
+    thumb_url,
+)
 
 PATH = "/"
 NAME = "Live"

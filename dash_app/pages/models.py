@@ -15,7 +15,15 @@ from triptych.db.runs import recent_runs
 from triptych.lifecycle.steps import describe_step
 
 from .. import data
-from ..components import code, empty_state, model_color, model_label, page_header, pct, when
+from ..components import (
+    code,
+    empty_state,
+    model_color,
+    model_label,
+    page_header,
+    pct,
+    when,
+)
 
 PATH = "/models"
 NAME = "Models"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import MATCH, Input, Output, State, callback, html
 
-from triptych.db.labels import LabelRejected, set_ground_truth
+from triptych.aggregation.labels import LabelRejected, set_ground_truth
 from triptych.db.queries import quarantined, review_queue
 
 from .. import data

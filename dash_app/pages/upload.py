@@ -16,7 +16,15 @@ from triptych.ingress.upload_client import UploadUnavailable, upload_batch
 from triptych.security.keys import client_key
 
 from .. import data
-from ..components import agreement_badge, answer_chip, code, correctness, empty_state, page_header, thumb_url
+from ..components import (
+    agreement_badge,
+    answer_chip,
+    code,
+    correctness,
+    empty_state,
+    page_header,
+    thumb_url,
+)
 
 PATH = "/upload"
 NAME = "Upload"

@@ -2,7 +2,7 @@
 predictions, one comparison per image once every active model has answered, and
 rolling per-minute metrics per model version, all in PostgreSQL."""
 
-from triptych.aggregation.service import Aggregator
+from triptych.aggregation.aggregate import Aggregator
 from triptych.sdk import delivered
 
 

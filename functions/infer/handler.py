@@ -4,7 +4,7 @@ each its own consumer group. Loads its champion from the MLflow registry,
 classifies batches, publishes to `predictions-output-stream`, and hot-swaps on
 `model-updates`."""
 
-from triptych.inference.classify import Classifier
+from triptych.inference.infer import Classifier
 from triptych.sdk import delivered
 
 

@@ -16,7 +16,7 @@ budget, the gate).
 """
 
 from triptych.config import get_settings
-from triptych.models.retraining import Retrainer, RetrainRequest
+from triptych.lifecycle.retrain import Retrainer, RetrainRequest
 
 
 def init_context(context):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime, timezone
-
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field

@@ -17,8 +17,9 @@ from playwright.sync_api import expect
 
 from triptych.aggregation.compare import Answer, compare
 from triptych.aggregation.store import upsert_comparison
+from triptych.datasets.sources import Item, synthetic_items
 from triptych.db.connection import Database
-from triptych.ingress.producers import BucketWriter, Item, synthetic_items
+from triptych.ingress.producers import BucketWriter
 
 from .conftest import screenshot
 

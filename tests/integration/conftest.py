@@ -96,7 +96,12 @@ def admin_key(stack) -> str:
 @pytest.fixture(scope="module")
 def ingress(stack, tmp_path_factory):
     """The real upload and ingest functions, under the real supervisor; yields the upload URL."""
-    from .pipeline_helpers import MAX_BYTES, MAX_REQUEST_BYTES, free_port, start_pipeline
+    from .pipeline_helpers import (
+        MAX_BYTES,
+        MAX_REQUEST_BYTES,
+        free_port,
+        start_pipeline,
+    )
 
     port = free_port()
     sup = start_pipeline(tmp_path_factory.mktemp("ingress"), {"upload": 1, "ingest": 1},

@@ -19,10 +19,12 @@ from triptych.bus import consumer as make_consumer
 from triptych.bus import producer as make_producer
 from triptych.config import TOPIC_IMAGES_INPUT
 from triptych.contracts import ImageMessage
+from triptych.datasets.sources import Item, synthetic_items
 from triptych.db.connection import Database
 from triptych.db.images import NewImage, register_image
 from triptych.ingress.objects import image_id_for
-from triptych.ingress.producers import BucketWriter, Item, synthetic_items
+from triptych.ingress.producers import BucketWriter
+from triptych.runtime.spec import project_functions
 from triptych.storage import minio_client
 
 from ..images import truncated_jpeg
@@ -57,11 +59,7 @@ def start_pipeline(folder: Path, run: dict[str, int], env: dict[str, str]) -> Ru
     project.write_text(text)
     data_dir = folder / "data"
     (data_dir / "functions").mkdir(parents=True, exist_ok=True)
-    import yaml
-
-    from triptych.runtime.spec import nuclio_entries
-
-    declared = [f["name"] for f in nuclio_entries(yaml.safe_load(text))]
+    declared = list(project_functions(project))
     missing = set(run) - set(declared)
     if missing:
         pytest.fail(f"not declared in the project: {missing}")

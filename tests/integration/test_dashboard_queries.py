@@ -1,5 +1,5 @@
 """The dashboard's read-side queries (triptych.db.queries) and the label write
-(triptych.db.labels) against the real Postgres, on labelled rows seeded in a
+(triptych.aggregation.labels) against the real Postgres, on labelled rows seeded in a
 time window of their own, every figure checked against a value computed here
 independently (numpy percentiles, Python counters)."""
 
@@ -15,13 +15,25 @@ import numpy as np
 import pytest
 
 from triptych.aggregation.compare import Answer, compare
+from triptych.aggregation.labels import LabelRejected, set_ground_truth
 from triptych.aggregation.store import upsert_comparison
 from triptych.db.connection import Database
-from triptych.db.labels import LabelRejected, set_ground_truth
-from triptych.db.queries import (HistoryFilter, agreement_matrix, answers_for, confidence_distribution,
-                                 confusion_counts, history_count, history_rows, image_detail, latency_distribution,
-                                 quarantined, range_counts, review_queue, throughput_series,
-                                 version_comparison)
+from triptych.db.queries import (
+    HistoryFilter,
+    agreement_matrix,
+    answers_for,
+    confidence_distribution,
+    confusion_counts,
+    history_count,
+    history_rows,
+    image_detail,
+    latency_distribution,
+    quarantined,
+    range_counts,
+    review_queue,
+    throughput_series,
+    version_comparison,
+)
 
 MODELS = ["resnet50", "mobilenet_v2", "efficientnet_b0"]
 CLASSES = ["cat", "dog", "owl", "fox"]
@@ -165,8 +177,8 @@ def test_throughput_series_sums_the_minutes(seeded):
 
 
 def test_long_ranges_read_hourly_snapshots_instead_of_minutes_never_both(seeded, stack):
-    from triptych.lifecycle.snapshots import HOUR
     from triptych.aggregation.store import recompute_window
+    from triptych.lifecycle.snapshots import HOUR
 
     db = Database(stack)
     hours = sorted({(seeded["start"] + timedelta(minutes=k)).replace(minute=0) for k in range(IMAGES)})

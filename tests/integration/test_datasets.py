@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from triptych.datasets import bucket, synthetic
-from triptych.ingress.producers import Item, dir_items
+from triptych.datasets.sources import Item, dir_items
 from triptych.models import registry
 from triptych.models.bootstrap import train_as_mlrun_job
 

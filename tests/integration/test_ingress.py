@@ -19,6 +19,7 @@ from ..images import image_bytes, png_claiming, truncated_jpeg
 from .pipeline_helpers import TopicWatcher, unique, wait_rows
 from .runtime_helpers import query, wait_for
 
+
 @pytest.fixture(scope="module")
 def uploads(ingress, admin_key):
     """A client of the upload function that presents a key with the `upload` scope."""

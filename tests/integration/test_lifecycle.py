@@ -17,16 +17,16 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from triptych.aggregation.service import Aggregator
+from triptych.aggregation.labels import set_ground_truth
+from triptych.aggregation.aggregate import Aggregator
 from triptych.config import Settings
 from triptych.contracts import ClassScore, PredictionMessage, Timings
 from triptych.datasets.bucket import read_manifest
+from triptych.datasets.sources import synthetic_items
 from triptych.db import runs
 from triptych.db.connection import Database
 from triptych.db.images import NewImage, register_image
-from triptych.db.labels import set_ground_truth
 from triptych.ingress.objects import image_id_for
-from triptych.ingress.producers import synthetic_items
 from triptych.lifecycle import gate
 from triptych.lifecycle.quality import run_data_quality
 from triptych.lifecycle.workflow import run_retrain_workflow
@@ -166,7 +166,8 @@ def copy_of_champion(stack, model: str, champion: str) -> str:
 
 def test_a_challenger_in_shadow_is_promoted_on_live_labels_and_hot_swapped_during_a_stream(
         stack, champions, tmp_path):
-    from triptych.ingress.producers import BucketWriter, Item
+    from triptych.datasets.sources import Item
+    from triptych.ingress.producers import BucketWriter
 
     # Two challengers: one as good as its champion (a copy), one trained far too little.
     good = copy_of_champion(stack, "mobilenet_v2", champions["mobilenet_v2"])
@@ -319,7 +320,7 @@ def test_scheduled_jobs_run_by_hand_are_recorded(stack):
 
 
 def test_a_restarted_retrain_function_fails_only_runs_whose_process_went_quiet(stack):
-    from triptych.models.retraining import WORKFLOW, Retrainer
+    from triptych.lifecycle.retrain import WORKFLOW, Retrainer
 
     db = Database(stack)
     live, dead = (str(db.transaction(lambda cur: runs.create_run(cur, WORKFLOW, {}, "test"))["run_id"])

@@ -8,8 +8,8 @@ import pytest
 
 from triptych.datasets.synthetic import CLASSES, arrays
 from triptych.models import registry
-from triptych.models.bootstrap import train_as_mlrun_job
 from triptych.models.backends import load_backend
+from triptych.models.bootstrap import train_as_mlrun_job
 from triptych.models.preprocess import to_batch
 
 # Small enough for CI on two cores, large enough to be far above chance (10 %).

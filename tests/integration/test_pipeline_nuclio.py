@@ -16,7 +16,13 @@ from triptych.models.zoo import ARCHITECTURES
 from triptych.runtime.nuclio_processor import install_processor
 
 from ..images import image_bytes
-from .pipeline_helpers import TopicWatcher, send_corrupt_image, start_full_pipeline, unique, wait_comparisons
+from .pipeline_helpers import (
+    TopicWatcher,
+    send_corrupt_image,
+    start_full_pipeline,
+    unique,
+    wait_comparisons,
+)
 from .runtime_helpers import query
 
 

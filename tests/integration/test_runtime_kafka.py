@@ -13,8 +13,8 @@ import pytest
 
 from triptych.bus import producer as make_producer
 from triptych.db.events import events_by_dedup_prefix
-from triptych.runtime.dlq import read_dead_letters
 from triptych.runtime.declare import kafka_trigger
+from triptych.runtime.dlq import read_dead_letters
 from triptych.sdk import Delivery
 
 from .runtime_helpers import (

@@ -1,7 +1,7 @@
 """Where a data set's images go in MinIO, and how a folder is split."""
 
 from triptych.datasets.bucket import folder_splits, object_key
-from triptych.ingress.producers import Item
+from triptych.datasets.sources import Item
 
 
 def _items(paths):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from triptych.config import Settings
 from triptych.contracts import ModelUpdate
-from triptych.inference.classify import Classifier
+from triptych.inference.infer import Classifier
 from triptych.inference.serving_model import LoadedModel, ServingModel
 from triptych.lifecycle.candidate import confusion
 from triptych.lifecycle.quality import render_html

@@ -10,8 +10,8 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triptych.aggregation.service import parse_predictions
-from triptych.inference.classify import parse_images
+from triptych.aggregation.aggregate import parse_predictions
+from triptych.inference.infer import parse_images
 from triptych.ingress.ingest import parse_minio_event
 from triptych.ingress.objects import sanitize_filename
 from triptych.sdk import PermanentError

@@ -3,7 +3,7 @@ import socket
 
 import pytest
 
-from triptych.stack.errors import PortInUseError
+from triptych.errors import PortInUseError
 from triptych.stack.process import ensure_port_free, port_is_free
 from triptych.stack.services import redact_url
 

@@ -2,7 +2,15 @@
 
 import pytest
 
-from triptych.lifecycle.gate import CHALLENGER, CHAMPION, KEPT, REGISTERED, REJECTED, decide, decide_live
+from triptych.lifecycle.gate import (
+    CHALLENGER,
+    CHAMPION,
+    KEPT,
+    REGISTERED,
+    REJECTED,
+    decide,
+    decide_live,
+)
 from triptych.lifecycle.training_set import HOLD_OUT_SHARE, TrainingSet, held_out
 
 

@@ -4,8 +4,8 @@ import nuclio_sdk
 import pytest
 
 from triptych.runtime.cron_trigger import parse_duration
-from triptych.sdk import Delivery
 from triptych.runtime.nuclio_compat import decode_body, response_parts
+from triptych.sdk import Delivery
 
 
 @pytest.mark.parametrize("text,seconds", [("30s", 30), ("5m", 300), ("1h30m", 5400), ("500ms", 0.5), ("1.5s", 1.5)])

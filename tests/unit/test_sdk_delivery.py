@@ -7,7 +7,13 @@ from types import SimpleNamespace
 import nuclio_sdk
 import pytest
 
-from triptych.sdk import Delivery, DeliveryPlan, PermanentError, TriggerDelivery, delivered
+from triptych.sdk import (
+    Delivery,
+    DeliveryPlan,
+    PermanentError,
+    TriggerDelivery,
+    delivered,
+)
 from triptych.sdk.dead_letters import dead_letter_for
 
 

@@ -10,16 +10,17 @@ import cv2
 import numpy as np
 import pytest
 
+from triptych.aggregation.windows import WindowRefresher
 from triptych.config import Settings
 from triptych.contracts import ImageMessage, Pixels, PredictionMessage
-from triptych.inference.classify import Classifier
+from triptych.imaging import decode, resize_to
+from triptych.inference.infer import Classifier
 from triptych.inference.serving_model import LoadedModel
 from triptych.ingress.ingest import inline_pixels
 from triptych.ingress.validation import InvalidImage, validate_image
 from triptych.models.backends import default_threads
 from triptych.models.card import ModelCard
-from triptych.models.preprocess import decode, needed_side, resize_to
-from triptych.aggregation.windows import WindowRefresher
+from triptych.models.preprocess import needed_side
 
 from ..images import image_bytes, truncated_jpeg
 
@@ -199,7 +200,7 @@ def test_auto_is_cuda_on_a_gpu_else_onnx_runtime_when_the_export_exists(monkeypa
 
 
 def test_an_onnx_replica_never_imports_torch():
-    code = ("import sys; from triptych.inference import classify; from triptych.models import backends; "
+    code = ("import sys; from triptych.inference import infer; from triptych.models import backends; "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 

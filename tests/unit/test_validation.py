@@ -2,8 +2,14 @@ import hashlib
 
 import pytest
 
-from triptych.ingress.objects import decode_metadata, encode_metadata, image_id_for, sanitize_filename
-from triptych.ingress.validation import InvalidImage, sniff_format, validate_image
+from triptych.imaging import sniff_format
+from triptych.ingress.objects import (
+    decode_metadata,
+    encode_metadata,
+    image_id_for,
+    sanitize_filename,
+)
+from triptych.ingress.validation import InvalidImage, validate_image
 
 from ..images import image_bytes, png_claiming, truncated_jpeg
 

@@ -13,8 +13,9 @@ import numpy as np
 
 from ..aggregation.compare import Answer, compare
 from ..config import Settings
+from ..imaging import decode
 from ..models.backends import load_backend
-from ..models.preprocess import decode, needed_side, resize, to_batch
+from ..models.preprocess import needed_side, resize, to_batch
 from . import ceiling
 from .pipeline import bench_images
 

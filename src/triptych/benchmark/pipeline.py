@@ -20,9 +20,10 @@ from kafka import TopicPartition
 from ..bus import consumer as make_consumer
 from ..config import TOPIC_IMAGES_INPUT, TOPIC_PREDICTIONS, Settings
 from ..contracts import ImageMessage, PredictionMessage
+from ..datasets.sources import Item
 from ..datasets.synthetic import render
 from ..db.connection import Database
-from ..ingress.producers import BucketWriter, Item, Pacer
+from ..ingress.producers import BucketWriter, Pacer
 from .stats import ImageTimes, PredictionTimes
 
 SOURCE = "synthetic"  # generated images; their client metadata says {"bench": true}

@@ -46,7 +46,7 @@ def cifar10(from_dir: Path = typer.Option(None, "--from-dir", help="a local copy
                                                                     "cifar-10-batches-py")) -> None:
     """CIFAR-10, both splits (downloads once via torchvision when online)."""
     from ..datasets.bucket import publish
-    from ..ingress.producers import cifar10_items
+    from ..datasets.sources import cifar10_items
 
     root = from_dir or get_settings().cache_dir / "datasets"
     download = from_dir is None
@@ -59,7 +59,7 @@ def folder(path: Path = typer.Argument(..., help="folder/<label>/<image>, or fol
            dataset_id: str = typer.Option(..., "--id", help="the data set's name, e.g. flowers-v1")) -> None:
     """An image folder: labels from sub-folder names; without train/ and test/ a stable 10 % is held out."""
     from ..datasets.bucket import folder_splits, publish
-    from ..ingress.producers import dir_items
+    from ..datasets.sources import dir_items
 
     _report(lambda: publish(dataset_id, folder_splits(dir_items(path, only_images=False)), source=f"folder {path}"))
 

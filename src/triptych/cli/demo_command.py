@@ -28,13 +28,14 @@ def demo(rate: float = typer.Option(4.0, help="images per second streamed"),
          quick: bool = typer.Option(False, "--quick", help="quick champions only: no full training afterwards"),
          window: int = typer.Option(300, help="seconds of history in the view")) -> None:
     """Stack up, quick champions if needed, the labelled stream in, full training behind it, the live view on."""
+    from ..datasets.sources import synthetic_items
     from ..db.connection import Database
-    from ..ingress.producers import BucketWriter, run_stream, synthetic_items
+    from ..errors import StackError
+    from ..ingress.producers import BucketWriter, run_stream
+    from ..lifecycle.retrain import RetrainRequest
     from ..models.bootstrap import missing_champions
-    from ..models.retraining import RetrainRequest
-    from ..stack.errors import StackError
-    from .lifecycle_commands import run_here
     from ..stack.manager import Stack
+    from .lifecycle_commands import run_here
     from .watch_command import fetch, render_view
 
     settings = get_settings()
@@ -95,7 +96,7 @@ def demo(rate: float = typer.Option(4.0, help="images per second streamed"),
 
 def hand_full_training(settings, models: list[str]) -> str | None:
     """The full-budget workflow run on the retrain function (it outlives this command)."""
-    from ..models.retraining import RetrainRequest
+    from ..lifecycle.retrain import RetrainRequest
     from .lifecycle_commands import start_on_function
 
     run_id = start_on_function(settings, RetrainRequest(models=models))

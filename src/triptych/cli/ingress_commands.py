@@ -52,7 +52,7 @@ def synthetic(rate: float = Rate, count: int = Count, duration: float = Duration
               start: int = typer.Option(0, help="first image index"),
               fmt: str = typer.Option("png", "--format", help="png or jpeg")) -> None:
     """The project's generated labelled shapes (works offline)."""
-    from ..ingress.producers import synthetic_items
+    from ..datasets.sources import synthetic_items
 
     _run(synthetic_items(split, start, fmt), "synthetic", rate, count, duration)
 
@@ -61,7 +61,7 @@ def synthetic(rate: float = Rate, count: int = Count, duration: float = Duration
 def cifar10(rate: float = Rate, count: int = Count, duration: float = Duration,
             from_dir: Path = typer.Option(None, "--from-dir", help="a local copy (offline): folder holding cifar-10-batches-py")) -> None:
     """The CIFAR-10 test set with its labels (downloads once via torchvision when online)."""
-    from ..ingress.producers import cifar10_items
+    from ..datasets.sources import cifar10_items
 
     root = from_dir or get_settings().cache_dir / "datasets"
     try:
@@ -81,7 +81,7 @@ def cifar10(rate: float = Rate, count: int = Count, duration: float = Duration,
 @stream_app.command("dir")
 def directory(path: Path, rate: float = Rate, count: int = Count, duration: float = Duration) -> None:
     """Every image under PATH (labels from sub-folder names when present)."""
-    from ..ingress.producers import dir_items
+    from ..datasets.sources import dir_items
 
     if not path.is_dir():
         console.print(f"[bold red]error:[/] {path} is not a folder")

@@ -60,7 +60,7 @@ def retrain(models: str = typer.Option(None, help="comma-separated, default ever
             wait: bool = typer.Option(False, "--wait", help="follow the run to its end, step by step"),
             status: str = typer.Option(None, "--status", metavar="RUN", help="show a run's steps instead")) -> None:
     """Run the retrain workflow: on the retrain function when it runs (returns at once), else here."""
-    from ..models.retraining import parse_request
+    from ..lifecycle.retrain import parse_request
 
     if status:
         show(status)
@@ -93,7 +93,7 @@ def retrain(models: str = typer.Option(None, help="comma-separated, default ever
 
 def run_here(request, requested_by: str) -> dict:
     """Run the workflow in this process, printing each step as it goes; returns the finished run."""
-    from ..models.retraining import Retrainer
+    from ..lifecycle.retrain import Retrainer
 
     run = Retrainer(get_settings()).start(request, requested_by=requested_by, wait=False)
     console.print(f"retraining run [bold]{run['run_id']}[/] (`triptych runs show {run['run_id']}`)")
@@ -189,7 +189,7 @@ def review_list(limit: int = typer.Option(20, min=1, max=500), as_json: bool = t
 
 def label(image_id: str, cls: str = typer.Argument(..., metavar="CLASS")) -> None:
     """Set an image's true class: its correctness is recomputed, and the next retraining learns from it."""
-    from ..db.labels import LabelRejected, set_ground_truth
+    from ..aggregation.labels import LabelRejected, set_ground_truth
     from ..models.classes import KnownClasses
 
     try:

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import get_settings
-from ..stack.errors import StackError
+from ..errors import StackError
 from ..stack.manager import Stack
 
 console = Console(stderr=True)

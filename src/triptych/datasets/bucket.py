@@ -27,9 +27,9 @@ import numpy as np
 from minio.error import S3Error
 
 from ..config import Settings, get_settings
-from ..ingress.producers import Item
-from ..ingress.validation import sniff_format
+from ..imaging import sniff_format
 from ..storage import minio_client, read_object
+from .sources import Item
 
 SPLITS = ("train", "test")
 MANIFEST = "manifest.json"
@@ -153,7 +153,7 @@ def _remove_stale(client, bucket_name: str, dataset_id: str, written: set[str]) 
 def publish_synthetic(train_count: int, test_count: int, size: int = 64,
                       settings: Settings | None = None) -> Manifest:
     """The generated set, unless it is already there with at least these counts."""
-    from ..ingress.producers import synthetic_items
+    from .sources import synthetic_items
     from .synthetic import CLASSES, DATASET_ID
 
     existing = read_manifest(DATASET_ID, settings)
@@ -192,7 +192,7 @@ def load_split(dataset_id: str, split: str, size: int | None, count: int | None 
     """The first `count` images of a split (in publication order), decoded and
     resized to `size` x `size` (or as decoded, with size None: each model then
     resizes them its own way); an object that does not decode is skipped and named."""
-    from ..models.preprocess import DecodeError, decode, resize_to
+    from ..imaging import DecodeError, decode, resize_to
 
     settings = settings or get_settings()
     manifest = read_manifest(dataset_id, settings)

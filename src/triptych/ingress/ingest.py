@@ -30,10 +30,17 @@ from ..contracts import ImageMessage, Pixels
 from ..db.connection import Database
 from ..db.events import log_system_event
 from ..db.images import NewImage, quarantine_reason, register_image, registered_keys
-from ..models.preprocess import resize_to
+from ..imaging import resize_to
 from ..sdk import PermanentError
 from ..storage import minio_client, read_object
-from .objects import QUARANTINE_PREFIX, SOURCES, decode_metadata, image_id_for, move_to_quarantine, sanitize_filename
+from .objects import (
+    QUARANTINE_PREFIX,
+    SOURCES,
+    decode_metadata,
+    image_id_for,
+    move_to_quarantine,
+    sanitize_filename,
+)
 from .validation import ImageInfo, InvalidImage, validate_image
 
 

@@ -19,15 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from ..models.preprocess import decode, open_jpeg_scaled
-
-# Magic numbers of the accepted formats, checked before Pillow sees the bytes.
-_SIGNATURES = (
-    (b"\xff\xd8\xff", "jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "png"),
-    (b"BM", "bmp"),
-)
-CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "bmp": "image/bmp"}
+from ..imaging import CONTENT_TYPES, decode, open_jpeg_scaled, sniff_format
 
 
 class InvalidImage(ValueError):
@@ -53,25 +45,6 @@ class ImageInfo:
     @property
     def content_type(self) -> str:
         return CONTENT_TYPES[self.format]
-
-
-# How stored image bytes are served (the API, the dashboard): as the type sniffed at
-# upload, never as anything a browser would render as a page, and never re-sniffed,
-# so a polyglot (a JPEG with HTML appended) stays an image.
-SERVED_IMAGE_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Disposition": "inline"}
-
-
-def served_media_type(stored: str | None) -> str:
-    return stored if stored in CONTENT_TYPES.values() else "application/octet-stream"
-
-
-def sniff_format(data: bytes) -> str | None:
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    for signature, name in _SIGNATURES:
-        if data.startswith(signature):
-            return name
-    return None
 
 
 def validate_image(data: bytes, max_bytes: int, max_pixels: int, decode_at_least: int | None = None) -> ImageInfo:

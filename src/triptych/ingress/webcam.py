@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import cv2
 
-from .producers import Item, Pacer, StreamSummary
+from ..datasets.sources import Item
+from .producers import Pacer, StreamSummary
 
 
 @dataclass

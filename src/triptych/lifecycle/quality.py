@@ -32,8 +32,8 @@ from minio.error import S3Error
 from ..config import Settings
 from ..db.connection import Database
 from ..db.events import log_system_event
+from ..imaging import DecodeError, decode
 from ..ingress.objects import move_to_quarantine
-from ..models.preprocess import DecodeError, decode
 from ..storage import minio_client, read_object
 from .steps import Step
 

@@ -16,11 +16,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from ..config import Settings
-from ..datasets.bucket import DatasetError, Split, concatenate, load_split, publish, publish_synthetic, read_manifest
+from ..datasets.bucket import (
+    DatasetError,
+    Split,
+    concatenate,
+    load_split,
+    publish,
+    publish_synthetic,
+    read_manifest,
+)
+from ..datasets.sources import Item
 from ..datasets.synthetic import DATASET_ID
 from ..db.connection import Database
-from ..ingress.producers import Item
-from ..ingress.validation import sniff_format
+from ..imaging import sniff_format
 from ..storage import minio_client, read_object
 
 log = logging.getLogger("triptych.lifecycle")

@@ -14,24 +14,22 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import yaml
-
-from .spec import nuclio_entries
+from .spec import project_functions
 
 
 class DeployError(RuntimeError):
     pass
 
 
-def _project_functions(project_file: Path) -> dict[str, dict]:
-    raw = yaml.safe_load(Path(project_file).read_text())
-    return {f["name"]: f["spec"] for f in nuclio_entries(raw)}
-
-
 def nuclio_function_config(project_file: Path, name: str) -> dict:
     """The Nuclio function config (nuclio.io/v1 NuclioFunction) for one declared function."""
-    fn = _project_functions(project_file)[name]
-    spec = fn["spec"]
+    return function_config(project_functions(project_file)[name], Path(project_file).resolve().parent)
+
+
+def function_config(entry: dict, root: Path) -> dict:
+    """The Nuclio function config of one `project.yaml` function entry (its source
+    file relative to `root`): what `nuctl deploy --file` and the processor read."""
+    name, spec = entry["name"], entry["spec"]["spec"]
     triggers = {
         key.removeprefix("spec.triggers."): value
         for key, value in spec.get("config", {}).items()
@@ -39,7 +37,7 @@ def nuclio_function_config(project_file: Path, name: str) -> dict:
     }
     source_file = Path(spec["build"]["origin_filename"])
     handler_name = spec.get("function_handler", "handler").rpartition(":")[2]
-    source = (Path(project_file).resolve().parent / source_file).read_bytes()
+    source = (root / source_file).read_bytes()
     config = {
         "apiVersion": "nuclio.io/v1",
         "kind": "NuclioFunction",
@@ -72,7 +70,7 @@ def deploy_project(project_file: Path, dashboard_url: str) -> Iterator[str]:
         )
     mlrun.mlconf.nuclio_dashboard_url = dashboard_url
     project = mlrun.load_project(context=str(Path(project_file).resolve().parent), url=str(project_file), save=False)
-    for name in _project_functions(project_file):
+    for name in project_functions(project_file):
         yield f"deploying {name} ..."
         address = project.deploy_function(name).outputs.get("endpoint", "")
         yield f"deployed {name} {address}"

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from ..config import Settings
-from ..stack.errors import InstallError, ToolMissingError
+from ..errors import InstallError, ToolMissingError
 
 NUCLIO_MODULE = "github.com/nuclio/nuclio"
 NUCLIO_VERSION = "v1.14.2"

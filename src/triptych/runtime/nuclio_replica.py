@@ -31,7 +31,11 @@ from pathlib import Path
 
 from ..config import Settings, get_settings
 from .deploy import nuclio_function_config
-from .nuclio_processor import install_processor, processor_environment, write_processor_configs
+from .nuclio_processor import (
+    install_processor,
+    processor_environment,
+    write_processor_configs,
+)
 from .process_death import die_with_parent
 from .replica import configure_logging, replica_arguments, replica_info_path
 from .spec import FunctionSpec, HttpTriggerSpec

@@ -19,12 +19,18 @@ import time
 from pathlib import Path
 
 from ..config import Settings, get_settings
+from .admin import AdminServer
 from .cron_trigger import CronTriggerRunner
 from .http_trigger import HttpTriggerRunner
 from .kafka_trigger import KafkaTriggerRunner
-from .admin import AdminServer
 from .nuclio_compat import load_handler, make_context
-from .spec import CronTriggerSpec, FunctionSpec, HttpTriggerSpec, KafkaTriggerSpec, load_functions
+from .spec import (
+    CronTriggerSpec,
+    FunctionSpec,
+    HttpTriggerSpec,
+    KafkaTriggerSpec,
+    load_functions,
+)
 
 log = logging.getLogger("triptych.runtime.replica")
 

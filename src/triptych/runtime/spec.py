@@ -120,10 +120,15 @@ def nuclio_entries(raw: dict) -> list[dict]:
             if isinstance(f.get("spec"), dict) and f["spec"].get("kind") in NUCLIO_KINDS]
 
 
-def load_functions(project_file: Path) -> dict[str, FunctionSpec]:
+def project_functions(project_file: Path) -> dict[str, dict]:
+    """The raw entry of every Nuclio function in `project.yaml`, by name: the one
+    place that reads the file (the runner's specs and the Nuclio configs come from here)."""
+    project_file = Path(project_file)
     if not project_file.exists():
         raise SpecError(f"{project_file} not found; write it with `python projects/triptych_project.py`")
-    raw = yaml.safe_load(project_file.read_text())
-    root = project_file.resolve().parent
-    functions = [_function(f, root) for f in nuclio_entries(raw)]
-    return {f.name: f for f in functions}
+    return {f["name"]: f for f in nuclio_entries(yaml.safe_load(project_file.read_text()))}
+
+
+def load_functions(project_file: Path) -> dict[str, FunctionSpec]:
+    root = Path(project_file).resolve().parent
+    return {name: _function(raw, root) for name, raw in project_functions(project_file).items()}

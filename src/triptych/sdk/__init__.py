@@ -12,7 +12,14 @@ The local runner (`triptych.runtime`) imports this package, never the reverse,
 and pipeline logic imports nothing of the runner.
 """
 
-from .delivery import BATCH_ATTRIBUTE, DELIVERED_ATTRIBUTE, Delivery, DeliveryPlan, TriggerDelivery, delivered
+from .delivery import (
+           BATCH_ATTRIBUTE,
+           DELIVERED_ATTRIBUTE,
+           Delivery,
+           DeliveryPlan,
+           TriggerDelivery,
+           delivered,
+)
 from .errors import PermanentError
 
 __all__ = ["BATCH_ATTRIBUTE", "DELIVERED_ATTRIBUTE", "Delivery", "DeliveryPlan", "PermanentError",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Settings
-from .errors import StackError
+from ..errors import StackError
 from .provision import (
     provision_buckets,
     provision_local_keys,

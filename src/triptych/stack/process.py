@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-from .errors import PortInUseError, StackError
+from ..errors import PortInUseError, StackError
 
 
 @dataclass(frozen=True)

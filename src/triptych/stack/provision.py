@@ -14,8 +14,8 @@ from psycopg2 import sql
 
 from ..config import MINIO_KAFKA_TARGET_ID, TOPICS, Settings
 from ..db.migrate import migrate
+from ..errors import StackError
 from ..storage import minio_client
-from .errors import StackError
 from .services import Postgres
 
 

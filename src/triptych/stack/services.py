@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 
 from ..config import MINIO_KAFKA_TARGET_ID, TOPIC_MINIO_EVENTS, Settings
-from .errors import InstallError, ToolMissingError, UnhealthyError
+from ..errors import InstallError, ToolMissingError, UnhealthyError
 from .process import (
     PidFile,
     ProcessRecord,

@@ -9,7 +9,7 @@ import httpx2 as httpx
 from fastapi import APIRouter, Request
 
 from ...db import runs
-from ...models.retraining import RetrainRequest
+from ...lifecycle.retrain import RetrainRequest
 from ..deps import Admin, Reader, Svc
 from ..errors import ApiError, responses
 from ..schemas import ClearReply, ClearRequest, ModelEntry, PipelineRun, RetrainStarted

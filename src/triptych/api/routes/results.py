@@ -10,10 +10,10 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 
+from ...aggregation.labels import LabelRejected, UnknownImage, set_ground_truth
 from ...db import queries
-from ...db.labels import LabelRejected, UnknownImage, set_ground_truth
+from ...imaging import SERVED_IMAGE_HEADERS, served_media_type
 from ...ingress.objects import SOURCES
-from ...ingress.validation import SERVED_IMAGE_HEADERS, served_media_type
 from ..deps import CursorParam, Labelling, Reader, Svc, decode_cursor, next_cursor
 from ..errors import ApiError, responses
 from ..schemas import (

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from ..aggregation.store import recompute_window, refresh_shadow, window_start
+from .store import recompute_window, refresh_shadow, window_start
 
 
 class LabelRejected(ValueError):

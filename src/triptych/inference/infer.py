@@ -31,10 +31,11 @@ from pydantic import ValidationError
 from ..bus import producer as make_producer
 from ..config import TOPIC_PREDICTIONS, Settings, get_settings
 from ..contracts import ClassScore, ImageMessage, PredictionMessage, Timings, utcnow
+from ..imaging import DecodeError, decode
 from ..models import registry
 from ..models.backends import default_threads
 from ..models.card import ModelCard
-from ..models.preprocess import DecodeError, decode, needed_side, resize, to_batch
+from ..models.preprocess import needed_side, resize, to_batch
 from ..sdk import PermanentError
 from ..storage import minio_client, read_object
 from .serving_model import LoadedModel, ServingModel

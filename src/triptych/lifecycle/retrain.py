@@ -20,8 +20,8 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from ..config import Settings
 from ..db import runs
 from ..db.connection import Database
+from ..models.zoo import ARCHITECTURES
 from ..security import AuthError, Guard
-from .zoo import ARCHITECTURES
 
 WORKFLOW = "retrain"
 
@@ -100,7 +100,9 @@ class Retrainer:
         return run
 
     def _execute(self, run_id: str, request: RetrainRequest) -> None:
-        from ..lifecycle.workflow import run_retrain_workflow  # MLRun is imported when a run starts
+        from .workflow import (
+            run_retrain_workflow,  # MLRun is imported when a run starts
+        )
 
         result: dict = {}
         error = None

@@ -1,4 +1,6 @@
-"""Errors the stack reports to a person: each says what went wrong and what to do."""
+"""Errors reported to a person (by the stack manager, the Nuclio processor build,
+the CLI): each says what went wrong and what to do. Shared by the stack and the
+runtime, so neither has to import the other for them."""
 
 
 class StackError(RuntimeError):
