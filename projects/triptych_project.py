@@ -38,12 +38,8 @@ JOBS = {
 def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
     import mlrun
 
-    from triptych.config import (
-        TOPIC_IMAGES_INPUT,
-        TOPIC_MINIO_EVENTS,
-        TOPIC_PREDICTIONS,
-        Settings,
-    )
+    from triptych.config import Settings
+    from triptych.contracts import TOPIC_IMAGES_INPUT, TOPIC_MINIO_EVENTS, TOPIC_PREDICTIONS
     from triptych.models.zoo import ARCHITECTURES
     from triptych.runtime.declare import (
         cron_trigger,

@@ -18,24 +18,6 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Topic and bucket names are part of the contract between functions; they live
-# here so nothing else spells them.
-TOPIC_MINIO_EVENTS = "minio-events"
-TOPIC_IMAGES_INPUT = "images-input-stream"
-TOPIC_PREDICTIONS = "predictions-output-stream"
-TOPIC_DEAD_LETTERS = "dead-letters"
-TOPIC_MODEL_UPDATES = "model-updates"
-
-# (name, partitions). Partitions bound consumer parallelism: three where several
-# replicas consume, one where order across everything matters more than speed.
-TOPICS: tuple[tuple[str, int], ...] = (
-    (TOPIC_MINIO_EVENTS, 3),
-    (TOPIC_IMAGES_INPUT, 6),
-    (TOPIC_PREDICTIONS, 6),
-    (TOPIC_DEAD_LETTERS, 3),
-    (TOPIC_MODEL_UPDATES, 1),
-)
-
 # MinIO's notification target id: the ARN MinIO derives from it is
 # arn:minio:sqs::<id>:kafka.
 MINIO_KAFKA_TARGET_ID = "TRIPTYCH"

@@ -16,6 +16,26 @@ ImageId = Annotated[str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Millis = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
+# The topics, beside the schemas of what travels on them (nothing else spells them):
+# minio-events: MinIO's bucket events; images-input-stream: ImageMessage;
+# predictions-output-stream: PredictionMessage; dead-letters: DeadLetter;
+# model-updates: promotions, for hot swaps.
+TOPIC_MINIO_EVENTS = "minio-events"
+TOPIC_IMAGES_INPUT = "images-input-stream"
+TOPIC_PREDICTIONS = "predictions-output-stream"
+TOPIC_DEAD_LETTERS = "dead-letters"
+TOPIC_MODEL_UPDATES = "model-updates"
+
+# (name, partitions). Partitions bound consumer parallelism: three where several
+# replicas consume, one where order across everything matters more than speed.
+TOPICS: tuple[tuple[str, int], ...] = (
+    (TOPIC_MINIO_EVENTS, 3),
+    (TOPIC_IMAGES_INPUT, 6),
+    (TOPIC_PREDICTIONS, 6),
+    (TOPIC_DEAD_LETTERS, 3),
+    (TOPIC_MODEL_UPDATES, 1),
+)
+
 # Kafka headers the runtime understands.
 HEADER_TARGET_FUNCTION = "triptych-target-function"  # a replayed dead letter is for this function only
 HEADER_REPLAYED_FROM = "triptych-replayed-from"

@@ -55,6 +55,14 @@ def stack_status(env: dict[str, str] | None = None) -> dict:
     return json.loads(proc.stdout)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every test under tests/integration and tests/e2e needs the real stack:
+    marked so, `pytest -m "not integration"` runs only what needs none."""
+    for item in items:
+        if any(part in ("integration", "e2e") for part in item.path.parts):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def stack_settings() -> Settings:
     return Settings()

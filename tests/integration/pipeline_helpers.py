@@ -17,8 +17,7 @@ from kafka import TopicPartition
 from projects.triptych_project import ROOT, render
 from triptych.bus import consumer as make_consumer
 from triptych.bus import producer as make_producer
-from triptych.config import TOPIC_IMAGES_INPUT
-from triptych.contracts import ImageMessage
+from triptych.contracts import TOPIC_IMAGES_INPUT, ImageMessage
 from triptych.datasets.sources import Item, synthetic_items
 from triptych.db.connection import Database
 from triptych.db.images import NewImage, register_image

@@ -160,8 +160,7 @@ def test_hostile_bucket_drops_are_quarantined_with_their_reason_and_the_rest_flo
 def test_malformed_events_on_the_event_topic_are_dead_lettered_and_the_partition_moves_on(stack, pipeline):
     from kafka import KafkaProducer
 
-    from triptych.config import TOPIC_DEAD_LETTERS, TOPIC_MINIO_EVENTS
-    from triptych.contracts import DeadLetter
+    from triptych.contracts import TOPIC_DEAD_LETTERS, TOPIC_MINIO_EVENTS, DeadLetter
 
     from .pipeline_helpers import TopicWatcher
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import io
 
-from triptych.config import TOPIC_IMAGES_INPUT
-from triptych.contracts import ImageMessage
+from triptych.contracts import TOPIC_IMAGES_INPUT, ImageMessage
 from triptych.ingress.ingest import Ingestor
 from triptych.ingress.objects import encode_metadata, upload_key
 from triptych.storage import minio_client

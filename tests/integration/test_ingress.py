@@ -11,8 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx2 as httpx
 import pytest
 
-from triptych.config import TOPIC_DEAD_LETTERS, TOPIC_IMAGES_INPUT
-from triptych.contracts import DeadLetter, ImageMessage
+from triptych.contracts import TOPIC_DEAD_LETTERS, TOPIC_IMAGES_INPUT, DeadLetter, ImageMessage
 from triptych.storage import minio_client
 
 from ..images import image_bytes, png_claiming, truncated_jpeg

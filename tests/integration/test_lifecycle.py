@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from triptych.aggregation.labels import set_ground_truth
 from triptych.aggregation.aggregate import Aggregator
+from triptych.aggregation.labels import set_ground_truth
 from triptych.config import Settings
 from triptych.contracts import ClassScore, PredictionMessage, Timings
 from triptych.datasets.bucket import read_manifest

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from triptych.config import TOPIC_MINIO_EVENTS
+from triptych.contracts import TOPIC_MINIO_EVENTS
 
 
 def _consumer_at_end(stack) -> KafkaConsumer:

@@ -13,8 +13,7 @@ import pytest
 
 from triptych.aggregation.compare import Answer, compare
 from triptych.bus import producer as make_producer
-from triptych.config import TOPIC_DEAD_LETTERS, TOPIC_IMAGES_INPUT, TOPIC_PREDICTIONS
-from triptych.contracts import DeadLetter
+from triptych.contracts import TOPIC_DEAD_LETTERS, TOPIC_IMAGES_INPUT, TOPIC_PREDICTIONS, DeadLetter
 from triptych.models import registry
 from triptych.models.bootstrap import QUICK, missing_champions, train_as_mlrun_job
 from triptych.models.lifecycle import promote

@@ -10,8 +10,7 @@ from __future__ import annotations
 import httpx2 as httpx
 import pytest
 
-from triptych.config import TOPIC_DEAD_LETTERS
-from triptych.contracts import DeadLetter
+from triptych.contracts import TOPIC_DEAD_LETTERS, DeadLetter
 from triptych.models.zoo import ARCHITECTURES
 from triptych.runtime.nuclio_processor import install_processor
 

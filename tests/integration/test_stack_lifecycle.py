@@ -8,7 +8,7 @@ import uuid
 import psycopg2
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from triptych.config import TOPIC_MODEL_UPDATES, TOPICS
+from triptych.contracts import TOPIC_MODEL_UPDATES, TOPICS
 from triptych.storage import minio_client
 
 from .conftest import stack_status, triptych

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from triptych.config import MINIO_KAFKA_TARGET_ID, TOPIC_MINIO_EVENTS, Settings
+from triptych.config import MINIO_KAFKA_TARGET_ID, Settings
+from triptych.contracts import TOPIC_MINIO_EVENTS
 
 COMPOSE = Path(__file__).resolve().parents[2] / "infra" / "compose" / "docker-compose.yml"
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from triptych.config import TOPIC_PREDICTIONS, Settings
-from triptych.contracts import ImageMessage, PredictionMessage
+from triptych.config import Settings
+from triptych.contracts import TOPIC_PREDICTIONS, ImageMessage, PredictionMessage
 from triptych.inference.infer import Classifier
 from triptych.inference.serving_model import LoadedModel
 from triptych.ingress.ingest import inline_pixels

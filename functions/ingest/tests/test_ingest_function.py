@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from triptych.config import TOPIC_IMAGES_INPUT, Settings
-from triptych.contracts import ImageMessage
+from triptych.config import Settings
+from triptych.contracts import TOPIC_IMAGES_INPUT, ImageMessage
 from triptych.ingress import ingest as ingest_module
 from triptych.ingress.ingest import Ingestor
 from triptych.ingress.objects import META_PREFIX, encode_metadata

@@ -18,8 +18,8 @@ import cv2
 from kafka import TopicPartition
 
 from ..bus import consumer as make_consumer
-from ..config import TOPIC_IMAGES_INPUT, TOPIC_PREDICTIONS, Settings
-from ..contracts import ImageMessage, PredictionMessage
+from ..config import Settings
+from ..contracts import TOPIC_IMAGES_INPUT, TOPIC_PREDICTIONS, ImageMessage, PredictionMessage
 from ..datasets.sources import Item
 from ..datasets.synthetic import render
 from ..db.connection import Database

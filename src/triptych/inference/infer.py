@@ -29,8 +29,8 @@ from prometheus_client import Histogram
 from pydantic import ValidationError
 
 from ..bus import producer as make_producer
-from ..config import TOPIC_PREDICTIONS, Settings, get_settings
-from ..contracts import ClassScore, ImageMessage, PredictionMessage, Timings, utcnow
+from ..config import Settings, get_settings
+from ..contracts import TOPIC_PREDICTIONS, ClassScore, ImageMessage, PredictionMessage, Timings, utcnow
 from ..imaging import DecodeError, decode
 from ..models import registry
 from ..models.backends import default_threads

@@ -18,8 +18,8 @@ from pathlib import Path
 from kafka import TopicPartition
 
 from ..bus import consumer as make_consumer
-from ..config import TOPIC_MODEL_UPDATES, Settings
-from ..contracts import ModelUpdate
+from ..config import Settings
+from ..contracts import TOPIC_MODEL_UPDATES, ModelUpdate
 from ..models import registry
 from ..models.backends import load_backend
 from ..models.card import ModelCard

@@ -25,8 +25,8 @@ from minio import Minio
 from minio.error import S3Error
 
 from ..bus import producer as make_producer
-from ..config import TOPIC_IMAGES_INPUT, Settings, get_settings
-from ..contracts import ImageMessage, Pixels
+from ..config import Settings, get_settings
+from ..contracts import TOPIC_IMAGES_INPUT, ImageMessage, Pixels
 from ..db.connection import Database
 from ..db.events import log_system_event
 from ..db.images import NewImage, quarantine_reason, register_image, registered_keys

@@ -72,6 +72,3 @@ def register_pretrained(model_name: str, settings: Settings) -> str:
     promote(model_name, version, "torchvision ImageNet weights", settings)
     return version
 
-
-def pretrained_cache_note() -> Path:
-    return Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))

@@ -5,8 +5,8 @@ When a version gets there is the gate's business (triptych.lifecycle.gate)."""
 from __future__ import annotations
 
 from ..bus import producer as make_producer
-from ..config import TOPIC_MODEL_UPDATES, Settings
-from ..contracts import ModelUpdate
+from ..config import Settings
+from ..contracts import TOPIC_MODEL_UPDATES, ModelUpdate
 from ..db.events import log_system_event
 from . import registry
 

@@ -10,10 +10,11 @@ from kafka import TopicPartition
 
 from ..bus import consumer as make_consumer
 from ..bus import producer as make_producer
-from ..config import TOPIC_DEAD_LETTERS, Settings
+from ..config import Settings
 from ..contracts import (
     HEADER_REPLAYED_FROM,
     HEADER_TARGET_FUNCTION,
+    TOPIC_DEAD_LETTERS,
     DeadLetter,
 )
 from ..db.events import events_by_dedup_prefix, log_system_event

@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from ..bus import producer as make_producer
-from ..config import TOPIC_DEAD_LETTERS, Settings
-from ..contracts import DeadLetter, KafkaOrigin, b64
+from ..config import Settings
+from ..contracts import TOPIC_DEAD_LETTERS, DeadLetter, KafkaOrigin, b64
 from ..db.events import log_system_event
 
 

@@ -43,9 +43,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..config import TOPIC_DEAD_LETTERS
-from ..contracts import HEADER_TARGET_FUNCTION
+from ..config import get_settings
+from ..contracts import HEADER_TARGET_FUNCTION, TOPIC_DEAD_LETTERS
 from . import metrics
+from .dead_letters import DeadLetterSink, dead_letter_for
 from .errors import PermanentError
 
 log = logging.getLogger("triptych.sdk.delivery")
@@ -127,9 +128,6 @@ class _Sinks:
     def get(self, topic: str):
         with self._lock:
             if topic not in self._sinks:
-                from ..config import get_settings
-                from .dead_letters import DeadLetterSink
-
                 self._sinks[topic] = DeadLetterSink(get_settings(), topic)
             return self._sinks[topic]
 
@@ -223,8 +221,6 @@ class Deliverer:
 
     def _dead_letter(self, context, event, function: str, route: TriggerDelivery, error: BaseException,
                      attempts: int) -> None:
-        from .dead_letters import dead_letter_for
-
         letter = dead_letter_for(event, function, route.consumer_group, error, attempts=attempts)
         tries = 0
         while True:

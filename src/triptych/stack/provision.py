@@ -12,7 +12,8 @@ from minio import Minio
 from minio.notificationconfig import NotificationConfig, QueueConfig
 from psycopg2 import sql
 
-from ..config import MINIO_KAFKA_TARGET_ID, TOPICS, Settings
+from ..config import MINIO_KAFKA_TARGET_ID, Settings
+from ..contracts import TOPICS
 from ..db.migrate import migrate
 from ..errors import StackError
 from ..storage import minio_client

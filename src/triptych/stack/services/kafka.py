@@ -1,0 +1,128 @@
+"""Kafka 3.9 in KRaft mode, its jars fetched from Maven Central."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from ...errors import InstallError
+from ..process import spawn_detached
+from .base import Service, _require_tool, _run_install
+
+KAFKA_POM = Path(__file__).resolve().parents[1] / "assets" / "kafka-pom.xml"
+
+
+class Kafka(Service):
+    """Apache Kafka in single-node KRaft mode, run from jars fetched from Maven Central."""
+
+    name = "kafka"
+    start_timeout = 90.0
+
+    @property
+    def url(self) -> str:
+        return self.settings.kafka_url
+
+    def ports(self) -> dict[int, str]:
+        return {self.settings.kafka_port: "broker", self.settings.kafka_controller_port: "controller"}
+
+    @property
+    def libs_dir(self) -> Path:
+        return self.settings.cache_dir / f"kafka-{self.settings.kafka_version}" / "libs"
+
+    def version(self) -> str:
+        return self.settings.kafka_version
+
+    def install(self) -> None:
+        marker = self.libs_dir / ".complete"
+        if marker.exists():
+            return
+        _require_tool("java", "to run Apache Kafka (Java 17 or newer)")
+        mvn = _require_tool("mvn", "to fetch Apache Kafka's jars from Maven Central")
+        self.libs_dir.mkdir(parents=True, exist_ok=True)
+        _run_install(
+            [
+                mvn, "-q", "-B", "-f", str(KAFKA_POM),
+                f"-Dkafka.version={self.settings.kafka_version}",
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={self.libs_dir}",
+                "-DincludeScope=runtime",
+            ],
+            f"Fetching Kafka {self.settings.kafka_version} jars with Maven",
+        )
+        marker.touch()
+
+    def _java(self, main: str, *args: str, heap: str | None = None) -> list[str]:
+        java = _require_tool("java", "to run Apache Kafka (Java 17 or newer)")
+        log4j = self.data_path / "log4j.properties"
+        return [
+            java,
+            *( [f"-Xmx{heap}", f"-Xms{heap}"] if heap else ["-Xmx256m"] ),
+            f"-Dlog4j.configuration=file:{log4j}",
+            "-cp", f"{self.libs_dir}/*",
+            main, *args,
+        ]
+
+    def _write_config(self) -> Path:
+        self.data_path.mkdir(parents=True, exist_ok=True)
+        s = self.settings
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{self.host}:{s.kafka_controller_port}",
+            "listeners": f"PLAINTEXT://{self.host}:{s.kafka_port},CONTROLLER://{self.host}:{s.kafka_controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{s.kafka_port}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self.data_path / "data"),
+            # One broker: internal topics cannot be replicated.
+            "offsets.topic.replication.factor": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "num.partitions": "3",
+            # Consumers of a single-node dev broker should not wait 3 s per join.
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "false",
+        }
+        config = self.data_path / "server.properties"
+        config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        (self.data_path / "log4j.properties").write_text(
+            "log4j.rootLogger=WARN, stdout\n"
+            "log4j.appender.stdout=org.apache.log4j.ConsoleAppender\n"
+            "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout\n"
+            "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n\n"
+            "log4j.logger.kafka.server.KafkaServer=INFO\n"
+            "log4j.logger.kafka.server.KafkaRaftServer=INFO\n"
+        )
+        return config
+
+    def _format_storage(self, config: Path) -> None:
+        if (self.data_path / "data" / "meta.properties").exists():
+            return
+        cluster_id = subprocess.run(
+            self._java("kafka.tools.StorageTool", "random-uuid"), capture_output=True, text=True, check=True
+        ).stdout.strip().splitlines()[-1]
+        proc = subprocess.run(
+            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
+            capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            raise InstallError(f"Formatting Kafka storage failed:\n{proc.stdout}{proc.stderr}")
+
+    def _launch(self) -> int:
+        config = self._write_config()
+        self._format_storage(config)
+        return spawn_detached(self._java("kafka.Kafka", str(config), heap=self.settings.kafka_heap), self.log_path)
+
+
+    def healthy(self) -> bool:
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=self.url, request_timeout_ms=3000, client_id="triptych-probe")
+        try:
+            admin.list_topics()
+            return True
+        finally:
+            admin.close()
+
+
+# ---------------------------------------------------------------------------
