@@ -149,7 +149,7 @@ def start_supervisor(project_file: Path, data_dir: Path, extra_env: dict[str, st
     env = {**os.environ, "TRIPTYCH_DATA_DIR": str(data_dir), **extra_env}
     log = open(data_dir / "supervisor.log", "ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "triptych.cli", "functions", "supervise", "--project", str(project_file)],
+        [sys.executable, "-m", "triptych.runtime.supervisor", "--project", str(project_file)],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     settings = Settings(data_dir=data_dir)

@@ -10,6 +10,8 @@ from . import (
     dashboard_command,
     dataset_commands,
     demo_command,
+    deploy_command,
+    dlq_commands,
     function_commands,
     ingress_commands,
     lifecycle_commands,
@@ -26,6 +28,8 @@ app = typer.Typer(
 )
 stack_commands.register(app)
 function_commands.register(app)
+dlq_commands.register(app)
+deploy_command.register(app)
 ingress_commands.register(app)
 model_commands.register(app)
 dataset_commands.register(app)

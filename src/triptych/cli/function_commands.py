@@ -1,5 +1,5 @@
-"""`triptych functions ...`, `triptych dlq ...` and `triptych deploy`: the functions
-of the MLRun project, run locally by the Nuclio-compatible runner."""
+"""`triptych functions ...`: the functions of the MLRun project, run locally by
+the supervisor (under the local runner or Nuclio's processor)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,9 @@ from ..runtime.spec import SpecError, load_functions
 
 console = Console(stderr=True)
 functions_app = typer.Typer(help="Run, scale and inspect the project's functions locally.", no_args_is_help=True)
-dlq_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=True)
 
 
-def _functions(project: str | None) -> tuple[dict, Path]:
+def load_project(project: str | None) -> tuple[dict, Path]:
     path = Path(project) if project else get_settings().project_file
     try:
         return load_functions(path), path
@@ -27,7 +26,7 @@ def _functions(project: str | None) -> tuple[dict, Path]:
         raise typer.Exit(2) from exc
 
 
-def _one(functions: dict, name: str):
+def one_function(functions: dict, name: str):
     if name not in functions:
         console.print(f"[bold red]error:[/] no function {name!r}; the project declares: {', '.join(sorted(functions))}")
         raise typer.Exit(2)
@@ -40,7 +39,7 @@ ProjectOption = typer.Option(None, "--project", help="project.yaml to read (defa
 @functions_app.command("list")
 def list_functions(project: str = ProjectOption) -> None:
     """The declared functions, their triggers and replicas."""
-    functions, path = _functions(project)
+    functions, path = load_project(project)
     table = Table(title=f"functions in {path}")
     for column in ("function", "replicas", "triggers", "handler"):
         table.add_column(column, overflow="fold")
@@ -56,8 +55,8 @@ def serve(name: str, replica: int = typer.Option(0, help="replica index"), proje
     from ..runtime.replica import configure_logging, serve_replica
 
     configure_logging()
-    functions, _ = _functions(project)
-    raise typer.Exit(serve_replica(_one(functions, name), replica))
+    functions, _ = load_project(project)
+    raise typer.Exit(serve_replica(one_function(functions, name), replica))
 
 
 @functions_app.command()
@@ -67,7 +66,7 @@ def supervise(project: str = ProjectOption) -> None:
     from ..runtime.supervisor import Supervisor
 
     configure_logging()
-    functions, path = _functions(project)
+    functions, path = load_project(project)
     Supervisor(functions, get_settings(), path.resolve()).run()
 
 
@@ -76,8 +75,8 @@ def scale(name: str, replicas: int = typer.Argument(..., min=0), project: str = 
     """Run N replicas of a function (the running supervisor applies it within a second)."""
     from ..runtime.supervisor import set_desired_replicas
 
-    functions, _ = _functions(project)
-    _one(functions, name)
+    functions, _ = load_project(project)
+    one_function(functions, name)
     set_desired_replicas(get_settings(), name, replicas)
     console.print(f"{name}: {replicas} replica(s) wanted")
 
@@ -110,56 +109,6 @@ def print_functions_table(status: dict) -> None:
     Console().print(table)
 
 
-@dlq_app.command("list")
-def dlq_list(
-    function: str = typer.Option(None, help="only this function's dead letters"),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Dead letters, oldest first: origin, function, attempts, error, replayed or not."""
-    from ..runtime.dlq import read_dead_letters
-
-    items = read_dead_letters(get_settings(), function)
-    if as_json:
-        typer.echo(json.dumps([
-            {"ref": i.ref, "replayed": i.replayed, **json.loads(i.letter.model_dump_json(exclude={"value_b64"}))}
-            for i in items
-        ], indent=2))
-        return
-    table = Table(title=f"{len(items)} dead letter(s)")
-    for column in ("ref", "function", "origin", "attempts", "error", "replayed", "at"):
-        table.add_column(column, overflow="fold")
-    for i in items:
-        o = i.letter.origin
-        table.add_row(i.ref, i.letter.function, f"{o.topic}[{o.partition}]@{o.offset}", str(i.letter.attempts),
-                      f"{i.letter.error_type}: {i.letter.error[:120]}", "yes" if i.replayed else "no",
-                      i.letter.dead_lettered_at.strftime("%Y-%m-%d %H:%M:%S"))
-    Console().print(table)
-
-
-@dlq_app.command("replay")
-def dlq_replay(
-    refs: list[str] = typer.Argument(None, help="PARTITION:OFFSET of dead letters to resend (default: all not yet replayed)"),
-    function: str = typer.Option(None, help="only this function's dead letters"),
-    include_replayed: bool = typer.Option(False, help="also resend ones already replayed"),
-) -> None:
-    """Resend dead letters to their origin topic, for the function that failed on them."""
-    from ..runtime.dlq import read_dead_letters, replay
-
-    settings = get_settings()
-    items = read_dead_letters(settings, function)
-    if refs:
-        wanted = set(refs)
-        unknown = wanted - {i.ref for i in items}
-        if unknown:
-            console.print(f"[bold red]error:[/] no dead letter {', '.join(sorted(unknown))}")
-            raise typer.Exit(2)
-        items = [i for i in items if i.ref in wanted]
-    elif not include_replayed:
-        items = [i for i in items if not i.replayed]
-    count = replay(settings, items)
-    console.print(f"replayed {count} dead letter(s)")
-
-
 @functions_app.command("nuclio-config")
 def nuclio_config(name: str, project: str = ProjectOption) -> None:
     """Print the Nuclio function config (YAML) that a deploy of NAME would use."""
@@ -167,29 +116,11 @@ def nuclio_config(name: str, project: str = ProjectOption) -> None:
 
     from ..runtime.deploy import nuclio_function_config
 
-    functions, path = _functions(project)
-    _one(functions, name)
+    functions, path = load_project(project)
+    one_function(functions, name)
     typer.echo(yaml.safe_dump(nuclio_function_config(path, name), sort_keys=False))
-
-
-def deploy(
-    nuclio_dashboard: str = typer.Option(..., "--nuclio-dashboard", help="URL of the Nuclio dashboard"),
-    project: str = ProjectOption,
-) -> None:
-    """Deploy every function to a real Nuclio through MLRun (needs an MLRun API: MLRUN_DBPATH)."""
-    from ..runtime.deploy import DeployError, deploy_project
-
-    settings = get_settings()
-    try:
-        for line in deploy_project(Path(project) if project else settings.project_file, nuclio_dashboard):
-            console.print(line)
-    except DeployError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(functions_app, name="functions")
-    app.add_typer(dlq_app, name="dlq")
-    app.command()(deploy)
 
