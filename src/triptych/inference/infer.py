@@ -12,7 +12,7 @@ and decodes it only as large as its input needs (JPEG DCT scaling).
 
 Objects are fetched in parallel and decoded before anything is published, so a
 batch either answers for all its images or for none: an image that cannot be
-fetched or decoded fails the batch, the runner splits it, and only that image is
+fetched or decoded fails the batch, the delivery wrapper splits it, and only that image is
 dead-lettered (once, without retries: retrying cannot fix its bytes).
 """
 
@@ -149,7 +149,7 @@ class Classifier:
         futures = [self.producer.send(TOPIC_PREDICTIONS, key=p.image_id.encode(), value=p.model_dump_json().encode())
                    for p in predictions]
         for future in futures:
-            future.get(timeout=30)  # durable before the runner commits the input offsets
+            future.get(timeout=30)  # durable before the input offsets are committed or marked
         return predictions
 
     def _predict(self, serving: LoadedModel, fetched: list[Fetched], received_at) -> list[PredictionMessage]:

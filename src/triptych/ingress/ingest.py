@@ -116,7 +116,7 @@ class Ingestor:
         parallel, registered in one transaction, published together. Returns the
         image ids. Objects that cannot be ingested (quarantined, gone, malformed
         event) do not stop the others; the batch then raises PermanentError
-        naming them, so the runner retries its events one by one and dead-letters
+        naming them, so the delivery wrapper retries its events one by one and dead-letters
         only theirs (the others are found registered and published again:
         consumers are idempotent)."""
         started = time.perf_counter()
