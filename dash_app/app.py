@@ -16,6 +16,7 @@ import dash_bootstrap_components as dbc
 from dash import Dash, html
 
 from .media import register_routes
+from .metrics import register_metrics
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 log = logging.getLogger("triptych.dashboard")
@@ -58,6 +59,7 @@ def create_app() -> Dash:
                            layout=page.layout, order=order, path_template=getattr(page, "PATH_TEMPLATE", None))
     app.layout = html.Div([navbar(pages), dbc.Container(dash.page_container, fluid="xxl", className="pb-5")])
     register_routes(app.server)
+    register_metrics(app.server)
     return app
 
 

@@ -18,7 +18,7 @@ from triptych.db.queries import (
     throughput_series,
 )
 
-from .. import data, health
+from .. import data, health, prometheus
 from ..components import (
     agreement_badge,
     answer_chip,
@@ -56,7 +56,8 @@ def layout(**_query):
             dbc.Col([html.H5("Latest images"), html.Div(id="live-stream")], lg=8),
             dbc.Col([
                 html.H5(f"Models, last {MODEL_WINDOW_S // 60} minutes"), html.Div(id="live-models", className="mb-2"),
-                dcc.Graph(id="live-latency", config={"displayModeBar": False}, className="mb-4"),
+                dcc.Graph(id="live-latency", config={"displayModeBar": False}, className="mb-3"),
+                dcc.Graph(id="live-lag", config={"displayModeBar": False}, className="mb-4"),
                 html.H5("Stack and functions"), html.Div(id="live-health"),
             ], lg=4),
         ]),
@@ -143,6 +144,14 @@ def _models_table(rows: list[dict]) -> html.Div:
 
 def _health(snapshot: dict) -> html.Div:
     items = []
+    for alert in snapshot.get("alerts", []):
+        details = alert["details"]
+        items.append(html.Li([html.Span("▲", className="dot alert"),
+                              html.Span(details.get("alertname", "alert"), className="fw-semibold"),
+                              html.Span(details.get("annotations", {}).get("summary", alert["message"]),
+                                        className="text-muted ms-2 alert-summary"),
+                              html.Span(f"since {alert['created_at']:%H:%M}", className="text-muted ms-auto")],
+                             className="alert-firing", id=f"live-alert-{details.get('fingerprint', '')}"))
     for s in snapshot["services"]:
         if s["state"] == "disabled":
             continue
@@ -172,7 +181,7 @@ def _health(snapshot: dict) -> html.Div:
 
 @callback(
     Output("live-counters", "children"), Output("live-stream", "children"), Output("live-models", "children"),
-    Output("live-updated", "children"), Output("live-latency", "figure"),
+    Output("live-updated", "children"), Output("live-latency", "figure"), Output("live-lag", "figure"),
     Input("live-interval", "n_intervals"),
 )
 def refresh(_n):
@@ -191,25 +200,52 @@ def refresh(_n):
             "Each image appears here with the three models' answers as soon as all three have answered.",
             id="live-empty")
     return (_counters(minute, hour), stream, _models_table(data.read(per_model, MODEL_WINDOW_S)),
-            f"updated {datetime.now():%H:%M:%S}", _latency_trend())
+            f"updated {datetime.now():%H:%M:%S}", _latency_trend(), _lag_trend())
 
 
 def _latency_trend() -> go.Figure:
-    """p95 inference time per minute over the last half hour, from the aggregate function's minute rows."""
+    """p95 inference time per model over the last half hour: from Prometheus' histograms
+    (a point every 15 s), else from the aggregate function's per-minute rows."""
     end = datetime.now(timezone.utc)
-    series = data.read(throughput_series, end - timedelta(minutes=TREND_MINUTES), end)["series"]
-    if not series:
-        return empty_figure("The latency trend appears with the first predictions.", height=200)
     fig = go.Figure()
-    for model, s in series.items():
-        fig.add_scatter(x=s["t"], y=s["p95_ms"], name=model_label(model), mode="lines+markers",
-                        line=dict(color=model_color(model)), marker=dict(size=4))
+    series = prometheus.query_range(prometheus.INFERENCE_P95, TREND_MINUTES)
+    if series:
+        source = "Prometheus, 1 min windows"
+        for model, (t, seconds) in sorted(series.items()):
+            fig.add_scatter(x=t, y=[s * 1000 for s in seconds], name=model_label(model), mode="lines",
+                            line=dict(color=model_color(model)))
+    else:
+        source = "per minute"
+        rows = data.read(throughput_series, end - timedelta(minutes=TREND_MINUTES), end)["series"]
+        if not rows:
+            return empty_figure("The latency trend appears with the first predictions.", height=200)
+        for model, s in rows.items():
+            fig.add_scatter(x=s["t"], y=s["p95_ms"], name=model_label(model), mode="lines+markers",
+                            line=dict(color=model_color(model)), marker=dict(size=4))
     fig.update_yaxes(title="p95 ms", rangemode="tozero")
     # The whole half hour on the axis, in minutes: a single early point must not
     # zoom the axis into milliseconds.
     fig.update_xaxes(range=[end - timedelta(minutes=TREND_MINUTES), end], tickformat="%H:%M")
-    fig.update_layout(title=f"p95 inference time per minute, last {TREND_MINUTES} min")
+    fig.update_layout(title=f"p95 inference time, last {TREND_MINUTES} min ({source})")
     return figure(fig, height=250, margin=dict(l=45, r=10, t=78, b=30))
+
+
+def _lag_trend() -> go.Figure:
+    """Each function's consumer lag (messages behind) over the last half hour, from Prometheus."""
+    series = prometheus.query_range(prometheus.CONSUMER_LAG, TREND_MINUTES)
+    if series is None:
+        return empty_figure("Prometheus is not reachable: `triptych up` starts it.", height=160)
+    if not series:
+        return empty_figure("No consumer lag reported yet.", height=160)
+    end = datetime.now(timezone.utc)
+    fig = go.Figure()
+    for function, (t, lag) in sorted(series.items()):
+        fig.add_scatter(x=t, y=lag, name=function, mode="lines",
+                        line=dict(color=model_color(function.removeprefix("infer-"))))
+    fig.update_yaxes(title="messages", rangemode="tozero")
+    fig.update_xaxes(range=[end - timedelta(minutes=TREND_MINUTES), end], tickformat="%H:%M")
+    fig.update_layout(title="Consumer lag per function (Prometheus)")
+    return figure(fig, height=220, margin=dict(l=45, r=10, t=60, b=30))
 
 
 @callback(Output("live-health", "children"), Input("live-interval", "n_intervals"))

@@ -13,6 +13,7 @@ runs the same job by hand.
 import json
 
 from triptych.config import get_settings
+from triptych.lifecycle import gate  # noqa: F401 - its shadow-phase gauges are this replica's from the start
 from triptych.lifecycle.jobs import run_job
 
 

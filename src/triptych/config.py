@@ -162,6 +162,15 @@ class Settings(BaseSettings):
     alert_dead_letter_rate: float = Field(default=0.05, ge=0, le=1)
     alert_agreement_drop: float = Field(default=0.15, ge=0, le=1)
 
+    # --- monitoring: Prometheus and Alertmanager (Debian's packages) --------------
+    monitoring_autostart: bool = Field(default=True, description="`triptych up` also starts Prometheus and Alertmanager")
+    prometheus_port: int = 9090
+    prometheus_scrape_interval: str = Field(default="5s", pattern=r"^\d+(ms|s|m)$")
+    prometheus_retention: str = Field(default="7d", pattern=r"^\d+(h|d|w|y)$")
+    alertmanager_port: int = 9095
+    # Alertmanager also posts every alert here (Slack, a pager...), besides system_events.
+    alert_webhook_url: str | None = None
+
     # --- functions (the local Nuclio-compatible runner) -------------------------
     project_file: Path = Field(default_factory=_default_project_file)
     functions_autostart: bool = Field(default=True, description="`triptych up` also starts the function supervisor")
@@ -190,6 +199,14 @@ class Settings(BaseSettings):
             base, _, _ = self.database_url.rpartition("/")
             return f"{base}/{self.mlflow_db}"
         return self._local_postgres_url(self.mlflow_db)
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.bind_host}:{self.prometheus_port}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://{self.bind_host}:{self.alertmanager_port}"
 
     @property
     def upload_url(self) -> str:

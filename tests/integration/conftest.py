@@ -30,6 +30,8 @@ TEST_ENV = {
     "TRIPTYCH_MLFLOW_PORT": "15000",
     "TRIPTYCH_DASHBOARD_PORT": "18050",
     "TRIPTYCH_API_PORT": "18000",
+    "TRIPTYCH_PROMETHEUS_PORT": "19090",
+    "TRIPTYCH_ALERTMANAGER_PORT": "19095",
     # Function tests run their own supervisors on test projects.
     "TRIPTYCH_FUNCTIONS_AUTOSTART": "false",
 }

@@ -41,9 +41,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_pipeline(folder: Path, run: dict[str, int], env: dict[str, str]) -> RunningSupervisor:
+def start_pipeline(folder: Path, run: dict[str, int], env: dict[str, str],
+                   data_dir: Path | None = None) -> RunningSupervisor:
     """Write the real project (with `env` applied to its declaration) and run only
-    the functions in `run` (name -> replicas); the others are scaled to 0."""
+    the functions in `run` (name -> replicas); the others are scaled to 0. The
+    supervisor's data dir is `folder/data` unless `data_dir` is given (the stack's,
+    where its Prometheus looks for targets)."""
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -56,7 +59,7 @@ def start_pipeline(folder: Path, run: dict[str, int], env: dict[str, str]) -> Ru
                 os.environ[key] = value
     project = folder / "project.yaml"
     project.write_text(text)
-    data_dir = folder / "data"
+    data_dir = data_dir or folder / "data"
     (data_dir / "functions").mkdir(parents=True, exist_ok=True)
     declared = list(project_functions(project))
     missing = set(run) - set(declared)

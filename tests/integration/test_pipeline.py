@@ -150,6 +150,28 @@ def test_hot_swap_during_a_stream_loses_and_duplicates_nothing(stack, pipeline):
                  (ids,))[0]["n"] >= total
 
 
+def test_one_images_way_through_every_function_is_in_triptych_logs(stack, pipeline):
+    tag = unique("logged")
+    stream(stack, 1, 3000, tag)
+    (image_id,) = image_ids_for(stack, tag, 1)
+    wait_comparisons(stack, [image_id])
+
+    def lines():
+        shown = pipeline.cli("logs", "--image", image_id, "--json")
+        entries = [json.loads(line) for line in shown.stdout.splitlines() if line.strip()]
+        return entries if any(e["msg"] == "compared" for e in entries) else None
+
+    entries = wait_for(lines, 30, message="the image's log lines")  # a log handler may flush a moment later
+    steps = [(e["function"], e["msg"]) for e in entries]
+    assert steps[0] == ("ingest", "ingested") and steps[-1] == ("aggregate", "compared"), steps
+    assert sorted(steps[1:-1]) == sorted((a.function, "classified") for a in ARCHITECTURES.values()), steps
+    assert [e["ts"] for e in entries] == sorted(e["ts"] for e in entries)
+    assert all(e["image_id"] == image_id and e["duration_ms"] >= 0 for e in entries)
+    assert {e["model"] for e in entries if e["msg"] == "classified"} == set(MODELS)
+    readable = pipeline.cli("logs", "--image", image_id).stdout
+    assert readable.index("ingest") < readable.index("infer-") < readable.index("aggregate"), readable
+
+
 def test_a_corrupt_image_is_dead_lettered_once_per_model_and_the_others_flow(stack, pipeline):
     dlq = TopicWatcher(stack, TOPIC_DEAD_LETTERS)
     image_id = send_corrupt_image(stack)

@@ -1,7 +1,9 @@
 """The compose file must offer the same stack as `triptych up`, on the same ports."""
 
+import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,7 @@ def _host_ports(service: dict) -> set[int]:
 def test_same_services_and_ports_as_the_native_stack(compose):
     s = Settings(_env_file=None)
     services = compose["services"]
-    assert set(services) == {"kafka", "minio", "postgres", "mlflow"}
+    assert set(services) == {"kafka", "minio", "postgres", "mlflow", "grafana"}
     assert _host_ports(services["kafka"]) == {s.kafka_port}
     assert _host_ports(services["minio"]) == {s.minio_port, s.minio_console_port}
     assert _host_ports(services["postgres"]) == {s.postgres_port}
@@ -47,3 +49,27 @@ def test_docker_compose_accepts_the_file():
         pytest.skip("the docker compose plugin is not installed here, so `docker compose config` cannot run")
     proc = subprocess.run([docker, "compose", "-f", str(COMPOSE), "config", "--quiet"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_grafana_is_provisioned_with_the_generated_dashboards_over_the_stacks_prometheus(compose):
+    grafana = compose["services"]["grafana"]
+    mounts = {v.split(":")[1]: (COMPOSE.parent / v.split(":")[0]).resolve() for v in grafana["volumes"]}
+    dashboards = mounts["/var/lib/grafana/dashboards"]
+    assert json.loads((dashboards / "triptych.json").read_text())["uid"] == "triptych"
+    provisioning = mounts["/etc/grafana/provisioning"]
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    assert source["url"] == Settings(_env_file=None).prometheus_url and grafana["network_mode"] == "host"
+    provider = yaml.safe_load((provisioning / "dashboards" / "triptych.yml").read_text())["providers"][0]
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_the_grafana_dashboard_is_what_its_generator_writes_and_names_only_triptych_metrics():
+    root = COMPOSE.parents[2]
+    proc = subprocess.run([sys.executable, str(root / "infra" / "grafana" / "dashboards.py"), "--check"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, "infra/grafana/dashboards/triptych.json is stale: run infra/grafana/dashboards.py\n" \
+        + proc.stdout[-3000:] + proc.stderr[-2000:]
+    board = json.loads((root / "infra" / "grafana" / "dashboards" / "triptych.json").read_text())
+    exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+    assert len(exprs) >= 15 and all("triptych_" in e for e in exprs)
+    assert all(p["datasource"]["uid"] == "${datasource}" for p in board["panels"] if p["type"] != "row")

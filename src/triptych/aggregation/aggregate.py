@@ -9,6 +9,9 @@ the batch is redelivered and every step is an upsert or a recomputation.
 
 from __future__ import annotations
 
+import logging
+import time
+
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
@@ -19,6 +22,7 @@ from ..sdk import PermanentError
 from .store import compare_complete, refresh_shadow, upsert_predictions, window_start
 from .windows import WindowRefresher
 
+log = logging.getLogger("triptych.aggregate")
 PREDICTIONS_BY_CLASS = Counter("triptych_predictions_total", "Predictions stored, by model and class",
                                ("model", "predicted_class"))
 COMPARISONS = Counter("triptych_comparisons_total", "Comparisons written, by agreement level", ("agreement",))
@@ -57,15 +61,21 @@ class Aggregator:
             upsert_predictions(cur, messages)
             for image_id in shadowed:
                 refresh_shadow(cur, image_id)
-            return list(compare_complete(cur, image_ids, self.active_models).values())
+            return compare_complete(cur, image_ids, self.active_models)
 
+        started = time.perf_counter()
         comparisons = self.db.transaction(store)
+        took_ms = round((time.perf_counter() - started) * 1000, 1)
+        for image_id, c in comparisons.items():
+            log.info("compared", extra={"image_id": image_id, "stage": "aggregate", "agreement": c.agreement_level,
+                                        "consensus": c.consensus_class, "batch_size": len(messages),
+                                        "duration_ms": took_ms})
         self.windows.touch({(m.model_name, m.model_version, window_start(m.predicted_at)) for m in messages
                             if m.role == "champion"})
         for m in messages:
             PREDICTIONS_BY_CLASS.labels(m.model_name, m.predicted_class).inc()
-        for c in comparisons:
+        for c in comparisons.values():
             COMPARISONS.labels(c.agreement_level).inc()
         if comparisons:
-            AGREEMENT_RATE.set(sum(c.agreement_level == "all" for c in comparisons) / len(comparisons))
+            AGREEMENT_RATE.set(sum(c.agreement_level == "all" for c in comparisons.values()) / len(comparisons))
         return len(comparisons)

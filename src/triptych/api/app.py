@@ -27,7 +27,7 @@ from . import errors
 from .deps import Services
 from .graphql import graphql_router
 from .limits import BodyLimit
-from .routes import lifecycle, meta, results, stats, uploads
+from .routes import alerts, lifecycle, meta, results, stats, uploads
 
 REQUESTS = Counter("triptych_api_requests_total", "API requests", ["method", "route", "status"])
 LATENCY = Histogram("triptych_api_request_seconds", "API request time", ["method", "route"],
@@ -60,7 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = Services(settings, db, s3, guard, Uploader(settings, s3, db, guard), KnownClasses(settings, db))
     errors.install(app)
     _serve_docs(app)
-    for router in (meta.router, uploads.router, results.router, stats.router, lifecycle.router, lifecycle.admin_router):
+    for router in (meta.router, uploads.router, results.router, stats.router, lifecycle.router,
+                   lifecycle.admin_router, alerts.router):
         app.include_router(router)
     app.include_router(graphql_router(), prefix="/graphql", tags=["graphql"], include_in_schema=False)
     # Added last = outermost: the body limit applies before anything reads a byte.

@@ -15,6 +15,7 @@ from . import (
     function_commands,
     ingress_commands,
     lifecycle_commands,
+    logs_command,
     model_commands,
     stack_commands,
     watch_command,
@@ -29,6 +30,7 @@ app = typer.Typer(
 stack_commands.register(app)
 function_commands.register(app)
 dlq_commands.register(app)
+logs_command.register(app)
 deploy_command.register(app)
 ingress_commands.register(app)
 model_commands.register(app)

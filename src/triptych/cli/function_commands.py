@@ -52,9 +52,10 @@ def list_functions(project: str = ProjectOption) -> None:
 @functions_app.command()
 def serve(name: str, replica: int = typer.Option(0, help="replica index"), project: str = ProjectOption) -> None:
     """Run one replica of a function in the foreground (Ctrl-C drains and stops it)."""
-    from ..runtime.replica import configure_logging, serve_replica
+    from .. import logs
+    from ..runtime.replica import serve_replica
 
-    configure_logging()
+    logs.configure()
     functions, _ = load_project(project)
     raise typer.Exit(serve_replica(one_function(functions, name), replica))
 
@@ -62,10 +63,10 @@ def serve(name: str, replica: int = typer.Option(0, help="replica index"), proje
 @functions_app.command()
 def supervise(project: str = ProjectOption) -> None:
     """Run the supervisor in the foreground: every function at its replica count."""
-    from ..runtime.replica import configure_logging
+    from .. import logs
     from ..runtime.supervisor import Supervisor
 
-    configure_logging()
+    logs.configure()
     functions, path = load_project(project)
     Supervisor(functions, get_settings(), path.resolve()).run()
 

@@ -66,6 +66,8 @@ def up(runtime: str = typer.Option(
         console.print(f"dashboard: {stack.settings.dashboard_url}")
     if stack.service("api").enabled:
         console.print(f"API:       {stack.settings.api_url}/docs")
+    if stack.service("prometheus").enabled:
+        console.print(f"metrics:   {stack.settings.prometheus_url} (alerts: {stack.settings.alertmanager_url})")
     if "local" in result.key_files:
         console.print(f"your API key (upload, label, admin) is in {result.key_files['local']}; "
                       "`triptych keys --help` makes more")

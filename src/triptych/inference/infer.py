@@ -18,6 +18,7 @@ dead-lettered (once, without retries: retrying cannot fix its bytes).
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +31,14 @@ from pydantic import ValidationError
 
 from ..bus import producer as make_producer
 from ..config import Settings, get_settings
-from ..contracts import TOPIC_PREDICTIONS, ClassScore, ImageMessage, PredictionMessage, Timings, utcnow
+from ..contracts import (
+    TOPIC_PREDICTIONS,
+    ClassScore,
+    ImageMessage,
+    PredictionMessage,
+    Timings,
+    utcnow,
+)
 from ..imaging import DecodeError, decode
 from ..models import registry
 from ..models.backends import default_threads
@@ -40,6 +48,7 @@ from ..sdk import PermanentError
 from ..storage import minio_client, read_object
 from .serving_model import LoadedModel, ServingModel
 
+log = logging.getLogger("triptych.infer")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 INFERENCE_SECONDS = Histogram("triptych_inference_seconds", "Forward pass time per image (batch time / batch size)",
                               ("model", "version", "backend"), buckets=LATENCY_BUCKETS)
@@ -150,6 +159,10 @@ class Classifier:
                    for p in predictions]
         for future in futures:
             future.get(timeout=30)  # durable before the input offsets are committed or marked
+        for p in predictions:
+            log.info("classified", extra={"image_id": p.image_id, "stage": "infer", "model": p.model_name,
+                                          "version": p.model_version, "role": p.role, "label": p.top_k[0].label,
+                                          "batch_size": p.batch_size, "duration_ms": round(p.timings.total_ms, 1)})
         return predictions
 
     def _predict(self, serving: LoadedModel, fetched: list[Fetched], received_at) -> list[PredictionMessage]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from .objects import (
 )
 from .validation import ImageInfo, InvalidImage, validate_image
 
+log = logging.getLogger("triptych.ingest")
 
 @dataclass(frozen=True)
 class ObjectRef:
@@ -204,6 +206,10 @@ class Ingestor:
         # which find the rows and publish again (consumers are idempotent).
         for future in futures:
             future.get(30)
+        for p, image_id in zip(prepared, ids):
+            log.info("ingested", extra={"image_id": image_id, "stage": "ingest", "object_key": p.ref.key,
+                                        "label": p.ref.metadata["label"], "batch_size": len(prepared),
+                                        "duration_ms": round((time.perf_counter() - started) * 1000, 1)})
         return ids
 
     # -- the sweep -------------------------------------------------------------

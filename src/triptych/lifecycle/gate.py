@@ -20,6 +20,8 @@ import logging
 import urllib.request
 from dataclasses import asdict, dataclass, field
 
+from prometheus_client import Gauge
+
 from ..config import Settings
 from ..db.connection import Database
 from ..db.events import log_system_event
@@ -141,6 +143,32 @@ def shadow_figures(cur, model_name: str, challenger: str, champion: str) -> dict
     return dict(cur.fetchone())
 
 
+# What the shadow gate sees, for Prometheus (the ShadowChallengerWorse alert): the
+# jobs function's replica exports them between its minute-by-minute reviews.
+SHADOW_ACCURACY = Gauge("triptych_shadow_accuracy", "Live accuracy on the labelled images both versions answered",
+                        ("model", "role"))
+SHADOW_LABELLED = Gauge("triptych_shadow_labelled", "Labelled live images a challenger and its champion both answered",
+                        ("model",))
+
+
+def _export_shadow(model_name: str, figures: dict) -> None:
+    labelled = figures["labelled"]
+    SHADOW_LABELLED.labels(model_name).set(labelled)
+    if labelled:
+        SHADOW_ACCURACY.labels(model_name, "challenger").set(figures["challenger_correct"] / labelled)
+        SHADOW_ACCURACY.labels(model_name, "champion").set(figures["champion_correct"] / labelled)
+
+
+def _forget_shadow(model_name: str) -> None:
+    """No challenger in shadow: no figures to show (a stale one would keep an alert firing)."""
+    for gauge, labels in ((SHADOW_LABELLED, (model_name,)), (SHADOW_ACCURACY, (model_name, "challenger")),
+                          (SHADOW_ACCURACY, (model_name, "champion"))):
+        try:
+            gauge.remove(*labels)
+        except KeyError:
+            pass
+
+
 def review_shadow(settings: Settings, db: Database | None = None) -> list[dict]:
     """Phase 2 for every model with a challenger; returns what was decided."""
     db = db or Database(settings)
@@ -149,8 +177,10 @@ def review_shadow(settings: Settings, db: Database | None = None) -> list[dict]:
         challenger = registry.version_for_alias(model_name, registry.CHALLENGER, settings)
         champion = registry.version_for_alias(model_name, registry.CHAMPION, settings)
         if challenger is None or champion is None:
+            _forget_shadow(model_name)
             continue
         figures = db.transaction(lambda cur, m=model_name, ch=challenger, cp=champion: shadow_figures(cur, m, ch, cp))
+        _export_shadow(model_name, figures)
         decision = decide_live(figures["challenger_correct"], figures["champion_correct"], figures["labelled"],
                                settings.shadow_min_labelled)
         decision.figures.update(champion_version=champion)

@@ -52,9 +52,9 @@ def load_handler(spec: FunctionSpec) -> LoadedHandler:
 
 
 def make_logger(name: str) -> nuclio_sdk.Logger:
-    logger = nuclio_sdk.Logger(logging.INFO, name)
-    logger.set_handler("default", sys.stderr, nuclio_sdk.logger.HumanReadableFormatter())
-    return logger
+    """Nuclio's logger, its records passed on to the process' JSON logging
+    (`triptych.logs`): its keyword fields become the line's fields."""
+    return nuclio_sdk.Logger(logging.INFO, f"function.{name}")
 
 
 def make_context(function: str, worker_id: int, trigger_kind: str, trigger_name: str) -> nuclio_sdk.Context:

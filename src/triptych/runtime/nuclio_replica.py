@@ -29,6 +29,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from .. import logs
 from ..config import Settings, get_settings
 from .deploy import nuclio_function_config
 from .nuclio_processor import (
@@ -37,7 +38,7 @@ from .nuclio_processor import (
     write_processor_configs,
 )
 from .process_death import die_with_parent
-from .replica import configure_logging, replica_arguments, replica_info_path
+from .replica import replica_arguments, replica_info_path
 from .spec import FunctionSpec, HttpTriggerSpec
 
 log = logging.getLogger("triptych.runtime.nuclio_replica")
@@ -116,7 +117,7 @@ def serve_under_nuclio(project_file: Path, spec: FunctionSpec, index: int) -> in
 
 
 def main() -> int:
-    configure_logging()
+    logs.configure()
     spec, index, project = replica_arguments("One replica of one function under Nuclio's processor.")
     try:
         return serve_under_nuclio(project, spec, index)

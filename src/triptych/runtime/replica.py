@@ -18,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+from .. import logs
 from ..config import Settings, get_settings
 from .admin import AdminServer
 from .cron_trigger import CronTriggerRunner
@@ -31,12 +32,18 @@ from .spec import (
     KafkaTriggerSpec,
     load_functions,
 )
+from .targets import replica_target_path, write_target
 
 log = logging.getLogger("triptych.runtime.replica")
 
 
 def replica_info_path(settings: Settings, function: str, index: int) -> Path:
     return settings.data_dir / "functions" / "replicas" / f"{function}-{index}.json"
+
+
+def replica_log_path(settings: Settings, function: str, index: int) -> Path:
+    """A replica's JSON log (`triptych logs`); its stdout and stderr go beside it, as `.log`."""
+    return settings.data_dir / "logs" / "functions" / f"{function}-{index}.jsonl"
 
 
 def serve_replica(spec: FunctionSpec, index: int) -> int:
@@ -47,6 +54,7 @@ def serve_replica(spec: FunctionSpec, index: int) -> int:
     # Settings are read after the function's env is in place, here and in the handler.
     get_settings.cache_clear()
     settings = get_settings()
+    logs.configure(spec.name, index, replica_log_path(settings, spec.name, index))
     handler = load_handler(spec)
     # One context per replica, as one Nuclio worker: what init_context puts in
     # user_data is what every trigger's handler call sees.
@@ -83,6 +91,8 @@ def serve_replica(spec: FunctionSpec, index: int) -> int:
         }
     )
     admin.start()
+    target = replica_target_path(settings, spec.name, index)
+    write_target(target, settings.bind_host, admin.port, {"function": spec.name, "replica": str(index)})
     info = replica_info_path(settings, spec.name, index)
     info.parent.mkdir(parents=True, exist_ok=True)
     info.write_text(json.dumps({
@@ -99,13 +109,9 @@ def serve_replica(spec: FunctionSpec, index: int) -> int:
         pass
     for thread in threads:
         thread.join(timeout=60)
+    target.unlink(missing_ok=True)
     admin.stop()
     return 1 if failures else 0
-
-
-def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python narrates every connection at INFO
 
 
 def replica_arguments(description: str) -> tuple[FunctionSpec, int, Path]:
@@ -123,7 +129,7 @@ def replica_arguments(description: str) -> tuple[FunctionSpec, int, Path]:
 
 
 def main() -> int:
-    configure_logging()
+    logs.configure()
     spec, index, _ = replica_arguments("One replica of one function under the local runner.")
     return serve_replica(spec, index)
 

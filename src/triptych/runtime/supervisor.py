@@ -8,7 +8,7 @@ triptych.runtime.nuclio_replica ...` under Nuclio's processor (setting
 with -9 (PR_SET_PDEATHSIG). A replica that exits is started again after an exponential backoff;
 `triptych functions scale NAME N` changes the desired count in a small JSON file
 that the supervisor re-reads every half second. It writes `status.json` (what runs)
-and `prometheus-targets.json` (Prometheus file-based service discovery) beside it.
+and the Prometheus targets of the replicas it runs and of itself (`runtime.targets`).
 """
 
 from __future__ import annotations
@@ -20,15 +20,23 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prometheus_client import Gauge
+
 from ..config import Settings
+from .admin import AdminServer
 from .process_death import die_with_parent
 from .replica import replica_info_path
 from .spec import FunctionSpec
+from .targets import (
+    replica_target_path,
+    supervisor_target_path,
+    write_json_atomically,
+    write_target,
+)
 
 log = logging.getLogger("triptych.runtime.supervisor")
 
@@ -49,13 +57,6 @@ def status_path(settings: Settings) -> Path:
     return functions_dir(settings) / "status.json"
 
 
-def _write_json_atomically(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
-
-
 def set_desired_replicas(settings: Settings, function: str, replicas: int) -> None:
     if replicas < 0:
         raise ValueError("replicas must be 0 or more")
@@ -67,7 +68,16 @@ def set_desired_replicas(settings: Settings, function: str, replicas: int) -> No
         fcntl.flock(lock, fcntl.LOCK_EX)
         desired = json.loads(path.read_text()) if path.exists() else {}
         desired[function] = replicas
-        _write_json_atomically(path, desired)
+        write_json_atomically(path, desired)
+
+
+# The supervisor's own metrics: what "no healthy replica" is judged against.
+REPLICAS_DESIRED = Gauge("triptych_function_replicas_desired", "Replicas the supervisor is asked to run",
+                         ("function",))
+REPLICAS_RUNNING = Gauge("triptych_function_replicas_running", "Replica processes alive (not necessarily ready)",
+                         ("function",))
+RESTARTS = Gauge("triptych_function_replica_restarts", "Restarts of a function's replicas since the supervisor started",
+                 ("function",))
 
 
 def read_status(settings: Settings) -> dict:
@@ -130,7 +140,7 @@ class Supervisor:
     def _start(self, slot: ReplicaSlot) -> None:
         slot.log_path = self.settings.data_dir / "logs" / "functions" / f"{slot.function}-{slot.index}.log"
         slot.log_path.parent.mkdir(parents=True, exist_ok=True)
-        replica_info_path(self.settings, slot.function, slot.index).unlink(missing_ok=True)
+        self._forget(slot)
         with open(slot.log_path, "ab") as out:
             slot.process = subprocess.Popen(
                 self._command(slot.function, slot.index), stdout=out, stderr=subprocess.STDOUT,
@@ -146,7 +156,12 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 slot.process.kill()
                 slot.process.wait()
+        self._forget(slot)
+
+    def _forget(self, slot: ReplicaSlot) -> None:
+        """What a replica leaves behind (info, Prometheus target), gone once it is."""
         replica_info_path(self.settings, slot.function, slot.index).unlink(missing_ok=True)
+        replica_target_path(self.settings, slot.function, slot.index).unlink(missing_ok=True)
 
     def reconcile(self) -> None:
         now = time.monotonic()
@@ -172,7 +187,7 @@ class Supervisor:
         self._write_status(wanted)
 
     def _write_status(self, wanted: dict[str, int]) -> None:
-        status, targets = {}, []
+        status = {}
         for function, count in wanted.items():
             replicas = []
             for index in range(count):
@@ -189,20 +204,23 @@ class Supervisor:
                     "metrics_port": info.get("metrics_port"),
                     "log": str(slot.log_path) if slot else None,
                 })
-                if running and info.get("metrics_port"):
-                    targets.append({
-                        "targets": [f"{self.settings.bind_host}:{info['metrics_port']}"],
-                        "labels": {"function": function, "replica": str(index)},
-                    })
             status[function] = {"desired": count, "replicas": replicas}
-        _write_json_atomically(status_path(self.settings), {
+        write_json_atomically(status_path(self.settings), {
             "updated_at": time.time(), "pid": os.getpid(), "runtime": self.settings.functions_runtime,
             "functions": status})
-        _write_json_atomically(functions_dir(self.settings) / "prometheus-targets.json", targets)
+        for function, entry in status.items():
+            REPLICAS_DESIRED.labels(function).set(entry["desired"])
+            REPLICAS_RUNNING.labels(function).set(sum(r["pid"] is not None for r in entry["replicas"]))
+            RESTARTS.labels(function).set(sum(r["restarts"] for r in entry["replicas"]))
 
     def run(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: setattr(self, "stopping", True))
+        admin = AdminServer(health=lambda: {"healthy": not self.stopping, "pid": os.getpid()},
+                            host=self.settings.bind_host)
+        admin.start()
+        write_target(supervisor_target_path(self.settings), self.settings.bind_host, admin.port,
+                     {"component": "supervisor"})
         try:
             while not self.stopping:
                 self.reconcile()
@@ -211,6 +229,8 @@ class Supervisor:
             # Whatever ends the loop (a signal, or an error such as the data dir
             # vanishing), no replica outlives its supervisor as an orphan.
             self._drain()
+            supervisor_target_path(self.settings).unlink(missing_ok=True)
+            admin.stop()
 
     def _drain(self) -> None:
         # All replicas in parallel: signal every one, then wait.
@@ -226,14 +246,14 @@ def main() -> int:
     """`python -m triptych.runtime.supervisor [--project FILE]`: what `triptych up` starts."""
     import argparse
 
+    from .. import logs
     from ..config import get_settings
-    from .replica import configure_logging
     from .spec import load_functions
 
     parser = argparse.ArgumentParser(description="Keep every function of the project at its replica count.")
     parser.add_argument("--project", type=Path, default=None)
     args = parser.parse_args()
-    configure_logging()
+    logs.configure()
     settings = get_settings()
     project = (args.project or settings.project_file).resolve()
     Supervisor(load_functions(project), settings, project).run()

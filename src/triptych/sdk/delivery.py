@@ -118,6 +118,21 @@ def _header(event, name: str) -> str | None:
     return None
 
 
+def image_ids(events: list) -> list[str]:
+    """The image ids the events' JSON bodies name (ImageMessage, PredictionMessage),
+    so retries and dead letters show up in `triptych logs --image ID`."""
+    ids = []
+    for event in events:
+        body = event.body
+        try:
+            body = json.loads(body) if isinstance(body, (bytes, str)) else body
+        except ValueError:
+            continue
+        if isinstance(body, dict) and isinstance(body.get("image_id"), str):
+            ids.append(body["image_id"])
+    return ids
+
+
 class _Sinks:
     """One dead-letter producer per topic and process, made on first use."""
 
@@ -183,7 +198,8 @@ class Deliverer:
         if not mine:
             return results
         chosen = [events[i] for i in mine]
-        outcome, failure = self._with_retries(lambda: self._call(context, chosen), route.delivery, labels)
+        outcome, failure = self._with_retries(lambda: self._call(context, chosen), route.delivery, labels,
+                                              image_ids(chosen))
         if failure is None:
             for i, result in zip(mine, outcome):
                 results[i] = result
@@ -194,7 +210,7 @@ class Deliverer:
         for i in mine:
             if len(chosen) > 1:
                 outcome, failure = self._with_retries(lambda e=events[i]: self._call(context, [e]), route.delivery,
-                                                      labels)
+                                                      labels, image_ids([events[i]]))
             if failure is None:
                 results[i] = outcome[0]
             else:
@@ -202,9 +218,10 @@ class Deliverer:
                 metrics.DEAD_LETTERS.labels(**labels).inc()
         return results
 
-    def _with_retries(self, call: Callable[[], list], delivery: Delivery,
-                      labels: dict) -> tuple[list | None, tuple[BaseException, int] | None]:
-        """(results, None) on success, or (None, (last error, attempts made))."""
+    def _with_retries(self, call: Callable[[], list], delivery: Delivery, labels: dict,
+                      ids: list[str]) -> tuple[list | None, tuple[BaseException, int] | None]:
+        """(results, None) on success, or (None, (last error, attempts made)). `ids`:
+        the images concerned, for the log lines that follow them."""
         for attempt in range(1, delivery.max_attempts + 1):
             try:
                 return call(), None
@@ -216,6 +233,8 @@ class Deliverer:
                 if attempt == delivery.max_attempts:
                     return None, (exc, attempt)
                 metrics.RETRIES.labels(**labels).inc()
+                log.warning("retrying", extra={"stage": "retry", "attempt": attempt, "image_ids": ids,
+                                               "error": f"{type(exc).__name__}: {exc}"[:500]})
                 self.sleep(min(delivery.retry_backoff_ms / 1000 * 2 ** (attempt - 1), MAX_BACKOFF_S))
         raise AssertionError("unreachable: max_attempts >= 1")
 
@@ -232,8 +251,9 @@ class Deliverer:
                 log.error("%s: cannot write the dead letter for %s[%s]@%s (try %d): %r; retrying", function,
                           letter.origin.topic, letter.origin.partition, letter.origin.offset, tries, exc)
                 self.sleep(min(0.5 * 2 ** tries, MAX_DEAD_LETTER_BACKOFF_S))
-        context.logger.error_with("dead-lettered", topic=letter.origin.topic, partition=letter.origin.partition,
-                                  offset=letter.origin.offset, attempts=attempts, error=str(error))
+        context.logger.error_with("dead-lettered", stage="dead-letter", image_ids=image_ids([event]),
+                                  topic=letter.origin.topic, partition=letter.origin.partition,
+                                  offset=letter.origin.offset, attempts=attempts, error=str(error)[:500])
 
 
 def delivered(fn: Callable | None = None, *, batches: bool = False, **options) -> Callable:

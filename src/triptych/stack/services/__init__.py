@@ -13,16 +13,18 @@ from .functions import Functions
 from .kafka import Kafka
 from .minio import MinIO
 from .mlflow import MLflow
+from .monitoring import Alertmanager, Prometheus
 from .postgres import Postgres
 from .webapps import Api, Dashboard, WebApp
 
-__all__ = ["Api", "Dashboard", "Functions", "Kafka", "MLflow", "MinIO", "Postgres", "Service", "ServiceStatus",
-           "WebApp", "all_services", "redact_url", "tree_rss"]
+__all__ = ["Alertmanager", "Api", "Dashboard", "Functions", "Kafka", "MLflow", "MinIO", "Postgres", "Prometheus",
+           "Service", "ServiceStatus", "WebApp", "all_services", "redact_url", "tree_rss"]
 
 
 def all_services(settings: Settings) -> list[Service]:
     """In start order: MinIO publishes to Kafka, MLflow needs Postgres and MinIO,
     the API and the dashboard need Postgres and MinIO (they start before the
-    functions so that their URLs are there first), and the functions need all of them."""
+    functions so that their URLs are there first), Prometheus scrapes them all and
+    Alertmanager posts to the API, and the functions need all of them."""
     return [Postgres(settings), Kafka(settings), MinIO(settings), MLflow(settings), Api(settings),
-            Dashboard(settings), Functions(settings)]
+            Dashboard(settings), Prometheus(settings), Alertmanager(settings), Functions(settings)]

@@ -16,7 +16,14 @@ import psutil
 
 from ...config import Settings
 from ...errors import InstallError, ToolMissingError, UnhealthyError
-from ..process import PidFile, ProcessRecord, ensure_port_free, stop_process, tail, wait_until
+from ..process import (
+    PidFile,
+    ProcessRecord,
+    ensure_port_free,
+    stop_process,
+    tail,
+    wait_until,
+)
 
 
 @dataclass
@@ -172,4 +179,13 @@ def _run_install(argv: list[str], what: str, env: dict[str, str] | None = None, 
         raise InstallError(f"{what} failed (exit {proc.returncode}): {' '.join(argv)}\n{out}")
 
 
-# ---------------------------------------------------------------------------
+def apt_install(packages: list[str], what: str, instead: str) -> None:
+    """Install Debian packages (as root: the test and CI machines are); otherwise
+    say which command to run, or `instead` what else to do."""
+    if os.geteuid() != 0:
+        raise ToolMissingError(f"{what} is not installed. Run `sudo apt-get install -y --no-install-recommends "
+                               f"{' '.join(packages)}`, or {instead}.")
+    _require_tool("apt-get", f"to install {what} from Debian's packages")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    _run_install(["apt-get", "update", "-q"], "apt-get update", env)
+    _run_install(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], f"Installing {what}", env)

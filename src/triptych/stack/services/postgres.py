@@ -8,9 +8,9 @@ import signal
 import subprocess
 from pathlib import Path
 
-from ...errors import InstallError, ToolMissingError
+from ...errors import InstallError
 from ..process import spawn_detached, tail
-from .base import Service, _require_tool, _run_install
+from .base import Service, apt_install
 
 
 class Postgres(Service):
@@ -46,15 +46,7 @@ class Postgres(Service):
     def install(self) -> None:
         if (self.bin_dir / "postgres").exists():
             return
-        if os.geteuid() != 0:
-            raise ToolMissingError(
-                "PostgreSQL 15 is not installed. Run `sudo apt-get install -y postgresql-15`, "
-                "or set TRIPTYCH_DATABASE_URL to an existing server."
-            )
-        _require_tool("apt-get", "to install PostgreSQL 15 from Debian's packages")
-        env = {"DEBIAN_FRONTEND": "noninteractive"}
-        _run_install(["apt-get", "update", "-q"], "apt-get update", env)
-        _run_install(["apt-get", "install", "-y", "-q", "postgresql-15"], "Installing PostgreSQL 15", env)
+        apt_install(["postgresql-15"], "PostgreSQL 15", "set TRIPTYCH_DATABASE_URL to an existing server")
 
     def _chown(self, path: Path) -> None:
         if self.run_as:

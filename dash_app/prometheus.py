@@ -1,0 +1,44 @@
+"""Reading Prometheus for the pages: rates and percentiles over time come from its
+histograms and gauges (what the functions export), not from Postgres rows.
+Every query has a short timeout and answers None when Prometheus cannot be
+reached, so a page shows its Postgres-based view or a hint instead of hanging."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+from datetime import datetime, timezone
+
+from . import data
+
+TIMEOUT_S = 2.0
+
+# p95 forward-pass time per image, by model, over the last minute at each step.
+INFERENCE_P95 = 'histogram_quantile(0.95, sum by (model, le) (rate(triptych_inference_seconds_bucket[1m])))'
+# Messages each function's consumer group is behind, summed over partitions.
+CONSUMER_LAG = "sum by (function) (triptych_function_consumer_lag)"
+
+
+def query_range(promql: str, minutes: int, step_s: int = 15) -> dict[str, tuple[list, list]] | None:
+    """{series label: (times, values)} over the last `minutes`, or None when Prometheus
+    is away. A series is named by its one varying label (model, function ...)."""
+    end = time.time()
+    params = urllib.parse.urlencode({"query": promql, "start": end - minutes * 60, "end": end, "step": step_s})
+    try:
+        with urllib.request.urlopen(f"{data.settings().prometheus_url}/api/v1/query_range?{params}",
+                                    timeout=TIMEOUT_S) as response:
+            body = json.loads(response.read())
+    except (OSError, ValueError):
+        return None
+    if body.get("status") != "success":
+        return None
+    series = {}
+    for result in body["data"]["result"]:
+        name = next(iter(result["metric"].values()), "all")
+        points = [(datetime.fromtimestamp(float(t), timezone.utc), float(v)) for t, v in result["values"]
+                  if v not in ("NaN", "+Inf", "-Inf")]
+        if points:
+            series[name] = ([t for t, _ in points], [v for _, v in points])
+    return series

@@ -1,0 +1,57 @@
+"""Alerts: Alertmanager's webhook receiver (it writes `system_events`, so the
+dashboard and `GET /alerts` show what fires) and the list of active alerts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from ...db.alerts import active_alerts, record_alert
+from ..deps import Admin, Reader, Svc
+from ..errors import responses
+
+router = APIRouter(tags=["admin"])
+
+
+class AlertmanagerAlert(BaseModel):
+    status: str = Field(pattern="^(firing|resolved)$")
+    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
+    annotations: dict[str, str] = Field(default_factory=dict, max_length=64)
+    startsAt: str | None = Field(default=None, max_length=64)  # noqa: N815 - Alertmanager's field names
+    endsAt: str | None = Field(default=None, max_length=64)  # noqa: N815
+    fingerprint: str | None = Field(default=None, max_length=64)
+
+
+class AlertmanagerWebhook(BaseModel):
+    """Alertmanager's webhook payload (version 4); fields this receiver does not use are ignored."""
+
+    status: str = Field(pattern="^(firing|resolved)$")
+    alerts: list[AlertmanagerAlert] = Field(max_length=1000)
+
+
+class Alert(BaseModel):
+    alertname: str
+    severity: str
+    component: str
+    message: str
+    labels: dict[str, Any]
+    annotations: dict[str, Any]
+    firing_since: datetime
+
+
+@router.post("/alerts/alertmanager", status_code=204, responses=responses(401, 403))
+def alertmanager_webhook(body: AlertmanagerWebhook, svc: Svc, _: Admin) -> None:
+    """Alertmanager's receiver (scope `admin`): each alert firing or resolved becomes a `system_events` row."""
+    svc.db.transaction(lambda cur: [record_alert(cur, alert.model_dump()) for alert in body.alerts])
+
+
+@router.get("/alerts", response_model=list[Alert], responses=responses(401))
+def alerts(svc: Svc, _: Reader):
+    """Alerts firing now (as Alertmanager last reported them), newest first."""
+    return [{"alertname": a["details"].get("alertname", "alert"), "severity": a["severity"],
+             "component": a["component"], "message": a["message"], "labels": a["details"].get("labels", {}),
+             "annotations": a["details"].get("annotations", {}), "firing_since": a["created_at"]}
+            for a in svc.read(active_alerts)]

@@ -1,0 +1,190 @@
+"""Prometheus and Alertmanager, from Debian's packages (`prometheus` 2.42,
+`prometheus-alertmanager` 0.25).
+
+Debian's packages over building `cmd/prometheus` from its Go module: the module
+alone builds a server without its web UI (the React assets are not in it), the
+packages bring `promtool` (the rule tests) and Alertmanager with them, and they
+install in seconds like PostgreSQL does here. Their systemd units are never used:
+each server runs from this stack's own config in its data dir.
+
+What Prometheus scrapes (every `prometheus_scrape_interval`, kept
+`prometheus_retention`): every function replica, through the file-SD targets each
+replica writes (`runtime.targets`, re-read every 5 s as replicas come and go), the
+supervisor itself (desired and running replicas), the API, the dashboard, MinIO's cluster metrics and itself.
+Kafka and PostgreSQL are not scraped: the consumer lag comes from the functions,
+and neither exporter paid for its memory on two cores. The alert rules are
+`infra/prometheus/rules/*.yml`; Alertmanager sends every alert to the API's
+receiver (which writes `system_events`, so the dashboard shows them) and, when
+`alert_webhook_url` is set, to that webhook too.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from ...config import REPO_ROOT
+from ...runtime.cron_trigger import parse_duration
+from ...runtime.targets import supervisor_target_path, targets_dir
+from ...security.keys import key_file
+from ..process import spawn_detached
+from .base import Service, apt_install
+
+PROMETHEUS = Path("/usr/bin/prometheus")
+PROMTOOL = Path("/usr/bin/promtool")
+ALERTMANAGER = Path("/usr/bin/prometheus-alertmanager")
+PACKAGES = ["prometheus", "prometheus-alertmanager"]
+
+
+RULES_DIR = REPO_ROOT / "infra" / "prometheus" / "rules"
+
+
+def install_monitoring() -> None:
+    if not (PROMETHEUS.exists() and PROMTOOL.exists() and ALERTMANAGER.exists()):
+        apt_install(PACKAGES, "Prometheus and Alertmanager", "set TRIPTYCH_MONITORING_AUTOSTART=false")
+
+
+def _binary_version(binary: Path) -> str:
+    if not binary.exists():
+        return "not installed"
+    out = subprocess.run([str(binary), "--version"], capture_output=True, text=True)
+    first = (out.stdout or out.stderr).splitlines()[:1]
+    return first[0].split("version", 1)[-1].split()[0] if first else "unknown"
+
+
+def _ready(url: str) -> bool:
+    with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as resp:
+        return resp.status == 200
+
+
+class Prometheus(Service):
+    name = "prometheus"
+    start_timeout = 60.0
+
+    @property
+    def managed(self) -> bool:
+        return True
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.monitoring_autostart
+
+    @property
+    def url(self) -> str:
+        return self.settings.prometheus_url
+
+    def ports(self) -> dict[int, str]:
+        return {self.settings.prometheus_port: "Prometheus UI and API"}
+
+    def version(self) -> str:
+        return _binary_version(PROMETHEUS)
+
+    def install(self) -> None:
+        install_monitoring()
+
+    def config(self) -> dict:
+        s = self.settings
+        host = s.bind_host
+        static = [
+            ("api", [f"{host}:{s.api_port}"], "/metrics"),
+            ("dashboard", [f"{host}:{s.dashboard_port}"], "/metrics"),
+            ("prometheus", [f"{host}:{s.prometheus_port}"], "/metrics"),
+        ]
+        jobs = [{"job_name": name, "metrics_path": path, "static_configs": [{"targets": targets}]}
+                for name, targets, path in static]
+        if s.is_managed("minio"):
+            # MinIO serves these without a token: MINIO_PROMETHEUS_AUTH_TYPE=public (see minio.py).
+            jobs.append({"job_name": "minio", "metrics_path": "/minio/v2/metrics/cluster",
+                         "static_configs": [{"targets": [f"{host}:{s.minio_port}"]}]})
+        jobs += [
+            {"job_name": "functions",
+             "file_sd_configs": [{"files": [str(targets_dir(s) / "*.json")], "refresh_interval": "5s"}]},
+            {"job_name": "supervisor",
+             "file_sd_configs": [{"files": [str(supervisor_target_path(s))], "refresh_interval": "5s"}]},
+        ]
+        return {
+            "global": {"scrape_interval": s.prometheus_scrape_interval,
+                       # At most the interval (Prometheus refuses a longer one), at most 10 s.
+                       "scrape_timeout": s.prometheus_scrape_interval
+                       if parse_duration(s.prometheus_scrape_interval) <= 10 else "10s",
+                       "evaluation_interval": s.prometheus_scrape_interval},
+            "rule_files": [str(RULES_DIR / "triptych.yml")],  # not *.yml: the rule tests live there too
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{host}:{s.alertmanager_port}"]}]}]},
+            "scrape_configs": jobs,
+        }
+
+    def _launch(self) -> int:
+        self.data_path.mkdir(parents=True, exist_ok=True)
+        targets_dir(self.settings).mkdir(parents=True, exist_ok=True)
+        config = self.data_path / "prometheus.yml"
+        config.write_text(yaml.safe_dump(self.config(), sort_keys=False))
+        return spawn_detached([
+            str(PROMETHEUS), f"--config.file={config}", f"--storage.tsdb.path={self.data_path / 'tsdb'}",
+            f"--storage.tsdb.retention.time={self.settings.prometheus_retention}",
+            f"--web.listen-address={self.host}:{self.settings.prometheus_port}",
+            "--web.enable-lifecycle",  # POST /-/reload re-reads the rules
+        ], self.log_path)
+
+    def healthy(self) -> bool:
+        return _ready(self.url)
+
+
+class Alertmanager(Service):
+    name = "alertmanager"
+
+    @property
+    def managed(self) -> bool:
+        return True
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.monitoring_autostart
+
+    @property
+    def url(self) -> str:
+        return self.settings.alertmanager_url
+
+    def ports(self) -> dict[int, str]:
+        return {self.settings.alertmanager_port: "Alertmanager UI and API"}
+
+    def version(self) -> str:
+        return _binary_version(ALERTMANAGER)
+
+    def install(self) -> None:
+        install_monitoring()
+
+    def config(self) -> dict:
+        s = self.settings
+        # The API's receiver writes system_events; it takes the local key (scope admin).
+        triptych = {"url": f"{s.api_url}/alerts/alertmanager", "send_resolved": True,
+                    "http_config": {"authorization": {"type": "Bearer",
+                                                      "credentials_file": str(key_file(s, "local"))}}}
+        receivers = [{"name": "triptych", "webhook_configs": [triptych]}]
+        routes = []
+        if s.alert_webhook_url:
+            receivers.append({"name": "webhook", "webhook_configs": [{"url": s.alert_webhook_url,
+                                                                      "send_resolved": True}]})
+            routes = [{"receiver": "webhook", "continue": True}]
+        return {
+            "route": {"receiver": "triptych", "group_by": ["alertname", "function", "model"],
+                      "group_wait": "5s", "group_interval": "30s", "repeat_interval": "4h",
+                      "routes": [*routes, {"receiver": "triptych"}] if routes else []},
+            "receivers": receivers,
+        }
+
+    def _launch(self) -> int:
+        self.data_path.mkdir(parents=True, exist_ok=True)
+        config = self.data_path / "alertmanager.yml"
+        config.write_text(yaml.safe_dump(self.config(), sort_keys=False))
+        return spawn_detached([
+            str(ALERTMANAGER), f"--config.file={config}", f"--storage.path={self.data_path}",
+            f"--web.listen-address={self.host}:{self.settings.alertmanager_port}",
+            "--cluster.listen-address=",  # one instance: no gossip port
+        ], self.log_path)
+
+    def healthy(self) -> bool:
+        return _ready(self.url)
+

@@ -1,0 +1,143 @@
+"""Observability against the real thing: the stack's Prometheus (Debian's
+package) scraping real function replicas, the alert rules under promtool and
+firing in the running stack, Alertmanager posting to the API's receiver into
+`system_events`, and the Grafana dashboard's metrics checked against live scrapes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+
+import httpx2 as httpx
+import pytest
+
+from triptych.models.bootstrap import QUICK, missing_champions, train_as_mlrun_job
+from triptych.runtime.declare import cron_trigger
+from triptych.stack.services.monitoring import PROMTOOL, RULES_DIR
+
+from .pipeline_helpers import ROOT, start_pipeline
+from .runtime_helpers import FUNCTIONS_DIR, query, wait_for, write_project
+
+RUN = {"infer-mobilenet_v2": 1, "aggregate": 1, "jobs": 1}
+
+
+def prometheus(stack, path: str, **params) -> dict:
+    url = f"{stack.prometheus_url}{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        return json.loads(reply.read())["data"]
+
+
+def targets(stack) -> list[dict]:
+    return prometheus(stack, "/api/v1/targets", state="active")["activeTargets"]
+
+
+def up(stack, job: str, **labels) -> list[dict]:
+    return [t for t in targets(stack) if t["labels"].get("job") == job and t["health"] == "up"
+            and all(t["labels"].get(k) == v for k, v in labels.items())]
+
+
+def alert_events(stack, alertname: str, **labels) -> list[dict]:
+    rows = query(stack, "SELECT event_type, details FROM system_events WHERE event_type = 'alert_firing' "
+                        "AND details->>'alertname' = %s", (alertname,), dicts=True)
+    return [r for r in rows if all(r["details"]["labels"].get(k) == v for k, v in labels.items())]
+
+
+@pytest.fixture(scope="module")
+def observed(stack, tmp_path_factory):
+    """Three real functions under a supervisor on the stack's own data dir (where its
+    Prometheus finds their targets), and a planted slow model's replica beside them."""
+    if "mobilenet_v2" in missing_champions(stack):
+        train_as_mlrun_job("mobilenet_v2", QUICK, policy="always")
+    folder = tmp_path_factory.mktemp("observed")
+    sup = start_pipeline(folder, RUN, {}, data_dir=stack.data_dir)
+    slow_project = write_project(folder / "slow", {"slow": dict(
+        source=FUNCTIONS_DIR / "slow_model.py", triggers={"tick": cron_trigger(interval="1s")})})
+    slow = subprocess.Popen([sys.executable, "-m", "triptych.runtime.replica", "slow", "--project", str(slow_project)],
+                            env={**os.environ, "TRIPTYCH_DATA_DIR": str(stack.data_dir)},
+                            stdout=open(folder / "slow.log", "wb"), stderr=subprocess.STDOUT)
+    yield sup, slow
+    slow.terminate()
+    slow.wait(30)
+    sup.stop()
+
+
+def test_the_alert_rules_pass_promtool(stack):
+    check = subprocess.run([str(PROMTOOL), "check", "rules", "triptych.yml"], cwd=RULES_DIR, capture_output=True,
+                           text=True)
+    assert check.returncode == 0 and "SUCCESS" in check.stdout, check.stdout + check.stderr
+    tests = subprocess.run([str(PROMTOOL), "test", "rules", "triptych_test.yml"], cwd=RULES_DIR, capture_output=True,
+                           text=True)
+    assert tests.returncode == 0 and "SUCCESS" in tests.stdout, tests.stdout + tests.stderr
+
+
+def test_prometheus_scrapes_every_replica_and_follows_a_scale(stack, observed):
+    sup, _ = observed
+    for function in RUN:
+        wait_for(lambda f=function: up(stack, "functions", function=f), 60, message=f"{function} scraped")
+    for job in ("supervisor", "api", "dashboard", "minio", "prometheus"):
+        wait_for(lambda j=job: up(stack, j), 60, message=f"{job} scraped")
+    project = sup.process.args[sup.process.args.index("--project") + 1]
+    scaled = sup.cli("functions", "scale", "aggregate", "2", "--project", project)
+    assert scaled.returncode == 0, scaled.stderr
+    wait_for(lambda: len(up(stack, "functions", function="aggregate")) == 2, 90, message="both aggregate replicas up")
+    assert {t["labels"]["replica"] for t in up(stack, "functions", function="aggregate")} == {"0", "1"}
+    sup.cli("functions", "scale", "aggregate", "1", "--project", project)
+    wait_for(lambda: len([t for t in targets(stack) if t["labels"].get("function") == "aggregate"]) == 1, 90,
+             message="the second aggregate target gone after scaling down")
+
+
+def _scraped_names(stack) -> set[str]:
+    """Every metric family and sample name on the /metrics of everything Prometheus scrapes."""
+    names = set()
+    for target in targets(stack):
+        if target["labels"].get("job") not in ("functions", "supervisor", "api", "dashboard"):
+            continue
+        with urllib.request.urlopen(target["scrapeUrl"], timeout=10) as reply:
+            for line in reply.read().decode().splitlines():
+                if line.startswith("# TYPE "):
+                    names.add(line.split()[2])
+                elif line and not line.startswith("#"):
+                    names.add(re.split(r"[{ ]", line, maxsplit=1)[0])
+    return names
+
+
+def test_the_grafana_dashboard_names_only_metrics_the_stack_exports(stack, observed):
+    board = json.loads((ROOT / "infra" / "grafana" / "dashboards" / "triptych.json").read_text())
+    referenced = {m for p in board["panels"] for t in p.get("targets", [])
+                  for m in re.findall(r"\btriptych_[a-z0-9_]+", t["expr"])}
+    wait_for(lambda: up(stack, "functions", function="jobs") and up(stack, "dashboard"), 60, message="scrapes")
+    exported = _scraped_names(stack)
+    missing = {m for m in referenced if m not in exported and re.sub(r"_(bucket|sum|count)$", "", m) not in exported}
+    assert len(referenced) >= 15 and not missing, f"the dashboard queries metrics nothing exports: {sorted(missing)}"
+
+
+def test_a_stopped_inference_function_fires_the_no_replica_alert_into_system_events(stack, observed, admin_key):
+    sup, _ = observed
+    pids = [r["pid"] for r in sup.replicas("infer-mobilenet_v2")]
+    assert pids and all(pids)
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)  # alive for the supervisor, silent for Prometheus
+    try:
+        fired = wait_for(lambda: alert_events(stack, "FunctionHasNoHealthyReplica", function="infer-mobilenet_v2"),
+                         180, interval=2, message="FunctionHasNoHealthyReplica in system_events")
+        assert "infer-mobilenet_v2 has no healthy replica" in fired[0]["details"]["annotations"]["summary"]
+        listed = httpx.get(f"{stack.api_url}/alerts", headers={"X-API-Key": admin_key}, timeout=10).json()
+        assert any(a["alertname"] == "FunctionHasNoHealthyReplica" and a["labels"]["function"] == "infer-mobilenet_v2"
+                   for a in listed)
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
+def test_a_planted_slow_model_fires_the_latency_alert_into_system_events(stack, observed):
+    _, slow = observed
+    assert slow.poll() is None, "the planted replica runs"
+    fired = wait_for(lambda: alert_events(stack, "ModelInferenceSlow", model="resnet50"), 240, interval=2,
+                     message="ModelInferenceSlow in system_events")
+    assert "resnet50 p95 inference time" in fired[0]["details"]["annotations"]["summary"]
