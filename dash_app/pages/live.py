@@ -144,14 +144,6 @@ def _models_table(rows: list[dict]) -> html.Div:
 
 def _health(snapshot: dict) -> html.Div:
     items = []
-    for alert in snapshot.get("alerts", []):
-        details = alert["details"]
-        items.append(html.Li([html.Span("▲", className="dot alert"),
-                              html.Span(details.get("alertname", "alert"), className="fw-semibold"),
-                              html.Span(details.get("annotations", {}).get("summary", alert["message"]),
-                                        className="text-muted ms-2 alert-summary"),
-                              html.Span(f"since {alert['created_at']:%H:%M}", className="text-muted ms-auto")],
-                             className="alert-firing", id=f"live-alert-{details.get('fingerprint', '')}"))
     for s in snapshot["services"]:
         if s["state"] == "disabled":
             continue
@@ -176,7 +168,21 @@ def _health(snapshot: dict) -> html.Div:
     if not snapshot["functions"]:
         items.append(html.Li([html.Span("●", className="dot down"), html.Span("functions"),
                               html.Span(["not running: ", code("triptych up")], className="text-muted ms-auto")]))
-    return html.Ul(items, className="health-list")
+    return html.Div([*_alerts(snapshot.get("alerts", [])), html.Ul(items, className="health-list")])
+
+
+def _alerts(alerts: list[dict]) -> list:
+    """Prometheus alerts firing now (Alertmanager's reports in system_events), above the health list."""
+    cards = []
+    for alert in alerts:
+        details = alert["details"]
+        cards.append(html.Div([
+            html.Div([html.Span("▲ ", className="alert-icon"),
+                      details.get("annotations", {}).get("summary") or alert["message"]], className="fw-semibold"),
+            html.Div(f"{details.get('alertname', 'alert')} · {alert['severity']} · since {alert['created_at']:%H:%M}",
+                     className="small text-muted"),
+        ], className="alert-card", id=f"live-alert-{details.get('fingerprint', '')}"))
+    return cards
 
 
 @callback(
@@ -245,7 +251,9 @@ def _lag_trend() -> go.Figure:
     fig.update_yaxes(title="messages", rangemode="tozero")
     fig.update_xaxes(range=[end - timedelta(minutes=TREND_MINUTES), end], tickformat="%H:%M")
     fig.update_layout(title="Consumer lag per function (Prometheus)")
-    return figure(fig, height=220, margin=dict(l=45, r=10, t=60, b=30))
+    # Up to eight functions: their legend goes below the chart, not over its title.
+    return figure(fig, height=280, margin=dict(l=45, r=10, t=40, b=95),
+                  legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
 
 
 @callback(Output("live-health", "children"), Input("live-interval", "n_intervals"))

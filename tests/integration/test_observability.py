@@ -24,7 +24,7 @@ from triptych.stack.services.monitoring import PROMTOOL, RULES_DIR
 from .pipeline_helpers import ROOT, start_pipeline
 from .runtime_helpers import FUNCTIONS_DIR, query, wait_for, write_project
 
-RUN = {"infer-mobilenet_v2": 1, "aggregate": 1, "jobs": 1}
+RUN = {"infer-mobilenet-v2": 1, "aggregate": 1, "jobs": 1}
 
 
 def prometheus(stack, path: str, **params) -> dict:
@@ -119,16 +119,16 @@ def test_the_grafana_dashboard_names_only_metrics_the_stack_exports(stack, obser
 
 def test_a_stopped_inference_function_fires_the_no_replica_alert_into_system_events(stack, observed, admin_key):
     sup, _ = observed
-    pids = [r["pid"] for r in sup.replicas("infer-mobilenet_v2")]
+    pids = [r["pid"] for r in sup.replicas("infer-mobilenet-v2")]
     assert pids and all(pids)
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)  # alive for the supervisor, silent for Prometheus
     try:
-        fired = wait_for(lambda: alert_events(stack, "FunctionHasNoHealthyReplica", function="infer-mobilenet_v2"),
+        fired = wait_for(lambda: alert_events(stack, "FunctionHasNoHealthyReplica", function="infer-mobilenet-v2"),
                          180, interval=2, message="FunctionHasNoHealthyReplica in system_events")
-        assert "infer-mobilenet_v2 has no healthy replica" in fired[0]["details"]["annotations"]["summary"]
+        assert "infer-mobilenet-v2 has no healthy replica" in fired[0]["details"]["annotations"]["summary"]
         listed = httpx.get(f"{stack.api_url}/alerts", headers={"X-API-Key": admin_key}, timeout=10).json()
-        assert any(a["alertname"] == "FunctionHasNoHealthyReplica" and a["labels"]["function"] == "infer-mobilenet_v2"
+        assert any(a["alertname"] == "FunctionHasNoHealthyReplica" and a["labels"]["function"] == "infer-mobilenet-v2"
                    for a in listed)
     finally:
         for pid in pids:

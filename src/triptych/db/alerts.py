@@ -1,11 +1,17 @@
-"""Prometheus alerts, as Alertmanager reports them, kept in `system_events`: one
-row when an alert starts firing and one when it resolves (Alertmanager repeats a
-firing notification; the dedup key makes the repeat a no-op)."""
+"""Prometheus alerts, as Alertmanager reports them, kept in `system_events`: a row
+when an alert starts firing, one more for each of Alertmanager's reminders while
+it still fires (every REPEAT_MINUTES; a repeat inside that window is deduplicated),
+and one when it resolves. An alert is active while its latest row is a firing one
+younger than ACTIVE_MINUTES: one that stopped being reported (its Prometheus
+restarted and forgot it) drops out by itself."""
 
 from __future__ import annotations
 
 import json
+import time
 
+REPEAT_MINUTES = 10
+ACTIVE_MINUTES = 15
 SEVERITIES = {"info": "info", "warning": "warning", "critical": "critical", "page": "critical"}
 
 ACTIVE = """
@@ -16,7 +22,7 @@ SELECT * FROM (
     WHERE event_type IN ('alert_firing', 'alert_resolved') AND created_at > now() - interval '7 days'
     ORDER BY details->>'fingerprint', created_at DESC
 ) latest
-WHERE event_type = 'alert_firing'
+WHERE event_type = 'alert_firing' AND created_at > now() - make_interval(mins => %(active)s)
 ORDER BY created_at DESC
 """
 
@@ -36,11 +42,12 @@ def record_alert(cur, alert: dict) -> None:
          json.dumps({"alertname": name, "labels": labels, "annotations": annotations,
                      "starts_at": alert.get("startsAt"), "ends_at": alert.get("endsAt"),
                      "fingerprint": alert.get("fingerprint") or json.dumps(labels, sort_keys=True)}),
-         f"alert:{alert.get('fingerprint')}:{alert.get('startsAt')}:{status}"),
+         f"alert:{alert.get('fingerprint')}:{alert.get('startsAt')}:{status}"
+         + (f":{int(time.time() // (REPEAT_MINUTES * 60))}" if status == "firing" else "")),
     )
 
 
 def active_alerts(cur) -> list[dict]:
     """Alerts whose latest report is `firing`, newest first."""
-    cur.execute(ACTIVE)
+    cur.execute(ACTIVE, {"active": ACTIVE_MINUTES})
     return [dict(row) for row in cur.fetchall()]

@@ -233,6 +233,9 @@ class Supervisor:
             admin.stop()
 
     def _drain(self) -> None:
+        # A deliberate stop is no outage: wanting none, the "no healthy replica" alert stays quiet.
+        for function in self.functions:
+            REPLICAS_DESIRED.labels(function).set(0)
         # All replicas in parallel: signal every one, then wait.
         for slot in self.slots.values():
             if slot.process and slot.process.poll() is None:

@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from ...config import REPO_ROOT
+from ...db.alerts import REPEAT_MINUTES
 from ...runtime.cron_trigger import parse_duration
 from ...runtime.targets import supervisor_target_path, targets_dir
 from ...security.keys import key_file
@@ -170,7 +171,9 @@ class Alertmanager(Service):
             routes = [{"receiver": "webhook", "continue": True}]
         return {
             "route": {"receiver": "triptych", "group_by": ["alertname", "function", "model"],
-                      "group_wait": "5s", "group_interval": "30s", "repeat_interval": "4h",
+                      "group_wait": "5s", "group_interval": "30s",
+                      # Re-sent while it fires: what keeps an alert "active" in system_events.
+                      "repeat_interval": f"{REPEAT_MINUTES}m",
                       "routes": [*routes, {"receiver": "triptych"}] if routes else []},
             "receivers": receivers,
         }
