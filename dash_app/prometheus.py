@@ -6,10 +6,9 @@ reached, so a page shows its Postgres-based view or a hint instead of hanging.""
 from __future__ import annotations
 
 import json
-import time
 import urllib.parse
 import urllib.request
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from . import data
 
@@ -19,13 +18,16 @@ TIMEOUT_S = 2.0
 INFERENCE_P95 = 'histogram_quantile(0.95, sum by (model, le) (rate(triptych_inference_seconds_bucket[1m])))'
 # Messages each function's consumer group is behind, summed over partitions.
 CONSUMER_LAG = "sum by (function) (triptych_function_consumer_lag)"
+# Answers per second by model, over a window of `{window}` (the chart's step).
+ANSWERS_PER_S = "sum by (model) (rate(triptych_predictions_total[{window}s]))"
 
 
-def query_range(promql: str, minutes: int, step_s: int = 15) -> dict[str, tuple[list, list]] | None:
-    """{series label: (times, values)} over the last `minutes`, or None when Prometheus
+def query_range(promql: str, start: datetime, end: datetime,
+                step_s: int = 15) -> dict[str, tuple[list, list]] | None:
+    """{series label: (times, values)} from `start` to `end`, or None when Prometheus
     is away. A series is named by its one varying label (model, function ...)."""
-    end = time.time()
-    params = urllib.parse.urlencode({"query": promql, "start": end - minutes * 60, "end": end, "step": step_s})
+    params = urllib.parse.urlencode({"query": promql, "start": start.timestamp(), "end": end.timestamp(),
+                                     "step": step_s})
     try:
         with urllib.request.urlopen(f"{data.settings().prometheus_url}/api/v1/query_range?{params}",
                                     timeout=TIMEOUT_S) as response:
@@ -42,3 +44,8 @@ def query_range(promql: str, minutes: int, step_s: int = 15) -> dict[str, tuple[
         if points:
             series[name] = ([t for t, _ in points], [v for _, v in points])
     return series
+
+
+def last_minutes(promql: str, minutes: int, step_s: int = 15) -> dict[str, tuple[list, list]] | None:
+    end = datetime.now(timezone.utc)
+    return query_range(promql, end - timedelta(minutes=minutes), end, step_s)

@@ -22,7 +22,7 @@ from triptych.db.queries import (
     version_comparison,
 )
 
-from .. import data
+from .. import data, prometheus
 from ..components import (
     code,
     empty_figure,
@@ -132,16 +132,27 @@ def speed_and_confidence(range_key):
 
 @callback(Output("compare-throughput", "figure"), Input("compare-range", "value"))
 def throughput(range_key):
+    """Answers per second by model: Prometheus' rate of the aggregate function's
+    counter (about 120 points over the range) when its history covers the range,
+    else counted from Postgres rows."""
     start, end = data.time_range(range_key)
-    result = data.read(throughput_series, start, end)
-    if not result["series"]:
-        return _no_data("predictions", range_key)
+    step_s = max(15, int((end - start).total_seconds() / 120))
+    series = prometheus.query_range(prometheus.ANSWERS_PER_S.format(window=max(step_s, 60)), start, end, step_s)
     fig = go.Figure()
-    for model, s in result["series"].items():
-        fig.add_scatter(x=s["t"], y=s["per_s"], name=model_label(model), mode="lines",
-                        line=dict(color=model_color(model), shape="hv"))
-    step = result["step_s"] / 60
-    fig.update_layout(title=f"Throughput (answers per second, {step:.0f}-minute steps)")
+    # Prometheus only when its history covers the range (it keeps days; Postgres keeps all).
+    if series and min(t[0] for t, _ in series.values()) <= start + (end - start) / 10:
+        for model, (t, per_s) in sorted(series.items()):
+            fig.add_scatter(x=t, y=per_s, name=model_label(model), mode="lines", line=dict(color=model_color(model)))
+        title = f"Throughput (answers per second, Prometheus, {step_s}-second steps)"
+    else:
+        result = data.read(throughput_series, start, end)
+        if not result["series"]:
+            return _no_data("predictions", range_key)
+        for model, s in result["series"].items():
+            fig.add_scatter(x=s["t"], y=s["per_s"], name=model_label(model), mode="lines",
+                            line=dict(color=model_color(model), shape="hv"))
+        title = f"Throughput (answers per second, {result['step_s'] / 60:.0f}-minute steps)"
+    fig.update_layout(title=title)
     fig.update_xaxes(range=[start, end])  # the whole chosen range, so a burst shows where it was
     fig.update_yaxes(title="answers / s", rangemode="tozero")
     return figure(fig)

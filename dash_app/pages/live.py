@@ -214,7 +214,7 @@ def _latency_trend() -> go.Figure:
     (a point every 15 s), else from the aggregate function's per-minute rows."""
     end = datetime.now(timezone.utc)
     fig = go.Figure()
-    series = prometheus.query_range(prometheus.INFERENCE_P95, TREND_MINUTES)
+    series = prometheus.last_minutes(prometheus.INFERENCE_P95, TREND_MINUTES)
     if series:
         source = "Prometheus, 1 min windows"
         for model, (t, seconds) in sorted(series.items()):
@@ -238,7 +238,7 @@ def _latency_trend() -> go.Figure:
 
 def _lag_trend() -> go.Figure:
     """Each function's consumer lag (messages behind) over the last half hour, from Prometheus."""
-    series = prometheus.query_range(prometheus.CONSUMER_LAG, TREND_MINUTES)
+    series = prometheus.last_minutes(prometheus.CONSUMER_LAG, TREND_MINUTES)
     if series is None:
         return empty_figure("Prometheus is not reachable: `triptych up` starts it.", height=160)
     if not series:
