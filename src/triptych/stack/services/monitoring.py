@@ -61,13 +61,16 @@ def _ready(url: str) -> bool:
         return resp.status == 200
 
 
-class Prometheus(Service):
-    name = "prometheus"
-    start_timeout = 60.0
+class MonitoringServer(Service):
+    """What Prometheus and Alertmanager share: Debian's binary, on when
+    `monitoring_autostart`, ready when `/-/ready` answers, configured at each start."""
+
+    binary: Path
+    purpose: str
 
     @property
     def managed(self) -> bool:
-        return True
+        return True  # always ours
 
     @property
     def enabled(self) -> bool:
@@ -75,16 +78,33 @@ class Prometheus(Service):
 
     @property
     def url(self) -> str:
-        return self.settings.prometheus_url
+        return getattr(self.settings, f"{self.name}_url")
 
     def ports(self) -> dict[int, str]:
-        return {self.settings.prometheus_port: "Prometheus UI and API"}
+        return {getattr(self.settings, f"{self.name}_port"): self.purpose}
 
     def version(self) -> str:
-        return _binary_version(PROMETHEUS)
+        return _binary_version(self.binary)
 
     def install(self) -> None:
         install_monitoring()
+
+    def healthy(self) -> bool:
+        return _ready(self.url)
+
+    def write_config(self) -> Path:
+        self.data_path.mkdir(parents=True, exist_ok=True)
+        path = self.data_path / f"{self.name}.yml"
+        path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
+        return path
+
+    def config(self) -> dict:
+        """The server's YAML config, as a dict."""
+        raise NotImplementedError
+
+
+class Prometheus(MonitoringServer):
+    name, binary, purpose = "prometheus", PROMETHEUS, "Prometheus UI and API"
 
     def config(self) -> dict:
         s = self.settings
@@ -118,10 +138,8 @@ class Prometheus(Service):
         }
 
     def _launch(self) -> int:
-        self.data_path.mkdir(parents=True, exist_ok=True)
         targets_dir(self.settings).mkdir(parents=True, exist_ok=True)
-        config = self.data_path / "prometheus.yml"
-        config.write_text(yaml.safe_dump(self.config(), sort_keys=False))
+        config = self.write_config()
         return spawn_detached([
             str(PROMETHEUS), f"--config.file={config}", f"--storage.tsdb.path={self.data_path / 'tsdb'}",
             f"--storage.tsdb.retention.time={self.settings.prometheus_retention}",
@@ -129,33 +147,9 @@ class Prometheus(Service):
             "--web.enable-lifecycle",  # POST /-/reload re-reads the rules
         ], self.log_path)
 
-    def healthy(self) -> bool:
-        return _ready(self.url)
 
-
-class Alertmanager(Service):
-    name = "alertmanager"
-
-    @property
-    def managed(self) -> bool:
-        return True
-
-    @property
-    def enabled(self) -> bool:
-        return self.settings.monitoring_autostart
-
-    @property
-    def url(self) -> str:
-        return self.settings.alertmanager_url
-
-    def ports(self) -> dict[int, str]:
-        return {self.settings.alertmanager_port: "Alertmanager UI and API"}
-
-    def version(self) -> str:
-        return _binary_version(ALERTMANAGER)
-
-    def install(self) -> None:
-        install_monitoring()
+class Alertmanager(MonitoringServer):
+    name, binary, purpose = "alertmanager", ALERTMANAGER, "Alertmanager UI and API"
 
     def config(self) -> dict:
         s = self.settings
@@ -179,15 +173,10 @@ class Alertmanager(Service):
         }
 
     def _launch(self) -> int:
-        self.data_path.mkdir(parents=True, exist_ok=True)
-        config = self.data_path / "alertmanager.yml"
-        config.write_text(yaml.safe_dump(self.config(), sort_keys=False))
+        config = self.write_config()
         return spawn_detached([
             str(ALERTMANAGER), f"--config.file={config}", f"--storage.path={self.data_path}",
             f"--web.listen-address={self.host}:{self.settings.alertmanager_port}",
             "--cluster.listen-address=",  # one instance: no gossip port
         ], self.log_path)
-
-    def healthy(self) -> bool:
-        return _ready(self.url)
 
