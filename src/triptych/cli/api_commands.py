@@ -4,12 +4,12 @@ service `api`) and `triptych keys create|list|revoke|token` (who may write)."""
 from __future__ import annotations
 
 import json
-import logging
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from .. import logs
 from ..config import get_settings
 
 console = Console(stderr=True)
@@ -23,7 +23,7 @@ def api(port: int = typer.Option(None, help="port (default TRIPTYCH_API_PORT, 80
     from ..api import serve
 
     settings = get_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     host, port = host or settings.bind_host, port or settings.api_port
     # Upload replies link to where this API serves.
     settings = settings.model_copy(update={"api_port": port})

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 import typer
 
+from .. import logs
 from ..config import get_settings
 
 
@@ -15,7 +14,7 @@ def dashboard(port: int = typer.Option(None, help="port (default TRIPTYCH_DASHBO
     from dash_app.app import serve
 
     settings = get_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     host, port = host or settings.bind_host, port or settings.dashboard_port
     typer.echo(f"Triptych dashboard on http://{host}:{port} (Ctrl-C stops it)", err=True)
     serve(host, port)
