@@ -70,7 +70,9 @@ def test_health_says_which_functions_run_start_or_are_down():
                       "aggregate": {"desired": 1, "running": 0, "starting": 0, "restarts": 3},
                       "retrain": {"desired": 0, "running": 0, "starting": 0, "restarts": 0}},
     }
-    items = {li.id: li for li in _health(snapshot).children}
+    *alerts, health_list = _health(snapshot).children
+    assert alerts == []
+    items = {li.id: li for li in health_list.children}
     words = {name: items[f"live-health-{name}"].children[2].children for name in snapshot["functions"]}
     dots = {name: items[f"live-health-{name}"].children[0].className for name in snapshot["functions"]}
     assert words == {"ingest": "2/2 running, 1 restarts", "infer-resnet50": "0/1 running, 1 starting",
@@ -78,6 +80,20 @@ def test_health_says_which_functions_run_start_or_are_down():
     assert dots == {"ingest": "dot up", "infer-resnet50": "dot starting", "aggregate": "dot down",
                     "retrain": "dot idle"}
     assert "live-health-functions" not in items  # a disabled service is left out
+
+
+def test_firing_alerts_show_above_the_health_list_with_their_summary():
+    from datetime import datetime
+
+    from dash_app.pages.live import _health
+
+    alert = {"severity": "critical", "message": "FunctionHasNoHealthyReplica firing: ingest has no healthy replica",
+             "created_at": datetime(2026, 11, 27, 1, 24),
+             "details": {"alertname": "FunctionHasNoHealthyReplica", "fingerprint": "abc",
+                         "annotations": {"summary": "ingest has no healthy replica"}}}
+    card, health_list = _health({"services": [], "functions": {}, "alerts": [alert]}).children
+    assert card.id == "live-alert-abc" and card.children[0].children[1] == "ingest has no healthy replica"
+    assert card.children[1].children == "FunctionHasNoHealthyReplica · critical · since 01:24"
 
 
 def test_rates_keep_the_digits_that_matter():
