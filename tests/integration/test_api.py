@@ -145,8 +145,10 @@ def test_stats_and_models_describe_what_the_pipeline_did(client, uploaded):
     stats = client.get("/stats/models", params={"window_s": 3600}).json()["models"]
     assert {m["model_name"] for m in stats} >= {"resnet50", "mobilenet_v2", "efficientnet_b0"}
     assert all(m["predictions"] > 0 and m["p50_inference_ms"] > 0 for m in stats)
-    windows = client.get("/stats/performance").json()["windows"]
-    assert windows and {w["model_name"] for w in windows} >= {"resnet50"}
+    # The aggregate function recomputes its minute windows in the background, within a second.
+    windows = wait_for(lambda: (w := client.get("/stats/performance").json()["windows"])
+                       and {x["model_name"] for x in w} >= {"resnet50"} and w, 30, message="minute windows")
+    assert all(w["prediction_count"] > 0 and w["window_seconds"] == 60 for w in windows)
     models = client.get("/models").json()
     assert all(m["champion"] and "champion" in m["champion"]["aliases"] for m in models)
 

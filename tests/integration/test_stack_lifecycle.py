@@ -13,7 +13,7 @@ from triptych.storage import minio_client
 
 from .conftest import stack_status, triptych
 
-SERVICES = {"postgres", "kafka", "minio", "mlflow", "api", "dashboard", "functions"}
+SERVICES = {"postgres", "kafka", "minio", "mlflow", "api", "dashboard", "prometheus", "alertmanager", "functions"}
 SERVERS = SERVICES - {"functions"}  # the test stack runs no function supervisor
 
 
@@ -32,6 +32,8 @@ def test_status_reports_every_service_up(stack):
     assert status["postgres"]["version"].startswith("15.")
     assert status["dashboard"]["url"] == "http://127.0.0.1:18050"
     assert status["api"]["url"] == "http://127.0.0.1:18000"
+    assert status["prometheus"]["url"] == "http://127.0.0.1:19090" and status["prometheus"]["version"].startswith("2.")
+    assert status["alertmanager"]["url"] == "http://127.0.0.1:19095"
     assert "***" in status["postgres"]["url"], "the password must not be printed"
 
 
