@@ -4,10 +4,10 @@ dashboard and `GET /alerts` show what fires) and the list of active alerts."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from ...db.alerts import active_alerts, record_alert
 from ..deps import Admin, Reader, Svc
@@ -16,13 +16,27 @@ from ..errors import responses
 router = APIRouter(tags=["admin"])
 
 
+def storable(text: str) -> str:
+    """Text PostgreSQL can hold: no NUL, no lone UTF-16 surrogate (JSON allows both)."""
+    if "\x00" in text:
+        raise ValueError("text with a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("text that is not valid Unicode (a lone surrogate)") from exc
+    return text
+
+
+Text = Annotated[str, Field(max_length=2000), AfterValidator(storable)]
+
+
 class AlertmanagerAlert(BaseModel):
     status: str = Field(pattern="^(firing|resolved)$")
-    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
-    annotations: dict[str, str] = Field(default_factory=dict, max_length=64)
-    startsAt: str | None = Field(default=None, max_length=64)  # noqa: N815 - Alertmanager's field names
-    endsAt: str | None = Field(default=None, max_length=64)  # noqa: N815
-    fingerprint: str | None = Field(default=None, max_length=64)
+    labels: dict[Text, Text] = Field(default_factory=dict, max_length=64)
+    annotations: dict[Text, Text] = Field(default_factory=dict, max_length=64)
+    startsAt: Text | None = Field(default=None, max_length=64)  # noqa: N815 - Alertmanager's field names
+    endsAt: Text | None = Field(default=None, max_length=64)  # noqa: N815
+    fingerprint: Text | None = Field(default=None, max_length=64)
 
 
 class AlertmanagerWebhook(BaseModel):
@@ -42,7 +56,7 @@ class Alert(BaseModel):
     firing_since: datetime
 
 
-@router.post("/alerts/alertmanager", status_code=204, responses=responses(401, 403))
+@router.post("/alerts/alertmanager", status_code=204, responses=responses(401, 403, 422))
 def alertmanager_webhook(body: AlertmanagerWebhook, svc: Svc, _: Admin) -> None:
     """Alertmanager's receiver (scope `admin`): each alert firing or resolved becomes a `system_events` row."""
     svc.db.transaction(lambda cur: [record_alert(cur, alert.model_dump()) for alert in body.alerts])
