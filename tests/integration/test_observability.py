@@ -13,6 +13,7 @@ import subprocess
 import sys
 import urllib.parse
 import urllib.request
+import uuid
 
 import httpx2 as httpx
 import pytest
@@ -144,22 +145,23 @@ def test_a_planted_slow_model_fires_the_latency_alert_into_system_events(stack, 
 
 
 def test_the_receiver_records_firing_and_resolved_alerts_and_refuses_strangers(stack, admin_key):
-    alert = {"status": "firing", "labels": {"alertname": "TestAlert", "severity": "warning", "function": "ingest"},
+    name = f"TestAlert{uuid.uuid4().hex[:8]}"  # a kept stack may hold an earlier run's
+    alert = {"status": "firing", "labels": {"alertname": name, "severity": "warning", "function": "ingest"},
              "annotations": {"summary": "ingest is under test"}, "startsAt": "2026-11-27T01:00:00Z",
-             "fingerprint": "f00dfeed"}
+             "fingerprint": uuid.uuid4().hex[:16]}
     hook = f"{stack.api_url}/alerts/alertmanager"
     assert httpx.post(hook, json={"status": "firing", "alerts": [alert]}, timeout=10).status_code == 401
     for _ in range(2):  # Alertmanager's reminder within the window is not a second row
         sent = httpx.post(hook, json={"status": "firing", "alerts": [alert]}, headers={"X-API-Key": admin_key},
                           timeout=10)
         assert sent.status_code == 204, sent.text
-    assert len(alert_events(stack, "TestAlert")) == 1
+    assert len(alert_events(stack, name)) == 1
     listed = httpx.get(f"{stack.api_url}/alerts", headers={"X-API-Key": admin_key}, timeout=10).json()
-    assert [a["message"] for a in listed if a["alertname"] == "TestAlert"] == ["TestAlert firing: ingest is under test"]
+    assert [a["message"] for a in listed if a["alertname"] == name] == [f"{name} firing: ingest is under test"]
     resolved = httpx.post(hook, json={"status": "resolved", "alerts": [{**alert, "status": "resolved"}]},
                           headers={"X-API-Key": admin_key}, timeout=10)
     assert resolved.status_code == 204
     listed = httpx.get(f"{stack.api_url}/alerts", headers={"X-API-Key": admin_key}, timeout=10).json()
-    assert not [a for a in listed if a["alertname"] == "TestAlert"]
+    assert not [a for a in listed if a["alertname"] == name]
     bad = httpx.post(hook, json={"status": "exploded", "alerts": []}, headers={"X-API-Key": admin_key}, timeout=10)
     assert bad.status_code == 422
