@@ -6,6 +6,7 @@ firing in the running stack, Alertmanager posting to the API's receiver into
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 import os
 import re
 import signal
@@ -43,9 +44,11 @@ def up(stack, job: str, **labels) -> list[dict]:
             and all(t["labels"].get(k) == v for k, v in labels.items())]
 
 
-def alert_events(stack, alertname: str, **labels) -> list[dict]:
+def alert_events(stack, alertname: str, since: datetime | None = None, **labels) -> list[dict]:
+    """Firing reports of an alert in system_events (since a moment: a kept stack has older ones)."""
     rows = query(stack, "SELECT event_type, details FROM system_events WHERE event_type = 'alert_firing' "
-                        "AND details->>'alertname' = %s", (alertname,), dicts=True)
+                        "AND details->>'alertname' = %s AND created_at >= %s",
+                 (alertname, since or datetime.min.replace(tzinfo=timezone.utc)), dicts=True)
     return [r for r in rows if all(r["details"]["labels"].get(k) == v for k, v in labels.items())]
 
 
@@ -56,13 +59,14 @@ def observed(stack, tmp_path_factory):
     if "mobilenet_v2" in missing_champions(stack):
         train_as_mlrun_job("mobilenet_v2", QUICK, policy="always")
     folder = tmp_path_factory.mktemp("observed")
+    started_at = datetime.now(timezone.utc)
     sup = start_pipeline(folder, RUN, {}, data_dir=stack.data_dir)
     slow_project = write_project(folder / "slow", {"slow": dict(
         source=FUNCTIONS_DIR / "slow_model.py", triggers={"tick": cron_trigger(interval="1s")})})
     slow = subprocess.Popen([sys.executable, "-m", "triptych.runtime.replica", "slow", "--project", str(slow_project)],
                             env={**os.environ, "TRIPTYCH_DATA_DIR": str(stack.data_dir)},
                             stdout=open(folder / "slow.log", "wb"), stderr=subprocess.STDOUT)
-    yield sup, slow
+    yield sup, slow, started_at
     slow.terminate()
     slow.wait(30)
     sup.stop()
@@ -78,7 +82,7 @@ def test_the_alert_rules_pass_promtool(stack):
 
 
 def test_prometheus_scrapes_every_replica_and_follows_a_scale(stack, observed):
-    sup, _ = observed
+    sup, _, _ = observed
     for function in RUN:
         wait_for(lambda f=function: up(stack, "functions", function=f), 60, message=f"{function} scraped")
     for job in ("supervisor", "api", "dashboard", "minio", "prometheus"):
@@ -119,13 +123,15 @@ def test_the_grafana_dashboard_names_only_metrics_the_stack_exports(stack, obser
 
 
 def test_a_stopped_inference_function_fires_the_no_replica_alert_into_system_events(stack, observed, admin_key):
-    sup, _ = observed
+    sup, _, _ = observed
     pids = [r["pid"] for r in sup.replicas("infer-mobilenet-v2")]
     assert pids and all(pids)
+    stopped_at = datetime.now(timezone.utc)
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)  # alive for the supervisor, silent for Prometheus
     try:
-        fired = wait_for(lambda: alert_events(stack, "FunctionHasNoHealthyReplica", function="infer-mobilenet-v2"),
+        fired = wait_for(lambda: alert_events(stack, "FunctionHasNoHealthyReplica", stopped_at,
+                                              function="infer-mobilenet-v2"),
                          180, interval=2, message="FunctionHasNoHealthyReplica in system_events")
         assert "infer-mobilenet-v2 has no healthy replica" in fired[0]["details"]["annotations"]["summary"]
         listed = httpx.get(f"{stack.api_url}/alerts", headers={"X-API-Key": admin_key}, timeout=10).json()
@@ -137,9 +143,10 @@ def test_a_stopped_inference_function_fires_the_no_replica_alert_into_system_eve
 
 
 def test_a_planted_slow_model_fires_the_latency_alert_into_system_events(stack, observed):
-    _, slow = observed
+    _, slow, started_at = observed
     assert slow.poll() is None, "the planted replica runs"
-    fired = wait_for(lambda: alert_events(stack, "ModelInferenceSlow", model="resnet50"), 240, interval=2,
+    fired = wait_for(lambda: alert_events(stack, "ModelInferenceSlow", started_at, model="resnet50"), 240,
+                     interval=2,
                      message="ModelInferenceSlow in system_events")
     assert "resnet50 p95 inference time" in fired[0]["details"]["annotations"]["summary"]
 
@@ -155,7 +162,7 @@ def test_the_receiver_records_firing_and_resolved_alerts_and_refuses_strangers(s
         sent = httpx.post(hook, json={"status": "firing", "alerts": [alert]}, headers={"X-API-Key": admin_key},
                           timeout=10)
         assert sent.status_code == 204, sent.text
-    assert len(alert_events(stack, name)) == 1
+    assert len(alert_events(stack, name)) == 1  # (the name is this run's own)
     listed = httpx.get(f"{stack.api_url}/alerts", headers={"X-API-Key": admin_key}, timeout=10).json()
     assert [a["message"] for a in listed if a["alertname"] == name] == [f"{name} firing: ingest is under test"]
     resolved = httpx.post(hook, json={"status": "resolved", "alerts": [{**alert, "status": "resolved"}]},
