@@ -6,7 +6,6 @@ firing in the running stack, Alertmanager posting to the API's receiver into
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 import os
 import re
 import signal
@@ -15,6 +14,7 @@ import sys
 import urllib.parse
 import urllib.request
 import uuid
+from datetime import datetime, timezone
 
 import httpx2 as httpx
 import pytest
