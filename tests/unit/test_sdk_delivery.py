@@ -154,3 +154,15 @@ def test_a_dead_letter_from_a_nuclio_event_with_byte_headers_and_a_decoded_body(
     letter = dead_letter_for(event, "f", "g", ValueError("x"), attempts=1)
     assert json.loads(letter.value()) == {"a": 1} and letter.key() is None
     assert letter.original_headers() == [("h", b"\x00\x01")] and letter.origin.topic == "t"
+
+
+def test_a_hostile_body_is_dead_lettered_not_a_crash_of_the_wrapper():
+    nested = b"[" * 100_000 + b"]" * 100_000  # json.loads raises RecursionError, not ValueError
+
+    def fn(context, events):
+        raise RuntimeError("cannot handle it")
+
+    handler, sink, sleeps, context = wrap(fn, batches=True)
+    assert handler(context, [kafka(nested, 5), kafka(b'{"image_id": "abc"}', 6)]) == [None, None]
+    assert [letter.origin.offset for letter in sink.letters] == [5, 6]
+    assert context.logger.lines[-1][2]["image_ids"] == ["abc"]

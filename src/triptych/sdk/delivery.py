@@ -120,13 +120,15 @@ def _header(event, name: str) -> str | None:
 
 def image_ids(events: list) -> list[str]:
     """The image ids the events' JSON bodies name (ImageMessage, PredictionMessage),
-    so retries and dead letters show up in `triptych logs --image ID`."""
+    so retries and dead letters show up in `triptych logs --image ID`. Only called
+    on a failure, and never raises: the body may be anything (deeply nested JSON
+    raises RecursionError, not ValueError), and the wrapper must not crash on it."""
     ids = []
     for event in events:
         body = event.body
         try:
             body = json.loads(body) if isinstance(body, (bytes, str)) else body
-        except ValueError:
+        except Exception:  # noqa: BLE001 - a body that is not JSON names no image
             continue
         if isinstance(body, dict) and isinstance(body.get("image_id"), str):
             ids.append(body["image_id"])
@@ -198,8 +200,7 @@ class Deliverer:
         if not mine:
             return results
         chosen = [events[i] for i in mine]
-        outcome, failure = self._with_retries(lambda: self._call(context, chosen), route.delivery, labels,
-                                              image_ids(chosen))
+        outcome, failure = self._with_retries(lambda: self._call(context, chosen), route.delivery, labels, chosen)
         if failure is None:
             for i, result in zip(mine, outcome):
                 results[i] = result
@@ -210,7 +211,7 @@ class Deliverer:
         for i in mine:
             if len(chosen) > 1:
                 outcome, failure = self._with_retries(lambda e=events[i]: self._call(context, [e]), route.delivery,
-                                                      labels, image_ids([events[i]]))
+                                                      labels, [events[i]])
             if failure is None:
                 results[i] = outcome[0]
             else:
@@ -219,9 +220,9 @@ class Deliverer:
         return results
 
     def _with_retries(self, call: Callable[[], list], delivery: Delivery, labels: dict,
-                      ids: list[str]) -> tuple[list | None, tuple[BaseException, int] | None]:
-        """(results, None) on success, or (None, (last error, attempts made)). `ids`:
-        the images concerned, for the log lines that follow them."""
+                      events: list) -> tuple[list | None, tuple[BaseException, int] | None]:
+        """(results, None) on success, or (None, (last error, attempts made)). `events`:
+        what the call handles, named in the log line of a retry."""
         for attempt in range(1, delivery.max_attempts + 1):
             try:
                 return call(), None
@@ -233,7 +234,7 @@ class Deliverer:
                 if attempt == delivery.max_attempts:
                     return None, (exc, attempt)
                 metrics.RETRIES.labels(**labels).inc()
-                log.warning("retrying", extra={"stage": "retry", "attempt": attempt, "image_ids": ids,
+                log.warning("retrying", extra={"stage": "retry", "attempt": attempt, "image_ids": image_ids(events),
                                                "error": f"{type(exc).__name__}: {exc}"[:500]})
                 self.sleep(min(delivery.retry_backoff_ms / 1000 * 2 ** (attempt - 1), MAX_BACKOFF_S))
         raise AssertionError("unreachable: max_attempts >= 1")
