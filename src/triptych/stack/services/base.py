@@ -143,6 +143,29 @@ class Service(ABC):
 
 
 
+
+class OwnServer(Service):
+    """A server this stack always runs itself (no external URL to point at), with
+    `<name>_url` and `<name>_port` settings, switched off by its `autostart_setting`."""
+
+    purpose: str  # what its port is for, as `status` and port conflicts name it
+    autostart_setting: str = ""  # default: `<name>_autostart`
+
+    @property
+    def managed(self) -> bool:
+        return True  # always ours
+
+    @property
+    def enabled(self) -> bool:
+        return getattr(self.settings, self.autostart_setting or f"{self.name}_autostart")
+
+    @property
+    def url(self) -> str:
+        return getattr(self.settings, f"{self.name}_url")
+
+    def ports(self) -> dict[int, str]:
+        return {getattr(self.settings, f"{self.name}_port"): self.purpose}
+
 def tree_rss(proc) -> int:
     """Resident memory of a process and its children, in bytes. A child that exits
     while we look (a Postgres backend whose client just left) is skipped, not

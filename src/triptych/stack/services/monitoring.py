@@ -20,6 +20,7 @@ receiver (which writes `system_events`, so the dashboard shows them) and, when
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -32,7 +33,7 @@ from ...runtime.cron_trigger import parse_duration
 from ...runtime.targets import supervisor_target_path, targets_dir
 from ...security.keys import key_file
 from ..process import spawn_detached
-from .base import Service, apt_install
+from .base import OwnServer, apt_install
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 PROMTOOL = Path("/usr/bin/promtool")
@@ -51,6 +52,12 @@ def install_monitoring() -> None:
 def _binary_version(binary: Path) -> str:
     if not binary.exists():
         return "not installed"
+    return _installed_version(binary)
+
+
+@functools.cache
+def _installed_version(binary: Path) -> str:
+    """Asked by every `status` (the dashboard's health every few seconds): run once."""
     out = subprocess.run([str(binary), "--version"], capture_output=True, text=True)
     first = (out.stdout or out.stderr).splitlines()[:1]
     return first[0].split("version", 1)[-1].split()[0] if first else "unknown"
@@ -61,27 +68,12 @@ def _ready(url: str) -> bool:
         return resp.status == 200
 
 
-class MonitoringServer(Service):
+class MonitoringServer(OwnServer):
     """What Prometheus and Alertmanager share: Debian's binary, on when
     `monitoring_autostart`, ready when `/-/ready` answers, configured at each start."""
 
     binary: Path
-    purpose: str
-
-    @property
-    def managed(self) -> bool:
-        return True  # always ours
-
-    @property
-    def enabled(self) -> bool:
-        return self.settings.monitoring_autostart
-
-    @property
-    def url(self) -> str:
-        return getattr(self.settings, f"{self.name}_url")
-
-    def ports(self) -> dict[int, str]:
-        return {getattr(self.settings, f"{self.name}_port"): self.purpose}
+    autostart_setting = "monitoring_autostart"
 
     def version(self) -> str:
         return _binary_version(self.binary)

@@ -7,33 +7,17 @@ import sys
 import urllib.request
 
 from ..process import spawn_detached
-from .base import Service
+from .base import OwnServer
 
 
-class WebApp(Service):
+class WebApp(OwnServer):
     """One of our own web servers, run as `triptych <name>` (the API, the dashboard):
     always managed here, switched off by its `<name>_autostart` setting, healthy when
     `probe_path` answers 200."""
 
     package: str  # whose version `status` shows
-    purpose: str  # what its port is for
     probe_path: str = "/health"
     start_timeout = 60.0
-
-    @property
-    def managed(self) -> bool:
-        return True  # always ours
-
-    @property
-    def enabled(self) -> bool:
-        return getattr(self.settings, f"{self.name}_autostart")
-
-    @property
-    def url(self) -> str:
-        return getattr(self.settings, f"{self.name}_url")
-
-    def ports(self) -> dict[int, str]:
-        return {getattr(self.settings, f"{self.name}_port"): self.purpose}
 
     def version(self) -> str:
         return importlib.metadata.version(self.package)
