@@ -39,7 +39,12 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
     import mlrun
 
     from triptych.config import Settings
-    from triptych.contracts import TOPIC_IMAGES_INPUT, TOPIC_MINIO_EVENTS, TOPIC_PREDICTIONS
+    from triptych.contracts import (
+        TOPIC_IMAGES_INPUT,
+        TOPIC_MINIO_EVENTS,
+        TOPIC_MINIO_EVENTS_DURABLE,
+        TOPIC_PREDICTIONS,
+    )
     from triptych.models.zoo import ARCHITECTURES
     from triptych.runtime.declare import (
         cron_trigger,
@@ -64,7 +69,12 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
             triggers={"minio-events": kafka_trigger(
                 TOPIC_MINIO_EVENTS, "ingest", brokers,
                 Delivery(batch_size=16, batch_wait_ms=10, max_attempts=5, retry_backoff_ms=200)),
-                # Objects whose bucket event MinIO could not deliver (Kafka away): see Ingestor.sweep.
+                # The same events from MinIO's on-disk queue: objects whose fast event was
+                # lost (Kafka away) are ingested from here, the rest dropped (ingress.reconcile).
+                "minio-events-durable": kafka_trigger(
+                    TOPIC_MINIO_EVENTS_DURABLE, "ingest-reconcile", brokers,
+                    Delivery(batch_size=64, batch_wait_ms=50, max_attempts=5, retry_backoff_ms=500)),
+                # Dated keys of our own clients whose events died in a MinIO killed mid-send: Ingestor.sweep.
                 "sweep": cron_trigger(interval="60s", body='{"sweep": true}')},
         ),
         "aggregate": nuclio_function(

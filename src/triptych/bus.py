@@ -27,3 +27,30 @@ def consumer(settings: Settings | None = None, **overrides) -> KafkaConsumer:
     options = dict(bootstrap_servers=settings.kafka_url, enable_auto_commit=False)
     options.update(overrides)
     return KafkaConsumer(**options)
+
+
+class GroupLag:
+    """How many messages of `topic` one consumer group has not committed yet: a
+    callable, its Kafka clients made on first use and kept."""
+
+    def __init__(self, settings: Settings, group: str, topic: str):
+        self.settings, self.group, self.topic = settings, group, topic
+        self._admin = self._consumer = None
+
+    def __call__(self) -> int:
+        from kafka import KafkaAdminClient, TopicPartition
+
+        if self._admin is None:
+            self._admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_url)
+            self._consumer = consumer(self.settings)
+        partitions = [TopicPartition(self.topic, p) for p in self._consumer.partitions_for_topic(self.topic) or ()]
+        committed = self._admin.list_consumer_group_offsets(self.group, partitions=partitions)
+        ends = self._consumer.end_offsets(partitions)
+        return sum(max(0, end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0))
+                   for tp, end in ends.items())
+
+    def close(self) -> None:
+        for client in (self._admin, self._consumer):
+            if client is not None:
+                client.close()
+        self._admin = self._consumer = None

@@ -18,9 +18,12 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# MinIO's notification target id: the ARN MinIO derives from it is
-# arn:minio:sqs::<id>:kafka.
+# MinIO's notification target ids: the ARN MinIO derives from one is
+# arn:minio:sqs::<id>:kafka. The first publishes each event straight to Kafka (the
+# fast path); the second keeps every event on disk (queue_dir) until Kafka has it,
+# so that an event the first could not deliver is made good (see ingress.reconcile).
 MINIO_KAFKA_TARGET_ID = "TRIPTYCH"
+MINIO_KAFKA_DURABLE_TARGET_ID = "DURABLE"
 
 
 def _default_data_dir() -> Path:
@@ -73,6 +76,9 @@ class Settings(BaseSettings):
     mlflow_bucket: str = "mlflow"
     datasets_bucket: str = "datasets"  # labelled training sets, see triptych.datasets.bucket
     reports_bucket: str = "reports"  # data-quality reports (JSON and HTML), see triptych.lifecycle.quality
+    # Bucket events MinIO keeps on disk while Kafka is away (its durable target): at
+    # 40 images/s, 100,000 events are 40 minutes of outage. Past it MinIO drops events.
+    minio_event_queue_limit: int = Field(default=100_000, gt=0)
 
     # --- PostgreSQL ------------------------------------------------------------
     database_url: str | None = Field(default=None, description="postgresql://...; unset = managed locally")
@@ -138,6 +144,16 @@ class Settings(BaseSettings):
     # often (0: after every batch, which costs a scan of the window per batch).
     metrics_refresh_s: float = Field(default=1.0, ge=0)
     inline_pixel_sizes: list[Annotated[int, Field(gt=0, le=256)]] = Field(default_factory=lambda: [64], max_length=4)
+    # The durable copy of a bucket event whose object has no image row yet is held this
+    # long after MinIO's event time, and until ingest has read all of minio-events, so
+    # that the fast copy normally wins; after reconcile_max_wait_s it is ingested anyway.
+    reconcile_settle_s: float = Field(default=10.0, ge=0)
+    reconcile_max_wait_s: float = Field(default=120.0, ge=0)
+    # Ingest's sweep (every minute) looks at this many keys a tick, in key order, for
+    # objects of the last sweep_lookback_s older than sweep_settle_s without a row.
+    sweep_page_size: int = Field(default=2000, gt=0)
+    sweep_lookback_s: float = Field(default=2 * 86_400, gt=0)
+    sweep_settle_s: float = Field(default=300.0, ge=0)
     # "shadow": the replica serves every model's challenger and marks its answers shadow.
     model_role: str = Field(default="champion", pattern="^(champion|shadow)$")
 

@@ -17,10 +17,13 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 Millis = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 # The topics, beside the schemas of what travels on them (nothing else spells them):
-# minio-events: MinIO's bucket events; images-input-stream: ImageMessage;
+# minio-events: MinIO's bucket events, straight from MinIO (the fast path);
+# minio-events-durable: the same events again, from MinIO's on-disk queue, so
+# that none is lost while Kafka is away; images-input-stream: ImageMessage;
 # predictions-output-stream: PredictionMessage; dead-letters: DeadLetter;
 # model-updates: promotions, for hot swaps.
 TOPIC_MINIO_EVENTS = "minio-events"
+TOPIC_MINIO_EVENTS_DURABLE = "minio-events-durable"
 TOPIC_IMAGES_INPUT = "images-input-stream"
 TOPIC_PREDICTIONS = "predictions-output-stream"
 TOPIC_DEAD_LETTERS = "dead-letters"
@@ -30,6 +33,7 @@ TOPIC_MODEL_UPDATES = "model-updates"
 # replicas consume, one where order across everything matters more than speed.
 TOPICS: tuple[tuple[str, int], ...] = (
     (TOPIC_MINIO_EVENTS, 3),
+    (TOPIC_MINIO_EVENTS_DURABLE, 3),
     (TOPIC_IMAGES_INPUT, 6),
     (TOPIC_PREDICTIONS, 6),
     (TOPIC_DEAD_LETTERS, 3),

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from triptych.config import MINIO_KAFKA_TARGET_ID, Settings
-from triptych.contracts import TOPIC_MINIO_EVENTS
+from triptych.config import MINIO_KAFKA_DURABLE_TARGET_ID, MINIO_KAFKA_TARGET_ID, Settings
+from triptych.contracts import TOPIC_MINIO_EVENTS, TOPIC_MINIO_EVENTS_DURABLE
+from triptych.stack.services.minio import minio_kafka_targets_env
 
 COMPOSE = Path(__file__).resolve().parents[2] / "infra" / "compose" / "docker-compose.yml"
 
@@ -36,11 +37,15 @@ def test_same_services_and_ports_as_the_native_stack(compose):
     assert services["postgres"]["image"] == "postgres:15"
 
 
-def test_minio_publishes_bucket_events_to_the_same_topic(compose):
+def test_minio_publishes_bucket_events_to_the_same_topics_through_the_same_two_targets(compose):
     env = compose["services"]["minio"]["environment"]
-    t = MINIO_KAFKA_TARGET_ID
-    assert env[f"MINIO_NOTIFY_KAFKA_ENABLE_{t}"] == "on"
-    assert env[f"MINIO_NOTIFY_KAFKA_TOPIC_{t}"] == TOPIC_MINIO_EVENTS
+    native = minio_kafka_targets_env("kafka:19092", "/queue", Settings(_env_file=None).minio_event_queue_limit)
+    assert {k: v for k, v in env.items() if k.startswith("MINIO_NOTIFY_")} == native
+    assert native[f"MINIO_NOTIFY_KAFKA_TOPIC_{MINIO_KAFKA_TARGET_ID}"] == TOPIC_MINIO_EVENTS
+    assert native[f"MINIO_NOTIFY_KAFKA_TOPIC_{MINIO_KAFKA_DURABLE_TARGET_ID}"] == TOPIC_MINIO_EVENTS_DURABLE
+    # Only the durable target queues on disk: the fast one adds no replay delay.
+    assert f"MINIO_NOTIFY_KAFKA_QUEUE_DIR_{MINIO_KAFKA_TARGET_ID}" not in native
+    assert "/queue" in {v.split(":")[1] for v in compose["services"]["minio"]["volumes"]}
 
 
 def test_docker_compose_accepts_the_file():

@@ -64,10 +64,14 @@ def find_by_sha256(cur, sha256: str) -> dict | None:
     return cur.fetchone()
 
 
-def registered_keys(cur, bucket: str, keys: list[str]) -> set[str]:
-    """Which of these object keys have an image row (any status)."""
-    cur.execute("SELECT object_key FROM images WHERE bucket = %s AND object_key = ANY(%s)", (bucket, keys))
-    return {row["object_key"] for row in cur.fetchall()}
+def registered_etags(cur, bucket: str, keys: list[str]) -> dict[str, set[str | None]]:
+    """The etags on record for each of these object keys that has an image row (any
+    status): an object overwritten under the same key has a new etag, and is new."""
+    cur.execute("SELECT object_key, etag FROM images WHERE bucket = %s AND object_key = ANY(%s)", (bucket, keys))
+    found: dict[str, set[str | None]] = {}
+    for row in cur.fetchall():
+        found.setdefault(row["object_key"], set()).add(row["etag"])
+    return found
 
 
 def quarantine_reason(cur, bucket: str, quarantine_key: str, version: str) -> str | None:
@@ -76,3 +80,22 @@ def quarantine_reason(cur, bucket: str, quarantine_key: str, version: str) -> st
                    AND object_version = %s AND status = 'quarantined' LIMIT 1""", (bucket, quarantine_key, version))
     row = cur.fetchone()
     return row["quarantine_reason"] if row else None
+
+
+def claim_sweep_page(cur, bucket: str) -> str:
+    """The key the bucket's sweep goes on after, the row locked until the
+    transaction ends, so that two replicas' sweeps never list the same page."""
+    cur.execute("INSERT INTO bucket_sweeps (bucket) VALUES (%s) ON CONFLICT (bucket) DO NOTHING", (bucket,))
+    cur.execute("SELECT after_key FROM bucket_sweeps WHERE bucket = %s FOR UPDATE", (bucket,))
+    return cur.fetchone()["after_key"]
+
+
+def advance_sweep(cur, bucket: str, after_key: str) -> None:
+    """Move the cursor; an empty `after_key` ends the pass and starts the next."""
+    cur.execute(
+        """UPDATE bucket_sweeps SET after_key = %(after)s, updated_at = now(),
+                  last_pass_seconds = CASE WHEN %(after)s = '' THEN extract(epoch FROM now() - pass_started_at)
+                                           ELSE last_pass_seconds END,
+                  pass_started_at = CASE WHEN %(after)s = '' THEN now() ELSE pass_started_at END
+           WHERE bucket = %(bucket)s""",
+        {"after": after_key, "bucket": bucket})

@@ -16,8 +16,9 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
+from itertools import islice
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -30,13 +31,19 @@ from ..config import Settings, get_settings
 from ..contracts import TOPIC_IMAGES_INPUT, ImageMessage, Pixels
 from ..db.connection import Database
 from ..db.events import log_system_event
-from ..db.images import NewImage, quarantine_reason, register_image, registered_keys
+from ..db.images import (
+    NewImage,
+    advance_sweep,
+    claim_sweep_page,
+    quarantine_reason,
+    register_image,
+    registered_etags,
+)
 from ..imaging import resize_to
 from ..sdk import PermanentError
 from ..storage import minio_client, read_object
 from .objects import (
     QUARANTINE_PREFIX,
-    SOURCES,
     decode_metadata,
     image_id_for,
     move_to_quarantine,
@@ -54,6 +61,23 @@ class ObjectRef:
     size: int | None
     etag: str | None
     metadata: dict[str, Any]
+    event_time: datetime | None = None  # when MinIO says the object was written
+
+
+def _bare_etag(etag: str | None) -> str | None:
+    """An etag as MinIO's events write it (listings and stats quote it)."""
+    return etag.strip('"') if etag else None
+
+
+class ObjectGone(PermanentError):
+    """The object an event names is no longer in the bucket (deleted, or moved to quarantine)."""
+
+
+def _event_time(record: dict) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(record["eventTime"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return None
 
 
 def parse_minio_event(body: Any) -> list[ObjectRef]:
@@ -73,6 +97,7 @@ def parse_minio_event(body: Any) -> list[ObjectRef]:
                 size=obj.get("size"),
                 etag=obj.get("eTag"),
                 metadata=decode_metadata(obj.get("userMetadata")),
+                event_time=_event_time(record),
             ))
         return refs
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
@@ -122,23 +147,38 @@ class Ingestor:
         only theirs (the others are found registered and published again:
         consumers are idempotent)."""
         started = time.perf_counter()
-        refs, failures = [], []
-        for body in bodies:
-            try:
-                refs.extend(ref for ref in parse_minio_event(body) if not ref.key.startswith(QUARANTINE_PREFIX))
-            except PermanentError as exc:  # our own quarantine moves raise events too, skipped above
-                failures.append(str(exc))
-        prepared = []
-        outcomes = self.pool.map(self._prepare_or_fail, refs) if len(refs) > 1 else map(self._prepare_or_fail, refs)
-        for outcome in outcomes:
-            if isinstance(outcome, PermanentError):
-                failures.append(str(outcome))
-            else:
-                prepared.append(outcome)
-        ids = self._register_and_publish(prepared, started)
+        refs, malformed = self.parse_events(bodies)
+        ids, failures = self.ingest_refs(refs, started)
+        failures = malformed + [str(f) for f in failures]
         if failures:
             raise PermanentError("; ".join(failures))
         return ids
+
+    @staticmethod
+    def parse_events(bodies: list) -> tuple[list[ObjectRef], list[str]]:
+        """The objects a batch of MinIO events names (our own quarantine moves
+        skipped), and a description of each malformed event."""
+        refs, malformed = [], []
+        for body in bodies:
+            try:
+                refs.extend(ref for ref in parse_minio_event(body) if not ref.key.startswith(QUARANTINE_PREFIX))
+            except PermanentError as exc:
+                malformed.append(str(exc))
+        return refs, malformed
+
+    def ingest_refs(self, refs: list[ObjectRef], started: float | None = None
+                    ) -> tuple[list[str], list[PermanentError]]:
+        """Ingest these objects; returns the image ids registered and the error of
+        each object that could not be (already quarantined and recorded)."""
+        started = time.perf_counter() if started is None else started
+        prepared, failures = [], []
+        outcomes = self.pool.map(self._prepare_or_fail, refs) if len(refs) > 1 else map(self._prepare_or_fail, refs)
+        for outcome in outcomes:
+            if isinstance(outcome, PermanentError):
+                failures.append(outcome)
+            else:
+                prepared.append(outcome)
+        return self._register_and_publish(prepared, started), failures
 
     def ingest(self, ref: ObjectRef) -> str:
         """Ingest one object (the sweep's way in); PermanentError if it cannot be."""
@@ -153,8 +193,8 @@ class Ingestor:
             if exc.code in ("NoSuchKey", "NoSuchVersion", "NoSuchBucket"):
                 reason = self._quarantined_as(ref)
                 if reason:  # moved by an earlier try of this event (a batch retried one by one): same reason
-                    raise PermanentError(f"{ref.bucket}/{ref.key} quarantined: {reason}") from exc
-                raise PermanentError(f"{ref.bucket}/{ref.key} no longer exists ({exc.code})") from exc
+                    raise ObjectGone(f"{ref.bucket}/{ref.key} quarantined: {reason}") from exc
+                raise ObjectGone(f"{ref.bucket}/{ref.key} no longer exists ({exc.code})") from exc
             raise
 
     def _quarantined_as(self, ref: ObjectRef) -> str | None:
@@ -212,49 +252,83 @@ class Ingestor:
                                         "duration_ms": round((time.perf_counter() - started) * 1000, 1)})
         return ids
 
-    # -- the sweep -------------------------------------------------------------
-    def sweep(self, lookback_s: float = 86_400, settle_s: float = 30) -> dict:
-        """Ingest the objects written in the last `lookback_s` that no event brought.
+    # -- what no event brought ------------------------------------------------
+    def unregistered(self, refs: list[ObjectRef]) -> list[ObjectRef]:
+        """The objects with no image row for their bytes, under their key or in
+        quarantine: one indexed lookup per bucket. A row whose etag was not
+        recorded counts for its key; a new etag under a known key is a new object."""
+        missing = []
+        for bucket in sorted({ref.bucket for ref in refs}):
+            group = [ref for ref in refs if ref.bucket == bucket]
+            keys = sorted({k for ref in group for k in (ref.key, f"{QUARANTINE_PREFIX}{ref.key}")})
+            known = self.db.transaction(lambda cur: registered_etags(cur, bucket, keys))
+            for ref in group:
+                etags = known.get(ref.key, set()) | known.get(f"{QUARANTINE_PREFIX}{ref.key}", set())
+                if not etags or not (None in etags or ref.etag is None
+                                     or _bare_etag(ref.etag) in {_bare_etag(e) for e in etags}):
+                    missing.append(ref)
+        return missing
 
-        MinIO publishes each bucket event straight to Kafka, without its on-disk
-        queue (which it replays only every 3 s: 1.5 s more latency on every image).
-        An event MinIO cannot deliver, while Kafka restarts, is then lost by MinIO;
-        this sweep (the ingest function's cron trigger, every minute) finds such
-        objects and ingests them like their event would have. Objects younger than
-        `settle_s` are left to their event. The keys our producers and the upload
-        function write are dated (`source/YYYY/MM/DD/...`), so only the days in
-        the window are listed; an object another S3 client wrote under another key
-        is ingested by its event only.
+    def sweep(self, page_size: int | None = None, lookback_s: float | None = None,
+              settle_s: float | None = None) -> dict:
+        """Ingest objects of the last `lookback_s` that no event brought, one page of
+        the bucket's keys a call, wherever the last call stopped.
+
+        MinIO's durable event target makes good an event Kafka could not take (see
+        `ingress.reconcile`). What is left is an event MinIO held only in memory
+        when it was killed; this sweep, on the ingest function's cron trigger, finds
+        such objects under any key. It lists `page_size` keys after the cursor kept
+        in `bucket_sweeps` (wrapping at the end), so a tick costs one listing page
+        and one lookup however large the bucket: at 1,000,000 objects and 2,000
+        keys a minute, a pass takes about 8 hours. Objects younger than `settle_s`
+        are left to their events and to reconcile; older than `lookback_s`, to the
+        retention job, which may have deleted their rows on purpose.
         """
+        s = self.settings
+        page_size = page_size or s.sweep_page_size
+        lookback_s = s.sweep_lookback_s if lookback_s is None else lookback_s
+        settle_s = s.sweep_settle_s if settle_s is None else settle_s
+        bucket = s.images_bucket
         now = datetime.now(timezone.utc)
         since, settled = now - timedelta(seconds=lookback_s), now - timedelta(seconds=settle_s)
-        days = sorted({(since + timedelta(days=d)).strftime("%Y/%m/%d")
-                       for d in range((now.date() - since.date()).days + 1)})
-        bucket = self.settings.images_bucket
-        found = [obj for source in SOURCES for day in days
-                 for obj in self.s3.list_objects(bucket, prefix=f"{source}/{day}/", recursive=True)
-                 if obj.last_modified and since <= obj.last_modified <= settled]
-        if not found:
-            return {"listed": 0, "missing": 0, "ingested": 0, "refused": 0}
 
-        known = self.db.transaction(lambda cur: registered_keys(cur, bucket, [o.object_name for o in found]))
-        missing = [o for o in found if o.object_name not in known]
-        ingested = refused = 0
-        for obj in missing:
-            stat = self.s3.stat_object(bucket, obj.object_name)
-            ref = ObjectRef(bucket=bucket, key=obj.object_name, version=stat.version_id or "", size=stat.size,
-                            etag=stat.etag, metadata=decode_metadata(dict(stat.metadata or {})))
+        def claim_page(cur) -> tuple[list, bool]:
+            after = claim_sweep_page(cur, bucket)
+            listing = self.s3.list_objects(bucket, recursive=True, start_after=after or None)
+            page = list(islice(listing, page_size))
+            wrapped = len(page) < page_size
+            advance_sweep(cur, bucket, "" if wrapped else page[-1].object_name)
+            return page, wrapped
+
+        page, wrapped = self.db.transaction(claim_page)
+        candidates = [ObjectRef(bucket=bucket, key=o.object_name, version=o.version_id or "", size=o.size,
+                                etag=o.etag, metadata={})
+                      for o in page if not o.object_name.startswith(QUARANTINE_PREFIX)
+                      and o.last_modified and since <= o.last_modified <= settled]
+        missing = self.unregistered(candidates) if candidates else []
+        ingested = refused = gone = 0
+        for ref in missing:
             try:
-                self.ingest(ref)
+                stat = self.s3.stat_object(bucket, ref.key)
+            except S3Error as exc:
+                if exc.code in ("NoSuchKey", "NoSuchVersion"):
+                    gone += 1  # deleted since it was listed
+                    continue
+                raise
+            try:
+                self.ingest(replace(ref, metadata=decode_metadata(dict(stat.metadata or {}))))
                 ingested += 1
+            except ObjectGone:
+                gone += 1
             except PermanentError:
                 refused += 1  # quarantined and recorded by ingest, as for an event
-        if missing:
+        if ingested or refused:
             log_system_event("objects_swept", "warning", "ingest",
-                             f"{len(missing)} object(s) in {bucket} had no event; "
+                             f"{ingested + refused} object(s) in {bucket} had no event; "
                              f"ingested {ingested}, refused {refused}",
-                             details={"keys": [o.object_name for o in missing[:50]]}, settings=self.settings)
-        return {"listed": len(found), "missing": len(missing), "ingested": ingested, "refused": refused}
+                             details={"keys": [ref.key for ref in missing[:50]]}, settings=self.settings)
+        return {"listed": len(page), "candidates": len(candidates), "missing": len(missing), "ingested": ingested,
+                "refused": refused, "gone": gone, "pass_complete": wrapped}
 
     def _quarantine(self, ref: ObjectRef, data: bytes, filename: str, error: InvalidImage) -> None:
         target = move_to_quarantine(self.s3, ref.bucket, ref.key, ref.version, error.code)

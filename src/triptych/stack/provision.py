@@ -12,7 +12,7 @@ from minio import Minio
 from minio.notificationconfig import NotificationConfig, QueueConfig
 from psycopg2 import sql
 
-from ..config import MINIO_KAFKA_TARGET_ID, Settings
+from ..config import MINIO_KAFKA_DURABLE_TARGET_ID, MINIO_KAFKA_TARGET_ID, Settings
 from ..contracts import TOPICS
 from ..db.migrate import migrate
 from ..errors import StackError
@@ -113,15 +113,19 @@ def provision_buckets(settings: Settings) -> None:
 
 
 def _set_images_notification(client: Minio, settings: Settings) -> None:
-    arn = f"arn:minio:sqs::{MINIO_KAFKA_TARGET_ID}:kafka"
-    config = NotificationConfig(queue_config_list=[QueueConfig(queue=arn, events=["s3:ObjectCreated:*"], config_id="triptych-ingest")])
+    # Both targets get every object-created event (see stack.services.minio.minio_kafka_targets_env).
+    config = NotificationConfig(queue_config_list=[
+        QueueConfig(queue=f"arn:minio:sqs::{target}:kafka", events=["s3:ObjectCreated:*"], config_id=config_id)
+        for target, config_id in ((MINIO_KAFKA_TARGET_ID, "triptych-ingest"),
+                                  (MINIO_KAFKA_DURABLE_TARGET_ID, "triptych-ingest-durable"))])
     try:
         client.set_bucket_notification(settings.images_bucket, config)
     except Exception as exc:  # noqa: BLE001 - re-raised with the fix spelled out
         raise StackError(
-            f"MinIO refused the Kafka notification for bucket `{settings.images_bucket}` ({exc}). "
-            f"The MinIO server must be started with MINIO_NOTIFY_KAFKA_ENABLE_{MINIO_KAFKA_TARGET_ID}=on and "
-            f"MINIO_NOTIFY_KAFKA_BROKERS_{MINIO_KAFKA_TARGET_ID} pointing at Kafka (the compose file does this)."
+            f"MinIO refused the Kafka notifications for bucket `{settings.images_bucket}` ({exc}). "
+            f"The MinIO server must be started with both Kafka targets, {MINIO_KAFKA_TARGET_ID} and "
+            f"{MINIO_KAFKA_DURABLE_TARGET_ID} (MINIO_NOTIFY_KAFKA_ENABLE_<id>=on, MINIO_NOTIFY_KAFKA_BROKERS_<id> "
+            f"pointing at Kafka, a QUEUE_DIR for {MINIO_KAFKA_DURABLE_TARGET_ID}; the compose file does this)."
         ) from exc
 
 
