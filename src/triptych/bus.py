@@ -44,9 +44,9 @@ class GroupLag:
             self._admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_url)
             self._consumer = consumer(self.settings)
         partitions = [TopicPartition(self.topic, p) for p in self._consumer.partitions_for_topic(self.topic) or ()]
-        committed = self._admin.list_consumer_group_offsets(self.group, partitions=partitions)
+        committed = self._admin.list_group_offsets({self.group: partitions}).get(self.group, {})
         ends = self._consumer.end_offsets(partitions)
-        return sum(max(0, end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0))
+        return sum(max(0, end - (committed[tp].offset if committed.get(tp) and committed[tp].offset >= 0 else 0))
                    for tp, end in ends.items())
 
     def close(self) -> None:

@@ -90,3 +90,35 @@ def test_concurrent_scales_lose_nothing(tmp_path):
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda i: set_desired_replicas(settings, f"fn-{i}", i % 4), range(64)))
     assert json.loads(desired_path(settings).read_text()) == {f"fn-{i}": i % 4 for i in range(64)}
+
+
+def test_a_commit_refused_after_a_rebalance_leaves_the_trigger_running(caplog):
+    """After a broker restart the group may no longer know this member: the commit
+    is refused (CommitFailedError). The records were handled; they come again to
+    whoever owns their partitions now. Before, the trigger raised and the whole
+    replica restarted, with a backoff of up to a minute, after every Kafka blip."""
+    import threading
+    from types import SimpleNamespace
+
+    from kafka.errors import CommitFailedError, UnknownMemberIdError
+
+    from triptych.config import Settings
+    from triptych.runtime.kafka_trigger import KafkaTriggerRunner
+    from triptych.runtime.nuclio_compat import LoadedHandler, make_context
+    from triptych.runtime.spec import KafkaTriggerSpec
+
+    handled = []
+
+    class RefusingConsumer:
+        def commit(self, offsets):
+            raise CommitFailedError(UnknownMemberIdError())
+
+    trigger = KafkaTriggerSpec("events", ("t",), "g", "earliest", Delivery(batch_size=1, max_attempts=1))
+    handler = LoadedHandler(module=None, handler=lambda context, event: handled.append(event.body), init_context=None)
+    runner = KafkaTriggerRunner("f", trigger, handler, Settings(), threading.Event(), make_context("f", 0, "init", "i"))
+    runner.consumer = RefusingConsumer()
+    runner.pending = [SimpleNamespace(topic="t", partition=0, offset=n, key=None, value=b"%d" % n, headers=[],
+                                      timestamp=0) for n in range(3)]
+    runner.finish_pending()  # no raise
+    assert handled == [b"0", b"1", b"2"] and runner.pending == []
+    assert "will be delivered again" in caplog.text

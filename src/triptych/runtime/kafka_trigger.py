@@ -20,6 +20,7 @@ import threading
 import time
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.errors import CommitFailedError
 from kafka.structs import OffsetAndMetadata
 
 from ..bus import consumer as make_consumer
@@ -145,7 +146,16 @@ class KafkaTriggerRunner:
         for r in records:
             tp = TopicPartition(r.topic, r.partition)
             highest[tp] = max(highest.get(tp, -1), r.offset)
-        self.consumer.commit({tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in highest.items()})
+        try:
+            self.consumer.commit({tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in highest.items()})
+        except CommitFailedError as exc:
+            # The group moved on while these were handled (a broker restart or a
+            # rebalance made this member unknown). Whoever owns the partitions now
+            # starts from the last commit, so the records come again and the sinks,
+            # being idempotent, change nothing. Ending the replica instead would
+            # cost a restart, up to a minute with its backoff, on every Kafka blip.
+            log.warning("%s: commit refused (%s); %d record(s) will be delivered again",
+                        self.function, exc, len(records))
 
     def _update_lag(self) -> None:
         assignment = self.consumer.assignment()
