@@ -14,6 +14,7 @@ def producer(settings: Settings | None = None, **overrides) -> KafkaProducer:
     options = dict(
         bootstrap_servers=settings.kafka_url,
         acks="all",
+        enable_idempotence=True,  # a retried send is never written twice
         retries=5,
         linger_ms=5,
         max_in_flight_requests_per_connection=1,  # keep per-partition order through retries

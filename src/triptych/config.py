@@ -64,12 +64,24 @@ class Settings(BaseSettings):
     kafka_controller_port: int = 9093
     kafka_version: str = "3.9.1"
     kafka_heap: str = "512m"
+    # Several brokers (`triptych cluster`, or real machines: see the README's "Several
+    # hosts"): each its own node id, all the same controller quorum and cluster id.
+    kafka_node_id: int = Field(default=1, ge=1)
+    kafka_controller_quorum: str | None = Field(
+        default=None, description="KRaft voters, `1@host:9093,2@host:9093,...`; unset = this node alone")
+    kafka_cluster_id: str | None = Field(default=None, description="the cluster's id, the same on every broker")
+    # Topics (and Kafka's internal ones) are created with these: 3 and 2 on three brokers.
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_min_insync_replicas: int = Field(default=1, ge=1)
 
     # --- MinIO / S3 ----------------------------------------------------------
     s3_endpoint: str | None = Field(default=None, description="http(s)://host:port; unset = managed locally")
     minio_port: int = 9000
     minio_console_port: int = 9001
     minio_version: str = "v0.0.0-20260212201848-7aac2a2c5b7c"
+    # Distributed MinIO: every node is started with the same volumes, in MinIO's own
+    # notation (`http://node-{1...4}:9000/data`); unset = one drive in the data dir.
+    minio_volumes: str | None = None
     s3_access_key: str = "triptych"
     s3_secret_key: str = "triptych-local-secret"
     images_bucket: str = "images"
@@ -87,6 +99,9 @@ class Settings(BaseSettings):
     postgres_password: str = "triptych"
     postgres_db: str = "triptych"
     mlflow_db: str = "mlflow"
+    # Networks (CIDR) whose hosts may log in over TCP, besides this host (workers on
+    # other machines); PostgreSQL's pg_hba admits only loopback by default.
+    postgres_allowed_networks: list[str] = Field(default_factory=list)
 
     # --- MLflow --------------------------------------------------------------
     mlflow_tracking_uri: str | None = Field(default=None, description="http://host:port; unset = managed locally")
@@ -186,6 +201,12 @@ class Settings(BaseSettings):
     alertmanager_port: int = 9095
     # Alertmanager also posts every alert here (Slack, a pager...), besides system_events.
     alert_webhook_url: str | None = None
+
+    # --- what this host runs ------------------------------------------------------
+    # `triptych up` starts only the servers of these roles (`triptych up --role`):
+    # all of them on one host; on several, e.g. `kafka` on three, `worker` on others.
+    roles: list[Literal["all", "kafka", "minio", "postgres", "mlflow", "web", "monitoring", "worker"]] = Field(
+        default_factory=lambda: ["all"])
 
     # --- functions (the local Nuclio-compatible runner) -------------------------
     project_file: Path = Field(default_factory=_default_project_file)

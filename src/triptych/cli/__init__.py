@@ -7,6 +7,7 @@ import typer
 from . import (
     api_commands,
     bench_command,
+    cluster_commands,
     dashboard_command,
     dataset_commands,
     demo_command,
@@ -41,6 +42,7 @@ dashboard_command.register(app)
 api_commands.register(app)
 lifecycle_commands.register(app)
 bench_command.register(app)
+cluster_commands.register(app)
 
 
 def main() -> None:

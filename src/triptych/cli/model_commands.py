@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -103,6 +104,31 @@ def promote(model: str, version: str, reason: str = typer.Option("promoted by ha
     _names(model)
     do_promote(model, version, reason, get_settings())
     console.print(f"{model} v{version} is champion")
+
+
+@models_app.command("export")
+def export(to: Path = typer.Option(..., "--to", help="folder to write <model>/ folders into"),
+           models: str = typer.Option(None, help="comma-separated; default: every model")) -> None:
+    """Download every champion (weights, ONNX export, card), to import elsewhere."""
+    from ..models.transfer import export_champions
+
+    exported = export_champions(to, get_settings(), _names(models) if models else None)
+    if not exported:
+        console.print("[bold red]error:[/] no champion to export: `triptych models bootstrap` first")
+        raise typer.Exit(1)
+    for name, folder in exported.items():
+        console.print(f"{name}: {folder}")
+
+
+@models_app.command("import")
+def import_(folders: list[Path] = typer.Argument(..., help="folders written by `triptych models export`"),
+            champion: bool = typer.Option(True, help="make each imported version its model's champion")) -> None:
+    """Register exported versions in this stack's MLflow (a cluster's, say) without training."""
+    from ..models.transfer import import_version
+
+    for folder in folders:
+        registered = import_version(folder, get_settings(), champion)
+        console.print(f"{registered.model_name} v{registered.version}" + (" is champion" if champion else ""))
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..config import get_settings
 from ..errors import StackError
-from ..stack.manager import Stack
+from ..stack.manager import ROLE_SERVICES, Stack
 
 console = Console(stderr=True)
 
@@ -25,8 +25,19 @@ def _fail(exc: StackError) -> None:
 def up(runtime: str = typer.Option(
         None, "--runtime", help="run the functions under the local runner (`local`, the fast path) or Nuclio 1.14's "
                                 "own processor (`nuclio`, built from its Go module on first use); default: the "
-                                "`functions_runtime` setting")) -> None:
+                                "`functions_runtime` setting"),
+       role: list[str] = typer.Option(
+        None, "--role", help="run only these servers on this host (repeat it): kafka, minio, postgres, mlflow, web "
+                             "(API, dashboard), monitoring, worker (the functions); default: all of them "
+                             "(TRIPTYCH_ROLES)")) -> None:
     """Install (first time only) and start Kafka, MinIO, PostgreSQL, MLflow, the API, the dashboard and the functions."""
+    if role:
+        known = set(ROLE_SERVICES) | {"all"}
+        if unknown := [r for r in role if r not in known]:
+            console.print(f"[bold red]error:[/] unknown role {', '.join(unknown)}; one of {', '.join(sorted(known))}")
+            raise typer.Exit(2)
+        os.environ["TRIPTYCH_ROLES"] = json.dumps(role)  # the supervisor started below inherits it
+        get_settings.cache_clear()
     if runtime is not None:
         if runtime not in ("local", "nuclio"):
             console.print(f"[bold red]error:[/] --runtime must be `local` or `nuclio`, not {runtime!r}")

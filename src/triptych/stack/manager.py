@@ -26,6 +26,17 @@ from .services import Service, ServiceStatus, all_services
 
 Report = Callable[[str], None]
 
+# What each role of `triptych up --role` runs; "all" runs every server on one host.
+ROLE_SERVICES: dict[str, tuple[str, ...]] = {
+    "kafka": ("kafka",),
+    "minio": ("minio",),
+    "postgres": ("postgres",),
+    "mlflow": ("mlflow",),
+    "web": ("api", "dashboard"),
+    "monitoring": ("prometheus", "alertmanager"),
+    "worker": ("functions",),
+}
+
 
 @dataclass
 class UpResult:
@@ -48,6 +59,10 @@ class Stack:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.services: list[Service] = all_services(settings)
+        roles = settings.roles
+        # The servers of this host's roles, in start order; the others run elsewhere.
+        self.own = self.services if "all" in roles else [
+            svc for svc in self.services if any(svc.name in ROLE_SERVICES[role] for role in roles)]
 
     def service(self, name: str) -> Service:
         return next(s for s in self.services if s.name == name)
@@ -56,7 +71,7 @@ class Stack:
     def up(self, report: Report = lambda _msg: None) -> UpResult:
         result = UpResult()
         to_start = []
-        active = [svc for svc in self.services if svc.enabled]
+        active = [svc for svc in self.own if svc.enabled]
         for svc in active:
             if not svc.managed:
                 result.external.append(svc.name)
@@ -99,7 +114,7 @@ class Stack:
 
     def down(self, purge: bool = False, report: Report = lambda _msg: None) -> list[str]:
         stopped = []
-        for svc in reversed(self.services):  # dependents first
+        for svc in reversed(self.own):  # dependents first
             if svc.managed and svc.pidfile.live_process() is not None:
                 report(f"stopping {svc.name}")
                 svc.stop()
@@ -110,4 +125,4 @@ class Stack:
         return stopped
 
     def status(self) -> list[ServiceStatus]:
-        return [svc.status() for svc in self.services]
+        return [svc.status() for svc in self.own]

@@ -4,11 +4,14 @@ notification to Kafka. Every step is idempotent, so `up` can run any number of t
 
 from __future__ import annotations
 
+import time
+
 from pathlib import Path
 
 import psycopg2
 from kafka import KafkaAdminClient
 from minio import Minio
+from minio.error import S3Error
 from minio.notificationconfig import NotificationConfig, QueueConfig
 from psycopg2 import sql
 
@@ -82,13 +85,26 @@ def provision_local_keys(settings: Settings) -> dict[str, Path]:
         db.close()
 
 
+def _wait_for_brokers(admin: KafkaAdminClient, wanted: int, timeout_s: float = 120) -> None:
+    """Brokers of a cluster start together; a topic replicated on `wanted` of them
+    can be created only once that many have registered."""
+    deadline = time.monotonic() + timeout_s
+    while (seen := len(admin.describe_cluster()["brokers"])) < wanted:
+        if time.monotonic() > deadline:
+            raise StackError(f"only {seen} Kafka broker(s) registered after {timeout_s:.0f}s; topics are replicated "
+                             f"on {wanted} (TRIPTYCH_KAFKA_REPLICATION_FACTOR): start the other brokers")
+        time.sleep(1)
+
+
 def provision_topics(settings: Settings) -> list[str]:
     """Create missing topics; grow any that has fewer partitions than declared."""
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_url, client_id="triptych-provision")
     try:
+        _wait_for_brokers(admin, settings.kafka_replication_factor)
         existing = set(admin.list_topics())
         missing = {
-            name: {"num_partitions": partitions, "replication_factor": 1}
+            name: {"num_partitions": partitions, "replication_factor": settings.kafka_replication_factor,
+                   "configs": {"min.insync.replicas": str(settings.kafka_min_insync_replicas)}}
             for name, partitions in TOPICS
             if name not in existing
         }
@@ -108,7 +124,11 @@ def provision_buckets(settings: Settings) -> None:
     client = minio_client(settings)
     for bucket in (settings.images_bucket, settings.mlflow_bucket, settings.datasets_bucket, settings.reports_bucket):
         if not client.bucket_exists(bucket):
-            client.make_bucket(bucket)
+            try:
+                client.make_bucket(bucket)
+            except S3Error as exc:  # another node of a distributed MinIO made it meanwhile
+                if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise
     _set_images_notification(client, settings)
 
 

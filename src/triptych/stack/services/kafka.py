@@ -13,7 +13,9 @@ KAFKA_POM = Path(__file__).resolve().parents[1] / "assets" / "kafka-pom.xml"
 
 
 class Kafka(Service):
-    """Apache Kafka in single-node KRaft mode, run from jars fetched from Maven Central."""
+    """Apache Kafka in KRaft mode (broker and controller in one process), run from
+    jars fetched from Maven Central: one node by default, or one of several that
+    share `kafka_controller_quorum` and `kafka_cluster_id`."""
 
     name = "kafka"
     start_timeout = 90.0
@@ -65,19 +67,22 @@ class Kafka(Service):
     def _write_config(self) -> Path:
         self.data_path.mkdir(parents=True, exist_ok=True)
         s = self.settings
+        replicas, min_isr = str(s.kafka_replication_factor), str(s.kafka_min_insync_replicas)
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{self.host}:{s.kafka_controller_port}",
+            "node.id": str(s.kafka_node_id),
+            "controller.quorum.voters": s.kafka_controller_quorum or f"1@{self.host}:{s.kafka_controller_port}",
             "listeners": f"PLAINTEXT://{self.host}:{s.kafka_port},CONTROLLER://{self.host}:{s.kafka_controller_port}",
             "advertised.listeners": f"PLAINTEXT://{self.host}:{s.kafka_port}",
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "log.dirs": str(self.data_path / "data"),
-            # One broker: internal topics cannot be replicated.
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            # Internal topics as replicated as the pipeline's (1 on one broker).
+            "offsets.topic.replication.factor": replicas,
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": min_isr,
+            "default.replication.factor": replicas,
+            "min.insync.replicas": min_isr,
             "num.partitions": "3",
             # Consumers of a single-node dev broker should not wait 3 s per join.
             "group.initial.rebalance.delay.ms": "0",
@@ -98,7 +103,7 @@ class Kafka(Service):
     def _format_storage(self, config: Path) -> None:
         if (self.data_path / "data" / "meta.properties").exists():
             return
-        cluster_id = subprocess.run(
+        cluster_id = self.settings.kafka_cluster_id or subprocess.run(
             self._java("kafka.tools.StorageTool", "random-uuid"), capture_output=True, text=True, check=True
         ).stdout.strip().splitlines()[-1]
         proc = subprocess.run(

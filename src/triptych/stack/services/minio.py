@@ -43,6 +43,12 @@ class MinIO(Service):
     name = "minio"
 
     @property
+    def start_timeout(self) -> float:
+        # A node of a distributed MinIO is ready only once enough of its peers are up,
+        # which start on other hosts at their own pace (after their Kafka, say).
+        return 300.0 if self.settings.minio_volumes else 60.0
+
+    @property
     def url(self) -> str:
         return self.settings.s3_url
 
@@ -96,7 +102,8 @@ class MinIO(Service):
         s = self.settings
         return spawn_detached(
             [
-                str(self.binary), "server", str(self.data_path),
+                # One drive here, or every node's drives of a distributed MinIO (erasure-coded).
+                str(self.binary), "server", s.minio_volumes or str(self.data_path),
                 "--address", f"{self.host}:{s.minio_port}",
                 "--console-address", f"{self.host}:{s.minio_console_port}",
                 "--quiet",

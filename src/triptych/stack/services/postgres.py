@@ -88,9 +88,22 @@ class Postgres(Service):
         if proc.returncode != 0:
             raise InstallError(f"initdb failed. Last lines of {log}:\n{tail(log)}")
 
+    def _admit_networks(self) -> None:
+        """Workers on other hosts log in over TCP with a password (pg_hba admits
+        only loopback after initdb); rewritten at each start from the setting."""
+        hba = self.data_path / "pg_hba.conf"
+        marker = "# triptych: postgres_allowed_networks\n"
+        text = hba.read_text()
+        text = text.split(marker)[0]
+        if self.settings.postgres_allowed_networks:
+            text += marker + "".join(f"host all all {net} scram-sha-256\n"
+                                     for net in self.settings.postgres_allowed_networks)
+        hba.write_text(text)
+
     def _launch(self) -> int:
         self._prepare_dirs()
         self._initdb()
+        self._admit_networks()
         self.log_path.touch()
         self._chown(self.log_path)
         return spawn_detached(

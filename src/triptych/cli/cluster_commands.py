@@ -1,0 +1,90 @@
+"""`triptych cluster up | status | down | env`: several hosts on this machine, as
+network namespaces (root and iproute2), each running `triptych up --role ...`."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..config import get_settings
+from ..errors import StackError
+
+console = Console(stderr=True)
+cluster_app = typer.Typer(help="Several hosts on this machine (network namespaces): Kafka x3, MinIO x4, "
+                               "PostgreSQL, workers.", no_args_is_help=True)
+
+
+def _cluster():
+    from ..cluster.manager import Cluster
+
+    return Cluster(get_settings())
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(1)
+
+
+@cluster_app.command()
+def up(workers: int = typer.Option(2, min=1, max=8, help="worker hosts, each running the function supervisor")) -> None:
+    """Make the hosts and start three brokers, four MinIO nodes, PostgreSQL with MLflow and the workers;
+    the champions of the stack this CLI points at are carried into the cluster's MLflow."""
+    cluster = _cluster()
+    try:
+        with console.status("starting the cluster") as spinner:
+            cluster.up(workers, report=lambda msg: spinner.update(msg))
+    except StackError as exc:
+        _fail(exc)
+    _print(cluster.status())
+    console.print("use it from this shell: eval \"$(triptych cluster env)\"")
+
+
+@cluster_app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="machine-readable")) -> None:
+    """Each host: namespace, address, roles, processes, and the replicas a worker runs."""
+    state = _cluster().status()
+    if as_json:
+        typer.echo(json.dumps(state, indent=2))
+    else:
+        _print(state)
+
+
+@cluster_app.command()
+def env() -> None:
+    """Shell exports that point every `triptych` command at the cluster."""
+    state = _cluster().status()
+    if not state["up"]:
+        _fail(StackError("no cluster is up: `triptych cluster up` first"))
+    for key, value in state["env"].items():
+        typer.echo(f"export {key}={shlex.quote(value)}")
+
+
+@cluster_app.command()
+def down(purge: bool = typer.Option(False, help="also delete every host's data")) -> None:
+    """Stop every host (`triptych down` in each, workers first) and remove the namespaces."""
+    with console.status("stopping the cluster") as spinner:
+        _cluster().down(purge, report=lambda msg: spinner.update(msg))
+    console.print("cluster down")
+
+
+def _print(state: dict) -> None:
+    if not state["up"]:
+        console.print("no cluster is up")
+        return
+    table = Table(title="Triptych cluster")
+    for column in ("host", "address", "roles", "processes", "replicas"):
+        table.add_column(column)
+    for host in state["hosts"]:
+        replicas = ", ".join(f"{n} {f['running']}/{f['desired']}" for n, f in host.get("functions", {}).items()
+                             if f["desired"])
+        table.add_row(host["name"], host["address"], "+".join(host["roles"]), str(len(host["pids"])), replicas)
+    Console().print(table)
+    console.print(f"Kafka {state['kafka_bootstrap']}   S3 {state['s3_endpoint']}   MLflow {state['mlflow']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(cluster_app, name="cluster")

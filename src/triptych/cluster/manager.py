@@ -1,0 +1,195 @@
+"""`triptych cluster up | status | down`: several hosts on one machine.
+
+Each host is a network namespace (`cluster.netns`) in which `triptych up --role
+...` runs with the settings `cluster.topology` writes for it: exactly what an
+operator runs on a real machine, so a test of the cluster tests that path.
+
+`up` starts every server host at once (three KRaft brokers need each other for a
+quorum, four MinIO nodes for their erasure set), carries the champions of the
+stack the CLI is configured for into the cluster's MLflow (`models export` /
+`models import`), then starts the worker hosts. The state lives in
+`<data dir>/cluster/cluster.json`; each host keeps its data under
+`<data dir>/cluster/<host>/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ..config import Settings
+from ..errors import StackError
+from ..runtime.supervisor import replica_counts
+from ..stack.process import tail
+from . import netns
+from .topology import Host, Topology
+
+Report = Callable[[str], None]
+CLI = [sys.executable, "-m", "triptych.cli"]
+# Functions only one worker runs: a second copy of these would do the same work twice
+# (a cron) or answer nothing new (the shadow challenger), and retrain holds GBs idle.
+SINGLETONS = ("retrain", "jobs", "infer-shadow")
+
+
+class Cluster:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.root = settings.data_dir / "cluster"
+        self.state_file = self.root / "cluster.json"
+
+    # -- state --------------------------------------------------------------------
+    def topology(self) -> Topology | None:
+        if not self.state_file.exists():
+            return None
+        return Topology.from_dict(json.loads(self.state_file.read_text())["topology"])
+
+    def client_settings(self, topology: Topology | None = None) -> Settings:
+        """Settings of a client in the root namespace (the CLI, tests, the bench)."""
+        topology = topology or self.topology()
+        if topology is None:
+            raise StackError("no cluster is up: `triptych cluster up` first")
+        env = topology.client_env(self.settings)
+        return self.settings.model_copy(update={
+            "kafka_bootstrap": env["TRIPTYCH_KAFKA_BOOTSTRAP"], "s3_endpoint": env["TRIPTYCH_S3_ENDPOINT"],
+            "database_url": env["TRIPTYCH_DATABASE_URL"], "mlflow_tracking_uri": env["TRIPTYCH_MLFLOW_TRACKING_URI"],
+            "kafka_replication_factor": int(env["TRIPTYCH_KAFKA_REPLICATION_FACTOR"]),
+            "kafka_min_insync_replicas": int(env["TRIPTYCH_KAFKA_MIN_INSYNC_REPLICAS"])})
+
+    def host_dir(self, host: Host) -> Path:
+        return self.root / host.name
+
+    def log_path(self, host: Host) -> Path:
+        return self.root / "logs" / f"{host.name}-up.log"
+
+    # -- up -----------------------------------------------------------------------
+    def up(self, workers: int = 2, replicas: dict[str, int] | None = None,
+           report: Report = lambda _msg: None) -> Topology:
+        """Hosts, servers, champions, workers; `replicas`: what each worker runs
+        (default: the declaration's counts, with SINGLETONS on the first worker only)."""
+        netns.require_root()
+        topology = self.topology() or Topology.default(workers)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o755)  # the postgres user must reach its data dir
+        report(f"creating {len(topology.hosts)} hosts")
+        netns.create(topology)
+        self.state_file.write_text(json.dumps({"topology": topology.as_dict()}, indent=2))
+        servers = [h for h in topology.hosts if "worker" not in h.roles]
+        report("starting " + ", ".join(f"{h.name} ({'+'.join(h.roles)})" for h in servers))
+        self._up_on(topology, servers)
+        report("carrying the champions into the cluster's MLflow")
+        self._ensure_champions(topology)
+        workers_ = topology.with_role("worker")
+        for i, host in enumerate(workers_):
+            self._write_desired(host, replicas, first=i == 0)
+        report("starting " + ", ".join(h.name for h in workers_))
+        self._up_on(topology, workers_)
+        return topology
+
+    def _env(self, topology: Topology, host: Host) -> dict[str, str]:
+        # Nothing of the caller's own stack leaks in (its ports, its URLs, its data dir).
+        base = {k: v for k, v in os.environ.items() if not k.startswith("TRIPTYCH_") or k == "TRIPTYCH_CACHE_DIR"}
+        return {**base, **topology.host_env(host, self.settings, str(self.host_dir(host)))}
+
+    def _up_on(self, topology: Topology, hosts: list[Host]) -> None:
+        """`triptych up` on each host at once; raise with the failures' logs."""
+        def up(host: Host) -> tuple[Host, int]:
+            log = self.log_path(host)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "ab") as out:
+                proc = subprocess.run(netns.exec_argv(host, [*CLI, "up"]), env=self._env(topology, host),
+                                      stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=900)
+            return host, proc.returncode
+
+        with ThreadPoolExecutor(len(hosts)) as pool:
+            failed = [host for host, code in pool.map(up, hosts) if code != 0]
+        if failed:
+            raise StackError("; ".join(f"`triptych up` failed on {h.name}:\n{tail(self.log_path(h))}" for h in failed))
+
+    def _write_desired(self, host: Host, replicas: dict[str, int] | None, first: bool) -> None:
+        from ..runtime.spec import load_functions
+        from ..runtime.supervisor import desired_path
+
+        declared = {name: spec.replicas for name, spec in load_functions(self.settings.project_file).items()}
+        wanted = {name: (0 if name in SINGLETONS and not first else count) for name, count in declared.items()}
+        if replicas is not None:
+            wanted = {name: replicas.get(name, 0) for name in declared}
+        path = desired_path(self.settings.model_copy(update={"data_dir": self.host_dir(host)}))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(wanted))
+
+    def _ensure_champions(self, topology: Topology) -> None:
+        """The cluster's MLflow gets the champions of the stack the CLI points at."""
+        from ..models.bootstrap import missing_champions
+
+        if not missing_champions(self.client_settings(topology)):
+            return
+        if missing_champions(self.settings):
+            raise StackError("the cluster's MLflow has no champions and neither has this stack's to carry over: "
+                             "`triptych models bootstrap --train` first, or import some with `triptych models import`")
+        with tempfile.TemporaryDirectory() as folder:
+            export = subprocess.run([*CLI, "models", "export", "--to", folder], capture_output=True, text=True)
+            if export.returncode != 0:
+                raise StackError(f"`triptych models export` failed:\n{export.stderr[-2000:]}")
+            env = {**{k: v for k, v in os.environ.items() if not k.startswith("TRIPTYCH_")},
+                   **topology.client_env(self.settings)}
+            folders = sorted(str(p) for p in Path(folder).iterdir() if p.is_dir())
+            imported = subprocess.run([*CLI, "models", "import", *folders], capture_output=True, text=True, env=env)
+            if imported.returncode != 0:
+                raise StackError(f"`triptych models import` into the cluster failed:\n{imported.stderr[-2000:]}")
+
+    # -- status ---------------------------------------------------------------------
+    def status(self) -> dict:
+        topology = self.topology()
+        if topology is None:
+            return {"up": False, "hosts": []}
+        hosts = []
+        for host in topology.hosts:
+            pids = netns.pids(host.namespace)
+            entry = {"name": host.name, "namespace": host.namespace, "address": host.address,
+                     "roles": list(host.roles), "pids": pids, "alive": bool(pids)}
+            if "worker" in host.roles:
+                entry["functions"] = replica_counts(self.settings.model_copy(update={"data_dir": self.host_dir(host)}))
+            hosts.append(entry)
+        env = topology.client_env(self.settings)
+        return {"up": True, "hosts": hosts, "kafka_bootstrap": env["TRIPTYCH_KAFKA_BOOTSTRAP"],
+                "s3_endpoint": env["TRIPTYCH_S3_ENDPOINT"], "mlflow": env["TRIPTYCH_MLFLOW_TRACKING_URI"],
+                "env": {k: v for k, v in env.items()}}
+
+    # -- faults and down ------------------------------------------------------------
+    def kill_host(self, name: str) -> list[int]:
+        """Every process of a host gets -9, as if the machine died."""
+        topology = self.topology()
+        return netns.kill_all(topology.host(name).namespace)
+
+    def restart_host(self, name: str) -> None:
+        topology = self.topology()
+        self._up_on(topology, [topology.host(name)])
+
+    def down(self, purge: bool = False, report: Report = lambda _msg: None) -> None:
+        topology = self.topology()
+        if topology is None:
+            return
+        # `triptych down` on each host, workers first (they drain), as an operator would;
+        # whatever is still running after that dies with its host.
+        for group in (topology.with_role("worker"), [h for h in topology.hosts if "worker" not in h.roles]):
+            alive = [h for h in group if netns.exists(h.namespace) and netns.pids(h.namespace)]
+            if alive:
+                report("stopping " + ", ".join(h.name for h in alive))
+                with ThreadPoolExecutor(len(alive)) as pool:
+                    list(pool.map(lambda h: subprocess.run(netns.exec_argv(h, [*CLI, "down"]),
+                                                           env=self._env(topology, h), capture_output=True,
+                                                           timeout=300), alive))
+        report("removing the hosts")
+        netns.destroy(topology)
+        self.state_file.unlink(missing_ok=True)
+        if purge:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+

@@ -1,0 +1,107 @@
+"""Hosts on one machine: a network namespace each, joined by a bridge.
+
+Each host `triptych-<name>` gets a veth pair whose other end sits on the bridge
+`triptych-br0` (the root namespace holds the gateway address, so the CLI reaches
+every host), a loopback, a default route, and its own /etc/hosts
+(`/etc/netns/<namespace>/hosts`, which `ip netns exec` mounts over /etc/hosts)
+naming every other host. Needs root (CAP_NET_ADMIN), as on the CI machines.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+from ..errors import StackError
+from .topology import BRIDGE, GATEWAY, SUBNET, Host, Topology
+
+NETNS_ETC = Path("/etc/netns")
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise StackError(f"`ip {' '.join(args)}` failed: {proc.stderr.strip()}")
+    return proc
+
+
+def require_root() -> None:
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        raise StackError("a cluster of network namespaces needs root and iproute2 (`ip`); on real machines, "
+                         "run `triptych up --role ...` on each (see the README's \"Several hosts\")")
+
+
+def _veth(host: Host) -> str:
+    return f"tt-{host.name}"[:15]  # interface names are at most 15 characters
+
+
+def exists(namespace: str) -> bool:
+    return namespace in _ip("netns", "list").stdout.split()
+
+
+def create(topology: Topology) -> None:
+    """The bridge and every host; a host that exists already is left as it is."""
+    require_root()
+    if _ip("link", "show", BRIDGE, check=False).returncode != 0:
+        _ip("link", "add", BRIDGE, "type", "bridge")
+        _ip("addr", "add", f"{GATEWAY}/{SUBNET.prefixlen}", "dev", BRIDGE)
+        _ip("link", "set", BRIDGE, "up")
+    for host in topology.hosts:
+        etc = NETNS_ETC / host.namespace
+        etc.mkdir(parents=True, exist_ok=True)
+        (etc / "hosts").write_text(topology.hosts_file())
+        if exists(host.namespace):
+            continue
+        _ip("netns", "add", host.namespace)
+        _ip("link", "add", _veth(host), "type", "veth", "peer", "name", "eth0", "netns", host.namespace)
+        _ip("link", "set", _veth(host), "master", BRIDGE, "up")
+        ns = ("-n", host.namespace)
+        _ip(*ns, "addr", "add", f"{host.address}/{SUBNET.prefixlen}", "dev", "eth0")
+        _ip(*ns, "link", "set", "eth0", "up")
+        _ip(*ns, "link", "set", "lo", "up")
+        _ip(*ns, "route", "add", "default", "via", GATEWAY)
+
+
+def pids(namespace: str) -> list[int]:
+    """Every process in the namespace (`ip netns pids`)."""
+    proc = _ip("netns", "pids", namespace, check=False)
+    return [int(p) for p in proc.stdout.split()] if proc.returncode == 0 else []
+
+
+def kill_all(namespace: str, sig: int = signal.SIGKILL) -> list[int]:
+    """Send `sig` to every process of a host, as a host that dies would lose them."""
+    killed = []
+    for pid in pids(namespace):
+        try:
+            os.kill(pid, sig)
+            killed.append(pid)
+        except ProcessLookupError:
+            pass
+    return killed
+
+
+def link_down(host: Host) -> None:
+    """Cut a host off the network (its processes keep running), as a partition would."""
+    _ip("link", "set", _veth(host), "down")
+
+
+def link_up(host: Host) -> None:
+    _ip("link", "set", _veth(host), "up")
+
+
+def destroy(topology: Topology) -> None:
+    for host in topology.hosts:
+        kill_all(host.namespace)
+        if exists(host.namespace):
+            _ip("netns", "delete", host.namespace, check=False)
+        _ip("link", "delete", _veth(host), check=False)  # gone with its namespace, normally
+        shutil.rmtree(NETNS_ETC / host.namespace, ignore_errors=True)
+    _ip("link", "delete", BRIDGE, check=False)
+
+
+def exec_argv(host: Host, argv: list[str]) -> list[str]:
+    """`argv` run inside the host's namespace (with its /etc/hosts)."""
+    return ["ip", "netns", "exec", host.namespace, *argv]

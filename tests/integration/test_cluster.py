@@ -1,0 +1,161 @@
+"""Triptych on several hosts: network namespaces on this machine, each running
+`triptych up --role ...` as a real machine would (`triptych cluster up`). Three
+KRaft brokers (replication 3, min ISR 2), four MinIO nodes (one erasure set),
+PostgreSQL and MLflow on their own host, two workers whose replicas share the
+consumer groups. A labelled stream flows while a worker host dies and while a
+broker is cut off; every image is compared exactly once.
+
+Traffic goes only to this machine's own namespaces (10.251.0.0/24 on the bridge
+triptych-br0), and every test bounds itself in count and time."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from kafka import KafkaAdminClient
+
+from triptych.cluster import netns
+from triptych.cluster.manager import Cluster
+from triptych.datasets.sources import Item, synthetic_items
+from triptych.ingress.producers import BucketWriter
+from triptych.models.bootstrap import QUICK, missing_champions, train_as_mlrun_job
+
+from .conftest import triptych
+from .pipeline_helpers import unique
+from .runtime_helpers import query, wait_for
+
+pytestmark = pytest.mark.cluster
+
+# What each worker runs here: the pipeline, one replica a function (two workers, so
+# two replicas of each share every consumer group).
+PIPELINE = {"ingest": 1, "aggregate": 1, "infer-resnet50": 1, "infer-mobilenet-v2": 1, "infer-efficientnet-b0": 1}
+
+
+@pytest.fixture(scope="module")
+def cluster(stack):
+    try:
+        netns.require_root()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(str(exc))
+    for name in missing_champions(stack):
+        train_as_mlrun_job(name, QUICK, policy="always")
+    cluster = Cluster(stack)
+    started = time.monotonic()
+    try:
+        cluster.up(workers=2, replicas=PIPELINE)
+        client = cluster.client_settings()
+        wait_for(lambda: all(f["running"] >= f["desired"] for h in cluster.status()["hosts"]
+                             for f in h.get("functions", {}).values()), 180, interval=1,
+                 message="every worker's replicas running")
+        print(f"\n[cluster] up in {time.monotonic() - started:.0f} s")
+        yield cluster, client
+    finally:
+        cluster.down(purge=True)
+
+
+class Stream:
+    """Labelled images into the cluster's bucket, `rate` a second, in a thread."""
+
+    def __init__(self, client, tag: str, count: int, rate: float):
+        self.writer, self.tag, self.count, self.rate = BucketWriter(client, "synthetic"), tag, count, rate
+        self.sent: list[tuple[str, float]] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        for item in synthetic_items("test", 9000):
+            if len(self.sent) >= self.count:
+                return
+            name = f"{self.tag}-{len(self.sent):04d}.png"
+            self.writer.put(Item(name, item.data, item.label, item.client))
+            self.sent.append((name, time.monotonic()))
+            time.sleep(1 / self.rate)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._thread.join(300)
+
+
+def compared_exactly_once(client, tag: str, count: int, timeout: float) -> list[dict]:
+    def rows():
+        return query(client, """SELECT i.image_id, i.filename, (SELECT count(*) FROM model_comparisons c
+                                                                WHERE c.image_id = i.image_id) AS n,
+                                       (SELECT max(created_at) FROM model_comparisons c
+                                        WHERE c.image_id = i.image_id) AS at
+                                FROM images i WHERE i.filename LIKE %s""", (f"{tag}-%",), dicts=True)
+
+    found = wait_for(lambda: (r := rows()) and len(r) >= count and all(x["n"] >= 1 for x in r) and r, timeout,
+                     interval=1, message=f"{count} images of {tag} compared")
+    assert len(found) == count, f"{len(found)} image rows for {count} images sent"
+    doubled = [r["filename"] for r in found if r["n"] != 1]
+    assert not doubled, f"compared more than once: {doubled}"
+    return found
+
+
+def test_status_lists_every_host_with_its_namespace_roles_processes_and_replicas(cluster):
+    manager, client = cluster
+    proc = triptych("cluster", "status", "--json")
+    assert proc.returncode == 0, proc.stderr
+    state = json.loads(proc.stdout)
+    hosts = {h["name"]: h for h in state["hosts"]}
+    assert set(hosts) == {"node-1", "node-2", "node-3", "node-4", "db", "worker-1", "worker-2"}
+    assert hosts["node-1"]["roles"] == ["kafka", "minio"] and hosts["db"]["roles"] == ["postgres", "mlflow"]
+    assert all(h["namespace"] == f"triptych-{h['name']}" and h["pids"] for h in hosts.values())
+    for worker in ("worker-1", "worker-2"):
+        assert {n: f["running"] for n, f in hosts[worker]["functions"].items() if f["desired"]} == PIPELINE
+    assert state["kafka_bootstrap"].count(":9092") == 3
+
+
+def test_images_flow_across_two_workers_exactly_once_on_replicated_topics(cluster):
+    manager, client = cluster
+    tag = unique("cluster-flow")
+    with Stream(client, tag, count=60, rate=6):
+        pass
+    compared_exactly_once(client, tag, 60, timeout=180)
+    admin = KafkaAdminClient(bootstrap_servers=client.kafka_url)
+    try:
+        topics = {t["topic"]: t for t in admin.describe_topics(["images-input-stream", "minio-events"])}
+        assert all(len(p["replicas"]) == 3 for t in topics.values() for p in t["partitions"])
+        # Both workers' replicas of one function are members of its one consumer group.
+        [group] = admin.describe_consumer_groups(["infer-mobilenet-v2"])
+        hosts = {m.client_host.strip("/") for m in group.members}
+        workers = {manager.topology().host(w).address for w in ("worker-1", "worker-2")}
+        assert hosts == workers, hosts
+    finally:
+        admin.close()
+
+
+def test_a_partitioned_broker_loses_nothing(cluster):
+    manager, client = cluster
+    tag = unique("broker-partition")
+    node = manager.topology().host("node-3")
+    with Stream(client, tag, count=120, rate=4) as stream:
+        wait_for(lambda: len(stream.sent) >= 20, 60, message="images before the partition")
+        netns.link_down(node)
+        cut_at = time.monotonic()
+        try:
+            wait_for(lambda: time.monotonic() - cut_at >= 30, 40, interval=1, message="30 s of partition")
+        finally:
+            netns.link_up(node)
+    found = compared_exactly_once(client, tag, 120, timeout=240)
+    print(f"\n[broker partition] 120 images, {len(found)} compared exactly once, 0 lost, 0 doubled")
+
+
+def test_a_dead_worker_host_loses_nothing_and_its_partitions_move_to_the_other(cluster):
+    manager, client = cluster
+    tag = unique("worker-death")
+    with Stream(client, tag, count=120, rate=4) as stream:
+        wait_for(lambda: len(stream.sent) >= 30, 60, message="images before the death")
+        killed = manager.kill_host("worker-2")
+        died_at = time.monotonic()
+        assert killed
+    found = compared_exactly_once(client, tag, 120, timeout=240)
+    before = [r["at"] for r in found if r["at"] and r["at"].timestamp() < time.time() - (time.monotonic() - died_at)]
+    print(f"\n[worker death] 120 images, {len(found)} compared exactly once after worker-2 died "
+          f"({len(before)} before it); 0 lost, 0 doubled")
+    assert not netns.pids("triptych-worker-2")

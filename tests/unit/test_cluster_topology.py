@@ -1,0 +1,78 @@
+"""The multi-host layout and the settings each host gets (triptych.cluster.topology)."""
+
+import ipaddress
+import json
+
+import pytest
+
+from triptych.cluster.topology import KAFKA_CLUSTER_ID, SUBNET, Topology
+from triptych.config import Settings
+
+
+@pytest.fixture()
+def topology():
+    return Topology.default(workers=2)
+
+
+def test_hosts_roles_and_addresses(topology):
+    assert [h.name for h in topology.hosts] == ["node-1", "node-2", "node-3", "node-4", "db", "worker-1", "worker-2"]
+    assert [h.name for h in topology.with_role("kafka")] == ["node-1", "node-2", "node-3"]
+    assert len(topology.with_role("minio")) == 4 and topology.with_role("postgres")[0].name == "db"
+    addresses = [ipaddress.ip_address(h.address) for h in topology.hosts]
+    assert len(set(addresses)) == len(addresses) and all(a in SUBNET for a in addresses)
+    assert all(h.namespace == f"triptych-{h.name}" for h in topology.hosts)
+
+
+def test_clients_get_every_broker_and_replicated_topics(topology):
+    env = topology.client_env(Settings(_env_file=None))
+    assert env["TRIPTYCH_KAFKA_BOOTSTRAP"] == "10.251.0.10:9092,10.251.0.11:9092,10.251.0.12:9092"
+    assert (env["TRIPTYCH_KAFKA_REPLICATION_FACTOR"], env["TRIPTYCH_KAFKA_MIN_INSYNC_REPLICAS"]) == ("3", "2")
+    assert env["TRIPTYCH_DATABASE_URL"].endswith("@10.251.0.14:5432/triptych")
+
+
+def test_a_broker_host_runs_its_own_kafka_in_the_shared_quorum_and_gives_minio_every_broker(topology):
+    s = Settings(_env_file=None)
+    node = topology.host("node-2")
+    env = topology.host_env(node, s, "/data/cluster/node-2")
+    assert json.loads(env["TRIPTYCH_ROLES"]) == ["kafka", "minio"] and env["TRIPTYCH_BIND_HOST"] == node.address
+    assert "TRIPTYCH_S3_ENDPOINT" not in env  # it runs MinIO itself
+    assert env["TRIPTYCH_KAFKA_NODE_ID"] == "2" and env["TRIPTYCH_KAFKA_CLUSTER_ID"] == KAFKA_CLUSTER_ID
+    assert env["TRIPTYCH_KAFKA_CONTROLLER_QUORUM"] == "1@10.251.0.10:9093,2@10.251.0.11:9093,3@10.251.0.12:9093"
+    assert env["TRIPTYCH_KAFKA_BOOTSTRAP"].count(":9092") == 3  # for MinIO's notifications
+    assert env["TRIPTYCH_MINIO_VOLUMES"] == " ".join(f"http://node-{i}:9000/data/cluster/node-{i}/minio"
+                                                      for i in range(1, 5))
+
+
+def test_a_worker_runs_only_the_functions_against_the_others(topology):
+    env = topology.host_env(topology.host("worker-1"), Settings(_env_file=None), "/data/cluster/worker-1")
+    assert json.loads(env["TRIPTYCH_ROLES"]) == ["worker"] and env["TRIPTYCH_FUNCTIONS_AUTOSTART"] == "true"
+    for given in ("KAFKA_BOOTSTRAP", "S3_ENDPOINT", "DATABASE_URL", "MLFLOW_TRACKING_URI"):
+        assert env[f"TRIPTYCH_{given}"], given
+    assert env["TRIPTYCH_API_AUTOSTART"] == env["TRIPTYCH_MONITORING_AUTOSTART"] == "false"
+
+
+def test_the_database_host_admits_the_cluster_and_every_host_finds_the_others_by_name(topology):
+    env = topology.host_env(topology.host("db"), Settings(_env_file=None), "/data/cluster/db")
+    assert json.loads(env["TRIPTYCH_POSTGRES_ALLOWED_NETWORKS"]) == [str(SUBNET)]
+    assert "TRIPTYCH_DATABASE_URL" not in env and "TRIPTYCH_MLFLOW_TRACKING_URI" not in env
+    hosts = dict(line.split()[::-1] for line in topology.hosts_file().splitlines())
+    assert hosts["node-4"] == topology.host("node-4").address and hosts["worker-2"] == "10.251.0.16"
+
+
+def test_the_layout_survives_its_state_file_and_refuses_no_workers(topology):
+    assert Topology.from_dict(json.loads(json.dumps(topology.as_dict()))) == topology
+    with pytest.raises(ValueError):
+        Topology.default(workers=0)
+
+
+@pytest.mark.parametrize("roles,servers", [
+    (["all"], ["postgres", "kafka", "minio", "mlflow", "api", "dashboard", "prometheus", "alertmanager",
+               "functions"]),
+    (["kafka", "minio"], ["kafka", "minio"]),
+    (["postgres", "mlflow"], ["postgres", "mlflow"]),
+    (["worker"], ["functions"]),
+])
+def test_up_runs_only_the_servers_of_its_roles_in_start_order(roles, servers):
+    from triptych.stack.manager import Stack
+
+    assert [svc.name for svc in Stack(Settings(_env_file=None, roles=roles)).own] == servers
