@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # Distributed MinIO: every node is started with the same volumes, in MinIO's own
     # notation (`http://node-{1...4}:9000/data`); unset = one drive in the data dir.
     minio_volumes: str | None = None
+    # Brokers MinIO publishes its bucket events to: every broker of a cluster, even on
+    # a host that runs one of them; unset = this stack's Kafka.
+    minio_kafka_brokers: str | None = None
     s3_access_key: str = "triptych"
     s3_secret_key: str = "triptych-local-secret"
     images_bucket: str = "images"

@@ -119,7 +119,7 @@ def test_images_flow_across_two_workers_exactly_once_on_replicated_topics(cluste
     compared_exactly_once(client, tag, 60, timeout=180)
     admin = KafkaAdminClient(bootstrap_servers=client.kafka_url)
     try:
-        topics = {t["topic"]: t for t in admin.describe_topics(["images-input-stream", "minio-events"])}
+        topics = {t["name"]: t for t in admin.describe_topics(["images-input-stream", "minio-events"])}
         assert all(len(p["replicas"]) == 3 for t in topics.values() for p in t["partitions"])
         # Both workers' replicas of one function are members of its one consumer group.
         [group] = admin.describe_consumer_groups(["infer-mobilenet-v2"])

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from triptych.cluster.topology import KAFKA_CLUSTER_ID, SUBNET, Topology
+from triptych.cluster.topology import HOST_DATA_DIR, KAFKA_CLUSTER_ID, SUBNET, Topology
 from triptych.config import Settings
 
 
@@ -33,18 +33,20 @@ def test_clients_get_every_broker_and_replicated_topics(topology):
 def test_a_broker_host_runs_its_own_kafka_in_the_shared_quorum_and_gives_minio_every_broker(topology):
     s = Settings(_env_file=None)
     node = topology.host("node-2")
-    env = topology.host_env(node, s, "/data/cluster/node-2")
+    env = topology.host_env(node, s)
     assert json.loads(env["TRIPTYCH_ROLES"]) == ["kafka", "minio"] and env["TRIPTYCH_BIND_HOST"] == node.address
     assert "TRIPTYCH_S3_ENDPOINT" not in env  # it runs MinIO itself
     assert env["TRIPTYCH_KAFKA_NODE_ID"] == "2" and env["TRIPTYCH_KAFKA_CLUSTER_ID"] == KAFKA_CLUSTER_ID
     assert env["TRIPTYCH_KAFKA_CONTROLLER_QUORUM"] == "1@10.251.0.10:9093,2@10.251.0.11:9093,3@10.251.0.12:9093"
-    assert env["TRIPTYCH_KAFKA_BOOTSTRAP"].count(":9092") == 3  # for MinIO's notifications
-    assert env["TRIPTYCH_MINIO_VOLUMES"] == " ".join(f"http://node-{i}:9000/data/cluster/node-{i}/minio"
-                                                      for i in range(1, 5))
+    assert "TRIPTYCH_KAFKA_BOOTSTRAP" not in env  # it runs a broker itself
+    assert env["TRIPTYCH_MINIO_KAFKA_BROKERS"].count(":9092") == 3  # MinIO's notifications go to all
+    # The same path on every node, as MinIO requires: each host's own folder is mounted there.
+    assert env["TRIPTYCH_DATA_DIR"] == HOST_DATA_DIR
+    assert env["TRIPTYCH_MINIO_VOLUMES"] == " ".join(f"http://node-{i}:9000{HOST_DATA_DIR}/minio" for i in range(1, 5))
 
 
 def test_a_worker_runs_only_the_functions_against_the_others(topology):
-    env = topology.host_env(topology.host("worker-1"), Settings(_env_file=None), "/data/cluster/worker-1")
+    env = topology.host_env(topology.host("worker-1"), Settings(_env_file=None))
     assert json.loads(env["TRIPTYCH_ROLES"]) == ["worker"] and env["TRIPTYCH_FUNCTIONS_AUTOSTART"] == "true"
     for given in ("KAFKA_BOOTSTRAP", "S3_ENDPOINT", "DATABASE_URL", "MLFLOW_TRACKING_URI"):
         assert env[f"TRIPTYCH_{given}"], given
@@ -52,7 +54,7 @@ def test_a_worker_runs_only_the_functions_against_the_others(topology):
 
 
 def test_the_database_host_admits_the_cluster_and_every_host_finds_the_others_by_name(topology):
-    env = topology.host_env(topology.host("db"), Settings(_env_file=None), "/data/cluster/db")
+    env = topology.host_env(topology.host("db"), Settings(_env_file=None))
     assert json.loads(env["TRIPTYCH_POSTGRES_ALLOWED_NETWORKS"]) == [str(SUBNET)]
     assert "TRIPTYCH_DATABASE_URL" not in env and "TRIPTYCH_MLFLOW_TRACKING_URI" not in env
     hosts = dict(line.split()[::-1] for line in topology.hosts_file().splitlines())

@@ -29,7 +29,7 @@ from ..errors import StackError
 from ..runtime.supervisor import replica_counts
 from ..stack.process import tail
 from . import netns
-from .topology import Host, Topology
+from .topology import HOST_DATA_DIR, Host, Topology
 
 Report = Callable[[str], None]
 CLI = [sys.executable, "-m", "triptych.cli"]
@@ -95,7 +95,14 @@ class Cluster:
     def _env(self, topology: Topology, host: Host) -> dict[str, str]:
         # Nothing of the caller's own stack leaks in (its ports, its URLs, its data dir).
         base = {k: v for k, v in os.environ.items() if not k.startswith("TRIPTYCH_") or k == "TRIPTYCH_CACHE_DIR"}
-        return {**base, **topology.host_env(host, self.settings, str(self.host_dir(host)))}
+        return {**base, **topology.host_env(host, self.settings)}
+
+    def _in(self, host: Host, argv: list[str]) -> list[str]:
+        """`argv` on `host`: in its namespace, its own folder at HOST_DATA_DIR."""
+        folder = self.host_dir(host)
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o755)
+        return netns.exec_argv(host, argv, own_dir=(folder, HOST_DATA_DIR))
 
     def _up_on(self, topology: Topology, hosts: list[Host]) -> None:
         """`triptych up` on each host at once; raise with the failures' logs."""
@@ -103,7 +110,7 @@ class Cluster:
             log = self.log_path(host)
             log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "ab") as out:
-                proc = subprocess.run(netns.exec_argv(host, [*CLI, "up"]), env=self._env(topology, host),
+                proc = subprocess.run(self._in(host, [*CLI, "up"]), env=self._env(topology, host),
                                       stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=900)
             return host, proc.returncode
 
@@ -183,7 +190,7 @@ class Cluster:
             if alive:
                 report("stopping " + ", ".join(h.name for h in alive))
                 with ThreadPoolExecutor(len(alive)) as pool:
-                    list(pool.map(lambda h: subprocess.run(netns.exec_argv(h, [*CLI, "down"]),
+                    list(pool.map(lambda h: subprocess.run(self._in(h, [*CLI, "down"]),
                                                            env=self._env(topology, h), capture_output=True,
                                                            timeout=300), alive))
         report("removing the hosts")

@@ -10,6 +10,7 @@ naming every other host. Needs root (CAP_NET_ADMIN), as on the CI machines.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -102,6 +103,14 @@ def destroy(topology: Topology) -> None:
     _ip("link", "delete", BRIDGE, check=False)
 
 
-def exec_argv(host: Host, argv: list[str]) -> list[str]:
-    """`argv` run inside the host's namespace (with its /etc/hosts)."""
-    return ["ip", "netns", "exec", host.namespace, *argv]
+def exec_argv(host: Host, argv: list[str], own_dir: tuple[Path, str] | None = None) -> list[str]:
+    """`argv` run inside the host's namespace, with its /etc/hosts. `own_dir`
+    (folder, path): the host's own folder mounted at `path`, as a machine has its
+    own disk. `ip netns exec` gives each command a private mount namespace, so every
+    host sees its own data at the same path, which distributed MinIO requires (its
+    nodes must run with identical settings, its event queue folder included)."""
+    if own_dir is None:
+        return ["ip", "netns", "exec", host.namespace, *argv]
+    folder, path = own_dir
+    script = f"mkdir -p {shlex.quote(path)} && mount --bind {shlex.quote(str(folder))} {shlex.quote(path)} && exec \"$@\""
+    return ["ip", "netns", "exec", host.namespace, "sh", "-c", script, "sh", *argv]

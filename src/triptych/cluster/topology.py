@@ -33,6 +33,9 @@ GATEWAY = str(SUBNET.network_address + 1)  # the bridge, in the root namespace
 KAFKA_CLUSTER_ID = "tRiPtYcHcLuStEr00000A"
 MINIO_NODES = 4
 KAFKA_BROKERS = 3
+# Where every host keeps its data, as on real machines: the same path on each
+# (distributed MinIO requires identical settings on every node).
+HOST_DATA_DIR = "/var/lib/triptych-host"
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ class Topology:
             "TRIPTYCH_KAFKA_MIN_INSYNC_REPLICAS": str(min(2, len(self.with_role("kafka")))),
         }
 
-    def host_env(self, host: Host, settings: Settings, data_dir: str) -> dict[str, str]:
+    def host_env(self, host: Host, settings: Settings, data_dir: str = HOST_DATA_DIR) -> dict[str, str]:
         """The environment `triptych up --role ...` runs with on `host`: its own
         address and data, the others' addresses for what it does not run."""
         p = self.ports
@@ -137,10 +140,9 @@ class Topology:
             })
         if "minio" in host.roles:
             # MinIO's notifications go to every broker, whichever host it runs on.
-            env["TRIPTYCH_KAFKA_BOOTSTRAP"] = self.kafka_bootstrap
+            env["TRIPTYCH_MINIO_KAFKA_BROKERS"] = self.kafka_bootstrap
             env["TRIPTYCH_MINIO_VOLUMES"] = " ".join(
-                f"http://{h.name}:{p['minio']}{data_dir.rsplit('/', 1)[0]}/{h.name}/minio"
-                for h in self.with_role("minio"))
+                f"http://{h.name}:{p['minio']}{data_dir}/minio" for h in self.with_role("minio"))
         if "postgres" in host.roles:
             env["TRIPTYCH_POSTGRES_ALLOWED_NETWORKS"] = json.dumps([str(SUBNET)])
         if "mlflow" in host.roles and "postgres" not in host.roles:

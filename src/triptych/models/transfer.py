@@ -5,6 +5,7 @@ export, card) and is registered anew, so the target keeps its own lineage."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from ..config import Settings
@@ -20,8 +21,11 @@ def export_champions(target: Path, settings: Settings, models: list[str] | None 
     for name in models or list(ARCHITECTURES):
         version = version_for_alias(name, CHAMPION, settings)
         if version is not None:
-            _, folder = download(name, version, Path(target) / name, settings)
-            exported[name] = folder
+            staging = Path(target) / f".{name}-download"
+            _, local = download(name, version, staging, settings)
+            local.rename(Path(target) / name)  # the version's own files, card.json at the top
+            shutil.rmtree(staging, ignore_errors=True)
+            exported[name] = Path(target) / name
     return exported
 
 

@@ -112,9 +112,11 @@ def provision_topics(settings: Settings) -> list[str]:
             # raise_errors=False: a topic created meanwhile by a concurrent `up` is fine.
             admin.create_topics(missing, raise_errors=False, wait_for_metadata=True)
         described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics([n for n, _ in TOPICS])}
-        grow = {name: partitions for name, partitions in TOPICS if described.get(name, partitions) < partitions}
+        # A topic another broker's `up` created a moment ago may show no partitions yet:
+        # only a topic seen with fewer than declared is grown, and "already has" is fine.
+        grow = {name: partitions for name, partitions in TOPICS if 0 < described.get(name, partitions) < partitions}
         if grow:
-            admin.create_partitions(grow)
+            admin.create_partitions(grow, raise_errors=False)
     finally:
         admin.close()
     return sorted(missing)

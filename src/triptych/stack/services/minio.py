@@ -89,7 +89,7 @@ class MinIO(Service):
         return {
             "MINIO_ROOT_USER": s.s3_access_key,
             "MINIO_ROOT_PASSWORD": s.s3_secret_key,
-            **minio_kafka_targets_env(s.kafka_url, str(self.event_queue_path), s.minio_event_queue_limit),
+            **minio_kafka_targets_env(s.minio_kafka_brokers or s.kafka_url, str(self.event_queue_path), s.minio_event_queue_limit),
             "MINIO_UPDATE": "off",
             # Prometheus scrapes /minio/v2/metrics/cluster without a token (loopback only).
             "MINIO_PROMETHEUS_AUTH_TYPE": "public",
@@ -103,7 +103,7 @@ class MinIO(Service):
         return spawn_detached(
             [
                 # One drive here, or every node's drives of a distributed MinIO (erasure-coded).
-                str(self.binary), "server", s.minio_volumes or str(self.data_path),
+                str(self.binary), "server", *(s.minio_volumes.split() if s.minio_volumes else [str(self.data_path)]),
                 "--address", f"{self.host}:{s.minio_port}",
                 "--console-address", f"{self.host}:{s.minio_console_port}",
                 "--quiet",
