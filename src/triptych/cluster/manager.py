@@ -74,7 +74,10 @@ class Cluster:
         """Hosts, servers, champions, workers; `replicas`: what each worker runs
         (default: the declaration's counts, with SINGLETONS on the first worker only)."""
         netns.require_root()
-        topology = self.topology() or Topology.default(workers)
+        topology = self.topology()
+        if topology is None:
+            topology = Topology.default(workers)
+            netns.destroy(topology)  # hosts left by a cluster whose state is gone (a killed run): start clean
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)  # the postgres user must reach its data dir
         report(f"creating {len(topology.hosts)} hosts")

@@ -93,6 +93,19 @@ def link_up(host: Host) -> None:
     _ip("link", "set", _veth(host), "up")
 
 
+def impair(host: Host, delay_ms: int | None = 200, loss_percent: float = 5) -> None:
+    """Slow and lossy traffic to and from a host (tc netem on both ends of its
+    link); `delay_ms=None` heals it."""
+    for prefix, device in (([], _veth(host)), (["ip", "netns", "exec", host.namespace], "eth0")):
+        subprocess.run([*prefix, "tc", "qdisc", "del", "dev", device, "root"], capture_output=True)
+        if delay_ms is None:
+            continue
+        proc = subprocess.run([*prefix, "tc", "qdisc", "add", "dev", device, "root", "netem",
+                               "delay", f"{delay_ms}ms", "loss", f"{loss_percent}%"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise StackError(f"tc netem on {host.name}'s {device} failed: {proc.stderr.strip()}")
+
+
 def destroy(topology: Topology) -> None:
     for host in topology.hosts:
         kill_all(host.namespace)
