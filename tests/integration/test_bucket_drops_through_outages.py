@@ -147,15 +147,25 @@ def recovered_late(stack, run: str) -> int:
     return sum(int(details["recovered"]) for (details,) in rows)
 
 
+def outage(dropper: Dropper, service: str, down_s: float, before: int, after: int) -> tuple[float, float, int]:
+    """While drops flow: `before` acknowledged, `service` killed with -9 and left
+    down `down_s`, brought back by `triptych up`, then `after` more acknowledged.
+    Returns when it died, when it was back, and the pid it had."""
+    wait_for(lambda: len(dropper.put) >= before, 30, message=f"drops before {service} dies")
+    killed = kill(service)
+    down_at = time.monotonic()
+    wait_for(lambda: time.monotonic() - down_at >= down_s, down_s + 10, interval=0.5,
+             message=f"{down_s} s without {service}")
+    back_at = bring_back()
+    wait_for(lambda: len(dropper.keys_between(back_at, float("inf"))) >= after, 60,
+             message=f"drops after {service} is back")
+    return down_at, back_at, killed
+
+
 def test_drops_while_kafka_is_down_for_a_minute_are_all_compared_once(stack, pipeline):
     run = unique("kafka-outage")
     with Dropper(stack, run, rate=2) as dropper:
-        wait_for(lambda: len(dropper.put) >= 4, 30, message="drops before the outage")
-        kill("kafka")
-        down_at = time.monotonic()
-        wait_for(lambda: time.monotonic() - down_at >= 60, 70, interval=1, message="a minute of Kafka outage")
-        kafka_back = bring_back()
-        wait_for(lambda: len(dropper.keys_between(kafka_back, float("inf"))) >= 4, 30, message="drops after it")
+        down_at, kafka_back, _ = outage(dropper, "kafka", 60, before=4, after=4)
     # Kafka is surely down for the minute before `triptych up` starts it again.
     surely_down = dropper.keys_between(down_at, down_at + 60)
     assert len(surely_down) >= 100, "drops made while Kafka was down"
@@ -170,10 +180,7 @@ def test_drops_while_kafka_is_down_for_a_minute_are_all_compared_once(stack, pip
 def test_drops_across_a_minio_restart_are_all_compared_once(stack, pipeline):
     run = unique("minio-restart")
     with Dropper(stack, run, rate=5) as dropper:
-        wait_for(lambda: len(dropper.put) >= 10, 30, message="drops before the restart")
-        killed = kill("minio")
-        minio_back = bring_back()
-        wait_for(lambda: len(dropper.keys_between(minio_back, float("inf"))) >= 10, 60, message="drops after it")
+        _, minio_back, killed = outage(dropper, "minio", 0, before=10, after=10)
     assert stack_status()["minio"]["pid"] not in (None, killed), "a new MinIO serves the drops after the restart"
     compared_once(stack, run, [key for key, _ in dropper.put], RECOVERY_S)
     print(f"\n[minio restart] {len(dropper.put)} drops; all compared once "
@@ -183,12 +190,7 @@ def test_drops_across_a_minio_restart_are_all_compared_once(stack, pipeline):
 def test_drops_across_a_postgres_restart_are_all_compared_once(stack, pipeline):
     run = unique("postgres-restart")
     with Dropper(stack, run, rate=5) as dropper:
-        wait_for(lambda: len(dropper.put) >= 10, 30, message="drops before the restart")
-        kill("postgres")
-        down_at = time.monotonic()
-        wait_for(lambda: time.monotonic() - down_at >= 10, 20, interval=1, message="ten seconds without Postgres")
-        postgres_back = bring_back()
-        wait_for(lambda: len(dropper.keys_between(postgres_back, float("inf"))) >= 10, 60, message="drops after it")
+        _, postgres_back, _ = outage(dropper, "postgres", 10, before=10, after=10)
     compared_once(stack, run, [key for key, _ in dropper.put], RECOVERY_S)
     print(f"\n[postgres restart] {len(dropper.put)} drops; all compared once "
           f"{time.monotonic() - postgres_back:.1f} s after `triptych up` returned")

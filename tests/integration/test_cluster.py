@@ -209,7 +209,7 @@ def test_a_slow_lossy_link_slows_a_worker_but_loses_nothing_and_kills_no_replica
     tag = unique("slow-link")
     worker = manager.topology().host("worker-2")
     restarts_before = _restarts(manager, "worker-2")
-    netns.impair(worker, delay_ms=200, loss_percent=5)
+    qdisc = netns.impair(worker, delay_ms=200, loss_percent=5)
     try:
         with Stream(client, tag, count=60, rate=3):
             pass
@@ -217,7 +217,8 @@ def test_a_slow_lossy_link_slows_a_worker_but_loses_nothing_and_kills_no_replica
     finally:
         netns.impair(worker, None)
     assert _restarts(manager, "worker-2") == restarts_before, "a replica behind a slow link was restarted"
-    report("worker link 200 ms, 5 % loss", 60, found)
+    report("worker link 200 ms, 5 % loss" if qdisc == "netem" else "worker link 2 Mbit/s, 200 ms queue (tbf)",
+           60, found)
 
 
 def _restarts(manager, host: str) -> int:

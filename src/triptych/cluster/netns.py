@@ -93,17 +93,26 @@ def link_up(host: Host) -> None:
     _ip("link", "set", _veth(host), "up")
 
 
-def impair(host: Host, delay_ms: int | None = 200, loss_percent: float = 5) -> None:
-    """Slow and lossy traffic to and from a host (tc netem on both ends of its
-    link); `delay_ms=None` heals it."""
+def impair(host: Host, delay_ms: int | None = 200, loss_percent: float = 5, rate_kbit: int = 2000) -> str:
+    """Slow traffic to and from a host (tc on both ends of its link); `delay_ms=None`
+    heals it. netem adds `delay_ms` and `loss_percent`; where the kernel has no netem
+    (this machine's has none), a token bucket limits the link to `rate_kbit` and drops
+    what waits longer than `delay_ms`: slow, and lossy once full. Returns the qdisc used."""
+    used = "none"
     for prefix, device in (([], _veth(host)), (["ip", "netns", "exec", host.namespace], "eth0")):
         subprocess.run([*prefix, "tc", "qdisc", "del", "dev", device, "root"], capture_output=True)
         if delay_ms is None:
             continue
-        proc = subprocess.run([*prefix, "tc", "qdisc", "add", "dev", device, "root", "netem",
-                               "delay", f"{delay_ms}ms", "loss", f"{loss_percent}%"], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise StackError(f"tc netem on {host.name}'s {device} failed: {proc.stderr.strip()}")
+        for kind, args in (("netem", ["delay", f"{delay_ms}ms", "loss", f"{loss_percent}%"]),
+                           ("tbf", ["rate", f"{rate_kbit}kbit", "burst", "32kbit", "latency", f"{delay_ms}ms"])):
+            proc = subprocess.run([*prefix, "tc", "qdisc", "add", "dev", device, "root", kind, *args],
+                                  capture_output=True, text=True)
+            if proc.returncode == 0:
+                used = kind
+                break
+        else:
+            raise StackError(f"tc on {host.name}'s {device} failed: {proc.stderr.strip()}")
+    return used
 
 
 def destroy(topology: Topology) -> None:
