@@ -96,9 +96,7 @@ class Cluster:
         return topology
 
     def _env(self, topology: Topology, host: Host) -> dict[str, str]:
-        # Nothing of the caller's own stack leaks in (its ports, its URLs, its data dir).
-        base = {k: v for k, v in os.environ.items() if not k.startswith("TRIPTYCH_") or k == "TRIPTYCH_CACHE_DIR"}
-        return {**base, **topology.host_env(host, self.settings)}
+        return {**_environ_without_this_stack(), **topology.host_env(host, self.settings)}
 
     def _in(self, host: Host, argv: list[str]) -> list[str]:
         """`argv` on `host`: in its namespace, its own folder at HOST_DATA_DIR."""
@@ -127,9 +125,10 @@ class Cluster:
         from ..runtime.supervisor import desired_path
 
         declared = {name: spec.replicas for name, spec in load_functions(self.settings.project_file).items()}
-        wanted = {name: (0 if name in SINGLETONS and not first else count) for name, count in declared.items()}
         if replicas is not None:
             wanted = {name: replicas.get(name, 0) for name in declared}
+        else:
+            wanted = {name: (0 if name in SINGLETONS and not first else count) for name, count in declared.items()}
         path = desired_path(self.settings.model_copy(update={"data_dir": self.host_dir(host)}))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(wanted))
@@ -147,8 +146,7 @@ class Cluster:
             export = subprocess.run([*CLI, "models", "export", "--to", folder], capture_output=True, text=True)
             if export.returncode != 0:
                 raise StackError(f"`triptych models export` failed:\n{export.stderr[-2000:]}")
-            env = {**{k: v for k, v in os.environ.items() if not k.startswith("TRIPTYCH_")},
-                   **topology.client_env(self.settings)}
+            env = {**_environ_without_this_stack(), **topology.client_env(self.settings)}
             folders = sorted(str(p) for p in Path(folder).iterdir() if p.is_dir())
             imported = subprocess.run([*CLI, "models", "import", *folders], capture_output=True, text=True, env=env)
             if imported.returncode != 0:
@@ -170,7 +168,7 @@ class Cluster:
         env = topology.client_env(self.settings)
         return {"up": True, "hosts": hosts, "kafka_bootstrap": env["TRIPTYCH_KAFKA_BOOTSTRAP"],
                 "s3_endpoint": env["TRIPTYCH_S3_ENDPOINT"], "mlflow": env["TRIPTYCH_MLFLOW_TRACKING_URI"],
-                "env": {k: v for k, v in env.items()}}
+                "env": env}
 
     # -- faults and down ------------------------------------------------------------
     def kill_host(self, name: str) -> list[int]:
@@ -203,3 +201,8 @@ class Cluster:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
+def _environ_without_this_stack() -> dict[str, str]:
+    """This process's environment less its TRIPTYCH_ settings (its ports, URLs and
+    data dir), so that nothing of the caller's own stack leaks into a host; the
+    install cache is shared."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TRIPTYCH_") or k == "TRIPTYCH_CACHE_DIR"}
