@@ -1,10 +1,12 @@
 import os
 import socket
+import subprocess
 
+import psutil
 import pytest
 
 from triptych.errors import PortInUseError
-from triptych.stack.process import ensure_port_free, port_is_free
+from triptych.stack.process import ensure_port_free, port_is_free, wait_until
 from triptych.stack.services import redact_url
 
 
@@ -50,3 +52,20 @@ def test_tree_rss_skips_a_child_that_exits_while_counting():
 
     me.children = with_dead_child
     assert tree_rss(me) > 0 and alive > 0
+
+
+def test_a_postgres_lock_naming_a_zombie_or_a_gone_process_is_stale_and_a_live_one_is_not():
+    from triptych.stack.services.postgres import stale_lock_pid
+
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        assert not stale_lock_pid(child.pid)
+        child.kill()
+        # Killed but not reaped: a zombie, which still answers kill(pid, 0) as PostgreSQL checks.
+        wait_until(lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE, 10, interval=0.05)
+        os.kill(child.pid, 0)
+        assert stale_lock_pid(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert stale_lock_pid(child.pid)  # reaped: gone

@@ -8,6 +8,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import psutil
+
 from ...errors import InstallError
 from ..process import spawn_detached, tail
 from .base import Service, apt_install
@@ -100,9 +102,23 @@ class Postgres(Service):
                                      for net in self.settings.postgres_allowed_networks)
         hba.write_text(text)
 
+    def _clear_stale_lock(self) -> None:
+        """Remove a `postmaster.pid` left by a server that was killed and is now a
+        zombie. PostgreSQL refuses to start while the pid in its lock answers
+        kill(pid, 0), and a zombie does until whoever adopted it reaps it; an
+        orphaned server's reaper is the host's init, which may take its time."""
+        lock = self.data_path / "postmaster.pid"
+        try:
+            pid = int(lock.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        if stale_lock_pid(pid):
+            lock.unlink(missing_ok=True)
+
     def _launch(self) -> int:
         self._prepare_dirs()
         self._initdb()
+        self._clear_stale_lock()
         self._admit_networks()
         self.log_path.touch()
         self._chown(self.log_path)
@@ -135,6 +151,17 @@ class Postgres(Service):
 
     def superuser_dsn(self) -> dict:
         return {"host": str(self.socket_dir), "port": self.settings.postgres_port, "user": "postgres"}
+
+
+def stale_lock_pid(pid: int) -> bool:
+    """True when the process a lock file names is gone or a zombie: it can hold
+    nothing. A live process of any kind is left to PostgreSQL's own check."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False
 
 
 # ---------------------------------------------------------------------------
