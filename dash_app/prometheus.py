@@ -5,14 +5,11 @@ reached, so a page shows its Postgres-based view or a hint instead of hanging.""
 
 from __future__ import annotations
 
-import json
-import urllib.parse
-import urllib.request
 from datetime import datetime, timedelta, timezone
 
-from . import data
+from triptych.observe.prometheus import PrometheusUnavailable, range_query
 
-TIMEOUT_S = 2.0
+from . import data
 
 # p95 forward-pass time per image, by model, over the last minute at each step.
 INFERENCE_P95 = 'histogram_quantile(0.95, sum by (model, le) (rate(triptych_inference_seconds_bucket[1m])))'
@@ -26,18 +23,12 @@ def query_range(promql: str, start: datetime, end: datetime,
                 step_s: int = 15) -> dict[str, tuple[list, list]] | None:
     """{series label: (times, values)} from `start` to `end`, or None when Prometheus
     is away. A series is named by its one varying label (model, function ...)."""
-    params = urllib.parse.urlencode({"query": promql, "start": start.timestamp(), "end": end.timestamp(),
-                                     "step": step_s})
     try:
-        with urllib.request.urlopen(f"{data.settings().prometheus_url}/api/v1/query_range?{params}",
-                                    timeout=TIMEOUT_S) as response:
-            body = json.loads(response.read())
-    except (OSError, ValueError):
-        return None
-    if body.get("status") != "success":
+        results = range_query(data.settings(), promql, start.timestamp(), end.timestamp(), step_s)
+    except PrometheusUnavailable:
         return None
     series = {}
-    for result in body["data"]["result"]:
+    for result in results:
         name = next(iter(result["metric"].values()), "all")
         points = [(datetime.fromtimestamp(float(t), timezone.utc), float(v)) for t, v in result["values"]
                   if v not in ("NaN", "+Inf", "-Inf")]

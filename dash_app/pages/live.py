@@ -165,7 +165,9 @@ def _health(snapshot: dict) -> html.Div:
             words += f", {f['restarts']} restarts"
         items.append(html.Li([html.Span("●", className=f"dot {state}"), html.Span(name),
                               html.Span(words, className="text-muted ms-auto")], id=f"live-health-{name}"))
-    if not snapshot["functions"]:
+    for problem in snapshot.get("replica_problems", []):
+        items.append(html.Li([html.Span("●", className="dot down"), html.Span(problem, className="small")]))
+    if not snapshot["functions"] and not snapshot.get("replica_problems"):
         items.append(html.Li([html.Span("●", className="dot down"), html.Span("functions"),
                               html.Span(["not running: ", code("triptych up")], className="text-muted ms-auto")]))
     return html.Div([*_alerts(snapshot.get("alerts", [])), html.Ul(items, className="health-list")])

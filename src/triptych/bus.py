@@ -18,6 +18,7 @@ def producer(settings: Settings | None = None, **overrides) -> KafkaProducer:
         retries=5,
         linger_ms=5,
         max_in_flight_requests_per_connection=1,  # keep per-partition order through retries
+        request_timeout_ms=settings.kafka_request_timeout_ms,
     )
     options.update(overrides)
     return KafkaProducer(**options)
@@ -25,7 +26,8 @@ def producer(settings: Settings | None = None, **overrides) -> KafkaProducer:
 
 def consumer(settings: Settings | None = None, **overrides) -> KafkaConsumer:
     settings = settings or get_settings()
-    options = dict(bootstrap_servers=settings.kafka_url, enable_auto_commit=False)
+    options = dict(bootstrap_servers=settings.kafka_url, enable_auto_commit=False,
+                   request_timeout_ms=settings.kafka_request_timeout_ms)
     options.update(overrides)
     return KafkaConsumer(**options)
 

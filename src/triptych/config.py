@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     # Topics (and Kafka's internal ones) are created with these: 3 and 2 on three brokers.
     kafka_replication_factor: int = Field(default=1, ge=1)
     kafka_min_insync_replicas: int = Field(default=1, ge=1)
+    # How long a client waits on one broker's answer before it gives up on that broker,
+    # refreshes who leads what and retries elsewhere. Kafka's own default (30 s) on one
+    # host; on several, shorter, so a cut-off broker stalls its partitions for seconds.
+    kafka_request_timeout_ms: int = Field(default=30_000, ge=7_000)
 
     # --- MinIO / S3 ----------------------------------------------------------
     s3_endpoint: str | None = Field(default=None, description="http(s)://host:port; unset = managed locally")
@@ -202,6 +206,12 @@ class Settings(BaseSettings):
     prometheus_scrape_interval: str = Field(default="5s", pattern=r"^\d+(ms|s|m)$")
     prometheus_retention: str = Field(default="7d", pattern=r"^\d+(h|d|w|y)$")
     alertmanager_port: int = 9095
+    # A Prometheus elsewhere (a cluster's) that the dashboard, the API and `status`
+    # read replica health from; unset: this host's own, at prometheus_port.
+    prometheus_endpoint: str | None = None
+    # Supervisors on other hosts (`host:port`, each host's supervisor_port) whose
+    # replicas this host's Prometheus scrapes, found by HTTP service discovery.
+    prometheus_remote_supervisors: list[str] = Field(default_factory=list)
     # Alertmanager also posts every alert here (Slack, a pager...), besides system_events.
     alert_webhook_url: str | None = None
 
@@ -214,6 +224,9 @@ class Settings(BaseSettings):
     # --- functions (the local Nuclio-compatible runner) -------------------------
     project_file: Path = Field(default_factory=_default_project_file)
     functions_autostart: bool = Field(default=True, description="`triptych up` also starts the function supervisor")
+    # The supervisor's /health, /metrics and /targets (its replicas, for a remote
+    # Prometheus); 0 picks a free port, which the local file discovery finds anyway.
+    supervisor_port: int = Field(default=0, ge=0, le=65535)
     functions_runtime: Literal["local", "nuclio"] = Field(
         default="local",
         description="what runs each replica: the local runner (micro-batches, the fast path) or Nuclio 1.14's own "
@@ -242,7 +255,7 @@ class Settings(BaseSettings):
 
     @property
     def prometheus_url(self) -> str:
-        return f"http://{self.bind_host}:{self.prometheus_port}"
+        return self.prometheus_endpoint or f"http://{self.bind_host}:{self.prometheus_port}"
 
     @property
     def alertmanager_url(self) -> str:

@@ -15,6 +15,7 @@ import os
 import signal
 import threading
 import time
+from datetime import datetime, timezone
 
 import psutil
 import pytest
@@ -119,11 +120,37 @@ def test_status_lists_every_host_with_its_namespace_roles_processes_and_replicas
     state = json.loads(proc.stdout)
     hosts = {h["name"]: h for h in state["hosts"]}
     assert set(hosts) == {"node-1", "node-2", "node-3", "node-4", "db", "worker-1", "worker-2"}
-    assert hosts["node-1"]["roles"] == ["kafka", "minio"] and hosts["db"]["roles"] == ["postgres", "mlflow"]
+    assert hosts["node-1"]["roles"] == ["kafka", "minio"] and hosts["db"]["roles"] == ["postgres", "mlflow", "monitoring"]
     assert all(h["namespace"] == f"triptych-{h['name']}" and h["pids"] for h in hosts.values())
     for worker in ("worker-1", "worker-2"):
         assert {n: f["running"] for n, f in hosts[worker]["functions"].items() if f["desired"]} == PIPELINE
     assert state["kafka_bootstrap"].count(":9092") == 3
+
+
+def test_replica_health_of_every_host_comes_from_the_clusters_prometheus_to_the_api_and_the_cli(cluster):
+    from fastapi.testclient import TestClient
+
+    from triptych.api import create_app
+    from triptych.observe.replicas import replica_health
+
+    manager, client = cluster
+    both = {name: 2 * n for name, n in PIPELINE.items()}  # one replica a function on each worker
+    health = wait_for(lambda: (h := replica_health(client)) and len(h.supervisors_up) == 2
+                      and {n: f["running"] for n, f in h.functions.items() if f["desired"]} == both and h,
+                      90, interval=2, message="Prometheus on db counting both workers' replicas")
+    assert {n: f["desired"] for n, f in health.functions.items() if f["desired"]} == both
+    workers = {f"{h.address}:9400" for h in manager.topology().with_role("worker")}
+    assert set(health.supervisors_up) == workers and not health.supervisors_down
+    # The API's /health reads the same, with no runner of its own anywhere near.
+    reply = TestClient(create_app(client)).get("/health").json()
+    assert {n: f["running"] for n, f in reply["functions"].items() if f["desired"]} == both, reply
+    # The CLI follows the cluster while it is up: its servers, and every host's replicas.
+    proc = triptych("status", "--json")
+    assert proc.returncode == 0, proc.stderr
+    status = json.loads(proc.stdout)
+    assert status["kafka"]["url"].count(":9092") == 3 and status["minio"]["url"] == client.s3_url
+    assert {n: f["running"] for n, f in status["functions"]["all_hosts"]["functions"].items()
+            if f["desired"]} == both
 
 
 def test_images_flow_across_two_workers_exactly_once_on_replicated_topics(cluster):
@@ -153,12 +180,18 @@ def test_a_partitioned_broker_loses_nothing(cluster):
     with Stream(client, tag, count=120, rate=4) as stream:
         wait_for(lambda: len(stream.sent) >= 20, 60, message="images before the partition")
         netns.link_down(node)
-        cut_at = time.monotonic()
+        cut_at, cut = time.monotonic(), datetime.now(timezone.utc)
         try:
             wait_for(lambda: time.monotonic() - cut_at >= 30, 40, interval=1, message="30 s of partition")
         finally:
+            healed = datetime.now(timezone.utc)
             netns.link_up(node)
-    report("broker partitioned 30 s", 120, compared_exactly_once(client, tag, 120, timeout=240))
+    found = compared_exactly_once(client, tag, 120, timeout=240)
+    during = [r for r in found if cut <= r["at"] <= healed]
+    # The stream went on with the other two brokers while the third was cut off.
+    assert during, "no image was compared while the broker was cut off"
+    report("broker partitioned 30 s", 120, found)
+    print(f"[broker partitioned 30 s] {len(during)} compared during the cut")
 
 
 def _server_pid(manager, host: str, executable: str) -> int:

@@ -20,6 +20,7 @@ import httpx2 as httpx
 import pytest
 
 from triptych.models.bootstrap import QUICK, missing_champions, train_as_mlrun_job
+from triptych.observe.replicas import replica_health
 from triptych.runtime.declare import cron_trigger
 from triptych.stack.services.monitoring import PROMTOOL, RULES_DIR
 
@@ -92,6 +93,16 @@ def test_prometheus_scrapes_every_replica_and_follows_a_scale(stack, observed):
     assert scaled.returncode == 0, scaled.stderr
     wait_for(lambda: len(up(stack, "functions", function="aggregate")) == 2, 90, message="both aggregate replicas up")
     assert {t["labels"]["replica"] for t in up(stack, "functions", function="aggregate")} == {"0", "1"}
+    # What the dashboard and /health show, read from Prometheus as on a cluster.
+    counted = wait_for(lambda: (h := replica_health(stack)).functions.get("aggregate", {}).get("running") == 2 and h,
+                       60, message="two aggregate replicas counted from Prometheus")
+    assert counted.functions["infer-mobilenet-v2"]["desired"] == 1 and counted.supervisors_up
+    # The supervisor lists its replicas for a Prometheus on another host (HTTP discovery).
+    [supervisor] = up(stack, "supervisor")
+    with urllib.request.urlopen(f"http://{supervisor['labels']['instance']}/targets", timeout=10) as reply:
+        listed = json.loads(reply.read())
+    assert {(g["labels"].get("function"), g["labels"].get("replica")) for g in listed} >= {
+        ("aggregate", "0"), ("aggregate", "1"), ("infer-mobilenet-v2", "0"), (None, None)}
     sup.cli("functions", "scale", "aggregate", "1", "--project", project)
     wait_for(lambda: len([t for t in targets(stack) if t["labels"].get("function") == "aggregate"]) == 1, 90,
              message="the second aggregate target gone after scaling down")

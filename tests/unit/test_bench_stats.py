@@ -117,3 +117,31 @@ def test_the_gpu_preprocessing_gives_a_normalised_half_precision_channels_last_b
     expected = (128 / 255 - IMAGENET_MEAN[0]) / IMAGENET_STD[0]
     assert abs(float(batch[0, 0].float().mean()) - expected) < 1e-2
     assert abs(float(batch[1, 2].float().mean()) - (0 - IMAGENET_MEAN[2]) / IMAGENET_STD[2]) < 1e-2
+
+
+def test_a_hosts_processes_are_counted_together_under_its_name_with_their_exited_children():
+    import subprocess
+    import sys
+
+    from triptych.benchmark import resources
+
+    # A parent that burns a little CPU in a child it has reaped, and a busy sibling.
+    parent = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; subprocess.run("
+                               "[sys.executable, '-c', 'sum(range(3_000_000))']); time.sleep(30)"])
+    sibling = subprocess.Popen([sys.executable, "-c", "sum(range(3_000_000)); import time; time.sleep(30)"])
+    try:
+        import psutil
+
+        from triptych.stack.process import wait_until
+        wait_until(lambda: psutil.Process(parent.pid).cpu_times().children_user > 0
+                   and psutil.Process(sibling.pid).cpu_times().user > 0.05, 30, interval=0.1)
+        tracked = resources.host_processes({"worker-1": [parent.pid, sibling.pid]})
+        cpu = resources.cpu_seconds(tracked)
+        assert set(cpu) == {"worker-1", resources.BENCH_PROCESS}
+        one = psutil.Process(parent.pid).cpu_times()
+        two = psutil.Process(sibling.pid).cpu_times()
+        alone = one.user + one.system + two.user + two.system
+        assert cpu["worker-1"] >= alone + one.children_user  # the reaped child's CPU is in
+    finally:
+        parent.kill()
+        sibling.kill()

@@ -51,6 +51,16 @@ def test_a_worker_runs_only_the_functions_against_the_others(topology):
     for given in ("KAFKA_BOOTSTRAP", "S3_ENDPOINT", "DATABASE_URL", "MLFLOW_TRACKING_URI"):
         assert env[f"TRIPTYCH_{given}"], given
     assert env["TRIPTYCH_API_AUTOSTART"] == env["TRIPTYCH_MONITORING_AUTOSTART"] == "false"
+    # A fixed port for its supervisor, where the monitoring host's Prometheus finds its replicas.
+    assert env["TRIPTYCH_SUPERVISOR_PORT"] == "9400"
+    assert env["TRIPTYCH_PROMETHEUS_ENDPOINT"] == f"http://{topology.host('db').address}:9090"
+
+
+def test_the_monitoring_host_scrapes_every_workers_supervisor(topology):
+    env = topology.host_env(topology.host("db"), Settings(_env_file=None))
+    assert env["TRIPTYCH_MONITORING_AUTOSTART"] == "true" and "TRIPTYCH_PROMETHEUS_ENDPOINT" not in env
+    assert json.loads(env["TRIPTYCH_PROMETHEUS_REMOTE_SUPERVISORS"]) == [
+        f"{h.address}:9400" for h in topology.with_role("worker")]
 
 
 def test_the_database_host_admits_the_cluster_and_every_host_finds_the_others_by_name(topology):
@@ -72,9 +82,43 @@ def test_the_layout_survives_its_state_file_and_refuses_no_workers(topology):
                "functions"]),
     (["kafka", "minio"], ["kafka", "minio"]),
     (["postgres", "mlflow"], ["postgres", "mlflow"]),
+    (["postgres", "mlflow", "monitoring"], ["postgres", "mlflow", "prometheus", "alertmanager"]),
     (["worker"], ["functions"]),
 ])
 def test_up_runs_only_the_servers_of_its_roles_in_start_order(roles, servers):
     from triptych.stack.manager import Stack
 
     assert [svc.name for svc in Stack(Settings(_env_file=None, roles=roles)).own] == servers
+
+
+def test_the_cli_follows_an_up_cluster_only_for_client_commands_and_only_when_no_servers_are_chosen(
+        tmp_path, monkeypatch):
+    import os
+
+    from triptych.cli.cluster_commands import follow_if_up
+    from triptych.cluster.manager import Cluster
+
+    # A copy of the environment, which follow_if_up changes and the test then drops.
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if not k.startswith("TRIPTYCH_")})
+    monkeypatch.setenv("TRIPTYCH_DATA_DIR", str(tmp_path))
+    follow_if_up("status")
+    assert "TRIPTYCH_KAFKA_BOOTSTRAP" not in os.environ  # no cluster up
+
+    cluster = Cluster(Settings(_env_file=None, data_dir=tmp_path))
+    cluster.state_file.parent.mkdir(parents=True)
+    cluster.state_file.write_text(json.dumps({"topology": Topology.default(2).as_dict()}))
+    follow_if_up("up")
+    assert "TRIPTYCH_KAFKA_BOOTSTRAP" not in os.environ  # `up` keeps to this host
+    monkeypatch.setenv("TRIPTYCH_FOLLOW_CLUSTER", "false")
+    follow_if_up("stream")
+    assert "TRIPTYCH_KAFKA_BOOTSTRAP" not in os.environ
+    monkeypatch.delenv("TRIPTYCH_FOLLOW_CLUSTER")
+    follow_if_up("stream")
+    assert os.environ["TRIPTYCH_KAFKA_BOOTSTRAP"].count(":9092") == 3
+    assert os.environ["TRIPTYCH_PROMETHEUS_ENDPOINT"] == "http://10.251.0.14:9090"
+
+    monkeypatch.setenv("TRIPTYCH_KAFKA_BOOTSTRAP", "kafka.example:9092")
+    monkeypatch.delenv("TRIPTYCH_PROMETHEUS_ENDPOINT")
+    follow_if_up("status")  # the user named servers: they win
+    assert os.environ["TRIPTYCH_KAFKA_BOOTSTRAP"] == "kafka.example:9092"
+    assert "TRIPTYCH_PROMETHEUS_ENDPOINT" not in os.environ

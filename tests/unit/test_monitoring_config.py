@@ -44,3 +44,24 @@ def test_a_webhook_of_yours_gets_every_alert_too(tmp_path):
     assert [r["name"] for r in config["receivers"]] == ["triptych", "webhook"]
     routes = config["route"]["routes"]
     assert routes[0] == {"receiver": "webhook", "continue": True} and routes[1] == {"receiver": "triptych"}
+
+
+def test_supervisors_of_other_hosts_are_found_by_http_discovery_and_split_into_the_same_two_jobs(tmp_path):
+    import shutil
+    import subprocess
+
+    import yaml
+
+    settings = Settings(data_dir=tmp_path, prometheus_remote_supervisors=["10.251.0.15:9400", "10.251.0.16:9400"])
+    scraped = jobs(Prometheus(settings).config())
+    for name, action in (("functions", "drop"), ("supervisor", "keep")):
+        assert [c["url"] for c in scraped[name]["http_sd_configs"]] == [
+            "http://10.251.0.15:9400/targets", "http://10.251.0.16:9400/targets"]
+        assert scraped[name]["relabel_configs"] == [
+            {"source_labels": ["component"], "regex": "supervisor", "action": action}]
+    assert "http_sd_configs" not in jobs(Prometheus(Settings(data_dir=tmp_path)).config())["functions"]
+    if shutil.which("promtool"):  # Prometheus itself accepts the file
+        path = tmp_path / "prometheus.yml"
+        path.write_text(yaml.safe_dump(Prometheus(settings).config()))
+        check = subprocess.run(["promtool", "check", "config", str(path)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr

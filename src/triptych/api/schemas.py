@@ -314,5 +314,6 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     services: dict[str, str] = Field(examples=[{"postgres": "up", "kafka": "up", "minio": "up", "mlflow": "up"}])
     functions: dict[str, dict[str, int]] = Field(
+        description="each function's replicas summed over every host, as Prometheus last scraped the supervisors",
         examples=[{"infer-resnet50": {"desired": 1, "running": 1, "starting": 0}}])
     problems: list[str]

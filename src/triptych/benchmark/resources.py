@@ -28,6 +28,9 @@ class Tracked:
     name: str
     process: psutil.Process
     with_children: bool
+    # Also the CPU of its children that already exited (a host's every process is
+    # listed on its own, so its live children must not be walked as well).
+    reaped_children: bool = False
 
 
 def tracked_processes(settings: Settings, functions_status: Path | None = None) -> list[Tracked]:
@@ -48,6 +51,20 @@ def tracked_processes(settings: Settings, functions_status: Path | None = None) 
                     tracked.append(Tracked(f"{function}[{replica['index']}]", psutil.Process(replica["pid"]), False))
                 except psutil.NoSuchProcess:
                     continue
+    tracked.append(Tracked(BENCH_PROCESS, psutil.Process(os.getpid()), with_children=False))
+    return tracked
+
+
+def host_processes(hosts: dict[str, list[int]]) -> list[Tracked]:
+    """Every process of each host (a cluster's namespaces), counted under the host's
+    name: CPU per image per host. The bench itself is tracked as on one host."""
+    tracked = []
+    for host, pids in hosts.items():
+        for pid in pids:
+            try:
+                tracked.append(Tracked(host, psutil.Process(pid), with_children=False, reaped_children=True))
+            except psutil.NoSuchProcess:
+                continue
     tracked.append(Tracked(BENCH_PROCESS, psutil.Process(os.getpid()), with_children=False))
     return tracked
 
@@ -73,9 +90,9 @@ def cpu_seconds(processes: list[Tracked]) -> dict[str, float]:
             except psutil.NoSuchProcess:
                 continue
             total += times.user + times.system
-            if proc is item.process and item.with_children:
+            if proc is item.process and (item.with_children or item.reaped_children):
                 total += times.children_user + times.children_system
-        totals[item.name] = total
+        totals[item.name] = totals.get(item.name, 0.0) + total
     return totals
 
 
@@ -94,7 +111,7 @@ def peak_rss_mb(processes: list[Tracked]) -> dict[str, float]:
                             break
             except (FileNotFoundError, ProcessLookupError, PermissionError):
                 continue
-        peaks[item.name] = round(total / 2**20, 1)
+        peaks[item.name] = round(peaks.get(item.name, 0.0) + total / 2**20, 1)
     return peaks
 
 

@@ -9,6 +9,7 @@ import platform
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,14 @@ class BenchOptions:
     warmup: int = 120  # also warms Kafka's JIT: the first hundred images after `triptych up` cost it 3x the CPU
     restart: bool = True  # restart the functions with each backend (False: measure what runs)
     functions_status: Path | None = None  # another supervisor's status.json (default: the stack's)
+    # A cluster's hosts: {host: its pids now}, asked before each measure. The CPU is
+    # then counted per host, and the functions, on other hosts, are measured as they run.
+    cluster_hosts: Callable[[], dict[str, list[int]]] | None = None
+
+    def tracked(self, settings: Settings) -> list[resources.Tracked]:
+        if self.cluster_hosts is not None:
+            return resources.host_processes(self.cluster_hosts())
+        return resources.tracked_processes(settings, self.functions_status)
 
 
 def inference_batch(settings: Settings, models: list[str]) -> int:
@@ -66,7 +75,7 @@ def measure_pipeline(settings: Settings, db: Database, backend: str, options: Be
     warm = pipeline.bench_images(options.warmup, options.width, options.height)
     pipeline.drop(settings, db, warm, timeout=options.timeout_s, writers=options.writers)  # loads and warms models
     items = pipeline.bench_images(options.images, options.width, options.height)
-    processes = resources.tracked_processes(settings, options.functions_status)
+    processes = options.tracked(settings)
     resources.wait_idle(processes)
     # No watcher here: at saturation the bench's own CPU is kept to the puts.
     cpu_before = resources.cpu_seconds(processes)
@@ -101,7 +110,7 @@ def measure_pipeline(settings: Settings, db: Database, backend: str, options: Be
         "cores_busy": sum(cpu.values()) * len(items) / 1000 / wall if wall else 0,
         "latency": {"offered_per_s": offered, "images": len(latency_items), "compared": len(paced.compared_at),
                     "timed": len(timed), **stats.latency_report(timed)},
-        "peak_rss_mb": resources.peak_rss_mb(resources.tracked_processes(settings, options.functions_status)),
+        "peak_rss_mb": resources.peak_rss_mb(options.tracked(settings)),
     }
 
 
@@ -127,7 +136,11 @@ def require_stack(settings: Settings, functions: bool = True) -> None:
 
 
 def run_bench(settings: Settings, options: BenchOptions, report=print) -> dict:
-    require_stack(settings, functions=options.functions_status is None)
+    # Replicas elsewhere (another supervisor, a cluster's workers) are not this host's to check or restart.
+    here = options.functions_status is None and options.cluster_hosts is None
+    require_stack(settings, functions=here)
+    if not here:
+        options.restart = False
     models = list(settings.active_models)
     batch = inference_batch(settings, models)
     threads = settings.infer_threads or default_threads(len(models))  # as the functions choose

@@ -45,5 +45,10 @@ bench_command.register(app)
 cluster_commands.register(app)
 
 
+@app.callback()
+def _before_any_command(ctx: typer.Context) -> None:
+    cluster_commands.follow_if_up(ctx.invoked_subcommand)
+
+
 def main() -> None:
     app()

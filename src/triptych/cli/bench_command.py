@@ -23,6 +23,8 @@ def bench(
     out: Path = typer.Option(None, help="folder for the JSON and Markdown reports (default: <data dir>/bench)"),
     functions_status: Path = typer.Option(None, help="the status.json of a supervisor started apart from the stack "
                                                      "(its replicas' CPU and memory; default: the stack's)"),
+    cluster: bool = typer.Option(False, "--cluster", help="measure the cluster `triptych cluster up` made: "
+                                                          "CPU per image per host; the functions run as they are"),
 ) -> None:
     """Measure the pipeline: ceiling, sustained images/s, latency by stage, CPU and memory per process."""
     from ..benchmark.report import markdown, write
@@ -30,6 +32,17 @@ def bench(
     from ..models.backends import resolve
 
     settings = get_settings()
+    hosts = None
+    from ..cluster.manager import Cluster
+
+    manager = Cluster(settings)
+    topology = manager.topology()
+    # --cluster, or this CLI following an up cluster (`triptych cluster up`): per host.
+    if cluster or (topology is not None and settings.kafka_url == topology.kafka_bootstrap):
+        if topology is None:
+            raise typer.BadParameter("--cluster: no cluster is up (`triptych cluster up` first)")
+        settings = manager.client_settings()
+        hosts = manager.host_pids
     try:
         width, height = (int(v) for v in size.lower().split("x"))
     except ValueError as exc:
@@ -44,10 +57,11 @@ def bench(
     if quick:
         options = BenchOptions(images=min(images, 48), latency_images=min(latency_images, 16), width=width,
                                height=height, backends=[resolve(settings.infer_backend)], ceiling_images=32,
-                               warmup=8, restart=False, timeout_s=300, functions_status=functions_status)
+                               warmup=8, restart=False, timeout_s=300, functions_status=functions_status,
+                               cluster_hosts=hosts)
     else:
         options = BenchOptions(images=images, latency_images=latency_images, width=width, height=height,
-                               backends=chosen, functions_status=functions_status)
+                               backends=chosen, functions_status=functions_status, cluster_hosts=hosts)
     try:
         if device == "cuda":
             from ..benchmark.inprocess import run_gpu_bench

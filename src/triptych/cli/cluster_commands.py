@@ -4,6 +4,7 @@ network namespaces (root and iproute2), each running `triptych up --role ...`.""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 
 import typer
@@ -84,6 +85,33 @@ def _print(state: dict) -> None:
         table.add_row(host["name"], host["address"], "+".join(host["roles"]), str(len(host["pids"])), replicas)
     Console().print(table)
     console.print(f"Kafka {state['kafka_bootstrap']}   S3 {state['s3_endpoint']}   MLflow {state['mlflow']}")
+
+
+# Commands that use the cluster, when one is up, instead of this host's own stack.
+# (Not `up`, `api` or `dashboard`: `up` starts those servers for this host's own stack.)
+FOLLOWERS = frozenset({"status", "stream", "upload", "bench", "functions", "watch", "dlq", "label"})
+# Set by the user, these choose the servers: the CLI then follows nothing.
+CHOSEN_SERVERS = ("TRIPTYCH_KAFKA_BOOTSTRAP", "TRIPTYCH_DATABASE_URL", "TRIPTYCH_S3_ENDPOINT")
+
+
+def follow_if_up(command: str | None) -> None:
+    """While `triptych cluster up` holds, `status`, `stream`, `upload`, `bench`,
+    `functions` ... talk to the cluster (its client settings go into this process's
+    environment), unless the environment already names servers or says
+    TRIPTYCH_FOLLOW_CLUSTER=false. `up`, `down` and the rest keep to this host."""
+    if command not in FOLLOWERS or any(os.environ.get(k) for k in CHOSEN_SERVERS):
+        return
+    if os.environ.get("TRIPTYCH_FOLLOW_CLUSTER", "true").lower() in ("0", "false", "no"):
+        return
+    from ..cluster.manager import Cluster
+
+    settings = get_settings()
+    topology = Cluster(settings).topology()
+    if topology is None:
+        return
+    os.environ.update(topology.client_env(settings))
+    console.print(f"[dim]using the cluster ({len(topology.hosts)} hosts; `triptych cluster status`). "
+                  "TRIPTYCH_FOLLOW_CLUSTER=false uses this host's own stack.[/]", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -113,9 +113,28 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable:
 
         report = {s.name: s.as_dict() for s in stack.status()}
         report["functions"]["replicas"] = read_status(stack.settings).get("functions", {})
+        if stack.settings.prometheus_endpoint:  # a cluster's: the replicas of every host
+            report["functions"]["all_hosts"] = _replicas_everywhere(stack.settings)
         typer.echo(json.dumps(report, indent=2, default=str))
         return
     _print_status(stack)
+    if stack.settings.prometheus_endpoint:
+        replicas = _replicas_everywhere(stack.settings)
+        Console().print("replicas on every host (Prometheus): " + (", ".join(
+            f"{name} {f['running']}/{f['desired']}" for name, f in replicas.get("functions", {}).items())
+            or replicas.get("error", "none")))
+
+
+def _replicas_everywhere(settings) -> dict:
+    from ..observe.prometheus import PrometheusUnavailable
+    from ..observe.replicas import replica_health
+
+    try:
+        health = replica_health(settings)
+    except PrometheusUnavailable as exc:
+        return {"error": str(exc)}
+    return {"functions": health.functions, "supervisors_up": health.supervisors_up,
+            "supervisors_down": health.supervisors_down}
 
 
 def _print_status(stack: Stack) -> None:

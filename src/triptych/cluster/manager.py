@@ -55,12 +55,9 @@ class Cluster:
         topology = topology or self.topology()
         if topology is None:
             raise StackError("no cluster is up: `triptych cluster up` first")
-        env = topology.client_env(self.settings)
-        return self.settings.model_copy(update={
-            "kafka_bootstrap": env["TRIPTYCH_KAFKA_BOOTSTRAP"], "s3_endpoint": env["TRIPTYCH_S3_ENDPOINT"],
-            "database_url": env["TRIPTYCH_DATABASE_URL"], "mlflow_tracking_uri": env["TRIPTYCH_MLFLOW_TRACKING_URI"],
-            "kafka_replication_factor": int(env["TRIPTYCH_KAFKA_REPLICATION_FACTOR"]),
-            "kafka_min_insync_replicas": int(env["TRIPTYCH_KAFKA_MIN_INSYNC_REPLICAS"])})
+        # Validated as the same variables in the environment would be (ints parsed...).
+        client = {k.removeprefix("TRIPTYCH_").lower(): v for k, v in topology.client_env(self.settings).items()}
+        return type(self.settings)(**{**self.settings.model_dump(), **client})
 
     def host_dir(self, host: Host) -> Path:
         return self.root / host.name
@@ -169,6 +166,11 @@ class Cluster:
         return {"up": True, "hosts": hosts, "kafka_bootstrap": env["TRIPTYCH_KAFKA_BOOTSTRAP"],
                 "s3_endpoint": env["TRIPTYCH_S3_ENDPOINT"], "mlflow": env["TRIPTYCH_MLFLOW_TRACKING_URI"],
                 "env": env}
+
+    def host_pids(self) -> dict[str, list[int]]:
+        """{host: every process in its namespace now} (what `bench --cluster` measures)."""
+        topology = self.topology()
+        return {h.name: netns.pids(h.namespace) for h in topology.hosts} if topology else {}
 
     # -- faults and down ------------------------------------------------------------
     def kill_host(self, name: str) -> list[int]:

@@ -8,8 +8,12 @@ Default layout (`--workers N`, N >= 2):
 
     node-1  node-2  node-3   Kafka broker + KRaft controller (ids 1-3), MinIO node
     node-4                   MinIO node (four nodes: one erasure set, EC:2)
-    db                       PostgreSQL primary, MLflow
+    db                       PostgreSQL primary, MLflow, Prometheus and Alertmanager
     worker-1 ... worker-N    the function supervisor; replicas share consumer groups
+
+Prometheus on `db` finds every worker's supervisor and replicas through the
+supervisor's /targets (HTTP service discovery, each at the fixed supervisor
+port): the dashboard and the API read replica health of all hosts from it.
 
 Brokers run combined (broker and controller in one process): three controllers
 keep a quorum through the loss of one, and a separate controller tier would
@@ -54,7 +58,9 @@ class Host:
 class Topology:
     hosts: tuple[Host, ...]
     ports: dict[str, int] = field(default_factory=lambda: dict(kafka=9092, kafka_controller=9093, minio=9000,
-                                                               minio_console=9001, postgres=5432, mlflow=5000))
+                                                               minio_console=9001, postgres=5432, mlflow=5000,
+                                                               prometheus=9090, alertmanager=9095,
+                                                               supervisor=9400))
 
     @classmethod
     def default(cls, workers: int = 2) -> "Topology":
@@ -66,7 +72,7 @@ class Topology:
             kafka = i <= KAFKA_BROKERS
             hosts.append(Host(f"node-{i}", next(addresses), ("kafka", "minio") if kafka else ("minio",),
                               kafka_node_id=i if kafka else None))
-        hosts.append(Host("db", next(addresses), ("postgres", "mlflow")))
+        hosts.append(Host("db", next(addresses), ("postgres", "mlflow", "monitoring")))
         hosts.extend(Host(f"worker-{i}", next(addresses), ("worker",)) for i in range(1, workers + 1))
         return cls(tuple(hosts))
 
@@ -95,16 +101,25 @@ class Topology:
     def mlflow_uri(self) -> str:
         return f"http://{self.with_role('mlflow')[0].address}:{self.ports['mlflow']}"
 
+    @property
+    def prometheus_endpoint(self) -> str | None:
+        monitoring = self.with_role("monitoring")
+        return f"http://{monitoring[0].address}:{self.ports['prometheus']}" if monitoring else None
+
     def client_env(self, settings: Settings) -> dict[str, str]:
         """What any client (a worker, the CLI in the root namespace) sets to use the
-        cluster: every broker, one MinIO node, the primary, MLflow."""
+        cluster: every broker, one MinIO node, the primary, MLflow, Prometheus."""
         return {
             "TRIPTYCH_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "TRIPTYCH_S3_ENDPOINT": self.s3_endpoint,
             "TRIPTYCH_DATABASE_URL": self.database_url(settings),
             "TRIPTYCH_MLFLOW_TRACKING_URI": self.mlflow_uri,
+            **({"TRIPTYCH_PROMETHEUS_ENDPOINT": self.prometheus_endpoint} if self.prometheus_endpoint else {}),
             "TRIPTYCH_KAFKA_REPLICATION_FACTOR": str(min(3, len(self.with_role("kafka")))),
             "TRIPTYCH_KAFKA_MIN_INSYNC_REPLICAS": str(min(2, len(self.with_role("kafka")))),
+            # A client stuck on a cut-off broker moves on after 8 s (not 30): with the
+            # brokers' 6 s fencing, the stream continues on the other two.
+            "TRIPTYCH_KAFKA_REQUEST_TIMEOUT_MS": "8000",
         }
 
     def host_env(self, host: Host, settings: Settings, data_dir: str = HOST_DATA_DIR) -> dict[str, str]:
@@ -119,11 +134,20 @@ class Topology:
             "TRIPTYCH_KAFKA_PORT": str(p["kafka"]), "TRIPTYCH_KAFKA_CONTROLLER_PORT": str(p["kafka_controller"]),
             "TRIPTYCH_MINIO_PORT": str(p["minio"]), "TRIPTYCH_MINIO_CONSOLE_PORT": str(p["minio_console"]),
             "TRIPTYCH_POSTGRES_PORT": str(p["postgres"]), "TRIPTYCH_MLFLOW_PORT": str(p["mlflow"]),
-            # Servers of the cluster report to no local web app or Prometheus of their own.
+            # No web app on the cluster's hosts; one Prometheus (the monitoring host's) for all.
             "TRIPTYCH_API_AUTOSTART": "false", "TRIPTYCH_DASHBOARD_AUTOSTART": "false",
-            "TRIPTYCH_MONITORING_AUTOSTART": "false",
+            "TRIPTYCH_MONITORING_AUTOSTART": "true" if "monitoring" in host.roles else "false",
             "TRIPTYCH_FUNCTIONS_AUTOSTART": "true" if "worker" in host.roles else "false",
         }
+        if "worker" in host.roles:
+            env["TRIPTYCH_SUPERVISOR_PORT"] = str(p["supervisor"])
+        if "monitoring" in host.roles:
+            env.pop("TRIPTYCH_PROMETHEUS_ENDPOINT", None)  # its own
+            env.update({
+                "TRIPTYCH_PROMETHEUS_PORT": str(p["prometheus"]), "TRIPTYCH_ALERTMANAGER_PORT": str(p["alertmanager"]),
+                "TRIPTYCH_PROMETHEUS_REMOTE_SUPERVISORS": json.dumps(
+                    [f"{h.address}:{p['supervisor']}" for h in self.with_role("worker")]),
+            })
         # A host runs a server itself when its URL is not given: drop the URLs of its own roles.
         own = {"kafka": "TRIPTYCH_KAFKA_BOOTSTRAP", "minio": "TRIPTYCH_S3_ENDPOINT",
                "postgres": "TRIPTYCH_DATABASE_URL", "mlflow": "TRIPTYCH_MLFLOW_TRACKING_URI"}

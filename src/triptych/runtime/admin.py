@@ -19,10 +19,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 class AdminServer:
     """`/health` (JSON from a callback) and `/metrics` on 127.0.0.1, in a thread."""
 
-    def __init__(self, health: Callable[[], dict], host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, health: Callable[[], dict], host: str = "127.0.0.1", port: int = 0,
+                 routes: dict[str, Callable[[], object]] | None = None):
+        extra = routes or {}
+
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's naming
-                if self.path.startswith("/metrics"):
+                path = self.path.split("?", 1)[0]
+                if path in extra:
+                    body, ctype, status = json.dumps(extra[path]()).encode(), "application/json", 200
+                elif self.path.startswith("/metrics"):
                     body, ctype, status = generate_latest(), CONTENT_TYPE_LATEST, 200
                 elif self.path.startswith("/health"):
                     state = health()

@@ -33,6 +33,7 @@ from .replica import replica_info_path
 from .spec import FunctionSpec
 from .targets import (
     replica_target_path,
+    all_targets,
     supervisor_target_path,
     write_json_atomically,
     write_target,
@@ -76,6 +77,9 @@ REPLICAS_DESIRED = Gauge("triptych_function_replicas_desired", "Replicas the sup
                          ("function",))
 REPLICAS_RUNNING = Gauge("triptych_function_replicas_running", "Replica processes alive (not necessarily ready)",
                          ("function",))
+REPLICAS_READY = Gauge("triptych_function_replicas_ready",
+                       "Replicas ready to serve (listening; an inference replica with its champion loaded)",
+                       ("function",))
 RESTARTS = Gauge("triptych_function_replica_restarts", "Restarts of a function's replicas since the supervisor started",
                  ("function",))
 
@@ -211,13 +215,16 @@ class Supervisor:
         for function, entry in status.items():
             REPLICAS_DESIRED.labels(function).set(entry["desired"])
             REPLICAS_RUNNING.labels(function).set(sum(r["pid"] is not None for r in entry["replicas"]))
+            REPLICAS_READY.labels(function).set(sum(r["state"] == "running" for r in entry["replicas"]))
             RESTARTS.labels(function).set(sum(r["restarts"] for r in entry["replicas"]))
 
     def run(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: setattr(self, "stopping", True))
+        # /targets: this host's replicas, for a Prometheus on another host (HTTP service discovery).
         admin = AdminServer(health=lambda: {"healthy": not self.stopping, "pid": os.getpid()},
-                            host=self.settings.bind_host)
+                            host=self.settings.bind_host, port=self.settings.supervisor_port,
+                            routes={"/targets": lambda: all_targets(self.settings)})
         admin.start()
         write_target(supervisor_target_path(self.settings), self.settings.bind_host, admin.port,
                      {"component": "supervisor"})

@@ -38,3 +38,15 @@ def supervisor_target_path(settings: Settings) -> Path:
 
 def write_target(path: Path, host: str, port: int, labels: dict[str, str]) -> None:
     write_json_atomically(path, [{"targets": [f"{host}:{port}"], "labels": labels}])
+
+
+def all_targets(settings: Settings) -> list[dict]:
+    """Every target group of this host (its supervisor and each replica), in
+    Prometheus' service-discovery format: what a remote Prometheus reads."""
+    groups = []
+    for path in [supervisor_target_path(settings), *sorted(targets_dir(settings).glob("*.json"))]:
+        try:
+            groups += json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # gone between the listing and the read (a replica that just exited)
+    return groups

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ...runtime.supervisor import replica_counts
+from ...observe.prometheus import PrometheusUnavailable
+from ...observe.replicas import replica_health
 from ...stack.manager import Stack
 from ..deps import Reader, Svc
 from ..schemas import Health
@@ -42,14 +43,17 @@ def probe(settings) -> dict:
             return value
         stack = Stack(settings)
         services = {name: stack.service(name).status().state for name in DEPENDENCIES}
-        functions = {name: {"desired": c["desired"], "running": c["running"], "starting": c["starting"]}
-                     for name, c in replica_counts(settings).items()}
         problems = [f"{name} is {state}" for name, state in services.items() if state != "up"]
-        if stack.service("functions").status().state == "down":  # its status file would be stale
-            problems.append("the function supervisor is down")
-        problems += [f"function {name} has no running replica ({c['desired']} wanted"
-                     + (f", {c['starting']} starting: an inference replica waits for a champion)" if c["starting"] else ")")
-                     for name, c in functions.items() if c["desired"] > 0 and c["running"] == 0]
+        # Replicas may run on any host: Prometheus, which scrapes every supervisor, counts them.
+        try:
+            replicas = replica_health(settings)
+            functions = {name: {k: c[k] for k in ("desired", "running", "starting")}
+                         for name, c in replicas.functions.items()}
+            problems += replicas.problems()
+        except PrometheusUnavailable as exc:
+            functions = {}
+            if settings.monitoring_autostart or settings.prometheus_endpoint:  # else none was ever wanted
+                problems.append(f"function replicas unknown: {exc}")
         value = {"status": "degraded" if problems else "ok", "services": services, "functions": functions,
                  "problems": problems}
         _probed[id(settings)] = (time.monotonic(), value)

@@ -88,6 +88,12 @@ class Kafka(Service):
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "false",
         }
+        if s.kafka_controller_quorum:
+            # Several brokers: a cut-off broker is fenced (its partitions led elsewhere) after
+            # 6 s without a heartbeat, and a follower that stopped fetching leaves the ISR
+            # after 8 s, so acks=all writes go on with the other two (defaults: 9 s, 30 s).
+            props["broker.session.timeout.ms"] = "6000"
+            props["replica.lag.time.max.ms"] = "8000"
         config = self.data_path / "server.properties"
         config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         (self.data_path / "log4j.properties").write_text(

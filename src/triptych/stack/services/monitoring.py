@@ -10,7 +10,8 @@ each server runs from this stack's own config in its data dir.
 What Prometheus scrapes (every `prometheus_scrape_interval`, kept
 `prometheus_retention`): every function replica, through the file-SD targets each
 replica writes (`runtime.targets`, re-read every 5 s as replicas come and go), the
-supervisor itself (desired and running replicas), the API, the dashboard, MinIO's cluster metrics and itself.
+supervisor itself (desired, alive and ready replicas), the supervisors and replicas
+of other hosts named in `prometheus_remote_supervisors` (by HTTP discovery), the API, the dashboard, MinIO's cluster metrics and itself.
 Kafka and PostgreSQL are not scraped: the consumer lag comes from the functions,
 and neither exporter paid for its memory on two cores. The alert rules are
 `infra/prometheus/rules/*.yml`; Alertmanager sends every alert to the API's
@@ -118,6 +119,16 @@ class Prometheus(MonitoringServer):
             {"job_name": "supervisor",
              "file_sd_configs": [{"files": [str(supervisor_target_path(s))], "refresh_interval": "5s"}]},
         ]
+        if s.prometheus_remote_supervisors:
+            # Workers on other hosts: each supervisor lists itself and its replicas at
+            # /targets; its own target carries component="supervisor", its replicas' do not.
+            remote = [{"url": f"http://{address}/targets", "refresh_interval": "5s"}
+                      for address in s.prometheus_remote_supervisors]
+            keep = {"functions": "drop", "supervisor": "keep"}
+            for job in jobs[-2:]:
+                job["http_sd_configs"] = remote
+                job["relabel_configs"] = [{"source_labels": ["component"], "regex": "supervisor",
+                                           "action": keep[job["job_name"]]}]
         return {
             "global": {"scrape_interval": s.prometheus_scrape_interval,
                        # At most the interval (Prometheus refuses a longer one), at most 10 s.

@@ -102,23 +102,24 @@ class Postgres(Service):
                                      for net in self.settings.postgres_allowed_networks)
         hba.write_text(text)
 
-    def _clear_stale_lock(self) -> None:
-        """Remove a `postmaster.pid` left by a server that was killed and is now a
-        zombie. PostgreSQL refuses to start while the pid in its lock answers
-        kill(pid, 0), and a zombie does until whoever adopted it reaps it; an
-        orphaned server's reaper is the host's init, which may take its time."""
-        lock = self.data_path / "postmaster.pid"
-        try:
-            pid = int(lock.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return
-        if stale_lock_pid(pid):
-            lock.unlink(missing_ok=True)
+    def _clear_stale_locks(self) -> None:
+        """Remove the locks (`postmaster.pid`, and the socket's) of a server that was
+        killed and is now a zombie. PostgreSQL refuses to start while the pid in a
+        lock answers kill(pid, 0), and a zombie does until whoever adopted it reaps
+        it; an orphaned server's reaper is the host's init, which may take its time."""
+        for lock in (self.data_path / "postmaster.pid",
+                     self.socket_dir / f".s.PGSQL.{self.settings.postgres_port}.lock"):
+            try:
+                pid = int(lock.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+            if stale_lock_pid(pid):
+                lock.unlink(missing_ok=True)
 
     def _launch(self) -> int:
         self._prepare_dirs()
         self._initdb()
-        self._clear_stale_lock()
+        self._clear_stale_locks()
         self._admit_networks()
         self.log_path.touch()
         self._chown(self.log_path)

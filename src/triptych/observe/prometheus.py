@@ -1,0 +1,38 @@
+"""Prometheus' HTTP query API, with a short timeout: a caller (a page, `/health`)
+must answer promptly whether Prometheus is there or not."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import urllib.request
+
+from ..config import Settings
+
+TIMEOUT_S = 2.0
+
+
+class PrometheusUnavailable(RuntimeError):
+    """Prometheus did not answer, or refused the query."""
+
+
+def _get(settings: Settings, path: str, params: dict) -> dict:
+    url = f"{settings.prometheus_url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+            body = json.loads(response.read())
+    except (OSError, ValueError) as exc:
+        raise PrometheusUnavailable(f"Prometheus at {settings.prometheus_url} did not answer: {exc}") from exc
+    if body.get("status") != "success":
+        raise PrometheusUnavailable(f"Prometheus refused {params.get('query')!r}: {body.get('error')}")
+    return body["data"]
+
+
+def instant(settings: Settings, promql: str) -> list[tuple[dict[str, str], float]]:
+    """Each series of an instant query: (its labels, its value now)."""
+    return [(r["metric"], float(r["value"][1])) for r in _get(settings, "query", {"query": promql})["result"]]
+
+
+def range_query(settings: Settings, promql: str, start: float, end: float, step_s: int) -> list[dict]:
+    """Prometheus' `result` list of a range query (each: metric, values)."""
+    return _get(settings, "query_range", {"query": promql, "start": start, "end": end, "step": step_s})["result"]
