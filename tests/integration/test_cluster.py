@@ -164,13 +164,23 @@ def test_images_flow_across_two_workers_exactly_once_on_replicated_topics(cluste
         topics = {t["name"]: t for t in admin.describe_topics(["images-input-stream", "minio-events"])}
         assert all(len(p["replica_nodes"]) == 3 and len(p["isr_nodes"]) == 3
                    for t in topics.values() for p in t["partitions"])
-        # Both workers' replicas of one function are members of its one consumer group.
-        group = admin.describe_groups(["infer-mobilenet-v2"])["infer-mobilenet-v2"]
-        hosts = {m["client_host"].strip("/") for m in group["members"]}
-        workers = {manager.topology().host(w).address for w in ("worker-1", "worker-2")}
-        assert hosts == workers, hosts
     finally:
         admin.close()
+    # Both workers' replicas of one function are members of its one consumer group.
+    assert group_hosts(client, "infer-mobilenet-v2") == worker_addresses(manager)
+
+
+def group_hosts(client, group: str) -> set[str]:
+    """The addresses of the members of a consumer group."""
+    admin = KafkaAdminClient(bootstrap_servers=client.kafka_url)
+    try:
+        return {m["client_host"].strip("/") for m in admin.describe_groups([group])[group]["members"]}
+    finally:
+        admin.close()
+
+
+def worker_addresses(manager) -> set[str]:
+    return {h.address for h in manager.topology().with_role("worker")}
 
 
 def test_a_partitioned_broker_loses_nothing(cluster):
@@ -257,6 +267,26 @@ def test_a_slow_lossy_link_slows_a_worker_but_loses_nothing_and_kills_no_replica
 def _restarts(manager, host: str) -> int:
     [entry] = [h for h in manager.status()["hosts"] if h["name"] == host]
     return sum(f["restarts"] for f in entry["functions"].values())
+
+
+def test_a_worker_moved_to_nuclios_processor_shares_the_groups_with_the_local_runner_and_loses_nothing(cluster):
+    manager, client = cluster
+
+    def worker_1() -> dict:
+        return next(h for h in manager.status()["hosts"] if h["name"] == "worker-1")
+
+    manager.switch_runtime("worker-1", "nuclio")
+    wait_for(lambda: worker_1().get("runtime") == "nuclio"
+             and {n: f["running"] for n, f in worker_1()["functions"].items() if f["desired"]} == PIPELINE,
+             240, interval=1, message="worker-1's replicas running under Nuclio's processor")
+    tag = unique("nuclio-worker")
+    with Stream(client, tag, count=60, rate=4):
+        pass
+    report("worker-1 under Nuclio's processor, worker-2 under the local runner", 60,
+           compared_exactly_once(client, tag, 60, timeout=240))
+    # Nuclio's processor (Sarama) and the local runner (kafka-python) in one group.
+    wait_for(lambda: group_hosts(client, "infer-mobilenet-v2") == worker_addresses(manager), 60, interval=2,
+             message="both workers in infer-mobilenet-v2's group")
 
 
 def test_a_dead_worker_host_loses_nothing_and_its_partitions_move_to_the_other(cluster):

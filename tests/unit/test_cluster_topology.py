@@ -92,15 +92,18 @@ def test_up_runs_only_the_servers_of_its_roles_in_start_order(roles, servers):
 
 
 def test_the_cli_follows_an_up_cluster_only_for_client_commands_and_only_when_no_servers_are_chosen(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, request):
     import os
 
     from triptych.cli.cluster_commands import follow_if_up
     from triptych.cluster.manager import Cluster
+    from triptych.config import get_settings
 
     # A copy of the environment, which follow_if_up changes and the test then drops.
     monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if not k.startswith("TRIPTYCH_")})
     monkeypatch.setenv("TRIPTYCH_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    request.addfinalizer(get_settings.cache_clear)  # nothing of this environment outlives the test
     follow_if_up("status")
     assert "TRIPTYCH_KAFKA_BOOTSTRAP" not in os.environ  # no cluster up
 
@@ -115,6 +118,7 @@ def test_the_cli_follows_an_up_cluster_only_for_client_commands_and_only_when_no
     monkeypatch.delenv("TRIPTYCH_FOLLOW_CLUSTER")
     follow_if_up("stream")
     assert os.environ["TRIPTYCH_KAFKA_BOOTSTRAP"].count(":9092") == 3
+    assert get_settings().kafka_url == os.environ["TRIPTYCH_KAFKA_BOOTSTRAP"]  # what every command then reads
     assert os.environ["TRIPTYCH_PROMETHEUS_ENDPOINT"] == "http://10.251.0.14:9090"
 
     monkeypatch.setenv("TRIPTYCH_KAFKA_BOOTSTRAP", "kafka.example:9092")

@@ -38,6 +38,7 @@ class BenchOptions:
     # A cluster's hosts: {host: its pids now}, asked before each measure. The CPU is
     # then counted per host, and the functions, on other hosts, are measured as they run.
     cluster_hosts: Callable[[], dict[str, list[int]]] | None = None
+    cluster_roles: dict[str, list[str]] | None = None  # host -> its roles, into the report
 
     def tracked(self, settings: Settings) -> list[resources.Tracked]:
         if self.cluster_hosts is not None:
@@ -146,6 +147,8 @@ def run_bench(settings: Settings, options: BenchOptions, report=print) -> dict:
     threads = settings.infer_threads or default_threads(len(models))  # as the functions choose
     db = Database(settings)
     result = report_header(models, batch, threads, options.width, options.height)
+    if options.cluster_roles:
+        result["cluster_roles"] = options.cluster_roles
     report(f"ceiling: {', '.join(options.backends)} x batch 1 and {batch}, {options.ceiling_images} images each; "
            "then the same work in one process")
     variants = [(b, threads, size) for b in options.backends for size in dict.fromkeys((1, batch))]

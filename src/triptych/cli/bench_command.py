@@ -32,7 +32,7 @@ def bench(
     from ..models.backends import resolve
 
     settings = get_settings()
-    hosts = None
+    hosts, roles = None, None
     from ..cluster.manager import Cluster
 
     manager = Cluster(settings)
@@ -43,6 +43,7 @@ def bench(
             raise typer.BadParameter("--cluster: no cluster is up (`triptych cluster up` first)")
         settings = manager.client_settings()
         hosts = manager.host_pids
+        roles = {h.name: list(h.roles) for h in topology.hosts}
     try:
         width, height = (int(v) for v in size.lower().split("x"))
     except ValueError as exc:
@@ -58,10 +59,11 @@ def bench(
         options = BenchOptions(images=min(images, 48), latency_images=min(latency_images, 16), width=width,
                                height=height, backends=[resolve(settings.infer_backend)], ceiling_images=32,
                                warmup=8, restart=False, timeout_s=300, functions_status=functions_status,
-                               cluster_hosts=hosts)
+                               cluster_hosts=hosts, cluster_roles=roles)
     else:
         options = BenchOptions(images=images, latency_images=latency_images, width=width, height=height,
-                               backends=chosen, functions_status=functions_status, cluster_hosts=hosts)
+                               backends=chosen, functions_status=functions_status, cluster_hosts=hosts,
+                               cluster_roles=roles)
     try:
         if device == "cuda":
             from ..benchmark.inprocess import run_gpu_bench

@@ -31,13 +31,18 @@ def _fail(exc: Exception) -> None:
 
 
 @cluster_app.command()
-def up(workers: int = typer.Option(2, min=1, max=8, help="worker hosts, each running the function supervisor")) -> None:
+def up(workers: int = typer.Option(2, min=1, max=8, help="worker hosts, each running the function supervisor"),
+       runtime: str = typer.Option("local", "--runtime", help="what runs each replica on the workers: `local` "
+                                                              "(the local runner) or `nuclio` (Nuclio's processor)"),
+       ) -> None:
     """Make the hosts and start three brokers, four MinIO nodes, PostgreSQL with MLflow and the workers;
     the champions of the stack this CLI points at are carried into the cluster's MLflow."""
+    if runtime not in ("local", "nuclio"):
+        raise typer.BadParameter(f"--runtime is local or nuclio, not {runtime!r}")
     cluster = _cluster()
     try:
         with console.status("starting the cluster") as spinner:
-            cluster.up(workers, report=lambda msg: spinner.update(msg))
+            cluster.up(workers, functions_runtime=runtime, report=lambda msg: spinner.update(msg))
     except StackError as exc:
         _fail(exc)
     _print(cluster.status())
@@ -110,6 +115,7 @@ def follow_if_up(command: str | None) -> None:
     if topology is None:
         return
     os.environ.update(topology.client_env(settings))
+    get_settings.cache_clear()  # read before: every later call sees the cluster
     console.print(f"[dim]using the cluster ({len(topology.hosts)} hosts; `triptych cluster status`). "
                   "TRIPTYCH_FOLLOW_CLUSTER=false uses this host's own stack.[/]", highlight=False)
 

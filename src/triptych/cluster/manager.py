@@ -14,6 +14,7 @@ stack the CLI is configured for into the cluster's MLflow (`models export` /
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..errors import StackError
-from ..runtime.supervisor import replica_counts
+from ..runtime.supervisor import read_status, replica_counts
 from ..stack.process import tail
 from . import netns
 from .topology import HOST_DATA_DIR, Host, Topology
@@ -66,14 +67,14 @@ class Cluster:
         return self.root / "logs" / f"{host.name}-up.log"
 
     # -- up -----------------------------------------------------------------------
-    def up(self, workers: int = 2, replicas: dict[str, int] | None = None,
+    def up(self, workers: int = 2, replicas: dict[str, int] | None = None, functions_runtime: str = "local",
            report: Report = lambda _msg: None) -> Topology:
         """Hosts, servers, champions, workers; `replicas`: what each worker runs
         (default: the declaration's counts, with SINGLETONS on the first worker only)."""
         netns.require_root()
         topology = self.topology()
         if topology is None:
-            topology = Topology.default(workers)
+            topology = Topology.default(workers, functions_runtime)
             netns.destroy(topology)  # hosts left by a cluster whose state is gone (a killed run): start clean
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)  # the postgres user must reach its data dir
@@ -160,7 +161,9 @@ class Cluster:
             entry = {"name": host.name, "namespace": host.namespace, "address": host.address,
                      "roles": list(host.roles), "pids": pids, "alive": bool(pids)}
             if "worker" in host.roles:
-                entry["functions"] = replica_counts(self.settings.model_copy(update={"data_dir": self.host_dir(host)}))
+                own = self.settings.model_copy(update={"data_dir": self.host_dir(host)})
+                entry["functions"] = replica_counts(own)
+                entry["runtime"] = read_status(own).get("runtime")
             hosts.append(entry)
         env = topology.client_env(self.settings)
         return {"up": True, "hosts": hosts, "kafka_bootstrap": env["TRIPTYCH_KAFKA_BOOTSTRAP"],
@@ -181,6 +184,18 @@ class Cluster:
     def restart_host(self, name: str) -> None:
         topology = self.topology()
         self._up_on(topology, [topology.host(name)])
+
+    def switch_runtime(self, name: str, functions_runtime: str) -> None:
+        """Run a worker's replicas under another runtime (`local` or `nuclio`): its
+        functions stop, draining, and start again under the other; the other workers
+        go on (a rolling move from one runtime to the other)."""
+        topology = self.topology()
+        host = topology.host(name)
+        if "worker" not in host.roles:
+            raise StackError(f"{name} is not a worker host")
+        subprocess.run(self._in(host, [*CLI, "down"]), env=self._env(topology, host), capture_output=True,
+                       timeout=300, check=True)
+        self._up_on(dataclasses.replace(topology, functions_runtime=functions_runtime), [host])
 
     def down(self, purge: bool = False, report: Report = lambda _msg: None) -> None:
         topology = self.topology()

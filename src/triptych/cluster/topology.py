@@ -57,13 +57,15 @@ class Host:
 @dataclass(frozen=True)
 class Topology:
     hosts: tuple[Host, ...]
+    # What runs each replica on the workers: the local runner or Nuclio's processor.
+    functions_runtime: str = "local"
     ports: dict[str, int] = field(default_factory=lambda: dict(kafka=9092, kafka_controller=9093, minio=9000,
                                                                minio_console=9001, postgres=5432, mlflow=5000,
                                                                prometheus=9090, alertmanager=9095,
                                                                supervisor=9400))
 
     @classmethod
-    def default(cls, workers: int = 2) -> "Topology":
+    def default(cls, workers: int = 2, functions_runtime: str = "local") -> "Topology":
         if workers < 1:
             raise ValueError("a cluster needs at least one worker host")
         addresses = (str(a) for a in list(SUBNET.hosts())[9:])  # .10 onward
@@ -74,7 +76,7 @@ class Topology:
                               kafka_node_id=i if kafka else None))
         hosts.append(Host("db", next(addresses), ("postgres", "mlflow", "monitoring")))
         hosts.extend(Host(f"worker-{i}", next(addresses), ("worker",)) for i in range(1, workers + 1))
-        return cls(tuple(hosts))
+        return cls(tuple(hosts), functions_runtime)
 
     # -- who has which role ------------------------------------------------------
     def with_role(self, role: str) -> list[Host]:
@@ -141,6 +143,7 @@ class Topology:
         }
         if "worker" in host.roles:
             env["TRIPTYCH_SUPERVISOR_PORT"] = str(p["supervisor"])
+            env["TRIPTYCH_FUNCTIONS_RUNTIME"] = self.functions_runtime
         if "monitoring" in host.roles:
             env.pop("TRIPTYCH_PROMETHEUS_ENDPOINT", None)  # its own
             env.update({
@@ -180,9 +183,10 @@ class Topology:
         return "\n".join(lines) + "\n"
 
     def as_dict(self) -> dict:
-        return {"hosts": [asdict(h) | {"namespace": h.namespace} for h in self.hosts], "ports": self.ports}
+        return {"hosts": [asdict(h) | {"namespace": h.namespace} for h in self.hosts], "ports": self.ports,
+                "functions_runtime": self.functions_runtime}
 
     @classmethod
     def from_dict(cls, raw: dict) -> "Topology":
         return cls(tuple(Host(h["name"], h["address"], tuple(h["roles"]), h.get("kafka_node_id"))
-                         for h in raw["hosts"]), dict(raw["ports"]))
+                         for h in raw["hosts"]), raw.get("functions_runtime", "local"), dict(raw["ports"]))
