@@ -119,8 +119,10 @@ def test_status_lists_every_host_with_its_namespace_roles_processes_and_replicas
     assert proc.returncode == 0, proc.stderr
     state = json.loads(proc.stdout)
     hosts = {h["name"]: h for h in state["hosts"]}
-    assert set(hosts) == {"node-1", "node-2", "node-3", "node-4", "db", "worker-1", "worker-2"}
-    assert hosts["node-1"]["roles"] == ["kafka", "minio"] and hosts["db"]["roles"] == ["postgres", "mlflow", "monitoring"]
+    assert set(hosts) == {"kafka-1", "kafka-2", "kafka-3", "minio-1", "minio-2", "minio-3", "minio-4", "db",
+                          "worker-1", "worker-2"}
+    assert hosts["kafka-1"]["roles"] == ["kafka"] and hosts["minio-1"]["roles"] == ["minio"]
+    assert hosts["db"]["roles"] == ["postgres", "mlflow", "monitoring"]
     assert all(h["namespace"] == f"triptych-{h['name']}" and h["pids"] for h in hosts.values())
     for worker in ("worker-1", "worker-2"):
         assert {n: f["running"] for n, f in hosts[worker]["functions"].items() if f["desired"]} == PIPELINE
@@ -186,7 +188,7 @@ def worker_addresses(manager) -> set[str]:
 def test_a_partitioned_broker_loses_nothing(cluster):
     manager, client = cluster
     tag = unique("broker-partition")
-    node = manager.topology().host("node-3")
+    node = manager.topology().host("kafka-3")
     with Stream(client, tag, count=120, rate=4) as stream:
         wait_for(lambda: len(stream.sent) >= 20, 60, message="images before the partition")
         netns.link_down(node)
@@ -221,9 +223,9 @@ def test_a_dead_minio_node_loses_nothing(cluster):
     tag = unique("minio-node")
     with Stream(client, tag, count=80, rate=4) as stream:
         wait_for(lambda: len(stream.sent) >= 20, 60, message="images before the node dies")
-        os.kill(_server_pid(manager, "node-4", "minio"), signal.SIGKILL)  # three drives of four write on
+        os.kill(_server_pid(manager, "minio-4", "minio"), signal.SIGKILL)  # three drives of four write on
     report("MinIO node -9", 80, compared_exactly_once(client, tag, 80, timeout=180))
-    manager.restart_host("node-4")
+    manager.restart_host("minio-4")
 
 
 def _postgres_processes(manager) -> list[int]:

@@ -50,9 +50,17 @@ def test_costs_come_from_named_processes_on_one_host_and_from_hosts_on_a_cluster
         "aggregate[0]": 2.0, "kafka": 9.0, "minio": 4.0, "postgres": 2.0, "api": 0.1, "bench (this process)": 1.6}})
     assert single.functions == {"ingest": 4.0, "infer-resnet50": 10.5, "aggregate": 2.0}
     assert single.servers == {"kafka": 9.0, "minio": 4.0, "postgres": 2.0}
+    # Brokers sharing hosts with MinIO nodes (real machines may): a MinIO-only host's cost is taken off.
     roles = {"node-1": ["kafka", "minio"], "node-2": ["kafka", "minio"], "node-3": ["kafka", "minio"],
              "node-4": ["minio"], "db": ["postgres", "mlflow", "monitoring"], "worker-1": ["worker"],
              "worker-2": ["worker"]}
     tiers = cluster_tiers({"cpu_ms_per_image": {"node-1": 10.0, "node-2": 8.0, "node-3": 9.0, "node-4": 2.0,
                                                 "db": 3.0, "worker-1": 12.0, "worker-2": 11.0}}, roles)
     assert tiers == {"workers": 23.0, "kafka": 27.0 - 6.0, "minio": 8.0, "postgres": 3.0}
+    # Hosts of their own, as `triptych cluster up` makes them.
+    apart = {**{f"kafka-{i}": ["kafka"] for i in (1, 2, 3)}, **{f"minio-{i}": ["minio"] for i in (1, 2, 3, 4)},
+             "db": ["postgres", "mlflow", "monitoring"], "worker-1": ["worker"]}
+    tiers = cluster_tiers({"cpu_ms_per_image": {"kafka-1": 5.0, "kafka-2": 4.0, "kafka-3": 3.0, "minio-1": 3.0,
+                                                "minio-2": 1.0, "minio-3": 1.0, "minio-4": 1.0, "db": 2.0,
+                                                "worker-1": 20.0}}, apart)
+    assert tiers == {"workers": 20.0, "kafka": 12.0, "minio": 6.0, "postgres": 2.0}

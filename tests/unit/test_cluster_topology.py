@@ -15,8 +15,9 @@ def topology():
 
 
 def test_hosts_roles_and_addresses(topology):
-    assert [h.name for h in topology.hosts] == ["node-1", "node-2", "node-3", "node-4", "db", "worker-1", "worker-2"]
-    assert [h.name for h in topology.with_role("kafka")] == ["node-1", "node-2", "node-3"]
+    assert [h.name for h in topology.hosts] == ["kafka-1", "kafka-2", "kafka-3", "minio-1", "minio-2", "minio-3",
+                                                "minio-4", "db", "worker-1", "worker-2"]
+    assert [h.name for h in topology.with_role("kafka")] == ["kafka-1", "kafka-2", "kafka-3"]
     assert len(topology.with_role("minio")) == 4 and topology.with_role("postgres")[0].name == "db"
     addresses = [ipaddress.ip_address(h.address) for h in topology.hosts]
     assert len(set(addresses)) == len(addresses) and all(a in SUBNET for a in addresses)
@@ -27,22 +28,28 @@ def test_clients_get_every_broker_and_replicated_topics(topology):
     env = topology.client_env(Settings(_env_file=None))
     assert env["TRIPTYCH_KAFKA_BOOTSTRAP"] == "10.251.0.10:9092,10.251.0.11:9092,10.251.0.12:9092"
     assert (env["TRIPTYCH_KAFKA_REPLICATION_FACTOR"], env["TRIPTYCH_KAFKA_MIN_INSYNC_REPLICAS"]) == ("3", "2")
-    assert env["TRIPTYCH_DATABASE_URL"].endswith("@10.251.0.14:5432/triptych")
+    assert env["TRIPTYCH_DATABASE_URL"].endswith("@10.251.0.17:5432/triptych")
 
 
-def test_a_broker_host_runs_its_own_kafka_in_the_shared_quorum_and_gives_minio_every_broker(topology):
+def test_a_broker_host_runs_its_own_kafka_in_the_shared_quorum(topology):
     s = Settings(_env_file=None)
-    node = topology.host("node-2")
+    node = topology.host("kafka-2")
     env = topology.host_env(node, s)
-    assert json.loads(env["TRIPTYCH_ROLES"]) == ["kafka", "minio"] and env["TRIPTYCH_BIND_HOST"] == node.address
-    assert "TRIPTYCH_S3_ENDPOINT" not in env  # it runs MinIO itself
+    assert json.loads(env["TRIPTYCH_ROLES"]) == ["kafka"] and env["TRIPTYCH_BIND_HOST"] == node.address
     assert env["TRIPTYCH_KAFKA_NODE_ID"] == "2" and env["TRIPTYCH_KAFKA_CLUSTER_ID"] == KAFKA_CLUSTER_ID
     assert env["TRIPTYCH_KAFKA_CONTROLLER_QUORUM"] == "1@10.251.0.10:9093,2@10.251.0.11:9093,3@10.251.0.12:9093"
     assert "TRIPTYCH_KAFKA_BOOTSTRAP" not in env  # it runs a broker itself
+    assert env["TRIPTYCH_S3_ENDPOINT"]  # and uses the MinIO nodes'
+
+
+def test_a_minio_node_is_one_of_four_with_the_same_volumes_and_gives_its_events_to_every_broker(topology):
+    node = topology.host("minio-3")
+    env = topology.host_env(node, Settings(_env_file=None))
+    assert json.loads(env["TRIPTYCH_ROLES"]) == ["minio"] and "TRIPTYCH_S3_ENDPOINT" not in env
     assert env["TRIPTYCH_MINIO_KAFKA_BROKERS"].count(":9092") == 3  # MinIO's notifications go to all
     # The same path on every node, as MinIO requires: each host's own folder is mounted there.
     assert env["TRIPTYCH_DATA_DIR"] == HOST_DATA_DIR
-    assert env["TRIPTYCH_MINIO_VOLUMES"] == " ".join(f"http://node-{i}:9000{HOST_DATA_DIR}/minio" for i in range(1, 5))
+    assert env["TRIPTYCH_MINIO_VOLUMES"] == " ".join(f"http://minio-{i}:9000{HOST_DATA_DIR}/minio" for i in range(1, 5))
 
 
 def test_a_worker_runs_only_the_functions_against_the_others(topology):
@@ -68,7 +75,7 @@ def test_the_database_host_admits_the_cluster_and_every_host_finds_the_others_by
     assert json.loads(env["TRIPTYCH_POSTGRES_ALLOWED_NETWORKS"]) == [str(SUBNET)]
     assert "TRIPTYCH_DATABASE_URL" not in env and "TRIPTYCH_MLFLOW_TRACKING_URI" not in env
     hosts = dict(line.split()[::-1] for line in topology.hosts_file().splitlines())
-    assert hosts["node-4"] == topology.host("node-4").address and hosts["worker-2"] == "10.251.0.16"
+    assert hosts["minio-4"] == topology.host("minio-4").address and hosts["worker-2"] == "10.251.0.19"
 
 
 def test_the_layout_survives_its_state_file_and_refuses_no_workers(topology):
@@ -119,7 +126,7 @@ def test_the_cli_follows_an_up_cluster_only_for_client_commands_and_only_when_no
     follow_if_up("stream")
     assert os.environ["TRIPTYCH_KAFKA_BOOTSTRAP"].count(":9092") == 3
     assert get_settings().kafka_url == os.environ["TRIPTYCH_KAFKA_BOOTSTRAP"]  # what every command then reads
-    assert os.environ["TRIPTYCH_PROMETHEUS_ENDPOINT"] == "http://10.251.0.14:9090"
+    assert os.environ["TRIPTYCH_PROMETHEUS_ENDPOINT"] == "http://10.251.0.17:9090"
 
     monkeypatch.setenv("TRIPTYCH_KAFKA_BOOTSTRAP", "kafka.example:9092")
     monkeypatch.delenv("TRIPTYCH_PROMETHEUS_ENDPOINT")

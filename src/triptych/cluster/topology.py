@@ -6,8 +6,8 @@ roles (`triptych up --role`), and the environment that points it at the others.
 
 Default layout (`--workers N`, N >= 2):
 
-    node-1  node-2  node-3   Kafka broker + KRaft controller (ids 1-3), MinIO node
-    node-4                   MinIO node (four nodes: one erasure set, EC:2)
+    kafka-1 kafka-2 kafka-3  a Kafka broker and KRaft controller in one process (ids 1-3)
+    minio-1 ... minio-4      a MinIO node each (four nodes: one erasure set, EC:2)
     db                       PostgreSQL primary, MLflow, Prometheus and Alertmanager
     worker-1 ... worker-N    the function supervisor; replicas share consumer groups
 
@@ -15,9 +15,12 @@ Prometheus on `db` finds every worker's supervisor and replicas through the
 supervisor's /targets (HTTP service discovery, each at the fixed supervisor
 port): the dashboard and the API read replica health of all hosts from it.
 
-Brokers run combined (broker and controller in one process): three controllers
-keep a quorum through the loss of one, and a separate controller tier would
-cost three more JVMs on a small cluster for no fault it survives better.
+Brokers and MinIO nodes get hosts of their own, so that a fault of one (a broker
+cut off) is that server's fault alone; on real machines they may share (the
+README's three-machine example). Brokers run combined (broker and controller in
+one process): three controllers keep a quorum through the loss of one, and a
+separate controller tier would cost three more JVMs on a small cluster for no
+fault it survives better.
 """
 
 from __future__ import annotations
@@ -69,11 +72,8 @@ class Topology:
         if workers < 1:
             raise ValueError("a cluster needs at least one worker host")
         addresses = (str(a) for a in list(SUBNET.hosts())[9:])  # .10 onward
-        hosts = []
-        for i in range(1, MINIO_NODES + 1):
-            kafka = i <= KAFKA_BROKERS
-            hosts.append(Host(f"node-{i}", next(addresses), ("kafka", "minio") if kafka else ("minio",),
-                              kafka_node_id=i if kafka else None))
+        hosts = [Host(f"kafka-{i}", next(addresses), ("kafka",), kafka_node_id=i) for i in range(1, KAFKA_BROKERS + 1)]
+        hosts += [Host(f"minio-{i}", next(addresses), ("minio",)) for i in range(1, MINIO_NODES + 1)]
         hosts.append(Host("db", next(addresses), ("postgres", "mlflow", "monitoring")))
         hosts.extend(Host(f"worker-{i}", next(addresses), ("worker",)) for i in range(1, workers + 1))
         return cls(tuple(hosts), functions_runtime)
