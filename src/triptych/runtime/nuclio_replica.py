@@ -88,9 +88,11 @@ def serve_under_nuclio(project_file: Path, spec: FunctionSpec, index: int) -> in
     binary, wrapper = install_processor(settings)
     config = local_config(project_file, spec, index, settings)
     folder = settings.data_dir / "functions" / "nuclio" / f"{spec.name}-{index}"
-    host = settings.bind_host
-    health_port = free_port(host)
-    processor_yaml, platform_yaml = write_processor_configs(config, folder, free_port(host), health_port)
+    # The processor's admin and health endpoints are for this wrapper alone: on loopback,
+    # whatever address the host's servers bind (a worker of a cluster binds its own).
+    loopback = "127.0.0.1"
+    health_port = free_port(loopback)
+    processor_yaml, platform_yaml = write_processor_configs(config, folder, free_port(loopback), health_port)
     env = processor_environment(config, wrapper, sys.executable, spec.source.parent)
     env["TRIPTYCH_WORKER_ID"] = os.environ["TRIPTYCH_WORKER_ID"]
     processor = subprocess.Popen([str(binary), "--config", str(processor_yaml), "--platform-config",
@@ -98,7 +100,7 @@ def serve_under_nuclio(project_file: Path, spec: FunctionSpec, index: int) -> in
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _: processor.send_signal(signum))
     deadline = time.monotonic() + READY_TIMEOUT_S
-    while processor.poll() is None and not ready(health_port, host):
+    while processor.poll() is None and not ready(health_port, loopback):
         if time.monotonic() > deadline:
             log.error("%s[%d]: the processor was not ready after %.0fs", spec.name, index, READY_TIMEOUT_S)
             processor.terminate()
