@@ -145,3 +145,13 @@ def test_a_hosts_processes_are_counted_together_under_its_name_with_their_exited
     finally:
         parent.kill()
         sibling.kill()
+
+
+def test_the_marginal_cpu_per_image_takes_off_what_a_process_spends_idle_over_the_run():
+    from triptych.benchmark.stats import marginal_cpu_per_image
+
+    # 100 images in 10 s; a broker idles at 0.05 cores (50 ms/s): 5 ms an image of its 12 is idle.
+    marginal = marginal_cpu_per_image({"kafka-1": 12.0, "worker-1": 20.0, "noisy": 0.1},
+                                      {"kafka-1": 0.05, "noisy": 0.2}, wall_s=10.0, images=100)
+    assert marginal == {"kafka-1": pytest.approx(7.0), "worker-1": 20.0, "noisy": 0.0}
+    assert marginal_cpu_per_image({"a": 1.0}, {}, 1.0, 0) == {}

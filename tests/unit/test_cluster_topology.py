@@ -133,3 +133,13 @@ def test_the_cli_follows_an_up_cluster_only_for_client_commands_and_only_when_no
     follow_if_up("status")  # the user named servers: they win
     assert os.environ["TRIPTYCH_KAFKA_BOOTSTRAP"] == "kafka.example:9092"
     assert "TRIPTYCH_PROMETHEUS_ENDPOINT" not in os.environ
+
+
+def test_brokers_still_joining_answer_transiently_and_provisioning_tries_again():
+    from kafka.errors import NodeNotReadyError, TopicAuthorizationFailedError, UnknownBrokerIdError
+
+    from triptych.stack.provision import _transient
+
+    # The controller's id is known before its broker is in the metadata: kafka-python says UnknownBrokerId.
+    assert _transient(UnknownBrokerIdError(3)) and _transient(NodeNotReadyError(1))
+    assert not _transient(TopicAuthorizationFailedError())

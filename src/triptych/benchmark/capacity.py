@@ -79,16 +79,23 @@ def one_host_rate(costs: Costs, cores: int) -> float:
     return cores * 1000 / (sum(costs.functions.values()) + sum(costs.servers.values()))
 
 
+def per_image(run: dict) -> dict[str, float]:
+    """The run's marginal CPU ms per image (idle CPU taken off) where the report has
+    it, else the gross figure: the model scales what one more image costs."""
+    return run.get("marginal_cpu_ms_per_image") or run["cpu_ms_per_image"]
+
+
 def single_host_costs(run: dict) -> Costs:
     """Costs from one pipeline run of a one-host bench report, whose processes are
     named (`kafka`, `infer-resnet50[0]` ...): each function summed over its replicas
     (the shadow challenger left out: it runs only while a challenger is in shadow)."""
     functions: dict[str, float] = {}
-    for name, ms in run["cpu_ms_per_image"].items():
+    cpu = per_image(run)
+    for name, ms in cpu.items():
         base = name.split("[")[0]
         if (base.startswith("infer-") and base != "infer-shadow") or base in ("ingest", "aggregate"):
             functions[base] = functions.get(base, 0.0) + ms
-    servers = {tier: run["cpu_ms_per_image"].get(tier, 0.0) for tier in ("kafka", "minio", "postgres")}
+    servers = {tier: cpu.get(tier, 0.0) for tier in ("kafka", "minio", "postgres")}
     return Costs(functions, servers)
 
 
@@ -97,7 +104,7 @@ def cluster_tiers(run: dict, roles: dict[str, list[str]]) -> dict[str, float]:
     host (`roles`: host -> its roles). A MinIO-only host gives one MinIO node's
     cost; the broker hosts' CPU less their MinIO nodes' is Kafka's. The database
     host's MLflow and Prometheus count with PostgreSQL (an upper bound)."""
-    cpu = run["cpu_ms_per_image"]
+    cpu = per_image(run)
     minio_only = [h for h, r in roles.items() if r == ["minio"]]
     per_node = sum(cpu.get(h, 0.0) for h in minio_only) / len(minio_only) if minio_only else 0.0
     brokers = [h for h, r in roles.items() if "kafka" in r]

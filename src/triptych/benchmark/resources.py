@@ -115,6 +115,14 @@ def peak_rss_mb(processes: list[Tracked]) -> dict[str, float]:
     return peaks
 
 
+def idle_cores(processes: list[Tracked], window_s: float) -> dict[str, float]:
+    """Cores each tracked name uses over `window_s` with nothing to do."""
+    before = cpu_seconds(processes)
+    time.sleep(window_s)
+    after = cpu_seconds(processes)
+    return {name: max(0.0, (after[name] - before.get(name, 0.0)) / window_s) for name in after}
+
+
 def wait_idle(processes: list[Tracked], below_cores: float = 0.3, window_s: float = 1.0,
               timeout_s: float = 60.0) -> float:
     """Wait until the tracked processes together use less than `below_cores` over a

@@ -46,6 +46,10 @@ class BenchOptions:
         return resources.tracked_processes(settings, self.functions_status)
 
 
+# How long the idle CPU of every process is measured before a run (heartbeats, polls).
+IDLE_WINDOW_S = 10.0
+
+
 def inference_batch(settings: Settings, models: list[str]) -> int:
     functions = load_functions(settings.project_file)
     sizes = [t.delivery.batch_size for name, fn in functions.items() if name.startswith("infer-")
@@ -78,6 +82,7 @@ def measure_pipeline(settings: Settings, db: Database, backend: str, options: Be
     items = pipeline.bench_images(options.images, options.width, options.height)
     processes = options.tracked(settings)
     resources.wait_idle(processes)
+    idle = resources.idle_cores(processes, IDLE_WINDOW_S)
     # No watcher here: at saturation the bench's own CPU is kept to the puts.
     cpu_before = resources.cpu_seconds(processes)
     wall_before = time.time()
@@ -107,6 +112,9 @@ def measure_pipeline(settings: Settings, db: Database, backend: str, options: Be
         "images_per_s": sustained,
         "cpu_ms_per_image": cpu,
         "cpu_ms_per_image_total": sum(cpu.values()),
+        # What each process used idle just before, and the CPU per image without it.
+        "idle_cores": idle,
+        "marginal_cpu_ms_per_image": stats.marginal_cpu_per_image(cpu, idle, wall, len(items)),
         "inference_cpu_ms_per_image": inference_cpu,
         "cores_busy": sum(cpu.values()) * len(items) / 1000 / wall if wall else 0,
         "latency": {"offered_per_s": offered, "images": len(latency_items), "compared": len(paced.compared_at),

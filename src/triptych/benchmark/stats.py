@@ -115,3 +115,14 @@ def cpu_per_image(cpu_before: dict[str, float], cpu_after: dict[str, float], ima
     if images <= 0:
         return {}
     return {name: (after - cpu_before.get(name, 0.0)) * 1000 / images for name, after in sorted(cpu_after.items())}
+
+
+def marginal_cpu_per_image(cpu: dict[str, float], idle_cores: dict[str, float], wall_s: float,
+                           images: int) -> dict[str, float]:
+    """CPU ms per image less what each process spends idle (`idle_cores`, measured
+    before the run) over the run's `wall_s`: what one more image costs, which a
+    capacity model scales, where the gross figure also carries the idle polling and
+    heartbeats a process pays at any rate. Never below 0 (idle noise)."""
+    if images <= 0:
+        return {}
+    return {name: max(0.0, ms - idle_cores.get(name, 0.0) * wall_s * 1000 / images) for name, ms in cpu.items()}

@@ -46,7 +46,8 @@ def up(workers: int = typer.Option(2, min=1, max=8, help="worker hosts, each run
     except StackError as exc:
         _fail(exc)
     _print(cluster.status())
-    console.print("use it from this shell: eval \"$(triptych cluster env)\"")
+    console.print("while it is up, `triptych status`, `stream`, `upload`, `bench` ... use it; to point any other "
+                  "program at it: eval \"$(triptych cluster env)\"")
 
 
 @cluster_app.command()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg2
 from kafka import KafkaAdminClient
+from kafka.errors import KafkaError, UnknownBrokerIdError
 from minio import Minio
 from minio.error import S3Error
 from minio.notificationconfig import NotificationConfig, QueueConfig
@@ -96,8 +97,27 @@ def _wait_for_brokers(admin: KafkaAdminClient, wanted: int, timeout_s: float = 1
         time.sleep(1)
 
 
-def provision_topics(settings: Settings) -> list[str]:
-    """Create missing topics; grow any that has fewer partitions than declared."""
+def _transient(exc: KafkaError) -> bool:
+    """What a cluster whose brokers are still joining answers for a moment: a
+    controller not in the metadata yet (UnknownBrokerId), a node not ready..."""
+    return exc.retriable or isinstance(exc, UnknownBrokerIdError)
+
+
+def provision_topics(settings: Settings, timeout_s: float = 60) -> list[str]:
+    """Create missing topics; grow any that has fewer partitions than declared.
+    Several brokers' `up` run this at once while they join: a transient answer is
+    tried again, with a fresh client, until `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return _provision_topics(settings)
+        except KafkaError as exc:
+            if not _transient(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def _provision_topics(settings: Settings) -> list[str]:
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_url, client_id="triptych-provision")
     try:
         _wait_for_brokers(admin, settings.kafka_replication_factor)
