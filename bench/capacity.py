@@ -59,13 +59,16 @@ def main() -> None:
     model = Costs(costs.functions, {k: tiers[k] for k in ("kafka", "minio", "postgres")})
     print(f"\nthe model: functions' CPU from the one-host run, servers' from the cluster run; "
           f"{args.cores} cores per worker and per server host; 3 brokers, 4 MinIO nodes, 1 PostgreSQL\n")
-    print("| workers | declared partitions (3/6/6): images/s | bottleneck | 64 partitions: images/s | bottleneck |")
-    print("|---|---|---|---|---|")
+    print("| workers | declared partitions (3/6/6) | bottleneck | 64 partitions | bottleneck "
+          "| 64 partitions, a broker and a MinIO node per worker (at least 3 and 4) | bottleneck |")
+    print("|---|---|---|---|---|---|---|")
     for workers in (1, 4, 16, 64):
         declared = estimate(model, workers, args.cores, servers=Servers(cores=args.cores))
         wider = estimate(model, workers, args.cores, WIDER, Servers(cores=args.cores))
-        print(f"| {workers} | {declared.images_per_s:,.0f} | {declared.bottleneck} | "
-              f"{wider.images_per_s:,.0f} | {wider.bottleneck} |")
+        grown = estimate(model, workers, args.cores, WIDER,
+                         Servers(brokers=max(3, workers), minio_nodes=max(4, workers), cores=args.cores))
+        print(f"| {workers} | {declared.images_per_s:,.0f}/s | {declared.bottleneck} | "
+              f"{wider.images_per_s:,.0f}/s | {wider.bottleneck} | {grown.images_per_s:,.0f}/s | {grown.bottleneck} |")
 
 
 if __name__ == "__main__":
