@@ -29,12 +29,11 @@ def bench(
     """Measure the pipeline: ceiling, sustained images/s, latency by stage, CPU and memory per process."""
     from ..benchmark.report import markdown, write
     from ..benchmark.run import BenchOptions, run_bench
+    from ..cluster.manager import Cluster
     from ..models.backends import resolve
 
     settings = get_settings()
     hosts, roles = None, None
-    from ..cluster.manager import Cluster
-
     manager = Cluster(settings)
     topology = manager.topology()
     # --cluster, or this CLI following an up cluster (`triptych cluster up`): per host.
