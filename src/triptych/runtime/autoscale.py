@@ -1,0 +1,146 @@
+"""How many replicas a function should run, from its backlog and how busy its
+replicas are: the decisions of the local runner's scaler, kept free of I/O.
+
+The rules follow Kubernetes' HPA and KEDA's Kafka scaler, so that a function
+behaves on a laptop as it will on a cluster:
+
+- **Backlog** (KEDA's `lagThreshold`): enough replicas that each has at most
+  `lag_per_replica` messages waiting, `ceil(lag / lag_per_replica)`.
+- **Utilisation** (the HPA's ratio): `ceil(current * busy / target_busy)`, where
+  `busy` is the share of wall time the replicas spent in their handler.
+- The larger of the two, clamped to `[min, max]`, and `max` to the partitions of
+  the function's topic: a replica beyond them would get no partition.
+- **Up at once, by at most double or +4** a step (the HPA's default scale-up
+  policy); **down only to the highest recommendation of the stabilisation window**
+  (the HPA's `stabilizationWindowSeconds`), so a lull between bursts does not
+  stop replicas that the next burst needs again.
+- **To zero** only when `min` is 0, nothing waits and the replicas were idle for
+  `idle_to_zero_s`; **from zero** at once when a message waits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Bounds:
+    min_replicas: int
+    max_replicas: int
+    partitions: int | None = None  # of the topic a Kafka-triggered function consumes
+
+    def __post_init__(self):
+        if self.min_replicas < 0 or self.max_replicas < max(1, self.min_replicas):
+            raise ValueError(f"replica bounds must be 0 <= min <= max and max >= 1 (got {self.min_replicas}, "
+                             f"{self.max_replicas})")
+
+    @property
+    def ceiling(self) -> int:
+        """The most replicas that can do work: max, or the topic's partitions if fewer."""
+        return min(self.max_replicas, self.partitions) if self.partitions else self.max_replicas
+
+
+@dataclass(frozen=True)
+class Policy:
+    lag_per_replica: int = 100
+    target_busy: float = 0.7
+    stabilisation_s: float = 60.0
+    idle_to_zero_s: float = 120.0
+    max_step_factor: float = 2.0
+    max_step_add: int = 4
+    # A reversal this soon after the last change counts as a flap (what the window prevents).
+    flap_window_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class Observation:
+    at: float  # seconds, monotonic
+    current: int  # replicas asked for now
+    lag: int | None  # messages waiting in the function's consumer group; None: an HTTP/cron function
+    busy: float  # share of wall time its replicas spent in the handler, 0..1 (summed over replicas / current)
+    pending_requests: int = 0  # HTTP requests held while the function is at zero
+
+
+@dataclass(frozen=True)
+class Decision:
+    desired: int
+    reason: str
+
+    def changes(self, current: int) -> bool:
+        return self.desired != current
+
+
+@dataclass
+class Scaler:
+    """One function's scaler: feed it an observation every tick, get the replicas
+    to run and why. Keeps the window of recent recommendations and when it was last busy."""
+
+    bounds: Bounds
+    policy: Policy = field(default_factory=Policy)
+    _window: deque = field(default_factory=deque)  # (at, recommended)
+    _last_active: float | None = None
+    flaps: int = 0  # direction reversals within flap_window_s of the last change
+    _last_direction: int = 0
+    _last_change: float | None = None
+
+    def recommend(self, obs: Observation) -> tuple[int, str]:
+        """What this observation alone asks for, before stabilisation."""
+        policy, bounds = self.policy, self.bounds
+        waiting = (obs.lag or 0) + obs.pending_requests
+        if obs.current == 0:
+            return (max(1, bounds.min_replicas), f"woken: {waiting} waiting") if waiting else (
+                bounds.min_replicas, "idle")
+        by_lag = math.ceil(waiting / policy.lag_per_replica) if obs.lag is not None else 0
+        by_busy = math.ceil(obs.current * obs.busy / policy.target_busy) if obs.busy > 0 else 0
+        wanted = max(by_lag, by_busy)
+        reason = f"lag {obs.lag}" if by_lag >= by_busy and obs.lag is not None else f"busy {obs.busy:.0%}"
+        return wanted, reason
+
+    def decide(self, obs: Observation) -> Decision:
+        policy, bounds = self.policy, self.bounds
+        waiting = (obs.lag or 0) + obs.pending_requests
+        if waiting or obs.busy > 0 or self._last_active is None:
+            self._last_active = obs.at
+        wanted, reason = self.recommend(obs)
+        if wanted > bounds.ceiling:
+            cap = "its topic's partitions" if bounds.partitions and bounds.partitions < bounds.max_replicas else "max"
+            wanted, reason = bounds.ceiling, f"{reason}, held at {bounds.ceiling} ({cap})"
+
+        # Down only as far as the window's highest recommendation (what the load asked for) allows.
+        self._window.append((obs.at, wanted))
+        while self._window and self._window[0][0] < obs.at - policy.stabilisation_s:
+            self._window.popleft()
+        if wanted < obs.current:
+            held = min(max(w for _, w in self._window), obs.current)
+            if held > wanted:
+                wanted, reason = held, f"{reason}, held by the last {policy.stabilisation_s:.0f} s"
+        # Up by at most a factor or a few replicas a step.
+        if wanted > obs.current > 0:
+            wanted = min(wanted, max(math.ceil(obs.current * policy.max_step_factor),
+                                     obs.current + policy.max_step_add))
+        # Never below min; at min 0, one replica stays until the function has been idle long enough.
+        floor = bounds.min_replicas
+        if floor == 0 and obs.current > 0 and not self._idle_long(obs.at):
+            floor = 1
+        if wanted < floor:
+            wanted, reason = floor, "min" if floor == bounds.min_replicas else reason
+        if wanted == 0 and obs.current > 0:
+            reason = f"idle {policy.idle_to_zero_s:.0f} s"
+        self._count_flap(obs, wanted)
+        return Decision(wanted, reason)
+
+    def _count_flap(self, obs: Observation, wanted: int) -> None:
+        """A reversal (down after up, or up after down) within `flap_window_s` of the
+        last change is a flap; a burst that drains and is scaled down later is not."""
+        direction = (wanted > obs.current) - (wanted < obs.current)
+        if not direction:
+            return
+        if (self._last_direction and direction != self._last_direction and self._last_change is not None
+                and obs.at - self._last_change < self.policy.flap_window_s):
+            self.flaps += 1
+        self._last_direction, self._last_change = direction, obs.at
+
+    def _idle_long(self, now: float) -> bool:
+        return self._last_active is not None and now - self._last_active >= self.policy.idle_to_zero_s
