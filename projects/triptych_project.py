@@ -60,12 +60,14 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
 
     functions = {
         "upload": nuclio_function(
-            "upload", functions_dir / "upload" / "handler.py", replicas=1, cpu="500m", memory="512Mi",
+            "upload", functions_dir / "upload" / "handler.py", min_replicas=1, max_replicas=4,
+            cpu="500m", memory="512Mi",
             triggers={"http": http_trigger(
                 port=settings.upload_port, max_body_bytes=settings.max_request_bytes, workers=8)},
         ),
         "ingest": nuclio_function(
-            "ingest", functions_dir / "ingest" / "handler.py", replicas=1, cpu="500m", memory="512Mi",
+            "ingest", functions_dir / "ingest" / "handler.py", min_replicas=1, max_replicas=3,
+            cpu="500m", memory="512Mi",
             triggers={"minio-events": kafka_trigger(
                 TOPIC_MINIO_EVENTS, "ingest", brokers,
                 Delivery(batch_size=16, batch_wait_ms=10, max_attempts=5, retry_backoff_ms=200)),
@@ -78,12 +80,13 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
                 "sweep": cron_trigger(interval="60s", body='{"sweep": true}')},
         ),
         "aggregate": nuclio_function(
-            "aggregate", functions_dir / "aggregate" / "handler.py", replicas=1, cpu="500m", memory="512Mi",
+            "aggregate", functions_dir / "aggregate" / "handler.py", min_replicas=1, max_replicas=6,
+            cpu="500m", memory="512Mi",
             triggers={"predictions": kafka_trigger(
                 TOPIC_PREDICTIONS, "aggregate", brokers, Delivery(batch_size=64, batch_wait_ms=25, max_attempts=5))},
         ),
         "retrain": nuclio_function(
-            "retrain", functions_dir / "retrain" / "handler.py", replicas=1, cpu="2", memory="4Gi",
+            "retrain", functions_dir / "retrain" / "handler.py", min_replicas=1, max_replicas=1, cpu="2", memory="4Gi",
             triggers={"http": http_trigger(port=settings.retrain_port, max_body_bytes=2**20, workers=2),
                       "weekly": cron_trigger(schedule="0 3 * * 0")},
         ),
@@ -93,7 +96,8 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
         # ResNet50 needs about twice the CPU of the other two together: two replicas let
         # the three keep pace with one another (`triptych bench`, one thread each).
         functions[arch.function] = nuclio_function(
-            arch.function, functions_dir / "infer" / "handler.py", replicas=2 if arch.name == "resnet50" else 1,
+            arch.function, functions_dir / "infer" / "handler.py",
+            min_replicas=2 if arch.name == "resnet50" else 1, max_replicas=6,
             cpu="1", memory="2Gi",
             env={"TRIPTYCH_MODEL_NAME": arch.name},
             triggers={"images": kafka_trigger(
@@ -105,7 +109,7 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
     # Challengers in shadow: every model's challenger on the live stream, in its own
     # group from the newest offset (a shadow phase judges what arrives from now on).
     functions["infer-shadow"] = nuclio_function(
-        "infer-shadow", functions_dir / "infer" / "handler.py", replicas=1, cpu="1", memory="4Gi",
+        "infer-shadow", functions_dir / "infer" / "handler.py", min_replicas=1, max_replicas=1, cpu="1", memory="4Gi",
         env={"TRIPTYCH_MODEL_ROLE": "shadow"},
         triggers={"images": kafka_trigger(
             TOPIC_IMAGES_INPUT, "infer-shadow", brokers,
@@ -114,7 +118,7 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
     )
     # The scheduled jobs, each also runnable by hand (`triptych jobs run NAME`).
     functions["jobs"] = nuclio_function(
-        "jobs", functions_dir / "jobs" / "handler.py", replicas=1, cpu="1", memory="2Gi",
+        "jobs", functions_dir / "jobs" / "handler.py", min_replicas=1, max_replicas=1, cpu="1", memory="2Gi",
         triggers={"shadow-gate": cron_trigger(interval="60s", body='{"job": "shadow-gate"}'),
                   "metrics": cron_trigger(schedule="5 * * * *", body='{"job": "metrics"}'),
                   "data-quality": cron_trigger(schedule="30 2 * * *", body='{"job": "data-quality"}')},

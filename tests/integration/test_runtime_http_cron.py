@@ -22,7 +22,7 @@ def test_http_and_cron_triggers_call_the_handler(stack, tmp_path):
     cron_file = tmp_path / "cron-ticks"
     project = write_project(tmp_path, {
         "web": dict(
-            source=FUNCTIONS_DIR / "web.py", replicas=2,
+            source=FUNCTIONS_DIR / "web.py", min_replicas=2,
             triggers={"http": http_trigger(port), "tick": cron_trigger(interval="1s")},
         )
     })

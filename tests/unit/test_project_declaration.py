@@ -68,7 +68,8 @@ def test_nuclio_config_carries_triggers_handler_env_replicas_and_resources():
     assert trigger["attributes"]["consumerGroup"] == "infer-resnet50"
     assert trigger["attributes"]["version"] == "3.9.0"
     assert {"name": "TRIPTYCH_MODEL_NAME", "value": "resnet50"} in spec["env"]
-    assert spec["minReplicas"] == spec["maxReplicas"] == 2  # the heaviest model: two replicas keep pace
+    # The heaviest model: two replicas keep pace; up to one per partition of its topic.
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 6)
     assert spec["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
     assert spec["build"]["functionSourceCode"]
 
@@ -77,3 +78,14 @@ def test_deploy_refuses_without_an_mlrun_api(monkeypatch):
     monkeypatch.delenv("MLRUN_DBPATH", raising=False)
     with pytest.raises(DeployError, match="MLRUN_DBPATH"):
         list(deploy_project(PROJECT, "http://nuclio:8070"))
+
+
+def test_no_kafka_triggered_function_may_scale_past_the_partitions_of_its_topics():
+    from triptych.contracts import TOPICS
+    from triptych.runtime.spec import load_functions
+
+    partitions = dict(TOPICS)
+    for spec in load_functions(PROJECT).values():
+        for trigger in spec.kafka_triggers:
+            most = min(partitions[t] for t in trigger.topics)
+            assert (spec.max_replicas or spec.replicas) <= most, f"{spec.name} may run more replicas than {most}"

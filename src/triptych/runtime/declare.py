@@ -96,14 +96,21 @@ def nuclio_function(
     source: Path,
     triggers: dict[str, nuclio.triggers.NuclioTrigger],
     handler: str = "handler",
-    replicas: int = 1,
+    min_replicas: int = 1,
+    max_replicas: int | None = None,
     env: dict[str, str] | None = None,
     cpu: str | None = None,
     memory: str | None = None,
     image: str = DEFAULT_IMAGE,
 ) -> "RemoteRuntime":
-    """One Nuclio function: handler file, triggers, fixed replica count, env, resources."""
+    """One Nuclio function: handler file, triggers, replica bounds (fixed when
+    `max_replicas` is not given), env, resources."""
     import mlrun
+
+    max_replicas = min_replicas if max_replicas is None else max_replicas
+    if min_replicas < 0 or max_replicas < max(1, min_replicas):
+        raise ValueError(f"{name}: replica bounds must be 0 <= min <= max and max >= 1 "
+                         f"(got min {min_replicas}, max {max_replicas})")
 
     fn = mlrun.code_to_function(name=name, filename=str(source), kind="nuclio", handler=handler, image=image)
     # Inside a git checkout MLRun records "<remote>#<commit>:<path>" as the code's origin,
@@ -111,8 +118,8 @@ def nuclio_function(
     fn.spec.build.code_origin = str(source)
     for trigger_name, trigger in triggers.items():
         fn.add_trigger(trigger_name, trigger)
-    fn.spec.min_replicas = replicas
-    fn.spec.max_replicas = replicas
+    fn.spec.min_replicas = min_replicas
+    fn.spec.max_replicas = max_replicas
     plan = delivery_plan(name, triggers)
     for key, value in {**(env or {}), **({DELIVERY_ENV: plan.to_env()} if plan.triggers else {})}.items():
         fn.set_env(key, value)

@@ -53,9 +53,10 @@ class FunctionSpec:
     name: str
     source: Path
     handler: str
-    replicas: int
+    replicas: int  # what the supervisor starts with: the declared minimum
     env: dict[str, str] = field(default_factory=dict)
     triggers: tuple[TriggerSpec, ...] = ()
+    max_replicas: int | None = None  # the scaler's bound; None: fixed at `replicas`
 
     @property
     def kafka_triggers(self) -> list[KafkaTriggerSpec]:
@@ -107,6 +108,7 @@ def _function(raw: dict, root: Path) -> FunctionSpec:
         replicas=int(spec.get("min_replicas", 1)),
         env=env,
         triggers=triggers,
+        max_replicas=int(spec["max_replicas"]) if spec.get("max_replicas") is not None else None,
     )
 
 
