@@ -36,8 +36,10 @@ class GroupLag:
     """How many messages of `topic` one consumer group has not committed yet: a
     callable, its Kafka clients made on first use and kept."""
 
-    def __init__(self, settings: Settings, group: str, topic: str):
-        self.settings, self.group, self.topic = settings, group, topic
+    def __init__(self, settings: Settings, group: str, topic: str, from_latest: bool = False):
+        # from_latest: the group starts at the newest offset, so a partition it never
+        # committed has nothing waiting (else everything in it does).
+        self.settings, self.group, self.topic, self.from_latest = settings, group, topic, from_latest
         self._admin = self._consumer = None
 
     def __call__(self) -> int:
@@ -49,8 +51,13 @@ class GroupLag:
         partitions = [TopicPartition(self.topic, p) for p in self._consumer.partitions_for_topic(self.topic) or ()]
         committed = self._admin.list_group_offsets({self.group: partitions}).get(self.group, {})
         ends = self._consumer.end_offsets(partitions)
-        return sum(max(0, end - (committed[tp].offset if committed.get(tp) and committed[tp].offset >= 0 else 0))
-                   for tp, end in ends.items())
+
+        def start(tp, end: int) -> int:
+            if committed.get(tp) and committed[tp].offset >= 0:
+                return committed[tp].offset
+            return end if self.from_latest else 0
+
+        return sum(max(0, end - start(tp, end)) for tp, end in ends.items())
 
     def close(self) -> None:
         for client in (self._admin, self._consumer):

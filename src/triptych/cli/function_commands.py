@@ -37,9 +37,26 @@ ProjectOption = typer.Option(None, "--project", help="project.yaml to read (defa
 
 
 @functions_app.command("list")
-def list_functions(project: str = ProjectOption) -> None:
+def list_functions(project: str = ProjectOption,
+                   as_json: bool = typer.Option(False, "--json", help="a list of objects: name, desired, running, "
+                                                                      "min, max, mode (auto/pinned/fixed), reason")
+                   ) -> None:
     """The declared functions, their triggers and replicas."""
     functions, path = load_project(project)
+    if as_json:
+        from ..runtime.supervisor import read_status
+
+        running = read_status(get_settings()).get("functions", {})
+        typer.echo(json.dumps([{
+            "name": name,
+            "desired": running.get(name, {}).get("desired", spec.replicas),
+            "running": sum(r["state"] == "running" for r in running.get(name, {}).get("replicas", [])),
+            "min": spec.replicas, "max": spec.max_replicas or spec.replicas,
+            "mode": running.get(name, {}).get("mode", "fixed" if not spec.max_replicas
+                                              or spec.max_replicas == spec.replicas else "auto"),
+            "reason": running.get(name, {}).get("reason"),
+        } for name, spec in functions.items()], indent=2))
+        return
     table = Table(title=f"functions in {path}")
     for column in ("function", "replicas", "triggers", "handler"):
         table.add_column(column, overflow="fold")
@@ -72,14 +89,23 @@ def supervise(project: str = ProjectOption) -> None:
 
 
 @functions_app.command()
-def scale(name: str, replicas: int = typer.Argument(..., min=0), project: str = ProjectOption) -> None:
-    """Run N replicas of a function (the running supervisor applies it within a second)."""
-    from ..runtime.supervisor import set_desired_replicas
+def scale(name: str, replicas: str = typer.Argument(..., help="N to pin the function at N replicas, or `auto` "
+                                                            "to hand it back to the scaler"),
+          project: str = ProjectOption) -> None:
+    """Pin a function at N replicas, or hand it back to the scaler (`auto`); the running
+    supervisor applies it within a second."""
+    from ..runtime.supervisor import AUTO, set_desired_replicas
 
     functions, _ = load_project(project)
-    one_function(functions, name)
-    set_desired_replicas(get_settings(), name, replicas)
-    console.print(f"{name}: {replicas} replica(s) wanted")
+    spec = one_function(functions, name)
+    if replicas == AUTO:
+        set_desired_replicas(get_settings(), name, AUTO)
+        console.print(f"{name}: scaled automatically between {spec.replicas} and {spec.max_replicas or spec.replicas}")
+        return
+    if not replicas.isdigit():
+        raise typer.BadParameter(f"a number of replicas (0 or more) or `auto`, not {replicas!r}")
+    set_desired_replicas(get_settings(), name, int(replicas))
+    console.print(f"{name}: pinned at {int(replicas)} replica(s) (`triptych functions scale {name} auto` undoes it)")
 
 
 @functions_app.command("status")

@@ -21,15 +21,17 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from ..config import Settings
 from .admin import AdminServer
 from .process_death import die_with_parent
 from .replica import replica_info_path
+from .scaling import AutoScaling
 from .spec import FunctionSpec
 from .targets import (
     replica_target_path,
@@ -58,9 +60,14 @@ def status_path(settings: Settings) -> Path:
     return functions_dir(settings) / "status.json"
 
 
-def set_desired_replicas(settings: Settings, function: str, replicas: int) -> None:
-    if replicas < 0:
-        raise ValueError("replicas must be 0 or more")
+# In the desired file: the function follows the scaler (its declared min and max).
+AUTO = "auto"
+
+
+def set_desired_replicas(settings: Settings, function: str, replicas: int | str) -> None:
+    """Pin a function at `replicas`, or hand it back to the scaler with AUTO."""
+    if replicas != AUTO and (not isinstance(replicas, int) or replicas < 0):
+        raise ValueError("replicas must be 0 or more, or 'auto'")
     path = desired_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Read-modify-write under an exclusive lock: two `functions scale` at once
@@ -80,6 +87,8 @@ REPLICAS_RUNNING = Gauge("triptych_function_replicas_running", "Replica processe
 REPLICAS_READY = Gauge("triptych_function_replicas_ready",
                        "Replicas ready to serve (listening; an inference replica with its champion loaded)",
                        ("function",))
+SCALE_DECISIONS = Counter("triptych_function_scale_decisions_total", "Replica count changes by the scaler",
+                          ("function", "direction"))
 RESTARTS = Gauge("triptych_function_replica_restarts", "Restarts of a function's replicas since the supervisor started",
                  ("function",))
 
@@ -124,17 +133,67 @@ class Supervisor:
         self.project_file = project_file
         self.slots: dict[tuple[str, int], ReplicaSlot] = {}
         self.stopping = False
+        # Functions whose min and max differ follow the scaler unless pinned (`functions scale NAME N`).
+        self.autoscaling = AutoScaling(functions, settings)
+        self.scaled: dict[str, int] = {}  # the scaler's count, per function it owns
+        self.reasons: dict[str, str] = {}  # its last change, as the Live page shows it
+        self._events = ThreadPoolExecutor(1, thread_name_prefix="scale-events")  # Postgres away never stalls us
+
+    def _overrides(self) -> dict[str, int | str]:
+        path = desired_path(self.settings)
+        if not path.exists():
+            return {}
+        try:
+            return {k: v for k, v in json.loads(path.read_text()).items() if k in self.functions}
+        except ValueError:
+            return {}  # a half-written file: keep the counts this round
+
+    def pinned(self) -> set[str]:
+        return {name for name, value in self._overrides().items() if value != AUTO}
 
     def desired(self) -> dict[str, int]:
-        wanted = {name: spec.replicas for name, spec in self.functions.items()}
-        path = desired_path(self.settings)
-        if path.exists():
-            try:
-                overrides = json.loads(path.read_text())
-            except ValueError:
-                overrides = {}  # a half-written file: keep the declared counts this round
-            wanted.update({k: int(v) for k, v in overrides.items() if k in wanted})
+        wanted = {name: self.scaled.get(name, spec.replicas) for name, spec in self.functions.items()}
+        wanted.update({k: int(v) for k, v in self._overrides().items() if v != AUTO})
         return wanted
+
+    def mode(self, name: str) -> str:
+        if name in self.pinned():
+            return "pinned"
+        return "auto" if name in self.autoscaling.scalers else "fixed"
+
+    def _autoscale(self, wanted: dict[str, int]) -> None:
+        ports = {}
+        for function, count in wanted.items():
+            ports[function] = {}
+            for index in range(count):
+                info_path = replica_info_path(self.settings, function, index)
+                try:
+                    info = json.loads(info_path.read_text())
+                except (OSError, ValueError):
+                    continue
+                if info.get("metrics_port"):
+                    ports[function][index] = info["metrics_port"]
+        for function, decision in self.autoscaling.tick(wanted, ports, self.pinned()).items():
+            before = wanted.get(function, 0)
+            self.scaled[function] = decision.desired
+            if not decision.changes(before):
+                continue
+            change = f"{before} → {decision.desired} ({decision.reason})"
+            self.reasons[function] = change
+            log.info("scaled %s %s", function, change)
+            SCALE_DECISIONS.labels(function, "up" if decision.desired > before else "down").inc()
+            self._events.submit(self._record, function, before, decision)
+
+    def _record(self, function: str, before: int, decision) -> None:
+        from ..db.events import log_system_event
+
+        try:
+            log_system_event("function_scaled", "info", function,
+                             f"{function} {before} → {decision.desired} ({decision.reason})",
+                             {"function": function, "from": before, "to": decision.desired,
+                              "reason": decision.reason}, settings=self.settings)
+        except Exception as exc:  # noqa: BLE001 - the decision stands; its record is best-effort
+            log.warning("scale event of %s not recorded: %s", function, exc)
 
     def _command(self, function: str, index: int) -> list[str]:
         module = "triptych.runtime.nuclio_replica" if self.settings.functions_runtime == "nuclio" \
@@ -170,6 +229,9 @@ class Supervisor:
     def reconcile(self) -> None:
         now = time.monotonic()
         wanted = self.desired()
+        if self.autoscaling.scalers and self.autoscaling.due(now):
+            self._autoscale(wanted)
+            wanted = self.desired()
         for function, count in wanted.items():
             for index in range(count):
                 slot = self.slots.setdefault((function, index), ReplicaSlot(function, index))
@@ -208,7 +270,11 @@ class Supervisor:
                     "metrics_port": info.get("metrics_port"),
                     "log": str(slot.log_path) if slot else None,
                 })
-            status[function] = {"desired": count, "replicas": replicas}
+            spec = self.functions.get(function)
+            status[function] = {"desired": count, "replicas": replicas, "mode": self.mode(function),
+                                "min": spec.replicas if spec else count,
+                                "max": (spec.max_replicas or spec.replicas) if spec else count,
+                                "reason": self.reasons.get(function)}
         write_json_atomically(status_path(self.settings), {
             "updated_at": time.time(), "pid": os.getpid(), "runtime": self.settings.functions_runtime,
             "functions": status})
@@ -236,6 +302,8 @@ class Supervisor:
             # Whatever ends the loop (a signal, or an error such as the data dir
             # vanishing), no replica outlives its supervisor as an orphan.
             self._drain()
+            self.autoscaling.close()
+            self._events.shutdown(wait=False)
             supervisor_target_path(self.settings).unlink(missing_ok=True)
             admin.stop()
 
