@@ -86,7 +86,7 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
                 TOPIC_PREDICTIONS, "aggregate", brokers, Delivery(batch_size=64, batch_wait_ms=25, max_attempts=5))},
         ),
         "retrain": nuclio_function(
-            "retrain", functions_dir / "retrain" / "handler.py", min_replicas=1, max_replicas=1, cpu="2", memory="4Gi",
+            "retrain", functions_dir / "retrain" / "handler.py", min_replicas=0, max_replicas=1, cpu="2", memory="4Gi",
             triggers={"http": http_trigger(port=settings.retrain_port, max_body_bytes=2**20, workers=2),
                       "weekly": cron_trigger(schedule="0 3 * * 0")},
         ),
@@ -108,8 +108,11 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
     # image for its batch's forward pass (p50 at half load 244 ms vs 811 ms, `triptych bench`).
     # Challengers in shadow: every model's challenger on the live stream, in its own
     # group from the newest offset (a shadow phase judges what arrives from now on).
+    # At zero while no model has a challenger (it would poll every image to drop it);
+    # woken when the workflow makes one, stopped again once the gate has decided.
     functions["infer-shadow"] = nuclio_function(
-        "infer-shadow", functions_dir / "infer" / "handler.py", min_replicas=1, max_replicas=1, cpu="1", memory="4Gi",
+        "infer-shadow", functions_dir / "infer" / "handler.py", min_replicas=0, max_replicas=1, cpu="1", memory="4Gi",
+        wake_when="challenger",
         env={"TRIPTYCH_MODEL_ROLE": "shadow"},
         triggers={"images": kafka_trigger(
             TOPIC_IMAGES_INPUT, "infer-shadow", brokers,

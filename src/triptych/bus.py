@@ -59,6 +59,19 @@ class GroupLag:
 
         return sum(max(0, end - start(tp, end)) for tp, end in ends.items())
 
+    def skip_to_end(self) -> None:
+        """Commit the group at the newest offset of every partition: what was published
+        before now is not its to handle. Kafka allows it only while the group has no member."""
+        from kafka import TopicPartition
+        from kafka.admin import OffsetSpec
+
+        self()  # the clients, made on first use
+        partitions = [TopicPartition(self.topic, p) for p in self._consumer.partitions_for_topic(self.topic) or ()]
+        results = self._admin.reset_group_offsets(self.group, {tp: OffsetSpec.LATEST for tp in partitions})
+        failed = {tp: r["error"] for tp, r in results.items() if r.get("error") and r["error"].errno}
+        if failed:
+            raise RuntimeError(f"group {self.group}: offsets not moved: {failed}")
+
     def close(self) -> None:
         for client in (self._admin, self._consumer):
             if client is not None:

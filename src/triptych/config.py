@@ -227,6 +227,18 @@ class Settings(BaseSettings):
     # The supervisor's /health, /metrics and /targets (its replicas, for a remote
     # Prometheus); 0 picks a free port, which the local file discovery finds anyway.
     supervisor_port: int = Field(default=0, ge=0, le=65535)
+    # --- scaling (runtime/autoscale.py: the HPA's and KEDA's rules) ------------------
+    # Off: each function runs its declared min (1 where min is 0) unless pinned or set
+    # to `auto` with `triptych functions scale`; the test stack runs so.
+    autoscale: bool = True
+    scale_tick_s: float = Field(default=5.0, gt=0)
+    scale_lag_per_replica: int = Field(default=100, ge=1, description="KEDA's lagThreshold")
+    scale_target_busy: float = Field(default=0.7, gt=0, le=1, description="the HPA's target utilisation")
+    scale_stabilisation_s: float = Field(default=60.0, ge=0, description="the HPA's scale-down window")
+    scale_idle_to_zero_s: float = Field(default=120.0, ge=0, description="idle time before a min-0 function stops")
+    scale_cron_lead_s: float = Field(default=60.0, ge=0, description="a min-0 function wakes this long before a cron tick")
+    # Every worker's supervisor (`host:port`), this one's included: the live ones share each function.
+    scale_peers: list[str] = Field(default_factory=list)
     functions_runtime: Literal["local", "nuclio"] = Field(
         default="local",
         description="what runs each replica: the local runner (micro-batches, the fast path) or Nuclio 1.14's own "

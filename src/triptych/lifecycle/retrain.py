@@ -21,6 +21,7 @@ from ..config import Settings
 from ..db import runs
 from ..db.connection import Database
 from ..models.zoo import ARCHITECTURES
+from ..sdk.metrics import BACKGROUND_WORK
 from ..security import AuthError, Guard
 
 WORKFLOW = "retrain"
@@ -116,6 +117,7 @@ class Retrainer:
                     pass
 
         threading.Thread(target=beat, name="retrain-heartbeat", daemon=True).start()
+        BACKGROUND_WORK.inc()  # the function may scale to zero, never under a running run
         try:
             self.db.transaction(lambda cur: runs.start_run(cur, run_id))
             result = run_retrain_workflow(run_id, request.models, self.settings, request.quick, request.policy,
@@ -123,6 +125,7 @@ class Retrainer:
         except Exception as exc:  # noqa: BLE001 - the run records why it failed
             error = f"{type(exc).__name__}: {exc}"
         finally:
+            BACKGROUND_WORK.dec()
             done.set()
             self.db.transaction(lambda cur: runs.finish_run(cur, run_id, result, error))
             with self._lock:

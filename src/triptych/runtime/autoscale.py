@@ -15,7 +15,11 @@ behaves on a laptop as it will on a cluster:
   (the HPA's `stabilizationWindowSeconds`), so a lull between bursts does not
   stop replicas that the next burst needs again.
 - **To zero** only when `min` is 0, nothing waits and the replicas were idle for
-  `idle_to_zero_s`; **from zero** at once when a message waits.
+  `idle_to_zero_s`; **from zero** at once when a message or a request waits.
+- **Several hosts**: each host's scaler reads the same lag and takes its share,
+  `lag / hosts`, and at most `ceil(ceiling / hosts)` replicas, so the hosts together
+  stay within max and the partitions. Min is each host's own: every live worker
+  keeps a warm replica, and a dead host's partitions move to one at once.
 """
 
 from __future__ import annotations
@@ -41,6 +45,10 @@ class Bounds:
         """The most replicas that can do work: max, or the topic's partitions if fewer."""
         return min(self.max_replicas, self.partitions) if self.partitions else self.max_replicas
 
+    def ceiling_per_host(self, hosts: int) -> int:
+        """This host's part of the ceiling when `hosts` workers share the function."""
+        return max(1, math.ceil(self.ceiling / max(1, hosts)))
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -60,7 +68,13 @@ class Observation:
     current: int  # replicas asked for now
     lag: int | None  # messages waiting in the function's consumer group; None: an HTTP/cron function
     busy: float  # share of wall time its replicas spent in the handler, 0..1 (summed over replicas / current)
-    pending_requests: int = 0  # HTTP requests held while the function is at zero
+    pending_requests: int = 0  # requests held at zero, a cron tick due soon, a challenger to judge
+    hosts: int = 1  # live workers sharing the function (each reads the same lag)
+
+    @property
+    def waiting(self) -> int:
+        """What waits for this host's replicas: its share of the lag, and what is held here."""
+        return math.ceil((self.lag or 0) / max(1, self.hosts)) + self.pending_requests
 
 
 @dataclass(frozen=True)
@@ -88,25 +102,29 @@ class Scaler:
     def recommend(self, obs: Observation) -> tuple[int, str]:
         """What this observation alone asks for, before stabilisation."""
         policy, bounds = self.policy, self.bounds
-        waiting = (obs.lag or 0) + obs.pending_requests
+        waiting = obs.waiting
         if obs.current == 0:
             return (max(1, bounds.min_replicas), f"woken: {waiting} waiting") if waiting else (
                 bounds.min_replicas, "idle")
-        by_lag = math.ceil(waiting / policy.lag_per_replica) if obs.lag is not None else 0
+        by_lag = math.ceil(waiting / policy.lag_per_replica) if obs.lag is not None or waiting else 0
         by_busy = math.ceil(obs.current * obs.busy / policy.target_busy) if obs.busy > 0 else 0
         wanted = max(by_lag, by_busy)
-        reason = f"lag {obs.lag}" if by_lag >= by_busy and obs.lag is not None else f"busy {obs.busy:.0%}"
+        if by_lag < by_busy:
+            reason = f"busy {obs.busy:.0%}"
+        else:
+            reason = f"lag {obs.lag}" if obs.lag is not None else f"{waiting} waiting"
         return wanted, reason
 
     def decide(self, obs: Observation) -> Decision:
         policy, bounds = self.policy, self.bounds
-        waiting = (obs.lag or 0) + obs.pending_requests
-        if waiting or obs.busy > 0 or self._last_active is None:
+        if obs.waiting or obs.busy > 0 or self._last_active is None:
             self._last_active = obs.at
         wanted, reason = self.recommend(obs)
-        if wanted > bounds.ceiling:
+        ceiling = bounds.ceiling_per_host(obs.hosts)
+        if wanted > ceiling:
             cap = "its topic's partitions" if bounds.partitions and bounds.partitions < bounds.max_replicas else "max"
-            wanted, reason = bounds.ceiling, f"{reason}, held at {bounds.ceiling} ({cap})"
+            shared = f" on each of {obs.hosts} hosts" if obs.hosts > 1 else ""
+            wanted, reason = ceiling, f"{reason}, held at {ceiling}{shared} ({cap})"
 
         # Down only as far as the window's highest recommendation (what the load asked for) allows.
         self._window.append((obs.at, wanted))

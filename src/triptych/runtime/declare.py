@@ -102,6 +102,7 @@ def nuclio_function(
     cpu: str | None = None,
     memory: str | None = None,
     image: str = DEFAULT_IMAGE,
+    wake_when: str | None = None,
 ) -> "RemoteRuntime":
     """One Nuclio function: handler file, triggers, replica bounds (fixed when
     `max_replicas` is not given), env, resources."""
@@ -120,6 +121,11 @@ def nuclio_function(
         fn.add_trigger(trigger_name, trigger)
     fn.spec.min_replicas = min_replicas
     fn.spec.max_replicas = max_replicas
+    if wake_when is not None:
+        from .wake import WAKE_ANNOTATION, condition
+
+        condition(wake_when)  # an unknown condition fails here, not in the supervisor
+        fn.metadata.annotations = {**(fn.metadata.annotations or {}), WAKE_ANNOTATION: wake_when}
     plan = delivery_plan(name, triggers)
     for key, value in {**(env or {}), **({DELIVERY_ENV: plan.to_env()} if plan.triggers else {})}.items():
         fn.set_env(key, value)

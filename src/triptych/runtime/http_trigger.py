@@ -1,7 +1,10 @@
 """The HTTP trigger: every request becomes a Nuclio event for the handler.
 
-Replicas of one function share the port through SO_REUSEPORT, so the kernel
-spreads connections across them as a Nuclio service would. A handler exception
+Under a supervisor, replicas accept from the listening socket it owns and hands
+them (`listeners`), so a request that comes while the function is at zero waits
+for the first replica instead of being refused. Started alone, a replica binds the
+port with SO_REUSEPORT. Either way the kernel spreads connections across replicas
+as a Nuclio service would. A handler exception
 becomes a 500 with a JSON error body; the replica keeps serving. A body larger than
 the trigger's `maxRequestBodySize` is refused with 413 while it streams in, so an
 oversized request never sits in a replica's memory.
@@ -10,7 +13,6 @@ oversized request never sits in a replica's memory.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 
@@ -23,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..sdk import metrics
+from .listeners import bind_listener, inherited_listener
 from .nuclio_compat import LoadedHandler, decode_body, response_parts, trigger_context
 from .spec import HttpTriggerSpec
 
@@ -86,20 +89,11 @@ async def read_body(request: Request, limit: int) -> bytes | Response:
     return bytes(body)
 
 
-def shared_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
-    return sock
-
-
 class HttpTriggerRunner:
     def __init__(self, function: str, trigger: HttpTriggerSpec, handler: LoadedHandler, stop: threading.Event,
                  context, host: str = "127.0.0.1"):
         self.app = build_app(function, trigger, handler, context)
-        self.sock = shared_socket(host, trigger.port)
+        self.sock = inherited_listener(trigger.name) or bind_listener(host, trigger.port)
         self.port = self.sock.getsockname()[1]
         self.stop = stop
         config = uvicorn.Config(self.app, log_level="warning", lifespan="off", limit_concurrency=max(trigger.workers * 16, 64))

@@ -57,6 +57,7 @@ class FunctionSpec:
     env: dict[str, str] = field(default_factory=dict)
     triggers: tuple[TriggerSpec, ...] = ()
     max_replicas: int | None = None  # the scaler's bound; None: fixed at `replicas`
+    wake_when: str | None = None  # a condition besides its lag that wakes it from zero (`runtime.wake`)
 
     @property
     def kafka_triggers(self) -> list[KafkaTriggerSpec]:
@@ -109,6 +110,7 @@ def _function(raw: dict, root: Path) -> FunctionSpec:
         env=env,
         triggers=triggers,
         max_replicas=int(spec["max_replicas"]) if spec.get("max_replicas") is not None else None,
+        wake_when=(raw.get("spec", {}).get("metadata", {}).get("annotations") or {}).get("triptych.io/wake-when"),
     )
 
 

@@ -5,10 +5,16 @@ supervise`). Each replica is a child process: `python -m triptych.runtime.replic
 NAME --replica I` under the local runner, `python -m
 triptych.runtime.nuclio_replica ...` under Nuclio's processor (setting
 `functions_runtime`). Replicas die with the supervisor, even when it is killed
-with -9 (PR_SET_PDEATHSIG). A replica that exits is started again after an exponential backoff;
-`triptych functions scale NAME N` changes the desired count in a small JSON file
-that the supervisor re-reads every half second. It writes `status.json` (what runs)
-and the Prometheus targets of the replicas it runs and of itself (`runtime.targets`).
+with -9 (PR_SET_PDEATHSIG). A replica that exits is started again after an exponential backoff.
+
+How many replicas: a function whose declared min and max differ follows the scaler
+(`runtime.scaling`, every few seconds; a request held on its port wakes it at once);
+`triptych functions scale NAME N` pins it, `... auto` hands it back, through a small
+JSON file re-read every half second. A replica scaled away is told to stop and
+drains (finishes and commits its batch) while the loop goes on. The supervisor
+owns the HTTP triggers' ports (`runtime.listeners`), so a function at zero refuses
+no request. It writes `status.json` (what runs) and the Prometheus targets of the
+replicas it runs and of itself (`runtime.targets`).
 """
 
 from __future__ import annotations
@@ -29,9 +35,11 @@ from prometheus_client import Counter, Gauge
 
 from ..config import Settings
 from .admin import AdminServer
+from .listeners import Listeners
 from .process_death import die_with_parent
 from .replica import replica_info_path
-from .scaling import AutoScaling
+from .autoscale import Decision
+from .scaling import AutoScaling, bounds_of, scalable
 from .spec import FunctionSpec
 from .targets import (
     replica_target_path,
@@ -64,9 +72,10 @@ def status_path(settings: Settings) -> Path:
 AUTO = "auto"
 
 
-def set_desired_replicas(settings: Settings, function: str, replicas: int | str) -> None:
-    """Pin a function at `replicas`, or hand it back to the scaler with AUTO."""
-    if replicas != AUTO and (not isinstance(replicas, int) or replicas < 0):
+def set_desired_replicas(settings: Settings, function: str, replicas: int | str | None) -> None:
+    """Pin a function at `replicas`, hand it to the scaler with AUTO, or (None) let
+    it run as `autoscale` says for every function."""
+    if replicas not in (AUTO, None) and (not isinstance(replicas, int) or replicas < 0):
         raise ValueError("replicas must be 0 or more, or 'auto'")
     path = desired_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +84,10 @@ def set_desired_replicas(settings: Settings, function: str, replicas: int | str)
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         desired = json.loads(path.read_text()) if path.exists() else {}
-        desired[function] = replicas
+        if replicas is None:
+            desired.pop(function, None)
+        else:
+            desired[function] = replicas
         write_json_atomically(path, desired)
 
 
@@ -124,6 +136,7 @@ class ReplicaSlot:
     not_before: float = 0.0
     last_exit_code: int | None = None
     log_path: Path = field(default=Path("/dev/null"))
+    stop_deadline: float = 0.0  # while draining: when it is killed if still alive
 
 
 class Supervisor:
@@ -133,33 +146,69 @@ class Supervisor:
         self.project_file = project_file
         self.slots: dict[tuple[str, int], ReplicaSlot] = {}
         self.stopping = False
+        self.draining: list[ReplicaSlot] = []  # scaled away, finishing their batch
+        self._overrides_read: tuple[int, dict[str, int | str]] = (0, {})
+        # Nuclio's processor binds its ports itself; the local runner's replicas take ours.
+        self.listeners = Listeners(functions, settings.bind_host) if settings.functions_runtime == "local" else None
         # Functions whose min and max differ follow the scaler unless pinned (`functions scale NAME N`).
-        self.autoscaling = AutoScaling(functions, settings)
+        self.autoscaling = AutoScaling(functions, settings, self.listeners)
         self.scaled: dict[str, int] = {}  # the scaler's count, per function it owns
         self.reasons: dict[str, str] = {}  # its last change, as the Live page shows it
         self._events = ThreadPoolExecutor(1, thread_name_prefix="scale-events")  # Postgres away never stalls us
 
     def _overrides(self) -> dict[str, int | str]:
+        """desired.json: pinned counts and `auto`, re-read when it changes."""
         path = desired_path(self.settings)
-        if not path.exists():
-            return {}
         try:
-            return {k: v for k, v in json.loads(path.read_text()).items() if k in self.functions}
-        except ValueError:
-            return {}  # a half-written file: keep the counts this round
+            stamp = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return {}
+        if stamp != self._overrides_read[0]:
+            try:
+                raw = json.loads(path.read_text())
+            except ValueError:
+                return self._overrides_read[1]  # a half-written file: keep the last counts this round
+            self._overrides_read = (stamp, {k: v for k, v in raw.items() if k in self.functions})
+        return self._overrides_read[1]
 
     def pinned(self) -> set[str]:
         return {name for name, value in self._overrides().items() if value != AUTO}
 
+    def owned(self) -> set[str]:
+        """The functions the scaler sets: every scalable one not pinned, or with
+        `autoscale` off only those handed to it with `functions scale NAME auto`."""
+        overrides = self._overrides()
+        return {name for name in self.autoscaling.scalers
+                if overrides.get(name) == AUTO or (self.settings.autoscale and name not in overrides)}
+
+    def fixed_count(self, spec: FunctionSpec) -> int:
+        """A function nobody scales: its min (with `autoscale` off, 1 where min is 0)."""
+        low = bounds_of(spec, self.settings.functions_runtime).min_replicas
+        return low if self.settings.autoscale or not scalable(spec, self.settings.functions_runtime) else max(1, low)
+
     def desired(self) -> dict[str, int]:
-        wanted = {name: self.scaled.get(name, spec.replicas) for name, spec in self.functions.items()}
-        wanted.update({k: int(v) for k, v in self._overrides().items() if v != AUTO})
+        overrides, owned = self._overrides(), self.owned()
+        wanted = {}
+        for name, spec in self.functions.items():
+            if name in owned:
+                # Handed over, the scaler starts from what runs (or, at start, from min).
+                wanted[name] = self.scaled.setdefault(name, self._running_count(name, spec))
+            elif overrides.get(name, AUTO) != AUTO:
+                wanted[name] = int(overrides[name])
+            else:
+                wanted[name] = self.fixed_count(spec)
+            if name not in owned:
+                self.scaled.pop(name, None)
         return wanted
+
+    def _running_count(self, name: str, spec: FunctionSpec) -> int:
+        alive = sum(1 for (function, _), slot in self.slots.items() if function == name and slot.process)
+        return alive if alive else bounds_of(spec, self.settings.functions_runtime).min_replicas
 
     def mode(self, name: str) -> str:
         if name in self.pinned():
             return "pinned"
-        return "auto" if name in self.autoscaling.scalers else "fixed"
+        return "auto" if name in self.owned() else "fixed"
 
     def _autoscale(self, wanted: dict[str, int]) -> None:
         ports = {}
@@ -173,16 +222,25 @@ class Supervisor:
                     continue
                 if info.get("metrics_port"):
                     ports[function][index] = info["metrics_port"]
-        for function, decision in self.autoscaling.tick(wanted, ports, self.pinned()).items():
-            before = wanted.get(function, 0)
-            self.scaled[function] = decision.desired
-            if not decision.changes(before):
-                continue
-            change = f"{before} → {decision.desired} ({decision.reason})"
-            self.reasons[function] = change
-            log.info("scaled %s %s", function, change)
-            SCALE_DECISIONS.labels(function, "up" if decision.desired > before else "down").inc()
-            self._events.submit(self._record, function, before, decision)
+        for function, decision in self.autoscaling.tick(wanted, ports, self.owned()).items():
+            self._apply(function, wanted.get(function, 0), decision)
+
+    def _wake_held(self, wanted: dict[str, int]) -> None:
+        """A request waits on the port of a function at zero: start it now, not at the next tick."""
+        for function in self.owned():
+            if wanted.get(function) == 0 and self.autoscaling.held(function):
+                low = self.autoscaling.bounds[function].min_replicas
+                self._apply(function, 0, Decision(max(1, low), "woken: a request held"))
+
+    def _apply(self, function: str, before: int, decision: Decision) -> None:
+        self.scaled[function] = decision.desired
+        if not decision.changes(before):
+            return
+        change = f"{before} → {decision.desired} ({decision.reason})"
+        self.reasons[function] = change
+        log.info("scaled %s %s", function, change)
+        SCALE_DECISIONS.labels(function, "up" if decision.desired > before else "down").inc()
+        self._events.submit(self._record, function, before, decision)
 
     def _record(self, function: str, before: int, decision) -> None:
         from ..db.events import log_system_event
@@ -204,10 +262,13 @@ class Supervisor:
         slot.log_path = self.settings.data_dir / "logs" / "functions" / f"{slot.function}-{slot.index}.log"
         slot.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._forget(slot)
+        sockets = self.listeners.env_for(slot.function) if self.listeners else {}
         with open(slot.log_path, "ab") as out:
             slot.process = subprocess.Popen(
                 self._command(slot.function, slot.index), stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, preexec_fn=die_with_parent(),
+                env={**os.environ, **sockets} if sockets else None,
+                pass_fds=self.listeners.fds_for(slot.function) if sockets else (),
             )
         slot.started_at = time.monotonic()
 
@@ -221,6 +282,31 @@ class Supervisor:
                 slot.process.wait()
         self._forget(slot)
 
+    def _retire(self, slot: ReplicaSlot) -> None:
+        """Scaled away: tell it to stop (it finishes and commits its batch, then leaves
+        its group) and watch it drain from the loop, which goes on meanwhile."""
+        if slot.process and slot.process.poll() is None:
+            slot.process.terminate()
+            slot.stop_deadline = time.monotonic() + DRAIN_TIMEOUT_S
+            self.draining.append(slot)
+        else:
+            self._forget(slot)
+
+    def _reap_drained(self, now: float) -> None:
+        for slot in list(self.draining):
+            if slot.process.poll() is None and now < slot.stop_deadline:
+                continue
+            if slot.process.poll() is None:
+                log.warning("%s[%d] still draining after %.0f s; killed", slot.function, slot.index, DRAIN_TIMEOUT_S)
+                slot.process.kill()
+                slot.process.wait()
+            self.draining.remove(slot)
+            if (slot.function, slot.index) not in self.slots:
+                self._forget(slot)
+
+    def _draining(self, function: str, index: int) -> bool:
+        return any(s.function == function and s.index == index for s in self.draining)
+
     def _forget(self, slot: ReplicaSlot) -> None:
         """What a replica leaves behind (info, Prometheus target), gone once it is."""
         replica_info_path(self.settings, slot.function, slot.index).unlink(missing_ok=True)
@@ -228,9 +314,12 @@ class Supervisor:
 
     def reconcile(self) -> None:
         now = time.monotonic()
+        self._reap_drained(now)
         wanted = self.desired()
-        if self.autoscaling.scalers and self.autoscaling.due(now):
-            self._autoscale(wanted)
+        if self.autoscaling.scalers:
+            self._wake_held(wanted)
+            if self.autoscaling.due(now):
+                self._autoscale(wanted)
             wanted = self.desired()
         for function, count in wanted.items():
             for index in range(count):
@@ -243,13 +332,14 @@ class Supervisor:
                     slot.restarts += 1
                     slot.process = None
                     log.warning("%s[%d] exited with %s; restarting", function, index, slot.last_exit_code)
-                if slot.process is None and now >= slot.not_before:
+                # The same index scaled away a moment ago starts once its old process has drained.
+                if slot.process is None and now >= slot.not_before and not self._draining(function, index):
                     self._start(slot)
         for key, slot in list(self.slots.items()):
             function, index = key
             if index >= wanted.get(function, 0):
-                self._stop(slot)
                 del self.slots[key]
+                self._retire(slot)
         self._write_status(wanted)
 
     def _write_status(self, wanted: dict[str, int]) -> None:
@@ -270,10 +360,10 @@ class Supervisor:
                     "metrics_port": info.get("metrics_port"),
                     "log": str(slot.log_path) if slot else None,
                 })
-            spec = self.functions.get(function)
+            bounds = bounds_of(self.functions[function], self.settings.functions_runtime)
             status[function] = {"desired": count, "replicas": replicas, "mode": self.mode(function),
-                                "min": spec.replicas if spec else count,
-                                "max": (spec.max_replicas or spec.replicas) if spec else count,
+                                "min": bounds.min_replicas, "max": bounds.max_replicas,
+                                "draining": sum(s.function == function for s in self.draining),
                                 "reason": self.reasons.get(function)}
         write_json_atomically(status_path(self.settings), {
             "updated_at": time.time(), "pid": os.getpid(), "runtime": self.settings.functions_runtime,
@@ -312,11 +402,14 @@ class Supervisor:
         for function in self.functions:
             REPLICAS_DESIRED.labels(function).set(0)
         # All replicas in parallel: signal every one, then wait.
-        for slot in self.slots.values():
+        slots = [*self.slots.values(), *self.draining]
+        for slot in slots:
             if slot.process and slot.process.poll() is None:
                 slot.process.terminate()
-        for slot in self.slots.values():
+        for slot in slots:
             self._stop(slot)
+        if self.listeners:
+            self.listeners.close()
         status_path(self.settings).unlink(missing_ok=True)
 
 

@@ -27,3 +27,6 @@ BATCH_SIZE = Histogram(
 CONSUMER_LAG = Gauge(
     "triptych_function_consumer_lag", "Messages behind the end of the partition", ("function", "topic", "partition")
 )
+# Work a handler started and left running after it returned (a retraining run): the
+# scaler never stops a replica that has some, however idle its handler looks.
+BACKGROUND_WORK = Gauge("triptych_function_background_work", "Units of work running in the background of a replica")

@@ -1,0 +1,71 @@
+"""What a function that may sleep (min 0) waits for besides its topic's lag:
+
+- **a cron tick**: a `schedule` trigger wakes it `scale_cron_lead_s` before its
+  next time, so the replica is up when the tick comes (its own cron runner fires
+  it); an `interval` trigger keeps it awake (it would tick before it could sleep);
+- **a declared condition** (`wake_when` in the declaration, the annotation
+  `triptych.io/wake-when` in project.yaml): `challenger` for `infer-shadow`, which
+  has nothing to do, however many images arrive, while no model has a challenger.
+
+HTTP requests held at zero are the supervisor's sockets' business (`listeners`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from croniter import croniter
+
+from ..config import Settings
+from ..models.zoo import architecture
+from .spec import CronTriggerSpec, FunctionSpec
+
+log = logging.getLogger("triptych.runtime.wake")
+
+WAKE_ANNOTATION = "triptych.io/wake-when"
+
+
+def cron_due(spec: FunctionSpec, lead_s: float, now: float | None = None) -> bool:
+    """A cron tick of the function comes within `lead_s` (an interval cron: always)."""
+    now = time.time() if now is None else now
+    for trigger in spec.triggers:
+        if not isinstance(trigger, CronTriggerSpec):
+            continue
+        if trigger.interval:
+            return True
+        upcoming = croniter(trigger.schedule, datetime.fromtimestamp(now, timezone.utc)).get_next(float)
+        if upcoming - now <= lead_s:
+            return True
+    return False
+
+
+def challenger_exists(settings: Settings) -> bool:
+    """Some active model has a `challenger` alias in the MLflow registry (read over
+    REST: the supervisor stays free of MLflow's client and its imports)."""
+    for model in settings.active_models:
+        query = urllib.parse.urlencode({"name": architecture(model).registered_name, "alias": "challenger"})
+        url = f"{settings.mlflow_url}/api/2.0/mlflow/registered-models/alias?{query}"
+        try:
+            with urllib.request.urlopen(url, timeout=3) as reply:
+                if json.load(reply).get("model_version"):
+                    return True
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:  # 404: no such alias (or no such model yet)
+                raise
+    return False
+
+
+CONDITIONS: dict[str, Callable[[Settings], bool]] = {"challenger": challenger_exists}
+
+
+def condition(name: str) -> Callable[[Settings], bool]:
+    if name not in CONDITIONS:
+        raise ValueError(f"unknown wake condition {name!r}; known: {', '.join(sorted(CONDITIONS))}")
+    return CONDITIONS[name]
