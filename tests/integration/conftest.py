@@ -34,6 +34,9 @@ TEST_ENV = {
     "TRIPTYCH_ALERTMANAGER_PORT": "19095",
     # Function tests run their own supervisors on test projects.
     "TRIPTYCH_FUNCTIONS_AUTOSTART": "false",
+    # Each function at its declared min (1 where min is 0), so the pipeline tests see
+    # fixed replicas; test_autoscaling turns the scaler on for its own supervisors.
+    "TRIPTYCH_AUTOSCALE": "false",
 }
 # A URL given in the caller's environment would make the tests skip starting
 # that server; the test stack must be self-contained.

@@ -165,3 +165,33 @@ def send_json(producer, topic: str, messages: list[dict], key_field: str = "id",
             producer.flush()
             time.sleep(pause_s)
     producer.flush()
+
+
+def start_sink(stack: Settings, folder: Path, replicas: int = 1, delivery=None, handler: str = "handler",
+               partitions: int = 3, env: dict[str, str] | None = None, waiting=(), initial_offset: str = "earliest",
+               **declared) -> tuple[RunningSupervisor, str, str]:
+    """A supervisor running the `sink` test function on a new topic, recording into a
+    new table. `waiting`: messages on the topic (partition 0) before it starts;
+    `declared`: more `nuclio_function` arguments (max_replicas, wake_when)."""
+    from triptych.bus import producer as make_producer
+    from triptych.runtime.declare import kafka_trigger
+    from triptych.sdk import Delivery
+
+    topic = create_topic(stack, partitions)
+    if waiting:
+        producer = make_producer(stack)
+        send_json(producer, topic, list(waiting), partition=0)
+        producer.close()
+    table = create_sink_table(stack)
+    project = write_project(folder, {
+        "sink": dict(
+            source=FUNCTIONS_DIR / "sink.py", handler=handler, min_replicas=replicas,
+            triggers={"in": kafka_trigger(topic, f"sink-{topic}", stack.kafka_url,
+                                          delivery or Delivery(max_attempts=3, retry_backoff_ms=50),
+                                          initial_offset=initial_offset)},
+            **declared,
+        )
+    })
+    data_dir = folder / "data"
+    data_dir.mkdir(exist_ok=True)
+    return start_supervisor(project, data_dir, {"SINK_TABLE": table, **(env or {})}), topic, table

@@ -13,20 +13,15 @@ import pytest
 
 from triptych.bus import producer as make_producer
 from triptych.db.events import events_by_dedup_prefix
-from triptych.runtime.declare import kafka_trigger
 from triptych.runtime.dlq import read_dead_letters
 from triptych.sdk import Delivery
 
 from .runtime_helpers import (
-    FUNCTIONS_DIR,
-    create_sink_table,
-    create_topic,
     query,
     send_json,
-    start_supervisor,
+    start_sink,
     wait_for,
     wait_group_stable,
-    write_project,
 )
 
 
@@ -35,24 +30,8 @@ def sink(stack, tmp_path):
     """A sink function project factory; yields a starter and stops what it started."""
     started = []
 
-    def start(replicas=1, delivery=Delivery(max_attempts=3, retry_backoff_ms=50), handler="handler",
-              partitions=3, env=None, waiting=()):
-        """`waiting`: messages already on the topic (partition 0) when the function starts."""
-        topic = create_topic(stack, partitions)
-        if waiting:
-            producer = make_producer(stack)
-            send_json(producer, topic, list(waiting), partition=0)
-            producer.close()
-        table = create_sink_table(stack)
-        project = write_project(tmp_path, {
-            "sink": dict(
-                source=FUNCTIONS_DIR / "sink.py", handler=handler, replicas=replicas,
-                triggers={"in": kafka_trigger(topic, f"sink-{topic}", stack.kafka_url, delivery)},
-            )
-        })
-        data_dir = tmp_path / "data"
-        data_dir.mkdir(exist_ok=True)
-        sup = start_supervisor(project, data_dir, {"SINK_TABLE": table, **(env or {})})
+    def start(replicas=1, **options):
+        sup, topic, table = start_sink(stack, tmp_path, replicas, **options)
         started.append(sup)
         sup.wait_running("sink", replicas)
         return sup, topic, table

@@ -122,10 +122,12 @@ def nuclio_function(
     fn.spec.min_replicas = min_replicas
     fn.spec.max_replicas = max_replicas
     if wake_when is not None:
-        from .wake import WAKE_ANNOTATION, condition
+        from .spec import WAKE_ANNOTATION
+        from .wake import condition
 
         condition(wake_when)  # an unknown condition fails here, not in the supervisor
-        fn.metadata.annotations = {**(fn.metadata.annotations or {}), WAKE_ANNOTATION: wake_when}
+        # In the Nuclio config's metadata (MLRun's project file keeps no function annotations).
+        fn.spec.config["metadata.annotations"] = {WAKE_ANNOTATION: wake_when}
     plan = delivery_plan(name, triggers)
     for key, value in {**(env or {}), **({DELIVERY_ENV: plan.to_env()} if plan.triggers else {})}.items():
         fn.set_env(key, value)

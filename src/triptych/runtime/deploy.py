@@ -52,6 +52,8 @@ def function_config(entry: dict, root: Path) -> dict:
             "build": {"functionSourceCode": base64.b64encode(source).decode(), "baseImage": spec.get("image")},
         },
     }
+    if "metadata.annotations" in spec.get("config", {}):
+        config["metadata"]["annotations"] = spec["config"]["metadata.annotations"]
     if "spec.resources" in spec.get("config", {}):
         config["spec"]["resources"] = spec["config"]["spec.resources"]
     return config

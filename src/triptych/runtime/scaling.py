@@ -44,13 +44,13 @@ def bounds_of(spec: FunctionSpec, runtime: str = "local") -> Bounds:
     """The declared bounds, `max` capped by the fewest partitions of its Kafka topics.
     Under Nuclio's processor an HTTP function keeps one replica: the processor binds
     its own port, so no supervisor socket can hold a request while it is at zero."""
-    partitions = dict(TOPICS)
-    topics = [t for trigger in spec.kafka_triggers for t in trigger.topics]
+    partitions = dict(TOPICS)  # the project's own topics; another's count is not known here: no cap
+    topics = [t for trigger in spec.kafka_triggers for t in trigger.topics if t in partitions]
     low = spec.replicas
     if low == 0 and runtime == "nuclio" and any(isinstance(t, HttpTriggerSpec) for t in spec.triggers):
         low = 1
     return Bounds(low, max(low, spec.max_replicas or spec.replicas),
-                  min((partitions.get(t, 1) for t in topics), default=None))
+                  min((partitions[t] for t in topics), default=None))
 
 
 def policy_of(settings: Settings) -> Policy:
@@ -106,6 +106,7 @@ class AutoScaling:
                              for t in spec.kafka_triggers for topic in t.topics]
                       for name, spec in self.functions.items()}
         self._last: dict[str, tuple[float, dict[int, float]]] = {}  # at, replica -> handler seconds
+        self.observed: dict[str, dict] = {}  # what the last tick saw, per function (the status file shows it)
         self._next_tick = 0.0
         self._peers = ThreadPoolExecutor(4, thread_name_prefix="scale-peers") if settings.scale_peers else None
 
@@ -133,7 +134,8 @@ class AutoScaling:
         for name in owned & set(self.scalers):
             spec, count = self.functions[name], current.get(name, 0)
             lag, busy, pending = self._lag(name), *self._load(name, now, metrics_ports.get(name, {}))
-            if spec.wake_when and not self._condition(spec):
+            met = self._condition(spec) if spec.wake_when else None
+            if met is False:
                 lag, busy, pending = (0 if lag is not None else None), 0.0, 0  # nothing to do, whatever arrives
             elif spec.wake_when:
                 pending += 1
@@ -146,6 +148,8 @@ class AutoScaling:
             observation = Observation(at=now, current=count, lag=lag, busy=busy, pending_requests=pending,
                                       hosts=hosts)
             decisions[name] = self.scalers[name].decide(observation)
+            self.observed[name] = {"lag": lag, "busy": round(busy, 3), "pending": pending, "hosts": hosts,
+                                   **({"condition": {spec.wake_when: met}} if spec.wake_when else {})}
         return decisions
 
     def _condition(self, spec: FunctionSpec) -> bool:

@@ -48,6 +48,10 @@ class CronTriggerSpec:
 TriggerSpec = KafkaTriggerSpec | HttpTriggerSpec | CronTriggerSpec
 
 
+# What wakes a function at zero besides its lag (`runtime.wake`), in its Nuclio metadata.
+WAKE_ANNOTATION = "triptych.io/wake-when"
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     name: str
@@ -110,7 +114,7 @@ def _function(raw: dict, root: Path) -> FunctionSpec:
         env=env,
         triggers=triggers,
         max_replicas=int(spec["max_replicas"]) if spec.get("max_replicas") is not None else None,
-        wake_when=(raw.get("spec", {}).get("metadata", {}).get("annotations") or {}).get("triptych.io/wake-when"),
+        wake_when=spec.get("config", {}).get("metadata.annotations", {}).get(WAKE_ANNOTATION),
     )
 
 

@@ -27,7 +27,7 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,6 +155,8 @@ class Supervisor:
         self.scaled: dict[str, int] = {}  # the scaler's count, per function it owns
         self.reasons: dict[str, str] = {}  # its last change, as the Live page shows it
         self._events = ThreadPoolExecutor(1, thread_name_prefix="scale-events")  # Postgres away never stalls us
+        self._ticks = ThreadPoolExecutor(1, thread_name_prefix="scaler")
+        self._tick: Future | None = None
 
     def _overrides(self) -> dict[str, int | str]:
         """desired.json: pinned counts and `auto`, re-read when it changes."""
@@ -210,20 +212,37 @@ class Supervisor:
             return "pinned"
         return "auto" if name in self.owned() else "fixed"
 
-    def _autoscale(self, wanted: dict[str, int]) -> None:
-        ports = {}
+    def _metrics_ports(self, wanted: dict[str, int]) -> dict[str, dict[int, int]]:
+        ports: dict[str, dict[int, int]] = {}
         for function, count in wanted.items():
             ports[function] = {}
             for index in range(count):
-                info_path = replica_info_path(self.settings, function, index)
                 try:
-                    info = json.loads(info_path.read_text())
+                    info = json.loads(replica_info_path(self.settings, function, index).read_text())
                 except (OSError, ValueError):
                     continue
                 if info.get("metrics_port"):
                     ports[function][index] = info["metrics_port"]
-        for function, decision in self.autoscaling.tick(wanted, ports, self.owned()).items():
-            self._apply(function, wanted.get(function, 0), decision)
+        return ports
+
+    def _autoscale(self, now: float, wanted: dict[str, int]) -> None:
+        """Start a scaler tick in its thread (it reads Kafka, MLflow and the replicas,
+        any of which may be slow or away: the loop never waits on them); apply the
+        decisions of the last one once it is done."""
+        if self._tick is not None and self._tick.done():
+            try:
+                decisions = self._tick.result()
+            except Exception as exc:  # noqa: BLE001 - a failed tick changes nothing; the next tries again
+                log.warning("scaler tick failed: %s", exc)
+                decisions = {}
+            self._tick = None
+            owned = self.owned()
+            for function, decision in decisions.items():
+                if function in owned:  # not pinned meanwhile
+                    self._apply(function, wanted.get(function, 0), decision)
+        if self._tick is None and self.autoscaling.due(now):
+            self._tick = self._ticks.submit(self.autoscaling.tick, dict(wanted), self._metrics_ports(wanted),
+                                            self.owned())
 
     def _wake_held(self, wanted: dict[str, int]) -> None:
         """A request waits on the port of a function at zero: start it now, not at the next tick."""
@@ -318,8 +337,7 @@ class Supervisor:
         wanted = self.desired()
         if self.autoscaling.scalers:
             self._wake_held(wanted)
-            if self.autoscaling.due(now):
-                self._autoscale(wanted)
+            self._autoscale(now, wanted)
             wanted = self.desired()
         for function, count in wanted.items():
             for index in range(count):
@@ -364,6 +382,7 @@ class Supervisor:
             status[function] = {"desired": count, "replicas": replicas, "mode": self.mode(function),
                                 "min": bounds.min_replicas, "max": bounds.max_replicas,
                                 "draining": sum(s.function == function for s in self.draining),
+                                "observed": self.autoscaling.observed.get(function),
                                 "reason": self.reasons.get(function)}
         write_json_atomically(status_path(self.settings), {
             "updated_at": time.time(), "pid": os.getpid(), "runtime": self.settings.functions_runtime,
@@ -392,6 +411,7 @@ class Supervisor:
             # Whatever ends the loop (a signal, or an error such as the data dir
             # vanishing), no replica outlives its supervisor as an orphan.
             self._drain()
+            self._ticks.shutdown(wait=False, cancel_futures=True)
             self.autoscaling.close()
             self._events.shutdown(wait=False)
             supervisor_target_path(self.settings).unlink(missing_ok=True)

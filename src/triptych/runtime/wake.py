@@ -29,8 +29,6 @@ from .spec import CronTriggerSpec, FunctionSpec
 
 log = logging.getLogger("triptych.runtime.wake")
 
-WAKE_ANNOTATION = "triptych.io/wake-when"
-
 
 def cron_due(spec: FunctionSpec, lead_s: float, now: float | None = None) -> bool:
     """A cron tick of the function comes within `lead_s` (an interval cron: always)."""
