@@ -9,6 +9,7 @@ import threading
 import time
 
 from triptych.db.alerts import active_alerts
+from triptych.db.scaling import latest_scaling
 from triptych.observe.prometheus import PrometheusUnavailable
 from triptych.observe.replicas import replica_health
 from triptych.stack.manager import Stack
@@ -23,7 +24,8 @@ _cached: tuple[float, dict] = (0.0, {})
 def snapshot() -> dict:
     """{"services": [{name, state, url, rss_mb}], "functions": {name: {desired, running, starting, restarts}},
     "replica_problems": [why the replica counts are missing or short: a supervisor or Prometheus away],
-    "alerts": [Prometheus alerts firing now, from system_events]}"""
+    "alerts": [Prometheus alerts firing now, from system_events],
+    "scaling": {function: the scaler's last decision of the hour, from system_events}}"""
     global _cached
     with _lock:
         at, value = _cached
@@ -39,10 +41,10 @@ def snapshot() -> dict:
             functions, replica_problems = {}, [f"replica health comes from Prometheus ({settings.prometheus_url}), "
                                                "which does not answer"]
         try:
-            alerts = data.read(active_alerts)
+            alerts, scaling = data.read(active_alerts), data.read(latest_scaling)
         except Exception:  # noqa: BLE001 - Postgres away: the services list says so already
-            alerts = []
+            alerts, scaling = [], {}
         value = {"services": services, "functions": functions, "replica_problems": replica_problems,
-                 "alerts": alerts}
+                 "alerts": alerts, "scaling": scaling}
         _cached = (time.monotonic(), value)
         return value

@@ -152,9 +152,10 @@ def _health(snapshot: dict) -> html.Div:
                               html.Span(s["name"], className="fw-semibold"),
                               html.Span(f"{s['rss_mb']:.0f} MB" if s.get("rss_mb") else ("up" if up else "down"),
                                         className="text-muted ms-auto")], id=f"live-health-{s['name']}"))
+    scaling = snapshot.get("scaling", {})
     for name, f in snapshot["functions"].items():
         if not f["desired"]:
-            state, words = "idle", "scaled to 0"
+            state, words = "idle", "at zero, wakes on demand"
         elif f["running"] >= f["desired"]:
             state, words = "up", f"{f['running']}/{f['desired']} running"
         elif f["starting"]:
@@ -165,6 +166,11 @@ def _health(snapshot: dict) -> html.Div:
             words += f", {f['restarts']} restarts"
         items.append(html.Li([html.Span("●", className=f"dot {state}"), html.Span(name),
                               html.Span(words, className="text-muted ms-auto")], id=f"live-health-{name}"))
+        if name in scaling:  # the scaler's last change: "infer-resnet50 1 → 2 (lag 340)"
+            last = scaling[name]
+            items.append(html.Li(html.Span(f"{last['message']} · {last['created_at']:%H:%M:%S}",
+                                           className="small text-muted"),
+                                 className="health-scaling", id=f"live-scaling-{name}"))
     for problem in snapshot.get("replica_problems", []):
         items.append(html.Li([html.Span("●", className="dot down"), html.Span(problem, className="small")]))
     if not snapshot["functions"] and not snapshot.get("replica_problems"):

@@ -171,7 +171,7 @@ def challenger(stack):
             made_model = name
         except MlflowException:
             pass  # it exists, with no champion
-        version = made_version = client.create_model_version(name, source="file:///nonexistent").version
+        version = made_version = client.create_model_version(name, source="s3://mlflow/triptych-autoscaling-test").version
     yield SimpleNamespace(set=lambda: client.set_registered_model_alias(name, registry.CHALLENGER, version),
                           remove=lambda: remove_challenger(client, name))
     remove_challenger(client, name)

@@ -73,3 +73,20 @@ def test_without_a_stabilisation_window_the_same_bursts_flap_and_the_window_is_w
     damped = Scaler(Bounds(1, 6), POLICY)
     run(damped, ticks, start=1)
     assert undamped.flaps > 10 and damped.flaps == 0
+
+
+def test_hosts_share_the_lag_and_the_ceiling_and_each_keeps_its_min():
+    scaler = Scaler(Bounds(1, 6, partitions=6), POLICY)
+    shared = scaler.decide(Observation(at=0, current=1, lag=1500, busy=1.0, hosts=2))
+    assert shared.desired == 3 and "held at 3 on each of 2 hosts" in shared.reason
+    alone = Scaler(Bounds(1, 6, partitions=6), POLICY).decide(Observation(at=0, current=1, lag=1500, busy=1.0))
+    assert alone.desired == 5  # x2 or +4 a step: 1 -> 5, toward 6
+    quiet = Scaler(Bounds(1, 6), POLICY).decide(Observation(at=0, current=1, lag=0, busy=0.0, hosts=3))
+    assert quiet.desired == 1
+
+
+def test_something_held_keeps_an_http_function_awake_and_says_what_waits():
+    scaler = Scaler(Bounds(0, 2), POLICY)
+    awake = scaler.decide(Observation(at=0, current=1, lag=None, busy=0.0, pending_requests=1))
+    assert awake.desired == 1
+    assert scaler.recommend(Observation(at=1, current=1, lag=None, busy=0.0, pending_requests=3)) == (1, "3 waiting")

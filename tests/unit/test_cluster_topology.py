@@ -61,6 +61,8 @@ def test_a_worker_runs_only_the_functions_against_the_others(topology):
     # A fixed port for its supervisor, where the monitoring host's Prometheus finds its replicas.
     assert env["TRIPTYCH_SUPERVISOR_PORT"] == "9400"
     assert env["TRIPTYCH_PROMETHEUS_ENDPOINT"] == f"http://{topology.host('db').address}:9090"
+    # Its scaler shares each function with every worker whose supervisor answers.
+    assert json.loads(env["TRIPTYCH_SCALE_PEERS"]) == [f"{h.address}:9400" for h in topology.with_role("worker")]
 
 
 def test_the_monitoring_host_scrapes_every_workers_supervisor(topology):

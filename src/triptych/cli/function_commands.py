@@ -58,11 +58,15 @@ def list_functions(project: str = ProjectOption,
         } for name, spec in functions.items()], indent=2))
         return
     table = Table(title=f"functions in {path}")
-    for column in ("function", "replicas", "triggers", "handler"):
+    for column in ("function", "replicas (min-max)", "triggers", "handler"):
         table.add_column(column, overflow="fold")
     for spec in functions.values():
         triggers = ", ".join(f"{type(t).__name__.removesuffix('TriggerSpec').lower()}:{t.name}" for t in spec.triggers)
-        table.add_row(spec.name, str(spec.replicas), triggers, f"{spec.source.name}:{spec.handler}")
+        high = spec.max_replicas or spec.replicas
+        bounds = str(spec.replicas) if high == spec.replicas else f"{spec.replicas}-{high}"
+        if spec.wake_when:
+            bounds += f" (wakes on a {spec.wake_when})"
+        table.add_row(spec.name, bounds, triggers, f"{spec.source.name}:{spec.handler}")
     Console().print(table)
 
 
@@ -133,7 +137,13 @@ def print_functions_table(status: dict) -> None:
             port = r.get("metrics_port")
             table.add_row(name, f"{r['index'] + 1}/{entry['desired']}", r["state"], str(r["pid"] or "-"),
                           str(r["restarts"]), f":{port}/metrics" if port else "-")
+        if not entry["replicas"]:
+            table.add_row(name, "0", "at zero", "-", "-", "-")
     Console().print(table)
+    scaled = {name: e for name, e in functions.items() if e.get("mode") in ("auto", "pinned")}
+    for name, entry in scaled.items():
+        line = f"{name}: {entry['mode']}, {entry.get('min')}-{entry.get('max')}"
+        Console().print(line + (f"; last change {entry['reason']}" if entry.get("reason") else ""))
 
 
 @functions_app.command("nuclio-config")

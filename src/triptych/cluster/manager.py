@@ -70,7 +70,7 @@ class Cluster:
     def up(self, workers: int = 2, replicas: dict[str, int] | None = None, functions_runtime: str = "local",
            report: Report = lambda _msg: None) -> Topology:
         """Hosts, servers, champions, workers; `replicas`: what each worker runs
-        (default: the declaration's counts, with SINGLETONS on the first worker only)."""
+        (default: the scaler's, with SINGLETONS on the first worker only)."""
         netns.require_root()
         topology = self.topology()
         if topology is None:
@@ -126,7 +126,8 @@ class Cluster:
         if replicas is not None:
             wanted = {name: replicas.get(name, 0) for name in declared}
         else:
-            wanted = {name: (0 if name in SINGLETONS and not first else count) for name, count in declared.items()}
+            # The rest follow each worker's scaler, which shares every function with the live workers.
+            wanted = {name: 0 for name in SINGLETONS if name in declared and not first}
         path = desired_path(self.settings.model_copy(update={"data_dir": self.host_dir(host)}))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(wanted))

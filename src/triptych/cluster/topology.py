@@ -143,6 +143,8 @@ class Topology:
         }
         if "worker" in host.roles:
             env["TRIPTYCH_SUPERVISOR_PORT"] = str(p["supervisor"])
+            # Each worker's scaler takes its share of every function among the live ones.
+            env["TRIPTYCH_SCALE_PEERS"] = json.dumps([f"{h.address}:{p['supervisor']}" for h in self.with_role("worker")])
             env["TRIPTYCH_FUNCTIONS_RUNTIME"] = self.functions_runtime
         if "monitoring" in host.roles:
             env.pop("TRIPTYCH_PROMETHEUS_ENDPOINT", None)  # its own

@@ -55,7 +55,11 @@ def challenger_exists(settings: Settings) -> bool:
                 if json.load(reply).get("model_version"):
                     return True
         except urllib.error.HTTPError as exc:
-            if exc.code != 404:  # 404: no such alias (or no such model yet)
+            # 404: no such model yet; 400 with "alias ... not found": a model with no challenger.
+            if exc.code == 400 and "alias" in (reason := json.loads(exc.read() or b"{}").get("message", "")) \
+                    and "not found" in reason:
+                continue
+            if exc.code != 404:
                 raise
     return False
 
