@@ -76,10 +76,25 @@ def test_health_says_which_functions_run_start_or_are_down():
     words = {name: items[f"live-health-{name}"].children[2].children for name in snapshot["functions"]}
     dots = {name: items[f"live-health-{name}"].children[0].className for name in snapshot["functions"]}
     assert words == {"ingest": "2/2 running, 1 restarts", "infer-resnet50": "0/1 running, 1 starting",
-                     "aggregate": "0/1 running, 3 restarts", "retrain": "scaled to 0"}
+                     "aggregate": "0/1 running, 3 restarts", "retrain": "at zero, wakes on demand"}
     assert dots == {"ingest": "dot up", "infer-resnet50": "dot starting", "aggregate": "dot down",
                     "retrain": "dot idle"}
     assert "live-health-functions" not in items  # a disabled service is left out
+    assert not any(key.startswith("live-scaling-") for key in items)  # no decision in the last hour
+
+
+def test_the_scalers_last_decision_shows_under_its_function():
+    from datetime import datetime
+
+    from dash_app.pages.live import _health
+
+    snapshot = {"services": [], "functions": {"infer-resnet50": {"desired": 2, "running": 2, "starting": 0,
+                                                                 "restarts": 0}},
+                "scaling": {"infer-resnet50": {"message": "infer-resnet50 1 → 2 (lag 340)",
+                                               "created_at": datetime(2026, 12, 3, 14, 5, 9)}}}
+    *_, health_list = _health(snapshot).children
+    items = {li.id: li for li in health_list.children}
+    assert items["live-scaling-infer-resnet50"].children.children == "infer-resnet50 1 → 2 (lag 340) · 14:05:09"
 
 
 def test_firing_alerts_show_above_the_health_list_with_their_summary():
