@@ -3,6 +3,8 @@ latency by stage, CPU and memory per process; JSON and Markdown reports."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import typer
@@ -25,8 +27,27 @@ def bench(
                                                      "(its replicas' CPU and memory; default: the stack's)"),
     cluster: bool = typer.Option(False, "--cluster", help="measure the cluster `triptych cluster up` made: "
                                                           "CPU per image per host; the functions run as they are"),
+    scaling: bool = typer.Option(False, "--scaling", help="the scaler instead: idle CPU static vs autoscaled, a "
+                                                          "burst's drain, cold starts, flaps over a bursty stream"),
+    burst: int = typer.Option(1500, min=1, help="--scaling: images in the burst"),
+    bursty_minutes: float = typer.Option(10.0, min=0, help="--scaling: minutes of bursty stream (0: skip)"),
+    wakes: int = typer.Option(10, min=1, help="--scaling: cold starts measured"),
 ) -> None:
     """Measure the pipeline: ceiling, sustained images/s, latency by stage, CPU and memory per process."""
+    if scaling:
+        from ..benchmark import scaling as scaling_bench
+
+        settings = get_settings()
+        result = scaling_bench.run_scaling_bench(settings, burst=burst, wakes=wakes, bursty_minutes=bursty_minutes,
+                                                 report=console.print)
+        folder = out or settings.data_dir / "bench"
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(result["started_at"]))
+        (folder / f"scaling-{stamp}.json").write_text(json.dumps(result, indent=2, default=str))
+        (folder / f"scaling-{stamp}.md").write_text(scaling_bench.markdown(result))
+        print(scaling_bench.markdown(result))
+        console.print(f"reports: {folder}/scaling-{stamp}.json and .md")
+        return
     from ..benchmark.report import markdown, write
     from ..benchmark.run import BenchOptions, run_bench
     from ..cluster.manager import Cluster

@@ -158,6 +158,20 @@ def nuclio_config(name: str, project: str = ProjectOption) -> None:
     typer.echo(yaml.safe_dump(nuclio_function_config(path, name), sort_keys=False))
 
 
+@functions_app.command("scaling")
+def scaling_config(name: str = typer.Argument(None, help="one function (default: all)"),
+                   project: str = ProjectOption) -> None:
+    """How a function scales on Kubernetes: its NuclioFunction's replica fields and
+    the KEDA ScaledObject on its consumer lag, if any (YAML)."""
+    import yaml
+
+    from ..runtime.cluster_scaling import scaling_manifests
+
+    functions, _ = load_project(project)
+    chosen = [one_function(functions, name)] if name else list(functions.values())
+    typer.echo(yaml.safe_dump_all([scaling_manifests(spec, get_settings()) for spec in chosen], sort_keys=False))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(functions_app, name="functions")
 

@@ -149,6 +149,7 @@ class AutoScaling:
                                       hosts=hosts)
             decisions[name] = self.scalers[name].decide(observation)
             self.observed[name] = {"lag": lag, "busy": round(busy, 3), "pending": pending, "hosts": hosts,
+                                   "flaps": self.scalers[name].flaps,
                                    **({"condition": {spec.wake_when: met}} if spec.wake_when else {})}
         return decisions
 
