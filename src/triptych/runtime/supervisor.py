@@ -157,6 +157,7 @@ class Supervisor:
         self._events = ThreadPoolExecutor(1, thread_name_prefix="scale-events")  # Postgres away never stalls us
         self._ticks = ThreadPoolExecutor(1, thread_name_prefix="scaler")
         self._tick: Future | None = None
+        self._tick_basis: dict[str, int] = {}  # the counts the tick in flight decides from
 
     def _overrides(self) -> dict[str, int | str]:
         """desired.json: pinned counts and `auto`, re-read when it changes."""
@@ -238,9 +239,11 @@ class Supervisor:
             self._tick = None
             owned = self.owned()
             for function, decision in decisions.items():
-                if function in owned:  # not pinned meanwhile
+                # Not pinned meanwhile, nor woken by a held request since the tick read its count.
+                if function in owned and wanted.get(function) == self._tick_basis.get(function):
                     self._apply(function, wanted.get(function, 0), decision)
         if self._tick is None and self.autoscaling.due(now):
+            self._tick_basis = dict(wanted)
             self._tick = self._ticks.submit(self.autoscaling.tick, dict(wanted), self._metrics_ports(wanted),
                                             self.owned())
 
