@@ -236,6 +236,8 @@ class Settings(BaseSettings):
     scale_target_busy: float = Field(default=0.7, gt=0, le=1, description="the HPA's target utilisation")
     scale_stabilisation_s: float = Field(default=60.0, ge=0, description="the HPA's scale-down window")
     scale_idle_to_zero_s: float = Field(default=120.0, ge=0, description="idle time before a min-0 function stops")
+    scale_max_host_busy: float = Field(default=0.9, gt=0, le=1.01,
+                                       description="no scale-up while the host's cores are this busy (over 1: never held)")
     scale_cron_lead_s: float = Field(default=60.0, ge=0, description="a min-0 function wakes this long before a cron tick")
     # Every worker's supervisor (`host:port`), this one's included: the live ones share each function.
     scale_peers: list[str] = Field(default_factory=list)

@@ -90,3 +90,21 @@ def test_something_held_keeps_an_http_function_awake_and_says_what_waits():
     awake = scaler.decide(Observation(at=0, current=1, lag=None, busy=0.0, pending_requests=1))
     assert awake.desired == 1
     assert scaler.recommend(Observation(at=1, current=1, lag=None, busy=0.0, pending_requests=3)) == (1, "3 waiting")
+
+
+def test_replicas_started_after_a_long_sleep_get_the_whole_idle_period_before_stopping_again():
+    scaler = Scaler(Bounds(0, 1), POLICY)
+    assert scaler.decide(Observation(at=0, current=0, lag=0, busy=0.0)).desired == 0
+    # Pinned at 1 for a while (the scaler saw it at zero long ago), then handed back.
+    assert scaler.decide(Observation(at=1000, current=1, lag=0, busy=0.0)).desired == 1
+    assert scaler.decide(Observation(at=1119, current=1, lag=0, busy=0.0)).desired == 1
+    assert scaler.decide(Observation(at=1121, current=1, lag=0, busy=0.0)).desired == 0
+
+
+def test_no_scale_up_onto_a_host_whose_cores_are_all_busy():
+    scaler = Scaler(Bounds(1, 6), POLICY)
+    held = scaler.decide(Observation(at=0, current=1, lag=1500, busy=1.0, host_busy=0.97))
+    assert held.desired == 1 and "held: the host's cores are 97% busy" in held.reason
+    assert scaler.decide(Observation(at=5, current=1, lag=1500, busy=1.0, host_busy=0.5)).desired == 5
+    # Waking from zero is never held: a function at zero has no replica to do the work.
+    assert Scaler(Bounds(0, 2), POLICY).decide(Observation(at=0, current=0, lag=5, busy=0.0, host_busy=1.0)).desired == 1

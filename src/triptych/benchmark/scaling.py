@@ -139,7 +139,7 @@ def measure_flaps(settings: Settings, db: Database, minutes: float, images: int,
     started, bursts = time.time(), 0
     while time.time() - started < minutes * 60:
         next_at = time.time() + period_s
-        pipeline.drop(settings, db, pipeline.bench_images(images), timeout_s=period_s * 4)
+        pipeline.drop(settings, db, pipeline.bench_images(images), timeout=period_s * 4)
         bursts += 1
         time.sleep(max(0.0, next_at - time.time()))
     after = {n: (e.get("observed") or {}).get("flaps", 0) for n, e in read_status(settings)["functions"].items()}

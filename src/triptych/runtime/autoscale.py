@@ -11,7 +11,9 @@ behaves on a laptop as it will on a cluster:
 - The larger of the two, clamped to `[min, max]`, and `max` to the partitions of
   the function's topic: a replica beyond them would get no partition.
 - **Up at once, by at most double or +4** a step (the HPA's default scale-up
-  policy); **down only to the highest recommendation of the stabilisation window**
+  policy), and only while the host has cores to spare (`max_host_busy`: on a
+  saturated host a replica more only shares the same cores, as Kubernetes' scheduler
+  would leave it Pending); **down only to the highest recommendation of the stabilisation window**
   (the HPA's `stabilizationWindowSeconds`), so a lull between bursts does not
   stop replicas that the next burst needs again.
 - **To zero** only when `min` is 0, nothing waits and the replicas were idle for
@@ -60,6 +62,9 @@ class Policy:
     max_step_add: int = 4
     # A reversal this soon after the last change counts as a flap (what the window prevents).
     flap_window_s: float = 120.0
+    # No scale-up while the host's cores are this busy (waking from zero is never held): a replica
+    # more would only share the same cores and spend them loading (Kubernetes leaves such a pod Pending).
+    max_host_busy: float = 0.9
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ class Observation:
     busy: float  # share of wall time its replicas spent in the handler, 0..1 (summed over replicas / current)
     pending_requests: int = 0  # requests held at zero, a cron tick due soon, a challenger to judge
     hosts: int = 1  # live workers sharing the function (each reads the same lag)
+    host_busy: float = 0.0  # share of the host's cores in use since the last tick, 0..1
 
     @property
     def waiting(self) -> int:
@@ -95,6 +101,7 @@ class Scaler:
     policy: Policy = field(default_factory=Policy)
     _window: deque = field(default_factory=deque)  # (at, recommended)
     _last_active: float | None = None
+    _last_current: int | None = None
     flaps: int = 0  # direction reversals within flap_window_s of the last change
     _last_direction: int = 0
     _last_change: float | None = None
@@ -117,8 +124,10 @@ class Scaler:
 
     def decide(self, obs: Observation) -> Decision:
         policy, bounds = self.policy, self.bounds
-        if obs.waiting or obs.busy > 0 or self._last_active is None:
+        # Work, or replicas just started (woken, or handed back to the scaler): the idle time counts from here.
+        if obs.waiting or obs.busy > 0 or self._last_active is None or (obs.current and not self._last_current):
             self._last_active = obs.at
+        self._last_current = obs.current
         wanted, reason = self.recommend(obs)
         ceiling = bounds.ceiling_per_host(obs.hosts)
         if wanted > ceiling:
@@ -134,10 +143,12 @@ class Scaler:
             held = min(max(w for _, w in self._window), obs.current)
             if held > wanted:
                 wanted, reason = held, f"{reason}, held by the last {policy.stabilisation_s:.0f} s"
-        # Up by at most a factor or a few replicas a step.
+        # Up by at most a factor or a few replicas a step, and only onto cores that are free.
         if wanted > obs.current > 0:
             wanted = min(wanted, max(math.ceil(obs.current * policy.max_step_factor),
                                      obs.current + policy.max_step_add))
+            if obs.host_busy >= policy.max_host_busy:
+                wanted, reason = obs.current, f"{reason}, held: the host's cores are {obs.host_busy:.0%} busy"
         # Never below min; at min 0, one replica stays until the function has been idle long enough.
         floor = bounds.min_replicas
         if floor == 0 and obs.current > 0 and not self._idle_long(obs.at):

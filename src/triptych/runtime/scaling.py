@@ -24,6 +24,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import psutil
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from ..bus import GroupLag
@@ -55,7 +57,8 @@ def bounds_of(spec: FunctionSpec, runtime: str = "local") -> Bounds:
 
 def policy_of(settings: Settings) -> Policy:
     return Policy(lag_per_replica=settings.scale_lag_per_replica, target_busy=settings.scale_target_busy,
-                  stabilisation_s=settings.scale_stabilisation_s, idle_to_zero_s=settings.scale_idle_to_zero_s)
+                  stabilisation_s=settings.scale_stabilisation_s, idle_to_zero_s=settings.scale_idle_to_zero_s,
+                  max_host_busy=settings.scale_max_host_busy)
 
 
 def scalable(spec: FunctionSpec, runtime: str = "local") -> bool:
@@ -130,6 +133,7 @@ class AutoScaling:
         now = time.monotonic()
         self._next_tick = now + self.settings.scale_tick_s
         hosts = self.hosts() if owned else 1
+        host_busy = psutil.cpu_percent(interval=None) / 100  # since the last tick: this host's cores
         decisions = {}
         for name in owned & set(self.scalers):
             spec, count = self.functions[name], current.get(name, 0)
@@ -146,9 +150,10 @@ class AutoScaling:
             if self.bounds[name].min_replicas == 0 and wake.cron_due(spec, self.settings.scale_cron_lead_s):
                 pending += 1
             observation = Observation(at=now, current=count, lag=lag, busy=busy, pending_requests=pending,
-                                      hosts=hosts)
+                                      hosts=hosts, host_busy=host_busy)
             decisions[name] = self.scalers[name].decide(observation)
             self.observed[name] = {"lag": lag, "busy": round(busy, 3), "pending": pending, "hosts": hosts,
+                                   "host_busy": round(host_busy, 3),
                                    "flaps": self.scalers[name].flaps,
                                    **({"condition": {spec.wake_when: met}} if spec.wake_when else {})}
         return decisions
