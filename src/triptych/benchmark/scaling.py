@@ -287,7 +287,7 @@ def run_scaling_bench(settings: Settings, burst: int = 1500, idle_s: float = 60.
                                                             "scale_idle_to_zero_s")},
               "idle": {}, "burst": {}}
     try:
-        for mode in ("static", "autoscaled"):
+        for mode in ("static", "autoscaled") if idle_s > 0 else ():
             _switch(settings, mode, report)
             result["idle"][mode] = measure_idle(settings, idle_s)
             report(f"  idle, {mode}: {result['idle'][mode]['function_cores']} cores, "
@@ -296,7 +296,8 @@ def run_scaling_bench(settings: Settings, burst: int = 1500, idle_s: float = 60.
             _switch(settings, mode, report)
             result["burst"][mode] = measure_burst(settings, db, burst, timeout_s=burst * 2)
             report(f"  burst of {burst}, {mode}: drained in {result['burst'][mode]['drain_s']} s")
-        result["cold_start"] = measure_cold_starts(settings, wakes, report)
+        if wakes > 0:
+            result["cold_start"] = measure_cold_starts(settings, wakes, report)
         if bursty_minutes > 0:
             _switch(settings, "autoscaled", report)
             result["flaps"] = measure_flaps(settings, db, bursty_minutes, bursty_images, bursty_period_s, report)
@@ -307,15 +308,17 @@ def run_scaling_bench(settings: Settings, burst: int = 1500, idle_s: float = 60.
             path.write_text(saved)
     idle, drained = result["idle"], result["burst"]
     result["ratios"] = {
-        "idle_cores_autoscaled_over_static": stats.ratio(idle["autoscaled"]["function_cores"],
-                                                         idle["static"]["function_cores"]),
-        "idle_rss_autoscaled_over_static": stats.ratio(idle["autoscaled"]["function_rss_mb"],
-                                                       idle["static"]["function_rss_mb"]),
         "burst_drain_autoscaled_over_static_at_max": stats.ratio(drained["autoscaled"]["drain_s"],
                                                                  drained["static at max"]["drain_s"]),
         "burst_drain_autoscaled_over_static": stats.ratio(drained["autoscaled"]["drain_s"],
                                                           drained["static"]["drain_s"]),
     }
+    if idle:
+        result["ratios"].update({
+            "idle_cores_autoscaled_over_static": stats.ratio(idle["autoscaled"]["function_cores"],
+                                                             idle["static"]["function_cores"]),
+            "idle_rss_autoscaled_over_static": stats.ratio(idle["autoscaled"]["function_rss_mb"],
+                                                           idle["static"]["function_rss_mb"])})
     result["finished_at"] = time.time()
     return result
 
@@ -324,14 +327,16 @@ def markdown(result: dict) -> str:
     when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(result["started_at"]))
     idle, burst, cold = result["idle"], result["burst"], result.get("cold_start", {})
     lines = [f"# Triptych scaling bench, {when} UTC, commit {result.get('commit') or 'unknown'}", "",
-             f"{result['cores']} cores; policy {json.dumps(result['policy'])}", "",
-             "| idle, over the window | static | autoscaled | ratio |", "|---|---|---|---|",
-             f"| function replicas' CPU (cores) | {idle['static']['function_cores']} | "
-             f"{idle['autoscaled']['function_cores']} | {result['ratios']['idle_cores_autoscaled_over_static']} |",
-             f"| function replicas' memory (MB) | {idle['static']['function_rss_mb']} | "
-             f"{idle['autoscaled']['function_rss_mb']} | {result['ratios']['idle_rss_autoscaled_over_static']} |",
-             f"| the whole stack's CPU (cores) | {idle['static']['stack_cores']} | {idle['autoscaled']['stack_cores']} | |",
-             "", "| burst | drained in (s) | images/s | peak replicas |", "|---|---|---|---|"]
+             f"{result['cores']} cores; policy {json.dumps(result['policy'])}", ""]
+    if idle:
+        lines += ["| idle, over the window | static | autoscaled | ratio |", "|---|---|---|---|",
+                  f"| function replicas' CPU (cores) | {idle['static']['function_cores']} | "
+                  f"{idle['autoscaled']['function_cores']} | {result['ratios']['idle_cores_autoscaled_over_static']} |",
+                  f"| function replicas' memory (MB) | {idle['static']['function_rss_mb']} | "
+                  f"{idle['autoscaled']['function_rss_mb']} | {result['ratios']['idle_rss_autoscaled_over_static']} |",
+                  f"| the whole stack's CPU (cores) | {idle['static']['stack_cores']} | "
+                  f"{idle['autoscaled']['stack_cores']} | |", ""]
+    lines += ["| burst | drained in (s) | images/s | peak replicas |", "|---|---|---|---|"]
     for mode, run in burst.items():
         peaks = ", ".join(f"{n} {c}" for n, c in sorted(run["peak_replicas"].items()) if c)
         lines.append(f"| {run['images']} images, {mode} | {run['drain_s']} | {run['images_per_s']} | {peaks} |")

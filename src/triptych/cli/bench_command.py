@@ -31,15 +31,16 @@ def bench(
                                                           "burst's drain, cold starts, flaps over a bursty stream"),
     burst: int = typer.Option(1500, min=1, help="--scaling: images in the burst"),
     bursty_minutes: float = typer.Option(10.0, min=0, help="--scaling: minutes of bursty stream (0: skip)"),
-    wakes: int = typer.Option(10, min=1, help="--scaling: cold starts measured"),
+    wakes: int = typer.Option(10, min=0, help="--scaling: cold starts measured (0: skip)"),
+    idle_s: float = typer.Option(60.0, min=0, help="--scaling: seconds of idle measured per mode (0: skip)"),
 ) -> None:
     """Measure the pipeline: ceiling, sustained images/s, latency by stage, CPU and memory per process."""
     if scaling:
         from ..benchmark import scaling as scaling_bench
 
         settings = get_settings()
-        result = scaling_bench.run_scaling_bench(settings, burst=burst, wakes=wakes, bursty_minutes=bursty_minutes,
-                                                 report=console.print)
+        result = scaling_bench.run_scaling_bench(settings, burst=burst, idle_s=idle_s, wakes=wakes,
+                                                 bursty_minutes=bursty_minutes, report=console.print)
         folder = out or settings.data_dir / "bench"
         folder.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(result["started_at"]))
