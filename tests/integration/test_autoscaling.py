@@ -10,7 +10,6 @@ Each test runs its own supervisor on a test project, with a fast policy (ticks o
 from __future__ import annotations
 
 import json
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -27,6 +26,7 @@ from triptych.runtime.declare import http_trigger
 from triptych.runtime.wake import challenger_exists
 from triptych.sdk import Delivery
 
+from .pipeline_helpers import free_port
 from .runtime_helpers import (
     FUNCTIONS_DIR,
     query,
@@ -42,12 +42,6 @@ SCALING = {"TRIPTYCH_AUTOSCALE": "true", "TRIPTYCH_SCALE_TICK_S": "1", "TRIPTYCH
            "TRIPTYCH_SCALE_IDLE_TO_ZERO_S": "4", "TRIPTYCH_SCALE_LAG_PER_REPLICA": "100",
            "TRIPTYCH_SCALE_MAX_HOST_BUSY": "1.01"}
 BATCHES = Delivery(batch_size=8, batch_wait_ms=20, max_attempts=3, retry_backoff_ms=50)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _entry(sup, function: str = "sink") -> dict:
@@ -132,7 +126,7 @@ def test_a_function_at_zero_wakes_on_a_waiting_message_handles_it_once_and_sleep
 
 
 def test_an_http_request_to_a_function_at_zero_is_held_and_answered(stack, tmp_path):
-    port = _free_port()
+    port = free_port()
     project = write_project(tmp_path, {"web": dict(source=FUNCTIONS_DIR / "web.py", min_replicas=0, max_replicas=2,
                                                    triggers={"http": http_trigger(port)})})
     data_dir = tmp_path / "data"
@@ -220,7 +214,7 @@ def test_a_shadow_function_sleeps_without_a_challenger_and_wakes_to_judge_only_w
 
 
 def test_two_hosts_share_a_function_within_its_max_and_one_takes_all_when_the_other_goes(stack, tmp_path):
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     peers = json.dumps([f"127.0.0.1:{p}" for p in ports])
     env = {**SCALING, "SINK_DELAY_MS": "30", "TRIPTYCH_SCALE_PEERS": peers}
     (tmp_path / "a").mkdir()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from ..bus import producer as make_producer
 from ..config import Settings
 from ..contracts import TOPIC_MINIO_EVENTS
 from ..db.connection import Database
+from ..runtime.nuclio_replica import free_port
 from ..runtime.scaling import bounds_of, scalable
 from ..runtime.spec import load_functions
 from ..runtime.supervisor import AUTO, desired_path, read_status, write_json_atomically
@@ -159,12 +159,6 @@ def _decisions_since(db: Database, since: float) -> dict[str, int]:
 
 # --- cold starts: a supervisor of the bench's own -----------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _cold_project(folder: Path, settings: Settings, http_port: int, topic: str) -> Path:
     """The real retrain and ingest handlers, at zero, on a port and a topic of the bench's."""
     import mlrun
@@ -216,7 +210,7 @@ def measure_cold_starts(settings: Settings, wakes: int, report) -> dict:
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_url)
     admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True)
     event = _one_event(settings)
-    port = _free_port()
+    port = free_port("127.0.0.1")
     http_s, kafka_s = [], []
     with tempfile.TemporaryDirectory(prefix="triptych-cold-") as tmp:
         folder = Path(tmp)
