@@ -2,7 +2,7 @@
 resources, declared once. Running this file writes `project.yaml`, which both a
 Nuclio deployment (`triptych deploy`) and the local runner read.
 
-    python projects/triptych_project.py            # rewrite project.yaml and functions/*/function.yaml
+    python projects/triptych_project.py            # rewrite project.yaml, functions/*/function.yaml and the chart's functions
     python projects/triptych_project.py --check    # fail if any of them is stale
 
 Brokers written into the Kafka triggers come from TRIPTYCH_KAFKA_BOOTSTRAP when
@@ -177,16 +177,33 @@ def render_function_files(project_text: str) -> dict[Path, str]:
             for folder, configs in sorted(by_folder.items())}
 
 
+CHART_FUNCTIONS = Path("infra/helm/triptych/files/functions.yaml")
+
+
+def render_chart_functions(project_text: str) -> str:
+    """The Helm chart's functions (its templates render each as a NuclioFunction and,
+    where it scales on lag, a KEDA ScaledObject) from the same project text."""
+    import yaml
+
+    from triptych.kube.chart_functions import chart_functions
+    from triptych.runtime.spec import nuclio_entries
+
+    header = ("# Written by projects/triptych_project.py from the one declaration there: edit it, not this file.\n"
+              "# What the chart's templates/functions.yaml and templates/scaledobjects.yaml render.\n")
+    return header + yaml.safe_dump(chart_functions(nuclio_entries(yaml.safe_load(project_text)), ROOT),
+                                   sort_keys=True, width=120)
+
+
 def rendered_files() -> dict[Path, str]:
     """Every file the declaration writes, relative to the repository root."""
     text = render()
-    return {Path("project.yaml"): text, **render_function_files(text)}
+    return {Path("project.yaml"): text, **render_function_files(text), CHART_FUNCTIONS: render_chart_functions(text)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true",
-                        help="exit 1 if project.yaml or a function.yaml differs from the declaration")
+                        help="exit 1 if project.yaml, a function.yaml or the chart's functions differ from the declaration")
     args = parser.parse_args()
     stale = 0
     for relative, text in rendered_files().items():

@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     duplicate_policy: str = Field(default="reuse", pattern="^(reuse|new)$")
     upload_port: int = 8090
     retrain_port: int = 8091
+    # Where the upload and retrain functions answer when not on this host at their
+    # ports (on Kubernetes: Nuclio's `nuclio-<name>` Services, port 8080).
+    upload_endpoint: str | None = None
+    retrain_endpoint: str | None = None
 
     # --- the query API (FastAPI, see triptych.api) and who may write --------------
     api_port: int = 8000
@@ -277,11 +281,11 @@ class Settings(BaseSettings):
 
     @property
     def upload_url(self) -> str:
-        return f"http://{self.bind_host}:{self.upload_port}"
+        return self.upload_endpoint or f"http://{self.bind_host}:{self.upload_port}"
 
     @property
     def retrain_url(self) -> str:
-        return f"http://{self.bind_host}:{self.retrain_port}"
+        return self.retrain_endpoint or f"http://{self.bind_host}:{self.retrain_port}"
 
     @property
     def api_url(self) -> str:

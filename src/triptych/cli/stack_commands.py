@@ -155,7 +155,21 @@ def _print_status(stack: Stack) -> None:
         print_functions_table(read_status(stack.settings))
 
 
+def provision(timeout: float = typer.Option(300, "--timeout", help="seconds to wait for servers still starting")) -> None:
+    """Set up servers started elsewhere (a cluster's): schema, MLflow's database, topics, buckets, notifications."""
+    from ..stack.provision import provision_servers
+
+    try:
+        done = provision_servers(get_settings(), timeout)
+    except StackError as exc:
+        _fail(exc)
+    console.print(f"migrations applied: {', '.join(done['migrations']) or 'none (up to date)'}")
+    console.print(f"topics created: {', '.join(done['topics']) or 'none (all there)'}")
+    console.print("buckets and the images bucket's Kafka notifications: set")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(up)
     app.command()(down)
     app.command()(status)
+    app.command()(provision)

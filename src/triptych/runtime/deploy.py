@@ -2,7 +2,10 @@
 
 MLRun deploys Nuclio functions through its API server. Without one (no
 MLRUN_DBPATH), MLRun quietly uses a no-op database and a deploy does nothing; we
-refuse instead and say what is needed. `nuclio_function_config` renders the Nuclio
+refuse instead and say what is needed. Each function is deployed from the one
+Triptych image (`fn.from_image`: Nuclio's codeEntryType "image"), never from its
+bare handler file, which imports the `triptych` package only the image holds. The
+usual path to a cluster is the Helm chart (`triptych deploy`, `triptych.kube`). `nuclio_function_config` renders the Nuclio
 function configuration (what `nuctl deploy --file` and the Nuclio processor read)
 from the same declaration, so it can be inspected and tested without a cluster.
 """
@@ -59,7 +62,20 @@ def function_config(entry: dict, root: Path) -> dict:
     return config
 
 
-def deploy_project(project_file: Path, dashboard_url: str) -> Iterator[str]:
+# Where infra/image/Containerfile puts each function's folder.
+IMAGE_FUNCTIONS_DIR = "/opt/triptych/functions"
+
+
+def from_image(fn, image: str, source_file: str) -> None:
+    """Point an MLRun Nuclio function at the Triptych image: the processor there
+    runs `handler:handler` from the function's folder (NUCLIO_PYTHON_PATH)."""
+    folder = Path(source_file).parent.name
+    fn.spec.function_handler = f"{Path(source_file).stem}:{fn.spec.function_handler.rpartition(':')[2] or 'handler'}"
+    fn.from_image(image)
+    fn.set_env("NUCLIO_PYTHON_PATH", f"{IMAGE_FUNCTIONS_DIR}/{folder}")
+
+
+def deploy_project(project_file: Path, dashboard_url: str, image: str) -> Iterator[str]:
     import mlrun
     from mlrun.db.nopdb import NopDB
 
@@ -72,7 +88,9 @@ def deploy_project(project_file: Path, dashboard_url: str) -> Iterator[str]:
         )
     mlrun.mlconf.nuclio_dashboard_url = dashboard_url
     project = mlrun.load_project(context=str(Path(project_file).resolve().parent), url=str(project_file), save=False)
-    for name in project_functions(project_file):
-        yield f"deploying {name} ..."
-        address = project.deploy_function(name).outputs.get("endpoint", "")
+    for name, entry in project_functions(project_file).items():
+        yield f"deploying {name} from {image} ..."
+        fn = project.get_function(name)
+        from_image(fn, image, entry["spec"]["spec"]["build"]["origin_filename"])
+        address = project.deploy_function(fn).outputs.get("endpoint", "")
         yield f"deployed {name} {address}"

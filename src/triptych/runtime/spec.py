@@ -93,7 +93,8 @@ def _trigger(name: str, raw: dict) -> TriggerSpec:
     raise SpecError(f"trigger {name!r}: kind {kind!r} is not supported by the local runner")
 
 
-def _function(raw: dict, root: Path) -> FunctionSpec:
+def function_spec(raw: dict, root: Path) -> FunctionSpec:
+    """One `project.yaml` function entry as the runner sees it (its source relative to `root`)."""
     name = raw["name"]
     spec = raw.get("spec", {}).get("spec", {})
     source = spec.get("build", {}).get("origin_filename")
@@ -139,4 +140,4 @@ def project_functions(project_file: Path) -> dict[str, dict]:
 
 def load_functions(project_file: Path) -> dict[str, FunctionSpec]:
     root = Path(project_file).resolve().parent
-    return {name: _function(raw, root) for name, raw in project_functions(project_file).items()}
+    return {name: function_spec(raw, root) for name, raw in project_functions(project_file).items()}

@@ -171,6 +171,26 @@ def _set_images_notification(client: Minio, settings: Settings) -> None:
         ) from exc
 
 
+def provision_servers(settings: Settings, timeout_s: float = 300) -> dict[str, list[str]]:
+    """Set up servers this host did not start (on Kubernetes, the chart's init
+    container runs it): MLflow's database, the schema, the topics, the buckets and
+    the bucket's notifications. Servers that are still starting are waited for, up
+    to `timeout_s`: on a cluster everything comes up at once."""
+    if local := [name for name in ("kafka", "minio", "postgres") if settings.is_managed(name)]:
+        raise StackError(f"`provision` sets up servers that are already running; no address is set for "
+                         f"{', '.join(local)} (TRIPTYCH_KAFKA_BOOTSTRAP, TRIPTYCH_S3_ENDPOINT, "
+                         f"TRIPTYCH_DATABASE_URL). On this host, `triptych up` starts and sets them up.")
+    from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
+
+    until_up = retry(stop=stop_after_delay(timeout_s), wait=wait_fixed(2), reraise=True,
+                     retry=retry_if_exception_type((psycopg2.OperationalError, OSError)))
+    until_up(_ensure_external_mlflow_db)(settings)
+    migrations = until_up(provision_schema)(settings)
+    topics = provision_topics(settings, timeout_s)
+    until_up(provision_buckets)(settings)
+    return {"migrations": migrations, "topics": topics}
+
+
 def _superuser(settings: Settings):
     conn = psycopg2.connect(dbname="postgres", **Postgres(settings).superuser_dsn())
     conn.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction

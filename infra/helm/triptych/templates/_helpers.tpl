@@ -1,0 +1,124 @@
+{{/* Names: every object is "<release>-triptych-<part>" unless the release is named triptych. */}}
+{{- define "triptych.fullname" -}}
+{{- if contains "triptych" .Release.Name -}}{{ .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else -}}{{ printf "%s-triptych" .Release.Name | trunc 40 | trimSuffix "-" }}{{- end -}}
+{{- end -}}
+
+{{- define "triptych.labels" -}}
+app.kubernetes.io/name: triptych
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "triptych.selector" -}}
+app.kubernetes.io/name: triptych
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "triptych.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{/* Where each server is: the user's, or the one this chart runs. */}}
+{{- define "triptych.kafkaBootstrap" -}}
+{{- if .Values.kafka.bootstrap -}}{{ .Values.kafka.bootstrap }}
+{{- else -}}
+{{- $name := printf "%s-kafka" (include "triptych.fullname" .) -}}
+{{- range $i := until (int .Values.kafka.replicas) -}}
+{{- if $i }},{{ end }}{{ $name }}-{{ $i }}.{{ $name }}-headless.{{ $.Release.Namespace }}.svc:9092
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "triptych.s3Endpoint" -}}
+{{ .Values.s3.endpoint | default (printf "http://%s-minio.%s.svc:9000" (include "triptych.fullname" .) .Release.Namespace) }}
+{{- end -}}
+
+{{- define "triptych.postgresHost" -}}
+{{ .Values.postgres.host | default (printf "%s-postgres-rw.%s.svc" (include "triptych.fullname" .) .Release.Namespace) }}
+{{- end -}}
+
+{{- define "triptych.mlflowUri" -}}
+{{ .Values.mlflow.trackingUri | default (printf "http://%s-mlflow.%s.svc:5000" (include "triptych.fullname" .) .Release.Namespace) }}
+{{- end -}}
+
+{{- define "triptych.s3Secret" -}}
+{{ .Values.s3.existingSecret | default (printf "%s-s3" (include "triptych.fullname" .)) }}
+{{- end -}}
+
+{{- define "triptych.postgresSecret" -}}
+{{ .Values.postgres.existingSecret | default (printf "%s-postgres" (include "triptych.fullname" .)) }}
+{{- end -}}
+
+{{- define "triptych.apiSecret" -}}
+{{ .Values.api.existingSecret | default (printf "%s-api" (include "triptych.fullname" .)) }}
+{{- end -}}
+
+{{/*
+The environment every function and application gets: the servers' addresses,
+the credentials from Secrets (never in a value), and the user's extra settings.
+Kubernetes expands $(VAR) from variables defined earlier in the same list.
+*/}}
+{{- define "triptych.env" -}}
+- name: TRIPTYCH_KAFKA_BOOTSTRAP
+  value: {{ include "triptych.kafkaBootstrap" . | quote }}
+- name: TRIPTYCH_KAFKA_REPLICATION_FACTOR
+  value: {{ if .Values.kafka.bootstrap }}"1"{{ else }}{{ min 3 .Values.kafka.replicas | quote }}{{ end }}
+- name: TRIPTYCH_S3_ENDPOINT
+  value: {{ include "triptych.s3Endpoint" . | quote }}
+- name: TRIPTYCH_S3_ACCESS_KEY
+  valueFrom: {secretKeyRef: {name: {{ include "triptych.s3Secret" . }}, key: access-key}}
+- name: TRIPTYCH_S3_SECRET_KEY
+  valueFrom: {secretKeyRef: {name: {{ include "triptych.s3Secret" . }}, key: secret-key}}
+- name: TRIPTYCH_PG_USER
+  valueFrom: {secretKeyRef: {name: {{ include "triptych.postgresSecret" . }}, key: username}}
+- name: TRIPTYCH_PG_PASSWORD
+  valueFrom: {secretKeyRef: {name: {{ include "triptych.postgresSecret" . }}, key: password}}
+- name: TRIPTYCH_DATABASE_URL
+  value: "postgresql://$(TRIPTYCH_PG_USER):$(TRIPTYCH_PG_PASSWORD)@{{ include "triptych.postgresHost" . }}:{{ .Values.postgres.port }}/{{ .Values.postgres.database }}"
+- name: TRIPTYCH_MLFLOW_DB
+  value: {{ .Values.postgres.mlflowDatabase | quote }}
+- name: TRIPTYCH_MLFLOW_TRACKING_URI
+  value: {{ include "triptych.mlflowUri" . | quote }}
+- name: TRIPTYCH_PROMETHEUS_ENDPOINT
+  value: {{ .Values.prometheus.url | quote }}
+- name: TRIPTYCH_UPLOAD_ENDPOINT
+  value: "http://nuclio-upload.{{ .Release.Namespace }}.svc:8080"
+- name: TRIPTYCH_RETRAIN_ENDPOINT
+  value: "http://nuclio-retrain.{{ .Release.Namespace }}.svc:8080"
+- name: TRIPTYCH_JWT_SECRET
+  valueFrom: {secretKeyRef: {name: {{ include "triptych.apiSecret" . }}, key: jwt-secret}}
+- name: MLFLOW_S3_ENDPOINT_URL
+  value: {{ include "triptych.s3Endpoint" . | quote }}
+- name: AWS_ACCESS_KEY_ID
+  value: $(TRIPTYCH_S3_ACCESS_KEY)
+- name: AWS_SECRET_ACCESS_KEY
+  value: $(TRIPTYCH_S3_SECRET_KEY)
+- name: AWS_DEFAULT_REGION
+  value: us-east-1
+{{- range $name, $value := .Values.settings }}
+- name: {{ $name }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "triptych.podSecurity" -}}
+securityContext:
+  runAsNonRoot: true
+  runAsUser: 10001
+  fsGroup: 10001
+  seccompProfile: {type: RuntimeDefault}
+{{- with .Values.image.pullSecrets }}
+imagePullSecrets:
+{{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{- define "triptych.containerSecurity" -}}
+securityContext:
+  allowPrivilegeEscalation: false
+  capabilities: {drop: [ALL]}
+{{- end -}}

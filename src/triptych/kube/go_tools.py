@@ -1,0 +1,124 @@
+"""kube-apiserver, etcd and Helm, built from the Go module proxy once and cached.
+
+None of them can be `go install`ed directly: `k8s.io/kubernetes` replaces its 31
+staging modules with local paths, etcd's server module replaces its siblings the
+same way, and the proxy refuses the version list `go install` asks for. So each is
+built from a small wrapper module of our own (a go.mod that requires the module,
+with the replaces pointed at the published versions, and a tools.go that imports
+the main package), the way controller-runtime's envtest binaries are made.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import Settings
+from ..errors import InstallError, ToolMissingError
+
+KUBERNETES_VERSION = "v1.34.4"
+ETCD_VERSION = "v3.6.16"
+HELM_VERSION = "v4.3.2"
+
+# The staging modules k8s.io/kubernetes replaces with ./staging/src/...; each is
+# published as v0.<minor>.<patch> of the same release.
+_K8S_STAGING = [
+    "api", "apiextensions-apiserver", "apimachinery", "apiserver", "cli-runtime", "client-go",
+    "cloud-provider", "cluster-bootstrap", "code-generator", "component-base", "component-helpers",
+    "controller-manager", "cri-api", "cri-client", "csi-translation-lib", "dynamic-resource-allocation",
+    "endpointslice", "externaljwt", "kms", "kube-aggregator", "kube-controller-manager", "kube-proxy",
+    "kube-scheduler", "kubectl", "kubelet", "metrics", "mount-utils", "pod-security-admission",
+    "sample-apiserver", "sample-cli-plugin", "sample-controller",
+]
+_ETCD_SIBLINGS = ["api/v3", "client/pkg/v3", "client/v3", "pkg/v3"]
+
+
+@dataclass(frozen=True)
+class GoTool:
+    name: str
+    module: str
+    version: str
+    package: str  # the main package to build
+    go: str  # the go directive of the module it wraps
+    replaces: dict[str, str] = field(default_factory=dict)
+    ldflags: tuple[str, ...] = ()
+
+    def go_mod(self) -> str:
+        lines = [f"module triptych.local/{self.name}", "", f"go {self.go}", "", f"require {self.module} {self.version}"]
+        if self.replaces:
+            lines += ["", "replace ("] + [f"\t{old} => {new}" for old, new in self.replaces.items()] + [")"]
+        return "\n".join(lines) + "\n"
+
+    def tools_go(self) -> str:
+        return f'//go:build tools\n\npackage tools\n\nimport _ "{self.package}"\n'
+
+
+def _k8s_minor(version: str) -> str:
+    return "v0." + version.removeprefix("v1.")
+
+
+KUBE_APISERVER = GoTool(
+    "kube-apiserver", "k8s.io/kubernetes", KUBERNETES_VERSION, "k8s.io/kubernetes/cmd/kube-apiserver", "1.24.0",
+    replaces={f"k8s.io/{m}": f"k8s.io/{m} {_k8s_minor(KUBERNETES_VERSION)}" for m in _K8S_STAGING},
+    ldflags=(f"-X k8s.io/component-base/version.gitVersion={KUBERNETES_VERSION}",
+             f"-X k8s.io/component-base/version.gitMajor=1",
+             f"-X k8s.io/component-base/version.gitMinor={KUBERNETES_VERSION.split('.')[1]}"),
+)
+ETCD = GoTool(
+    "etcd", "go.etcd.io/etcd/server/v3", ETCD_VERSION, "go.etcd.io/etcd/server/v3", "1.26.0",
+    replaces={f"go.etcd.io/etcd/{m}": f"go.etcd.io/etcd/{m} {ETCD_VERSION}" for m in _ETCD_SIBLINGS},
+)
+HELM = GoTool(
+    "helm", "helm.sh/helm/v4", HELM_VERSION, "helm.sh/helm/v4/cmd/helm", "1.26.0",
+    ldflags=(f"-X helm.sh/helm/v4/internal/version.version={HELM_VERSION}",),
+)
+
+
+def tool_path(settings: Settings, tool: GoTool) -> Path:
+    return settings.cache_dir / "kube-tools" / f"{tool.name}-{tool.version}" / tool.name
+
+
+def install(settings: Settings, tool: GoTool) -> Path:
+    """The tool's binary, built on first use (minutes: kube-apiserver is the longest)."""
+    binary = tool_path(settings, tool)
+    if binary.exists():
+        return binary
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    with open(binary.parent / "build.lock", "w") as lock:  # parallel test workers build it once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not binary.exists():
+            _build(tool, binary)
+    return binary
+
+
+def helm(settings: Settings) -> Path:
+    """Helm from PATH when it is v4 or v3 there, else built and cached."""
+    on_path = shutil.which("helm")
+    return Path(on_path) if on_path else install(settings, HELM)
+
+
+def _build(tool: GoTool, binary: Path) -> None:
+    go = shutil.which("go")
+    if not go:
+        raise ToolMissingError(f"`go` was not found on PATH; it is needed to build {tool.name} {tool.version}")
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
+    with tempfile.TemporaryDirectory(prefix=f"triptych-{tool.name}-") as tmp:
+        work = Path(tmp)
+        (work / "go.mod").write_text(tool.go_mod())
+        (work / "tools.go").write_text(tool.tools_go())
+        steps = [
+            [go, "mod", "tidy"],
+            [go, "build", "-trimpath", "-ldflags", " ".join(("-s", "-w", *tool.ldflags)),
+             "-o", str(binary.with_suffix(".part")), tool.package],
+        ]
+        for argv in steps:
+            proc = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise InstallError(f"building {tool.name} {tool.version} failed at `{' '.join(argv[:3])}`:\n"
+                                   f"{proc.stderr[-3000:]}")
+    binary.with_suffix(".part").rename(binary)
