@@ -77,7 +77,7 @@ def test_nuclio_config_carries_triggers_handler_env_replicas_and_resources():
 def test_deploy_refuses_without_an_mlrun_api(monkeypatch):
     monkeypatch.delenv("MLRUN_DBPATH", raising=False)
     with pytest.raises(DeployError, match="MLRUN_DBPATH"):
-        list(deploy_project(PROJECT, "http://nuclio:8070"))
+        list(deploy_project(PROJECT, "http://nuclio:8070", "registry.test/triptych:1"))
 
 
 def test_no_kafka_triggered_function_may_scale_past_the_partitions_of_its_topics():

@@ -14,6 +14,7 @@ from . import (
     deploy_command,
     dlq_commands,
     function_commands,
+    image_commands,
     ingress_commands,
     lifecycle_commands,
     logs_command,
@@ -33,6 +34,7 @@ function_commands.register(app)
 dlq_commands.register(app)
 logs_command.register(app)
 deploy_command.register(app)
+image_commands.register(app)
 ingress_commands.register(app)
 model_commands.register(app)
 dataset_commands.register(app)

@@ -133,6 +133,7 @@ def build_image(settings: Settings, tag: str = DEFAULT_TAG, base: str | None = N
     if debootstrap:
         base = debootstrap_base(settings)
     tool = builder(settings)
+    previous = _image_id(settings, tag)
     with tempfile.TemporaryDirectory(prefix="triptych-image-") as tmp:
         context = stage_context(settings, Path(tmp) / "context")
         argv = [*tool, "build" if tool[0] != "buildah" else "bud", "--layers", "-f", str(context / "Containerfile"),
@@ -143,7 +144,18 @@ def build_image(settings: Settings, tag: str = DEFAULT_TAG, base: str | None = N
             argv += ["--build-arg", f"BASE={base}"]
         argv += ["--secret", f"id=pip-ca,src={pip_ca_bundle()}"]
         _run([*argv, str(context)], f"building {tag}", env={**os.environ, "BUILDAH_LAYERS": "true"})
+    if previous and previous != _image_id(settings, tag):
+        # The tag moved: drop the image it left (its code layer); the cached dependency layer stays.
+        subprocess.run([*tool, "rmi", previous], capture_output=True)
     return tag
+
+
+def _image_id(settings: Settings, tag: str) -> str | None:
+    tool = builder(settings)
+    argv = [*tool, "inspect", "--type", "image", "--format", "{{.FromImageID}}", tag] if tool[0] == "buildah" \
+        else [*tool, "image", "inspect", "--format", "{{.Id}}", tag]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
 
 
 @contextmanager
