@@ -97,9 +97,9 @@ def install(settings: Settings, tool: GoTool) -> Path:
 
 
 def helm(settings: Settings) -> Path:
-    """Helm from PATH when it is v4 or v3 there, else built and cached."""
-    on_path = shutil.which("helm")
-    return Path(on_path) if on_path else install(settings, HELM)
+    """The pinned Helm (built once, cached): the chart is written and tested for it,
+    whatever Helm the user may have on PATH (which `helm` itself runs, of course)."""
+    return install(settings, HELM)
 
 
 def _build(tool: GoTool, binary: Path) -> None:

@@ -15,6 +15,7 @@ import torch
 
 from .card import ModelCard
 from .preprocess import to_batch
+from .priority import lower_for_training
 from .zoo import build
 
 
@@ -64,7 +65,9 @@ def train(
     progress: Callable[[dict], None] = lambda _row: None,
 ) -> TrainResult:
     """Train from scratch; `log` gets a row per epoch (loss, held-out accuracy),
-    `progress` one every few batches (images done, seconds left)."""
+    `progress` one every few batches (images done, seconds left). Runs at the
+    training priority (`priority.lower_for_training`): the stream keeps its cores."""
+    lower_for_training()
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
