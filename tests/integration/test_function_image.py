@@ -8,9 +8,10 @@ does), as the image's user, against the test stack. The first build takes minute
 
 from __future__ import annotations
 
-import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import time
 import urllib.request
@@ -82,10 +83,7 @@ def test_upload_runs_from_the_image_as_the_chart_deploys_it(stack, built, admin_
                (f"{RELEASE}-postgres", "username"): stack.postgres_user,
                (f"{RELEASE}-postgres", "password"): stack.postgres_password,
                (f"{RELEASE}-api", "jwt-secret"): "image-test-secret"}
-    image_env = json.loads(subprocess.run(
-        [*image.builder(stack), "inspect", "--type", "image", "--format", "{{json .OCIv1.Config.Env}}", built],
-        capture_output=True, text=True, check=True).stdout)
-    env = kubelet_env(function["spec"]["env"], secrets, image_env)
+    env = kubelet_env(function["spec"]["env"], secrets, image.image_env(stack, built))
     assert env["TRIPTYCH_DATABASE_URL"] == stack.postgres_url
 
     with image.mounted_rootfs(stack, built) as root:
@@ -95,16 +93,18 @@ def test_upload_runs_from_the_image_as_the_chart_deploys_it(stack, built, admin_
             yaml.safe_dump({"metadata": function["metadata"], "spec": function["spec"]}))
         (root / "etc/nuclio/config/platform").mkdir(parents=True)
         (root / "etc/nuclio/config/platform/platform.yaml").write_text(yaml.safe_dump({
-            "kind": "kube", "healthCheck": {"enabled": True, "listenAddress": f"127.0.0.1:{health_port}"},
+            "kind": "kube", "webAdmin": {"enabled": False}, "healthCheck": {"enabled": True, "listenAddress": f"127.0.0.1:{health_port}"},
             "logger": {"sinks": {"stdout": {"kind": "stdout"}}, "system": [{"level": "info", "sink": "stdout"}],
                        "functions": [{"level": "info", "sink": "stdout"}]}}))
         log = open(stack.data_dir / "image-upload.log", "w")
         # A mount namespace of its own: /proc and /dev for the chroot vanish with it.
+        # The host's tools by full path: the environment is the container's.
+        unshare, mount, chroot = (shutil.which(tool) for tool in ("unshare", "mount", "chroot"))
         processor = subprocess.Popen(
-            ["unshare", "--mount", "--fork", "--", "sh", "-c",
-             f"mount -t proc proc {root}/proc && mount --rbind /dev {root}/dev && "
-             f"exec chroot --userspec=10001:10001 {root} processor"],
-            env=env, stdout=log, stderr=subprocess.STDOUT)
+            [unshare, "--mount", "--fork", "--", "/bin/sh", "-c",
+             f"{mount} -t proc proc {root}/proc && {mount} --rbind /dev {root}/dev && "
+             f"exec {chroot} --userspec=10001:10001 {root} processor"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             def ready():
                 assert processor.poll() is None, (stack.data_dir / "image-upload.log").read_text()[-3000:]
@@ -121,6 +121,10 @@ def test_upload_runs_from_the_image_as_the_chart_deploys_it(stack, built, admin_
             assert stored.read() == data
             assert _wrapper_uids(root) == [10001], "the image's Python wrapper ran the handler, inside it, as its user"
         finally:
-            processor.terminate()
-            processor.wait(timeout=30)
+            os.killpg(processor.pid, signal.SIGTERM)  # the processor and its wrapper, in the session
+            try:
+                processor.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(processor.pid, signal.SIGKILL)
+                processor.wait()
             log.close()

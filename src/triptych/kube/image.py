@@ -13,6 +13,7 @@ a rebuild after a code change takes seconds plus one copy of the layers.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -156,6 +157,15 @@ def _image_id(settings: Settings, tag: str) -> str | None:
         else [*tool, "image", "inspect", "--format", "{{.Id}}", tag]
     proc = subprocess.run(argv, capture_output=True, text=True)
     return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
+def image_env(settings: Settings, tag: str) -> list[str]:
+    """The image's ENV (`NAME=value` each), which a container runtime starts its processes with."""
+    tool = builder(settings)
+    if tool[0] != "buildah":
+        raise ToolMissingError("Reading the image's config here needs buildah.")
+    config = json.loads(_run([*tool, "inspect", "--type", "image", tag], f"inspecting {tag}"))
+    return config["OCIv1"]["config"].get("Env", [])
 
 
 @contextmanager
