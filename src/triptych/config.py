@@ -136,6 +136,9 @@ class Settings(BaseSettings):
     # The key this process presents as a client (CLI uploads, the dashboard); unset =
     # the local stack's key file (see triptych.security.keys.client_key).
     api_key: SecretStr | None = None
+    # The dashboard's own key where no key file can be shared with it (Kubernetes: a
+    # generated Secret); `triptych provision` registers it with the dashboard's scopes.
+    dashboard_api_key: SecretStr | None = None
     # HS256 secret for JWT bearer tokens; unset = tokens are refused, keys only.
     jwt_secret: SecretStr | None = None
     # Reads are open on a laptop; set true to require a key (any scope) for them too.

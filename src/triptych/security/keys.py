@@ -130,13 +130,35 @@ def key_file(settings: Settings, name: str) -> Path:
 
 
 def client_key(settings: Settings, name: str = "local") -> str | None:
-    """The key this process presents: TRIPTYCH_API_KEY, else the local stack's key file."""
+    """The key this process presents: TRIPTYCH_API_KEY (the dashboard's:
+    TRIPTYCH_DASHBOARD_API_KEY first), else the local stack's key file."""
+    if name == "dashboard" and settings.dashboard_api_key:
+        return settings.dashboard_api_key.get_secret_value()
     if settings.api_key:
         return settings.api_key.get_secret_value()
     try:
         return key_file(settings, name).read_text().strip() or None
     except OSError:
         return None
+
+
+def adopt_key(cur, name: str, plaintext: str) -> bool:
+    """Register a key made elsewhere (the chart's generated Secret) under `name`, with
+    that local key's scopes, unless it is already active; True when it was added.
+    An earlier active key of that name is revoked: the Secret is the one truth."""
+    shape = _KEY_SHAPE.match(plaintext)
+    if not shape:
+        raise KeyRefused(f"the {name} key is not a Triptych key ({PREFIX}_<12 hex>_<43 characters>)")
+    existing = find_key(cur, plaintext)
+    if existing is not None and existing.revoked_at is None:
+        return False
+    if existing is not None:
+        raise KeyRefused(f"the {name} key given was revoked; give a new one (on Kubernetes: delete its Secret "
+                         "and upgrade the release, which makes another)")
+    cur.execute("UPDATE api_keys SET revoked_at = now() WHERE name = %s AND revoked_at IS NULL", (name,))
+    cur.execute("INSERT INTO api_keys (key_id, name, key_hash, scopes, rate_per_minute) VALUES (%s, %s, %s, %s, %s)",
+                (shape.group(1), name, hash_key(plaintext), list(LOCAL_KEYS[name]), LOCAL_RATE_PER_MINUTE))
+    return True
 
 
 def ensure_local_key(cur, settings: Settings, name: str) -> Path:

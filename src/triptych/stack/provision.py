@@ -188,7 +188,20 @@ def provision_servers(settings: Settings, timeout_s: float = 300) -> dict[str, l
     migrations = until_up(provision_schema)(settings)
     topics = provision_topics(settings, timeout_s)
     until_up(provision_buckets)(settings)
+    if settings.dashboard_api_key:
+        _adopt_dashboard_key(settings)
     return {"migrations": migrations, "topics": topics}
+
+
+def _adopt_dashboard_key(settings: Settings) -> None:
+    from ..db.connection import Database
+    from ..security.keys import adopt_key
+
+    db = Database(settings)
+    try:
+        db.transaction(lambda cur: adopt_key(cur, "dashboard", settings.dashboard_api_key.get_secret_value()))
+    finally:
+        db.close()
 
 
 def _superuser(settings: Settings):
