@@ -8,10 +8,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import dash_bootstrap_components as dbc
-from dash import Input, Output, callback, dcc, html
+from dash import ALL, Input, Output, callback, ctx, dcc, html
 
 from triptych.db.queries import lifecycle_events
-from triptych.db.runs import recent_runs
+from triptych.db.runs import recent_runs, request_cancel
 from triptych.lifecycle.steps import describe_step
 
 from .. import data
@@ -34,7 +34,7 @@ EVENT_WORDS = {"model_promoted": ("promoted", "success"), "model_challenger": ("
                "model_not_promoted": ("kept as challenger", "secondary"), "training_started": ("training started", "info"),
                "training_epoch": ("epoch", "light"), "label_set": ("label set", "primary"), "alert": ("alert", "danger")}
 STATE_COLORS = {"queued": "secondary", "running": "info", "succeeded": "success", "failed": "danger",
-                "skipped": "light"}
+                "skipped": "light", "cancelled": "warning"}
 WORKFLOW_WORDS = {"retrain": "Retraining", "data-quality": "Data quality", "metrics": "Hourly metrics"}
 
 
@@ -50,6 +50,7 @@ def layout(**_query):
         html.P(["The retrain workflow (gather, train in parallel, evaluate beside the champion, gate) and the "
                 "scheduled jobs. Start one with ", code("triptych retrain"), " or ", code("POST /retrain"), "."],
                className="text-muted small"),
+        html.Div(id="models-cancel-said"),
         html.Div(id="models-runs", className="mb-4"),
         html.H5("Decisions and labels"),
         html.Div(id="models-events"),
@@ -83,6 +84,14 @@ def _run_card(run: dict, open_: bool) -> html.Details:
         if run["steps"] else [html.P("no step has started yet", className="small text-muted mt-2")]
     if run["error"]:
         body.append(dbc.Alert(run["error"], color="danger", className="small py-1 mb-1"))
+    if run.get("cancel_requested_at"):
+        body.append(html.P(f"cancel asked by {run['cancelled_by']} {when(run['cancel_requested_at'])}"
+                           + ("; it stops at its next progress report" if run["state"] == "running" else ""),
+                           className="small text-muted mb-1"))
+    elif run["state"] in ("queued", "running") and run["workflow"] == "retrain":
+        body.append(dbc.Button("Cancel this run", id={"type": "models-cancel", "run": str(run["run_id"])},
+                               size="sm", color="warning", outline=True, className="mb-2",
+                               title="The training stops at its next progress report; the champion stays."))
     return html.Details([summary, *body], open=open_, className="run-card mb-2",
                         id=f"models-run-{run['run_id']}")
 
@@ -169,6 +178,24 @@ def _events_table(events: list[dict]):
                                                color=EVENT_WORDS.get(e["event_type"], ("", "light"))[1])),
                              html.Td(e["message"])]) for e in shown]),
     ], size="sm", hover=True, id="models-events-table")
+
+
+@callback(
+    Output("models-cancel-said", "children"),
+    Input({"type": "models-cancel", "run": ALL}, "n_clicks"),
+    prevent_initial_call=True,
+)
+def cancel(clicks):
+    # The cards are redrawn every 5 s (their buttons with them): act only on a real click.
+    if not ctx.triggered_id or not any(clicks):
+        return None
+    run_id = ctx.triggered_id["run"]
+    run = data.write(request_cancel, run_id, "dashboard")
+    if run is None or run["state"] not in ("queued", "running"):
+        return dbc.Alert(f"That run has already ended ({run['state'] if run else 'gone'}).", color="secondary",
+                         className="small py-1", dismissable=True)
+    return dbc.Alert("Cancel asked: the training stops at its next progress report, and the champion stays "
+                     "as it was.", color="warning", className="small py-1", dismissable=True, id="models-cancel-ok")
 
 
 @callback(

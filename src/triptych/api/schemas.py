@@ -254,7 +254,7 @@ class RetrainStarted(BaseModel):
 
 class PipelineStep(BaseModel):
     step: str = Field(description="gather, train:<model>, evaluate:<model>, gate:<model>, or a job's name")
-    state: Literal["running", "succeeded", "failed", "skipped"]
+    state: Literal["running", "succeeded", "failed", "skipped", "cancelled"]
     progress: dict[str, Any] = Field(default_factory=dict, description="epoch, images done, accuracy, seconds left")
     result: dict[str, Any] | None = None
     error: str | None = None
@@ -268,7 +268,7 @@ class PipelineStep(BaseModel):
 class PipelineRun(BaseModel):
     run_id: UUID
     workflow: str
-    state: Literal["queued", "running", "succeeded", "failed"]
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     params: dict[str, Any]
     requested_by: str | None = None
     result: dict[str, Any] | None = None
@@ -278,6 +278,8 @@ class PipelineRun(BaseModel):
     ended_at: datetime | None = None
     mlrun_workflow_id: str | None = None
     heartbeat_at: datetime | None = Field(None, description="the running process's last sign of life")
+    cancel_requested_at: datetime | None = Field(None, description="when a cancel was asked (DELETE /retrain/{run_id})")
+    cancelled_by: str | None = Field(None, description="who asked for the cancel")
     steps: list[PipelineStep] = Field(default_factory=list)
 
 

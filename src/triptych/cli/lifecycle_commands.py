@@ -140,6 +140,35 @@ def list_runs(workflow: str = typer.Option(None, help="retrain, data-quality or 
     Console().print(table)
 
 
+@runs_app.command("cancel")
+def cancel(run_id: str) -> None:
+    """Cancel a run: its training stops at the next progress report, the champion stays, a new run may start."""
+    import getpass
+    import socket
+
+    from ..db import runs
+
+    try:
+        run_id = str(uuid.UUID(run_id))
+    except ValueError:
+        console.print(f"[bold red]error:[/] {run_id!r} is not a run id (`triptych runs list` shows them)")
+        raise typer.Exit(2) from None
+    by = f"cli:{getpass.getuser()}@{socket.gethostname()}"
+    db = _db()
+    try:
+        run = db.transaction(lambda cur: runs.request_cancel(cur, run_id, by))
+    finally:
+        db.close()
+    if run is None:
+        console.print(f"[bold red]error:[/] no run {run_id}")
+        raise typer.Exit(1)
+    if run["state"] not in ("queued", "running"):
+        console.print(f"[bold red]error:[/] run {run_id} already ended {run['state']}")
+        raise typer.Exit(1)
+    console.print(f"run {run_id}: cancel asked by {run['cancelled_by']}; it stops at its next progress report "
+                  f"(`triptych runs show {run_id}`)")
+
+
 @runs_app.command("show")
 def show(run_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """A run with each step: state, times, progress or outcome, MLflow run."""

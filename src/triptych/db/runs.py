@@ -9,7 +9,7 @@ import json
 import uuid
 
 COLUMNS = ("run_id, workflow, state, params, requested_by, result, error, created_at, started_at, ended_at, "
-           "mlrun_workflow_id, heartbeat_at")
+           "mlrun_workflow_id, heartbeat_at, cancel_requested_at, cancelled_by")
 
 
 def create_run(cur, workflow: str, params: dict, requested_by: str | None) -> dict:
@@ -30,13 +30,30 @@ def heartbeat(cur, run_id: str) -> None:
     cur.execute("UPDATE pipeline_runs SET heartbeat_at = now() WHERE run_id = %s AND state = 'running'", (run_id,))
 
 
-def finish_run(cur, run_id: str, result: dict | None = None, error: str | None = None) -> None:
+def finish_run(cur, run_id: str, result: dict | None = None, error: str | None = None,
+               cancelled: bool = False) -> None:
     cur.execute(
         """UPDATE pipeline_runs SET state = %s, result = %s::jsonb, error = %s, ended_at = now()
            WHERE run_id = %s""",
-        ("failed" if error else "succeeded", json.dumps(result, default=str) if result is not None else None, error,
-         run_id),
+        ("cancelled" if cancelled else "failed" if error else "succeeded",
+         json.dumps(result, default=str) if result is not None else None, error, run_id),
     )
+
+
+def request_cancel(cur, run_id: str, by: str) -> dict | None:
+    """Ask an unfinished run to stop (it does at its next progress report); the run
+    as it now stands, or None when there is no such run. A finished run is left as it ended."""
+    cur.execute(f"""UPDATE pipeline_runs SET cancel_requested_at = COALESCE(cancel_requested_at, now()),
+                        cancelled_by = COALESCE(cancelled_by, %s)
+                    WHERE run_id = %s AND state IN ('queued', 'running') RETURNING {COLUMNS}""", (by, run_id))
+    row = cur.fetchone()
+    return dict(row) if row else get_run(cur, run_id)
+
+
+def cancel_requested(cur, run_id: str) -> bool:
+    cur.execute("SELECT cancel_requested_at IS NOT NULL AS asked FROM pipeline_runs WHERE run_id = %s", (run_id,))
+    row = cur.fetchone()
+    return bool(row and row["asked"])
 
 
 def unfinished_runs(cur, workflow: str) -> list[dict]:

@@ -90,8 +90,8 @@ class Retrainer:
     def start(self, request: RetrainRequest, requested_by: str, wait: bool = False) -> dict:
         """Record a run and train in the background (or here, with `wait`)."""
         with self._lock:
-            if self._running:
-                raise Busy(self._running)
+            if self._running and not self.db.transaction(lambda cur: runs.cancel_requested(cur, self._running)):
+                raise Busy(self._running)  # a cancelled run (through the API, the CLI) winds down beside a new one
             run = self.db.transaction(lambda cur: runs.create_run(cur, WORKFLOW, request.model_dump(), requested_by))
             run_id = self._running = str(run["run_id"])
         if wait:
@@ -107,6 +107,7 @@ class Retrainer:
 
         result: dict = {}
         error = None
+        cancelled = False
         done = threading.Event()
 
         def beat() -> None:  # a sign of life, so no other process takes this run for dead
@@ -123,16 +124,29 @@ class Retrainer:
             result = run_retrain_workflow(run_id, request.models, self.settings, request.quick, request.policy,
                                           request.dataset_id or "", self.db)
         except Exception as exc:  # noqa: BLE001 - the run records why it failed
-            error = f"{type(exc).__name__}: {exc}"
+            cancelled = self.db.transaction(lambda cur: runs.cancel_requested(cur, run_id))
+            error = None if cancelled else f"{type(exc).__name__}: {exc}"
         finally:
             BACKGROUND_WORK.dec()
             done.set()
-            self.db.transaction(lambda cur: runs.finish_run(cur, run_id, result, error))
+            self.db.transaction(lambda cur: runs.finish_run(cur, run_id, result, error, cancelled))
             with self._lock:
-                self._running = None
+                if self._running == run_id:  # a cancel may have handed the slot to a new run already
+                    self._running = None
+
+    def cancel(self, run_id: str, by: str) -> dict | None:
+        """Ask the run to stop (at its next progress report) and free the slot now, so
+        a new run may start while this one winds down. None: no such run."""
+        run = self.db.transaction(lambda cur: runs.request_cancel(cur, run_id, by))
+        if run is not None and run["state"] in ("queued", "running"):
+            with self._lock:
+                if self._running == run_id:
+                    self._running = None
+        return run
 
     def handle(self, path: str, method: str, body, headers: dict[str, str]) -> Reply:
-        """The function's HTTP surface: POST /retrain, GET /retrain, GET /retrain/{run_id}."""
+        """The function's HTTP surface: POST /retrain, GET /retrain, GET /retrain/{run_id},
+        DELETE /retrain/{run_id} (cancel)."""
         parts = [p for p in path.split("/") if p]
         if parts[:1] != ["retrain"] or len(parts) > 2:
             return 404, {"error": f"no route {method} {path}; POST /retrain, GET /retrain/RUN_ID", "code": "not_found"}, {}
@@ -140,8 +154,11 @@ class Retrainer:
             if method == "GET":
                 self.guard.check_read(headers)
                 return self._show(parts[1] if len(parts) == 2 else None)
+            if method == "DELETE" and len(parts) == 2:
+                principal = self.guard.require(headers, "admin")
+                return self._cancel(parts[1], principal.subject)
             if method != "POST" or len(parts) != 1:
-                return 405, {"error": f"{path} takes GET; POST /retrain starts a run", "code": "method_not_allowed"}, {}
+                return 405, {"error": f"{path} takes GET (DELETE cancels a run); POST /retrain starts a run", "code": "method_not_allowed"}, {}
             principal = self.guard.require(headers, "admin")
             request = parse_request(body)
             run = self.start(request, principal.subject)
@@ -152,6 +169,19 @@ class Retrainer:
         except Busy as exc:
             return 409, {"error": str(exc), "code": "busy", "run_id": exc.run_id}, {}
         return 202, {"run_id": str(run["run_id"]), "state": run["state"], "status_path": f"/retrain/{run['run_id']}"}, {}
+
+    def _cancel(self, run_id: str, by: str) -> Reply:
+        try:
+            run_id = str(uuid.UUID(run_id))
+        except ValueError:
+            return 404, {"error": f"{run_id[:60]!r} is not a run id", "code": "not_found"}, {}
+        run = self.cancel(run_id, by)
+        if run is None:
+            return 404, {"error": f"no retraining run {run_id}", "code": "not_found"}, {}
+        if run["state"] not in ("queued", "running"):
+            return 409, {"error": f"run {run_id} already ended {run['state']}", "code": "finished",
+                         "state": run["state"]}, {}
+        return 202, json.loads(json.dumps(run, default=str)), {}
 
     def _show(self, run_id: str | None) -> Reply:
         if run_id is None:

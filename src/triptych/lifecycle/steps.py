@@ -13,6 +13,10 @@ from ..db.connection import Database
 log = logging.getLogger("triptych.lifecycle")
 
 
+class RunCancelled(RuntimeError):
+    """Someone cancelled the run this step belongs to (`runs.request_cancel`)."""
+
+
 class Step:
     """A context manager: the step succeeds when the block ends, fails (with the
     error) when it raises. Without a run id (a training outside a workflow, such as
@@ -34,18 +38,25 @@ class Step:
         return self
 
     def progress(self, fields: dict, every_s: float = 2.0, force: bool = False) -> None:
-        """Record progress, at most every `every_s` seconds (training reports often)."""
+        """Record progress, at most every `every_s` seconds (training reports often),
+        and stop here (RunCancelled) when the run has been cancelled meanwhile."""
         now = time.monotonic()
         if self.db and (force or now - self._last_progress >= every_s):
             self._last_progress = now
-            self.db.transaction(lambda cur: runs.step_progress(cur, self.run_id, self.name, fields))
+            asked = self.db.transaction(lambda cur: (runs.step_progress(cur, self.run_id, self.name, fields),
+                                                     runs.cancel_requested(cur, self.run_id))[1])
+            if asked:
+                raise RunCancelled(f"run {self.run_id} was cancelled")
 
     def done(self, result: dict, mlflow_run_id: str | None = None, state: str = "succeeded") -> None:
         self.result, self.mlflow_run_id, self.state = result, mlflow_run_id, state
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self.db:
-            if exc is not None:
+            if isinstance(exc, RunCancelled):
+                self.db.transaction(lambda cur: runs.finish_step(cur, self.run_id, self.name, "cancelled",
+                                                                 self.result, str(exc), self.mlflow_run_id))
+            elif exc is not None:
                 error = f"{type(exc).__name__}: {exc}"
                 self.db.transaction(lambda cur: runs.finish_step(cur, self.run_id, self.name, "failed", self.result,
                                                                  error, self.mlflow_run_id))
@@ -67,6 +78,8 @@ def describe_step(step: dict) -> str:
         return p["stage"]
     if step["state"] == "failed":
         return f"failed: {step.get('error')}"
+    if step["state"] == "cancelled":
+        return "cancelled"
     if "outcome" in r:
         return f"v{r.get('version')}: {r['outcome']} ({r.get('reason')})"
     if "accuracy" in r and "champion_accuracy" in r:

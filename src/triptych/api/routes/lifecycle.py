@@ -71,6 +71,19 @@ def retrain_run(run_id: UUID, svc: Svc, _: Reader):
     return run
 
 
+@router.delete("/retrain/{run_id}", status_code=202, response_model=PipelineRun,
+               responses=responses(401, 403, 404, 409, 422))
+def cancel_retrain_run(run_id: UUID, svc: Svc, admin: Admin):
+    """Cancel a retraining run: its training stops at the next progress report (a few batches), the run and the
+    step end `cancelled` with who asked, the champion stays as it was, and the retrain function takes a new run."""
+    run = svc.db.transaction(lambda cur: runs.request_cancel(cur, str(run_id), admin.subject))
+    if run is None:
+        raise ApiError(404, "unknown_run", f"no retraining run {run_id}")
+    if run["state"] not in ("queued", "running"):
+        raise ApiError(409, "finished", f"run {run_id} already ended {run['state']}")
+    return {**run, "steps": svc.read(runs.steps_of, [str(run_id)]).get(str(run_id), [])}
+
+
 CLEAR = """
 WITH p AS (DELETE FROM predictions WHERE %(before)s::timestamptz IS NULL OR created_at < %(before)s RETURNING 1),
      c AS (DELETE FROM model_comparisons WHERE %(before)s::timestamptz IS NULL OR created_at < %(before)s RETURNING 1),
