@@ -46,6 +46,8 @@ def _overlay_works() -> bool:
 def builder(settings: Settings | None = None) -> list[str]:
     """The build tool's argv prefix: buildah on a store of our own under the cache
     (overlay as root, else vfs), else podman, else docker."""
+    if not any(shutil.which(tool) for tool in ("buildah", "podman", "docker")):
+        apt_install(["buildah"], "buildah (it builds the image without a daemon)", "install podman or docker")
     if shutil.which("buildah"):
         settings = settings or Settings()
         driver = "overlay" if _overlay_works() else "vfs"
