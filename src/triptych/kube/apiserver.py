@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,13 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..config import Settings
 from ..errors import UnhealthyError
+from ..runtime.nuclio_replica import free_port
 from . import go_tools
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -100,7 +94,7 @@ def start(settings: Settings, timeout_s: float = 120) -> ApiServer:
     """Build (first time) and start etcd and kube-apiserver; return when /readyz answers 200."""
     etcd_bin, apiserver_bin = go_tools.install(settings, go_tools.ETCD), go_tools.install(settings, go_tools.KUBE_APISERVER)
     workdir = Path(tempfile.mkdtemp(prefix="triptych-apiserver-"))
-    etcd_port, peer_port, api_port = _free_port(), _free_port(), _free_port()
+    etcd_port, peer_port, api_port = (free_port("127.0.0.1") for _ in range(3))
     token = secrets.token_urlsafe(24)
     (workdir / "tokens.csv").write_text(f"{token},admin,admin-uid,system:masters\n")
     sa_key, sa_pub = _service_account_keys(workdir)
