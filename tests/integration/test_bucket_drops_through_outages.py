@@ -147,18 +147,16 @@ def compared_once(stack, run: str, keys: list[str], timeout: float) -> list[dict
     return rows
 
 
-def recovered_late(stack, run: str) -> int:
-    rows = query(stack, """SELECT details FROM system_events WHERE event_type = 'objects_recovered_late'
-                           AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(details->'keys') k
-                                       WHERE k LIKE %s)""", (f"{run}/%",))
-    return sum(int(details["recovered"]) for (details,) in rows)
-
-
-def swept(stack, run: str) -> int:
-    """Drops of `run` that ingest's sweep found (their events lost with the MinIO that held them)."""
-    [(count,)] = query(stack, """SELECT count(*) FROM system_events e, jsonb_array_elements_text(e.details->'keys') k
-                                 WHERE e.event_type = 'objects_swept' AND k LIKE %s""", (f"{run}/%",))
-    return count
+def reported_late(stack, run: str, event_type: str) -> int:
+    """Drops of `run` that ingest took in late and said so in a `system_events` row of
+    `event_type`: `objects_recovered_late` (from MinIO's durable event copy) or
+    `objects_swept` (found by listing the bucket). Counted from the rows' tallies;
+    their key lists name the first 50 only."""
+    tally = "(details->>'recovered')::int" if event_type == "objects_recovered_late" else "(details->>'ingested')::int"
+    [(count,)] = query(stack, f"""SELECT coalesce(sum({tally}), 0) FROM system_events WHERE event_type = %s
+                                  AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(details->'keys') k
+                                              WHERE k LIKE %s)""", (event_type, f"{run}/%"))
+    return int(count)
 
 
 def outage(dropper: Dropper, service: str, down_s: float, before: int, after: int) -> tuple[float, float, int]:
@@ -187,8 +185,11 @@ def test_drops_while_kafka_is_down_for_a_minute_are_all_compared_once(stack, pip
     compared_once(stack, run, keys, RECOVERY_S - (time.monotonic() - kafka_back))
     print(f"\n[kafka outage] {len(keys)} drops, {len(surely_down)} in the minute Kafka was down; all compared once "
           f"{time.monotonic() - kafka_back:.1f} s after `triptych up` returned")
-    # The operator sees that drops were delayed: the late ones are reported, with their keys.
-    assert recovered_late(stack, run) >= len(surely_down)
+    # The operator sees that drops were delayed: the late ones are reported, with their keys,
+    # by the durable copy's reconciler, or by the minute's sweep when it lists them first
+    # (they are 15 s settled here; CI saw 28 of 117 go that way).
+    recovered, swept = reported_late(stack, run, "objects_recovered_late"), reported_late(stack, run, "objects_swept")
+    assert recovered + swept >= len(surely_down), (recovered, swept)
 
 
 def test_drops_across_a_minio_restart_are_all_compared_once(stack, pipeline):
@@ -197,8 +198,9 @@ def test_drops_across_a_minio_restart_are_all_compared_once(stack, pipeline):
         _, minio_back, killed = outage(dropper, "minio", 0, before=10, after=10)
     assert stack_status()["minio"]["pid"] not in (None, killed), "a new MinIO serves the drops after the restart"
     compared_once(stack, run, [key for key, _ in dropper.put], MINIO_RECOVERY_S)
+    swept = reported_late(stack, run, "objects_swept")
     print(f"\n[minio restart] {len(dropper.put)} drops; all compared once "
-          f"{time.monotonic() - minio_back:.1f} s after `triptych up` returned; {swept(stack, run)} by the sweep")
+          f"{time.monotonic() - minio_back:.1f} s after `triptych up` returned; {swept} by the sweep")
 
 
 def test_drops_across_a_postgres_restart_are_all_compared_once(stack, pipeline):

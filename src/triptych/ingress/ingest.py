@@ -326,7 +326,8 @@ class Ingestor:
             log_system_event("objects_swept", "warning", "ingest",
                              f"{ingested + refused} object(s) in {bucket} had no event; "
                              f"ingested {ingested}, refused {refused}",
-                             details={"keys": [ref.key for ref in missing[:50]]}, settings=self.settings)
+                             details={"keys": [ref.key for ref in missing[:50]], "ingested": ingested, "refused": refused},
+                             settings=self.settings)
         return {"listed": len(page), "candidates": len(candidates), "missing": len(missing), "ingested": ingested,
                 "refused": refused, "gone": gone, "pass_complete": wrapped}
 
