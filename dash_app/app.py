@@ -17,15 +17,16 @@ from dash import Dash, html
 
 from .media import register_routes
 from .metrics import register_metrics
+from .webcam_relay import register_webcam_routes
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 log = logging.getLogger("triptych.dashboard")
 
 
 def _pages():
-    from .pages import compare, history, image, live, models, review, upload
+    from .pages import compare, history, image, live, models, review, upload, webcam
 
-    return [live, upload, image, compare, history, review, models]
+    return [live, upload, webcam, image, compare, history, review, models]
 
 
 def navbar(pages) -> dbc.Navbar:
@@ -60,6 +61,7 @@ def create_app() -> Dash:
     app.layout = html.Div([navbar(pages), dbc.Container(dash.page_container, fluid="xxl", className="pb-5")])
     register_routes(app.server)
     register_metrics(app.server)
+    register_webcam_routes(app.server)
     return app
 
 

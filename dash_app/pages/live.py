@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
-from dash import Input, Output, callback, clientside_callback, dcc, html
+from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
 from triptych.db.queries import (
     live_summary,
@@ -269,10 +269,15 @@ def _lag_trend() -> go.Figure:
                   legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
 
 
-@callback(Output("live-health", "children"), Input("live-interval", "n_intervals"))
-def refresh_health(n):
-    if n and n % 3:  # every 6 s is plenty for health
+@callback(Output("live-health", "children"), Input("live-interval", "n_intervals"), State("live-health", "children"))
+def refresh_health(n, shown):
+    probing = isinstance(shown, dict) and shown.get("props", {}).get("id") == "live-health-probing"
+    if n and n % 3 and not probing:  # every 6 s is plenty for health, once it is on screen
         from dash import no_update
 
         return no_update
-    return _health(health.snapshot())
+    snapshot = health.snapshot()
+    if snapshot is None:  # this dashboard's first probe is still running: the next tick shows it
+        return html.Div([dbc.Spinner(size="sm"), " probing the stack…"], className="text-muted small",
+                        id="live-health-probing")
+    return _health(snapshot)

@@ -43,23 +43,39 @@ def Dashboard(env: dict[str, str], log: Path) -> CliServer:
 
 
 @pytest.fixture(scope="session")
-def browser():
+def playwright_driver():
+    """One Playwright driver for the session (its sync API cannot be nested)."""
     from playwright.sync_api import sync_playwright
 
     ensure_chromium()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        yield pw
 
 
-@pytest.fixture
-def page(browser):
+def launch_chromium(pw, extra_args: list[str] = ()):
+    return pw.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra_args])
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver):
+    chromium = launch_chromium(playwright_driver)
+    yield chromium
+    chromium.close()
+
+
+def watched_page(browser):
+    """A fresh page in its own context, and the JavaScript errors it raises."""
     context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return context, page, errors
+
+
+@pytest.fixture
+def page(browser):
+    context, page, errors = watched_page(browser)
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
@@ -71,17 +87,17 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def pipeline(stack, tmp_path_factory):
     """Upload, ingest, the three inference functions and aggregate, with champions.
-    Module-scoped: they consume the stack's topics, so they must be gone before
-    other modules' pipelines run."""
+    Shared by the browser modules, and gone when they are done: they consume the
+    stack's topics, so they must stop before other packages' pipelines run."""
     sup, port = start_full_pipeline(stack, tmp_path_factory.mktemp("dash-pipeline"))
     yield {"upload_port": port}
     sup.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def dashboard(pipeline, tmp_path_factory):
     board = Dashboard({"TRIPTYCH_UPLOAD_PORT": str(pipeline["upload_port"])},
                       tmp_path_factory.mktemp("dashboard") / "dashboard.log")

@@ -51,6 +51,7 @@ def rows(stack, sql, params=()):
 EMPTY_STATES = {
     "/": "Nothing compared yet.",
     "/upload": "No uploads in this session yet.",
+    "/webcam": "Hold an object up to the camera",
     "/image": "No images yet.",
     "/compare": "No predictions in the last hour",
     "/history": "No images in the last 24 hours match these filters.",
@@ -64,7 +65,7 @@ def test_each_page_tells_a_first_time_user_what_to_do(empty_dashboard, page, pat
     page.goto(empty_dashboard.url + path)
     expect(page.get_by_text(EMPTY_STATES[path]).first).to_be_visible(timeout=TIMEOUT_MS)
     # Every page is one click from every other.
-    for name in ("Live", "Upload", "Image", "Compare", "History", "Review", "Models"):
+    for name in ("Live", "Upload", "Webcam", "Image", "Compare", "History", "Review", "Models"):
         expect(page.locator(f"#nav-{name.lower()}")).to_have_attribute("href", re.compile("/"))
     screenshot(page, f"empty{path.replace('/', '-') if path != '/' else '-live'}")
 

@@ -54,6 +54,14 @@ def register_image(cur, image: NewImage) -> tuple[str, bool]:
     return str(cur.fetchone()["image_id"]), False
 
 
+def mark_kept(cur, image_id: str, how: str) -> None:
+    """Mark an image as one a person chose to keep (`how`: "snapshot" for the Webcam
+    page's button), in its client metadata: also when the frame was a duplicate,
+    answered as an image stored earlier without the mark."""
+    cur.execute("UPDATE images SET client_metadata = client_metadata || %s::jsonb "
+                "WHERE image_id = %s", (json.dumps({how: True}), image_id))
+
+
 def find_by_sha256(cur, sha256: str) -> dict | None:
     """The earliest healthy image with these bytes, if any."""
     cur.execute(

@@ -14,11 +14,17 @@ class UploadUnavailable(RuntimeError):
 
 
 def upload_batch(base_url: str, files: list[tuple[str, bytes]], labels: list[str | None] | None = None,
-                 api_key: str | None = None, timeout: float = 120) -> dict:
+                 api_key: str | None = None, timeout: float = 120, source: str | None = None,
+                 metadata: dict | None = None) -> dict:
     """POST files to `/upload/batch` with `api_key` (scope `upload`); returns its reply
     (`stored`, `duplicates`, `rejected`, and one result per file with its image id or
-    its refusal)."""
+    its refusal). `source` (default `upload`) and `metadata` (a JSON object kept on
+    each image) are the function's form fields of those names."""
     form = {"labels": json.dumps(labels)} if labels is not None else {}
+    if source:
+        form["source"] = source
+    if metadata:
+        form["metadata"] = json.dumps(metadata)
     headers = {"X-API-Key": api_key} if api_key else {}
     try:
         reply = httpx.post(f"{base_url}/upload/batch", files=[("files", (name, data)) for name, data in files],
