@@ -11,10 +11,14 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # Re-run only when the dependency declarations change: installing twice is a no-op.
+# MinIO compiles from source (minutes, once) in the background while pip downloads:
+# `triptych up` waits for that build and shows its progress (src/triptych/stack/prebuild.py).
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@PYTHONPATH=src nohup $(PYTHON) -m triptych.stack.prebuild >/dev/null 2>&1 &
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" wheel setuptools
-	$(PIP) --quiet --editable '.[test]'
+	@echo "installing the Python packages (torch is the big one: a few minutes the first time)"
+	set -o pipefail; $(PIP) --progress-bar off --editable '.[test]' | awk '/^(Collecting|Successfully)/ {print; fflush()}'
 	@touch $@
 
 # The main job: stack + functions up, champions trained if missing, the labelled

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import dash_bootstrap_components as dbc
+import plotly.graph_objects as go
 from dash import ALL, Input, Output, callback, ctx, dcc, html
 
 from triptych.db.queries import lifecycle_events
@@ -18,6 +19,7 @@ from .. import data
 from ..components import (
     code,
     empty_state,
+    figure,
     model_color,
     model_label,
     page_header,
@@ -152,18 +154,40 @@ def _registry_cards() -> html.Div:
 
 
 def _live(model: str, challenger, champion):
-    """A challenger's shadow phase so far: labelled live images both answered, each one's accuracy."""
+    """A challenger's shadow phase so far: the labelled live images both answered,
+    each one's accuracy, and the gate's evidence climbing towards its threshold."""
     if challenger is None or champion is None:
         return None
-    from triptych.lifecycle.gate import shadow_figures
+    from triptych.lifecycle.gate import shadow_duel  # imports MLflow: only once there is a challenger
+    from triptych.stats.evalue import evidence, evidence_path
 
-    f = data.read(shadow_figures, model, challenger.version, champion.version)
-    need = data.settings().shadow_min_labelled
-    if not f["labelled"]:
-        return html.Div(f"live: no labelled image yet (promotion after {need})", className="small shadow-live")
-    return html.Div(f"live: {pct(f['challenger_correct'] / f['labelled'])} vs champion "
-                    f"{pct(f['champion_correct'] / f['labelled'])} on {f['labelled']}/{need} labelled images",
-                    className="small shadow-live")
+    s = data.settings()
+    challenger_right, champion_right = data.read(shadow_duel, model, challenger.version, champion.version)
+    labelled = len(challenger_right)
+    if not labelled:
+        return html.Div("live: no labelled image yet", className="small shadow-live")
+    e, _ = evidence_path(challenger_right, champion_right)
+    wins = sum(c and not p for c, p in zip(challenger_right, champion_right))
+    losses = sum(p and not c for c, p in zip(challenger_right, champion_right))
+    seen = evidence(wins, losses, s.shadow_alpha)
+    words = (f"live: {pct(sum(challenger_right) / labelled)} vs champion {pct(sum(champion_right) / labelled)} "
+             f"on {labelled} labelled images; of those only one got right, the challenger won {wins}, "
+             f"the champion {losses}. Evidence E = {seen.e:.3g} of {seen.threshold:g} needed "
+             f"(decides by {s.shadow_label_budget} labelled images at most).")
+    return html.Div([html.Div(words, className="small shadow-live"),
+                     dcc.Graph(figure=_evidence_figure(model, e, seen.threshold), config={"displayModeBar": False},
+                               id=f"models-evidence-{model}")])
+
+
+def _evidence_figure(model: str, e, threshold: float) -> go.Figure:
+    x = list(range(1, len(e) + 1))
+    fig = go.Figure(go.Scatter(x=x, y=e, mode="lines", line=dict(color=model_color(model), width=2),
+                               name="evidence", hovertemplate="%{x} labelled: E = %{y:.3g}<extra></extra>"))
+    fig.add_hline(y=threshold, line=dict(color="#6b7280", dash="dash"),
+                  annotation_text=f"decides at {threshold:g}", annotation_position="top left")
+    fig.update_yaxes(type="log", title="E (log)")
+    fig.update_xaxes(title="labelled images in shadow")
+    return figure(fig, height=170, margin=dict(l=50, r=10, t=10, b=35), showlegend=False)
 
 
 def _events_table(events: list[dict]):

@@ -18,6 +18,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .installs import MINIO_VERSION, default_cache_dir
+
 # MinIO's notification target ids: the ARN MinIO derives from one is
 # arn:minio:sqs::<id>:kafka. The first publishes each event straight to Kafka (the
 # fast path); the second keeps every event on disk (queue_dir) until Kafka has it,
@@ -44,17 +46,12 @@ def _default_project_file() -> Path:
     return in_checkout if in_checkout.exists() else Path.cwd() / "project.yaml"
 
 
-def _default_cache_dir() -> Path:
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return Path(xdg) / "triptych" if xdg else Path.home() / ".cache" / "triptych"
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRIPTYCH_", env_file=".env", extra="ignore")
 
     # Where installs are cached (shared by every stack on the machine) and where
     # one stack keeps its data, logs and pid files.
-    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    cache_dir: Path = Field(default_factory=default_cache_dir)
     data_dir: Path = Field(default_factory=_default_data_dir)
     bind_host: str = "127.0.0.1"
 
@@ -82,7 +79,7 @@ class Settings(BaseSettings):
     s3_endpoint: str | None = Field(default=None, description="http(s)://host:port; unset = managed locally")
     minio_port: int = 9000
     minio_console_port: int = 9001
-    minio_version: str = "v0.0.0-20260212201848-7aac2a2c5b7c"
+    minio_version: str = MINIO_VERSION
     # Distributed MinIO: every node is started with the same volumes, in MinIO's own
     # notation (`http://node-{1...4}:9000/data`); unset = one drive in the data dir.
     minio_volumes: str | None = None
@@ -191,8 +188,11 @@ class Settings(BaseSettings):
     # per architecture in promotion_margins (e.g. {"resnet50": 0.01}).
     promotion_margin: float = Field(default=0.02, ge=0, le=1)
     promotion_margins: dict[str, float] = Field(default_factory=dict)
-    # Labelled live images a challenger must answer in shadow before it may be promoted.
-    shadow_min_labelled: int = Field(default=200, gt=0)
+    # The shadow gate's sequential test (triptych.lifecycle.gate): its false-decision
+    # rate, however often it looks, and the labelled live images after which it
+    # decides without significance (promoted when not worse).
+    shadow_alpha: float = Field(default=0.05, gt=0, lt=1)
+    shadow_label_budget: int = Field(default=2000, gt=0)
     # Every promotion decision is also POSTed here as JSON, when set.
     decision_webhook_url: str | None = None
     # Trainings of one workflow run at once (0 = one per core, at most one per model).

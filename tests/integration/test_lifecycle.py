@@ -211,7 +211,7 @@ def test_a_challenger_in_shadow_is_promoted_on_live_labels_and_hot_swapped_durin
                 stack, "SELECT shadow FROM model_comparisons WHERE image_id = ANY(%s::uuid[])", (ids,))), 60,
                 message="shadow answers beside the comparisons")
 
-            decided = gate.review_shadow(Settings(**{**stack.model_dump(), "shadow_min_labelled": 30}))
+            decided = gate.review_shadow(Settings(**{**stack.model_dump(), "shadow_label_budget": 30}))
             by_model = {d["model_name"]: d for d in decided}
             assert by_model["mobilenet_v2"]["outcome"] == gate.CHAMPION, by_model
             assert by_model["efficientnet_b0"]["outcome"] == gate.REJECTED, by_model

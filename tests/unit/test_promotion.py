@@ -37,15 +37,26 @@ def test_policies():
         decide(0.5, 0.5, 0.02, "sometimes")
 
 
-def test_shadow_waits_for_enough_labelled_images():
-    decision = decide_live(challenger_correct=50, champion_correct=10, labelled=50, min_labelled=200)
-    assert decision.outcome == KEPT and "50 of 200" in decision.reason
+def test_shadow_keeps_the_challenger_while_the_evidence_is_short():
+    decision = decide_live(wins=6, losses=2, labelled=50, budget=2000, alpha=0.05)
+    assert decision.outcome == KEPT and "50 of at most 2000" in decision.reason
+    assert decision.figures["e_value"] < 20 and not decision.figures["significant"]
 
 
-def test_shadow_promotes_when_not_worse_and_rejects_when_worse():
-    assert decide_live(180, 180, 200, 200).outcome == CHAMPION  # a tie is not worse
-    assert decide_live(190, 150, 250, 200).outcome == CHAMPION
-    worse = decide_live(149, 150, 200, 200)
+def test_shadow_decides_as_soon_as_the_evidence_is_significant_either_way():
+    better = decide_live(wins=30, losses=5, labelled=120, budget=2000, alpha=0.05)
+    assert better.outcome == CHAMPION and better.figures["significant"] and not better.figures["at_budget"]
+    assert better.figures["e_value"] >= 20 and "won 30" in better.reason
+    worse = decide_live(wins=5, losses=30, labelled=120, budget=2000, alpha=0.05)
+    assert worse.outcome == REJECTED and worse.figures["significant"]
+
+
+def test_at_the_label_budget_the_old_rule_decides_and_says_so():
+    tie = decide_live(wins=40, losses=40, labelled=2000, budget=2000, alpha=0.05)
+    assert tie.outcome == CHAMPION and tie.figures["at_budget"] and not tie.figures["significant"]
+    assert "without significance" in tie.reason  # a tie is not worse
+    worse = decide_live(wins=39, losses=41, labelled=2000, budget=2000, alpha=0.05,
+                        challenger_correct=1500, champion_correct=1502)
     assert worse.outcome == REJECTED and worse.figures["challenger_accuracy"] < worse.figures["champion_accuracy"]
 
 

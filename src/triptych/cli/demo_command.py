@@ -40,8 +40,8 @@ def demo(rate: float = typer.Option(4.0, help="images per second streamed"),
 
     settings = get_settings()
     try:
-        with console.status("starting the stack and the functions"):
-            result = Stack(settings).up()
+        with console.status("starting the stack and the functions") as spinner:
+            result = Stack(settings).up(report=spinner.update)
     except StackError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(1) from exc

@@ -4,10 +4,16 @@
    held-out set. A candidate better by the margin (per architecture) becomes the
    `challenger`; otherwise it is rejected. With no champion yet it becomes champion.
 2. Live, in shadow: the challenger answers the live stream beside the champion
-   (the `infer-shadow` function). Once it has answered at least
-   `shadow_min_labelled` labelled images that the champion answered too, it is
-   promoted when its live accuracy is not worse than the champion's on those same
-   images, and rejected otherwise; the inference functions hot-swap.
+   (the `infer-shadow` function). Every minute the gate looks at the labelled
+   images both answered, and at the disagreements among them: a won by the
+   challenger, b by the champion. Their e-value E = 2^n B(a+1, b+1)
+   (`triptych.stats.evalue`) stays below 1/alpha with probability 1 - alpha when
+   the two are equally accurate, however many times it is looked at. Once
+   E >= 1/alpha the challenger is promoted if a > b and rejected if b > a: soon
+   when the difference is large, never on noise. If `shadow_label_budget`
+   labelled images pass first, the old rule decides (promoted when not worse),
+   and the decision says it came at the budget, without significance. The
+   inference functions hot-swap.
 
 Every decision is a `system_events` row, tags on the MLflow version, and (when
 `decision_webhook_url` is set) a JSON POST.
@@ -28,6 +34,7 @@ from ..db.events import log_system_event
 from ..models import registry
 from ..models.lifecycle import announce, promote
 from ..models.zoo import ARCHITECTURES
+from ..stats.evalue import e_value, evidence
 
 log = logging.getLogger("triptych.lifecycle")
 
@@ -64,19 +71,36 @@ def decide(candidate: float, champion: float | None, margin: float, policy: str 
                               f"on the same images by {margin}", figures)
 
 
-def decide_live(challenger_correct: int, champion_correct: int, labelled: int, min_labelled: int) -> Decision:
-    """Phase 2: the same labelled live images, answered by both."""
-    figures = {"labelled": labelled, "challenger_correct": challenger_correct, "champion_correct": champion_correct,
-               "min_labelled": min_labelled}
-    if labelled < min_labelled:
-        return Decision(KEPT, f"in shadow: {labelled} of {min_labelled} labelled live images so far", figures)
-    challenger, champion = challenger_correct / labelled, champion_correct / labelled
-    figures.update(challenger_accuracy=challenger, champion_accuracy=champion)
-    if challenger >= champion:
-        return Decision(CHAMPION, f"live accuracy {challenger:.4f} is not worse than the champion's {champion:.4f} "
-                                  f"over {labelled} labelled images", figures)
-    return Decision(REJECTED, f"live accuracy {challenger:.4f} is worse than the champion's {champion:.4f} "
-                              f"over {labelled} labelled images", figures)
+def decide_live(wins: int, losses: int, labelled: int, budget: int, alpha: float,
+                challenger_correct: int | None = None, champion_correct: int | None = None) -> Decision:
+    """Phase 2: the labelled live images both answered; `wins` and `losses` are the
+    disagreements among them the challenger and the champion got right."""
+    seen = evidence(wins, losses, alpha)
+    challenger_correct = wins if challenger_correct is None else challenger_correct
+    champion_correct = losses if champion_correct is None else champion_correct
+    figures = {"labelled": labelled, "wins": wins, "losses": losses, "disagreements": seen.disagreements,
+               "e_value": round(seen.e, 4), "threshold": seen.threshold, "alpha": alpha, "budget": budget,
+               "challenger_correct": challenger_correct, "champion_correct": champion_correct,
+               "significant": seen.significant, "at_budget": False}
+    if labelled:
+        figures.update(challenger_accuracy=challenger_correct / labelled, champion_accuracy=champion_correct / labelled)
+    duel = (f"of {seen.disagreements} labelled images where only one was right, the challenger won {wins} and "
+            f"the champion {losses}")
+    if seen.verdict == "better":
+        return Decision(CHAMPION, f"more accurate live: {duel}; E = {seen.e:.3g} >= {seen.threshold:g} "
+                                  f"(alpha {alpha}) after {labelled} labelled images", figures)
+    if seen.verdict == "worse":
+        return Decision(REJECTED, f"less accurate live: {duel}; E = {seen.e:.3g} >= {seen.threshold:g} "
+                                  f"(alpha {alpha}) after {labelled} labelled images", figures)
+    if labelled < budget:
+        return Decision(KEPT, f"in shadow: {duel}; E = {seen.e:.3g} of {seen.threshold:g} needed, "
+                              f"{labelled} of at most {budget} labelled images", figures)
+    figures["at_budget"] = True
+    if wins >= losses:  # the same images: not fewer right is not worse
+        return Decision(CHAMPION, f"not worse live at the label budget ({budget} images), without significance: "
+                                  f"{duel}; E = {seen.e:.3g} < {seen.threshold:g}", figures)
+    return Decision(REJECTED, f"worse live at the label budget ({budget} images), without significance: "
+                              f"{duel}; E = {seen.e:.3g} < {seen.threshold:g}", figures)
 
 
 def apply(model_name: str, version: str, decision: Decision, settings: Settings, run_id: str | None = None) -> None:
@@ -127,7 +151,11 @@ def notify(record: dict, settings: Settings) -> None:
 SHADOW_FIGURES = """
 SELECT count(*) AS labelled,
        count(*) FILTER (WHERE s.predicted_class = i.ground_truth_label) AS challenger_correct,
-       count(*) FILTER (WHERE c.predicted_class = i.ground_truth_label) AS champion_correct
+       count(*) FILTER (WHERE c.predicted_class = i.ground_truth_label) AS champion_correct,
+       count(*) FILTER (WHERE s.predicted_class = i.ground_truth_label
+                          AND c.predicted_class IS DISTINCT FROM i.ground_truth_label) AS wins,
+       count(*) FILTER (WHERE c.predicted_class = i.ground_truth_label
+                          AND s.predicted_class IS DISTINCT FROM i.ground_truth_label) AS losses
 FROM predictions s
 JOIN predictions c ON c.image_id = s.image_id AND c.model_name = s.model_name
                   AND c.model_version = %(champion)s AND c.role = 'champion'
@@ -138,9 +166,32 @@ WHERE s.model_name = %(model)s AND s.model_version = %(challenger)s AND s.role =
 
 
 def shadow_figures(cur, model_name: str, challenger: str, champion: str) -> dict:
-    """Labelled live images both answered, and how many each got right."""
+    """Labelled live images both answered, how many each got right, and the
+    disagreements each won (only it was right)."""
     cur.execute(SHADOW_FIGURES, {"model": model_name, "challenger": challenger, "champion": champion})
     return dict(cur.fetchone())
+
+
+SHADOW_DUEL = """
+SELECT s.predicted_class = i.ground_truth_label AS challenger_right,
+       coalesce(c.predicted_class = i.ground_truth_label, FALSE) AS champion_right
+FROM predictions s
+JOIN predictions c ON c.image_id = s.image_id AND c.model_name = s.model_name
+                  AND c.model_version = %(champion)s AND c.role = 'champion'
+JOIN images i ON i.image_id = s.image_id
+WHERE s.model_name = %(model)s AND s.model_version = %(challenger)s AND s.role = 'shadow'
+  AND i.ground_truth_label IS NOT NULL
+ORDER BY s.predicted_at, s.image_id
+LIMIT %(limit)s
+"""
+
+
+def shadow_duel(cur, model_name: str, challenger: str, champion: str, limit: int = 20_000) -> tuple[list, list]:
+    """Per labelled image both answered, in the order the challenger answered them:
+    was the challenger right, was the champion (what the evidence path is drawn from)."""
+    cur.execute(SHADOW_DUEL, {"model": model_name, "challenger": challenger, "champion": champion, "limit": limit})
+    rows = cur.fetchall()
+    return [bool(r["challenger_right"]) for r in rows], [bool(r["champion_right"]) for r in rows]
 
 
 # What the shadow gate sees, for Prometheus (the ShadowChallengerWorse alert): the
@@ -149,11 +200,14 @@ SHADOW_ACCURACY = Gauge("triptych_shadow_accuracy", "Live accuracy on the labell
                         ("model", "role"))
 SHADOW_LABELLED = Gauge("triptych_shadow_labelled", "Labelled live images a challenger and its champion both answered",
                         ("model",))
+SHADOW_EVIDENCE = Gauge("triptych_shadow_evidence", "The shadow gate's e-value: it decides at 1/alpha",
+                        ("model",))
 
 
 def _export_shadow(model_name: str, figures: dict) -> None:
     labelled = figures["labelled"]
     SHADOW_LABELLED.labels(model_name).set(labelled)
+    SHADOW_EVIDENCE.labels(model_name).set(e_value(figures["wins"], figures["losses"]))
     if labelled:
         SHADOW_ACCURACY.labels(model_name, "challenger").set(figures["challenger_correct"] / labelled)
         SHADOW_ACCURACY.labels(model_name, "champion").set(figures["champion_correct"] / labelled)
@@ -161,7 +215,8 @@ def _export_shadow(model_name: str, figures: dict) -> None:
 
 def _forget_shadow(model_name: str) -> None:
     """No challenger in shadow: no figures to show (a stale one would keep an alert firing)."""
-    for gauge, labels in ((SHADOW_LABELLED, (model_name,)), (SHADOW_ACCURACY, (model_name, "challenger")),
+    for gauge, labels in ((SHADOW_LABELLED, (model_name,)), (SHADOW_EVIDENCE, (model_name,)),
+                          (SHADOW_ACCURACY, (model_name, "challenger")),
                           (SHADOW_ACCURACY, (model_name, "champion"))):
         try:
             gauge.remove(*labels)
@@ -181,8 +236,8 @@ def review_shadow(settings: Settings, db: Database | None = None) -> list[dict]:
             continue
         figures = db.transaction(lambda cur, m=model_name, ch=challenger, cp=champion: shadow_figures(cur, m, ch, cp))
         _export_shadow(model_name, figures)
-        decision = decide_live(figures["challenger_correct"], figures["champion_correct"], figures["labelled"],
-                               settings.shadow_min_labelled)
+        decision = decide_live(figures["wins"], figures["losses"], figures["labelled"], settings.shadow_label_budget,
+                               settings.shadow_alpha, figures["challenger_correct"], figures["champion_correct"])
         decision.figures.update(champion_version=champion)
         apply(model_name, challenger, decision, settings)
         results.append({"model_name": model_name, "version": challenger, **decision.as_dict()})

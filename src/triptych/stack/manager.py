@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..errors import StackError
+from .prebuild import Report
 from .provision import (
     provision_buckets,
     provision_local_keys,
@@ -24,7 +25,6 @@ from .provision import (
 )
 from .services import Service, ServiceStatus, all_services
 
-Report = Callable[[str], None]
 
 # What each role of `triptych up --role` runs; "all" runs every server on one host.
 ROLE_SERVICES: dict[str, tuple[str, ...]] = {
@@ -83,7 +83,7 @@ class Stack:
             svc.check_ports()
         for svc in to_start:
             report(f"installing {svc.name}")
-            svc.install()
+            svc.install(report)
 
         # Each provisioning step runs right after the servers it needs are up.
         after_start: dict[str, Callable[[], None]] = {

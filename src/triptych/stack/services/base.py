@@ -16,6 +16,7 @@ import psutil
 
 from ...config import Settings
 from ...errors import InstallError, ToolMissingError, UnhealthyError
+from ..prebuild import Report, quiet
 from ..process import (
     PidFile,
     ProcessRecord,
@@ -79,8 +80,9 @@ class Service(ABC):
     def version(self) -> str: ...
 
     # -- lifecycle ----------------------------------------------------------
-    def install(self) -> None:
-        """Fetch or build what the service needs, once; later calls are no-ops."""
+    def install(self, report: Report = quiet) -> None:
+        """Fetch or build what the service needs, once; later calls are no-ops. A long
+        install says how far it is through `report`."""
 
     @abstractmethod
     def _launch(self) -> int:

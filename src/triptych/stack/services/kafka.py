@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ...errors import InstallError
 from ..process import spawn_detached
+from ..prebuild import Report, quiet
 from .base import Service, _require_tool, _run_install
 
 KAFKA_POM = Path(__file__).resolve().parents[1] / "assets" / "kafka-pom.xml"
@@ -34,7 +35,7 @@ class Kafka(Service):
     def version(self) -> str:
         return self.settings.kafka_version
 
-    def install(self) -> None:
+    def install(self, report: Report = quiet) -> None:
         marker = self.libs_dir / ".complete"
         if marker.exists():
             return

@@ -10,7 +10,8 @@ from pathlib import Path
 from ...config import MINIO_KAFKA_DURABLE_TARGET_ID, MINIO_KAFKA_TARGET_ID
 from ...contracts import TOPIC_MINIO_EVENTS, TOPIC_MINIO_EVENTS_DURABLE
 from ..process import spawn_detached
-from .base import Service, _require_tool, _run_install
+from ..prebuild import Report, build_minio, minio_binary, quiet
+from .base import Service
 
 
 def minio_kafka_targets_env(brokers: str, queue_dir: str, queue_limit: int) -> dict[str, str]:
@@ -57,7 +58,7 @@ class MinIO(Service):
 
     @property
     def binary(self) -> Path:
-        return self.settings.cache_dir / f"minio-{self.settings.minio_version}" / "minio"
+        return minio_binary(self.settings.cache_dir, self.settings.minio_version)
 
     def version(self) -> str:
         if not self.binary.exists():
@@ -67,16 +68,9 @@ class MinIO(Service):
         # `go install` builds carry no release tag: the pinned module version names the commit.
         return match.group(1) if match else self.settings.minio_version
 
-    def install(self) -> None:
-        if self.binary.exists():
-            return
-        go = _require_tool("go", "to build MinIO with `go install` (Go 1.24 or newer)")
-        self.binary.parent.mkdir(parents=True, exist_ok=True)
-        _run_install(
-            [go, "install", f"github.com/minio/minio@{self.settings.minio_version}"],
-            f"Building MinIO {self.settings.minio_version} with go install (a few minutes, once)",
-            env={"GOBIN": str(self.binary.parent), "CGO_ENABLED": "0"},
-        )
+    def install(self, report: Report = quiet) -> None:
+        # Often already under way, started by `make install` beside pip (see prebuild).
+        build_minio(self.settings.cache_dir, self.settings.minio_version, report)
 
     @property
     def event_queue_path(self) -> Path:

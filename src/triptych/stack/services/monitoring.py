@@ -34,6 +34,7 @@ from ...runtime.cron_trigger import parse_duration
 from ...runtime.targets import supervisor_target_path, targets_dir
 from ...security.keys import key_file
 from ..process import spawn_detached
+from ..prebuild import Report, quiet
 from .base import OwnServer, apt_install
 
 PROMETHEUS = Path("/usr/bin/prometheus")
@@ -79,7 +80,7 @@ class MonitoringServer(OwnServer):
     def version(self) -> str:
         return _binary_version(self.binary)
 
-    def install(self) -> None:
+    def install(self, report: Report = quiet) -> None:
         install_monitoring()
 
     def healthy(self) -> bool:

@@ -12,6 +12,7 @@ import psutil
 
 from ...errors import InstallError
 from ..process import spawn_detached, tail
+from ..prebuild import Report, quiet
 from .base import Service, apt_install
 
 
@@ -45,7 +46,7 @@ class Postgres(Service):
         except FileNotFoundError:
             return "not installed"
 
-    def install(self) -> None:
+    def install(self, report: Report = quiet) -> None:
         if (self.bin_dir / "postgres").exists():
             return
         apt_install(["postgresql-15"], "PostgreSQL 15", "set TRIPTYCH_DATABASE_URL to an existing server")
