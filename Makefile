@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	@PYTHONPATH=src nohup $(PYTHON) -m triptych.stack.prebuild >/dev/null 2>&1 &
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" wheel setuptools
 	@echo "installing the Python packages (torch is the big one: a few minutes the first time)"
-	set -o pipefail; $(PIP) --progress-bar off --editable '.[test]' | awk '/^(Collecting|Successfully)/ {print; fflush()}'
+	set -o pipefail; $(PIP) --progress-bar off --editable '.[test]' | awk '/^Collecting/ {print; fflush()} /^Successfully installed/ {print "installed " NF - 2 " packages"} /^Installing collected/ {print "unpacking them (torch is ~3 GB: a few minutes, quiet)"; fflush()}'
 	@touch $@
 
 # The main job: stack + functions up, champions trained if missing, the labelled

@@ -1,5 +1,6 @@
-"""Compare: the models side by side over a chosen time range: latency
-distributions with p50/p95/p99, throughput over time, confidence distributions,
+"""Compare: the models side by side over a chosen time range: which is really
+more accurate (paired significance, in words), latency distributions with
+p50/p95/p99, throughput over time, confidence distributions and calibration,
 accuracy per class and a confusion matrix per model (labelled images), how often
 each pair of models agrees, and every model version that answered (a champion and
 its challenger side by side)."""
@@ -57,13 +58,15 @@ def layout(range: str | None = None, **_query):  # noqa: A002 - the URL's query 
         problem,
         html.Div(id="compare-empty"),
         html.Div([
+            html.Div(id="compare-significance", className="mb-3"),
             html.Div(id="compare-latency-table", className="mb-2"),
             dbc.Row([dbc.Col(graph("compare-latency"), lg=6), dbc.Col(graph("compare-throughput"), lg=6)],
                     className="g-3"),
-            dbc.Row([dbc.Col(graph("compare-confidence"), lg=6), dbc.Col(graph("compare-class-accuracy"), lg=6)],
+            dbc.Row([dbc.Col(graph("compare-confidence"), lg=6), dbc.Col(graph("compare-calibration"), lg=6)],
                     className="g-3"),
-            dbc.Row([dbc.Col(graph("compare-agreement"), lg=4), dbc.Col(graph("compare-confusion"), lg=8)],
+            dbc.Row([dbc.Col(graph("compare-class-accuracy"), lg=7), dbc.Col(graph("compare-agreement"), lg=5)],
                     className="g-3"),
+            graph("compare-confusion"),
             html.H5("Model versions in this range", className="mt-3"),
             html.P("Each version that answered, on the same images: a challenger beside its champion shows here.",
                    className="text-muted small"),
@@ -202,6 +205,74 @@ def agreement_and_accuracy(range_key):
 
         confusion_fig = _confusion_figure(confusion, classes)
     return agree_fig, accuracy_fig, confusion_fig
+
+
+@callback(Output("compare-significance", "children"), Input("compare-range", "value"))
+def significance(range_key):
+    from triptych.stats.ranges import range_significance  # scipy and statsmodels: loaded on first use
+
+    start, end = data.time_range(range_key)
+    result = data.read(range_significance, start, end, data.model_names(), model_label)
+    return _significance_card(result, range_key)
+
+
+def _significance_card(result: dict, range_key: str) -> dbc.Card:
+    from triptych.stats.paired import format_p
+
+    header = dbc.CardHeader(html.Span("Which model is really more accurate?", className="fw-semibold"))
+    if not result["n"]:
+        return dbc.Card([header, dbc.CardBody(html.P(
+            f"No labelled image answered by every model in the {data.RANGE_LABELS[range_key]}: label images on the "
+            "Review page, or stream a labelled set, and the verdicts appear here.", className="text-muted mb-0"))],
+            id="compare-significance-card")
+    lines = []
+    for pair in result["pairs"]:
+        settled = pair["p_value"] < 0.05
+        lines.append(html.Li([dbc.Badge("clear" if settled else "not yet", color="success" if settled else "secondary",
+                                        className="me-2"), pair["verdict"]],
+                             id=f"compare-verdict-{'-'.join(pair['models'])}"))
+    q = result["cochran_q"]
+    if q:
+        overall = (f"All {len(result['models'])} together (Cochran's Q = {q['q']:.1f}, df {q['df']}, "
+                   f"{format_p(q['p_value'])}, {result['n']:,} labelled images): "
+                   + ("at least one differs in accuracy." if q["p_value"] < 0.05 else "no model stands out yet."))
+    else:
+        overall = f"All {len(result['models'])} together: no labelled image splits them yet."
+    return dbc.Card([header, dbc.CardBody([
+        html.Ul(lines, className="verdicts mb-2"),
+        html.P(overall, className="mb-1", id="compare-cochran"),
+        html.P("Only the images where exactly one of two models was right tell them apart (McNemar's exact test); "
+               "intervals are 95 % paired bootstraps of the accuracy difference. Each pair's p is its own; "
+               "Cochran's Q judges all models at once.", className="text-muted small mb-0"),
+    ])], id="compare-significance-card")
+
+
+@callback(Output("compare-calibration", "figure"), Input("compare-range", "value"))
+def calibration(range_key):
+    """The reliability diagram: per model, accuracy against mean confidence in each
+    confidence bin; on the diagonal, 90 % confidence means 90 % right."""
+    from triptych.stats.ranges import range_calibration
+
+    start, end = data.time_range(range_key)
+    models = data.read(range_calibration, start, end)
+    if not models:
+        return empty_figure("Calibration needs labelled images: label some on the Review page.")
+    fig = go.Figure()
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#9ca3af", dash="dot"), name="perfectly calibrated",
+                    hoverinfo="skip")
+    for model, c in models.items():
+        shown = [b for b in c["bins"] if b["count"]]
+        fig.add_scatter(
+            x=[b["confidence"] for b in shown], y=[b["accuracy"] for b in shown], mode="lines+markers",
+            name=f"{model_label(model)} · ECE {c['ece']:.1%}", line=dict(color=model_color(model)),
+            marker=dict(size=[6 + 10 * (b["count"] / c["n"]) ** 0.5 for b in shown]),
+            customdata=[[b["count"], b["lower"], b["upper"]] for b in shown],
+            hovertemplate="confidence %{customdata[1]:.0%}–%{customdata[2]:.0%}: %{customdata[0]} answers, "
+                          "mean %{x:.0%}, right %{y:.0%}<extra></extra>")
+    fig.update_layout(title="Calibration: how often each confidence is right (marker size: answers)")
+    fig.update_xaxes(range=[0, 1], tickformat=".0%", title="mean confidence in the bin")
+    fig.update_yaxes(range=[0, 1], tickformat=".0%", title="right")
+    return figure(fig)
 
 
 @callback(Output("compare-versions", "children"), Input("compare-range", "value"))

@@ -198,9 +198,11 @@ def _alerts(alerts: list[dict]) -> list:
     return cards
 
 
+# Two callbacks, not one: Dash applies a callback's outputs together, and the charts
+# need plotly.js (3.5 MB, fetched and parsed on first use). In one callback the
+# stream waited for it: 5-6 s on a busy 2-core machine before any image showed.
 @callback(
-    Output("live-counters", "children"), Output("live-stream", "children"), Output("live-models", "children"),
-    Output("live-updated", "children"), Output("live-latency", "figure"), Output("live-lag", "figure"),
+    Output("live-counters", "children"), Output("live-stream", "children"), Output("live-updated", "children"),
     Input("live-interval", "n_intervals"),
 )
 def refresh(_n):
@@ -218,8 +220,15 @@ def refresh(_n):
                        code("images"), " bucket."]),
             "Each image appears here with the three models' answers as soon as all three have answered.",
             id="live-empty")
-    return (_counters(minute, hour), stream, _models_table(data.read(per_model, MODEL_WINDOW_S)),
-            f"updated {datetime.now():%H:%M:%S}", _latency_trend(), _lag_trend())
+    return _counters(minute, hour), stream, f"updated {datetime.now():%H:%M:%S}"
+
+
+@callback(
+    Output("live-models", "children"), Output("live-latency", "figure"), Output("live-lag", "figure"),
+    Input("live-interval", "n_intervals"),
+)
+def refresh_models_and_trends(_n):
+    return _models_table(data.read(per_model, MODEL_WINDOW_S)), _latency_trend(), _lag_trend()
 
 
 def _latency_trend() -> go.Figure:

@@ -170,6 +170,57 @@ def test_a_label_from_the_review_queue_recomputes_correctness(stack, client, upl
     assert events == 2
 
 
+def test_significance_pairs_the_models_on_the_labelled_images_all_answered(stack, client, uploaded):
+    from triptych.stats.paired import mcnemar_p
+
+    until = datetime.now(timezone.utc)  # every comparison made after this is outside the range
+    since = until - timedelta(hours=1)
+    params = {"since": since.isoformat(), "until": until.isoformat()}
+    reply = client.get("/stats/significance", params=params)
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    # Counted again here, independently, from the comparisons' per-model correctness.
+    rows = [r[0] for r in query(stack, """SELECT per_model FROM model_comparisons
+                                         WHERE created_at >= %s AND created_at < %s ORDER BY created_at DESC
+                                         LIMIT 10000""", (since, until))]
+    models = ["resnet50", "mobilenet_v2", "efficientnet_b0"]
+    labelled = [r for r in rows if all(m in r and r[m].get("correct") is not None for m in models)]
+    assert body["n"] == len(labelled) >= len(uploaded)
+    assert [p["models"] for p in body["pairs"]] == [[models[0], models[1]], [models[0], models[2]],
+                                                    [models[1], models[2]]]
+    for pair in body["pairs"]:
+        first, second = pair["models"]
+        b = sum(r[first]["correct"] and not r[second]["correct"] for r in labelled)
+        c = sum(r[second]["correct"] and not r[first]["correct"] for r in labelled)
+        assert (pair["n"], pair["b"], pair["c"]) == (len(labelled), b, c)
+        assert pair["p_value"] == pytest.approx(mcnemar_p(b, c))
+        assert pair["accuracy_difference"] == pytest.approx((b - c) / len(labelled))
+        assert pair["ci_low"] <= pair["accuracy_difference"] <= pair["ci_high"]
+        assert pair["verdict"]
+    # GraphQL answers the same figures.
+    graphql = client.post("/graphql", json={"query": f"""{{ significance(since: "{params['since']}",
+        until: "{params['until']}") {{ n pairs {{ models b c pValue verdict }} cochranQ {{ q pValue df }} }} }}"""})
+    data = graphql.json()
+    assert "errors" not in data, data
+    assert data["data"]["significance"]["n"] == body["n"]
+    assert [(p["b"], p["c"]) for p in data["data"]["significance"]["pairs"]] == [(p["b"], p["c"]) for p in body["pairs"]]
+    backwards = client.get("/stats/significance", params={"since": until.isoformat(), "until": since.isoformat()})
+    assert backwards.status_code == 400 and backwards.json()["code"] == "bad_time_range"
+
+
+def test_calibration_bins_every_labelled_answer_and_ece_is_in_model_stats(client, uploaded):
+    body = client.get("/stats/calibration").json()
+    assert {m["model_name"] for m in body["models"]} >= {"resnet50", "mobilenet_v2", "efficientnet_b0"}
+    for model in body["models"]:
+        bins = model["bins"]
+        assert len(bins) == 10 and bins[0]["lower"] == 0 and bins[-1]["upper"] == 1
+        assert sum(b["count"] for b in bins) == model["n"] >= len(uploaded)
+        gaps = sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in bins if b["count"]) / model["n"]
+        assert model["ece"] == pytest.approx(gaps)
+    stats = client.get("/stats/models", params={"window_s": 3600}).json()["models"]
+    assert all(m["ece"] is not None for m in stats if m["model_name"] in ("resnet50", "mobilenet_v2"))
+
+
 def test_graphql_lists_images_and_uploads_with_a_key_only(api, client, uploaded):
     listed = client.post("/graphql", json={"query": "{ images(limit: 5) { imageId predictions { modelName } } "
                                                     "modelStats { modelName predictions } }"}).json()

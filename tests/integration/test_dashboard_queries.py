@@ -23,7 +23,9 @@ from triptych.db.queries import (
     agreement_matrix,
     answers_for,
     confidence_distribution,
+    calibration_bins,
     confusion_counts,
+    correctness_patterns,
     history_count,
     history_rows,
     image_detail,
@@ -124,6 +126,33 @@ def test_wide_ranges_read_the_newest_sample_only(seeded):
     confusion = read(seeded, confusion_counts, seeded["start"], seeded["end"], 10)
     assert all(sum(cells.values()) == 10 for cells in confusion.values())
     assert read(seeded, range_counts, seeded["start"], seeded["end"]) == {"answers": 3 * IMAGES, "images": IMAGES}
+
+
+def test_correctness_patterns_count_who_was_right_on_each_labelled_image(seeded):
+    result = read(seeded, correctness_patterns, seeded["start"], seeded["end"], MODELS)
+    truth = {i["image_id"]: i["truth"] for i in seeded["images"]}
+    expected = Counter(tuple(a.predicted_class == truth[image_id] for a in row)
+                       for image_id, row in seeded["answers"].items())
+    assert result == dict(expected) and sum(result.values()) == IMAGES
+    # In the order asked, and only over the images every model asked for answered.
+    reordered = read(seeded, correctness_patterns, seeded["start"], seeded["end"], MODELS[::-1])
+    assert reordered == {k[::-1]: n for k, n in expected.items()}
+    assert read(seeded, correctness_patterns, seeded["start"], seeded["end"], ["resnet50", "vgg"]) == {}
+
+
+def test_calibration_bins_are_the_answers_binned_as_numpy_bins_them(seeded):
+    from triptych.stats.calibration import from_samples, reliability
+
+    result = read(seeded, calibration_bins, seeded["start"], seeded["end"])
+    truth = {i["image_id"]: i["truth"] for i in seeded["images"]}
+    assert set(result) == set(MODELS)
+    for m in MODELS:
+        answers = [(a.confidence, a.predicted_class == truth[image_id])
+                   for image_id, row in seeded["answers"].items() for a in row if a.model_name == m]
+        expected = from_samples(np.array([c for c, _ in answers]), np.array([ok for _, ok in answers]))
+        got = reliability(result[m]["counts"], result[m]["confidence_sums"], result[m]["correct_sums"])
+        assert got["n"] == IMAGES and got["ece"] == pytest.approx(expected["ece"])
+        assert [b["count"] for b in got["bins"]] == [b["count"] for b in expected["bins"]]
 
 
 def test_confidence_histogram_counts_every_answer_in_its_bin(seeded):

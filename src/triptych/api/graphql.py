@@ -24,7 +24,10 @@ from strawberry.file_uploads import Upload
 from ..db import queries
 from ..ingress.upload import UploadForm
 from ..security import AuthError
+from ..stats.ranges import range_significance
 from .deps import Services
+from .errors import ApiError
+from .routes.stats import time_range
 
 MAX_LIMIT = 500
 
@@ -75,6 +78,36 @@ class ModelStats:
     p95_inference_ms: float | None
     mean_confidence: float | None
     accuracy: float | None
+
+
+@strawberry.type(description="two models on the labelled images both answered (see GET /stats/significance)")
+class PairSignificance:
+    models: list[str]
+    n: int
+    b: int
+    c: int
+    accuracy_difference: float | None
+    p_value: float
+    ci_low: float | None
+    ci_high: float | None
+    more_labels_needed: int | None
+    verdict: str
+
+
+@strawberry.type
+class CochranQ:
+    q: float
+    p_value: float
+    df: int
+
+
+@strawberry.type
+class Significance:
+    since: datetime
+    until: datetime
+    n: int
+    pairs: list[PairSignificance]
+    cochran_q: CochranQ | None
 
 
 def _services(info: strawberry.Info) -> Services:
@@ -143,6 +176,22 @@ class Query:
         return [ModelStats(model_name=r["model_name"], predictions=r["predictions"],
                            p50_inference_ms=r["p50_inference_ms"], p95_inference_ms=r["p95_inference_ms"],
                            mean_confidence=r["mean_confidence"], accuracy=r["accuracy"]) for r in rows]
+
+
+    @strawberry.field(description="is one model really more accurate than another? (default: the last hour)")
+    async def significance(self, info: strawberry.Info, since: datetime | None = None,
+                           until: datetime | None = None) -> Significance:
+        _check(info)
+        svc = _services(info)
+        try:
+            start, end = time_range(since, until)
+        except ApiError as exc:
+            raise GraphQLError(str(exc), extensions={"code": exc.code}) from exc
+        result = await run_in_threadpool(svc.read, range_significance, start, end, list(svc.settings.active_models))
+        q = result["cochran_q"]
+        return Significance(
+            since=start, until=end, n=result["n"], cochran_q=CochranQ(**q) if q else None,
+            pairs=[PairSignificance(**{k: v for k, v in p.items() if k != "accuracy"}) for p in result["pairs"]])
 
 
 @strawberry.type

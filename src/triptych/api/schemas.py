@@ -181,6 +181,8 @@ class ModelStats(BaseModel):
     p50_total_ms: float | None = None
     mean_confidence: float | None = None
     accuracy: float | None = None
+    ece: float | None = Field(default=None, description="expected calibration error on the window's labelled "
+                                                         "images (10 equal-width confidence bins)")
 
 
 class ModelStatsReply(BaseModel):
@@ -210,6 +212,62 @@ class PerformanceReply(BaseModel):
     since: datetime
     until: datetime
     windows: list[MetricsWindow]
+
+
+class PairSignificance(BaseModel):
+    """Two models on the labelled images both answered (McNemar's exact test and a
+    paired bootstrap interval of the accuracy difference, first minus second)."""
+
+    models: list[str] = Field(examples=[["resnet50", "mobilenet_v2"]])
+    n: int = Field(description="labelled images both answered")
+    b: int = Field(description="images only the first model got right")
+    c: int = Field(description="images only the second model got right")
+    accuracy: list[float | None]
+    accuracy_difference: float | None = Field(description="first minus second, as a share (0.041 = 4.1 points)")
+    p_value: float = Field(description="McNemar's exact test, two-sided")
+    ci_low: float | None = Field(description="95 % paired bootstrap interval of the difference")
+    ci_high: float | None
+    more_labels_needed: int | None = Field(
+        description="at these rates, about how many more labelled images would give p < 0.05; 0 when it already is, "
+                    "null when no gap is seen")
+    verdict: str = Field(description="the result in words")
+
+
+class CochranQ(BaseModel):
+    q: float
+    p_value: float
+    df: int
+
+
+class SignificanceReply(BaseModel):
+    since: datetime
+    until: datetime
+    models: list[str]
+    n: int = Field(description="labelled images every model answered (the newest 10,000 compared images at most)")
+    pairs: list[PairSignificance]
+    cochran_q: CochranQ | None = Field(description="all models at once; null when undefined (no image splits them)")
+
+
+class CalibrationBin(BaseModel):
+    lower: float
+    upper: float
+    count: int
+    confidence: float | None = Field(description="mean top-1 confidence of the bin's answers")
+    accuracy: float | None = Field(description="the share of them that were right")
+
+
+class ModelCalibration(BaseModel):
+    model_name: str
+    n: int = Field(description="labelled answers")
+    ece: float | None = Field(description="expected calibration error: the bins' |accuracy - confidence|, "
+                                          "weighted by their answers")
+    bins: list[CalibrationBin]
+
+
+class CalibrationReply(BaseModel):
+    since: datetime
+    until: datetime
+    models: list[ModelCalibration]
 
 
 class UploadResult(BaseModel):

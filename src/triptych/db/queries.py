@@ -367,6 +367,53 @@ def agreement_matrix(cur, start: datetime, end: datetime, models: list[str], cap
     return {"models": models, "rate": rate, "n": n}
 
 
+def calibration_bins(cur, start: datetime, end: datetime, bins: int = 10,
+                     cap: int = SAMPLE_ANSWERS) -> dict[str, dict[str, list]]:
+    """Per model, over its newest `cap` champion answers to labelled images in the
+    range: per confidence bin k ([k/bins, (k+1)/bins), 1.0 in the last), the
+    answers, their summed confidence and how many were right."""
+    cur.execute(
+        """WITH p AS (SELECT p.model_name, p.confidence, (p.predicted_class = i.ground_truth_label) AS correct
+                      FROM predictions p JOIN images i USING (image_id)
+                      WHERE p.created_at >= %(start)s AND p.created_at < %(end)s AND p.role = 'champion'
+                        AND i.ground_truth_label IS NOT NULL
+                      ORDER BY p.created_at DESC LIMIT %(cap)s)
+           SELECT model_name, least(width_bucket(confidence, 0, 1, %(bins)s), %(bins)s) - 1 AS bin, count(*) AS n,
+                  sum(confidence) AS confidence_sum, sum(correct::int) AS correct_sum
+           FROM p GROUP BY 1, 2""",
+        {"start": start, "end": end, "bins": bins, "cap": cap},
+    )
+    result: dict[str, dict[str, list]] = {}
+    for r in cur.fetchall():
+        model = result.setdefault(r["model_name"], {"counts": [0] * bins, "confidence_sums": [0.0] * bins,
+                                                    "correct_sums": [0] * bins})
+        model["counts"][r["bin"]] = r["n"]
+        model["confidence_sums"][r["bin"]] = r["confidence_sum"]
+        model["correct_sums"][r["bin"]] = r["correct_sum"]
+    return dict(sorted(result.items()))
+
+
+def correctness_patterns(cur, start: datetime, end: datetime, models: list[str],
+                         cap: int = SAMPLE_IMAGES) -> dict[tuple[bool, ...], int]:
+    """Over the labelled images among the newest `cap` compared in the range that
+    every one of `models` answered: how many had each right/wrong pattern (one
+    flag per model, in order). Paired significance needs nothing else."""
+    if not models:
+        return {}
+    params: dict = {"start": start, "end": end, "cap": cap, "models": list(models)}
+    flags = []
+    for k, model in enumerate(models):
+        params[f"m{k}"] = model
+        flags.append(f"coalesce((per_model->%(m{k})s->>'correct')::boolean, FALSE) AS r{k}")
+    columns = ", ".join(f"r{k}" for k in range(len(models)))
+    cur.execute(_NEWEST_COMPARISONS + f"""
+        SELECT {columns}, count(*) AS n FROM (
+            SELECT {', '.join(flags)} FROM c
+            WHERE ground_truth_label IS NOT NULL AND per_model ?& %(models)s::text[]) AS labelled
+        GROUP BY {columns}""", params)
+    return {tuple(bool(r[f"r{k}"]) for k in range(len(models))): r["n"] for r in cur.fetchall()}
+
+
 def confusion_counts(cur, start: datetime, end: datetime,
                      cap: int = SAMPLE_IMAGES) -> dict[str, dict[tuple[str, str], int]]:
     """Per model, {(true label, predicted class): images} over the labelled ones of

@@ -118,6 +118,9 @@ class Retrainer:
                     pass
 
         threading.Thread(target=beat, name="retrain-heartbeat", daemon=True).start()
+        # Gathering and rendering the data set is training work too: from here on this
+        # thread, and the trainings it starts, yield the CPU to the stream.
+        lower_for_training()
         BACKGROUND_WORK.inc()  # the function may scale to zero, never under a running run
         try:
             self.db.transaction(lambda cur: runs.start_run(cur, run_id))

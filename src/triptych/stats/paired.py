@@ -40,9 +40,14 @@ class PairTest:
     more_labels_needed: int | None  # at these rates, about how many more would give p < alpha; None: no gap seen
 
     def as_dict(self) -> dict:
+        """JSON-ready: an undefined figure (no image) is None, never NaN."""
+        def defined(x):
+            return None if isinstance(x, float) and math.isnan(x) else x
+
         return {"models": list(self.models), "n": self.n, "b": self.b, "c": self.c,
-                "accuracy": list(self.accuracy), "accuracy_difference": self.accuracy_difference,
-                "p_value": self.p_value, "ci_low": self.ci_low, "ci_high": self.ci_high,
+                "accuracy": [defined(a) for a in self.accuracy],
+                "accuracy_difference": defined(self.accuracy_difference), "p_value": self.p_value,
+                "ci_low": defined(self.ci_low), "ci_high": defined(self.ci_high),
                 "more_labels_needed": self.more_labels_needed}
 
 
@@ -138,7 +143,7 @@ def verdict(pair: dict, label=lambda name: name, alpha: float = 1 - CONFIDENCE) 
     if diff < 0:  # the better one first
         first, second, diff, low, high = second, first, -diff, -high, -low
     figures = (f"{100 * diff:+.1f} points (95 % CI {100 * low:.1f} to {100 * high:.1f}), "
-               f"{_p(pair['p_value'])} over {pair['n']:,} labelled images")
+               f"{format_p(pair['p_value'])} over {pair['n']:,} labelled images")
     if pair["p_value"] < alpha:
         return f"{first} is more accurate than {second}: {figures}."
     if pair["more_labels_needed"] is None:
@@ -148,7 +153,7 @@ def verdict(pair: dict, label=lambda name: name, alpha: float = 1 - CONFIDENCE) 
             f"About {_round(pair['more_labels_needed'])} more labels would settle a gap this size.")
 
 
-def _p(value: float) -> str:
+def format_p(value: float) -> str:
     return "p < 0.0001" if value < 1e-4 else f"p = {value:.2g}" if value < 0.01 else f"p = {value:.2f}"
 
 

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Query
 from ...db import queries
 from ..deps import Reader, Svc
 from ..errors import ApiError, responses
-from ..schemas import Instant, ModelStatsReply, PerformanceReply
+from ...stats.ranges import range_calibration, range_significance
+from ..schemas import CalibrationReply, Instant, ModelStatsReply, PerformanceReply, SignificanceReply
 
 router = APIRouter(prefix="/stats", tags=["stats"])
 
@@ -21,15 +22,17 @@ MAX_RANGE = timedelta(days=31)
 @router.get("/models", response_model=ModelStatsReply, responses=responses(401, 422))
 def model_stats(svc: Svc, _: Reader,
                 window_s: Annotated[int, Query(ge=10, le=86_400, description="seconds back from now")] = 3600):
-    """Per model over the last `window_s` seconds: predictions, p50/p95 latency, confidence, accuracy."""
-    return {"window_s": window_s, "models": svc.read(queries.per_model, window_s)}
+    """Per model over the last `window_s` seconds: predictions, p50/p95 latency, confidence, accuracy, and
+    the expected calibration error on the labelled images."""
+    end = datetime.now(timezone.utc)
+    models = svc.read(queries.per_model, window_s)
+    calibration = svc.read(range_calibration, end - timedelta(seconds=window_s), end)
+    return {"window_s": window_s,
+            "models": [{**m, "ece": calibration.get(m["model_name"], {}).get("ece")} for m in models]}
 
 
-@router.get("/performance", response_model=PerformanceReply, responses=responses(400, 401, 422))
-def performance(svc: Svc, _: Reader, since: Instant | None = None, until: Instant | None = None,
-                model: str | None = None):
-    """Per-minute windows of each model version (oldest first): counts, latency
-    percentiles, confidence, accuracy, agreement. Default: the last hour; at most 31 days."""
+def time_range(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    """[since, until): by default the last hour; at most 31 days."""
     end = until or datetime.now(timezone.utc)
     try:
         start = since or end - timedelta(hours=1)
@@ -37,4 +40,36 @@ def performance(svc: Svc, _: Reader, since: Instant | None = None, until: Instan
         raise ApiError(400, "bad_time_range", "`until` is out of range") from exc
     if not timedelta(0) < end - start <= MAX_RANGE:
         raise ApiError(400, "bad_time_range", "`since` must be before `until`, and at most 31 days before it")
+    return start, end
+
+
+@router.get("/performance", response_model=PerformanceReply, responses=responses(400, 401, 422))
+def performance(svc: Svc, _: Reader, since: Instant | None = None, until: Instant | None = None,
+                model: str | None = None):
+    """Per-minute windows of each model version (oldest first): counts, latency
+    percentiles, confidence, accuracy, agreement. Default: the last hour; at most 31 days."""
+    start, end = time_range(since, until)
     return {"since": start, "until": end, "windows": svc.read(queries.performance_series, start, end, model)}
+
+
+@router.get("/significance", response_model=SignificanceReply, responses=responses(400, 401, 422))
+def significance(svc: Svc, _: Reader, since: Instant | None = None, until: Instant | None = None):
+    """Is one model really more accurate than another? On the labelled images every
+    model answered in [since, until) (default: the last hour; the newest 10,000
+    compared images at most): for each pair, McNemar's exact test on the images
+    only one of the two got right (`b`, `c`) and a 95 % paired bootstrap interval of
+    the accuracy difference; for all models at once, Cochran's Q."""
+    start, end = time_range(since, until)
+    result = svc.read(range_significance, start, end, list(svc.settings.active_models))
+    return {"since": start, "until": end, **result}
+
+
+@router.get("/calibration", response_model=CalibrationReply, responses=responses(400, 401, 422))
+def calibration(svc: Svc, _: Reader, since: Instant | None = None, until: Instant | None = None):
+    """Does 90 % confidence mean 90 %? Per model, on the labelled images in [since, until)
+    (default: the last hour; the newest 30,000 answers at most): 10 equal-width bins
+    of top-1 confidence, each with its answers, mean confidence and accuracy (a
+    reliability diagram), and the expected calibration error."""
+    start, end = time_range(since, until)
+    models = svc.read(range_calibration, start, end)
+    return {"since": start, "until": end, "models": [{"model_name": m, **c} for m, c in models.items()]}
