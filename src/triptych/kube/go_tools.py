@@ -66,7 +66,7 @@ KUBE_APISERVER = GoTool(
     "kube-apiserver", "k8s.io/kubernetes", KUBERNETES_VERSION, "k8s.io/kubernetes/cmd/kube-apiserver", "1.24.0",
     replaces={f"k8s.io/{m}": f"k8s.io/{m} {_k8s_minor(KUBERNETES_VERSION)}" for m in _K8S_STAGING},
     ldflags=(f"-X k8s.io/component-base/version.gitVersion={KUBERNETES_VERSION}",
-             f"-X k8s.io/component-base/version.gitMajor=1",
+             "-X k8s.io/component-base/version.gitMajor=1",
              f"-X k8s.io/component-base/version.gitMinor={KUBERNETES_VERSION.split('.')[1]}"),
 )
 ETCD = GoTool(

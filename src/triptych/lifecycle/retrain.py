@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from ..config import Settings
 from ..db import runs
 from ..db.connection import Database
+from ..models.priority import lower_for_training
 from ..models.zoo import ARCHITECTURES
 from ..sdk.metrics import BACKGROUND_WORK
 from ..security import AuthError, Guard
