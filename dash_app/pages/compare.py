@@ -258,7 +258,7 @@ def calibration(range_key):
     if not models:
         return empty_figure("Calibration needs labelled images: label some on the Review page.")
     fig = go.Figure()
-    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#9ca3af", dash="dot"), name="perfectly calibrated",
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#9ca3af", dash="dot"), name="calibrated",
                     hoverinfo="skip")
     for model, c in models.items():
         shown = [b for b in c["bins"] if b["count"]]
@@ -269,10 +269,13 @@ def calibration(range_key):
             customdata=[[b["count"], b["lower"], b["upper"]] for b in shown],
             hovertemplate="confidence %{customdata[1]:.0%}–%{customdata[2]:.0%}: %{customdata[0]} answers, "
                           "mean %{x:.0%}, right %{y:.0%}<extra></extra>")
-    fig.update_layout(title="Calibration: how often each confidence is right (marker size: answers)")
-    fig.update_xaxes(range=[0, 1], tickformat=".0%", title="mean confidence in the bin")
+    fig.update_layout(title="Calibration: how often each confidence is right")
+    fig.update_xaxes(range=[0, 1], tickformat=".0%", title="mean confidence in the bin (marker size: answers)")
     fig.update_yaxes(range=[0, 1], tickformat=".0%", title="right")
-    return figure(fig)
+    # Inside the plot, under the diagonal, where a calibration curve rarely goes: four
+    # entries above the plot wrapped onto the title.
+    return figure(fig, legend=dict(orientation="v", x=0.99, xanchor="right", y=0.02, yanchor="bottom",
+                                   bgcolor="rgba(255,255,255,0.8)"))
 
 
 @callback(Output("compare-versions", "children"), Input("compare-range", "value"))
