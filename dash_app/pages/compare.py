@@ -41,6 +41,7 @@ PATH = "/compare"
 NAME = "Compare"
 TITLE = "Compare models"
 DEFAULT_RANGE = "1h"
+DEFAULT_BUDGET_MS = 50
 # 0 % white to 100 % deep blue, spelled out: plotly.js and plotly.py read the name "Blues" in opposite directions.
 SHARE_SCALE = [[0.0, "#f7fbff"], [0.5, "#6baed6"], [1.0, "#08306b"]]
 
@@ -67,6 +68,15 @@ def layout(range: str | None = None, **_query):  # noqa: A002 - the URL's query 
             dbc.Row([dbc.Col(graph("compare-class-accuracy"), lg=7), dbc.Col(graph("compare-agreement"), lg=5)],
                     className="g-3"),
             graph("compare-confusion"),
+            html.H5("Which model for my budget?", className="mt-3"),
+            html.Div([
+                dbc.Label("p95 inference budget (ms):", html_for="compare-budget", className="me-2 mb-0"),
+                dcc.Input(id="compare-budget", type="number", min=1, max=10_000, step=1, value=DEFAULT_BUDGET_MS,
+                          debounce=True, className="form-control form-control-sm", style={"width": "6rem"}),
+                html.Span(id="compare-budget-answer", className="ms-3"),
+            ], className="d-flex align-items-center mb-2"),
+            dbc.Row([dbc.Col(graph("compare-pareto-latency"), lg=6), dbc.Col(graph("compare-pareto-cpu"), lg=6)],
+                    className="g-3"),
             html.H5("Model versions in this range", className="mt-3"),
             html.P("Each version that answered, on the same images: a challenger beside its champion shows here.",
                    className="text-muted small"),
@@ -276,6 +286,76 @@ def calibration(range_key):
     # entries above the plot wrapped onto the title.
     return figure(fig, legend=dict(orientation="v", x=0.99, xanchor="right", y=0.02, yanchor="bottom",
                                    bgcolor="rgba(255,255,255,0.8)"))
+
+
+@callback(
+    Output("compare-budget-answer", "children"), Output("compare-pareto-latency", "figure"),
+    Output("compare-pareto-cpu", "figure"),
+    Input("compare-range", "value"), Input("compare-budget", "value"),
+)
+def budget(range_key, budget_ms):
+    """Accuracy against cost, one point per model version, the Pareto front drawn:
+    p95 inference time (Postgres) and CPU per 1,000 images (Prometheus: the
+    inference function's CPU over the answers it gave, everything it does included)."""
+    from triptych.models.zoo import ARCHITECTURES
+    from triptych.stats.pareto import best_within, pareto_front
+
+    start, end = data.time_range(range_key)
+    versions = [v for v in data.read(version_comparison, start, end) if v["accuracy"] is not None]
+    if not versions:
+        empty = empty_figure("Cost against accuracy needs labelled images in this range.")
+        return "", empty, empty
+    cpu = prometheus.cpu_ms_per_image(end, (end - start).total_seconds(),
+                                      {name: a.function for name, a in ARCHITECTURES.items()}) or {}
+    newest = {}
+    for v in versions:  # CPU is measured per function, which serves the newest version of its model
+        newest[v["model_name"]] = max(newest.get(v["model_name"], v["model_version"]), v["model_version"], key=int)
+    points = [{**v, "cpu_s_per_1000": cpu[v["model_name"]] if v["model_version"] == newest[v["model_name"]]
+               and v["model_name"] in cpu else None} for v in versions]
+    budget_ms = budget_ms or DEFAULT_BUDGET_MS
+    best = best_within(points, "p95_inference_ms", budget_ms)
+    if best:
+        answer = html.Span([f"Within {budget_ms:g} ms at p95: ", html.Strong(
+            f"{model_label(best['model_name'])} v{best['model_version']}"),
+            f", {pct(best['accuracy'])} accurate at {best['p95_inference_ms']:.1f} ms p95."], id="compare-budget-best")
+    else:
+        fastest = min(points, key=lambda p: p["p95_inference_ms"])
+        answer = html.Span(f"No model answers within {budget_ms:g} ms at p95; the fastest, "
+                           f"{model_label(fastest['model_name'])}, needs {fastest['p95_inference_ms']:.1f} ms.",
+                           className="text-warning", id="compare-budget-best")
+    latency = _pareto_figure(points, pareto_front(points, "p95_inference_ms"), "p95_inference_ms",
+                             "p95 inference time (ms)", "Accuracy against p95 latency", budget_ms)
+    if any(p["cpu_s_per_1000"] is not None for p in points):
+        cpu_fig = _pareto_figure(points, pareto_front(points, "cpu_s_per_1000"), "cpu_s_per_1000",
+                                 "CPU seconds per 1,000 images (inference function, all of it)",
+                                 "Accuracy against CPU cost")
+    else:
+        cpu_fig = empty_figure("CPU per image comes from Prometheus, which has no figures for this range.")
+    return answer, latency, cpu_fig
+
+
+def _pareto_figure(points: list[dict], front: list[dict], cost: str, title_x: str, title: str,
+                   budget: float | None = None) -> go.Figure:
+    fig = go.Figure()
+    if len(front) > 1:
+        fig.add_scatter(x=[p[cost] for p in front], y=[p["accuracy"] for p in front], mode="lines",
+                        line=dict(color="#9ca3af", dash="dot", shape="hv"), name="Pareto front", hoverinfo="skip")
+    for p in points:
+        if p[cost] is None:
+            continue
+        fig.add_scatter(x=[p[cost]], y=[p["accuracy"]], mode="markers+text", name=model_label(p["model_name"]),
+                        text=[f"v{p['model_version']}"], textposition="top center", showlegend=False,
+                        marker=dict(size=14, color=model_color(p["model_name"]),
+                                    symbol="circle" if p in front else "circle-open"),
+                        hovertemplate=f"{model_label(p['model_name'])} v{p['model_version']}: "
+                                      "%{y:.1%} at %{x:.1f}<extra></extra>")
+    if budget:
+        fig.add_vline(x=budget, line=dict(color="#dc2626", dash="dash"), annotation_text=f"budget {budget:g} ms",
+                      annotation_position="top right")
+    fig.update_layout(title=title)
+    fig.update_xaxes(title=title_x, rangemode="tozero")
+    fig.update_yaxes(title="accuracy", tickformat=".0%")
+    return figure(fig, height=300)
 
 
 @callback(Output("compare-versions", "children"), Input("compare-range", "value"))

@@ -8,6 +8,7 @@ every page go to TRIPTYCH_TEST_ARTIFACTS (default /tmp/triptych-test/artifacts).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -64,21 +65,22 @@ def browser(playwright_driver):
     chromium.close()
 
 
+@contextlib.contextmanager
 def watched_page(browser):
-    """A fresh page in its own context, and the JavaScript errors it raises."""
+    """A fresh page in its own context; any JavaScript error it raised fails the test."""
     context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    return context, page, errors
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 @pytest.fixture
 def page(browser):
-    context, page, errors = watched_page(browser)
-    yield page
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    with watched_page(browser) as page:
+        yield page
 
 
 def screenshot(page, name: str) -> Path:

@@ -168,6 +168,15 @@ def test_compare_and_history_show_the_models_side_by_side(dashboard, page, stack
         expect(page.locator(f"#compare-latency-{model}")).to_be_visible(timeout=TIMEOUT_MS)
     expect(page.locator("#compare-agreement .heatmaplayer, #compare-agreement .hm")).not_to_have_count(0)
     expect(page.locator("#compare-versions-table")).to_contain_text("v")
+    # Which is really better, in words, for each pair; how calibrated; which fits a budget.
+    verdicts = page.locator("#compare-significance-card li")
+    expect(verdicts).to_have_count(3, timeout=TIMEOUT_MS)
+    for text in verdicts.all_inner_texts():
+        assert "labelled images" in text and ("more accurate" in text or "difference" in text), text
+    expect(page.locator("#compare-cochran")).to_contain_text("Cochran's Q")
+    expect(page.locator("#compare-calibration .scatterlayer .trace")).not_to_have_count(0)
+    expect(page.locator("#compare-budget-best")).to_contain_text(re.compile(r"ms"), timeout=TIMEOUT_MS)
+    expect(page.locator("#compare-pareto-latency .scatterlayer .trace")).not_to_have_count(0)
     page.wait_for_timeout(500)  # let the last charts finish drawing before the picture
     screenshot(page, "compare")
 
@@ -254,7 +263,25 @@ def test_models_page_shows_champions_and_a_run_with_its_steps(dashboard, page, s
     expect(run).to_contain_text("15000/36000 images, held-out 0.910, ~7.0 min left")
     expect(run.locator(".progress")).to_have_count(1)
     screenshot(page, "models")
-    db.transaction(lambda cur: runs.finish_run(cur, run_id, None, "e2e test over"))
+    # Cancel it from the page: the run is asked to stop, by the dashboard.
+    run.get_by_role("button", name="Cancel this run").click()
+    expect(page.locator("#models-cancel-ok")).to_be_visible(timeout=TIMEOUT_MS)
+    [asked] = rows(stack, "SELECT cancel_requested_at, cancelled_by FROM pipeline_runs WHERE run_id = %s", (run_id,))
+    assert asked["cancel_requested_at"] is not None and asked["cancelled_by"] == "dashboard"
+    db.transaction(lambda cur: runs.finish_run(cur, run_id, None, None, cancelled=True))
+    expect(run).to_contain_text("cancelled", timeout=TIMEOUT_MS)
+    screenshot(page, "models-cancelled")
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+@pytest.mark.parametrize("path", ["/", "/webcam", "/compare", "/models"])
+def test_no_page_scrolls_sideways_from_1280_to_1920_pixels(dashboard, page, path, width):
+    page.set_viewport_size({"width": width, "height": 1000})
+    page.goto(dashboard.url + path)
+    expect(page.locator("h2").first).to_be_visible(timeout=TIMEOUT_MS)
+    page.wait_for_load_state("networkidle")
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"{path} at {width} px scrolls {overflow} px sideways"
 
 
 def test_bad_input_gets_a_clear_message(dashboard, page):

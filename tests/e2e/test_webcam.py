@@ -38,10 +38,8 @@ def camera_browser(playwright_driver, tmp_path_factory):
 
 @pytest.fixture
 def camera_page(camera_browser):
-    context, page, errors = watched_page(camera_browser)
-    yield page
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    with watched_page(camera_browser) as page:
+        yield page
 
 
 def counter(page, name: str) -> int:

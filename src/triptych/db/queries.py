@@ -434,13 +434,15 @@ def confusion_counts(cur, start: datetime, end: datetime,
 
 def version_comparison(cur, start: datetime, end: datetime, cap: int = SAMPLE_IMAGES) -> list[dict]:
     """Each model version that answered among the newest `cap` compared images:
-    volume, p50 inference time, agreement with the consensus and accuracy; two
+    volume, p50 and p95 inference time, agreement with the consensus and accuracy; two
     versions of one model side by side are champion and challenger."""
     cur.execute(
         _NEWEST_COMPARISONS + """
         SELECT m.key AS model_name, m.value->>'version' AS model_version, count(*) AS compared,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY (m.value->>'inference_ms')::double precision)
                    AS p50_inference_ms,
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY (m.value->>'inference_ms')::double precision)
+                   AS p95_inference_ms,
                avg(((m.value->>'class') = c.consensus_class)::int)::float8 AS agrees_with_consensus,
                avg((m.value->>'correct')::boolean::int)::float8 AS accuracy,
                count(m.value->>'correct') AS labelled

@@ -148,6 +148,16 @@ def notify(record: dict, settings: Settings) -> None:
         log.warning("the decision webhook %s failed: %s", settings.decision_webhook_url, exc)
 
 
+# The labelled live images a challenger (in shadow) and its champion both answered.
+_SHADOW_PAIRS = """
+FROM predictions s
+JOIN predictions c ON c.image_id = s.image_id AND c.model_name = s.model_name
+                  AND c.model_version = %(champion)s AND c.role = 'champion'
+JOIN images i ON i.image_id = s.image_id
+WHERE s.model_name = %(model)s AND s.model_version = %(challenger)s AND s.role = 'shadow'
+  AND i.ground_truth_label IS NOT NULL
+"""
+
 SHADOW_FIGURES = """
 SELECT count(*) AS labelled,
        count(*) FILTER (WHERE s.predicted_class = i.ground_truth_label) AS challenger_correct,
@@ -156,13 +166,7 @@ SELECT count(*) AS labelled,
                           AND c.predicted_class IS DISTINCT FROM i.ground_truth_label) AS wins,
        count(*) FILTER (WHERE c.predicted_class = i.ground_truth_label
                           AND s.predicted_class IS DISTINCT FROM i.ground_truth_label) AS losses
-FROM predictions s
-JOIN predictions c ON c.image_id = s.image_id AND c.model_name = s.model_name
-                  AND c.model_version = %(champion)s AND c.role = 'champion'
-JOIN images i ON i.image_id = s.image_id
-WHERE s.model_name = %(model)s AND s.model_version = %(challenger)s AND s.role = 'shadow'
-  AND i.ground_truth_label IS NOT NULL
-"""
+""" + _SHADOW_PAIRS
 
 
 def shadow_figures(cur, model_name: str, challenger: str, champion: str) -> dict:
@@ -175,12 +179,7 @@ def shadow_figures(cur, model_name: str, challenger: str, champion: str) -> dict
 SHADOW_DUEL = """
 SELECT s.predicted_class = i.ground_truth_label AS challenger_right,
        coalesce(c.predicted_class = i.ground_truth_label, FALSE) AS champion_right
-FROM predictions s
-JOIN predictions c ON c.image_id = s.image_id AND c.model_name = s.model_name
-                  AND c.model_version = %(champion)s AND c.role = 'champion'
-JOIN images i ON i.image_id = s.image_id
-WHERE s.model_name = %(model)s AND s.model_version = %(challenger)s AND s.role = 'shadow'
-  AND i.ground_truth_label IS NOT NULL
+""" + _SHADOW_PAIRS + """
 ORDER BY s.predicted_at, s.image_id
 LIMIT %(limit)s
 """

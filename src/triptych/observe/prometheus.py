@@ -28,9 +28,10 @@ def _get(settings: Settings, path: str, params: dict) -> dict:
     return body["data"]
 
 
-def instant(settings: Settings, promql: str) -> list[tuple[dict[str, str], float]]:
-    """Each series of an instant query: (its labels, its value now)."""
-    return [(r["metric"], float(r["value"][1])) for r in _get(settings, "query", {"query": promql})["result"]]
+def instant(settings: Settings, promql: str, at: float | None = None) -> list[tuple[dict[str, str], float]]:
+    """Each series of an instant query: (its labels, its value now, or at `at`)."""
+    params = {"query": promql, **({"time": at} if at is not None else {})}
+    return [(r["metric"], float(r["value"][1])) for r in _get(settings, "query", params)["result"]]
 
 
 def range_query(settings: Settings, promql: str, start: float, end: float, step_s: int) -> list[dict]:
