@@ -42,24 +42,26 @@ def last_minutes(promql: str, minutes: int, step_s: int = 15) -> dict[str, tuple
     return query_range(promql, end - timedelta(minutes=minutes), end, step_s)
 
 
-# CPU seconds each inference function's replicas spent, and answers each model gave,
-# over `{window}` seconds: their ratio is the CPU one image costs, forward pass and
-# all the function's own work (decode, batching, Kafka) included.
+# CPU seconds each function's replicas spent, and images each inference function
+# answered, over `{window}` seconds: their ratio is the CPU one image costs there,
+# forward pass and all the function's own work (decode, batching, Kafka) included.
 FUNCTION_CPU = 'sum by (function) (increase(process_cpu_seconds_total{{job="functions"}}[{window}s]))'
-ANSWERS = "sum by (model) (increase(triptych_predictions_total[{window}s]))"
+FUNCTION_ANSWERS = 'sum by (function) (increase(triptych_inference_seconds_count{{job="functions"}}[{window}s]))'
 
 
-def cpu_ms_per_image(end: datetime, window_s: int, function_of: dict[str, str]) -> dict[str, float] | None:
+def cpu_ms_per_image(end: datetime, window_s: float, function_of: dict[str, str]) -> dict[str, float] | None:
     """Per model (`function_of`: model -> its inference function), milliseconds of CPU
-    per image over the `window_s` seconds before `end`; None when Prometheus is away."""
+    per image (= CPU seconds per 1,000 images) over the `window_s` seconds before
+    `end`; None when Prometheus is away."""
     window_s = max(60, int(window_s))
     try:
         cpu = {m["function"]: v for m, v in instant_at(FUNCTION_CPU.format(window=window_s), end) if "function" in m}
-        answers = {m["model"]: v for m, v in instant_at(ANSWERS.format(window=window_s), end) if "model" in m}
+        answers = {m["function"]: v for m, v in instant_at(FUNCTION_ANSWERS.format(window=window_s), end)
+                   if "function" in m}
     except PrometheusUnavailable:
         return None
-    return {model: 1000 * cpu[function] / answers[model] for model, function in function_of.items()
-            if cpu.get(function) and answers.get(model)}
+    return {model: 1000 * cpu[function] / answers[function] for model, function in function_of.items()
+            if cpu.get(function) and answers.get(function)}
 
 
 def instant_at(promql: str, at: datetime) -> list[tuple[dict[str, str], float]]:

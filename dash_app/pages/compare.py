@@ -317,7 +317,8 @@ def budget(range_key, budget_ms):
     if best:
         answer = html.Span([f"Within {budget_ms:g} ms at p95: ", html.Strong(
             f"{model_label(best['model_name'])} v{best['model_version']}"),
-            f", {pct(best['accuracy'])} accurate at {best['p95_inference_ms']:.1f} ms p95."], id="compare-budget-best")
+            f", {pct(best['accuracy'])} accurate at {best['p95_inference_ms']:.1f} ms p95 "
+            f"(over {best['labelled']:,} labelled images)."], id="compare-budget-best")
     else:
         fastest = min(points, key=lambda p: p["p95_inference_ms"])
         answer = html.Span(f"No model answers within {budget_ms:g} ms at p95; the fastest, "
@@ -354,7 +355,9 @@ def _pareto_figure(points: list[dict], front: list[dict], cost: str, title_x: st
                       annotation_position="top right")
     fig.update_layout(title=title)
     fig.update_xaxes(title=title_x, rangemode="tozero")
-    fig.update_yaxes(title="accuracy", tickformat=".0%")
+    shown = [p["accuracy"] for p in points if p[cost] is not None]
+    # Room above the top point for its version label.
+    fig.update_yaxes(title="accuracy", tickformat=".0%", range=[max(0, min(shown) - 0.08), min(1.05, max(shown) + 0.1)])
     return figure(fig, height=300)
 
 
