@@ -166,13 +166,11 @@ def _live(model: str, challenger, champion):
     labelled = len(challenger_right)
     if not labelled:
         return html.Div("live: no labelled image yet", className="small shadow-live")
-    e, _ = evidence_path(challenger_right, champion_right)
-    wins = sum(c and not p for c, p in zip(challenger_right, champion_right))
-    losses = sum(p and not c for c, p in zip(challenger_right, champion_right))
-    seen = evidence(wins, losses, s.shadow_alpha)
+    e, wins, losses = evidence_path(challenger_right, champion_right)
+    seen = evidence(int(wins[-1]), int(losses[-1]), s.shadow_alpha)
     words = (f"live: {pct(sum(challenger_right) / labelled)} vs champion {pct(sum(champion_right) / labelled)} "
-             f"on {labelled} labelled images; of those only one got right, the challenger won {wins}, "
-             f"the champion {losses}. Evidence E = {seen.e:.3g} of {seen.threshold:g} needed "
+             f"on {labelled} labelled images; of those only one got right, the challenger won {seen.wins}, "
+             f"the champion {seen.losses}. Evidence E = {seen.e:.3g} of {seen.threshold:g} needed "
              f"(decides by {s.shadow_label_budget} labelled images at most).")
     return html.Div([html.Div(words, className="small shadow-live"),
                      dcc.Graph(figure=_evidence_figure(model, e, seen.threshold), config={"displayModeBar": False},

@@ -88,11 +88,11 @@ def test_a_clearly_better_challenger_is_promoted_the_sooner_the_larger_the_gap(b
 def test_the_gate_decision_matches_the_evidence_on_a_stream():
     rng = np.random.default_rng(3)
     challenger, champion = (x[0] for x in paths(rng, 0.85, 0.55))
-    e, disagreements = evidence_path(challenger, champion)
+    e, wins_so_far, losses_so_far = evidence_path(challenger, champion)
     first = int(np.argmax(e >= 1 / ALPHA))
     for labelled in (first, first + 1):
         wins = int(np.sum((challenger & ~champion)[:labelled]))
         losses = int(np.sum((champion & ~challenger)[:labelled]))
         outcome = decide_live(wins, losses, labelled, budget=2000, alpha=ALPHA).outcome
         assert outcome == (KEPT if labelled == first else CHAMPION)
-    assert disagreements[-1] == np.sum(challenger != champion)
+    assert wins_so_far[-1] + losses_so_far[-1] == np.sum(challenger != champion)

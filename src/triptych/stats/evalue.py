@@ -67,11 +67,12 @@ def evidence(wins: int, losses: int, alpha: float) -> Evidence:
     return Evidence(wins, losses, e_value(wins, losses), 1 / alpha)
 
 
-def evidence_path(challenger_right: np.ndarray, champion_right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """E after each labelled image (in the order given), and the disagreements so
-    far: what the Models page draws as the evidence climbs."""
+def evidence_path(challenger_right: np.ndarray, champion_right: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """E after each labelled image (in the order given), and the disagreements won
+    so far by the challenger and by the champion: what the Models page draws as the
+    evidence climbs, and the counts its last point stands for."""
     challenger_right = np.asarray(challenger_right, dtype=bool)
     champion_right = np.asarray(champion_right, dtype=bool)
     wins = np.cumsum(challenger_right & ~champion_right)
     losses = np.cumsum(champion_right & ~challenger_right)
-    return np.exp(np.minimum(log_e_value(wins, losses), 700.0)), wins + losses
+    return np.exp(np.minimum(log_e_value(wins, losses), 700.0)), wins, losses
