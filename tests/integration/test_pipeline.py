@@ -14,7 +14,7 @@ import pytest
 from triptych.aggregation.compare import Answer, compare
 from triptych.bus import producer as make_producer
 from triptych.contracts import TOPIC_DEAD_LETTERS, TOPIC_IMAGES_INPUT, TOPIC_PREDICTIONS, DeadLetter
-from triptych.models import registry
+from triptych.models import local_copies, registry
 from triptych.models.bootstrap import QUICK, missing_champions, train_as_mlrun_job
 from triptych.models.lifecycle import promote
 from triptych.models.zoo import ARCHITECTURES
@@ -148,6 +148,12 @@ def test_hot_swap_during_a_stream_loses_and_duplicates_nothing(stack, pipeline):
     assert all(r["model_version"] == new for r in late)
     assert query(stack, "SELECT count(*) AS n FROM model_comparisons WHERE image_id = ANY(%s::uuid[])",
                  (ids,))[0]["n"] >= total
+    # Every replica fetched the new version into the machine's model cache, which
+    # stays bounded however many swaps and restarts (it once leaked 180 MB a time).
+    copies = [p.name for p in (stack.cache_dir / "models" / "mobilenet_v2").iterdir()]
+    source = registry.source_of("mobilenet_v2", new, stack)
+    assert local_copies.key_for(new, source) in copies
+    assert len([c for c in copies if not c.startswith(".")]) <= local_copies.KEEP_PER_MODEL, copies
 
 
 def test_one_images_way_through_every_function_is_in_triptych_logs(stack, pipeline):

@@ -9,11 +9,9 @@ start, so every image of a batch is answered by one complete model version.
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from kafka import TopicPartition
 
@@ -47,7 +45,6 @@ class ServingModel:
         self.threads = threads
         self._current: LoadedModel | None = None
         self._lock = threading.Lock()
-        self._cache = Path(tempfile.mkdtemp(prefix=f"triptych-{model_name}-"))
         self._watcher: threading.Thread | None = None
 
     @property
@@ -63,7 +60,7 @@ class ServingModel:
         return self._current
 
     def load(self, version: str) -> LoadedModel:
-        card, folder = registry.download(self.model_name, version, self._cache / version, self.settings)
+        card, folder = registry.cached_download(self.model_name, version, self.settings)
         return LoadedModel(card, load_backend(self.backend_kind, folder, card, self.threads))
 
     def load_champion(self, poll_s: float = 10.0) -> LoadedModel:

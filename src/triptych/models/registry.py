@@ -17,6 +17,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from ..config import Settings, get_settings
+from . import local_copies
 from .card import ONNX_FILE, WEIGHTS_FILE, ModelCard
 from .zoo import ARCHITECTURES, architecture
 
@@ -151,6 +152,21 @@ def download(model_name: str, version: str, target: Path,
     card = ModelCard.load(local).model_copy(update={"version": str(version)})
     card.save(local)
     return card, local
+
+
+def source_of(model_name: str, version: str, settings: Settings | None = None) -> str:
+    """Where a version's artifacts live in the registry's store."""
+    client = _client(settings or get_settings())
+    return client.get_model_version(architecture(model_name).registered_name, version).source
+
+
+def cached_download(model_name: str, version: str, settings: Settings | None = None) -> tuple[ModelCard, Path]:
+    """A version's files from the machine's model cache, downloaded once (see local_copies)."""
+    settings = settings or get_settings()
+    source = source_of(model_name, version, settings)
+    folder = local_copies.local_copy(settings.cache_dir / "models" / model_name, local_copies.key_for(version, source),
+                                     lambda staging: download(model_name, version, staging, settings))
+    return ModelCard.load(folder), folder
 
 
 def metric_of(model_name: str, version: str, metric: str = "accuracy", settings: Settings | None = None) -> float | None:
