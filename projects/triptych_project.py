@@ -32,6 +32,7 @@ JOBS = {
     "data-quality": (Path("projects/jobs/lifecycle_jobs.py"), "data_quality"),
     "metrics": (Path("projects/jobs/lifecycle_jobs.py"), "metrics_snapshot"),
     "shadow-gate": (Path("projects/jobs/lifecycle_jobs.py"), "shadow_gate"),
+    "drift": (Path("projects/jobs/lifecycle_jobs.py"), "drift_watch"),
 }
 
 
@@ -123,6 +124,7 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
     functions["jobs"] = nuclio_function(
         "jobs", functions_dir / "jobs" / "handler.py", min_replicas=1, max_replicas=1, cpu="1", memory="2Gi",
         triggers={"shadow-gate": cron_trigger(interval="60s", body='{"job": "shadow-gate"}'),
+                  "drift": cron_trigger(interval="60s", body='{"job": "drift"}'),
                   "metrics": cron_trigger(schedule="5 * * * *", body='{"job": "metrics"}'),
                   "data-quality": cron_trigger(schedule="30 2 * * *", body='{"job": "data-quality"}')},
     )

@@ -17,6 +17,7 @@ from triptych.db.queries import (
     agreement_matrix,
     confidence_distribution,
     confusion_counts,
+    drift_state,
     latency_distribution,
     range_counts,
     throughput_series,
@@ -35,6 +36,7 @@ from ..components import (
     model_label,
     page_header,
     pct,
+    when,
 )
 
 PATH = "/compare"
@@ -77,6 +79,7 @@ def layout(range: str | None = None, **_query):  # noqa: A002 - the URL's query 
             ], className="d-flex align-items-center mb-2"),
             dbc.Row([dbc.Col(graph("compare-pareto-latency"), lg=6), dbc.Col(graph("compare-pareto-cpu"), lg=6)],
                     className="g-3"),
+            html.Div(id="compare-drift", className="mt-3"),
             html.H5("Model versions in this range", className="mt-3"),
             html.P("Each version that answered, on the same images: a challenger beside its champion shows here.",
                    className="text-muted small"),
@@ -255,6 +258,71 @@ def _significance_card(result: dict, range_key: str) -> dbc.Card:
                "intervals are 95 % paired bootstraps of the accuracy difference. Each pair's p is its own; "
                "Cochran's Q judges all models at once.", className="text-muted small mb-0"),
     ])], id="compare-significance-card")
+
+
+@callback(Output("compare-drift", "children"), Input("compare-range", "value"))
+def drift(_range_key):
+    """The drift job's detectors as it last left them (every minute; not tied to the range)."""
+    return _drift_card(data.read(drift_state))
+
+
+STATUS_COLOURS = {"ok": "success", "drift": "danger", "warming up": "secondary"}
+FEATURE_NAMES = {"brightness": "brightness", "contrast": "contrast", "saturation": "saturation",
+                 "sharpness": "sharpness (Laplacian variance)", "red": "mean red", "green": "mean green",
+                 "blue": "mean blue"}
+
+
+def _detector_name(detector: str) -> str:
+    if detector.startswith("confidence:"):
+        return f"{model_label(detector.split(':', 1)[1])}'s confidence"
+    return {"agreement": "All three agree", "input:pixels": "Input images against the training set"}.get(
+        detector, detector)
+
+
+def _detector_line(d: dict):
+    summary = d["summary"] or {}
+    badge = dbc.Badge(d["status"], color=STATUS_COLOURS.get(d["status"], "secondary"), className="me-2 drift-badge")
+    if d["kind"] == "output":
+        level = (f"now {pct(summary['estimate'])} over the last {summary['window']:,} images"
+                 if summary.get("estimate") is not None else f"{summary.get('seen', 0):,} images so far")
+        what = [html.Strong(_detector_name(d["detector"])), f": {level}"]
+    else:
+        worst = summary.get("worst")
+        what = [html.Strong(_detector_name(d["detector"])), ": "]
+        if summary.get("error"):
+            what.append(f"no reference yet ({summary['error']})")
+        elif worst is None:
+            what.append(f"{summary.get('n_live', 0):,} live images with statistics; the test starts at 100")
+        else:
+            what.append(f"{summary['n_live']:,} newest live images against {summary['n_reference']:,} training images; "
+                        f"most changed: {FEATURE_NAMES.get(worst['feature'], worst['feature'])} "
+                        f"(median {worst['reference_median']:.3g} → {worst['live_median']:.3g}, "
+                        f"KS p = {worst['p_value']:.2g})")
+    if d["drift_at"]:
+        what.append(html.Span(f" · last change {when(d['drift_at'])}", className="text-muted"))
+    return html.Li([badge, *what], id=f"compare-drift-{d['detector'].replace(':', '-').replace('_', '-')}")
+
+
+def _drift_card(detectors: list[dict]) -> dbc.Card:
+    header = dbc.CardHeader(html.Span("Is the stream still what the models learned from?", className="fw-semibold"))
+    if not detectors:
+        return dbc.Card([header, dbc.CardBody(html.P(
+            "The drift job has not run yet: it runs every minute in the jobs function "
+            "(or now: triptych jobs run drift).", className="text-muted mb-0"))], id="compare-drift-card")
+    settings = data.settings()
+    drifting = [d for d in detectors if d["status"] == "drift"]
+    headline = (html.P(f"{len(drifting)} of {len(detectors)} detectors see a change.", className="text-danger mb-2")
+                if drifting else html.P("No detector sees a change.", className="text-success mb-2"))
+    return dbc.Card([header, dbc.CardBody([
+        headline,
+        html.Ul([_detector_line(d) for d in detectors], className="verdicts mb-2"),
+        html.P("Confidence and agreement are watched by ADWIN over the live stream (it fires when the recent mean "
+               "leaves the older one's bound). The input test compares each image's pixel statistics with the "
+               f"training set's (Kolmogorov-Smirnov per statistic, Bonferroni, α = {settings.drift_alpha:.0%}). "
+               f"A detector stays at 'drift' for {settings.drift_hold_minutes:g} minutes after it fires, and the "
+               "StreamDrifting alert with it.",
+               className="text-muted small mb-0"),
+    ])], id="compare-drift-card")
 
 
 @callback(Output("compare-calibration", "figure"), Input("compare-range", "value"))

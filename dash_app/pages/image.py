@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from triptych.db.queries import image_detail
+from triptych.explain.gradcam import LAYER_NAMES
 
 from .. import data
 from ..components import (
@@ -87,7 +88,31 @@ def render(image_id: str | None, lookup=None):
             ], lg=4),
             dbc.Col([_consensus(image, comparison), _models(detail["predictions"], comparison)], lg=8),
         ], className="g-4"),
+        _where_they_looked(image_id, image, detail["predictions"]),
     ], id="image-page")
+
+
+def _where_they_looked(image_id: str, image: dict, predictions: list[dict]):
+    """Each champion's Grad-CAM side by side. The PNGs load on their own (rendered on
+    first view by the explainer's worker, then kept), so the page never waits for them."""
+    champions = {p["model_name"]: p for p in predictions if p.get("role") != "shadow" and p["model_name"] in LAYER_NAMES}
+    if image["status"] == "quarantined" or not champions:
+        return None
+    order = [m for m in data.model_names() if m in champions]
+    return html.Div([
+        html.H5("Where each model looked", className="mt-4 mb-1"),
+        html.P(["Grad-CAM for the class each model predicted, from the weights of the version that answered: "
+                "red is what raised that class's score most. At 64 px the last layers see a 2×2 grid, so these "
+                "come from each network's stride-16 layer (4×4 at 64 px), and are coarse. "
+                "The first view of an image takes a second or two."], className="text-muted small mb-2"),
+        dbc.Row([dbc.Col(html.Figure([
+            html.Img(src=f"/media/{image_id}/gradcam/{m}", className="gradcam",
+                     alt=f"{model_label(m)}'s Grad-CAM", id=f"image-gradcam-{m}"),
+            html.Figcaption([html.Span(model_label(m), className="fw-semibold", style={"color": model_color(m)}),
+                             f" v{champions[m]['model_version']} · {champions[m]['predicted_class']} · ",
+                             html.Code(LAYER_NAMES[m])], className="small mt-1"),
+        ], className="mb-0"), xs=12, sm=4, className="text-center") for m in order], className="g-3"),
+    ], id="image-gradcams")
 
 
 def _facts(image: dict) -> dbc.Table:

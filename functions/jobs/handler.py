@@ -3,6 +3,7 @@ recorded in `pipeline_runs` (except the minute-by-minute shadow gate, which
 records only its decisions):
 
     shadow-gate    every 60 s: promote or reject challengers in shadow on live labelled images
+    drift          every 60 s: the drift detectors (confidence, agreement, pixel statistics)
     metrics        hourly: per-model hourly snapshots from the per-minute metrics
     data-quality   daily: quarantine undecodable objects, report integrity, apply retention
 
@@ -13,7 +14,7 @@ runs the same job by hand.
 import json
 
 from triptych.config import get_settings
-from triptych.lifecycle import gate  # noqa: F401 - its shadow-phase gauges are this replica's from the start
+from triptych.lifecycle import drift, gate  # noqa: F401 - their gauges are this replica's from the start
 from triptych.lifecycle.jobs import run_job
 
 

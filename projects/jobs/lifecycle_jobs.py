@@ -1,6 +1,6 @@
 """MLRun jobs run on a schedule by the `jobs` function (and by hand with
 `triptych jobs run NAME`): data quality (daily), metrics snapshots (hourly) and
-the shadow gate (every minute). See triptych.lifecycle.jobs."""
+the shadow gate and the drift detectors (every minute). See triptych.lifecycle.jobs."""
 
 from __future__ import annotations
 
@@ -24,3 +24,11 @@ def shadow_gate(context, run_id: str = "") -> None:
     from triptych.lifecycle.gate import review_shadow
 
     context.log_result("decisions", review_shadow(get_settings()))
+
+
+def drift_watch(context, run_id: str = "") -> None:
+    from triptych.config import get_settings
+    from triptych.lifecycle.drift import watch_drift
+
+    results = watch_drift(get_settings())
+    context.log_result("drifting", sorted(name for name, r in results.items() if r["status"] == "drift"))

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     # Topics (and Kafka's internal ones) are created with these: 3 and 2 on three brokers.
     kafka_replication_factor: int = Field(default=1, ge=1)
     kafka_min_insync_replicas: int = Field(default=1, ge=1)
+    # How long the pipeline's topics keep messages, and how much per partition at
+    # most: Kafka's own default (7 days, no size bound) at 40 images/s is ~70 GB a
+    # day. A consumer away longer than this finds its oldest messages gone; a bucket
+    # drop is still found by the sweep. Dead letters and model updates keep 7 days.
+    kafka_retention_hours: float = Field(default=24.0, gt=0)
+    kafka_retention_mb_per_partition: int = Field(default=512, ge=16)
     # How long a client waits on one broker's answer before it gives up on that broker,
     # refreshes who leads what and retries elsewhere. Kafka's own default (30 s) on one
     # host; on several, shorter, so a cut-off broker stalls its partitions for seconds.
@@ -193,6 +199,14 @@ class Settings(BaseSettings):
     # decides without significance (promoted when not worse).
     shadow_alpha: float = Field(default=0.05, gt=0, lt=1)
     shadow_label_budget: int = Field(default=2000, gt=0)
+    # Drift (triptych.lifecycle.drift): the input test's window of live images and
+    # its family-wise alpha, the training images its reference is computed from,
+    # and how long a detection keeps a detector in `drift` (and its alert firing).
+    drift_window: int = Field(default=300, ge=20)
+    drift_window_hours: float = Field(default=1.0, gt=0)
+    drift_alpha: float = Field(default=0.01, gt=0, lt=1)
+    drift_reference_count: int = Field(default=1000, ge=50)
+    drift_hold_minutes: float = Field(default=15.0, ge=0)
     # Every promotion decision is also POSTed here as JSON, when set.
     decision_webhook_url: str | None = None
     # Trainings of one workflow run at once (0 = one per core, at most one per model).

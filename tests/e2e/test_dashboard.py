@@ -20,6 +20,7 @@ from triptych.aggregation.store import upsert_comparison
 from triptych.datasets.sources import Item, synthetic_items
 from triptych.db.connection import Database
 from triptych.ingress.producers import BucketWriter
+from triptych.lifecycle.drift import watch_drift
 
 from .conftest import screenshot
 
@@ -100,6 +101,14 @@ def test_upload_shows_three_answers_and_a_consensus(dashboard, page, stack):
         expect(card).to_contain_text("inference")
         expect(card).to_contain_text("batch of")
     expect(page.locator("#image-older")).to_be_visible()
+    # Where each model looked: three Grad-CAM PNGs that really load (rendered by the
+    # dashboard's explainer worker on first view), each captioned with its layer.
+    for model in ("resnet50", "mobilenet_v2", "efficientnet_b0"):
+        heat = page.locator(f"#image-gradcam-{model}")
+        heat.scroll_into_view_if_needed()
+        page.wait_for_function("el => el.complete && el.naturalWidth === 224", arg=heat.element_handle(),
+                               timeout=TIMEOUT_MS)
+    expect(page.locator("#image-gradcams")).to_contain_text("layer3[-1]")
     screenshot(page, "image")
 
 
@@ -177,6 +186,11 @@ def test_compare_and_history_show_the_models_side_by_side(dashboard, page, stack
     expect(page.locator("#compare-calibration .scatterlayer .trace")).not_to_have_count(0)
     expect(page.locator("#compare-budget-best")).to_contain_text(re.compile(r"ms"), timeout=TIMEOUT_MS)
     expect(page.locator("#compare-pareto-latency .scatterlayer .trace")).not_to_have_count(0)
+    # The drift panel: each detector the job ran, with its state, or how to run it.
+    watch_drift(stack)
+    page.reload()
+    expect(page.locator("#compare-drift-card .drift-badge")).to_have_count(5, timeout=TIMEOUT_MS)
+    expect(page.locator("#compare-drift-input-pixels")).to_contain_text("Input images against the training set")
     page.wait_for_timeout(500)  # let the last charts finish drawing before the picture
     screenshot(page, "compare")
 

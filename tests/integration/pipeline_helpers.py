@@ -162,11 +162,12 @@ def wait_rows(stack, where: str, params: tuple, count: int, timeout: float = 30)
                     and len(rows) >= count and rows, timeout, message=f"{count} image row(s) where {where} {params}")
 
 
-def stream(stack, count: int, start: int, tag: str) -> list[str]:
-    """Put `count` labelled test images into the bucket, their filenames tagged."""
+def stream(stack, count: int, start: int, tag: str, shift: str | None = None) -> list[str]:
+    """Put `count` labelled test images into the bucket, their filenames tagged
+    (with `shift`, a shifted copy of them: see synthetic.SHIFTS)."""
     writer = BucketWriter(stack, "synthetic")
     return [writer.put(Item(f"{tag}-{item.filename}", item.data, item.label, item.client))
-            for _, item in zip(range(count), synthetic_items("test", start))]
+            for _, item in zip(range(count), synthetic_items("test", start, shift=shift))]
 
 
 def image_ids_for(stack, tag: str, count: int, timeout=120) -> list[str]:

@@ -13,10 +13,13 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import cv2
 import httpx2 as httpx
+import numpy as np
 import pytest
 
 from triptych.datasets.synthetic import render
+from triptych.lifecycle.drift import watch_drift
 
 from ..images import image_bytes
 from .conftest import make_key
@@ -116,6 +119,41 @@ def test_an_uploaded_image_is_answered_by_every_model_and_readable_everywhere(cl
     assert "errors" not in graph, graph
     assert {p["modelName"] for p in graph["data"]["image"]["predictions"]} == set(comparison["per_model"])
     assert graph["data"]["image"]["comparison"]["consensusClass"] == comparison["consensus_class"]
+
+
+def test_gradcam_shows_where_each_model_looked_rendered_once_then_kept(client, uploaded):
+    image_id, _, _ = uploaded[1]
+    answers = {p["model_name"]: p for p in client.get(f"/predictions/{image_id}").json()["predictions"]}
+    heatmaps = {}
+    for model, answer in answers.items():
+        first = client.get(f"/images/{image_id}/gradcam/{model}", timeout=180)
+        assert first.status_code == 200, first.text
+        assert first.headers["content-type"] == "image/png"
+        assert first.headers["x-model-version"] == answer["model_version"]
+        assert first.headers["x-predicted-class"] == answer["predicted_class"]
+        assert float(first.headers["x-render-ms"]) > 0  # rendered now, from that version's weights
+        pixels = cv2.imdecode(np.frombuffer(first.content, np.uint8), cv2.IMREAD_COLOR)
+        assert pixels.shape == (224, 224, 3) and pixels.std() > 5
+        again = client.get(f"/images/{image_id}/gradcam/{model}")
+        assert again.status_code == 200 and again.content == first.content
+        assert "x-render-ms" not in again.headers  # kept in the bucket, not rendered twice
+        heatmaps[model] = first.content
+    assert len(set(heatmaps.values())) == 3, "each model's own map, not one picture three times"
+    assert client.get(f"/images/{uuid.uuid4()}/gradcam/resnet50").json()["code"] == "no_answer"
+    assert client.get(f"/images/{image_id}/gradcam/vgg16").status_code == 422
+
+
+def test_drift_reports_every_detector_the_job_ran(stack, client, uploaded):
+    ran = watch_drift(stack)
+    reply = client.get("/stats/drift")
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    detectors = {d["detector"]: d for d in body["detectors"]}
+    assert {f"confidence:{m}" for m in ("resnet50", "mobilenet_v2", "efficientnet_b0")} <= set(detectors)
+    assert {"agreement", "input:pixels"} <= set(detectors)
+    for name, result in ran.items():
+        assert detectors[name]["status"] == result["status"]
+    assert body["drifting"] == [d for d, v in detectors.items() if v["status"] == "drift"]
 
 
 def test_lists_filter_and_page_with_cursors_that_never_overlap(client, uploaded):

@@ -14,6 +14,9 @@ import pytest
 from triptych.aggregation.compare import Answer, compare
 from triptych.bus import producer as make_producer
 from triptych.contracts import TOPIC_DEAD_LETTERS, TOPIC_IMAGES_INPUT, TOPIC_PREDICTIONS, DeadLetter
+from triptych.db.connection import Database
+from triptych.lifecycle.drift import watch_drift
+from triptych.lifecycle.jobs import run_job
 from triptych.models import local_copies, registry
 from triptych.models.bootstrap import QUICK, missing_champions, train_as_mlrun_job
 from triptych.models.lifecycle import promote
@@ -223,3 +226,39 @@ def test_the_quick_bench_reports_every_figure_and_every_image_is_compared(stack,
     assert {"ingest", "aggregate", *(a.function for a in ARCHITECTURES.values())} <= functions
     assert {"kafka", "minio", "postgres"} <= set(run["peak_rss_mb"])
     assert all(run["peak_rss_mb"][name] > 0 for name in ("kafka", "ingest[0]", "infer-resnet50[0]"))
+
+
+def test_drift_stays_quiet_on_the_usual_stream_and_fires_on_a_blurred_one(stack, pipeline):
+    """The drift job on the real pipeline: ingest's pixel statistics against the
+    training set's, ADWIN over the models' live answers, events and state in Postgres."""
+    Database(stack).transaction(lambda cur: cur.execute(  # the training set's reference stays
+        "DELETE FROM drift_detectors; DELETE FROM drift_watermarks WHERE name = 'comparisons'"))
+    window = stack.model_copy(update={"drift_window": 120})  # only this test's newest images
+
+    usual = unique("usual")
+    stream(stack, 120, 40_000, usual)
+    wait_comparisons(stack, image_ids_for(stack, usual, 120))
+    quiet = watch_drift(window)
+    assert quiet["input:pixels"]["status"] == "ok", quiet["input:pixels"]["worst"]
+    assert quiet["input:pixels"]["n_live"] == 120 and quiet["input:pixels"]["n_reference"] >= 500
+    for model in MODELS:
+        assert quiet[f"confidence:{model}"]["seen"] >= 120  # every comparison fed each model's watch once
+
+    blurred = unique("blurred")
+    stream(stack, 120, 41_000, blurred, shift="blur")
+    wait_comparisons(stack, image_ids_for(stack, blurred, 120))
+    events_before = rows_of(stack, "SELECT count(*) FROM system_events WHERE event_type = 'drift_detected'")[0][0]
+    fired = watch_drift(window)
+    assert fired["input:pixels"]["status"] == "drift"
+    assert fired["input:pixels"]["worst"]["feature"] == "sharpness"
+    assert fired["agreement"]["seen"] == quiet["agreement"]["seen"] + 120  # each comparison read once
+    events = rows_of(stack, "SELECT details FROM system_events WHERE event_type = 'drift_detected' "
+                            "ORDER BY event_id DESC")
+    assert len(events) > events_before and "input:pixels" in {e[0]["detector"] for e in events}
+    state = {r[0]: r[1] for r in rows_of(stack, "SELECT detector, status FROM drift_detectors")}
+    assert state["input:pixels"] == "drift"
+
+    # The scheduled job's own path (MLRun, as the jobs function's cron runs it) finds the same.
+    run = run_job("drift", stack)
+    assert run["state"] == "succeeded", run["error"]
+    assert "input:pixels" in run["result"]["drifting"]

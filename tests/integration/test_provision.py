@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import secrets
 
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource
+
+from triptych.contracts import TOPICS
 from triptych.db.connection import Database
+from triptych.stack.provision import topic_retention
 from triptych.security.keys import ensure_local_key
 
 from .conftest import triptych
@@ -24,6 +29,17 @@ def test_provision_sets_up_given_servers_and_adopts_the_dashboard_key(stack):
             assert proc.returncode == 0, proc.stdout + proc.stderr
         said = " ".join(proc.stderr.split())  # rich wraps its lines
         assert "topics created: none (all there)" in said and "up to date" in said
+        # Every topic is bounded in time and size (Kafka's own default keeps 7 days, unbounded).
+        admin = KafkaAdminClient(bootstrap_servers=stack.kafka_url)
+        try:
+            described = admin.describe_configs([ConfigResource("TOPIC", name) for name, _ in TOPICS])
+        finally:
+            admin.close()
+        for name, _ in TOPICS:
+            config = {key: entry["value"] for key, entry in described["topic"][name].items()}
+            assert config["retention.ms"] == topic_retention(name, stack)["retention.ms"], name
+            assert int(config["retention.bytes"]) == stack.kafka_retention_mb_per_partition * 2**20
+            assert config["min.insync.replicas"] == str(stack.kafka_min_insync_replicas)  # kept, not reset
         rows = query(stack, "SELECT key_id, scopes FROM api_keys WHERE name = 'dashboard' AND revoked_at IS NULL")
         assert rows == [(key.split("_")[1], ["upload", "label"])]
 

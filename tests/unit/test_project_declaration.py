@@ -14,7 +14,7 @@ from triptych.runtime.spec import HttpTriggerSpec, KafkaTriggerSpec, load_functi
 PROJECT = ROOT / "project.yaml"
 EXPECTED = {"upload", "ingest", "infer-resnet50", "infer-mobilenet-v2", "infer-efficientnet-b0", "aggregate", "retrain",
             "infer-shadow", "jobs"}
-JOBS = {"gather", "train", "data-quality", "metrics", "shadow-gate"}
+JOBS = {"gather", "train", "data-quality", "metrics", "shadow-gate", "drift"}
 
 
 def test_project_yaml_is_up_to_date_with_the_declaration():
@@ -41,7 +41,7 @@ def test_runner_reads_every_function_with_its_triggers():
     assert shadow.env["TRIPTYCH_MODEL_ROLE"] == "shadow" and shadow.source == infer[0].source
     # Its own group, from the newest offset: a shadow phase judges what arrives from now on.
     assert shadow.kafka_triggers[0].consumer_group == "infer-shadow" and shadow.kafka_triggers[0].initial_offset == "latest"
-    assert {t.name for t in functions["jobs"].triggers} == {"shadow-gate", "metrics", "data-quality"}
+    assert {t.name for t in functions["jobs"].triggers} == {"shadow-gate", "drift", "metrics", "data-quality"}
 
 
 def test_the_project_declares_the_retrain_workflow_and_its_jobs():

@@ -19,6 +19,7 @@ from prometheus_client import Counter, Histogram
 
 from ..config import Settings, get_settings
 from ..db.connection import Database
+from ..explain.explainer import Explainer
 from ..ingress.upload import Uploader
 from ..models.classes import KnownClasses
 from ..security import Guard
@@ -57,7 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   # Any request may be malformed, too large, or invalid for its schema.
                   responses=errors.responses(400, 413, 422),
                   openapi_tags=[{"name": n} for n in ("results", "upload", "stats", "models", "admin", "meta")])
-    app.state.services = Services(settings, db, s3, guard, Uploader(settings, s3, db, guard), KnownClasses(settings, db))
+    app.state.services = Services(settings, db, s3, guard, Uploader(settings, s3, db, guard), KnownClasses(settings, db),
+                                  Explainer(settings, lambda query, *a: db.transaction(lambda cur: query(cur, *a)), s3))
     errors.install(app)
     _serve_docs(app)
     for router in (meta.router, uploads.router, results.router, stats.router, lifecycle.router,

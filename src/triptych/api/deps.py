@@ -16,6 +16,7 @@ from minio import Minio
 
 from ..config import Settings
 from ..db.connection import Database
+from ..explain.explainer import Explainer
 from ..ingress.upload import Uploader
 from ..models.classes import KnownClasses
 from ..security import Guard, Principal
@@ -32,6 +33,7 @@ class Services:
     guard: Guard
     uploader: Uploader
     known_classes: KnownClasses
+    explainer: Explainer
 
     def read(self, query: Callable[..., T], *args, **kwargs) -> T:
         """One read-side query in its own transaction (endpoints are sync: a thread each)."""

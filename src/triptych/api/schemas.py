@@ -270,6 +270,23 @@ class CalibrationReply(BaseModel):
     models: list[ModelCalibration]
 
 
+class DriftDetector(BaseModel):
+    detector: str = Field(description="confidence:<model> and agreement (ADWIN over the live stream), "
+                                      "input:pixels (KS tests of pixel statistics against the training set)")
+    kind: Literal["output", "input"]
+    status: Literal["ok", "drift", "warming up"] = Field(
+        description="drift: a detection within the hold time (drift_hold_minutes); warming up: too few images yet")
+    drift_at: datetime | None = Field(description="the newest detection")
+    updated_at: datetime = Field(description="when the drift job last ran this detector")
+    summary: dict = Field(description="output: estimate, window, seen, detections; input: n_live, n_reference, "
+                                      "alpha, tests (feature, statistic, p_value, medians), worst")
+
+
+class DriftReply(BaseModel):
+    detectors: list[DriftDetector]
+    drifting: list[str] = Field(description="the detectors in drift now")
+
+
 class UploadResult(BaseModel):
     status: Literal["stored", "duplicate", "rejected"]
     image_id: UUID | None = None

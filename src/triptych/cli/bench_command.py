@@ -33,8 +33,15 @@ def bench(
     bursty_minutes: float = typer.Option(10.0, min=0, help="--scaling: minutes of bursty stream (0: skip)"),
     wakes: int = typer.Option(10, min=0, help="--scaling: cold starts measured (0: skip)"),
     idle_s: float = typer.Option(60.0, min=0, help="--scaling: seconds of idle measured per mode (0: skip)"),
+    soak: str = typer.Option(None, "--soak", help="a soak instead, this long (30m, 2h, 90s): a steady stream, "
+                                                  "sampled every minute, with a verdict on what grows"),
+    load: float = typer.Option(0.8, min=0.05, max=1.0, help="--soak: the share of the measured sustainable rate"),
+    sample_s: float = typer.Option(60.0, min=5, help="--soak: seconds between samples"),
 ) -> None:
     """Measure the pipeline: ceiling, sustained images/s, latency by stage, CPU and memory per process."""
+    if soak is not None:
+        _soak(parse_duration(soak), load, sample_s, out)
+        return
     if scaling:
         from ..benchmark import scaling as scaling_bench
 
@@ -98,6 +105,36 @@ def bench(
     json_path, md_path = write(result, out or settings.data_dir / "bench")
     print(markdown(result))
     console.print(f"reports: {json_path} and {md_path}")
+
+
+def parse_duration(text: str) -> float:
+    """30m, 2h, 90s or 1.5h as seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        value, unit = float(text[:-1]), units[text[-1].lower()]
+    except (ValueError, KeyError, IndexError):
+        raise typer.BadParameter(f"a duration such as 30m, 2h or 90s (got {text!r})", param_hint="--soak") from None
+    if value <= 0:
+        raise typer.BadParameter("a duration above zero", param_hint="--soak")
+    return value * unit
+
+
+def _soak(duration_s: float, load: float, sample_s: float, out: Path | None) -> None:
+    from ..benchmark import soak as soak_bench
+    from ..benchmark.run import require_stack
+
+    settings = get_settings()
+    require_stack(settings)
+    result = soak_bench.run_soak(settings, duration_s, load, sample_s=min(sample_s, duration_s),
+                                 report=console.print)
+    folder = out or settings.data_dir / "bench"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(result["started_at"]))
+    (folder / f"soak-{stamp}.json").write_text(json.dumps(result, indent=2, default=str))
+    (folder / f"soak-{stamp}.html").write_text(soak_bench.html_report(result))
+    (folder / f"soak-{stamp}.md").write_text(soak_bench.markdown(result))
+    print(soak_bench.markdown(result))
+    console.print(f"reports: {folder}/soak-{stamp}.json, .html and .md")
 
 
 def register(app: typer.Typer) -> None:

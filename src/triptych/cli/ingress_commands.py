@@ -50,11 +50,16 @@ def _run(items, source: str, rate: float, count: int | None, duration: float | N
 def synthetic(rate: float = Rate, count: int = Count, duration: float = Duration,
               split: str = typer.Option("test", help="train or test split of the generated set"),
               start: int = typer.Option(0, help="first image index"),
-              fmt: str = typer.Option("png", "--format", help="png or jpeg")) -> None:
+              fmt: str = typer.Option("png", "--format", help="png or jpeg"),
+              shift: str = typer.Option(None, help="a shifted copy, to see the drift detectors fire: "
+                                                   "blur, dark, palette or noise")) -> None:
     """The project's generated labelled shapes (works offline)."""
     from ..datasets.sources import synthetic_items
+    from ..datasets.synthetic import SHIFTS
 
-    _run(synthetic_items(split, start, fmt), "synthetic", rate, count, duration)
+    if shift is not None and shift not in SHIFTS:
+        raise typer.BadParameter(f"one of {', '.join(SHIFTS)}", param_hint="--shift")
+    _run(synthetic_items(split, start, fmt, shift=shift), "synthetic", rate, count, duration)
 
 
 @stream_app.command()

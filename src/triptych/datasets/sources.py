@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..imaging import sniff_format
-from .synthetic import DATASET_ID, render
+from .synthetic import DATASET_ID, render, shifted
 
 
 @dataclass(frozen=True)
@@ -22,12 +22,15 @@ class Item:
     client: dict = field(default_factory=dict)
 
 
-def synthetic_items(split: str = "test", start: int = 0, fmt: str = "png", size: int = 64) -> Iterator[Item]:
+def synthetic_items(split: str = "test", start: int = 0, fmt: str = "png", size: int = 64,
+                    shift: str | None = None) -> Iterator[Item]:
+    """The generated set; with `shift` (synthetic.SHIFTS), a shifted copy of it."""
     index = start
+    extra = {"shift": shift} if shift else {}
     while True:  # endless: the stream is bounded by count or duration
-        sample = render(index, split, size)
+        sample = shifted(render(index, split, size), shift)
         yield Item(f"{sample.label}-{split}-{index:06d}.{'jpg' if fmt == 'jpeg' else fmt}", sample.encode(fmt),
-                   sample.label, {"dataset": DATASET_ID, "split": split, "index": index})
+                   sample.label, {"dataset": DATASET_ID, "split": split, "index": index, **extra})
         index += 1
 
 

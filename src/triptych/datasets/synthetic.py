@@ -131,6 +131,25 @@ def render(index: int, split: str = "train", size: int = 64) -> Sample:
     return Sample(index=index, label=label, image=image)
 
 
+# Shifted copies of the set, to see the drift detectors work (`triptych stream
+# synthetic --shift blur`): the same objects and labels, other pixels.
+SHIFTS = {
+    "blur": lambda image: cv2.GaussianBlur(image, (5, 5), 1.5),                # an out-of-focus camera
+    "dark": lambda image: (image.astype(np.float32) * 0.55).astype(np.uint8),  # dusk
+    "palette": lambda image: image[..., ::-1].copy() // 2 + 100,              # channels swapped, washed out
+    "noise": lambda image: np.clip(image + np.random.default_rng(int(image.sum())).normal(0, 25, image.shape),
+                                   0, 255).astype(np.uint8),                  # a noisy sensor
+}
+
+
+def shifted(sample: Sample, shift: str | None) -> Sample:
+    if shift is None:
+        return sample
+    if shift not in SHIFTS:
+        raise ValueError(f"unknown shift {shift!r}; one of {', '.join(SHIFTS)}")
+    return Sample(sample.index, sample.label, SHIFTS[shift](sample.image))
+
+
 def samples(count: int, split: str = "train", size: int = 64, start: int = 0) -> Iterator[Sample]:
     for index in range(start, start + count):
         yield render(index, split, size)

@@ -27,6 +27,7 @@ class NewImage:
     client_metadata: dict[str, Any] | None = None
     status: str = "registered"
     quarantine_reason: str | None = None
+    pixel_stats: dict[str, float] | None = None  # see triptych.stats.drift
 
 
 def register_image(cur, image: NewImage) -> tuple[str, bool]:
@@ -35,13 +36,15 @@ def register_image(cur, image: NewImage) -> tuple[str, bool]:
     cur.execute(
         """INSERT INTO images (image_id, bucket, object_key, object_version, sha256, etag, filename, content_type,
                                image_format, size_bytes, width, height, channels, source, ground_truth_label,
-                               client_metadata, status, quarantine_reason)
+                               client_metadata, status, quarantine_reason, pixel_stats)
            VALUES (%(image_id)s, %(bucket)s, %(object_key)s, %(object_version)s, %(sha256)s, %(etag)s, %(filename)s,
                    %(content_type)s, %(image_format)s, %(size_bytes)s, %(width)s, %(height)s, %(channels)s, %(source)s,
-                   %(ground_truth_label)s, %(client_metadata)s::jsonb, %(status)s, %(quarantine_reason)s)
+                   %(ground_truth_label)s, %(client_metadata)s::jsonb, %(status)s, %(quarantine_reason)s,
+                   %(pixel_stats)s::jsonb)
            ON CONFLICT (bucket, object_key, object_version, sha256) DO NOTHING
            RETURNING image_id""",
-        {**image.__dict__, "client_metadata": json.dumps(image.client_metadata or {})},
+        {**image.__dict__, "client_metadata": json.dumps(image.client_metadata or {}),
+         "pixel_stats": json.dumps(image.pixel_stats) if image.pixel_stats else None},
     )
     row = cur.fetchone()
     if row:

@@ -141,6 +141,15 @@ def image_detail(cur, image_id: str) -> dict | None:
             "older_id": str(older["image_id"]) if older else None, "newer_id": str(newer["image_id"]) if newer else None}
 
 
+def champion_answer(cur, image_id: str, model_name: str) -> dict | None:
+    """A model's newest champion answer to an image (version and class), or None."""
+    cur.execute("""SELECT model_version, predicted_class, confidence FROM predictions
+                   WHERE image_id = %s AND model_name = %s AND role = 'champion'
+                   ORDER BY predicted_at DESC LIMIT 1""", (image_id, model_name))
+    row = cur.fetchone()
+    return dict(row) if row else None
+
+
 def image_location(cur, image_id: str) -> dict | None:
     """Where an image's bytes are (bucket, key, version), for the media route."""
     cur.execute("SELECT bucket, object_key, object_version, content_type FROM images WHERE image_id = %s",
@@ -618,4 +627,10 @@ def lifecycle_events(cur, limit: int = 100, types: tuple[str, ...] = LIFECYCLE_E
            WHERE event_type = ANY(%s) ORDER BY created_at DESC LIMIT %s""",
         (list(types), limit),
     )
+    return [dict(r) for r in cur.fetchall()]
+
+
+def drift_state(cur) -> list[dict]:
+    """Every drift detector's current state (triptych.lifecycle.drift), for the API and the Compare page."""
+    cur.execute("SELECT detector, kind, status, summary, drift_at, updated_at FROM drift_detectors ORDER BY kind, detector")
     return [dict(r) for r in cur.fetchall()]

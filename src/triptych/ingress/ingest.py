@@ -41,6 +41,8 @@ from ..db.images import (
 )
 from ..imaging import resize_to
 from ..sdk import PermanentError
+from ..stats.pixels import SIZE as DRIFT_SIZE
+from ..stats.pixels import pixel_features
 from ..storage import minio_client, read_object
 from .objects import (
     QUARANTINE_PREFIX,
@@ -225,6 +227,8 @@ class Ingestor:
             etag=ref.etag, filename=filename, content_type=info.content_type, image_format=info.format,
             size_bytes=info.size_bytes, width=info.width, height=info.height, channels=info.channels,
             source=meta["source"], ground_truth_label=meta["label"], client_metadata=meta["client"],
+            pixel_stats=(pixel_features(resize_to(info.pixels, DRIFT_SIZE, "stretch"))
+                         if info.pixels is not None else None),
         )
         return Prepared(ref, info, image, [inline_pixels(info.pixels, size) for size in sizes])
 

@@ -14,11 +14,13 @@ JOBS = {
     "data-quality": ("data_quality", True),
     "metrics": ("metrics_snapshot", True),
     "shadow-gate": ("shadow_gate", False),  # every minute: only its decisions are recorded (system_events)
+    "drift": ("drift_watch", False),  # every minute: only detections are recorded (system_events)
 }
 
 
 # When the `jobs` function's cron triggers run each (see projects/triptych_project.py).
-SCHEDULES = {"data-quality": "daily at 02:30 UTC", "metrics": "hourly at :05", "shadow-gate": "every 60 s"}
+SCHEDULES = {"data-quality": "daily at 02:30 UTC", "metrics": "hourly at :05", "shadow-gate": "every 60 s",
+             "drift": "every 60 s"}
 
 
 class UnknownJob(ValueError):

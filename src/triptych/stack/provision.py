@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg2
 from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource
 from kafka.errors import KafkaError, UnknownBrokerIdError
 from minio import Minio
 from minio.error import S3Error
@@ -17,7 +18,7 @@ from minio.notificationconfig import NotificationConfig, QueueConfig
 from psycopg2 import sql
 
 from ..config import MINIO_KAFKA_DURABLE_TARGET_ID, MINIO_KAFKA_TARGET_ID, Settings
-from ..contracts import TOPICS
+from ..contracts import TOPIC_DEAD_LETTERS, TOPIC_MODEL_UPDATES, TOPICS
 from ..db.migrate import migrate
 from ..errors import StackError
 from ..storage import minio_client
@@ -124,7 +125,8 @@ def _provision_topics(settings: Settings) -> list[str]:
         existing = set(admin.list_topics())
         missing = {
             name: {"num_partitions": partitions, "replication_factor": settings.kafka_replication_factor,
-                   "configs": {"min.insync.replicas": str(settings.kafka_min_insync_replicas)}}
+                   "configs": {"min.insync.replicas": str(settings.kafka_min_insync_replicas),
+                               **topic_retention(name, settings)}}
             for name, partitions in TOPICS
             if name not in existing
         }
@@ -137,9 +139,24 @@ def _provision_topics(settings: Settings) -> list[str]:
         grow = {name: partitions for name, partitions in TOPICS if 0 < described.get(name, partitions) < partitions}
         if grow:
             admin.create_partitions(grow, raise_errors=False)
+        # Topics made before retention was set (or with other settings) get it now.
+        admin.alter_configs([ConfigResource("TOPIC", name, topic_retention(name, settings))
+                             for name, _ in TOPICS if name in existing])
     finally:
         admin.close()
     return sorted(missing)
+
+
+def topic_retention(topic: str, settings: Settings) -> dict[str, str]:
+    """Time and size bounds, so that disk stays flat at a steady rate (issue 27)."""
+    hours = 24 * 7 if topic in KEEP_A_WEEK else settings.kafka_retention_hours
+    return {"retention.ms": str(int(hours * 3_600_000)),
+            "retention.bytes": str(settings.kafka_retention_mb_per_partition * 2**20),
+            # Kafka deletes whole segments: 1 GB ones (its default) would never roll at a laptop's rate.
+            "segment.bytes": str(min(64, settings.kafka_retention_mb_per_partition // 4) * 2**20)}
+
+
+KEEP_A_WEEK = (TOPIC_DEAD_LETTERS, TOPIC_MODEL_UPDATES)  # small, and read long after they were written
 
 
 def provision_buckets(settings: Settings) -> None:

@@ -8,10 +8,12 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from ...aggregation.labels import LabelRejected, UnknownImage, set_ground_truth
 from ...db import queries
+from ...explain.explainer import NoAnswer, Unavailable
+from ...explain.gradcam import LAYER_NAMES, TARGET_LAYERS
 from ...imaging import SERVED_IMAGE_HEADERS, served_media_type
 from ...ingress.objects import SOURCES
 from ..deps import CursorParam, Labelling, Reader, Svc, decode_cursor, next_cursor
@@ -32,6 +34,7 @@ router = APIRouter(tags=["results"])
 
 ImageId = Annotated[UUID, Path(description="the id an upload answered", examples=["3f2b8c1e-5d4a-4c1b-9e7f-0a1b2c3d4e5f"])]
 Limit = Annotated[int, Query(ge=1, le=500)]
+ModelName = Literal[tuple(TARGET_LAYERS)]  # type: ignore[valid-type] - the models Grad-CAM knows a layer of
 Source = Literal[SOURCES]  # type: ignore[valid-type] - the tuple of sources, as an enum in the schema
 # The earliest instant a list looks at when no `since` is given: lists are newest
 # first on indexed timestamps, so an open start costs nothing.
@@ -140,6 +143,31 @@ def image_content(image_id: ImageId, svc: Svc, _: Reader):
 
     return StreamingResponse(chunks(), media_type=served_media_type(where["content_type"]),
                              headers={**SERVED_IMAGE_HEADERS, "Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/images/{image_id}/gradcam/{model}", response_class=Response, responses={
+    200: {"content": {"image/png": {}},
+          "description": "the model's Grad-CAM heatmap for the class it predicted, over the image (224 px PNG)"},
+    **responses(401, 404, 422, 503)})
+def gradcam(image_id: ImageId, model: Annotated[ModelName, Path(description="one of the three models")],
+            svc: Svc, _: Reader):
+    """Where `model` looked: Grad-CAM over the image for the class it predicted, from the
+    weights of the version that answered (its stride-16 layer: see X-Layer). Rendered on
+    first request (about a second; the first after a restart also loads the worker),
+    then kept. X-Model-Version, X-Predicted-Class and X-Render-Ms (absent when kept) say more."""
+    try:
+        heat = svc.explainer.heatmap(str(image_id), model)
+    except NoAnswer as exc:
+        raise ApiError(404, "no_answer", str(exc)) from exc
+    except ValueError as exc:  # the bytes do not decode (a quarantined object), or no layer for the model
+        raise ApiError(422, "not_explainable", str(exc)) from exc
+    except Unavailable as exc:
+        raise ApiError(503, "explainer_unavailable", str(exc)) from exc
+    headers = {"X-Model-Version": heat.version, "X-Predicted-Class": heat.label, "X-Layer": LAYER_NAMES[model],
+               "Cache-Control": "private, max-age=300"}
+    if heat.render_ms is not None:
+        headers["X-Render-Ms"] = f"{heat.render_ms:.0f}"
+    return Response(heat.png, media_type="image/png", headers=headers)
 
 
 @router.put("/images/{image_id}/label", response_model=LabelReply, responses=responses(400, 401, 403, 404, 422))

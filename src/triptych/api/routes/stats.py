@@ -12,7 +12,7 @@ from ...db import queries
 from ..deps import Reader, Svc
 from ..errors import ApiError, responses
 from ...stats.ranges import range_calibration, range_significance
-from ..schemas import CalibrationReply, Instant, ModelStatsReply, PerformanceReply, SignificanceReply
+from ..schemas import CalibrationReply, DriftReply, Instant, ModelStatsReply, PerformanceReply, SignificanceReply
 
 router = APIRouter(prefix="/stats", tags=["stats"])
 
@@ -73,3 +73,10 @@ def calibration(svc: Svc, _: Reader, since: Instant | None = None, until: Instan
     start, end = time_range(since, until)
     models = svc.read(range_calibration, start, end)
     return {"since": start, "until": end, "models": [{"model_name": m, **c} for m, c in models.items()]}
+
+
+@router.get("/drift", response_model=DriftReply, responses=responses(401, 422))
+def drift(svc: Svc, _: Reader):
+    """Each drift detector's state as the drift job (every minute) last left it."""
+    detectors = svc.read(queries.drift_state)
+    return {"detectors": detectors, "drifting": [d["detector"] for d in detectors if d["status"] == "drift"]}
