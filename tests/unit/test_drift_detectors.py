@@ -89,3 +89,23 @@ def test_a_watch_resumes_where_it_stopped_after_a_round_trip_through_the_databas
     split.update(values[500:])
     assert [d["at"] for d in split.detections] == [d["at"] for d in whole.detections]
     assert split.seen == whole.seen == 1200
+
+
+def test_the_job_feeds_each_comparison_to_agreement_and_to_each_models_confidence():
+    from triptych.lifecycle.drift import _streams
+
+    rows = [{"agreement_level": "all", "per_model": {"resnet50": {"confidence": 0.9}, "mobilenet_v2": {"confidence": 0.7}}},
+            {"agreement_level": "majority", "per_model": {"resnet50": {"confidence": 0.4}, "mobilenet_v2": "garbled"}}]
+    assert _streams(rows) == {"agreement": [1.0, 0.0], "confidence:resnet50": [0.9, 0.4],
+                              "confidence:mobilenet_v2": [0.7]}
+
+
+def test_a_detection_holds_drift_for_the_hold_time_then_it_is_ok_again():
+    from datetime import datetime, timedelta, timezone
+
+    from triptych.lifecycle.drift import _status
+
+    now, hold = datetime.now(timezone.utc), timedelta(minutes=15)
+    assert _status(now - timedelta(minutes=14), now, hold, ready=True) == "drift"
+    assert _status(now - timedelta(minutes=16), now, hold, ready=True) == "ok"
+    assert _status(None, now, hold, ready=False) == "warming up"

@@ -106,7 +106,12 @@ def watch_drift(settings: Settings, db: Database | None = None) -> dict:
     fired: list[tuple[str, dict]] = []
     results: dict[str, dict] = {}
 
-    for name, values in _streams(rows).items():
+    streams = _streams(rows)
+    # A detector with nothing new this run still ages: its `drift` ends after the hold.
+    for name, detector in known.items():
+        if detector["kind"] == "output":
+            streams.setdefault(name, [])
+    for name, values in streams.items():
         previous = known.get(name)
         watch = pickle.loads(previous["state"]) if previous and previous["state"] else StreamWatch()
         found = watch.update(values)
