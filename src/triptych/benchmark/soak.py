@@ -39,13 +39,13 @@ EDGE_S = 300.0  # latency drift: the first 5 minutes against the last 5
 _LATENCIES = """
 SELECT extract(epoch FROM c.created_at - i.uploaded_at) * 1000 AS ms
 FROM model_comparisons c JOIN images i USING (image_id)
-WHERE i.object_key LIKE %s AND c.created_at > to_timestamp(%s) AND c.created_at <= to_timestamp(%s)
+WHERE i.filename LIKE %s AND c.created_at > to_timestamp(%s) AND c.created_at <= to_timestamp(%s)
 """
 _TALLY = """
 SELECT count(DISTINCT i.image_id) AS compared, count(*) AS comparisons
-FROM model_comparisons c JOIN images i USING (image_id) WHERE i.object_key LIKE %s
+FROM model_comparisons c JOIN images i USING (image_id) WHERE i.filename LIKE %s
 """
-_REGISTERED = "SELECT count(*) AS n FROM images WHERE object_key LIKE %s"
+_REGISTERED = "SELECT count(*) AS n FROM images WHERE filename LIKE %s"
 
 
 def du_mb(path: Path) -> float:
