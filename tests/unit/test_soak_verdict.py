@@ -9,13 +9,13 @@ from triptych.cli.bench_command import parse_duration
 
 def sample(t_s, rss, disk, p95, fds=50):
     return {"t_s": t_s, "sent": 0, "compared": 0, "lag": 0, "latency_p50_ms": p95 / 2, "latency_p95_ms": p95,
-            "latency_n": 10, "processes": {"ingest[0]": {"rss_mb": rss, "fds": fds, "threads": 9}},
+            "latency_n": 10, "processes": {"ingest[0]": {"rss_mb": rss + 100, "uss_mb": rss, "fds": fds, "threads": 9}},
             "disk_mb": {"kafka": disk}}
 
 
 def test_a_process_that_leaks_2_mb_a_minute_shows_120_mb_an_hour_and_a_flat_one_zero():
     leaking = [sample(60 * k, 300 + 2 * k, 10, 100) for k in range(1, 31)]
-    assert slope_per_hour([s["t_s"] for s in leaking], [s["processes"]["ingest[0]"]["rss_mb"] for s in leaking]) \
+    assert slope_per_hour([s["t_s"] for s in leaking], [s["processes"]["ingest[0]"]["uss_mb"] for s in leaking]) \
         == pytest.approx(120)
     assert slope_per_hour([0, 60, 120], [5, 5, 5]) == pytest.approx(0)
     assert slope_per_hour([0, 60], [5, 6]) is None  # two points are not a trend

@@ -5,7 +5,7 @@ hours, sampled every minute, with a verdict on what grows.
 
 1. The sustainable rate is measured first (a short saturated drop).
 2. Labelled camera-sized JPEGs then go into the bucket at `load` x that rate.
-3. Every `sample_s`: each process's RSS, open files and threads; the disk used by
+3. Every `sample_s`: each process's RSS and USS, open files and threads; the disk used by
    Kafka, MinIO, Postgres, the logs and Prometheus; the functions' consumer lag
    (from Prometheus); p50/p95 of upload-to-comparison over the last interval;
    images in against images compared.
@@ -37,7 +37,7 @@ WARMUP_SHARE = 0.2  # the memory fit starts after this share of the run (caches 
 EDGE_S = 300.0  # latency drift: the first 5 minutes against the last 5
 
 _LATENCIES = """
-SELECT extract(epoch FROM c.created_at - i.uploaded_at) * 1000 AS ms
+SELECT (extract(epoch FROM c.created_at - i.uploaded_at) * 1000)::float8 AS ms
 FROM model_comparisons c JOIN images i USING (image_id)
 WHERE i.filename LIKE %s AND c.created_at > to_timestamp(%s) AND c.created_at <= to_timestamp(%s)
 """
@@ -61,20 +61,25 @@ def du_mb(path: Path) -> float:
 
 
 def process_sample(tracked: list[resources.Tracked]) -> dict[str, dict]:
-    """RSS (MB), open files and threads of each process (a server with its children)."""
+    """RSS and USS (MB), open files and threads of each process (a server with its
+    children). The memory slope is fitted on USS, the memory only that process holds:
+    PostgreSQL's backends come and go and each maps the same shared buffers, so
+    their summed RSS jumps with every connection without anything leaking."""
     sample = {}
     for item in tracked:
         family = [item.process] + (item.process.children(recursive=True) if item.with_children else [])
-        rss = fds = threads = 0
+        rss = uss = fds = threads = 0
         for proc in family:
             try:
                 with proc.oneshot():
-                    rss += proc.memory_info().rss
+                    memory = proc.memory_full_info()
+                    rss += memory.rss
+                    uss += memory.uss
                     fds += proc.num_fds()
                     threads += proc.num_threads()
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
-        sample[item.name] = {"rss_mb": rss / 2**20, "fds": fds, "threads": threads}
+        sample[item.name] = {"rss_mb": rss / 2**20, "uss_mb": uss / 2**20, "fds": fds, "threads": threads}
     return sample
 
 
@@ -202,7 +207,7 @@ def _verdict(samples: list[dict], started: float, sent: int, tally: dict, regist
     after = [s for s in samples if s["t_s"] >= WARMUP_SHARE * duration_s]
     names = sorted({name for s in after for name in s["processes"]})
     memory = {name: slope_per_hour([s["t_s"] for s in after if name in s["processes"]],
-                                   [s["processes"][name]["rss_mb"] for s in after if name in s["processes"]])
+                                   [s["processes"][name]["uss_mb"] for s in after if name in s["processes"]])
               for name in names}
     stores = sorted({store for s in samples for store in s["disk_mb"]})
     disk = {store: slope_per_hour([s["t_s"] for s in samples], [s["disk_mb"][store] for s in samples])
@@ -239,10 +244,10 @@ def html_report(result: dict) -> str:
     minutes = [s["t_s"] / 60 for s in samples]
     names = sorted({n for s in samples for n in s["processes"]})
     stores = sorted({n for s in samples for n in s["disk_mb"]})
-    panels = ["RSS per process (MB)", "open files per process", "threads per process", "disk per store (MB)",
+    panels = ["USS per process (MB: memory only it holds)", "open files per process", "threads per process", "disk per store (MB)",
               "consumer lag (messages)", "upload to comparison (ms)", "images in and compared"]
     fig = make_subplots(rows=len(panels), cols=1, subplot_titles=panels, vertical_spacing=0.035)
-    for row, key in enumerate(("rss_mb", "fds", "threads"), start=1):
+    for row, key in enumerate(("uss_mb", "fds", "threads"), start=1):
         for name in names:
             fig.add_trace(go.Scatter(x=minutes, y=[s["processes"].get(name, {}).get(key) for s in samples],
                                      name=name, legendgroup=name, showlegend=row == 1, mode="lines"), row=row, col=1)
@@ -272,7 +277,7 @@ def markdown(result: dict) -> str:
              f"- images in {v['images']}, compared {v['compared']}, lost {v['lost']}, duplicated {v['duplicated']}",
              f"- p95 first 5 min {_ms(v['latency_p95_first_5min_ms'])}, last 5 min "
              f"{_ms(v['latency_p95_last_5min_ms'])} (ratio {_num(v['latency_p95_drift'], '{:.2f}')})", "",
-             "| process | RSS slope MB/h | open files Δ | threads Δ |", "|---|---:|---:|---:|"]
+             "| process | memory slope MB/h (USS) | open files Δ | threads Δ |", "|---|---:|---:|---:|"]
     for name, slope in v["memory_slope_mb_per_hour"].items():
         lines.append(f"| {name} | {_num(slope, '{:+.1f}')} | {v['fds_growth'].get(name, 0):+d} | "
                      f"{v['threads_growth'].get(name, 0):+d} |")
