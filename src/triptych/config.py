@@ -164,7 +164,7 @@ class Settings(BaseSettings):
     active_models: list[str] = Field(default_factory=lambda: ["resnet50", "mobilenet_v2", "efficientnet_b0"])
     # auto: CUDA fp16 on a GPU, else ONNX Runtime (measured 2-3x faster than eager
     # PyTorch on these CPUs, same answers: tests/integration/test_backends.py).
-    infer_backend: str = Field(default="auto", pattern="^(torch|onnx|cuda|auto)$")
+    infer_backend: str = Field(default="auto", pattern="^(torch|onnx|onnx-int8|cuda|auto)$")
     # Intra-op threads per inference replica; unset: the cores shared out among the
     # active models' replicas (models.backends.default_threads), 1 on two cores.
     infer_threads: int | None = Field(default=None, ge=1)

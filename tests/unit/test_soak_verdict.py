@@ -53,3 +53,19 @@ def test_soak_durations_parse(text, seconds):
 def test_bad_soak_durations_are_refused_with_a_clear_error(text):
     with pytest.raises(typer.BadParameter):
         parse_duration(text)
+
+
+def test_du_skips_what_a_server_deletes_while_it_walks(tmp_path, monkeypatch):
+    import os
+
+    (tmp_path / "kept").write_bytes(b"0" * 2**20)
+    (tmp_path / "gone").write_bytes(b"0" * 2**20)
+    real = os.lstat
+
+    def vanishing(path, *args, **kwargs):  # MinIO removed it between the listing and the stat
+        if str(path).endswith("gone"):
+            raise FileNotFoundError(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", vanishing)
+    assert du_mb(tmp_path) == pytest.approx(1.0)

@@ -3,7 +3,9 @@ hours, sampled every minute, with a verdict on what grows.
 
     triptych bench --soak 30m --load 0.8
 
-1. The sustainable rate is measured first (a short saturated drop).
+1. The sustainable rate is measured first (600 images at saturation: a 200-image
+   burst, tried first, overstated it by a quarter while the scaler still had
+   replicas up from before).
 2. Labelled camera-sized JPEGs then go into the bucket at `load` x that rate.
 3. Every `sample_s`: each process's RSS and USS, open files and threads; the disk used by
    Kafka, MinIO, Postgres, the logs and Prometheus; the functions' consumer lag
@@ -16,6 +18,8 @@ hours, sampled every minute, with a verdict on what grows.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -49,14 +53,15 @@ _REGISTERED = "SELECT count(*) AS n FROM images WHERE filename LIKE %s"
 
 
 def du_mb(path: Path) -> float:
-    """Bytes under `path` in MB (files that vanish while walking are skipped)."""
+    """Bytes under `path` in MB. Servers create and delete files and folders while
+    it walks (MinIO's .minio.sys/tmp): whatever vanishes is skipped, never raised."""
     total = 0
-    for entry in path.rglob("*") if path.exists() else ():
-        try:
-            if entry.is_file() and not entry.is_symlink():
-                total += entry.stat().st_size
-        except OSError:
-            continue
+    for folder, _dirs, files in os.walk(path):  # os.walk ignores folders that vanish
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                continue
     return total / 2**20
 
 
@@ -139,7 +144,9 @@ def _lag(settings: Settings) -> float | None:
 
 
 def run_soak(settings: Settings, duration_s: float, load: float, sample_s: float = 60.0,
-             probe_images: int = 200, drain_s: float = 300.0, report=print) -> dict:
+             probe_images: int = 600, drain_s: float = 300.0, report=print, partial: Path | None = None) -> dict:
+    """The soak; with `partial`, the samples so far are written there after each one,
+    so that a run stopped early (Ctrl-C, a crash, a full disk) keeps what it measured."""
     db = Database(settings)
     report(f"measuring the sustainable rate ({probe_images} images at saturation)")
     sustainable = measure_sustainable(settings, db, probe_images, timeout_s=600)
@@ -158,6 +165,9 @@ def run_soak(settings: Settings, duration_s: float, load: float, sample_s: float
             at = time.time()
             samples.append(_sample(settings, db, like, stream, started, last_at, at))
             last_at = at
+            if partial is not None:
+                partial.write_text(json.dumps({"kind": "soak", "tag": tag, "started_at": started, "load": load,
+                                               "offered_per_s": per_s, "samples": samples}, default=str))
             s = samples[-1]
             report(f"{(at - started) / 60:5.1f} min: {s['sent']} in, {s['compared']} compared, "
                    f"p95 {s['latency_p95_ms'] or float('nan'):.0f} ms, lag {s['lag']}, "

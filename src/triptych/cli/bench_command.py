@@ -125,10 +125,12 @@ def _soak(duration_s: float, load: float, sample_s: float, out: Path | None) -> 
 
     settings = get_settings()
     require_stack(settings)
-    result = soak_bench.run_soak(settings, duration_s, load, sample_s=min(sample_s, duration_s),
-                                 report=console.print)
     folder = out or settings.data_dir / "bench"
     folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f"soak-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.partial.json"
+    result = soak_bench.run_soak(settings, duration_s, load, sample_s=min(sample_s, duration_s),
+                                 report=console.print, partial=partial)
+    partial.unlink(missing_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(result["started_at"]))
     (folder / f"soak-{stamp}.json").write_text(json.dumps(result, indent=2, default=str))
     (folder / f"soak-{stamp}.html").write_text(soak_bench.html_report(result))

@@ -106,6 +106,35 @@ def promote(model: str, version: str, reason: str = typer.Option("promoted by ha
     console.print(f"{model} v{version} is champion")
 
 
+@models_app.command()
+def quantize(model: str, version: str = typer.Option(None, help="default: the champion"),
+             publish: bool = typer.Option(True, help="add the int8 model to the version when it passes the gate"),
+             held_out: int = typer.Option(500, min=50, help="held-out images for agreement and accuracy"),
+             calibration: int = typer.Option(256, min=16, help="training images to calibrate activation ranges")) -> None:
+    """int8 (ONNX Runtime static quantisation, QDQ): fp32 against int8 side by side, speed
+    and top-1 agreement; serve it with TRIPTYCH_INFER_BACKEND=onnx-int8 once published."""
+    from ..lifecycle.int8 import quantize_version
+    from ..models import registry
+    from ..models.quantize import MIN_AGREEMENT
+
+    _names(model)
+    settings = get_settings()
+    version = version or registry.version_for_alias(model, registry.CHAMPION, settings)
+    if version is None:
+        console.print(f"[bold red]error:[/] {model} has no champion: give --version")
+        raise typer.Exit(1)
+    r = quantize_version(model, version, settings, calibration_count=calibration, held_out_count=held_out,
+                         publish=publish)
+    console.print(f"{model} v{version}: int8 {r['int8_ms_per_image']:.2f} ms/image against fp32 "
+                  f"{r['fp32_ms_per_image']:.2f} (x{r['speedup']:.2f}, {r['threads']} thread, batch {r['batch']}, "
+                  f"CPU {' '.join(r['cpu_flags']) or '?'}); top-1 agreement {r['agreement']:.1%} on "
+                  f"{r['held_out']} held-out images; accuracy fp32 {r['fp32_accuracy']:.1%}, int8 {r['int8_accuracy']:.1%}")
+    if not r["passes"]:
+        console.print(f"[bold yellow]not published:[/] agreement below {MIN_AGREEMENT:.0%}")
+        raise typer.Exit(1)
+    console.print(f"published: {r['published']}" if r.get("published") else "passes the gate (not published)")
+
+
 @models_app.command("export")
 def export(to: Path = typer.Option(..., "--to", help="folder to write <model>/ folders into"),
            models: str = typer.Option(None, help="comma-separated; default: every model")) -> None:

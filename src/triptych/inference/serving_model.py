@@ -19,7 +19,7 @@ from ..bus import consumer as make_consumer
 from ..config import Settings
 from ..contracts import TOPIC_MODEL_UPDATES, ModelUpdate
 from ..models import registry
-from ..models.backends import load_backend
+from ..models.backends import REQUIRED_FILES, load_backend
 from ..models.card import ModelCard
 
 log = logging.getLogger("triptych.inference")
@@ -60,7 +60,8 @@ class ServingModel:
         return self._current
 
     def load(self, version: str) -> LoadedModel:
-        card, folder = registry.cached_download(self.model_name, version, self.settings)
+        card, folder = registry.cached_download(self.model_name, version, self.settings,
+                                                require=REQUIRED_FILES.get(self.backend_kind, ()))
         return LoadedModel(card, load_backend(self.backend_kind, folder, card, self.threads))
 
     def load_champion(self, poll_s: float = 10.0) -> LoadedModel:

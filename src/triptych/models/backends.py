@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .card import ONNX_FILE, WEIGHTS_FILE, ModelCard
+from .card import INT8_FILE, ONNX_FILE, WEIGHTS_FILE, ModelCard
 
 if TYPE_CHECKING:
     import torch
 
-BACKENDS = ("onnx", "torch", "cuda", "auto")
+BACKENDS = ("onnx", "onnx-int8", "torch", "cuda", "auto")
+# The files a backend needs beside the card (the int8 model is added later, by hand).
+REQUIRED_FILES = {"onnx-int8": (INT8_FILE,)}
 
 
 def available_cores() -> int:
@@ -117,6 +119,13 @@ def load_backend(kind: str, folder: Path, card: ModelCard, threads: int | None =
     kind = resolve(kind, folder)
     if kind == "onnx":
         return OnnxBackend(Path(folder) / ONNX_FILE, threads)
+    if kind == "onnx-int8":
+        if not (Path(folder) / INT8_FILE).exists():
+            raise FileNotFoundError(f"{card.model_name} v{card.version} has no int8 model: "
+                                    f"`triptych models quantize {card.model_name} --version {card.version}` first")
+        backend = OnnxBackend(Path(folder) / INT8_FILE, threads)
+        backend.name = "onnxruntime-cpu-int8"
+        return backend
     if kind not in ("cuda", "torch"):
         raise ValueError(f"unknown backend {kind!r}; one of {', '.join(BACKENDS)}")
     import torch

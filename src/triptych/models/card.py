@@ -17,6 +17,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "model.pt"
 ONNX_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"  # optional: `triptych models quantize` adds it (triptych.models.quantize)
 
 
 class ModelCard(BaseModel):

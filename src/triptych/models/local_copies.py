@@ -40,9 +40,18 @@ def _model_folder(copy: Path) -> Path:
     return next(copy.rglob(CARD_FILE)).parent
 
 
-def local_copy(root: Path, key: str, fetch: Callable[[Path], object], keep: int = KEEP_PER_MODEL) -> Path:
-    """The model folder for `key` under `root`, fetching it with `fetch(staging)` if absent."""
+def local_copy(root: Path, key: str, fetch: Callable[[Path], object], keep: int = KEEP_PER_MODEL,
+               require: tuple[str, ...] = ()) -> Path:
+    """The model folder for `key` under `root`, fetching it with `fetch(staging)` if absent,
+    or if it lacks a `require`d file (added to the version after this copy was made)."""
     final = root / key
+    if final.is_dir() and any(not (_model_folder(final) / name).exists() for name in require):
+        stale = root / f".{key}-stale-{time.time_ns()}"
+        try:
+            os.rename(final, stale)  # out of the way at once; a replica loading from it keeps its open files
+        except OSError:
+            pass  # another replica moved it first
+        shutil.rmtree(stale, ignore_errors=True)
     if not final.is_dir():
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))

@@ -154,18 +154,28 @@ def download(model_name: str, version: str, target: Path,
     return card, local
 
 
+def add_artifact(model_name: str, version: str, path: Path, settings: Settings | None = None) -> str:
+    """Add a file to a registered version's artifacts (beside its weights and export)."""
+    client = _client(settings or get_settings())
+    run_id = client.get_model_version(architecture(model_name).registered_name, version).run_id
+    client.log_artifact(run_id, str(path), artifact_path=ARTIFACT_PATH)
+    return f"runs:/{run_id}/{ARTIFACT_PATH}/{Path(path).name}"
+
+
 def source_of(model_name: str, version: str, settings: Settings | None = None) -> str:
     """Where a version's artifacts live in the registry's store."""
     client = _client(settings or get_settings())
     return client.get_model_version(architecture(model_name).registered_name, version).source
 
 
-def cached_download(model_name: str, version: str, settings: Settings | None = None) -> tuple[ModelCard, Path]:
-    """A version's files from the machine's model cache, downloaded once (see local_copies)."""
+def cached_download(model_name: str, version: str, settings: Settings | None = None,
+                    require: tuple[str, ...] = ()) -> tuple[ModelCard, Path]:
+    """A version's files from the machine's model cache, downloaded once (see local_copies);
+    fetched again if the copy lacks a `require`d file added since (an int8 export)."""
     settings = settings or get_settings()
     source = source_of(model_name, version, settings)
     folder = local_copies.local_copy(settings.cache_dir / "models" / model_name, local_copies.key_for(version, source),
-                                     lambda staging: download(model_name, version, staging, settings))
+                                     lambda staging: download(model_name, version, staging, settings), require=require)
     return ModelCard.load(folder), folder
 
 

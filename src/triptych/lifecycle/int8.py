@@ -1,0 +1,44 @@
+"""Quantising a registered version to int8 (triptych.models.quantize does the work):
+calibrated on the version's own training images, measured on its held-out ones,
+and published beside its fp32 export when it passes the agreement gate."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Settings
+from ..datasets.bucket import load_split
+from ..models import registry
+from ..models.card import INT8_FILE, ONNX_FILE
+from ..models.preprocess import to_batch
+from ..models.quantize import compare_int8
+from .training_set import base_dataset
+
+
+def quantize_version(model_name: str, version: str, settings: Settings, calibration_count: int = 256,
+                     held_out_count: int = 500, threads: int = 1, batch: int = 8, publish: bool = True) -> dict:
+    """Quantise a registered version, measure it against fp32, and (if it passes the
+    gate and `publish`) add the int8 model to the version's artifacts."""
+    card, cached = registry.cached_download(model_name, version, settings)
+    dataset = card.dataset_id.split("+")[0] if card.dataset_id else base_dataset(settings)
+    train = load_split(dataset, "train", card.input_size, calibration_count, settings)
+    test = load_split(dataset, "test", card.input_size, held_out_count, settings)
+    truth = np.array([card.labels.index(test.classes[i]) if test.classes[i] in card.labels else -1
+                      for i in test.labels])
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / ONNX_FILE).write_bytes((cached / ONNX_FILE).read_bytes())
+        result = compare_int8(folder, card, to_batch(train.images, card), to_batch(test.images, card), truth,
+                              threads, batch)
+        result["dataset"] = dataset
+        if result["passes"] and publish:
+            result["published"] = registry.add_artifact(model_name, version, folder / INT8_FILE, settings)
+            # This machine's cached copy gets it too (other machines fetch it: cached_download's `require`).
+            staged = cached / f".{INT8_FILE}.tmp"
+            staged.write_bytes((folder / INT8_FILE).read_bytes())
+            os.replace(staged, cached / INT8_FILE)
+    return result
