@@ -82,3 +82,18 @@ def test_staging_left_by_a_killed_replica_is_removed_after_an_hour(tmp_path):
 def test_keys_differ_for_the_same_version_number_from_two_registries():
     assert local_copies.key_for("1", "mlflow-artifacts:/1/aaa/artifacts/model") != \
         local_copies.key_for("1", "mlflow-artifacts:/7/bbb/artifacts/model")
+
+
+def test_a_copy_that_lacks_a_file_added_to_the_version_since_is_fetched_again(tmp_path):
+    calls = []
+    local_copies.local_copy(tmp_path, "v1-abc", fetcher(calls))
+
+    def with_int8(staging):
+        fetcher(calls)(staging)
+        (staging / "model" / "model.int8.onnx").write_bytes(b"q")
+
+    folder = local_copies.local_copy(tmp_path, "v1-abc", with_int8, require=("model.int8.onnx",))
+    assert (folder / "model.int8.onnx").exists() and len(calls) == 2
+    again = local_copies.local_copy(tmp_path, "v1-abc", with_int8, require=("model.int8.onnx",))
+    assert again == folder and len(calls) == 2  # now complete: not fetched a third time
+    assert [p.name for p in tmp_path.iterdir()] == ["v1-abc"]  # the stale copy is gone

@@ -122,3 +122,32 @@ def test_a_commit_refused_after_a_rebalance_leaves_the_trigger_running(caplog):
     runner.finish_pending()  # no raise
     assert handled == [b"0", b"1", b"2"] and runner.pending == []
     assert "will be delivered again" in caplog.text
+
+
+def test_a_member_with_no_partition_waits_between_polls_instead_of_spinning():
+    import threading
+    import time
+
+    from triptych.config import Settings
+    from triptych.runtime.kafka_trigger import IDLE_POLL_MS, KafkaTriggerRunner
+    from triptych.runtime.nuclio_compat import LoadedHandler, make_context
+    from triptych.runtime.spec import KafkaTriggerSpec
+
+    class UnassignedConsumer:  # what kafka-python 3 does with no partition: returns at once
+        polls = 0
+
+        def poll(self, timeout_ms, max_records):
+            self.polls += 1
+            return {}
+
+        def assignment(self):
+            return set()
+
+    trigger = KafkaTriggerSpec("events", ("t",), "g", "earliest", Delivery(batch_size=8, max_attempts=1))
+    handler = LoadedHandler(module=None, handler=lambda context, event: None, init_context=None)
+    runner = KafkaTriggerRunner("f", trigger, handler, Settings(), threading.Event(), make_context("f", 0, "init", "i"))
+    runner.consumer = UnassignedConsumer()
+    started = time.monotonic()
+    while time.monotonic() - started < 1.0:
+        runner._collect()
+    assert runner.consumer.polls <= 1000 / IDLE_POLL_MS + 1
