@@ -145,8 +145,16 @@
         return reply.json().then(function (body) {
           if (!reply.ok) { throw new Error(body.error || ("HTTP " + reply.status)); }
           run.sent += 1;
-          run.awaiting[body.image_id] = { id: body.image_id, seq: seq, sentAt: sentAt, snapshot: snapshot,
-            label: label, answers: {}, consensus: null };
+          // A picture identical to one already sent (a still scene) comes back as that image's id.
+          // The frame waiting for it stays, and a Snapshot among them keeps it a snapshot, whichever
+          // reply lands last: without this a plain frame's later reply unmarked a snapshot.
+          var waiting = run.awaiting[body.image_id];
+          if (waiting) {
+            waiting.snapshot = waiting.snapshot || snapshot;
+          } else {
+            run.awaiting[body.image_id] = { id: body.image_id, seq: seq, sentAt: sentAt, snapshot: snapshot,
+              label: label, answers: {}, consensus: null };
+          }
           if (run === state) { showAlert("", ""); }
         });
       }).catch(function (err) {

@@ -117,6 +117,43 @@ def test_when_answers_lag_stale_frames_are_dropped_not_queued(dashboard, camera_
     expect(page.locator("#webcam-stats")).to_contain_text("dropped while the pipeline was busy")
 
 
+def test_a_snapshot_of_a_still_scene_stays_a_snapshot(dashboard, camera_page):
+    """A still scene makes frames identical to the snapshot, and the upload answers them
+    all as one image id. Plain frames' replies landing after the snapshot's must not
+    unmark it (the race that once failed CI): the routes here make every frame that
+    one image and hold its answer back until plain frames have replied after it."""
+    page, image_id = camera_page, str(uuid.uuid4())
+    seen = {"snapshots": 0, "plain_after_snapshot": 0}
+
+    def frame(route):
+        if "snapshot=1" in route.request.url:
+            seen["snapshots"] += 1
+        elif seen["snapshots"]:
+            seen["plain_after_snapshot"] += 1
+        route.fulfill(status=201, content_type="application/json",
+                      body=json.dumps({"image_id": image_id, "status": "duplicate"}))
+
+    def answers(route):
+        frames = {}
+        if seen["plain_after_snapshot"] >= 2:
+            frames[image_id] = {"status": "compared",
+                                "answers": {m: {"class": "ring", "confidence": 0.9} for m in MODELS},
+                                "consensus": {"class": "ring", "agreement": "unanimous", "words": "all three agree"}}
+        route.fulfill(status=200, content_type="application/json", body=json.dumps({"frames": frames, "models": []}))
+
+    page.route("**/webcam/frame*", frame)
+    page.route("**/webcam/answers*", answers)
+    page.goto(dashboard.url + "/webcam")
+    page.locator("#webcam-rate").fill("5")
+    page.locator("#webcam-toggle").click()
+    wait_for(lambda: counter(page, "sent") >= 1, 30, interval=0.2, message="a first frame sent")
+    page.locator("#webcam-snapshot").click()
+    wait_for(lambda: counter(page, "answered") >= 1, 30, interval=0.2, message="the one image answered")
+    assert seen["snapshots"] == 1 and seen["plain_after_snapshot"] >= 2, seen
+    expect(page.locator(".webcam-snapshot")).to_have_count(1, timeout=TIMEOUT_MS)
+    assert page.locator(".webcam-snapshot").first.get_attribute("href") == f"/image/{image_id}"
+
+
 def test_without_a_camera_the_page_says_so(dashboard, page):
     page.goto(dashboard.url + "/webcam")
     page.locator("#webcam-toggle").click()
