@@ -15,7 +15,7 @@ from flask import Flask, Response, abort, send_file
 from PIL import Image
 
 from triptych.db.queries import image_location
-from triptych.explain.explainer import Explainer, NoAnswer, Unavailable
+from triptych.explain.explainer import Explainer, ImageGone, NoAnswer, Unavailable
 from triptych.explain.gradcam import TARGET_LAYERS
 from triptych.imaging import SERVED_IMAGE_HEADERS, served_media_type
 from triptych.storage import minio_client, read_object
@@ -113,6 +113,8 @@ def register_routes(server: Flask) -> None:
             heat = explainer().heatmap(image_id, model)
         except NoAnswer:
             return _message_svg("no answer yet", "from this model")
+        except ImageGone:
+            return _message_svg("image gone", "deleted from the bucket")
         except ValueError:
             return _message_svg("no heatmap", "not an image")
         except Unavailable:

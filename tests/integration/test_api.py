@@ -20,6 +20,7 @@ import pytest
 
 from triptych.datasets.synthetic import render
 from triptych.lifecycle.drift import watch_drift
+from triptych.storage import minio_client
 
 from ..images import image_bytes
 from .conftest import make_key
@@ -141,6 +142,18 @@ def test_gradcam_shows_where_each_model_looked_rendered_once_then_kept(client, u
     assert len(set(heatmaps.values())) == 3, "each model's own map, not one picture three times"
     assert client.get(f"/images/{uuid.uuid4()}/gradcam/resnet50").json()["code"] == "no_answer"
     assert client.get(f"/images/{image_id}/gradcam/vgg16").status_code == 422
+
+
+def test_gradcam_of_an_image_deleted_from_the_bucket_says_it_is_gone(stack, client):
+    data, label = labelled_png(9100)
+    reply = upload(client, data, f"{unique('gone')}-{label}.png", label)
+    assert reply.status_code == 201, reply.text
+    image_id = reply.json()["image_id"]
+    compared(client, image_id)
+    [(bucket, key)] = query(stack, "SELECT bucket, object_key FROM images WHERE image_id = %s", (image_id,))
+    minio_client(stack).remove_object(bucket, key)
+    gone = client.get(f"/images/{image_id}/gradcam/mobilenet_v2")
+    assert gone.status_code == 404 and gone.json()["code"] == "image_gone", gone.text
 
 
 def test_drift_reports_every_detector_the_job_ran(stack, client, uploaded):

@@ -33,6 +33,11 @@ class NoAnswer(LookupError):
     """The image is unknown, or that model has not answered it."""
 
 
+class ImageGone(LookupError):
+    """The models answered the image, but its bytes are no longer in the bucket (deleted
+    or expired since): there is nothing to draw the heatmap over."""
+
+
 class Unavailable(RuntimeError):
     """The worker could not render it now (crashed, or too slow); a retry may work."""
 
@@ -76,9 +81,7 @@ class Explainer:
         except S3Error as exc:
             if exc.code != "NoSuchKey":
                 raise
-        where = self._read(queries.image_location, image_id)
-        raw = read_object(self._s3, where["bucket"], where["object_key"], where["object_version"] or None,
-                          limit=self.settings.max_image_bytes)
+        raw = self._original(image_id)
         from .gradcam import render  # torch stays in the worker: this import is torch-free at module level
 
         try:
@@ -93,6 +96,19 @@ class Explainer:
         self._s3.put_object(bucket, key, io.BytesIO(png), len(png), content_type="image/png")
         log.info("gradcam %s %s v%s rendered in %.0f ms", image_id, model_name, version, render_ms)
         return Heatmap(png, model_name, version, label, render_ms)
+
+    def _original(self, image_id: str) -> bytes:
+        where = self._read(queries.image_location, image_id)
+        if where is None:
+            raise ImageGone(f"image {image_id} has no row (deleted since it was answered)")
+        try:
+            return read_object(self._s3, where["bucket"], where["object_key"], where["object_version"] or None,
+                               limit=self.settings.max_image_bytes)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchVersion", "NoSuchBucket"):
+                raise ImageGone(f"image {image_id}: {where['bucket']}/{where['object_key']} is no longer "
+                                f"in the bucket ({exc.code})") from exc
+            raise
 
     def _workers(self) -> ProcessPoolExecutor:
         with self._lock:

@@ -12,7 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from ...aggregation.labels import LabelRejected, UnknownImage, set_ground_truth
 from ...db import queries
-from ...explain.explainer import NoAnswer, Unavailable
+from ...explain.explainer import ImageGone, NoAnswer, Unavailable
 from ...explain.gradcam import LAYER_NAMES, TARGET_LAYERS
 from ...imaging import SERVED_IMAGE_HEADERS, served_media_type
 from ...ingress.objects import SOURCES
@@ -159,6 +159,8 @@ def gradcam(image_id: ImageId, model: Annotated[ModelName, Path(description="one
         heat = svc.explainer.heatmap(str(image_id), model)
     except NoAnswer as exc:
         raise ApiError(404, "no_answer", str(exc)) from exc
+    except ImageGone as exc:
+        raise ApiError(404, "image_gone", str(exc)) from exc
     except ValueError as exc:  # the bytes do not decode (a quarantined object), or no layer for the model
         raise ApiError(422, "not_explainable", str(exc)) from exc
     except Unavailable as exc:
