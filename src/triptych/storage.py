@@ -20,6 +20,11 @@ def minio_client(settings: Settings | None = None) -> Minio:
     )
 
 
+# The S3 error codes that mean the object (or that version of it) is not there: deleted,
+# moved to quarantine, or its bucket removed. Everything else may pass on a retry.
+MISSING_OBJECT_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchBucket"})
+
+
 def read_object(client: Minio, bucket: str, key: str, version: str | None = None, limit: int | None = None) -> bytes:
     """An object's bytes (at most `limit`), with the connection handed back to the pool."""
     response = client.get_object(bucket, key, version_id=version or None)

@@ -23,7 +23,7 @@ from minio.error import S3Error
 
 from ..config import Settings
 from ..db import queries
-from ..storage import read_object
+from ..storage import MISSING_OBJECT_CODES, read_object
 
 log = logging.getLogger("triptych.explain")
 RENDER_TIMEOUT_S = 120.0  # the first render also spawns the worker and loads torch and the weights
@@ -105,7 +105,7 @@ class Explainer:
             return read_object(self._s3, where["bucket"], where["object_key"], where["object_version"] or None,
                                limit=self.settings.max_image_bytes)
         except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchVersion", "NoSuchBucket"):
+            if exc.code in MISSING_OBJECT_CODES:
                 raise ImageGone(f"image {image_id}: {where['bucket']}/{where['object_key']} is no longer "
                                 f"in the bucket ({exc.code})") from exc
             raise

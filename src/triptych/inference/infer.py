@@ -45,7 +45,7 @@ from ..models.backends import default_threads
 from ..models.card import ModelCard
 from ..models.preprocess import needed_side, resize, to_batch
 from ..sdk import PermanentError
-from ..storage import minio_client, read_object
+from ..storage import MISSING_OBJECT_CODES, minio_client, read_object
 from .serving_model import LoadedModel, ServingModel
 
 log = logging.getLogger("triptych.infer")
@@ -130,7 +130,7 @@ class Classifier:
         try:
             data = read_object(self.s3, message.bucket, message.object_key, message.object_version)
         except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchVersion", "NoSuchBucket"):
+            if exc.code in MISSING_OBJECT_CODES:
                 raise PermanentError(f"image {message.image_id} is gone from the bucket ({exc.code})") from exc
             raise
         fetched = time.perf_counter()

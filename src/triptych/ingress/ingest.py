@@ -43,7 +43,7 @@ from ..imaging import resize_to
 from ..sdk import PermanentError
 from ..stats.pixels import SIZE as DRIFT_SIZE
 from ..stats.pixels import pixel_features
-from ..storage import minio_client, read_object
+from ..storage import MISSING_OBJECT_CODES, minio_client, read_object
 from .objects import (
     QUARANTINE_PREFIX,
     decode_metadata,
@@ -192,7 +192,7 @@ class Ingestor:
             # Never more than the limit allows: one byte over is enough to reject it.
             return read_object(self.s3, ref.bucket, ref.key, ref.version, limit=self.settings.max_image_bytes + 1)
         except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchVersion", "NoSuchBucket"):
+            if exc.code in MISSING_OBJECT_CODES:
                 reason = self._quarantined_as(ref)
                 if reason:  # moved by an earlier try of this event (a batch retried one by one): same reason
                     raise ObjectGone(f"{ref.bucket}/{ref.key} quarantined: {reason}") from exc

@@ -34,7 +34,7 @@ from ..db.connection import Database
 from ..db.events import log_system_event
 from ..imaging import DecodeError, decode
 from ..ingress.objects import move_to_quarantine
-from ..storage import minio_client, read_object
+from ..storage import MISSING_OBJECT_CODES, minio_client, read_object
 from .steps import Step
 
 log = logging.getLogger("triptych.lifecycle")
@@ -53,7 +53,7 @@ def check_objects(db: Database, s3, settings: Settings, limit: int = 100_000) ->
         try:
             data = read_object(s3, row["bucket"], row["object_key"], row["object_version"] or None)
         except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchVersion", "NoSuchBucket"):
+            if exc.code in MISSING_OBJECT_CODES:
                 missing.append(str(row["image_id"]))
                 continue
             raise
