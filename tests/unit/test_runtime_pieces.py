@@ -94,31 +94,29 @@ def test_concurrent_scales_lose_nothing(tmp_path):
 
 def test_a_commit_refused_after_a_rebalance_leaves_the_trigger_running(caplog):
     """After a broker restart the group may no longer know this member: the commit
-    is refused (CommitFailedError). The records were handled; they come again to
+    is refused (UNKNOWN_MEMBER_ID). The records were handled; they come again to
     whoever owns their partitions now. Before, the trigger raised and the whole
     replica restarted, with a backoff of up to a minute, after every Kafka blip."""
     import threading
-    from types import SimpleNamespace
 
-    from kafka.errors import CommitFailedError, UnknownMemberIdError
+    from confluent_kafka import KafkaError, KafkaException
 
     from triptych.config import Settings
-    from triptych.runtime.kafka_trigger import KafkaTriggerRunner
+    from triptych.runtime.kafka_trigger import KafkaTriggerRunner, Record
     from triptych.runtime.nuclio_compat import LoadedHandler, make_context
     from triptych.runtime.spec import KafkaTriggerSpec
 
     handled = []
 
     class RefusingConsumer:
-        def commit(self, offsets):
-            raise CommitFailedError(UnknownMemberIdError())
+        def commit(self, offsets, asynchronous):
+            raise KafkaException(KafkaError(KafkaError.UNKNOWN_MEMBER_ID))
 
     trigger = KafkaTriggerSpec("events", ("t",), "g", "earliest", Delivery(batch_size=1, max_attempts=1))
     handler = LoadedHandler(module=None, handler=lambda context, event: handled.append(event.body), init_context=None)
     runner = KafkaTriggerRunner("f", trigger, handler, Settings(), threading.Event(), make_context("f", 0, "init", "i"))
     runner.consumer = RefusingConsumer()
-    runner.pending = [SimpleNamespace(topic="t", partition=0, offset=n, key=None, value=b"%d" % n, headers=[],
-                                      timestamp=0) for n in range(3)]
+    runner.pending = [Record("t", 0, n, None, b"%d" % n, [], None) for n in range(3)]
     runner.finish_pending()  # no raise
     assert handled == [b"0", b"1", b"2"] and runner.pending == []
     assert "will be delivered again" in caplog.text
@@ -133,12 +131,12 @@ def test_a_member_with_no_partition_waits_between_polls_instead_of_spinning():
     from triptych.runtime.nuclio_compat import LoadedHandler, make_context
     from triptych.runtime.spec import KafkaTriggerSpec
 
-    class UnassignedConsumer:  # what kafka-python 3 does with no partition: returns at once
+    class UnassignedConsumer:  # what kafka-python 3 did with no partition: returns at once
         polls = 0
 
-        def poll(self, timeout_ms, max_records):
+        def consume(self, num_messages, timeout):
             self.polls += 1
-            return {}
+            return []
 
         def assignment(self):
             return set()

@@ -11,6 +11,9 @@
   handler without it is wrapped here, so the runner gives it the same.
 - On revocation (rebalance) and on stop, the batch in hand is finished and
   committed before the partitions are given up.
+- The client is librdkafka (confluent-kafka): fetching, decompression, CRCs and
+  the group's heartbeats run in its C threads, so the replica's one Python thread
+  is left to the handler (about 3 ms of CPU per image less than kafka-python).
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ import logging
 import threading
 import time
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
-from kafka.errors import CommitFailedError
-from kafka.structs import OffsetAndMetadata
+from typing import NamedTuple
 
-from ..bus import consumer as make_consumer
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from ..bus import group_consumer
 from ..config import Settings
 from ..sdk import metrics
 from .nuclio_compat import LoadedHandler, kafka_event, trigger_context
@@ -39,17 +42,26 @@ IDLE_POLL_MS = 500
 COMMIT_CHUNK = 100
 # Lag needs a round trip to the broker; once every few seconds is plenty for a gauge.
 LAG_INTERVAL_S = 5.0
+# The same consumer error (a topic not created yet, a broker away) is logged once a minute.
+ERROR_LOG_INTERVAL_S = 60.0
 
 
-class _FlushOnRevoke(ConsumerRebalanceListener):
-    def __init__(self, runner: "KafkaTriggerRunner"):
-        self.runner = runner
+class Record(NamedTuple):
+    """One consumed Kafka record, as `nuclio_compat.kafka_event` reads it."""
 
-    def on_partitions_revoked(self, revoked):
-        self.runner.finish_pending()
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list | None
+    timestamp: int | None  # ms since the epoch
 
-    def on_partitions_assigned(self, assigned):
-        log.info("%s: assigned %s", self.runner.function, sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
+    @classmethod
+    def of(cls, message) -> "Record":
+        kind, timestamp = message.timestamp()
+        return cls(message.topic(), message.partition(), message.offset(), message.key(), message.value(),
+                   message.headers(), timestamp if kind else None)
 
 
 class KafkaTriggerRunner:
@@ -71,24 +83,17 @@ class KafkaTriggerRunner:
         self.context = trigger_context(context, "kafka-cluster", trigger.name)
         self.labels = {"function": function, "trigger": trigger.name}
         self.pending: list = []
-        self.consumer: KafkaConsumer | None = None
+        self.consumer: Consumer | None = None
         self._lag_updated_at = 0.0
+        self._errors_logged_at: dict[int, float] = {}
 
     # -- loop ---------------------------------------------------------------
     def run(self) -> None:
-        self.consumer = make_consumer(
-            self.settings,
-            group_id=self.trigger.consumer_group,
-            client_id=f"{self.function}-{self.context.worker_id}",
-            auto_offset_reset=self.trigger.initial_offset,
-            max_poll_records=max(self.delivery.batch_size, COMMIT_CHUNK),
-            # A batched forward pass on a slow CPU can take a while; don't get evicted.
-            max_poll_interval_ms=600_000,
-            # The broker's minimum: a replica killed with -9 gives its partitions up after 6 s.
-            session_timeout_ms=6000,
-            heartbeat_interval_ms=2000,
-        )
-        self.consumer.subscribe(list(self.trigger.topics), listener=_FlushOnRevoke(self))
+        self.consumer = group_consumer(self.settings, self.trigger.consumer_group,
+                                       client_id=f"{self.function}-{self.context.worker_id}",
+                                       initial_offset=self.trigger.initial_offset)
+        # The callbacks run inside consume(), in this thread.
+        self.consumer.subscribe(list(self.trigger.topics), on_assign=self._assigned, on_revoke=self._revoked)
         try:
             while not self.stop.is_set():
                 self._collect()
@@ -96,7 +101,13 @@ class KafkaTriggerRunner:
                 self._update_lag()
         finally:
             self.finish_pending()
-            self.consumer.close(autocommit=False)  # leaves the group: partitions move on at once
+            self.consumer.close()  # leaves the group (commits nothing): partitions move on at once
+
+    def _assigned(self, consumer, partitions) -> None:
+        log.info("%s: assigned %s", self.function, sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions))
+
+    def _revoked(self, consumer, partitions) -> None:
+        self.finish_pending()  # commit what was handled while the partitions are still ours
 
     def _collect(self) -> None:
         """Take what is there (up to a commit chunk); if that is less than one batch,
@@ -110,21 +121,37 @@ class KafkaTriggerRunner:
                 timeout_ms = int((deadline - time.monotonic()) * 1000)
                 if timeout_ms <= 0:
                     break
-            polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=limit - len(self.pending))
-            records = [r for batch in polled.values() for r in batch]
+            asked = time.monotonic()
+            records = self._records(self.consumer.consume(num_messages=limit - len(self.pending),
+                                                          timeout=timeout_ms / 1000))
             if not records:
                 if not self.pending and not self.consumer.assignment():
-                    # kafka-python 3's poll returns at once when this member holds no
-                    # partition (more members than partitions, or a topic with no metadata
-                    # yet): without this wait the loop spun, and an idle ingest replica
-                    # burned 0.9 of a core while the first champions trained.
-                    self.stop.wait(timeout_ms / 1000)
+                    # A client whose poll returns at once while this member holds no
+                    # partition (kafka-python 3 did, with more members than partitions or a
+                    # topic with no metadata yet) would spin: an idle ingest replica burned
+                    # 0.9 of a core while the first champions trained. Wait out the rest.
+                    self.stop.wait(max(0.0, timeout_ms / 1000 - (time.monotonic() - asked)))
                 if self.pending or deadline is None:
                     break
                 continue
             self.pending.extend(records)
             if deadline is None:
                 deadline = time.monotonic() + self.delivery.batch_wait_ms / 1000
+
+    def _records(self, messages: list) -> list[Record]:
+        """The records among what consume() returned; its errors are logged, not raised:
+        librdkafka recovers from them (reconnects, refreshes metadata) on its own."""
+        records = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                records.append(Record.of(message))
+            elif error.code() != KafkaError._PARTITION_EOF:
+                now = time.monotonic()
+                if now - self._errors_logged_at.get(error.code(), -ERROR_LOG_INTERVAL_S) >= ERROR_LOG_INTERVAL_S:
+                    self._errors_logged_at[error.code()] = now
+                    log.warning("%s: consumer error: %s", self.function, error)
+        return records
 
     def finish_pending(self) -> None:
         """Handle the records in hand, then commit past them."""
@@ -147,14 +174,14 @@ class KafkaTriggerRunner:
         metrics.EVENTS.labels(**self.labels).inc(size)
 
     # -- offsets --------------------------------------------------------------
-    def _commit(self, records: list) -> None:
-        highest: dict[TopicPartition, int] = {}
+    def _commit(self, records: list[Record]) -> None:
+        highest: dict[tuple[str, int], int] = {}
         for r in records:
-            tp = TopicPartition(r.topic, r.partition)
-            highest[tp] = max(highest.get(tp, -1), r.offset)
+            highest[r.topic, r.partition] = max(highest.get((r.topic, r.partition), -1), r.offset)
         try:
-            self.consumer.commit({tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in highest.items()})
-        except CommitFailedError as exc:
+            self.consumer.commit(offsets=[TopicPartition(topic, partition, offset + 1)
+                                          for (topic, partition), offset in highest.items()], asynchronous=False)
+        except KafkaException as exc:
             # The group moved on while these were handled (a broker restart or a
             # rebalance made this member unknown). Whoever owns the partitions now
             # starts from the last commit, so the records come again and the sinks,
@@ -169,12 +196,11 @@ class KafkaTriggerRunner:
             return
         self._lag_updated_at = time.monotonic()
         try:
-            ends = self.consumer.end_offsets(list(assignment))
-        except Exception:  # noqa: BLE001 - lag is best-effort telemetry
+            positions = self.consumer.position(assignment)
+            for tp in positions:
+                if tp.offset < 0:
+                    continue  # nothing consumed from it yet: no position to measure from
+                _, end = self.consumer.get_watermark_offsets(tp, timeout=2.0, cached=False)
+                metrics.CONSUMER_LAG.labels(self.function, tp.topic, str(tp.partition)).set(max(end - tp.offset, 0))
+        except KafkaException:  # lag is best-effort telemetry
             return
-        for tp in assignment:
-            try:
-                position = self.consumer.position(tp)
-            except Exception:  # noqa: BLE001
-                continue
-            metrics.CONSUMER_LAG.labels(self.function, tp.topic, str(tp.partition)).set(max(ends[tp] - position, 0))
