@@ -122,8 +122,7 @@ class KafkaTriggerRunner:
                 if timeout_ms <= 0:
                     break
             asked = time.monotonic()
-            records = self._records(self.consumer.consume(num_messages=limit - len(self.pending),
-                                                          timeout=timeout_ms / 1000))
+            records = self._records(self._take(limit - len(self.pending), timeout_ms / 1000))
             if not records:
                 if not self.pending and not self.consumer.assignment():
                     # A client whose poll returns at once while this member holds no
@@ -137,6 +136,17 @@ class KafkaTriggerRunner:
             self.pending.extend(records)
             if deadline is None:
                 deadline = time.monotonic() + self.delivery.batch_wait_ms / 1000
+
+    def _take(self, room: int, timeout_s: float) -> list:
+        """What is there, up to `room` messages, once at least one is (or at the timeout).
+        librdkafka's consume(n, timeout) waits for all n or the whole timeout: at a low
+        rate every hop then cost the full idle poll, and p50 at half load went from
+        0.2 to 1.5 s. poll() returns at the first message; consume(timeout=0) then
+        takes what is already fetched without waiting."""
+        first = self.consumer.poll(timeout_s)
+        if first is None:
+            return []
+        return [first, *self.consumer.consume(num_messages=room - 1, timeout=0)] if room > 1 else [first]
 
     def _records(self, messages: list) -> list[Record]:
         """The records among what consume() returned; its errors are logged, not raised:
