@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 
 from triptych.datasets.synthetic import CLASSES, arrays
+from triptych.inference.serving_model import ServingModel
+from triptych.lifecycle.int8 import quantize_version
+from triptych.models.card import INT8_FILE
 from triptych.models import registry
 from triptych.models.backends import load_backend
 from triptych.models.bootstrap import train_as_mlrun_job
@@ -51,3 +54,36 @@ def test_a_worse_model_is_not_promoted(stack, trained):
     assert registry.version_for_alias("mobilenet_v2", registry.CHAMPION, stack) == trained["version"]
     assert registry.version_for_alias("mobilenet_v2", registry.CHALLENGER, stack) != outcome["version"]
     assert registry.tag_of("mobilenet_v2", outcome["version"], "decision", stack) == "rejected"
+
+
+def test_an_int8_copy_is_measured_tagged_published_and_served_by_a_machine_that_lacked_it(stack, trained, tmp_path):
+    """`triptych models quantize` end to end against the real registry: quantised,
+    measured against fp32 on held-out images, its figures tagged on the version, the
+    int8 file added to the version's artifacts; a replica whose model cache holds the
+    version without it fetches it again and serves int8 (TRIPTYCH_INFER_BACKEND=onnx-int8).
+    The gate is lowered to 0 here: the quick champion's small margins flip too often
+    for 99 %, and what is under test is the publishing, not the agreement."""
+    version = trained["version"]
+    # Another machine's model cache, holding the version as it was before: fp32 only.
+    elsewhere = stack.model_copy(update={"cache_dir": tmp_path / "cache"})
+    fp32 = ServingModel("mobilenet_v2", elsewhere, "onnx", threads=1)
+    fp32.swap_to(version)
+    assert not (registry.cached_download("mobilenet_v2", version, elsewhere)[1] / INT8_FILE).exists()
+
+    result = quantize_version("mobilenet_v2", version, stack, calibration_count=64, held_out_count=200,
+                              min_agreement=0.0)
+    assert result["passes"] and result["published"].endswith(f"/{INT8_FILE}")
+    assert result["held_out"] == 200 and 0.5 < result["agreement"] <= 1.0 and result["speedup"] > 0
+    assert abs(result["int8_accuracy"] - result["fp32_accuracy"]) <= 1 - result["agreement"] + 1e-9
+    assert registry.tag_of("mobilenet_v2", version, "int8.published", stack) == "true"
+    assert float(registry.tag_of("mobilenet_v2", version, "int8.agreement", stack)) == pytest.approx(
+        result["agreement"], abs=1e-4)
+
+    int8 = ServingModel("mobilenet_v2", elsewhere, "onnx-int8", threads=1)
+    int8.swap_to(version)  # the cached copy lacks the int8 file: fetched again, with it
+    assert (registry.cached_download("mobilenet_v2", version, elsewhere)[1] / INT8_FILE).exists()
+    images, labels = arrays(100, "test", int8.current.card.input_size)
+    batch = to_batch(images, int8.current.card)
+    served, reference = int8.current.backend.predict(batch).argmax(1), fp32.current.backend.predict(batch).argmax(1)
+    assert int8.current.backend.name != fp32.current.backend.name
+    assert (served == reference).mean() > 0.5 and (served == labels).mean() > 0.3

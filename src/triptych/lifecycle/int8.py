@@ -15,14 +15,17 @@ from ..datasets.bucket import load_split
 from ..models import registry
 from ..models.card import INT8_FILE, ONNX_FILE
 from ..models.preprocess import to_batch
-from ..models.quantize import compare_int8
+from ..models.quantize import MIN_AGREEMENT, compare_int8
 from .training_set import base_dataset
 
 
 def quantize_version(model_name: str, version: str, settings: Settings, calibration_count: int = 256,
-                     held_out_count: int = 500, threads: int = 1, batch: int = 8, publish: bool = True) -> dict:
+                     held_out_count: int = 500, threads: int = 1, batch: int = 8, publish: bool = True,
+                     min_agreement: float = MIN_AGREEMENT) -> dict:
     """Quantise a registered version, measure it against fp32, and (if it passes the
-    gate and `publish`) add the int8 model to the version's artifacts."""
+    gate and `publish`) add the int8 model to the version's artifacts. The figures
+    are tagged on the version either way (`int8.*`), where the Models page and the
+    registry's own UI show them."""
     card, cached = registry.cached_download(model_name, version, settings)
     dataset = card.dataset_id.split("+")[0] if card.dataset_id else base_dataset(settings)
     train = load_split(dataset, "train", card.input_size, calibration_count, settings)
@@ -33,7 +36,7 @@ def quantize_version(model_name: str, version: str, settings: Settings, calibrat
         folder = Path(tmp)
         (folder / ONNX_FILE).write_bytes((cached / ONNX_FILE).read_bytes())
         result = compare_int8(folder, card, to_batch(train.images, card), to_batch(test.images, card), truth,
-                              threads, batch)
+                              threads, batch, min_agreement)
         result["dataset"] = dataset
         if result["passes"] and publish:
             result["published"] = registry.add_artifact(model_name, version, folder / INT8_FILE, settings)
@@ -41,4 +44,14 @@ def quantize_version(model_name: str, version: str, settings: Settings, calibrat
             staged = cached / f".{INT8_FILE}.tmp"
             staged.write_bytes((folder / INT8_FILE).read_bytes())
             os.replace(staged, cached / INT8_FILE)
+    registry.tag_version(model_name, version, int8_tags(result), settings)
     return result
+
+
+def int8_tags(result: dict) -> dict[str, str]:
+    """What a quantisation measured, as the version's `int8.*` tags."""
+    tags = {f"int8.{key}": f"{result[key]:.4f}" for key in
+            ("agreement", "fp32_accuracy", "int8_accuracy", "speedup", "fp32_ms_per_image", "int8_ms_per_image")}
+    tags["int8.held_out"] = str(result["held_out"])
+    tags["int8.published"] = "true" if result.get("published") else "false"
+    return tags
