@@ -148,9 +148,30 @@ def _registry_cards() -> html.Div:
             dbc.CardHeader(html.Span(model_label(model), className="fw-semibold", style={"color": model_color(model)})),
             dbc.CardBody([html.Div([line("champion", champion),
                                     line("shadow", challenger, _live(model, challenger, champion))],
-                                   className="d-flex gap-5"), table]),
+                                   className="d-flex gap-5"), _int8_line(champion), table]),
         ], id=f"models-card-{model}"), lg=4))
     return dbc.Row(cards, className="g-3")
+
+
+def _int8_line(champion):
+    """The champion's int8 copy beside its fp32 self, on the same held-out images, once
+    `triptych models quantize` has measured it; whether replicas may serve it."""
+    if champion is None or not champion.int8:
+        return None
+    q = champion.int8
+    served = q.get("published") == "true"
+    verdict = (html.Span("published: serve with TRIPTYCH_INFER_BACKEND=onnx-int8", className="text-success")
+               if served else html.Span(f"not published: top-1 agreement below the gate's "
+                                        f"{pct(float(q.get('min_agreement', 'nan')))}",
+                                        className="text-muted"))
+    return html.Div([
+        html.Span("int8 (static QDQ)", className="stat-label"),
+        html.Div([html.Span(pct(float(q["int8_accuracy"])), className="fs-5 me-2"),
+                  html.Span(f"against fp32 {pct(float(q['fp32_accuracy']))} · agrees on "
+                            f"{pct(float(q['agreement']))} · {float(q['speedup']):.1f}× faster",
+                            className="small")]),
+        html.Div([f"{q.get('held_out', '?')} held-out images · ", verdict], className="small"),
+    ], className="mt-3", id=f"models-int8-{champion.model_name}")
 
 
 def _live(model: str, challenger, champion):

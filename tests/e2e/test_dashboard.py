@@ -267,9 +267,21 @@ def test_models_page_shows_champions_and_a_run_with_its_steps(dashboard, page, s
     db.transaction(lambda cur: runs.step_progress(cur, run_id, "train:resnet50", {
         "epoch": 2, "epochs": 3, "images_done": 15000, "images_total": 36000, "test_accuracy": 0.91,
         "seconds_left": 420}))
+    # What `triptych models quantize` tags on a version it measured and did not publish.
+    from triptych.lifecycle.int8 import int8_tags
+    from triptych.models import registry
+
+    champion = registry.version_for_alias("resnet50", registry.CHAMPION, stack)
+    registry.tag_version("resnet50", champion, int8_tags({
+        "agreement": 0.96, "fp32_accuracy": 0.57, "int8_accuracy": 0.58, "speedup": 4.24, "fp32_ms_per_image": 7.1,
+        "int8_ms_per_image": 1.68, "min_agreement": 0.99, "held_out": 200}), stack)
     page.goto(dashboard.url + "/models")
     for model in ("resnet50", "mobilenet_v2", "efficientnet_b0"):
         expect(page.locator(f"#models-card-{model}")).to_contain_text("champion", timeout=TIMEOUT_MS)
+    int8 = page.locator("#models-int8-resnet50")
+    expect(int8).to_contain_text("58.0 %")
+    expect(int8).to_contain_text("against fp32 57.0 % · agrees on 96.0 % · 4.2× faster")
+    expect(int8).to_contain_text("not published: top-1 agreement below the gate's 99.0 %")
     expect(page.locator("#models-mlflow-link")).to_have_attribute("href", re.compile(r"^http://127\.0\.0\.1:\d+/"))
     run = page.locator(f"#models-run-{run_id}")
     expect(run).to_contain_text("running", timeout=TIMEOUT_MS)

@@ -51,7 +51,8 @@ def quantize_version(model_name: str, version: str, settings: Settings, calibrat
 def int8_tags(result: dict) -> dict[str, str]:
     """What a quantisation measured, as the version's `int8.*` tags."""
     tags = {f"int8.{key}": f"{result[key]:.4f}" for key in
-            ("agreement", "fp32_accuracy", "int8_accuracy", "speedup", "fp32_ms_per_image", "int8_ms_per_image")}
+            ("agreement", "fp32_accuracy", "int8_accuracy", "speedup", "fp32_ms_per_image", "int8_ms_per_image",
+             "min_agreement")}
     tags["int8.held_out"] = str(result["held_out"])
     tags["int8.published"] = "true" if result.get("published") else "false"
     return tags

@@ -8,7 +8,7 @@ import json
 import os
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -204,6 +204,9 @@ class VersionSummary:
     origin: str
     created_ms: int
     run_id: str
+    # What `triptych models quantize` measured on this version (the `int8.` tags, prefix
+    # dropped: agreement, fp32_accuracy, int8_accuracy, speedup, held_out, published).
+    int8: dict[str, str] = field(default_factory=dict)
 
 
 def overview(settings: Settings | None = None, per_model: int = 10) -> dict[str, list[VersionSummary]]:
@@ -225,7 +228,8 @@ def overview(settings: Settings | None = None, per_model: int = 10) -> dict[str,
             VersionSummary(name, str(v.version), tuple(sorted(aliases_of.get(str(v.version), []))),
                            v.tags.get("dataset_id", ""),
                            float(v.tags["accuracy"]) if v.tags.get("accuracy") else None, v.tags.get("origin", ""),
-                           int(v.creation_timestamp or 0), v.run_id or "")
+                           int(v.creation_timestamp or 0), v.run_id or "",
+                           {k.removeprefix("int8."): t for k, t in v.tags.items() if k.startswith("int8.")})
             for v in versions
         ]
     return result
