@@ -77,9 +77,13 @@ def test_upload_shows_three_answers_and_a_consensus(dashboard, page, stack):
     item = next(synthetic_items("test", start=100_000 + uuid.uuid4().int % 1_000_000))
     name = f"dash-{uuid.uuid4().hex[:8]}.png"
     page.goto(dashboard.url + "/upload")
+    # Typed, then its option clicked once it shows: pressing Enter straight after typing
+    # picked the first option ("arrow") when the keys landed before the menu had
+    # filtered (CI stored an image of a cross as an arrow).
     page.locator("#upload-label").click()
     page.keyboard.type(item.label)
-    page.keyboard.press("Enter")
+    page.get_by_role("option", name=item.label, exact=True).click(timeout=TIMEOUT_MS)
+    expect(page.locator("#upload-label")).to_contain_text(item.label)
     page.locator("#upload-drop input[type=file]").set_input_files(
         files=[{"name": name, "mimeType": "image/png", "buffer": item.data}])
     expect(page.locator("#upload-summary")).to_contain_text("1 stored", timeout=TIMEOUT_MS)
