@@ -5,8 +5,9 @@ The producer, and the functions' trigger (`triptych.runtime.kafka_trigger`), run
 librdkafka (confluent-kafka): it does the protocol work (compression, CRCs, batching,
 heartbeats) in C threads, outside the GIL. In an inference-like loop at 60 images/s
 (batches of 8, acks=all, a commit per batch) kafka-python cost 3.5 ms of CPU per
-image and librdkafka 0.4, measured side by side (issue 27). Tools and tests that read topics now and then (`consumer`, `GroupLag`,
-the admin calls) stay on kafka-python, whose API they are written against.
+image and librdkafka 0.4, measured side by side (issue 27). Tools and tests that
+read topics now and then (`consumer`, `GroupLag`, the admin calls) stay on
+kafka-python, whose API they are written against.
 """
 
 from __future__ import annotations
@@ -122,6 +123,33 @@ def consumer(settings: Settings | None = None, **overrides) -> KafkaConsumer:
     return KafkaConsumer(**options)
 
 
+def group_consumer(settings: Settings, group: str, client_id: str, initial_offset: str,
+                   **overrides) -> confluent_kafka.Consumer:
+    """A librdkafka consumer-group member that commits only when told to (the trigger's)."""
+    config = {
+        "bootstrap.servers": settings.kafka_url,
+        "group.id": group,
+        "client.id": client_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": initial_offset,
+        # A batched forward pass on a slow CPU can take a while; don't get evicted.
+        "max.poll.interval.ms": 600_000,
+        # The broker's minimum: a replica killed with -9 gives its partitions up after 6 s.
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 2000,
+        # librdkafka fetches ahead in the background; its default of 64 MB per
+        # partition is 4,000 images of 16 KB. 4 MB keeps a replica's memory small and
+        # still holds far more than one commit chunk.
+        "queued.max.messages.kbytes": 4096,
+        # ... but with that queue full the fetcher pauses for fetch.queue.backoff.ms,
+        # 1 s by default: the runner with a no-op handler managed 960 events/s against
+        # 19,000 with 20 ms (bench/runner_overhead.py).
+        "fetch.queue.backoff.ms": 20,
+    }
+    config.update(overrides)
+    return confluent_kafka.Consumer(config)
+
+
 class GroupLag:
     """How many messages of `topic` one consumer group has not committed yet: a
     callable, its Kafka clients made on first use and kept."""
@@ -168,29 +196,3 @@ class GroupLag:
                 client.close()
         self._admin = self._consumer = None
 
-
-def group_consumer(settings: Settings, group: str, client_id: str, initial_offset: str,
-                   **overrides) -> confluent_kafka.Consumer:
-    """A librdkafka consumer-group member that commits only when told to (the trigger's)."""
-    config = {
-        "bootstrap.servers": settings.kafka_url,
-        "group.id": group,
-        "client.id": client_id,
-        "enable.auto.commit": False,
-        "auto.offset.reset": initial_offset,
-        # A batched forward pass on a slow CPU can take a while; don't get evicted.
-        "max.poll.interval.ms": 600_000,
-        # The broker's minimum: a replica killed with -9 gives its partitions up after 6 s.
-        "session.timeout.ms": 6000,
-        "heartbeat.interval.ms": 2000,
-        # librdkafka fetches ahead in the background; its default of 64 MB per
-        # partition is 4,000 images of 16 KB. 4 MB keeps a replica's memory small and
-        # still holds far more than one commit chunk.
-        "queued.max.messages.kbytes": 4096,
-        # ... but with that queue full the fetcher pauses for fetch.queue.backoff.ms,
-        # 1 s by default: the runner with a no-op handler managed 960 events/s against
-        # 19,000 with 20 ms (bench/runner_overhead.py).
-        "fetch.queue.backoff.ms": 20,
-    }
-    config.update(overrides)
-    return confluent_kafka.Consumer(config)

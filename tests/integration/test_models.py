@@ -9,10 +9,10 @@ import pytest
 from triptych.datasets.synthetic import CLASSES, arrays
 from triptych.inference.serving_model import ServingModel
 from triptych.lifecycle.int8 import quantize_version
-from triptych.models.card import INT8_FILE
 from triptych.models import registry
 from triptych.models.backends import load_backend
 from triptych.models.bootstrap import train_as_mlrun_job
+from triptych.models.card import INT8_FILE
 from triptych.models.preprocess import to_batch
 
 # Small enough for CI on two cores, large enough to be far above chance (10 %).
