@@ -120,6 +120,18 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
             Delivery(batch_size=8, batch_wait_ms=20, max_attempts=3, retry_backoff_ms=500),
             initial_offset="latest")},
     )
+    # int8 beside fp32, live: every champion's int8 export, once `triptych models quantize`
+    # publishes one, answers the stream too, and the Compare page sets its answers beside
+    # fp32's. At zero until then (off by default: on CPUs without VNNI int8 gains little).
+    functions["infer-int8"] = nuclio_function(
+        "infer-int8", functions_dir / "infer" / "handler.py", min_replicas=0, max_replicas=1, cpu="1", memory="2Gi",
+        wake_when="int8",
+        env={"TRIPTYCH_MODEL_ROLE": "int8"},
+        triggers={"images": kafka_trigger(
+            TOPIC_IMAGES_INPUT, "infer-int8", brokers,
+            Delivery(batch_size=8, batch_wait_ms=20, max_attempts=3, retry_backoff_ms=500),
+            initial_offset="latest")},
+    )
     # The scheduled jobs, each also runnable by hand (`triptych jobs run NAME`).
     functions["jobs"] = nuclio_function(
         "jobs", functions_dir / "jobs" / "handler.py", min_replicas=1, max_replicas=1, cpu="1", memory="2Gi",

@@ -3,7 +3,8 @@ more accurate (paired significance, in words), latency distributions with
 p50/p95/p99, throughput over time, confidence distributions and calibration,
 accuracy per class and a confusion matrix per model (labelled images), how often
 each pair of models agrees, and every model version that answered (a champion and
-its challenger side by side)."""
+its challenger side by side), and each champion's int8 export beside its fp32
+self on the same live images, once the int8 twin answers."""
 
 from __future__ import annotations
 
@@ -84,6 +85,7 @@ def layout(range: str | None = None, **_query):  # noqa: A002 - the URL's query 
             html.P("Each version that answered, on the same images: a challenger beside its champion shows here.",
                    className="text-muted small"),
             html.Div(id="compare-versions"),
+            html.Div(id="compare-int8", className="mt-3"),
         ], id="compare-charts"),
     ])
 
@@ -478,3 +480,54 @@ def _versions_table(rows: list[dict]):
             html.Td(pct(r["agrees_with_consensus"])), html.Td(pct(r["accuracy"])), html.Td(f"{r['labelled']:,}"),
         ]) for r in rows]),
     ], size="sm", hover=True, className="models-table", id="compare-versions-table")
+
+
+@callback(Output("compare-int8", "children"), Input("compare-range", "value"))
+def int8(range_key):
+    from triptych.stats.ranges import range_int8  # scipy and statsmodels: loaded on first use
+
+    start, end = data.time_range(range_key)
+    return _int8_card(data.read(range_int8, start, end, model_label), range_key)
+
+
+def _int8_card(rows: list[dict], range_key: str) -> dbc.Card:
+    """Each champion's int8 export beside its fp32 self, on the live images both answered."""
+    header = dbc.CardHeader([html.Span("int8 beside fp32, live", className="fw-semibold"),
+                             html.Span(" the same version, the same images: quantised against full precision",
+                                       className="text-muted small")])
+    if not rows:
+        return dbc.Card([header, dbc.CardBody([
+            html.P(f"No int8 answers in the {data.RANGE_LABELS[range_key]}. int8 is off by default: it answers only "
+                   "for a champion whose int8 export passed its agreement gate.", className="mb-1"),
+            html.P(["Quantise one with ", code("triptych models quantize resnet50"),
+                    "; the infer-int8 function then wakes and answers beside it."], className="text-muted mb-0"),
+        ])], id="compare-int8-card")
+    body, verdicts = [], []
+    for r in rows:
+        test = r["test"]
+        settled = bool(test["n"]) and test["p_value"] < 0.05
+        speed = f" ({r['fp32_p50_ms'] / r['int8_p50_ms']:.2f}× as fast)" if r["int8_p50_ms"] else ""
+        body.append(html.Tr([
+            html.Td(model_label(r["model_name"]), style={"color": model_color(r["model_name"])},
+                    className="fw-semibold"),
+            html.Td(f"v{r['model_version']}"), html.Td(f"{r['answered']:,}"), html.Td(pct(r["agreement"])),
+            html.Td(f"{fmt(r['fp32_p50_ms'])} → {fmt(r['int8_p50_ms'])} ms{speed}"),
+            html.Td(f"{pct(test['accuracy'][0])} → {pct(test['accuracy'][1])} on {test['n']:,}" if test["n"]
+                    else "no labelled image yet"),
+        ], id=f"compare-int8-{r['model_name']}"))
+        verdicts.append(html.Li([
+            dbc.Badge("clear" if settled else "not yet", color="success" if settled else "secondary", className="me-2"),
+            test["verdict"] if test["n"] else f"{model_label(r['model_name'])}: label images to compare accuracy.",
+        ], id=f"compare-int8-verdict-{r['model_name']}"))
+    table = dbc.Table([
+        html.Thead(html.Tr([html.Th(h) for h in ("model", "version", "images", "top-1 agreement",
+                                                 "p50 forward, fp32 → int8", "accuracy, fp32 → int8")])),
+        html.Tbody(body),
+    ], size="sm", hover=True, className="models-table mb-2")
+    return dbc.Card([header, dbc.CardBody([
+        table,
+        html.Ul(verdicts, className="verdicts mb-2"),
+        html.P("Agreement: the share of images where int8's top class is fp32's. Accuracy is judged only on the "
+               "images where exactly one of the two was right (McNemar's exact test): a quantised model that "
+               "loses accuracy shows here before its agreement looks bad.", className="text-muted small mb-0"),
+    ])], id="compare-int8-card")

@@ -22,8 +22,11 @@ def metrics_snapshot(context, run_id: str = "") -> None:
 def shadow_gate(context, run_id: str = "") -> None:
     from triptych.config import get_settings
     from triptych.lifecycle.gate import review_shadow
+    from triptych.lifecycle.int8 import export_int8_champions
 
     context.log_result("decisions", review_shadow(get_settings()))
+    # The same minute's look at the registry says whether the int8 twin has work (its wake on Kubernetes).
+    context.log_result("int8_champions", export_int8_champions(get_settings()))
 
 
 def drift_watch(context, run_id: str = "") -> None:

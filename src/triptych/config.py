@@ -187,7 +187,9 @@ class Settings(BaseSettings):
     sweep_lookback_s: float = Field(default=2 * 86_400, gt=0)
     sweep_settle_s: float = Field(default=300.0, ge=0)
     # "shadow": the replica serves every model's challenger and marks its answers shadow.
-    model_role: str = Field(default="champion", pattern="^(champion|shadow)$")
+    # "int8": it serves every champion's int8 export, where one is published (`triptych
+    # models quantize`), and marks its answers int8: the live twin the Compare page shows.
+    model_role: str = Field(default="champion", pattern="^(champion|shadow|int8)$")
 
     # --- the model lifecycle (see triptych.lifecycle) ---------------------------
     # A candidate must beat the champion by this much held-out accuracy to enter shadow;

@@ -152,7 +152,9 @@ class PredictionMessage(BaseModel):
     received_at: datetime | None = None  # the function took the batch (with predicted_at: time in the function)
     predicted_at: datetime = Field(default_factory=utcnow)
     # "shadow": a challenger's answer, stored beside the champion's but never part of a consensus.
-    role: Literal["champion", "shadow"] = "champion"
+    # "int8": a champion's int8 export's answer (the `infer-int8` twin), set beside its fp32
+    # answer on the Compare page, stored apart (`int8_predictions`) and never counted.
+    role: Literal["champion", "shadow", "int8"] = "champion"
 
     @property
     def predicted_class(self) -> str:

@@ -15,8 +15,10 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
+from triptych.aggregation.aggregate import Aggregator
 from triptych.aggregation.compare import Answer, compare
 from triptych.aggregation.store import upsert_comparison
+from triptych.contracts import ClassScore, PredictionMessage, Timings
 from triptych.datasets.sources import Item, synthetic_items
 from triptych.db.connection import Database
 from triptych.ingress.producers import BucketWriter
@@ -175,7 +177,28 @@ def test_a_hidden_live_tab_stops_refreshing(dashboard, page):
         set_hidden(False)
 
 
+def _int8_answers(stack, model: str = "mobilenet_v2", count: int = 60) -> int:
+    """int8 answers beside the newest labelled fp32 ones of `model`, sent through the
+    aggregate function's code as the int8 twin's would be: the same class as fp32,
+    except every fourth, which is wrong. (The twin itself, quantising and answering
+    the stream, is tests/integration/test_lifecycle.py's.)"""
+    fp32 = rows(stack, """SELECT p.image_id, p.model_version, p.predicted_class, p.confidence, p.inference_ms,
+                                 i.ground_truth_label FROM predictions p JOIN images i USING (image_id)
+                          WHERE p.model_name = %s AND p.role = 'champion' AND i.ground_truth_label IS NOT NULL
+                          ORDER BY p.created_at DESC LIMIT %s""", (model, count))
+    messages = [PredictionMessage(
+        image_id=str(r["image_id"]), model_name=model, model_version=r["model_version"],
+        top_k=[ClassScore(label=r["predicted_class"] if k % 4 else f"not-{r['ground_truth_label']}",
+                          confidence=r["confidence"])],
+        timings=Timings(fetch_ms=0, decode_ms=0, preprocess_ms=0.1, inference_ms=r["inference_ms"] / 2,
+                        total_ms=r["inference_ms"] / 2 + 0.1),
+        backend="onnxruntime-cpu-int8", batch_size=8, worker_id="e2e-int8", role="int8") for k, r in enumerate(fp32)]
+    Aggregator.from_settings(stack).handle([m.model_dump_json() for m in messages])
+    return len(messages)
+
+
 def test_compare_and_history_show_the_models_side_by_side(dashboard, page, stack):
+    assert _int8_answers(stack) >= 20, "the pipeline answered too few labelled images to pair"
     page.goto(dashboard.url + "/compare")
     for model in ("resnet50", "mobilenet_v2", "efficientnet_b0"):
         expect(page.locator(f"#compare-latency-{model}")).to_be_visible(timeout=TIMEOUT_MS)
@@ -195,6 +218,11 @@ def test_compare_and_history_show_the_models_side_by_side(dashboard, page, stack
     page.reload()
     expect(page.locator("#compare-drift-card .drift-badge")).to_have_count(5, timeout=TIMEOUT_MS)
     expect(page.locator("#compare-drift-input-pixels")).to_contain_text("Input images against the training set")
+    # int8 beside fp32: the same version's two answers on the same images, judged in words.
+    expect(page.locator("#compare-int8-mobilenet_v2")).to_contain_text("× as fast", timeout=TIMEOUT_MS)
+    verdict = page.locator("#compare-int8-verdict-mobilenet_v2")
+    expect(verdict).to_contain_text("MobileNetV2 fp32")
+    expect(verdict).to_contain_text(re.compile(r"more accurate|enough evidence|No difference"))
     page.wait_for_timeout(500)  # let the last charts finish drawing before the picture
     screenshot(page, "compare")
 

@@ -251,6 +251,92 @@ def test_a_challenger_in_shadow_is_promoted_on_live_labels_and_hot_swapped_durin
         promote("mobilenet_v2", champions["mobilenet_v2"], "test cleanup", stack)
 
 
+def test_the_int8_twin_answers_the_live_stream_beside_its_champion_and_is_compared_with_it(
+        stack, champions, tmp_path):
+    """`infer-int8` running beside the champions serves nothing until `triptych models
+    quantize` publishes a champion's int8 export and announces it; then it answers the
+    live stream with it, into `int8_predictions` only (no comparison, consensus or
+    fp32 row changes), and the Compare page's figures pair each int8 answer with the
+    same version's fp32 answer to the same image. The gate is lowered to 0: what is
+    under test is the live twin, not the quick champion's agreement."""
+    from datetime import datetime, timedelta, timezone
+
+    from triptych.datasets.sources import Item
+    from triptych.ingress.producers import BucketWriter
+    from triptych.lifecycle.int8 import export_int8_champions, quantize_version
+    from triptych.runtime.wake import int8_published
+    from triptych.stats.ranges import range_int8
+
+    from .runtime_helpers import wait_group_stable
+
+    model, version = "mobilenet_v2", champions["mobilenet_v2"]
+    started = datetime.now(timezone.utc)
+    run = {"ingest": 1, "aggregate": 1, "infer-int8": 1, **{a.function: 1 for a in ARCHITECTURES.values()}}
+    sup = start_pipeline(tmp_path, run, {})
+    try:
+        wait_group_stable(stack, "infer-int8", 1)  # its replica is up, watching model-updates
+        result = quantize_version(model, version, stack, calibration_count=64, held_out_count=100, min_agreement=0.0)
+        assert result["published"]
+        assert int8_published(stack), "the supervisor's wake condition sees the published export"
+        assert model in export_int8_champions(stack), "and so does KEDA's, through the jobs function's gauge"
+
+        tag = unique("int8")
+        writer = BucketWriter(stack, "synthetic")
+        stop = threading.Event()
+
+        def stream():
+            for item in synthetic_items("test", start=30_000):
+                if stop.is_set():
+                    return
+                writer.put(Item(f"{tag}-{item.filename}", item.data, item.label, item.client))
+                time.sleep(0.1)
+
+        twin_rows = """SELECT q.image_id, q.predicted_class, q.backend, p.predicted_class AS fp32_class, p.role,
+                              i.ground_truth_label FROM int8_predictions q JOIN images i USING (image_id)
+                       LEFT JOIN predictions p USING (image_id, model_name, model_version)
+                       WHERE q.model_name = %s AND q.model_version = %s AND i.filename LIKE %s"""
+        streamer = threading.Thread(target=stream)
+        streamer.start()
+        try:
+            wait_for(lambda: len(rows(stack, twin_rows, (model, version, f"{tag}-%"))) >= 30, 300,
+                     message="30 int8 answers")
+        finally:
+            stop.set()
+            streamer.join()
+        # One snapshot for both reads (the twin may still be answering): the page's figures and the rows.
+        def snapshot(cur):
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            figures = range_int8(cur, started, datetime.now(timezone.utc) + timedelta(minutes=1))
+            cur.execute(twin_rows + " AND p.predicted_class IS NOT NULL", (model, version, f"{tag}-%"))
+            return {(r["model_name"], r["model_version"]): r for r in figures}, cur.fetchall()
+
+        figures, twin = Database(stack).transaction(snapshot)
+        assert len(twin) >= 30
+        assert {r["backend"] for r in twin} == {"onnxruntime-cpu-int8"} and {r["role"] for r in twin} == {"champion"}
+        ids = [str(r["image_id"]) for r in twin]
+        compared = wait_for(lambda: (r := rows(stack, "SELECT * FROM model_comparisons WHERE image_id = ANY(%s::uuid[])",
+                                               (ids,))) and len(r) == len(ids) and r, 240, message="their comparisons")
+        for c in compared:  # the fp32 champions' comparison, untouched by the int8 answers
+            assert c["model_versions"] == {m: champions[m] for m in ARCHITECTURES}
+            assert set(c["per_model"]) == set(ARCHITECTURES)
+
+        mine = figures[(model, version)]
+        # The same figures from the rows themselves, image by image (the range holds only this test's answers).
+        assert mine["answered"] == len(twin) and mine["labelled"] == len(twin)  # the stream is labelled
+        assert mine["agreement"] == pytest.approx(sum(r["fp32_class"] == r["predicted_class"] for r in twin) / len(twin))
+        fp32_right = [r["fp32_class"] == r["ground_truth_label"] for r in twin]
+        int8_right = [r["predicted_class"] == r["ground_truth_label"] for r in twin]
+        test = mine["test"]
+        assert test["n"] == len(twin) and test["accuracy"] == pytest.approx(
+            [sum(fp32_right) / len(twin), sum(int8_right) / len(twin)])
+        assert test["b"] == sum(a and not b for a, b in zip(fp32_right, int8_right))
+        assert test["c"] == sum(b and not a for a, b in zip(fp32_right, int8_right))
+        assert 0 <= test["p_value"] <= 1 and "fp32" in test["verdict"] and "int8" in test["verdict"]
+        assert mine["int8_p50_ms"] > 0 and mine["fp32_p50_ms"] > 0
+    finally:
+        sup.stop()
+
+
 def test_data_quality_quarantines_reports_and_applies_retention(stack, champions):
     tag = unique("dq")
     good = next(iter(synthetic_items("test", start=70_000)))

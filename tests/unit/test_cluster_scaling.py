@@ -46,6 +46,15 @@ def test_the_shadow_wakes_on_the_challenger_condition_alone(mapped):
     assert "triptych_shadow_labelled" in spec["triggers"][0]["metadata"]["query"]
 
 
+def test_the_int8_twin_wakes_on_a_published_int8_champion_alone(mapped):
+    twin = mapped["infer-int8"]
+    assert twin["how"] == "KEDA on the int8 condition"
+    spec = twin["keda"]["spec"]
+    assert spec["minReplicaCount"] == 0 and spec["maxReplicaCount"] == 1
+    assert [t["type"] for t in spec["triggers"]] == ["prometheus"]
+    assert "triptych_int8_published" in spec["triggers"][0]["metadata"]["query"]
+
+
 def test_http_functions_use_nuclios_hpa_and_retrain_goes_to_zero_through_the_dlx(mapped):
     upload, retrain = mapped["upload"], mapped["retrain"]
     assert upload["keda"] is None and upload["nuclio"] == {"minReplicas": 1, "maxReplicas": 4, "targetCPU": 70}

@@ -65,7 +65,31 @@ def test_a_champion_replica_ignores_challenger_updates_and_the_shadow_replica_dr
     shadow._apply(b"not json")  # ignored, not raised
 
 
-def test_a_shadow_replica_without_challengers_answers_nothing_and_fetches_nothing():
+def test_the_int8_twin_follows_the_champion_only_to_versions_with_a_published_int8_export(monkeypatch):
+    from triptych.models import registry
+
+    published = {"3": "true", "7": "false"}  # v7: quantised, but it failed its agreement gate
+    monkeypatch.setattr(registry, "tag_of", lambda model, version, tag, settings=None:
+                        published.get(version) if tag == "int8.published" else None)
+    twin = ServingModel("resnet50", Settings(), "onnx-int8")
+    fp32 = ServingModel("resnet50", Settings(), "onnx")
+    swapped = []
+    for model in (twin, fp32):
+        model.swap_to = lambda version, m=model: (swapped.append((m.backend_kind, version)),
+                                                  setattr(m, "_current", Loaded(version)))
+    for version in ("3", "7", "8"):  # announced in turn: v8 was never quantised
+        update = ModelUpdate(model_name="resnet50", version=version).model_dump_json().encode()
+        twin._apply(update)
+        fp32._apply(update)
+        if version == "3":
+            assert twin.loaded.version == "3"
+        else:
+            assert twin.loaded is None, f"the twin must not answer for v{version}: it has no int8 export"
+    assert swapped == [("onnx-int8", "3"), ("onnx", "3"), ("onnx", "7"), ("onnx", "8")]
+    assert fp32.runnable("8") and not twin.runnable("8")
+
+
+def test_a_shadow_or_int8_replica_with_nothing_to_serve_answers_nothing_and_fetches_nothing():
     class Idle:
         loaded = None
 
@@ -73,10 +97,11 @@ def test_a_shadow_replica_without_challengers_answers_nothing_and_fetches_nothin
         def get_object(self, *args, **kwargs):
             raise AssertionError("nothing should be fetched")
 
-    classifier = Classifier(Settings(), [Idle(), Idle()], NoFetch(), producer=None, worker_id="t", role="shadow")
     message = {"image_id": "5f0b6c1e-6f1d-4c35-9a8e-7d3c1a2b9e40", "bucket": "images", "object_key": "k",
                "sha256": "0" * 64, "image_format": "png", "width": 1, "height": 1, "source": "upload"}
-    assert classifier.handle([message]) == []
+    for role in ("shadow", "int8"):
+        classifier = Classifier(Settings(), [Idle(), Idle()], NoFetch(), producer=None, worker_id="t", role=role)
+        assert classifier.handle([message]) == []
 
 
 def test_loaded_model_version_comes_from_its_card():

@@ -13,7 +13,7 @@ from triptych.runtime.spec import HttpTriggerSpec, KafkaTriggerSpec, load_functi
 
 PROJECT = ROOT / "project.yaml"
 EXPECTED = {"upload", "ingest", "infer-resnet50", "infer-mobilenet-v2", "infer-efficientnet-b0", "aggregate", "retrain",
-            "infer-shadow", "jobs"}
+            "infer-shadow", "infer-int8", "jobs"}
 JOBS = {"gather", "train", "data-quality", "metrics", "shadow-gate", "drift"}
 
 
@@ -41,6 +41,9 @@ def test_runner_reads_every_function_with_its_triggers():
     assert shadow.env["TRIPTYCH_MODEL_ROLE"] == "shadow" and shadow.source == infer[0].source
     # Its own group, from the newest offset: a shadow phase judges what arrives from now on.
     assert shadow.kafka_triggers[0].consumer_group == "infer-shadow" and shadow.kafka_triggers[0].initial_offset == "latest"
+    int8 = functions["infer-int8"]
+    assert int8.env["TRIPTYCH_MODEL_ROLE"] == "int8" and int8.source == infer[0].source
+    assert int8.wake_when == "int8" and int8.kafka_triggers[0].consumer_group == "infer-int8"
     assert {t.name for t in functions["jobs"].triggers} == {"shadow-gate", "drift", "metrics", "data-quality"}
 
 

@@ -19,7 +19,7 @@ from ..config import Settings, get_settings
 from ..contracts import PredictionMessage
 from ..db.connection import Database
 from ..sdk import PermanentError
-from .store import compare_complete, refresh_shadow, upsert_predictions, window_start
+from .store import compare_complete, refresh_shadow, upsert_int8, upsert_predictions, window_start
 from .windows import WindowRefresher
 
 log = logging.getLogger("triptych.aggregate")
@@ -52,12 +52,16 @@ class Aggregator:
     def handle(self, bodies: list) -> int:
         """Store a batch of predictions; returns the number of comparisons written."""
         messages = parse_predictions(bodies)
+        # An int8 twin's answer goes to a table of its own: it never meets a comparison.
+        int8 = [m for m in messages if m.role == "int8"]
+        messages = [m for m in messages if m.role != "int8"]
         # A shadow answer (a challenger's) is stored and shown beside the comparison,
         # but never completes or changes one.
         image_ids = list(dict.fromkeys(m.image_id for m in messages if m.role == "champion"))
         shadowed = list(dict.fromkeys(m.image_id for m in messages if m.role == "shadow"))
 
         def store(cur):
+            upsert_int8(cur, int8)
             upsert_predictions(cur, messages)
             for image_id in shadowed:
                 refresh_shadow(cur, image_id)

@@ -51,6 +51,26 @@ def upsert_predictions(cur, messages: list[PredictionMessage]) -> None:
         execute_values(cur, UPSERT_PREDICTIONS, values, template=PREDICTION_ROW, page_size=len(values))
 
 
+UPSERT_INT8 = """
+INSERT INTO int8_predictions (image_id, model_name, model_version, predicted_class, confidence, inference_ms, backend)
+VALUES %s
+ON CONFLICT (image_id, model_name, model_version) DO UPDATE SET
+    predicted_class = EXCLUDED.predicted_class, confidence = EXCLUDED.confidence,
+    inference_ms = EXCLUDED.inference_ms, backend = EXCLUDED.backend
+"""
+
+
+def upsert_int8(cur, messages: list[PredictionMessage]) -> None:
+    """The int8 twin's answers (role int8), one row per (image, model, version): a
+    replay, or a key twice in a batch, leaves one row (the later answer)."""
+    rows = {(m.image_id, m.model_name, m.model_version): m for m in messages}
+    values = [(m.image_id, m.model_name, m.model_version, m.predicted_class, m.confidence, m.timings.inference_ms,
+               m.backend) for m in rows.values()]
+    if values:
+        execute_values(cur, UPSERT_INT8, values, template="(%s::uuid, %s, %s, %s, %s, %s, %s)",
+                       page_size=len(values))
+
+
 UPSERT_COMPARISONS = """
 INSERT INTO model_comparisons (image_id, model_set, model_versions, consensus_class, consensus_confidence,
                                agreement_level, agreement_ratio, fastest_model, fastest_inference_ms,

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..contracts import TOPIC_IMAGES_INPUT, TOPIC_MINIO_EVENTS, TOPIC_PREDICTIONS, TOPICS
+from .stats import champion_inference
 
 # The topic each function consumes: its partitions cap its busy replicas.
 FUNCTION_TOPICS = {"ingest": TOPIC_MINIO_EVENTS, "aggregate": TOPIC_PREDICTIONS}  # infer-*: images-input
@@ -88,12 +89,12 @@ def per_image(run: dict) -> dict[str, float]:
 def single_host_costs(run: dict) -> Costs:
     """Costs from one pipeline run of a one-host bench report, whose processes are
     named (`kafka`, `infer-resnet50[0]` ...): each function summed over its replicas
-    (the shadow challenger left out: it runs only while a challenger is in shadow)."""
+    (the shadow challenger and the int8 twin left out: they run only when woken)."""
     functions: dict[str, float] = {}
     cpu = per_image(run)
     for name, ms in cpu.items():
         base = name.split("[")[0]
-        if (base.startswith("infer-") and base != "infer-shadow") or base in ("ingest", "aggregate"):
+        if champion_inference(name) or base in ("ingest", "aggregate"):
             functions[base] = functions.get(base, 0.0) + ms
     servers = {tier: cpu.get(tier, 0.0) for tier in ("kafka", "minio", "postgres")}
     return Costs(functions, servers)

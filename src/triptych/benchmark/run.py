@@ -91,7 +91,7 @@ def measure_pipeline(settings: Settings, db: Database, backend: str, options: Be
     cpu_after = resources.cpu_seconds(processes)
     sustained = stats.rate(len(items), saturated.started, saturated.finished)
     cpu = stats.cpu_per_image(cpu_before, cpu_after, len(items))
-    inference_cpu = sum(ms for name, ms in cpu.items() if name.startswith("infer-") and "shadow" not in name)
+    inference_cpu = sum(ms for name, ms in cpu.items() if stats.champion_inference(name))
 
     offered = max(sustained * 0.5, 0.5)
     latency_items = pipeline.bench_images(options.latency_images, options.width, options.height)

@@ -15,6 +15,17 @@ STAGES = ("event_delay", "ingest", "queueing", "fetch", "decode", "preprocess", 
           "aggregation")
 
 
+# Inference functions beside the champions (a challenger in shadow, the int8 twin): not
+# part of the three models' work the ceiling measures, and asleep unless woken.
+SIDE_REPLICAS = ("infer-shadow", "infer-int8")
+
+
+def champion_inference(process: str) -> bool:
+    """A process (`infer-resnet50[1]`) is one of the champions' inference replicas."""
+    base = process.split("[")[0]
+    return base.startswith("infer-") and base not in SIDE_REPLICAS
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0-100) with linear interpolation, as numpy's default
     and PostgreSQL's percentile_cont; NaN for no values."""

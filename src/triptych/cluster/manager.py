@@ -35,8 +35,8 @@ from .topology import HOST_DATA_DIR, Host, Topology
 Report = Callable[[str], None]
 CLI = [sys.executable, "-m", "triptych.cli"]
 # Functions only one worker runs: a second copy of these would do the same work twice
-# (a cron) or answer nothing new (the shadow challenger), and retrain holds GBs idle.
-SINGLETONS = ("retrain", "jobs", "infer-shadow")
+# (a cron) or answer nothing new (the shadow challenger, the int8 twin), and retrain holds GBs idle.
+SINGLETONS = ("retrain", "jobs", "infer-shadow", "infer-int8")
 
 
 class Cluster:

@@ -462,6 +462,34 @@ def version_comparison(cur, start: datetime, end: datetime, cap: int = SAMPLE_IM
     return [dict(r) for r in cur.fetchall()]
 
 
+def int8_beside_fp32(cur, start: datetime, end: datetime, cap: int = SAMPLE_IMAGES) -> list[dict]:
+    """Per model version, over the newest `cap` int8 twin answers in the range that
+    the same version answered in fp32 too: how often the two agree on the top class,
+    each one's p50 forward time, and on the labelled images each one's right/wrong
+    pattern (both, fp32 only, int8 only), all paired significance needs."""
+    cur.execute(
+        """WITH q AS (SELECT image_id, model_name, model_version, predicted_class, inference_ms FROM int8_predictions
+                      WHERE created_at >= %(start)s AND created_at < %(end)s
+                      ORDER BY created_at DESC LIMIT %(cap)s),
+                pairs AS (SELECT q.model_name, q.model_version, i.ground_truth_label AS truth,
+                                 p.predicted_class AS fp32_class, q.predicted_class AS int8_class,
+                                 p.inference_ms AS fp32_ms, q.inference_ms AS int8_ms
+                          FROM q JOIN predictions p USING (image_id, model_name, model_version)
+                          JOIN images i USING (image_id))
+           SELECT model_name, model_version, count(*) AS answered,
+                  avg((fp32_class = int8_class)::int)::float8 AS agreement,
+                  percentile_cont(0.5) WITHIN GROUP (ORDER BY fp32_ms) AS fp32_p50_ms,
+                  percentile_cont(0.5) WITHIN GROUP (ORDER BY int8_ms) AS int8_p50_ms,
+                  count(truth) AS labelled,
+                  count(*) FILTER (WHERE fp32_class = truth AND int8_class = truth) AS both_right,
+                  count(*) FILTER (WHERE fp32_class = truth AND int8_class <> truth) AS fp32_only,
+                  count(*) FILTER (WHERE int8_class = truth AND fp32_class <> truth) AS int8_only
+           FROM pairs GROUP BY 1, 2 ORDER BY 1, 2""",
+        {"start": start, "end": end, "cap": cap},
+    )
+    return [dict(r) for r in cur.fetchall()]
+
+
 # --- history --------------------------------------------------------------------
 
 AGREEMENT_LEVELS = ("all", "majority", "none")

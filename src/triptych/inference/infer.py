@@ -4,6 +4,9 @@ per image out on `predictions-output-stream`.
 A champion replica serves one model's champion. The shadow replica (`infer-shadow`)
 serves every model's challenger, if any, on the same stream in its own consumer
 group, and marks its answers `shadow`: they are stored and shown, never counted.
+The int8 twin (`infer-int8`) does the same with every champion's int8 export, where
+`triptych models quantize` published one, and marks its answers `int8`: the Compare
+page sets them beside the fp32 answers to the same images.
 
 Ingest puts each image, decoded and resized for the configured input sizes
 (`inline_pixel_sizes`, 64 px by default), into its message: a model of such a
@@ -104,11 +107,13 @@ class Classifier:
     def from_settings(cls, settings: Settings | None = None) -> "Classifier":
         settings = settings or get_settings()
         threads = settings.infer_threads or default_threads(len(settings.active_models))
-        if settings.model_role == "shadow":
-            models = [ServingModel(name, settings, settings.infer_backend, threads,
-                                   alias=registry.CHALLENGER) for name in settings.active_models]
+        if settings.model_role in ("shadow", "int8"):
+            # Every model, each serving what it may have or not: its challenger, or its champion's int8 export.
+            backend, alias = (settings.infer_backend, registry.CHALLENGER) if settings.model_role == "shadow" \
+                else ("onnx-int8", registry.CHAMPION)
+            models = [ServingModel(name, settings, backend, threads, alias=alias) for name in settings.active_models]
             for model in models:
-                model.load_challenger()
+                model.load_if_any()
         else:
             if not settings.model_name:
                 raise RuntimeError("TRIPTYCH_MODEL_NAME must name the model this function serves")
@@ -145,8 +150,8 @@ class Classifier:
         # One model version per model for the whole batch, even during a swap.
         serving = [loaded for model in self.models if (loaded := model.loaded) is not None]
         if not serving:
-            if self.role == "shadow":
-                return []  # no challenger in shadow now: nothing to answer, not even to parse
+            if self.role != "champion":
+                return []  # no challenger in shadow, no int8 export now: nothing to answer, not even to parse
             serving = [self.model.current]  # raises: a champion replica must serve
         messages = parse_images(bodies)
         cards = [loaded.card for loaded in serving]

@@ -1,4 +1,5 @@
-"""The model version a replica serves (a champion, or in shadow a challenger),
+"""The model version a replica serves (a champion, in shadow a challenger, or a
+champion's int8 export for the int8 twin),
 and swapping it without dropping an event.
 
 A new version is downloaded and loaded in a background thread; only when it is
@@ -39,7 +40,7 @@ class ServingModel:
     def __init__(self, model_name: str, settings: Settings, backend_kind: str = "torch", threads: int | None = None,
                  alias: str = registry.CHAMPION):
         self.model_name = model_name
-        self.alias = alias  # champion, or challenger for a shadow replica
+        self.alias = alias  # champion (fp32, or int8 for the int8 twin), or challenger for a shadow replica
         self.settings = settings
         self.backend_kind = backend_kind
         self.threads = threads
@@ -74,13 +75,20 @@ class ServingModel:
         self.swap_to(version)
         return self.current
 
-    def load_challenger(self) -> LoadedModel | None:
-        """Serve the challenger when the registry has one (no waiting: most of the
-        time there is none, and an update will announce the next)."""
-        version = registry.version_for_alias(self.model_name, registry.CHALLENGER, self.settings)
-        if version is not None:
+    def load_if_any(self) -> LoadedModel | None:
+        """Serve the alias's version when there is one this replica can run (a
+        challenger; a champion whose int8 export is published), else nothing. No
+        waiting: most of the time there is none, and an update will announce the next."""
+        version = registry.version_for_alias(self.model_name, self.alias, self.settings)
+        if version is not None and self.runnable(version):
             self.swap_to(version)
         return self._current
+
+    def runnable(self, version: str) -> bool:
+        """An int8 replica runs only a version whose int8 export passed its agreement
+        gate and was published (`triptych models quantize`); any other runs every version."""
+        return self.backend_kind != "onnx-int8" or \
+            registry.tag_of(self.model_name, version, "int8.published", self.settings) == "true"
 
     def drop(self) -> None:
         """Stop serving (a challenger's shadow phase ended: promoted or rejected)."""
@@ -132,6 +140,9 @@ class ServingModel:
             self.drop()
             return
         try:
+            if not self.runnable(update.version):  # an int8 twin: a new champion without an int8 export yet
+                self.drop()
+                return
             self.swap_to(update.version)
         except Exception:  # noqa: BLE001 - keep serving the old model; the next update may work
             log.exception("%s: could not load version %s; still serving %s", self.model_name, update.version,

@@ -9,11 +9,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from prometheus_client import Gauge
 
 from ..config import Settings
 from ..datasets.bucket import load_split
 from ..models import registry
+from ..models.zoo import ARCHITECTURES
 from ..models.card import INT8_FILE, ONNX_FILE
+from ..models.lifecycle import announce
 from ..models.preprocess import to_batch
 from ..models.quantize import MIN_AGREEMENT, compare_int8
 from .training_set import base_dataset
@@ -45,6 +48,10 @@ def quantize_version(model_name: str, version: str, settings: Settings, calibrat
             staged.write_bytes((folder / INT8_FILE).read_bytes())
             os.replace(staged, cached / INT8_FILE)
     registry.tag_version(model_name, version, int8_tags(result), settings)
+    if result.get("published") and registry.version_for_alias(model_name, registry.CHAMPION, settings) == version:
+        # After the tags: the int8 twin (`infer-int8`) reads `int8.published` when told, and
+        # starts answering beside the champion; fp32 replicas already serve this version.
+        announce(model_name, version, "int8 export published", settings)
     return result
 
 
@@ -56,3 +63,26 @@ def int8_tags(result: dict) -> dict[str, str]:
     tags["int8.held_out"] = str(result["held_out"])
     tags["int8.published"] = "true" if result.get("published") else "false"
     return tags
+
+
+# On Kubernetes KEDA wakes the int8 twin from zero on this (runtime.cluster_scaling);
+# locally the supervisor asks the registry itself (runtime.wake.int8_published).
+INT8_PUBLISHED = Gauge("triptych_int8_published", "1 while the model's champion has a published int8 export",
+                       ("model",))
+
+
+def export_int8_champions(settings: Settings) -> list[str]:
+    """Set the gauge for every model whose champion's int8 export is published (the
+    others' series removed); returns those models. The jobs function runs it every minute."""
+    published = []
+    for model_name in ARCHITECTURES:
+        champion = registry.version_for_alias(model_name, registry.CHAMPION, settings)
+        if champion is not None and registry.tag_of(model_name, champion, "int8.published", settings) == "true":
+            INT8_PUBLISHED.labels(model_name).set(1)
+            published.append(model_name)
+        else:
+            try:
+                INT8_PUBLISHED.remove(model_name)
+            except KeyError:
+                pass
+    return published

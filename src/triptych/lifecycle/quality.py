@@ -160,13 +160,15 @@ def apply_retention(db: Database, s3, settings: Settings, now: datetime | None =
     params = {"cutoff": cutoff}
     predictions = _batches(db, """DELETE FROM predictions WHERE prediction_id IN (
         SELECT prediction_id FROM predictions WHERE predicted_at < %(cutoff)s LIMIT %(batch)s)""", params)
+    int8 = _batches(db, """DELETE FROM int8_predictions WHERE ctid IN (
+        SELECT ctid FROM int8_predictions WHERE created_at < %(cutoff)s LIMIT %(batch)s)""", params)
     comparisons = _batches(db, """DELETE FROM model_comparisons WHERE comparison_id IN (
         SELECT comparison_id FROM model_comparisons WHERE created_at < %(cutoff)s LIMIT %(batch)s)""", params)
     windows = _batches(db, """DELETE FROM model_metrics WHERE ctid IN (
         SELECT ctid FROM model_metrics WHERE window_seconds = 60 AND window_start < %(cutoff)s LIMIT %(batch)s)""",
                        params)
     return {"cutoff": cutoff.isoformat(), "images": images, "objects": objects, "predictions": predictions,
-            "comparisons": comparisons, "metric_windows": windows}
+            "int8_predictions": int8, "comparisons": comparisons, "metric_windows": windows}
 
 
 FIGURES = """

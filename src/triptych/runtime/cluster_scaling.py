@@ -11,10 +11,11 @@ Kubernetes (`triptych functions scaling NAME` prints it; the Helm chart renders 
   HPA behaviour KEDA passes on is the local scaler's (up at once by 100 % or 4
   pods, down through a `scale_stabilisation_s` window); `cooldownPeriod` (KEDA's
   wait before 1 → 0) is `scale_idle_to_zero_s`.
-- **A declared wake condition** (`challenger`, for `infer-shadow`, max 1) is its
-  only KEDA trigger, on Prometheus: the jobs function exports
-  `triptych_shadow_labelled{model}` exactly while a challenger is in shadow (so it
-  wakes within the gate's minute). KEDA runs the most any trigger asks for, so a
+- **A declared wake condition** (`challenger` for `infer-shadow`, `int8` for
+  `infer-int8`, max 1 each) is its only KEDA trigger, on Prometheus: the jobs
+  function exports `triptych_shadow_labelled{model}` exactly while a challenger is
+  in shadow, and `triptych_int8_published{model}` while a champion has a published
+  int8 export (so it wakes within the gate's minute). KEDA runs the most any trigger asks for, so a
   lag trigger beside it would wake it for every image.
 - **An HTTP function** scales with Nuclio's own HPA on CPU (`minReplicas`,
   `maxReplicas`, `targetCPU` = `scale_target_busy`). At min 0 it also gets
@@ -35,6 +36,9 @@ from .scaling import bounds_of
 from .spec import FunctionSpec, HttpTriggerSpec
 
 KEDA_API = "keda.sh/v1alpha1"
+# A wake condition as Prometheus sees it; the jobs function exports both gauges every minute.
+WAKE_QUERIES = {"challenger": "count(triptych_shadow_labelled) or vector(0)",
+                "int8": "count(triptych_int8_published) or vector(0)"}
 
 
 def _seconds(value: float) -> str:
@@ -70,10 +74,10 @@ def keda_scaled_object(spec: FunctionSpec, settings: Settings, brokers: str, nam
         "offsetResetPolicy": "latest" if trigger.initial_offset == "latest" else "earliest",
         "allowIdleConsumers": "false",
     }} for trigger in spec.kafka_triggers for topic in trigger.topics]
-    if spec.wake_when == "challenger":
+    if spec.wake_when:
         # The condition alone: KEDA runs the most any trigger asks for, so a lag trigger would wake it for every image.
         triggers = [{"type": "prometheus", "metadata": {
-            "serverAddress": settings.prometheus_url, "query": "count(triptych_shadow_labelled) or vector(0)",
+            "serverAddress": settings.prometheus_url, "query": WAKE_QUERIES[spec.wake_when],
             "threshold": "1", "activationThreshold": "0"}}]
     return {
         "apiVersion": KEDA_API, "kind": "ScaledObject",

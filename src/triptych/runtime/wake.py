@@ -5,7 +5,8 @@
   it); an `interval` trigger keeps it awake (it would tick before it could sleep);
 - **a declared condition** (`wake_when` in the declaration, the annotation
   `triptych.io/wake-when` in project.yaml): `challenger` for `infer-shadow`, which
-  has nothing to do, however many images arrive, while no model has a challenger.
+  has nothing to do, however many images arrive, while no model has a challenger;
+  `int8` for `infer-int8`, idle likewise while no champion has a published int8 export.
 
 HTTP requests held at zero are the supervisor's sockets' business (`listeners`).
 """
@@ -44,27 +45,41 @@ def cron_due(spec: FunctionSpec, lead_s: float, now: float | None = None) -> boo
     return False
 
 
-def challenger_exists(settings: Settings) -> bool:
-    """Some active model has a `challenger` alias in the MLflow registry (read over
-    REST: the supervisor stays free of MLflow's client and its imports)."""
+def _alias_versions(settings: Settings, alias: str) -> list[dict]:
+    """Each active model's version under `alias` in the MLflow registry, as its REST
+    API returns it (tags included), for the models that have one. Read over REST:
+    the supervisor stays free of MLflow's client and its imports."""
+    found = []
     for model in settings.active_models:
-        query = urllib.parse.urlencode({"name": architecture(model).registered_name, "alias": "challenger"})
+        query = urllib.parse.urlencode({"name": architecture(model).registered_name, "alias": alias})
         url = f"{settings.mlflow_url}/api/2.0/mlflow/registered-models/alias?{query}"
         try:
             with urllib.request.urlopen(url, timeout=3) as reply:
-                if json.load(reply).get("model_version"):
-                    return True
+                if version := json.load(reply).get("model_version"):
+                    found.append(version)
         except urllib.error.HTTPError as exc:
-            # 404: no such model yet; 400 with "alias ... not found": a model with no challenger.
+            # 404: no such model yet; 400 with "alias ... not found": a model without that alias.
             if exc.code == 400 and "alias" in (reason := json.loads(exc.read() or b"{}").get("message", "")) \
                     and "not found" in reason:
                 continue
             if exc.code != 404:
                 raise
-    return False
+    return found
 
 
-CONDITIONS: dict[str, Callable[[Settings], bool]] = {"challenger": challenger_exists}
+def challenger_exists(settings: Settings) -> bool:
+    """Some active model has a `challenger` alias: `infer-shadow` has work."""
+    return bool(_alias_versions(settings, "challenger"))
+
+
+def int8_published(settings: Settings) -> bool:
+    """Some active model's champion has a published int8 export (tag `int8.published`,
+    set by `triptych models quantize`): the int8 twin, `infer-int8`, has work."""
+    return any({t["key"]: t.get("value") for t in version.get("tags", [])}.get("int8.published") == "true"
+               for version in _alias_versions(settings, "champion"))
+
+
+CONDITIONS: dict[str, Callable[[Settings], bool]] = {"challenger": challenger_exists, "int8": int8_published}
 
 
 def condition(name: str) -> Callable[[Settings], bool]:

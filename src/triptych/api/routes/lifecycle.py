@@ -86,9 +86,11 @@ def cancel_retrain_run(run_id: UUID, svc: Svc, admin: Admin):
 
 CLEAR = """
 WITH p AS (DELETE FROM predictions WHERE %(before)s::timestamptz IS NULL OR created_at < %(before)s RETURNING 1),
+     -- the int8 twin's answers (int8_predictions) count as predictions: they go with them
+     i AS (DELETE FROM int8_predictions WHERE %(before)s::timestamptz IS NULL OR created_at < %(before)s RETURNING 1),
      c AS (DELETE FROM model_comparisons WHERE %(before)s::timestamptz IS NULL OR created_at < %(before)s RETURNING 1),
      m AS (DELETE FROM model_metrics WHERE %(before)s::timestamptz IS NULL OR window_start < %(before)s RETURNING 1)
-SELECT (SELECT count(*) FROM p) AS predictions, (SELECT count(*) FROM c) AS comparisons,
+SELECT (SELECT count(*) FROM p) + (SELECT count(*) FROM i) AS predictions, (SELECT count(*) FROM c) AS comparisons,
        (SELECT count(*) FROM m) AS metrics_windows
 """
 
