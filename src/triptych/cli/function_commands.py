@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import get_settings
+from ..runtime import wake
 from ..runtime.spec import SpecError, load_functions
 
 console = Console(stderr=True)
@@ -65,7 +66,7 @@ def list_functions(project: str = ProjectOption,
         high = spec.max_replicas or spec.replicas
         bounds = str(spec.replicas) if high == spec.replicas else f"{spec.replicas}-{high}"
         if spec.wake_when:
-            bounds += f" (wakes on a {spec.wake_when})"
+            bounds += f" (wakes on {wake.DESCRIPTIONS.get(spec.wake_when, spec.wake_when)})"
         table.add_row(spec.name, bounds, triggers, f"{spec.source.name}:{spec.handler}")
     Console().print(table)
 

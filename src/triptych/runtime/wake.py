@@ -80,6 +80,8 @@ def int8_published(settings: Settings) -> bool:
 
 
 CONDITIONS: dict[str, Callable[[Settings], bool]] = {"challenger": challenger_exists, "int8": int8_published}
+# Each condition in words, for `triptych functions` ("wakes on ...").
+DESCRIPTIONS = {"challenger": "a challenger", "int8": "a champion's published int8 export"}
 
 
 def condition(name: str) -> Callable[[Settings], bool]:
