@@ -107,31 +107,25 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
         )
     # Batches of 8: on two cores, 16 bought no more throughput and doubled the wait of an
     # image for its batch's forward pass (p50 at half load 244 ms vs 811 ms, `triptych bench`).
-    # Challengers in shadow: every model's challenger on the live stream, in its own
-    # group from the newest offset (a shadow phase judges what arrives from now on).
-    # At zero while no model has a challenger (it would poll every image to drop it);
-    # woken when the workflow makes one, stopped again once the gate has decided.
-    functions["infer-shadow"] = nuclio_function(
-        "infer-shadow", functions_dir / "infer" / "handler.py", min_replicas=0, max_replicas=1, cpu="1", memory="4Gi",
-        wake_when="challenger",
-        env={"TRIPTYCH_MODEL_ROLE": "shadow"},
-        triggers={"images": kafka_trigger(
-            TOPIC_IMAGES_INPUT, "infer-shadow", brokers,
-            Delivery(batch_size=8, batch_wait_ms=20, max_attempts=3, retry_backoff_ms=500),
-            initial_offset="latest")},
-    )
-    # int8 beside fp32, live: every champion's int8 export, once `triptych models quantize`
-    # publishes one, answers the stream too, and the Compare page sets its answers beside
-    # fp32's. At zero until then (off by default: on CPUs without VNNI int8 gains little).
-    functions["infer-int8"] = nuclio_function(
-        "infer-int8", functions_dir / "infer" / "handler.py", min_replicas=0, max_replicas=1, cpu="1", memory="2Gi",
-        wake_when="int8",
-        env={"TRIPTYCH_MODEL_ROLE": "int8"},
-        triggers={"images": kafka_trigger(
-            TOPIC_IMAGES_INPUT, "infer-int8", brokers,
-            Delivery(batch_size=8, batch_wait_ms=20, max_attempts=3, retry_backoff_ms=500),
-            initial_offset="latest")},
-    )
+    # The inference replicas beside the champions, both asleep until they have work, each
+    # every model's at once on the live stream, in its own group from the newest offset:
+    # - challengers in shadow (a shadow phase judges what arrives from now on), woken when
+    #   the workflow makes one, stopped again once the gate has decided;
+    # - int8 beside fp32: every champion's int8 export, once `triptych models quantize`
+    #   publishes one; the Compare page sets its answers beside fp32's (off by default:
+    #   on CPUs without VNNI int8 gains little).
+    # At zero otherwise: awake, they would poll every image only to drop it.
+    for name, role, wake_when, memory in (("infer-shadow", "shadow", "challenger", "4Gi"),
+                                          ("infer-int8", "int8", "int8", "2Gi")):
+        functions[name] = nuclio_function(
+            name, functions_dir / "infer" / "handler.py", min_replicas=0, max_replicas=1, cpu="1", memory=memory,
+            wake_when=wake_when,
+            env={"TRIPTYCH_MODEL_ROLE": role},
+            triggers={"images": kafka_trigger(
+                TOPIC_IMAGES_INPUT, name, brokers,
+                Delivery(batch_size=8, batch_wait_ms=20, max_attempts=3, retry_backoff_ms=500),
+                initial_offset="latest")},
+        )
     # The scheduled jobs, each also runnable by hand (`triptych jobs run NAME`).
     functions["jobs"] = nuclio_function(
         "jobs", functions_dir / "jobs" / "handler.py", min_replicas=1, max_replicas=1, cpu="1", memory="2Gi",
