@@ -160,7 +160,8 @@ def _int8_line(champion):
         return None
     q = champion.int8
     served = q.get("published") == "true"
-    verdict = (html.Span("published: serve with TRIPTYCH_INFER_BACKEND=onnx-int8", className="text-success")
+    verdict = (html.Span(["published: answering live beside fp32 (", dcc.Link("Compare", href="/compare"),
+                          "); serve it with TRIPTYCH_INFER_BACKEND=onnx-int8"], className="text-success")
                if served else html.Span(f"not published: top-1 agreement below the gate's "
                                         f"{pct(float(q.get('min_agreement', 'nan')))}",
                                         className="text-muted"))

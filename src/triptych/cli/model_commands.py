@@ -110,9 +110,13 @@ def promote(model: str, version: str, reason: str = typer.Option("promoted by ha
 def quantize(model: str, version: str = typer.Option(None, help="default: the champion"),
              publish: bool = typer.Option(True, help="add the int8 model to the version when it passes the gate"),
              held_out: int = typer.Option(500, min=50, help="held-out images for agreement and accuracy"),
-             calibration: int = typer.Option(256, min=16, help="training images to calibrate activation ranges")) -> None:
+             calibration: int = typer.Option(256, min=16, help="training images to calibrate activation ranges"),
+             min_agreement: float = typer.Option(
+                 None, min=0.0, max=1.0, help="the gate, 0.99 by default; lower it to watch a version that misses "
+                                             "it answer live beside fp32 (the Compare page) before deciding")) -> None:
     """int8 (ONNX Runtime static quantisation, QDQ): fp32 against int8 side by side, speed
-    and top-1 agreement; serve it with TRIPTYCH_INFER_BACKEND=onnx-int8 once published."""
+    and top-1 agreement. Once published, the int8 twin (infer-int8) answers the live stream
+    beside fp32, and replicas may serve it with TRIPTYCH_INFER_BACKEND=onnx-int8."""
     from ..lifecycle.int8 import quantize_version
     from ..models import registry
     from ..models.quantize import MIN_AGREEMENT
@@ -123,14 +127,15 @@ def quantize(model: str, version: str = typer.Option(None, help="default: the ch
     if version is None:
         console.print(f"[bold red]error:[/] {model} has no champion: give --version")
         raise typer.Exit(1)
+    gate = MIN_AGREEMENT if min_agreement is None else min_agreement
     r = quantize_version(model, version, settings, calibration_count=calibration, held_out_count=held_out,
-                         publish=publish)
+                         publish=publish, min_agreement=gate)
     console.print(f"{model} v{version}: int8 {r['int8_ms_per_image']:.2f} ms/image against fp32 "
                   f"{r['fp32_ms_per_image']:.2f} (x{r['speedup']:.2f}, {r['threads']} thread, batch {r['batch']}, "
                   f"CPU {' '.join(r['cpu_flags']) or '?'}); top-1 agreement {r['agreement']:.1%} on "
                   f"{r['held_out']} held-out images; accuracy fp32 {r['fp32_accuracy']:.1%}, int8 {r['int8_accuracy']:.1%}")
     if not r["passes"]:
-        console.print(f"[bold yellow]not published:[/] agreement below {MIN_AGREEMENT:.0%}")
+        console.print(f"[bold yellow]not published:[/] agreement below {gate:.0%}")
         raise typer.Exit(1)
     console.print(f"published: {r['published']}" if r.get("published") else "passes the gate (not published)")
 
