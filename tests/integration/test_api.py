@@ -259,6 +259,44 @@ def test_significance_pairs_the_models_on_the_labelled_images_all_answered(stack
     assert backwards.status_code == 400 and backwards.json()["code"] == "bad_time_range"
 
 
+def test_int8_beside_fp32_pairs_each_int8_answer_with_the_same_versions_fp32_one(stack, client, uploaded):
+    """GET /stats/int8 over answers the aggregate function stored as the int8 twin's
+    (the twin itself is test_lifecycle's): the first image int8 gets wrong, the others
+    it answers as fp32 did."""
+    from triptych.aggregation.aggregate import Aggregator
+    from triptych.contracts import ClassScore, PredictionMessage, Timings
+
+    fp32 = query(stack, """SELECT p.image_id::text, p.model_version, p.predicted_class, i.ground_truth_label
+                           FROM predictions p JOIN images i USING (image_id)
+                           WHERE p.model_name = 'mobilenet_v2' AND p.image_id = ANY(%s::uuid[])
+                           ORDER BY p.image_id""", ([image_id for image_id, _, _ in uploaded],), dicts=True)
+    assert len(fp32) == len(uploaded)
+    answers = {r["image_id"]: f"not-{r['ground_truth_label']}" if k == 0 else r["predicted_class"]
+               for k, r in enumerate(fp32)}
+    since = datetime.now(timezone.utc)
+    Aggregator.from_settings(stack).handle([PredictionMessage(
+        image_id=r["image_id"], model_name="mobilenet_v2", model_version=r["model_version"],
+        top_k=[ClassScore(label=answers[r["image_id"]], confidence=0.5)],
+        timings=Timings(fetch_ms=0, decode_ms=0, preprocess_ms=0, inference_ms=1.0, total_ms=1.0),
+        backend="onnxruntime-cpu-int8", batch_size=3, worker_id="api-test", role="int8").model_dump_json()
+        for r in fp32])
+    reply = client.get("/stats/int8", params={"since": since.isoformat()})
+    assert reply.status_code == 200, reply.text
+    (mine,) = reply.json()["models"]
+    assert (mine["model_name"], mine["answered"]) == ("mobilenet_v2", len(fp32))
+    assert mine["agreement"] == pytest.approx(sum(r["predicted_class"] == answers[r["image_id"]] for r in fp32)
+                                              / len(fp32))
+    fp32_right = [r["predicted_class"] == r["ground_truth_label"] for r in fp32]
+    int8_right = [answers[r["image_id"]] == r["ground_truth_label"] for r in fp32]
+    test = mine["test"]
+    assert test["models"] == ["fp32", "int8"] and test["n"] == len(fp32)
+    assert (test["b"], test["c"]) == (sum(a and not b for a, b in zip(fp32_right, int8_right)),
+                                      sum(b and not a for a, b in zip(fp32_right, int8_right)))
+    assert mine["int8_p50_ms"] == pytest.approx(1.0) and test["verdict"]
+    # The int8 answers never became predictions or changed a comparison.
+    assert query(stack, "SELECT count(*) FROM predictions WHERE worker_id = 'api-test'")[0][0] == 0
+
+
 def test_calibration_bins_every_labelled_answer_and_ece_is_in_model_stats(client, uploaded):
     body = client.get("/stats/calibration").json()
     assert {m["model_name"] for m in body["models"]} >= {"resnet50", "mobilenet_v2", "efficientnet_b0"}

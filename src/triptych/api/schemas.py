@@ -248,6 +248,24 @@ class SignificanceReply(BaseModel):
     cochran_q: CochranQ | None = Field(description="all models at once; null when undefined (no image splits them)")
 
 
+class Int8BesideFp32(BaseModel):
+    """One champion version's int8 export beside its fp32 self, on the live images both answered."""
+
+    model_name: str
+    model_version: str
+    answered: int = Field(description="images both answered (the newest 10,000 int8 answers at most)")
+    agreement: float = Field(description="the share of them where int8's top class is fp32's")
+    fp32_p50_ms: float
+    int8_p50_ms: float
+    test: PairSignificance = Field(description="fp32 (first) against int8 on the labelled ones")
+
+
+class Int8Reply(BaseModel):
+    since: datetime
+    until: datetime
+    models: list[Int8BesideFp32]
+
+
 class CalibrationBin(BaseModel):
     lower: float
     upper: float

@@ -11,8 +11,16 @@ from fastapi import APIRouter, Query
 from ...db import queries
 from ..deps import Reader, Svc
 from ..errors import ApiError, responses
-from ...stats.ranges import range_calibration, range_significance
-from ..schemas import CalibrationReply, DriftReply, Instant, ModelStatsReply, PerformanceReply, SignificanceReply
+from ...stats.ranges import range_calibration, range_int8, range_significance
+from ..schemas import (
+    CalibrationReply,
+    DriftReply,
+    Instant,
+    Int8Reply,
+    ModelStatsReply,
+    PerformanceReply,
+    SignificanceReply,
+)
 
 router = APIRouter(prefix="/stats", tags=["stats"])
 
@@ -62,6 +70,17 @@ def significance(svc: Svc, _: Reader, since: Instant | None = None, until: Insta
     start, end = time_range(since, until)
     result = svc.read(range_significance, start, end, list(svc.settings.active_models))
     return {"since": start, "until": end, **result}
+
+
+@router.get("/int8", response_model=Int8Reply, responses=responses(400, 401, 422))
+def int8(svc: Svc, _: Reader, since: Instant | None = None, until: Instant | None = None):
+    """int8 beside fp32, live: per champion version the int8 twin (`infer-int8`) answered
+    in [since, until) (default: the last hour), the top-1 agreement with the same version's
+    fp32 answers to the same images, each one's p50 forward time, and on the labelled
+    images fp32 against int8 (McNemar's exact test, its interval and verdict). Empty
+    while no champion has a published int8 export (`triptych models quantize`)."""
+    start, end = time_range(since, until)
+    return {"since": start, "until": end, "models": svc.read(range_int8, start, end)}
 
 
 @router.get("/calibration", response_model=CalibrationReply, responses=responses(400, 401, 422))
