@@ -105,6 +105,12 @@ class Cluster:
 
     def _up_on(self, topology: Topology, hosts: list[Host]) -> None:
         """`triptych up` on each host at once; raise with the failures' logs."""
+        if topology.functions_runtime == "nuclio" and any("worker" in h.roles for h in hosts):
+            # Built here, into the shared cache: a host's namespace reaches only the other
+            # hosts, never the Go module proxy (on a fresh machine `up` there failed).
+            from ..runtime.nuclio_processor import install_processor
+
+            install_processor(self.settings)
         def up(host: Host) -> tuple[Host, int]:
             log = self.log_path(host)
             log.parent.mkdir(parents=True, exist_ok=True)

@@ -43,10 +43,21 @@ def _overlay_works() -> bool:
     return os.geteuid() == 0 and "overlay" in Path("/proc/filesystems").read_text()
 
 
+def _answers(tool: str) -> bool:
+    """The tool is installed and can build: `info` reaches its engine (podman needs none)."""
+    if not shutil.which(tool):
+        return False
+    try:
+        return subprocess.run([tool, "info"], capture_output=True, timeout=30).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
 def builder(settings: Settings | None = None) -> list[str]:
     """The build tool's argv prefix: buildah on a store of our own under the cache
     (overlay as root, else vfs), else podman, else docker."""
-    if not any(shutil.which(tool) for tool in ("buildah", "podman", "docker")):
+    if not shutil.which("buildah") and not any(_answers(tool) for tool in ("podman", "docker")):
+        # A docker client without an engine (these machines have one) cannot build.
         apt_install(["buildah"], "buildah (it builds the image without a daemon)", "install podman or docker")
     if shutil.which("buildah"):
         settings = settings or Settings()
@@ -55,7 +66,7 @@ def builder(settings: Settings | None = None) -> list[str]:
                 "--runroot", str(Path(tempfile.gettempdir()) / f"triptych-containers-{os.geteuid()}"),
                 "--storage-driver", driver]
     for tool in ("podman", "docker"):
-        if shutil.which(tool):
+        if _answers(tool):
             return [tool]
     raise ToolMissingError("No image builder found: install buildah (`apt-get install buildah`), podman or docker.")
 

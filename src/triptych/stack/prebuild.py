@@ -77,10 +77,11 @@ def build_minio(cache_dir: Path, version: str = MINIO_VERSION, report: Report = 
             proc = subprocess.Popen([go, "install", "-v", f"github.com/minio/minio@{version}"], stdout=out,
                                     stderr=subprocess.STDOUT, env={**os.environ, "GOBIN": str(binary.parent),
                                                                    "CGO_ENABLED": "0"})
-            while proc.poll() is None:
+            while True:  # said at least once, however fast the build ends (a failure can take milliseconds)
                 report(_progress(log, started))
                 try:
                     proc.wait(REPORT_EVERY_S)
+                    break
                 except subprocess.TimeoutExpired:
                     pass
         if proc.returncode != 0 or not binary.exists():
