@@ -333,6 +333,8 @@ def test_the_int8_twin_answers_the_live_stream_beside_its_champion_and_is_compar
         assert test["c"] == sum(b and not a for a, b in zip(fp32_right, int8_right))
         assert 0 <= test["p_value"] <= 1 and "fp32" in test["verdict"] and "int8" in test["verdict"]
         assert mine["int8_p50_ms"] > 0 and mine["fp32_p50_ms"] > 0
+        print(f"\n[int8 live] {model} v{version}: {mine['answered']} images, agreement {mine['agreement']:.1%}, "
+              f"p50 forward fp32 {mine['fp32_p50_ms']:.2f} / int8 {mine['int8_p50_ms']:.2f} ms; {test['verdict']}")
     finally:
         sup.stop()
 
