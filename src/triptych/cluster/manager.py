@@ -111,6 +111,7 @@ class Cluster:
             from ..runtime.nuclio_processor import install_processor
 
             install_processor(self.settings)
+
         def up(host: Host) -> tuple[Host, int]:
             log = self.log_path(host)
             log.parent.mkdir(parents=True, exist_ok=True)

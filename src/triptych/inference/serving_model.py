@@ -87,8 +87,7 @@ class ServingModel:
     def runnable(self, version: str) -> bool:
         """An int8 replica runs only a version whose int8 export passed its agreement
         gate and was published (`triptych models quantize`); any other runs every version."""
-        return self.backend_kind != "onnx-int8" or \
-            registry.tag_of(self.model_name, version, "int8.published", self.settings) == "true"
+        return self.backend_kind != "onnx-int8" or registry.int8_published(self.model_name, version, self.settings)
 
     def drop(self) -> None:
         """Stop serving (a challenger's shadow phase ended: promoted or rejected)."""

@@ -14,11 +14,11 @@ from prometheus_client import Gauge
 from ..config import Settings
 from ..datasets.bucket import load_split
 from ..models import registry
-from ..models.zoo import ARCHITECTURES
 from ..models.card import INT8_FILE, ONNX_FILE
 from ..models.lifecycle import announce
 from ..models.preprocess import to_batch
 from ..models.quantize import MIN_AGREEMENT, compare_int8
+from ..models.zoo import ARCHITECTURES
 from .training_set import base_dataset
 
 
@@ -77,7 +77,7 @@ def export_int8_champions(settings: Settings) -> list[str]:
     published = []
     for model_name in ARCHITECTURES:
         champion = registry.version_for_alias(model_name, registry.CHAMPION, settings)
-        if champion is not None and registry.tag_of(model_name, champion, "int8.published", settings) == "true":
+        if champion is not None and registry.int8_published(model_name, champion, settings):
             INT8_PUBLISHED.labels(model_name).set(1)
             published.append(model_name)
         else:

@@ -192,6 +192,12 @@ def tag_of(model_name: str, version: str, tag: str, settings: Settings | None = 
     return client.get_model_version(architecture(model_name).registered_name, version).tags.get(tag)
 
 
+def int8_published(model_name: str, version: str, settings: Settings | None = None) -> bool:
+    """The version's int8 export passed its agreement gate and was added to its
+    artifacts (`triptych models quantize` tags it `int8.published`)."""
+    return tag_of(model_name, version, "int8.published", settings) == "true"
+
+
 @dataclass(frozen=True)
 class VersionSummary:
     """One registered version as the dashboard's Models page shows it."""
