@@ -16,6 +16,7 @@ from . import (
     function_commands,
     image_commands,
     ingress_commands,
+    kube_commands,
     lifecycle_commands,
     logs_command,
     model_commands,
@@ -45,6 +46,7 @@ api_commands.register(app)
 lifecycle_commands.register(app)
 bench_command.register(app)
 cluster_commands.register(app)
+kube_commands.register(app)
 
 
 @app.callback()

@@ -4,6 +4,7 @@ does everything else."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -20,14 +21,17 @@ class KubeApiError(RuntimeError):
 @dataclass
 class KubeClient:
     url: str
-    token: str
+    token: str = ""
     verify: bool | str = False  # the test API server's certificate is self-signed
+    cert: tuple[str, str] | None = None  # a client certificate and key (the node's admin)
 
     def __post_init__(self) -> None:
         if self.verify is False:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {self.token}"
+        if self.token:
+            self.session.headers["Authorization"] = f"Bearer {self.token}"
+        self.session.cert = self.cert
 
     def request(self, method: str, path: str, **kwargs) -> dict:
         deadline = time.monotonic() + 30
@@ -69,6 +73,13 @@ class KubeClient:
         if dry_run:
             params["dryRun"] = "All"
         return self.request("POST", self.resource_path(obj, namespace), json=obj, params=params)
+
+    def apply(self, obj: dict, namespace: str | None = None) -> dict:
+        """Server-side apply of `obj` as the field manager `triptych` (create or update)."""
+        path = f"{self.resource_path(obj, namespace)}/{obj['metadata']['name']}"
+        return self.request("PATCH", path, data=json.dumps(obj),
+                            params={"fieldManager": "triptych", "force": "true"},
+                            headers={"Content-Type": "application/apply-patch+yaml"})
 
     def get(self, obj: dict, namespace: str | None = None) -> dict:
         return self.request("GET", f"{self.resource_path(obj, namespace)}/{obj['metadata']['name']}")

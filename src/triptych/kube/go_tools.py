@@ -24,6 +24,7 @@ from ..errors import InstallError, ToolMissingError
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.16"
 HELM_VERSION = "v4.3.2"
+COREDNS_VERSION = "v1.12.4"
 
 # The staging modules k8s.io/kubernetes replaces with ./staging/src/...; each is
 # published as v0.<minor>.<patch> of the same release.
@@ -62,13 +63,26 @@ def _k8s_minor(version: str) -> str:
     return "v0." + version.removeprefix("v1.")
 
 
-KUBE_APISERVER = GoTool(
-    "kube-apiserver", "k8s.io/kubernetes", KUBERNETES_VERSION, "k8s.io/kubernetes/cmd/kube-apiserver", "1.24.0",
-    replaces={f"k8s.io/{m}": f"k8s.io/{m} {_k8s_minor(KUBERNETES_VERSION)}" for m in _K8S_STAGING},
-    ldflags=(f"-X k8s.io/component-base/version.gitVersion={KUBERNETES_VERSION}",
-             "-X k8s.io/component-base/version.gitMajor=1",
-             f"-X k8s.io/component-base/version.gitMinor={KUBERNETES_VERSION.split('.')[1]}"),
-)
+def _kubernetes_command(name: str) -> GoTool:
+    """One of k8s.io/kubernetes' commands. Without the version flags it reports
+    `v0.0.0-master+$Format:%H$`, which kubectl's and Helm's kubeVersion checks refuse."""
+    return GoTool(
+        name, "k8s.io/kubernetes", KUBERNETES_VERSION, f"k8s.io/kubernetes/cmd/{name}", "1.24.0",
+        replaces={f"k8s.io/{m}": f"k8s.io/{m} {_k8s_minor(KUBERNETES_VERSION)}" for m in _K8S_STAGING},
+        ldflags=(f"-X k8s.io/component-base/version.gitVersion={KUBERNETES_VERSION}",
+                 "-X k8s.io/component-base/version.gitMajor=1",
+                 f"-X k8s.io/component-base/version.gitMinor={KUBERNETES_VERSION.split('.')[1]}"),
+    )
+
+
+KUBE_APISERVER = _kubernetes_command("kube-apiserver")
+# The rest of a node (`triptych kube up`): they share the API server's module graph,
+# so after the first the Go build cache makes each a link plus its own packages.
+KUBE_CONTROLLER_MANAGER = _kubernetes_command("kube-controller-manager")
+KUBE_SCHEDULER = _kubernetes_command("kube-scheduler")
+KUBELET = _kubernetes_command("kubelet")
+KUBE_PROXY = _kubernetes_command("kube-proxy")
+COREDNS = GoTool("coredns", "github.com/coredns/coredns", COREDNS_VERSION, "github.com/coredns/coredns", "1.24.0")
 ETCD = GoTool(
     "etcd", "go.etcd.io/etcd/server/v3", ETCD_VERSION, "go.etcd.io/etcd/server/v3", "1.26.0",
     replaces={f"go.etcd.io/etcd/{m}": f"go.etcd.io/etcd/{m} {ETCD_VERSION}" for m in _ETCD_SIBLINGS},

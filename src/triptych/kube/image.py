@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +33,14 @@ CONTAINERFILE = REPO_ROOT / "infra" / "image" / "Containerfile"
 DEFAULT_TAG = "localhost/triptych:dev"
 DEBOOTSTRAP_BASE = "localhost/triptych-base:bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
+# The two images (infra/image/Containerfile's ROLE): serving runs everything but
+# training and Grad-CAM, without torch; training is the same plus torch and MLRun.
+ROLES = ("serving", "training")
+# Dependencies only training and Grad-CAM import (torch lazily everywhere else), and
+# MLRun, whose client only the workflow and the deploy commands use.
+TRAINING_ONLY = frozenset({"torch", "torchvision", "grad-cam", "mlrun", "nuclio-jupyter"})
+# The serving image's extra: Nuclio's Python wrapper speaks msgpack to the processor.
+SERVING_EXTRAS = ("msgpack==1.0.8",)
 # What the context holds, relative to the checkout (and nothing else: no venv, no data).
 CONTEXT_PATHS = ("pyproject.toml", "README.md", "requirements/constraints.txt", "project.yaml",
                  "src/triptych", "dash_app", "functions")
@@ -71,6 +81,23 @@ def builder(settings: Settings | None = None) -> list[str]:
     raise ToolMissingError("No image builder found: install buildah (`apt-get install buildah`), podman or docker.")
 
 
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].strip().lower()
+
+
+def serving_requirements() -> list[str]:
+    """pyproject.toml's dependencies less TRAINING_ONLY, plus the processor's extra."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    kept = [r for r in project["dependencies"] if _requirement_name(r) not in TRAINING_ONLY]
+    return kept + list(SERVING_EXTRAS)
+
+
+def role_tag(role: str, tag: str = "dev") -> str:
+    if role not in ROLES:
+        raise ValueError(f"an image role is one of {ROLES}, not {role!r}")
+    return f"localhost/triptych-{role}:{tag}"
+
+
 def stage_context(settings: Settings, dest: Path) -> Path:
     """The build context under `dest`: the listed files, and the processor with its wrapper."""
     for relative in CONTEXT_PATHS:
@@ -81,6 +108,7 @@ def stage_context(settings: Settings, dest: Path) -> Path:
             shutil.copytree(source, target, ignore=_IGNORED)
         else:
             shutil.copy2(source, target)
+    (dest / "requirements" / "serving.txt").write_text("\n".join(serving_requirements()) + "\n")
     processor, wrapper_dir = install_processor(settings)
     (dest / "nuclio").mkdir()
     shutil.copy2(processor, dest / "nuclio" / "processor")
@@ -141,9 +169,11 @@ def debootstrap_base(settings: Settings, tag: str = DEBOOTSTRAP_BASE, mirror: st
 
 
 def build_image(settings: Settings, tag: str = DEFAULT_TAG, base: str | None = None,
-                debootstrap: bool = False) -> str:
-    """Build the image as `tag` and return the tag. `base` overrides the Containerfile's
-    BASE; `debootstrap` makes (once) and uses a base from Debian's packages."""
+                debootstrap: bool = False, role: str = "training") -> str:
+    """Build the image of `role` as `tag` and return the tag. `base` overrides the
+    Containerfile's BASE; `debootstrap` makes (once) and uses a base from Debian's packages."""
+    if role not in ROLES:
+        raise ValueError(f"an image role is one of {ROLES}, not {role!r}")
     if debootstrap:
         base = debootstrap_base(settings)
     tool = builder(settings)
@@ -156,6 +186,7 @@ def build_image(settings: Settings, tag: str = DEFAULT_TAG, base: str | None = N
             argv += ["--isolation", "chroot", "--pull-never" if base and base.startswith("localhost/") else "--pull"]
         if base:
             argv += ["--build-arg", f"BASE={base}"]
+        argv += ["--build-arg", f"ROLE={role}"]
         argv += ["--secret", f"id=pip-ca,src={pip_ca_bundle()}"]
         _run([*argv, str(context)], f"building {tag}", env={**os.environ, "BUILDAH_LAYERS": "true"})
     if previous and previous != _image_id(settings, tag):
