@@ -33,14 +33,20 @@ CONTAINERFILE = REPO_ROOT / "infra" / "image" / "Containerfile"
 DEFAULT_TAG = "localhost/triptych:dev"
 DEBOOTSTRAP_BASE = "localhost/triptych-base:bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
-# The two images (infra/image/Containerfile's ROLE): serving runs everything but
-# training and Grad-CAM, without torch; training is the same plus torch and MLRun.
-ROLES = ("serving", "training")
+# Triptych's two images (infra/image/Containerfile's ROLE): serving runs everything
+# but training and Grad-CAM, without torch; training is the same plus torch and MLRun.
+# The third, mlflow, is MLflow's tracking server alone (infra/image/mlflow.Containerfile).
+ROLES = ("serving", "training", "mlflow")
+MLFLOW_CONTAINERFILE = REPO_ROOT / "infra" / "image" / "mlflow.Containerfile"
 # Dependencies only training and Grad-CAM import (torch lazily everywhere else), and
 # MLRun, whose client only the workflow and the deploy commands use.
 TRAINING_ONLY = frozenset({"torch", "torchvision", "grad-cam", "mlrun", "nuclio-jupyter"})
 # The serving image's extra: Nuclio's Python wrapper speaks msgpack to the processor.
 SERVING_EXTRAS = ("msgpack==1.0.8",)
+# Serving only reads and writes the registry: MLflow's client (mlflow-skinny) without
+# the server's 280 MB (pyarrow, scikit-learn, matplotlib, SQLAlchemy, Flask). The
+# tracking server runs from an image of its own (role `mlflow`).
+SERVING_SWAPS = {"mlflow": "mlflow-skinny"}
 # What the context holds, relative to the checkout (and nothing else: no venv, no data).
 CONTEXT_PATHS = ("pyproject.toml", "README.md", "requirements/constraints.txt", "project.yaml",
                  "src/triptych", "dash_app", "functions")
@@ -88,7 +94,8 @@ def _requirement_name(requirement: str) -> str:
 def serving_requirements() -> list[str]:
     """pyproject.toml's dependencies less TRAINING_ONLY, plus the processor's extra."""
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    kept = [r for r in project["dependencies"] if _requirement_name(r) not in TRAINING_ONLY]
+    kept = [SERVING_SWAPS.get(_requirement_name(r), r) for r in project["dependencies"]
+            if _requirement_name(r) not in TRAINING_ONLY]
     return kept + list(SERVING_EXTRAS)
 
 
@@ -174,21 +181,34 @@ def build_image(settings: Settings, tag: str = DEFAULT_TAG, base: str | None = N
     Containerfile's BASE; `debootstrap` makes (once) and uses a base from Debian's packages."""
     if role not in ROLES:
         raise ValueError(f"an image role is one of {ROLES}, not {role!r}")
+    with tempfile.TemporaryDirectory(prefix="triptych-image-") as tmp:
+        if role == "mlflow":  # the server needs nothing of the checkout but the pins
+            context = Path(tmp) / "context"
+            (context / "requirements").mkdir(parents=True)
+            shutil.copy2(REPO_ROOT / "requirements" / "constraints.txt", context / "requirements")
+            shutil.copy2(MLFLOW_CONTAINERFILE, context / "Containerfile")
+        else:
+            context = stage_context(settings, Path(tmp) / "context")
+        return build_context(settings, context, tag, base=base, debootstrap=debootstrap, build_args={"ROLE": role})
+
+
+def build_context(settings: Settings, context: Path, tag: str, base: str | None = None, debootstrap: bool = False,
+                  build_args: dict[str, str] | None = None) -> str:
+    """Build `context`/Containerfile as `tag`, layers cached by the builder."""
     if debootstrap:
         base = debootstrap_base(settings)
     tool = builder(settings)
     previous = _image_id(settings, tag)
-    with tempfile.TemporaryDirectory(prefix="triptych-image-") as tmp:
-        context = stage_context(settings, Path(tmp) / "context")
-        argv = [*tool, "build" if tool[0] != "buildah" else "bud", "--layers", "-f", str(context / "Containerfile"),
-                "-t", tag]
-        if tool[0] == "buildah":
-            argv += ["--isolation", "chroot", "--pull-never" if base and base.startswith("localhost/") else "--pull"]
-        if base:
-            argv += ["--build-arg", f"BASE={base}"]
-        argv += ["--build-arg", f"ROLE={role}"]
-        argv += ["--secret", f"id=pip-ca,src={pip_ca_bundle()}"]
-        _run([*argv, str(context)], f"building {tag}", env={**os.environ, "BUILDAH_LAYERS": "true"})
+    argv = [*tool, "build" if tool[0] != "buildah" else "bud", "--layers", "-f", str(context / "Containerfile"),
+            "-t", tag]
+    if tool[0] == "buildah":
+        argv += ["--isolation", "chroot", "--pull-never" if base and base.startswith("localhost/") else "--pull"]
+    if base:
+        argv += ["--build-arg", f"BASE={base}"]
+    for key, value in (build_args or {}).items():
+        argv += ["--build-arg", f"{key}={value}"]
+    argv += ["--secret", f"id=pip-ca,src={pip_ca_bundle()}"]
+    _run([*argv, str(context)], f"building {tag}", env={**os.environ, "BUILDAH_LAYERS": "true"})
     if previous and previous != _image_id(settings, tag):
         # The tag moved: drop the image it left (its code layer); the cached dependency layer stays.
         subprocess.run([*tool, "rmi", previous], capture_output=True)

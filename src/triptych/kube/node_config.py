@@ -140,6 +140,10 @@ state = "{layout.containerd_state}"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{PAUSE_IMAGE}"
   enable_unprivileged_ports = true
+  # The kubelet asks for -998 (sandboxes) down to -997 (Guaranteed pods); lowering
+  # oom_score_adj needs CAP_SYS_RESOURCE, which no process here has. Clamp each to
+  # containerd's own value instead, as rootless containerd does.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"

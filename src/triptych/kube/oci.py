@@ -26,6 +26,7 @@ class ScratchImage:
     cmd: list[str] = field(default_factory=list)
     user: str = "65532:65532"  # nobody's: none of them needs root
     exposed_ports: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def _tar_bytes(entries: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
@@ -68,7 +69,7 @@ def write_archive(image: ScratchImage, dest: Path) -> Path:
     config = json.dumps({
         "architecture": "amd64", "os": "linux",
         "config": {"Entrypoint": image.entrypoint, "Cmd": image.cmd or None, "User": image.user,
-                   "Env": ["PATH=/usr/local/bin:/bin"],
+                   "Env": ["PATH=/usr/local/bin:/bin", *(f"{k}={v}" for k, v in sorted(image.env.items()))],
                    "ExposedPorts": {p: {} for p in image.exposed_ports} or None},
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
     }, sort_keys=True).encode()

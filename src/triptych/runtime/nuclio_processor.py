@@ -48,24 +48,42 @@ def install_processor(settings: Settings) -> tuple[Path, Path]:
 
 
 def _build(target: Path, binary: Path, wrapper_dir: Path) -> None:
+    source = build_command("processor", binary)
+    shutil.copytree(source / "pkg" / "processor" / "runtime" / "python" / "py", wrapper_dir, dirs_exist_ok=True)
+
+
+def build_command(command: str, binary: Path) -> Path:
+    """Build Nuclio's cmd/<command> into `binary`; the module's source folder (read-only)."""
     go = shutil.which("go")
     if not go:
-        raise ToolMissingError("`go` was not found on PATH; it is needed to build the Nuclio processor")
+        raise ToolMissingError(f"`go` was not found on PATH; it is needed to build Nuclio's {command}")
     proc = subprocess.run([go, "mod", "download", "-json", f"{NUCLIO_MODULE}@{NUCLIO_VERSION}"],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise InstallError(f"go mod download {NUCLIO_MODULE}@{NUCLIO_VERSION} failed:\n{proc.stderr[-2000:]}")
     source = Path(json.loads(proc.stdout)["Dir"])
-    target.mkdir(parents=True, exist_ok=True)
+    binary.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / "nuclio"
         shutil.copytree(source, work)  # the module cache is read-only
         os.chmod(work, 0o755)
-        build = subprocess.run([go, "build", "-o", str(binary), "./cmd/processor"], cwd=work,
-                               capture_output=True, text=True, env={**os.environ, "CGO_ENABLED": "0"})
+        build = subprocess.run([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(binary), f"./cmd/{command}"],
+                               cwd=work, capture_output=True, text=True, env={**os.environ, "CGO_ENABLED": "0"})
         if build.returncode != 0:
-            raise InstallError(f"building the Nuclio processor failed:\n{build.stderr[-3000:]}")
-    shutil.copytree(source / "pkg" / "processor" / "runtime" / "python" / "py", wrapper_dir, dirs_exist_ok=True)
+            raise InstallError(f"building Nuclio's {command} failed:\n{build.stderr[-3000:]}")
+    return source
+
+
+def install_controller(settings: Settings) -> Path:
+    """Nuclio's controller (NuclioFunction -> Deployment, Service, HPA), built once and cached."""
+    binary = install_dir(settings) / "controller"
+    if not binary.exists():
+        with open(install_dir(settings).parent / f"nuclio-controller-{NUCLIO_VERSION}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not binary.exists():
+                build_command("controller", binary.with_suffix(".part"))
+                binary.with_suffix(".part").rename(binary)
+    return binary
 
 
 def write_processor_configs(function_config: dict, folder: Path, admin_port: int, health_port: int) -> tuple[Path, Path]:

@@ -1,0 +1,152 @@
+"""Every image the chart runs on the node, built here and imported into its containerd.
+
+No registry is reachable, so nothing is pulled: each image is built on this machine
+and imported (`imagePullPolicy: IfNotPresent`, the reference already present).
+
+| role                | how it is built                                                  |
+|---------------------|------------------------------------------------------------------|
+| serving             | infra/image/Containerfile, ROLE=serving (no torch)               |
+| training            | infra/image/Containerfile, ROLE=training (torch, MLRun)          |
+| mlflow              | infra/image/mlflow.Containerfile                                 |
+| kafka               | infra/image/servers/kafka.Containerfile (Debian's JRE + jars)    |
+| postgres            | infra/image/servers/postgres.Containerfile (Debian's PostgreSQL) |
+| prometheus          | infra/image/servers/prometheus.Containerfile (Debian's package)  |
+| minio               | the MinIO binary the local stack builds, FROM scratch            |
+| nuclio-controller   | Nuclio's controller from its Go module, FROM scratch             |
+
+Builders' layers are cached, the archives are kept under the cache, and an image
+the node already holds is not imported again, so a second `kube deploy` of the
+same tag costs seconds. Sizes and times go to `image_catalog`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import REPO_ROOT, Settings
+from ..errors import InstallError
+from ..stack.prebuild import build_minio, minio_binary
+from ..stack.services.kafka import Kafka
+from ..runtime.nuclio_processor import install_controller
+from . import image, image_catalog, node_addons, oci
+from .node_config import NodeLayout
+
+SERVERS = REPO_ROOT / "infra" / "image" / "servers"
+REPOSITORY = "localhost/triptych"
+
+
+@dataclass(frozen=True)
+class NodeImage:
+    role: str
+    tag: str
+
+    @property
+    def name(self) -> str:
+        return f"{REPOSITORY}/{self.role}:{self.tag}"
+
+
+def _archive_dir(settings: Settings) -> Path:
+    return settings.cache_dir / "kube-images"
+
+
+def _stage_server(settings: Settings, role: str, dest: Path) -> Path:
+    """The build context of a server image: its Containerfile and files, and Kafka's jars."""
+    dest.mkdir(parents=True)
+    shutil.copy2(SERVERS / f"{role}.Containerfile", dest / "Containerfile")
+    for extra in SERVERS.glob(f"{role}-*"):
+        shutil.copy2(extra, dest / extra.name)
+    if role == "kafka":
+        kafka = Kafka(settings)
+        kafka.install()
+        shutil.copytree(kafka.libs_dir, dest / "libs", ignore=shutil.ignore_patterns(".complete"))
+        shutil.copy2(SERVERS / "log4j.properties", dest / "log4j.properties")
+    return dest
+
+
+def _scratch(settings: Settings, img: NodeImage) -> oci.ScratchImage:
+    if img.role == "minio":
+        build_minio(settings.cache_dir, settings.minio_version)
+        binary = minio_binary(settings.cache_dir, settings.minio_version)
+        return oci.ScratchImage(img.name, {"/usr/local/bin/minio": binary}, entrypoint=["/usr/local/bin/minio"],
+                                user="10001:10001", env={"HOME": "/tmp"})
+    if img.role == "nuclio-controller":
+        binary = install_controller(settings)
+        return oci.ScratchImage(img.name, {"/usr/local/bin/controller": binary},
+                                entrypoint=["/usr/local/bin/controller"])
+    raise ValueError(img.role)
+
+
+SCRATCH_ROLES = ("minio", "nuclio-controller")
+BUILT_ROLES = ("serving", "training", "mlflow", "kafka", "postgres", "prometheus")
+
+
+def _build_with_builder(settings: Settings, img: NodeImage) -> str:
+    """Build with buildah; the builder's own tag, e.g. localhost/triptych/kafka:TAG."""
+    if img.role in image.ROLES:
+        return image.build_image(settings, img.name, debootstrap=True, role=img.role)
+    with tempfile.TemporaryDirectory(prefix=f"triptych-{img.role}-") as tmp:
+        context = _stage_server(settings, img.role, Path(tmp) / "context")
+        return image.build_context(settings, context, img.name, debootstrap=True)
+
+
+def _export(settings: Settings, img: NodeImage) -> tuple[Path, int]:
+    """The built image as an uncompressed oci-archive (import then skips a gunzip), and
+    its unpacked size: the sum of its layers' tars."""
+    archive = _archive_dir(settings) / f"{img.role}-{img.tag}.tar"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    archive.unlink(missing_ok=True)
+    image._run([*image.builder(settings), "push", "--disable-compression", "--format", "oci", img.name,
+                f"oci-archive:{archive}:{img.name}"], f"exporting {img.name}")
+    return archive, _layers_size(archive)
+
+
+def _layers_size(archive: Path) -> int:
+    with tarfile.open(archive) as tar:
+        index = json.load(tar.extractfile("index.json"))
+        manifest = json.load(tar.extractfile(f"blobs/sha256/{index['manifests'][0]['digest'].split(':')[1]}"))
+    return sum(layer["size"] for layer in manifest["layers"])
+
+
+def ensure(settings: Settings, lay: NodeLayout, img: NodeImage, report: Callable[[str], None]) -> None:
+    """Build `img` unless the builder or cache has it, then import it unless the node has it."""
+    if img.name in node_addons.imported_images(lay):
+        return
+    started = time.monotonic()
+    if img.role in SCRATCH_ROLES:
+        report(f"writing the {img.role} image")
+        scratch = _scratch(settings, img)
+        archive = node_addons.scratch_archive(settings, scratch)
+        size = oci.unpacked_size(scratch)
+    else:
+        if not image.image_exists(settings, img.name):
+            report(f"building the {img.role} image (minutes the first time; layers are cached)")
+        _build_with_builder(settings, img)
+        archive, size = _export(settings, img)
+    built = time.monotonic()
+    report(f"importing {img.name} into the node ({size / 1e9:.2f} GB unpacked)")
+    node_addons.import_archive(lay, archive, img.name)
+    image_catalog.record(settings, img.name, role=img.role, size_bytes=size,
+                         build_s=round(built - started, 1), import_s=round(time.monotonic() - built, 1))
+    if img.role not in SCRATCH_ROLES:
+        archive.unlink(missing_ok=True)  # the builder keeps the layers; the archive was only the way in
+
+
+def ensure_all(settings: Settings, lay: NodeLayout, tag: str, roles: tuple[str, ...],
+               report: Callable[[str], None]) -> dict[str, str]:
+    """role -> image name, every one present on the node."""
+    unknown = set(roles) - set(SCRATCH_ROLES + BUILT_ROLES)
+    if unknown:
+        raise InstallError(f"no such image role: {sorted(unknown)}")
+    names = {}
+    for role in roles:
+        img = NodeImage(role, tag)
+        ensure(settings, lay, img, report)
+        names[role] = img.name
+    return names
