@@ -26,6 +26,9 @@ IMAGE_FUNCTIONS_DIR = "/opt/triptych/functions"
 # Filled in by the chart's templates from its values.
 BROKERS_PLACEHOLDER = "__kafka_bootstrap__"
 PROMETHEUS_PLACEHOLDER = "__prometheus_url__"
+# The functions that train (torch, MLRun's workflow) run from the training image; every
+# other one from the serving image, which has neither (triptych.kube.image.ROLES).
+TRAINING_FUNCTIONS = frozenset({"retrain"})
 # On the chart's MinIO volume: the durable target's queue survives a restart with the data.
 MINIO_EVENT_QUEUE_DIR = "/data/.triptych-event-queue"
 
@@ -51,6 +54,7 @@ def chart_function(entry: dict, root: Path, settings: Settings) -> dict:
     return {
         "handler": config["spec"]["handler"],
         "handlerDir": f"{IMAGE_FUNCTIONS_DIR}/{source.parent.name}",
+        "imageRole": "training" if entry["name"] in TRAINING_FUNCTIONS else "serving",
         "runtime": config["spec"]["runtime"],
         "env": config["spec"]["env"],
         "resources": config["spec"].get("resources", {}),

@@ -1,1 +1,175 @@
-"""Placeholder replaced below."""
+"""`triptych kube deploy`: Triptych's chart on the node of `triptych kube up`.
+
+1. Build the images that are missing and import them into the node (`node_images`).
+2. Install the operators the chart relies on, each from its own chart in its Go
+   module: Nuclio's controller (from Nuclio's own Helm chart, dashboard off), which
+   turns every NuclioFunction into a Deployment and a Service.
+3. `helm upgrade --install` the chart with the node's values (`node_values`): the
+   local images, a plain PostgreSQL StatefulSet, the chart's own Prometheus,
+   NodePorts on the node's address, and requests small enough for two cores.
+4. Wait until every workload is ready and every function is `ready` in Nuclio.
+
+Run again with another tag, it is a rolling upgrade: only the pods whose image
+changed are replaced, one at a time (the Deployments' default strategy).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from ..config import Settings
+from ..errors import StackError, UnhealthyError
+from ..runtime.nuclio_processor import NUCLIO_MODULE, NUCLIO_VERSION
+from . import chart, crds, node, node_addons, node_images
+from .client import KubeApiError, KubeClient
+from .node_config import NODE_IP, NodeLayout
+from .status import RELEASE_NAMESPACE
+
+RELEASE = "triptych"
+NUCLIO_RELEASE = "nuclio"
+# Every image a deploy needs; training only when asked (7.5 GB, and only retrain uses it).
+SERVING_ROLES = ("serving", "mlflow", "kafka", "postgres", "prometheus", "minio", "nuclio-controller")
+# Requests sized for one two-core node: scheduling hints, not limits (the limits stay
+# the declaration's). The declared requests (a core per inference replica) fit a
+# real cluster's nodes, not this one.
+SMALL_REQUESTS = {"cpu": "20m", "memory": "128Mi"}
+
+
+def node_values(settings: Settings, images: dict[str, str], declared: dict[str, dict]) -> dict:
+    """The chart's values for the development node."""
+    def repo(role: str) -> str:
+        return images[role].rpartition(":")[0]
+
+    tag = images["serving"].rpartition(":")[2]
+    small = {"requests": SMALL_REQUESTS}
+    values = {
+        "image": {"repository": repo("serving"), "tag": tag, "pullPolicy": "IfNotPresent",
+                  "training": {"repository": repo("training" if "training" in images else "serving"), "tag": tag}},
+        "kafka": {"image": images["kafka"], "resources": {**small, "limits": {"memory": "1536Mi"}}},
+        "minio": {"image": images["minio"], "resources": {**small, "limits": {"memory": "1Gi"}}},
+        "postgres": {"mode": "statefulset",
+                     "statefulset": {"image": images["postgres"], "resources": {**small, "limits": {"memory": "1Gi"}}}},
+        "mlflow": {"image": images["mlflow"], "resources": {**small, "limits": {"memory": "1Gi"}}},
+        "prometheus": {"enabled": True, "image": images["prometheus"],
+                       "resources": {**small, "limits": {"memory": "512Mi"}}},
+        "api": {"resources": {**small, "limits": {"memory": "1Gi"}}},
+        "dashboard": {"resources": {**small, "limits": {"memory": "1Gi"}}},
+        # Until KEDA runs on the node, Nuclio's own scaling (its HPA needs a metrics
+        # server, which the node has not: functions stay at their declared minimum).
+        "functions": {"scaling": "nuclio", "overrides": {
+            name: {"resources": {"requests": SMALL_REQUESTS, "limits": fn.get("resources", {}).get("limits", {})}}
+            for name, fn in declared.items()}},
+        "nodePorts": {"enabled": True, "host": NODE_IP},
+    }
+    return values
+
+
+def _declared_functions() -> dict[str, dict]:
+    return yaml.safe_load((chart.CHART_DIR / "files" / "functions.yaml").read_text())["functions"]
+
+
+def install_nuclio(settings: Settings, lay: NodeLayout, controller_image: str) -> None:
+    """Nuclio's controller from Nuclio's own chart (in its Go module), watching the release's namespace."""
+    repository, _, tag = controller_image.rpartition(":")
+    release = chart.Release(name=NUCLIO_RELEASE, namespace=RELEASE_NAMESPACE, kubeconfig=lay.admin_kubeconfig,
+                            chart=crds.module_dir(NUCLIO_MODULE, NUCLIO_VERSION) / crds.NUCLIO_CHART,
+                            sets=["dashboard.enabled=false", "autoscaler.enabled=false", "dlx.enabled=false",
+                                  "crd.create=true", f"controller.image.repository={repository}",
+                                  f"controller.image.tag={tag}", "controller.image.pullPolicy=IfNotPresent"],
+                            extra=["--wait", "--timeout", "5m"])
+    chart.upgrade_install(settings, release)
+
+
+def _workloads_ready(api: KubeClient, namespace: str) -> str | None:
+    """None when every Deployment and StatefulSet has its replicas ready and every
+    NuclioFunction is `ready`; else what is still waited for."""
+    waiting = []
+    for kind, path in (("Deployment", f"/apis/apps/v1/namespaces/{namespace}/deployments"),
+                       ("StatefulSet", f"/apis/apps/v1/namespaces/{namespace}/statefulsets")):
+        for item in api.request("GET", path)["items"]:
+            want = item["spec"].get("replicas", 1)
+            status = item.get("status", {})
+            if status.get("readyReplicas", 0) < want or status.get("updatedReplicas", 0) < want \
+                    or status.get("observedGeneration", 0) < item["metadata"]["generation"]:
+                waiting.append(f"{kind}/{item['metadata']['name']} {status.get('readyReplicas', 0)}/{want}")
+    for fn in api.request("GET", f"/apis/nuclio.io/v1beta1/namespaces/{namespace}/nucliofunctions")["items"]:
+        state = fn.get("status", {}).get("state")
+        if state != "ready":
+            waiting.append(f"NuclioFunction/{fn['metadata']['name']} {state}")
+    return ", ".join(waiting) or None
+
+
+def wait_ready(lay: NodeLayout, timeout_s: float, report: Callable[[str], None]) -> None:
+    api = node_addons.client(lay)
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            waiting = _workloads_ready(api, RELEASE_NAMESPACE)
+        except (KubeApiError, OSError) as exc:
+            waiting = str(exc)
+        if waiting is None:
+            return
+        if waiting != last:
+            report(f"waiting for {waiting}")
+            last = waiting
+        time.sleep(3)
+    raise UnhealthyError(f"the release was not ready in {timeout_s:.0f} s: {last}")
+
+
+def deploy(settings: Settings, tag: str = "dev", training: bool = False,
+           report: Callable[[str], None] = print, timeout_s: float = 900) -> dict[str, str]:
+    """Images, operators, the chart; returns role -> image. Needs `triptych kube up` first."""
+    if not node.is_up(settings):
+        raise StackError("the node is not up: run `triptych kube up` first")
+    lay = node.layout(settings)
+    roles = SERVING_ROLES + (("training",) if training else ())
+    images = node_images.ensure_all(settings, lay, tag, roles, report)
+    if not training:
+        report("retrain runs from the serving image, which cannot train: deploy with --training for that")
+    node_addons.ensure_volume_pool(lay)
+    report("installing Nuclio's controller")
+    install_nuclio(settings, lay, images["nuclio-controller"])
+    values_file = lay.etc / "triptych-values.yaml"
+    values_file.write_text(yaml.safe_dump(node_values(settings, images, _declared_functions()), sort_keys=False))
+    report(f"helm upgrade --install {RELEASE} (values: {values_file})")
+    chart.upgrade_install(settings, chart.Release(name=RELEASE, namespace=RELEASE_NAMESPACE,
+                                                  values_files=[values_file], kubeconfig=lay.admin_kubeconfig))
+    wait_ready(lay, timeout_s, report)
+    return images
+
+
+def _secret(api: KubeClient, name: str) -> dict[str, str]:
+    data = api.request("GET", f"/api/v1/namespaces/{RELEASE_NAMESPACE}/secrets/{name}")["data"]
+    return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
+def client_env(settings: Settings) -> dict[str, str]:
+    """TRIPTYCH_* settings that point this machine's `triptych` commands at the deployment
+    (empty when nothing is deployed)."""
+    from .status import endpoints
+
+    if not node.is_up(settings):
+        return {}
+    lay = node.layout(settings)
+    api = node_addons.client(lay)
+    found = endpoints(api)
+    if not found.get("kafka"):
+        return {}
+    s3, pg = _secret(api, f"{RELEASE}-s3"), _secret(api, f"{RELEASE}-postgres")
+    values = yaml.safe_load(Path(lay.etc / "triptych-values.yaml").read_text())
+    ports = {**yaml.safe_load((chart.CHART_DIR / "values.yaml").read_text())["nodePorts"], **values["nodePorts"]}
+    return {
+        "TRIPTYCH_KAFKA_BOOTSTRAP": found["kafka"],
+        "TRIPTYCH_S3_ENDPOINT": found["s3"] or "",
+        "TRIPTYCH_S3_ACCESS_KEY": s3["access-key"],
+        "TRIPTYCH_S3_SECRET_KEY": s3["secret-key"],
+        "TRIPTYCH_DATABASE_URL": f"postgresql://{pg['username']}:{pg['password']}@{NODE_IP}:{ports['postgres']}/triptych",
+        "TRIPTYCH_MLFLOW_TRACKING_URI": f"http://{NODE_IP}:{ports['mlflow']}",
+        "TRIPTYCH_FOLLOW_CLUSTER": "false",
+    }

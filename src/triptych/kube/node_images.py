@@ -26,6 +26,7 @@ import shutil
 import tarfile
 import tempfile
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,21 +98,30 @@ def _build_with_builder(settings: Settings, img: NodeImage) -> str:
 
 
 def _export(settings: Settings, img: NodeImage) -> tuple[Path, int]:
-    """The built image as an uncompressed oci-archive (import then skips a gunzip), and
-    its unpacked size: the sum of its layers' tars."""
+    """The built image as an oci-archive, and its unpacked size."""
     archive = _archive_dir(settings) / f"{img.role}-{img.tag}.tar"
     archive.parent.mkdir(parents=True, exist_ok=True)
     archive.unlink(missing_ok=True)
-    image._run([*image.builder(settings), "push", "--disable-compression", "--format", "oci", img.name,
+    image._run([*image.builder(settings), "push", "--format", "oci", img.name,
                 f"oci-archive:{archive}:{img.name}"], f"exporting {img.name}")
     return archive, _layers_size(archive)
 
 
 def _layers_size(archive: Path) -> int:
+    """The image's unpacked size: its layers' tars, decompressed (a stream, never in memory whole)."""
+    total = 0
     with tarfile.open(archive) as tar:
         index = json.load(tar.extractfile("index.json"))
         manifest = json.load(tar.extractfile(f"blobs/sha256/{index['manifests'][0]['digest'].split(':')[1]}"))
-    return sum(layer["size"] for layer in manifest["layers"])
+        for layer in manifest["layers"]:
+            blob = tar.extractfile(f"blobs/sha256/{layer['digest'].split(':')[1]}")
+            if not layer["mediaType"].endswith("gzip"):
+                total += layer["size"]
+                continue
+            inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+            while chunk := blob.read(1 << 20):
+                total += len(inflate.decompress(chunk))
+    return total
 
 
 def ensure(settings: Settings, lay: NodeLayout, img: NodeImage, report: Callable[[str], None]) -> None:

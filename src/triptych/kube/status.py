@@ -17,9 +17,10 @@ from .node_config import NODE_IP
 # puts it on every function pod it makes.
 FUNCTION_LABEL = "nuclio.io/function-name"
 RELEASE_NAMESPACE = "triptych"
-# The chart's Services the host reaches (NodePorts on the node's address).
-ENDPOINT_SERVICES = {"api": ("api", "http"), "dashboard": ("dashboard", "http"),
-                     "s3": ("minio", "http"), "kafka": ("kafka-external", "")}
+# The chart's Services the host reaches (NodePorts on the node's address), by name
+# for the release `triptych`, and the scheme a client dials them with.
+ENDPOINT_SERVICES = {"api": ("triptych-api", "http"), "dashboard": ("triptych-dashboard", "http"),
+                     "s3": ("triptych-minio", "http"), "kafka": ("triptych-kafka-external-0", "")}
 
 
 def _ready(pod: dict) -> bool:
@@ -34,10 +35,9 @@ def endpoints(api, namespace: str = RELEASE_NAMESPACE) -> dict[str, str | None]:
         services = api.request("GET", f"/api/v1/namespaces/{namespace}/services")["items"]
     except KubeApiError:
         return found
-    by_component = {s["metadata"].get("labels", {}).get("app.kubernetes.io/component"): s for s in services}
-    for key, (component, scheme) in ENDPOINT_SERVICES.items():
-        service = by_component.get(component)
-        ports = [p for p in (service or {}).get("spec", {}).get("ports", []) if p.get("nodePort")]
+    by_name = {s["metadata"]["name"]: s for s in services}
+    for key, (name, scheme) in ENDPOINT_SERVICES.items():
+        ports = [p for p in by_name.get(name, {}).get("spec", {}).get("ports", []) if p.get("nodePort")]
         if ports:
             address = f"{NODE_IP}:{ports[0]['nodePort']}"
             found[key] = f"{scheme}://{address}" if scheme else address

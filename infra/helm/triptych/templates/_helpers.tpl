@@ -22,6 +22,13 @@ app.kubernetes.io/component: {{ .component }}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
 
+{{/* The image of the functions that train (torch): the serving image when none is given. */}}
+{{- define "triptych.trainingImage" -}}
+{{- if .Values.image.training.repository -}}
+{{ .Values.image.training.repository }}:{{ .Values.image.training.tag | default .Values.image.tag | default .Chart.AppVersion }}
+{{- else -}}{{ include "triptych.image" . }}{{- end -}}
+{{- end -}}
+
 {{/* Where each server is: the user's, or the one this chart runs. */}}
 {{- define "triptych.kafkaBootstrap" -}}
 {{- if .Values.kafka.bootstrap -}}{{ .Values.kafka.bootstrap }}
@@ -43,6 +50,19 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- define "triptych.mlflowUri" -}}
 {{ .Values.mlflow.trackingUri | default (printf "http://%s-mlflow.%s.svc:5000" (include "triptych.fullname" .) .Release.Namespace) }}
+{{- end -}}
+
+{{- define "triptych.prometheusUrl" -}}
+{{- if .Values.prometheus.enabled -}}http://{{ include "triptych.fullname" . }}-prometheus.{{ .Release.Namespace }}.svc:9090
+{{- else -}}{{ .Values.prometheus.url }}{{- end -}}
+{{- end -}}
+
+{{/* A Service's type, and the nodePort of `port` when the chart exposes NodePorts (a development node). */}}
+{{- define "triptych.serviceType" -}}
+type: {{ if .root.Values.nodePorts.enabled }}NodePort{{ else }}ClusterIP{{ end }}
+{{- end -}}
+{{- define "triptych.nodePort" -}}
+{{- if .root.Values.nodePorts.enabled }}, nodePort: {{ index .root.Values.nodePorts .name }}{{ end -}}
 {{- end -}}
 
 {{- define "triptych.s3Secret" -}}
@@ -84,7 +104,7 @@ Kubernetes expands $(VAR) from variables defined earlier in the same list.
 - name: TRIPTYCH_MLFLOW_TRACKING_URI
   value: {{ include "triptych.mlflowUri" . | quote }}
 - name: TRIPTYCH_PROMETHEUS_ENDPOINT
-  value: {{ .Values.prometheus.url | quote }}
+  value: {{ include "triptych.prometheusUrl" . | quote }}
 - name: TRIPTYCH_UPLOAD_ENDPOINT
   value: "http://nuclio-upload.{{ .Release.Namespace }}.svc:8080"
 - name: TRIPTYCH_RETRAIN_ENDPOINT
