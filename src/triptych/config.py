@@ -11,11 +11,12 @@ a user's own Kafka/MinIO/Postgres/MLflow.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .installs import MINIO_VERSION, default_cache_dir
@@ -46,8 +47,24 @@ def _default_project_file() -> Path:
     return in_checkout if in_checkout.exists() else Path.cwd() / "project.yaml"
 
 
+# Kubernetes gives every pod a variable per Service of its namespace ("service links"):
+# the chart's release `triptych` makes Services named triptych-api, triptych-mlflow ...
+# and so TRIPTYCH_API_PORT=tcp://10.96.0.12:8000. Nuclio's function pods cannot turn
+# service links off, so such a value of a *_port setting is read as its port.
+_SERVICE_LINK = re.compile(r"^(tcp|udp|sctp)://[^\s]+:(\d+)$")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRIPTYCH_", env_file=".env", extra="ignore")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _port_from_service_link(cls, value: object, info: ValidationInfo) -> object:
+        if info.field_name and info.field_name.endswith("_port") and isinstance(value, str):
+            link = _SERVICE_LINK.match(value.strip())
+            if link:
+                return int(link.group(2))
+        return value
 
     # Where installs are cached (shared by every stack on the machine) and where
     # one stack keeps its data, logs and pid files.

@@ -1,10 +1,10 @@
-"""The one Triptych image, built here without a daemon (buildah on a Debian base
+"""The serving image, built here without a daemon (buildah on a Debian base
 that debootstrap makes from Debian's packages), proven by running a function from
 its root filesystem the way Nuclio on Kubernetes runs it: the image's own Nuclio
 processor and Python wrapper, the function's config and environment exactly as the
 Helm chart renders its NuclioFunction (secrets and $(VAR)s resolved as a kubelet
 does), as the image's user, against the test stack. The first build takes minutes
-(the dependency layer, torch included); later ones reuse that layer."""
+(the dependency layer); later ones reuse that layer."""
 
 from __future__ import annotations
 
@@ -71,7 +71,9 @@ def _wrapper_uids(root: Path) -> list[int]:
 
 @pytest.fixture(scope="module")
 def built(stack):
-    return image.build_image(stack, debootstrap=True)
+    # The serving image (no torch): what the chart runs upload from, and the one the
+    # Kubernetes node's test deploys, so a CI run builds it once for both.
+    return image.build_image(stack, image.role_tag("serving"), debootstrap=True, role="serving")
 
 
 def test_upload_runs_from_the_image_as_the_chart_deploys_it(stack, built, admin_key):

@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 from triptych.config import Settings
 
 
@@ -31,3 +33,15 @@ def test_ports_come_from_prefixed_env(monkeypatch):
 def test_root_keeps_data_where_the_postgres_user_can_reach_it(monkeypatch):
     monkeypatch.setattr("os.geteuid", lambda: 0)
     assert Settings(_env_file=None).data_dir == Path("/var/lib/triptych")
+
+
+def test_a_kubernetes_service_link_in_a_port_variable_is_read_as_its_port(monkeypatch):
+    """A pod in the release's namespace gets TRIPTYCH_API_PORT=tcp://<ClusterIP>:8000
+    from the Service triptych-api; it must not stop every Triptych process there."""
+    monkeypatch.setenv("TRIPTYCH_API_PORT", "tcp://10.96.243.84:8001")
+    monkeypatch.setenv("TRIPTYCH_MLFLOW_PORT", "tcp://10.96.232.250:5000")
+    settings = Settings()
+    assert (settings.api_port, settings.mlflow_port) == (8001, 5000)
+    monkeypatch.setenv("TRIPTYCH_API_PORT", "http://example:80/not-a-link")
+    with pytest.raises(ValueError):
+        Settings()

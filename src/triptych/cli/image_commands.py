@@ -20,14 +20,17 @@ def build(tag: str = typer.Option("localhost/triptych:dev", "--tag", "-t", help=
           base: str = typer.Option(None, "--base", help="the base image (default: the Containerfile's, "
                                                          "python:3.11-slim-bookworm)"),
           debootstrap: bool = typer.Option(False, "--debootstrap", help="make the base from Debian's packages "
-                                                                         "(where no registry can be reached)")) -> None:
-    """Build the image with buildah (or podman, docker): the first build takes minutes (torch), later ones seconds."""
+                                                                         "(where no registry can be reached)"),
+          role: str = typer.Option("training", "--role", help="serving (no torch: every function but retrain, the "
+                                                               "API, the dashboard), training (everything), or mlflow "
+                                                               "(MLflow's tracking server)")) -> None:
+    """Build the image with buildah (or podman, docker): the first build takes minutes, later ones seconds."""
     from ..kube.image import build_image
 
     try:
         with console.status(f"building {tag}"):
-            built = build_image(get_settings(), tag, base=base, debootstrap=debootstrap)
-    except StackError as exc:
+            built = build_image(get_settings(), tag, base=base, debootstrap=debootstrap, role=role)
+    except (StackError, ValueError) as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from exc
     console.print(f"built {built}; push it with `triptych image push {built} REGISTRY/triptych:TAG`")

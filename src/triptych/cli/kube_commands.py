@@ -74,6 +74,23 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable"
 
 
 @kube_app.command()
+def deploy(tag: str = typer.Option("dev", "--tag", help="the images' tag; a new one is a rolling upgrade"),
+           training: bool = typer.Option(False, "--training", help="also build and import the training image "
+                                                                   "(7.5 GB, torch): retrain needs it to train"),
+           timeout: float = typer.Option(900, help="seconds to wait for every workload to be ready")) -> None:
+    """Build the missing images, import them into the node, install Nuclio's controller, then
+    `helm upgrade --install` the chart and wait until the release is ready."""
+    from ..kube import deployment
+
+    try:
+        images = deployment.deploy(get_settings(), tag=tag, training=training, report=_say, timeout_s=timeout)
+    except StackError as exc:
+        _fail(exc)
+    console.print(f"deployed {len(images)} images at tag {tag}; `triptych kube status` shows the pods, "
+                  "`eval \"$(triptych kube env)\"` points the other commands at it")
+
+
+@kube_app.command()
 def env() -> None:
     """Shell exports that point every `triptych` command at the deployment on the node."""
     from ..kube import status as kube_status

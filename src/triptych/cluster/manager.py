@@ -16,24 +16,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import subprocess
-import sys
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..config import Settings
 from ..errors import StackError
+from ..models.carry import CLI, carry_champions, environ_without_this_stack
 from ..runtime.supervisor import read_status, replica_counts
 from ..stack.process import tail
 from . import netns
 from .topology import HOST_DATA_DIR, Host, Topology
 
 Report = Callable[[str], None]
-CLI = [sys.executable, "-m", "triptych.cli"]
 # Functions only one worker runs: a second copy of these would do the same work twice
 # (a cron) or answer nothing new (the shadow challenger, the int8 twin), and retrain holds GBs idle.
 SINGLETONS = ("retrain", "jobs", "infer-shadow", "infer-int8")
@@ -94,7 +91,7 @@ class Cluster:
         return topology
 
     def _env(self, topology: Topology, host: Host) -> dict[str, str]:
-        return {**_environ_without_this_stack(), **topology.host_env(host, self.settings)}
+        return {**environ_without_this_stack(), **topology.host_env(host, self.settings)}
 
     def _in(self, host: Host, argv: list[str]) -> list[str]:
         """`argv` on `host`: in its namespace, its own folder at HOST_DATA_DIR."""
@@ -141,22 +138,7 @@ class Cluster:
 
     def _ensure_champions(self, topology: Topology) -> None:
         """The cluster's MLflow gets the champions of the stack the CLI points at."""
-        from ..models.bootstrap import missing_champions
-
-        if not missing_champions(self.client_settings(topology)):
-            return
-        if missing_champions(self.settings):
-            raise StackError("the cluster's MLflow has no champions and neither has this stack's to carry over: "
-                             "`triptych models bootstrap --train` first, or import some with `triptych models import`")
-        with tempfile.TemporaryDirectory() as folder:
-            export = subprocess.run([*CLI, "models", "export", "--to", folder], capture_output=True, text=True)
-            if export.returncode != 0:
-                raise StackError(f"`triptych models export` failed:\n{export.stderr[-2000:]}")
-            env = {**_environ_without_this_stack(), **topology.client_env(self.settings)}
-            folders = sorted(str(p) for p in Path(folder).iterdir() if p.is_dir())
-            imported = subprocess.run([*CLI, "models", "import", *folders], capture_output=True, text=True, env=env)
-            if imported.returncode != 0:
-                raise StackError(f"`triptych models import` into the cluster failed:\n{imported.stderr[-2000:]}")
+        carry_champions(self.settings, self.client_settings(topology), topology.client_env(self.settings), "cluster")
 
     # -- status ---------------------------------------------------------------------
     def status(self) -> dict:
@@ -226,8 +208,3 @@ class Cluster:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _environ_without_this_stack() -> dict[str, str]:
-    """This process's environment less its TRIPTYCH_ settings (its ports, URLs and
-    data dir), so that nothing of the caller's own stack leaks into a host; the
-    install cache is shared."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("TRIPTYCH_") or k == "TRIPTYCH_CACHE_DIR"}

@@ -24,6 +24,7 @@ import yaml
 
 from ..config import Settings
 from ..errors import StackError, UnhealthyError
+from ..models.carry import carry_champions
 from ..runtime.nuclio_processor import NUCLIO_MODULE, NUCLIO_VERSION
 from . import chart, crds, node, node_addons, node_images
 from .client import KubeApiError, KubeClient
@@ -85,32 +86,35 @@ def install_nuclio(settings: Settings, lay: NodeLayout, controller_image: str) -
     chart.upgrade_install(settings, release)
 
 
-def _workloads_ready(api: KubeClient, namespace: str) -> str | None:
-    """None when every Deployment and StatefulSet has its replicas ready and every
-    NuclioFunction is `ready`; else what is still waited for."""
+def _workloads_ready(api: KubeClient, namespace: str, only: tuple[str, ...] = ()) -> str | None:
+    """None when every Deployment and StatefulSet (or those named in `only`) has its
+    replicas ready and every NuclioFunction is `ready`; else what is still waited for."""
     waiting = []
     for kind, path in (("Deployment", f"/apis/apps/v1/namespaces/{namespace}/deployments"),
                        ("StatefulSet", f"/apis/apps/v1/namespaces/{namespace}/statefulsets")):
         for item in api.request("GET", path)["items"]:
+            if only and item["metadata"]["name"] not in only:
+                continue
             want = item["spec"].get("replicas", 1)
             status = item.get("status", {})
             if status.get("readyReplicas", 0) < want or status.get("updatedReplicas", 0) < want \
                     or status.get("observedGeneration", 0) < item["metadata"]["generation"]:
                 waiting.append(f"{kind}/{item['metadata']['name']} {status.get('readyReplicas', 0)}/{want}")
-    for fn in api.request("GET", f"/apis/nuclio.io/v1beta1/namespaces/{namespace}/nucliofunctions")["items"]:
+    functions = [] if only else api.request("GET", f"/apis/nuclio.io/v1beta1/namespaces/{namespace}/nucliofunctions")
+    for fn in functions["items"] if functions else []:
         state = fn.get("status", {}).get("state")
         if state != "ready":
             waiting.append(f"NuclioFunction/{fn['metadata']['name']} {state}")
     return ", ".join(waiting) or None
 
 
-def wait_ready(lay: NodeLayout, timeout_s: float, report: Callable[[str], None]) -> None:
+def wait_ready(lay: NodeLayout, timeout_s: float, report: Callable[[str], None], only: tuple[str, ...] = ()) -> None:
     api = node_addons.client(lay)
     deadline = time.monotonic() + timeout_s
     last = ""
     while time.monotonic() < deadline:
         try:
-            waiting = _workloads_ready(api, RELEASE_NAMESPACE)
+            waiting = _workloads_ready(api, RELEASE_NAMESPACE, only)
         except (KubeApiError, OSError) as exc:
             waiting = str(exc)
         if waiting is None:
@@ -140,8 +144,20 @@ def deploy(settings: Settings, tag: str = "dev", training: bool = False,
     report(f"helm upgrade --install {RELEASE} (values: {values_file})")
     chart.upgrade_install(settings, chart.Release(name=RELEASE, namespace=RELEASE_NAMESPACE,
                                                   values_files=[values_file], kubeconfig=lay.admin_kubeconfig))
+    # The inference functions wait for their champions: MLflow first, then the champions
+    # of the stack this CLI points at (when the node's registry has none), then the rest.
+    wait_ready(lay, timeout_s, report, only=(f"{RELEASE}-mlflow",))
+    if carry_champions(settings, client_settings(settings), client_env(settings), "node"):
+        report("carried this stack's champions into the node's MLflow")
     wait_ready(lay, timeout_s, report)
     return images
+
+
+def client_settings(settings: Settings) -> Settings:
+    """Settings that reach the deployment from this machine (what `triptych kube env` exports)."""
+    env = client_env(settings)
+    return Settings(**{k.removeprefix("TRIPTYCH_").lower(): v for k, v in env.items()
+                       if k.startswith("TRIPTYCH_") and k != "TRIPTYCH_FOLLOW_CLUSTER"})
 
 
 def _secret(api: KubeClient, name: str) -> dict[str, str]:

@@ -102,7 +102,7 @@ def serving_requirements() -> list[str]:
 def role_tag(role: str, tag: str = "dev") -> str:
     if role not in ROLES:
         raise ValueError(f"an image role is one of {ROLES}, not {role!r}")
-    return f"localhost/triptych-{role}:{tag}"
+    return f"localhost/triptych/{role}:{tag}"
 
 
 def stage_context(settings: Settings, dest: Path) -> Path:

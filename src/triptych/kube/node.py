@@ -140,6 +140,13 @@ def binaries(settings: Settings, report: Callable[[str], None]) -> dict[str, str
     return found
 
 
+def _write_if_changed(path, text: str) -> None:
+    # kube-proxy exits when its configuration file is written, even with the same
+    # content: a second `up` must leave unchanged files untouched.
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
 def _write_configs(lay: NodeLayout) -> None:
     for folder in (lay.etc, lay.run, lay.logs, lay.cni_conf, lay.cni_state, lay.pod_logs, lay.volumes):
         folder.mkdir(parents=True, exist_ok=True)
@@ -148,11 +155,11 @@ def _write_configs(lay: NodeLayout) -> None:
     for component in ("controller-manager", "scheduler", "kubelet", "kube-proxy"):
         pki.kubeconfig(component, lay.api_url, lay.kubeconfig(component))
     pki.kubeconfig("admin", lay.api_url, lay.admin_kubeconfig)
-    (lay.etc / "containerd.toml").write_text(node_config.containerd_config(lay))
-    (lay.cni_conf / "10-triptych.conflist").write_text(node_config.cni_config(lay))
-    (lay.etc / "kubelet.yaml").write_text(node_config.kubelet_config(lay))
-    (lay.etc / "kube-proxy.yaml").write_text(node_config.kube_proxy_config(lay))
-    (lay.etc / "resolv.conf").write_text(node_config.resolv_conf())
+    _write_if_changed(lay.etc / "containerd.toml", node_config.containerd_config(lay))
+    _write_if_changed(lay.cni_conf / "10-triptych.conflist", node_config.cni_config(lay))
+    _write_if_changed(lay.etc / "kubelet.yaml", node_config.kubelet_config(lay))
+    _write_if_changed(lay.etc / "kube-proxy.yaml", node_config.kube_proxy_config(lay))
+    _write_if_changed(lay.etc / "resolv.conf", node_config.resolv_conf())
 
 
 def running(lay: NodeLayout, name: str) -> psutil.Process | None:

@@ -10,8 +10,8 @@ and imported (`imagePullPolicy: IfNotPresent`, the reference already present).
 | mlflow              | infra/image/mlflow.Containerfile                                 |
 | kafka               | infra/image/servers/kafka.Containerfile (Debian's JRE + jars)    |
 | postgres            | infra/image/servers/postgres.Containerfile (Debian's PostgreSQL) |
-| prometheus          | infra/image/servers/prometheus.Containerfile (Debian's package)  |
 | minio               | the MinIO binary the local stack builds, FROM scratch            |
+| prometheus          | Prometheus from its Go module (Kubernetes discovery), FROM scratch |
 | nuclio-controller   | Nuclio's controller from its Go module, FROM scratch             |
 
 Builders' layers are cached, the archives are kept under the cache, and an image
@@ -36,7 +36,7 @@ from ..errors import InstallError
 from ..stack.prebuild import build_minio, minio_binary
 from ..stack.services.kafka import Kafka
 from ..runtime.nuclio_processor import install_controller
-from . import image, image_catalog, node_addons, oci
+from . import go_tools, image, image_catalog, node_addons, oci
 from .node_config import NodeLayout
 
 SERVERS = REPO_ROOT / "infra" / "image" / "servers"
@@ -50,7 +50,7 @@ class NodeImage:
 
     @property
     def name(self) -> str:
-        return f"{REPOSITORY}/{self.role}:{self.tag}"
+        return f"{REPOSITORY}/{self.role}:{self.tag}"  # image.role_tag's form, for every role
 
 
 def _archive_dir(settings: Settings) -> Path:
@@ -77,6 +77,9 @@ def _scratch(settings: Settings, img: NodeImage) -> oci.ScratchImage:
         binary = minio_binary(settings.cache_dir, settings.minio_version)
         return oci.ScratchImage(img.name, {"/usr/local/bin/minio": binary}, entrypoint=["/usr/local/bin/minio"],
                                 user="10001:10001", env={"HOME": "/tmp"})
+    if img.role == "prometheus":
+        return oci.ScratchImage(img.name, {"/usr/local/bin/prometheus": go_tools.prometheus(settings)},
+                                entrypoint=["/usr/local/bin/prometheus"], user="65534:65534", env={"HOME": "/tmp"})
     if img.role == "nuclio-controller":
         binary = install_controller(settings)
         return oci.ScratchImage(img.name, {"/usr/local/bin/controller": binary},
@@ -84,8 +87,8 @@ def _scratch(settings: Settings, img: NodeImage) -> oci.ScratchImage:
     raise ValueError(img.role)
 
 
-SCRATCH_ROLES = ("minio", "nuclio-controller")
-BUILT_ROLES = ("serving", "training", "mlflow", "kafka", "postgres", "prometheus")
+SCRATCH_ROLES = ("minio", "prometheus", "nuclio-controller")
+BUILT_ROLES = ("serving", "training", "mlflow", "kafka", "postgres")
 
 
 def _build_with_builder(settings: Settings, img: NodeImage) -> str:

@@ -132,13 +132,15 @@ class Pki:
 
     def kubeconfig(self, stem: str, server: str, dest: Path) -> Path:
         """A kubeconfig for `stem`'s client certificate, by file path (nothing copied)."""
-        dest.write_text(yaml.safe_dump({
+        text = yaml.safe_dump({
             "apiVersion": "v1", "kind": "Config", "current-context": "triptych",
             "clusters": [{"name": "triptych", "cluster": {"server": server,
                                                           "certificate-authority": str(self.ca_cert)}}],
             "users": [{"name": stem, "user": {"client-certificate": str(self.path(stem, "crt")),
                                               "client-key": str(self.path(stem, "key"))}}],
             "contexts": [{"name": "triptych", "context": {"cluster": "triptych", "user": stem}}],
-        }))
+        })
+        if not dest.exists() or dest.read_text() != text:  # its readers may watch it
+            dest.write_text(text)
         dest.chmod(0o600)
         return dest

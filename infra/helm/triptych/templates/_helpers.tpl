@@ -126,6 +126,8 @@ Kubernetes expands $(VAR) from variables defined earlier in the same list.
 {{- end -}}
 
 {{- define "triptych.podSecurity" -}}
+# No service-link variables: the release's Services (triptych-api ...) would read as TRIPTYCH_* settings.
+enableServiceLinks: false
 securityContext:
   runAsNonRoot: true
   runAsUser: 10001

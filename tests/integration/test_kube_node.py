@@ -1,0 +1,171 @@
+"""Triptych on a real Kubernetes node: `triptych kube up` (etcd, the control plane,
+containerd with runc, the kubelet, kube-proxy and CoreDNS, the node in its own
+network namespace), then `triptych kube deploy` (every image built here and
+imported, Nuclio's controller from Nuclio's own chart, the Helm chart with a plain
+PostgreSQL StatefulSet and its own Prometheus). Proven here, through the node's
+NodePorts from this machine:
+- bucket drops and HTTP uploads become comparisons in the node's PostgreSQL,
+  through the NuclioFunctions Nuclio's controller turned into pods;
+- the API and the dashboard answer through their Services;
+- an inference pod deleted while images are in flight loses and doubles nothing;
+- `triptych kube status --json` says what runs, with the keys other tools read;
+- `triptych kube down` leaves no process, namespace, cgroup or file behind.
+
+Needs root (the node's namespaces and cgroups), as CI has. The first run builds the
+node's binaries and images (minutes); later runs reuse the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+import psutil
+import pytest
+
+from triptych.kube import deployment, node, node_addons, node_namespaces
+from triptych.kube.node_config import CGROUP_ROOT, HOST_VETH, NAMESPACE, NODE_NAME
+
+from ..images import image_bytes
+from .conftest import CLI, make_key
+from .pipeline_helpers import image_ids_for, stream, unique, wait_comparisons
+from .runtime_helpers import query
+
+pytestmark = [pytest.mark.kube,
+              pytest.mark.skipif(os.geteuid() != 0, reason="the node needs root (namespaces, cgroups)")]
+
+TAG = "test"
+NAMESPACE_K8S = "triptych"
+
+
+def kube_cli(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, "kube", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def deployed(stack):
+    """The node up, the chart deployed at TAG with the test stack's champions carried in;
+    the settings that reach the deployment. The node goes down at the end unless it was up."""
+    from triptych.models.bootstrap import QUICK, missing_champions, train_as_mlrun_job
+
+    for name in missing_champions(stack):
+        train_as_mlrun_job(name, QUICK, policy="always")
+    was_up = node.is_up(stack)
+    started = time.monotonic()
+    up = kube_cli("up")
+    assert up.returncode == 0, up.stderr[-4000:]
+    print(f"\n[kube] node up in {time.monotonic() - started:.0f} s")
+    started = time.monotonic()
+    deploy = kube_cli("deploy", "--tag", TAG)
+    assert deploy.returncode == 0, deploy.stderr[-6000:]
+    print(f"[kube] deployed in {time.monotonic() - started:.0f} s\n{deploy.stderr[-3000:]}")
+    yield deployment.client_settings(stack)
+    if not was_up:
+        node.down(stack)
+
+
+def _status() -> dict:
+    proc = kube_cli("status", "--json", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_status_reports_the_node_its_pods_endpoints_and_images(deployed):
+    state = _status()
+    assert set(state) >= {"kubeconfig", "nodes", "pods", "endpoints", "images"}
+    assert Path(state["kubeconfig"]).exists()
+    assert state["nodes"] == [{"name": NODE_NAME, "ready": True}]
+    functions = {p["function"] for p in state["pods"] if p["function"] and p["ready"]}
+    assert {"ingest", "aggregate", "upload", "infer-resnet50", "infer-mobilenet-v2",
+            "infer-efficientnet-b0"} <= functions, state["pods"]
+    assert all(state["endpoints"][k] for k in ("api", "dashboard", "s3", "kafka")), state["endpoints"]
+    roles = {image["role"]: image for image in state["images"]}
+    assert {"serving", "mlflow", "kafka", "postgres", "prometheus", "minio", "nuclio-controller",
+            "pause", "coredns"} <= set(roles), state["images"]
+    print("\n[kube] images: " + ", ".join(f"{i['role']} {i['size_bytes'] / 1e9:.2f} GB" for i in state["images"]
+                                         if i["size_bytes"]))
+    # The serving functions run without torch: the image stays small enough to start fast.
+    assert roles["serving"]["size_bytes"] <= 1.2e9
+
+
+def test_bucket_drops_become_comparisons_through_the_nuclio_functions(deployed):
+    tag = unique("kube-drop")
+    stream(deployed, 6, 9300, tag)
+    ids = image_ids_for(deployed, tag, 6, timeout=300)
+    wait_comparisons(deployed, ids, timeout=300)
+    per_image = query(deployed, "SELECT image_id, count(DISTINCT model_name) FROM predictions "
+                                "WHERE image_id = ANY(%s::uuid[]) GROUP BY image_id", (ids,))
+    assert len(per_image) == 6 and all(n == 3 for _, n in per_image)
+
+
+def test_http_uploads_through_the_api_service_become_comparisons(deployed):
+    state = _status()
+    key = make_key(deployed, ["upload"])
+    tag = unique("kube-upload")
+    with httpx.Client(base_url=state["endpoints"]["api"], headers={"X-API-Key": key}, timeout=60) as client:
+        for i in range(3):
+            reply = client.post("/upload", files={"file": (f"{tag}-{i}.png", image_bytes("PNG"))})
+            assert reply.status_code in (200, 201), reply.text
+    ids = image_ids_for(deployed, tag, 3, timeout=300)
+    wait_comparisons(deployed, ids, timeout=300)
+
+
+def test_the_api_and_the_dashboard_answer_through_their_services(deployed):
+    state = _status()
+    health = httpx.get(f"{state['endpoints']['api']}/health", timeout=30)
+    assert health.status_code == 200, health.text
+    page = httpx.get(state["endpoints"]["dashboard"], timeout=60)
+    assert page.status_code == 200 and "Triptych" in page.text
+
+
+def _function_pods(lay, function: str) -> list[str]:
+    pods = node_addons.client(lay).request(
+        "GET", f"/api/v1/namespaces/{NAMESPACE_K8S}/pods",
+        params={"labelSelector": f"nuclio.io/function-name={function}"})["items"]
+    return [p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
+def test_an_inference_pod_deleted_in_flight_loses_and_doubles_nothing(deployed, stack):
+    lay = node.layout(stack)
+    tag = unique("kube-podloss")
+    stream(deployed, 10, 9400, tag)
+    victim = _function_pods(lay, "infer-mobilenet-v2")[0]
+    node_addons.client(lay).request("DELETE", f"/api/v1/namespaces/{NAMESPACE_K8S}/pods/{victim}")
+    stream(deployed, 20, 9410, tag)
+    ids = image_ids_for(deployed, tag, 30, timeout=300)
+    wait_comparisons(deployed, ids, timeout=420)
+    # Once: one comparison and one prediction per model for each image.
+    per_image = query(deployed, "SELECT image_id, count(*) FROM model_comparisons WHERE image_id = ANY(%s::uuid[]) "
+                                "GROUP BY image_id", (ids,))
+    assert len(per_image) == 30 and all(n == 1 for _, n in per_image)
+    per_model = query(deployed, "SELECT image_id, model_name, count(*) FROM predictions "
+                                "WHERE image_id = ANY(%s::uuid[]) GROUP BY image_id, model_name", (ids,))
+    assert len(per_model) == 90 and all(n == 1 for *_, n in per_model)
+    assert victim not in _function_pods(lay, "infer-mobilenet-v2")
+
+
+def test_down_leaves_no_process_namespace_cgroup_or_file(deployed, stack):
+    lay = node.layout(stack)
+    mount_namespace = node_namespaces.node_mount_namespace(lay)
+    node.down(stack)
+    assert not node.is_up(stack)
+    assert not lay.root.exists()
+    assert subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split().count(NAMESPACE) == 0
+    assert subprocess.run(["ip", "link", "show", HOST_VETH], capture_output=True).returncode != 0
+    assert not any((h / CGROUP_ROOT.lstrip("/")).exists() for h in node_namespaces.hierarchies())
+    leftovers = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if str(lay.root) in " ".join(proc.info["cmdline"] or []) or \
+                    (mount_namespace and os.readlink(f"/proc/{proc.pid}/ns/mnt") == mount_namespace):
+                leftovers.append(proc.pid)
+        except OSError:
+            continue
+    assert leftovers == []
+    assert str(lay.root) not in Path("/proc/self/mountinfo").read_text()
+    again = kube_cli("down", timeout=120)  # nothing left to do: it says so, and does not fail
+    assert again.returncode == 0, again.stderr
