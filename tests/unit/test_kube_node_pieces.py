@@ -116,3 +116,50 @@ def test_a_scratch_image_archive_is_a_valid_oci_layout_and_the_same_every_time(t
     with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
         member = tar.getmember("usr/local/bin/tool")
         assert member.mode == 0o755 and tar.extractfile(member).read() == b"\x7fELF pretend"
+
+
+def test_the_serving_image_installs_no_torch_and_only_mlflow_s_client():
+    from triptych.kube.image import TRAINING_ONLY, _requirement_name, serving_requirements
+
+    names = {_requirement_name(r) for r in serving_requirements()}
+    assert not names & TRAINING_ONLY
+    assert {"torch", "torchvision", "mlrun"} <= TRAINING_ONLY
+    assert "mlflow-skinny" in names and "mlflow" not in names
+    assert {"onnxruntime", "confluent-kafka", "minio", "psycopg2-binary", "msgpack"} <= names
+
+
+def test_only_retrain_runs_from_the_training_image():
+    from triptych.config import REPO_ROOT
+
+    declared = yaml.safe_load((REPO_ROOT / "infra/helm/triptych/files/functions.yaml").read_text())["functions"]
+    assert {name for name, fn in declared.items() if fn["imageRole"] == "training"} == {"retrain"}
+    assert {fn["imageRole"] for fn in declared.values()} == {"serving", "training"}
+
+
+def test_node_values_use_the_local_images_and_requests_that_fit_two_cores():
+    from triptych.kube.deployment import SMALL_REQUESTS, node_values
+
+    images = {role: f"localhost/triptych/{role}:t1" for role in
+              ("serving", "mlflow", "kafka", "postgres", "prometheus", "minio", "nuclio-controller")}
+    declared = {"ingest": {"resources": {"limits": {"cpu": "500m", "memory": "512Mi"}}}}
+    values = node_values(images, declared)
+    assert values["image"] == {"repository": "localhost/triptych/serving", "tag": "t1", "pullPolicy": "IfNotPresent",
+                               "training": {"repository": "localhost/triptych/serving", "tag": "t1"}}
+    assert values["postgres"]["mode"] == "statefulset"
+    assert values["nodePorts"] == {"enabled": True, "host": node_config.NODE_IP}
+    override = values["functions"]["overrides"]["ingest"]["resources"]
+    assert override == {"requests": SMALL_REQUESTS, "limits": {"cpu": "500m", "memory": "512Mi"}}
+    with_training = node_values({**images, "training": "localhost/triptych/training:t1"}, declared)
+    assert with_training["image"]["training"]["repository"] == "localhost/triptych/training"
+
+
+def test_a_scratch_image_carries_its_environment(tmp_path):
+    binary = tmp_path / "minio"
+    binary.write_bytes(b"bin")
+    image = oci.ScratchImage("localhost/triptych/minio:1", {"/usr/local/bin/minio": binary},
+                             entrypoint=["/usr/local/bin/minio"], env={"HOME": "/tmp"})
+    files = _layout_of(oci.write_archive(image, tmp_path / "m.tar"))
+    index = json.loads(files["index.json"])
+    manifest = json.loads(files[f"blobs/sha256/{index['manifests'][0]['digest'].split(':')[1]}"])
+    config = json.loads(files[f"blobs/sha256/{manifest['config']['digest'].split(':')[1]}"])
+    assert "HOME=/tmp" in config["config"]["Env"]

@@ -18,7 +18,7 @@ from ..errors import InstallError, ToolMissingError
 from ..runtime.nuclio_processor import NUCLIO_MODULE, NUCLIO_VERSION
 from . import go_tools
 
-KEDA = ("github.com/kedacore/keda/v2", "v2.18.1", "config/crd/bases")
+KEDA = (*go_tools.KEDA_MODULE, "config/crd/bases")
 CLOUDNATIVE_PG = ("github.com/cloudnative-pg/cloudnative-pg", "v1.27.1", "config/crd/bases")
 NUCLIO_CHART = "hack/k8s/helm/nuclio"
 

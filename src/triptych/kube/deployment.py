@@ -1,9 +1,9 @@
 """`triptych kube deploy`: Triptych's chart on the node of `triptych kube up`.
 
 1. Build the images that are missing and import them into the node (`node_images`).
-2. Install the operators the chart relies on, each from its own chart in its Go
-   module: Nuclio's controller (from Nuclio's own Helm chart, dashboard off), which
-   turns every NuclioFunction into a Deployment and a Service.
+2. Install the operators the chart relies on from their own modules (`operators`):
+   KEDA, and Nuclio's controller, which turns every NuclioFunction into a
+   Deployment and a Service.
 3. `helm upgrade --install` the chart with the node's values (`node_values`): the
    local images, a plain PostgreSQL StatefulSet, the chart's own Prometheus,
    NodePorts on the node's address, and requests small enough for two cores.
@@ -25,23 +25,22 @@ import yaml
 from ..config import Settings
 from ..errors import StackError, UnhealthyError
 from ..models.carry import carry_champions
-from ..runtime.nuclio_processor import NUCLIO_MODULE, NUCLIO_VERSION
-from . import chart, crds, node, node_addons, node_images
+from . import chart, node, node_addons, node_images, operators
 from .client import KubeApiError, KubeClient
 from .node_config import NODE_IP, NodeLayout
 from .status import RELEASE_NAMESPACE
 
 RELEASE = "triptych"
-NUCLIO_RELEASE = "nuclio"
 # Every image a deploy needs; training only when asked (7.5 GB, and only retrain uses it).
-SERVING_ROLES = ("serving", "mlflow", "kafka", "postgres", "prometheus", "minio", "nuclio-controller")
+SERVING_ROLES = ("serving", "mlflow", "kafka", "postgres", "prometheus", "minio", "nuclio-controller",
+                 "keda-operator", "keda-adapter")
 # Requests sized for one two-core node: scheduling hints, not limits (the limits stay
 # the declaration's). The declared requests (a core per inference replica) fit a
 # real cluster's nodes, not this one.
 SMALL_REQUESTS = {"cpu": "20m", "memory": "128Mi"}
 
 
-def node_values(settings: Settings, images: dict[str, str], declared: dict[str, dict]) -> dict:
+def node_values(images: dict[str, str], declared: dict[str, dict]) -> dict:
     """The chart's values for the development node."""
     def repo(role: str) -> str:
         return images[role].rpartition(":")[0]
@@ -60,9 +59,10 @@ def node_values(settings: Settings, images: dict[str, str], declared: dict[str, 
                        "resources": {**small, "limits": {"memory": "512Mi"}}},
         "api": {"resources": {**small, "limits": {"memory": "1Gi"}}},
         "dashboard": {"resources": {**small, "limits": {"memory": "1Gi"}}},
-        # Until KEDA runs on the node, Nuclio's own scaling (its HPA needs a metrics
-        # server, which the node has not: functions stay at their declared minimum).
-        "functions": {"scaling": "nuclio", "overrides": {
+        # KEDA on consumer lag for the Kafka functions (the chart's default). The HTTP
+        # ones get Nuclio's HPA on CPU, which needs a metrics server the node has not:
+        # they stay at their declared minimum.
+        "functions": {"scaling": "keda", "overrides": {
             name: {"resources": {"requests": SMALL_REQUESTS, "limits": fn.get("resources", {}).get("limits", {})}}
             for name, fn in declared.items()}},
         "nodePorts": {"enabled": True, "host": NODE_IP},
@@ -72,18 +72,6 @@ def node_values(settings: Settings, images: dict[str, str], declared: dict[str, 
 
 def _declared_functions() -> dict[str, dict]:
     return yaml.safe_load((chart.CHART_DIR / "files" / "functions.yaml").read_text())["functions"]
-
-
-def install_nuclio(settings: Settings, lay: NodeLayout, controller_image: str) -> None:
-    """Nuclio's controller from Nuclio's own chart (in its Go module), watching the release's namespace."""
-    repository, _, tag = controller_image.rpartition(":")
-    release = chart.Release(name=NUCLIO_RELEASE, namespace=RELEASE_NAMESPACE, kubeconfig=lay.admin_kubeconfig,
-                            chart=crds.module_dir(NUCLIO_MODULE, NUCLIO_VERSION) / crds.NUCLIO_CHART,
-                            sets=["dashboard.enabled=false", "autoscaler.enabled=false", "dlx.enabled=false",
-                                  "crd.create=true", f"controller.image.repository={repository}",
-                                  f"controller.image.tag={tag}", "controller.image.pullPolicy=IfNotPresent"],
-                            extra=["--wait", "--timeout", "5m"])
-    chart.upgrade_install(settings, release)
 
 
 def _workloads_ready(api: KubeClient, namespace: str, only: tuple[str, ...] = ()) -> str | None:
@@ -137,10 +125,12 @@ def deploy(settings: Settings, tag: str = "dev", training: bool = False,
     if not training:
         report("retrain runs from the serving image, which cannot train: deploy with --training for that")
     node_addons.ensure_volume_pool(lay)
+    report("installing KEDA (operator and metrics API server)")
+    operators.install_keda(lay, node_addons.client(lay), images)
     report("installing Nuclio's controller")
-    install_nuclio(settings, lay, images["nuclio-controller"])
+    operators.install_nuclio(settings, lay, RELEASE_NAMESPACE, images["nuclio-controller"])
     values_file = lay.etc / "triptych-values.yaml"
-    values_file.write_text(yaml.safe_dump(node_values(settings, images, _declared_functions()), sort_keys=False))
+    values_file.write_text(yaml.safe_dump(node_values(images, _declared_functions()), sort_keys=False))
     report(f"helm upgrade --install {RELEASE} (values: {values_file})")
     chart.upgrade_install(settings, chart.Release(name=RELEASE, namespace=RELEASE_NAMESPACE,
                                                   values_files=[values_file], kubeconfig=lay.admin_kubeconfig))

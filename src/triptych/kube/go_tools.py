@@ -27,6 +27,7 @@ ETCD_VERSION = "v3.6.16"
 HELM_VERSION = "v4.3.2"
 COREDNS_VERSION = "v1.12.4"
 PROMETHEUS_MODULE = ("github.com/prometheus/prometheus", "v0.308.0")  # Prometheus 3.8
+KEDA_MODULE = ("github.com/kedacore/keda/v2", "v2.18.1")
 
 # The staging modules k8s.io/kubernetes replaces with ./staging/src/...; each is
 # published as v0.<minor>.<patch> of the same release.
@@ -193,3 +194,20 @@ def build_in_module_copy(module: str, version: str, package: str, binary: Path, 
         if build.returncode != 0:
             raise InstallError(f"building {module} {package} failed:\n{build.stderr[-3000:]}")
     binary.with_suffix(".part").rename(binary)
+
+
+def keda(settings: Settings, command: str) -> Path:
+    """KEDA's cmd/<command> (`operator`, `adapter`: the metrics API server), built in a
+    copy of its module (its go.mod replaces modules, so it cannot be a dependency of
+    a wrapper as the Kubernetes binaries are); minutes the first time (every scaler's
+    SDK), cached after."""
+    module, version = KEDA_MODULE
+    binary = settings.cache_dir / "kube-tools" / f"keda-{version}" / command
+    if binary.exists():
+        return binary
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    with open(binary.parent / f"{command}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not binary.exists():
+            build_in_module_copy(module, version, f"./cmd/{command}", binary, {})
+    return binary

@@ -31,7 +31,7 @@ from ..stack.process import PidFile, ProcessRecord, spawn_detached, stop_process
 from ..stack.services.base import apt_install
 from . import go_tools, node_addons, node_config, node_namespaces
 from .node_config import API_PORT, NODE_IP, NODE_NAME, NodeLayout
-from .pki import Pki
+from .pki import FRONT_PROXY_CLIENT, Pki
 
 # Debian's packages the node runs on: the runtime, its OCI runtime, the CNI plugins,
 # and what kube-proxy and the bridge plugin call.
@@ -72,6 +72,16 @@ def _apiserver(lay: NodeLayout, bins: dict[str, str]) -> list[str]:
             "--service-account-key-file", str(pki / "sa.pub"),
             "--service-account-signing-key-file", str(pki / "sa.key"),
             "--service-cluster-ip-range", node_config.SERVICE_CIDR, "--allow-privileged=true",
+            # The aggregation layer (KEDA's external metrics API): requests it proxies carry
+            # the user in headers, signed by this client certificate.
+            "--requestheader-client-ca-file", str(pki / "ca.crt"),
+            "--requestheader-allowed-names", FRONT_PROXY_CLIENT,
+            "--requestheader-username-headers", "X-Remote-User",
+            "--requestheader-group-headers", "X-Remote-Group",
+            "--requestheader-extra-headers-prefix", "X-Remote-Extra-",
+            "--proxy-client-cert-file", str(pki / f"{FRONT_PROXY_CLIENT}.crt"),
+            "--proxy-client-key-file", str(pki / f"{FRONT_PROXY_CLIENT}.key"),
+            "--enable-aggregator-routing=true",  # to the extension's endpoints, not its ClusterIP
             "--profiling=false"]
 
 

@@ -13,6 +13,7 @@ and imported (`imagePullPolicy: IfNotPresent`, the reference already present).
 | minio               | the MinIO binary the local stack builds, FROM scratch            |
 | prometheus          | Prometheus from its Go module (Kubernetes discovery), FROM scratch |
 | nuclio-controller   | Nuclio's controller from its Go module, FROM scratch             |
+| keda-operator, keda-adapter | KEDA's operator and metrics API server, FROM scratch     |
 
 Builders' layers are cached, the archives are kept under the cache, and an image
 the node already holds is not imported again, so a second `kube deploy` of the
@@ -80,6 +81,10 @@ def _scratch(settings: Settings, img: NodeImage) -> oci.ScratchImage:
     if img.role == "prometheus":
         return oci.ScratchImage(img.name, {"/usr/local/bin/prometheus": go_tools.prometheus(settings)},
                                 entrypoint=["/usr/local/bin/prometheus"], user="65534:65534", env={"HOME": "/tmp"})
+    if img.role in ("keda-operator", "keda-adapter"):
+        command = img.role.removeprefix("keda-")
+        path = "/keda" if command == "operator" else "/keda-adapter"  # where KEDA's manifests run them
+        return oci.ScratchImage(img.name, {path: go_tools.keda(settings, command)}, entrypoint=[path])
     if img.role == "nuclio-controller":
         binary = install_controller(settings)
         return oci.ScratchImage(img.name, {"/usr/local/bin/controller": binary},
@@ -87,7 +92,7 @@ def _scratch(settings: Settings, img: NodeImage) -> oci.ScratchImage:
     raise ValueError(img.role)
 
 
-SCRATCH_ROLES = ("minio", "prometheus", "nuclio-controller")
+SCRATCH_ROLES = ("minio", "prometheus", "nuclio-controller", "keda-operator", "keda-adapter")
 BUILT_ROLES = ("serving", "training", "mlflow", "kafka", "postgres")
 
 

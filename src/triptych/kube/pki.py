@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+FRONT_PROXY_CLIENT = "front-proxy-client"
 # Long enough for a development cluster, short enough not to be a forever-credential.
 VALIDITY = datetime.timedelta(days=365)
 
@@ -43,6 +44,9 @@ def control_plane_identities(node_name: str) -> list[Identity]:
         Identity("kube-proxy", "system:kube-proxy"),
         # The API server's own identity when it calls the kubelet (logs, exec, port-forward).
         Identity("apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",)),
+        # The API server's identity when it proxies to an aggregated API (KEDA's
+        # external metrics): the extension server trusts the user it names in headers.
+        Identity(FRONT_PROXY_CLIENT, FRONT_PROXY_CLIENT),
     ]
 
 
