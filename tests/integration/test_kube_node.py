@@ -7,7 +7,9 @@ NodePorts from this machine:
 - bucket drops and HTTP uploads become comparisons in the node's PostgreSQL,
   through the NuclioFunctions Nuclio's controller turned into pods;
 - the API and the dashboard answer through their Services;
-- an inference pod deleted while images are in flight loses and doubles nothing;
+- with images in flight, none is lost or doubled when an inference pod, the Kafka
+  pod or the PostgreSQL pod is deleted, when `kube deploy` rolls to a new tag, and
+  when containerd and the kubelet are killed and started again;
 - `triptych kube status --json` says what runs, with the keys other tools read;
 - `triptych kube down` leaves no process, namespace, cgroup or file behind.
 
@@ -122,30 +124,91 @@ def test_the_api_and_the_dashboard_answer_through_their_services(deployed):
     assert page.status_code == 200 and "Triptych" in page.text
 
 
-def _function_pods(lay, function: str) -> list[str]:
-    pods = node_addons.client(lay).request(
-        "GET", f"/api/v1/namespaces/{NAMESPACE_K8S}/pods",
-        params={"labelSelector": f"nuclio.io/function-name={function}"})["items"]
+def _pods(lay, selector: str) -> list[str]:
+    pods = node_addons.client(lay).request("GET", f"/api/v1/namespaces/{NAMESPACE_K8S}/pods",
+                                           params={"labelSelector": selector})["items"]
     return [p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
+def _delete_pod(lay, name: str) -> None:
+    node_addons.client(lay).request("DELETE", f"/api/v1/namespaces/{NAMESPACE_K8S}/pods/{name}")
+
+
+FAULTS: list[dict] = []  # one row per fault: the README's table, printed at the end
+
+
+def _through_a_fault(deployed, name: str, fault, before: int = 10, during: int = 20, timeout: float = 600) -> None:
+    """Images in flight across `fault()`: `before` dropped first, the fault, `during` more;
+    then every one is compared exactly once (one comparison, one prediction per model)."""
+    tag = unique("kube-fault")
+    stream(deployed, before, 9500 + 40 * len(FAULTS), tag)
+    started = time.monotonic()
+    fault()
+    stream(deployed, during, 9500 + 40 * len(FAULTS) + before, tag)
+    total = before + during
+    ids = image_ids_for(deployed, tag, total, timeout=timeout)
+    wait_comparisons(deployed, ids, timeout=timeout)
+    per_image = query(deployed, "SELECT image_id, count(*) FROM model_comparisons WHERE image_id = ANY(%s::uuid[]) "
+                                "GROUP BY image_id", (ids,))
+    per_model = query(deployed, "SELECT image_id, model_name, count(*) FROM predictions "
+                                "WHERE image_id = ANY(%s::uuid[]) GROUP BY image_id, model_name", (ids,))
+    times = sorted(t for (t,) in query(deployed, "SELECT created_at FROM model_comparisons "
+                                                 "WHERE image_id = ANY(%s::uuid[])", (ids,)))
+    pause = max((b - a).total_seconds() for a, b in zip(times, times[1:])) if len(times) > 1 else 0.0
+    row = {"fault": name, "images": total, "compared_once": sum(1 for _, n in per_image if n == 1),
+           "lost": total - len(per_image), "doubled": sum(1 for *_, n in per_model if n > 1),
+           "longest_pause_s": round(pause, 1), "seconds": round(time.monotonic() - started, 1)}
+    FAULTS.append(row)
+    print(f"\n[kube] {row}")
+    assert row["compared_once"] == total and row["lost"] == 0 and row["doubled"] == 0, row
+    assert len(per_model) == 3 * total
 
 
 def test_an_inference_pod_deleted_in_flight_loses_and_doubles_nothing(deployed, stack):
     lay = node.layout(stack)
-    tag = unique("kube-podloss")
-    stream(deployed, 10, 9400, tag)
-    victim = _function_pods(lay, "infer-mobilenet-v2")[0]
-    node_addons.client(lay).request("DELETE", f"/api/v1/namespaces/{NAMESPACE_K8S}/pods/{victim}")
-    stream(deployed, 20, 9410, tag)
-    ids = image_ids_for(deployed, tag, 30, timeout=300)
-    wait_comparisons(deployed, ids, timeout=420)
-    # Once: one comparison and one prediction per model for each image.
-    per_image = query(deployed, "SELECT image_id, count(*) FROM model_comparisons WHERE image_id = ANY(%s::uuid[]) "
-                                "GROUP BY image_id", (ids,))
-    assert len(per_image) == 30 and all(n == 1 for _, n in per_image)
-    per_model = query(deployed, "SELECT image_id, model_name, count(*) FROM predictions "
-                                "WHERE image_id = ANY(%s::uuid[]) GROUP BY image_id, model_name", (ids,))
-    assert len(per_model) == 90 and all(n == 1 for *_, n in per_model)
-    assert victim not in _function_pods(lay, "infer-mobilenet-v2")
+    victim = _pods(lay, "nuclio.io/function-name=infer-mobilenet-v2")[0]
+    _through_a_fault(deployed, "delete an inference pod", lambda: _delete_pod(lay, victim))
+    assert victim not in _pods(lay, "nuclio.io/function-name=infer-mobilenet-v2")
+
+
+def test_the_kafka_pod_deleted_comes_back_and_nothing_is_lost(deployed, stack):
+    lay = node.layout(stack)
+    _through_a_fault(deployed, "delete the Kafka pod", lambda: _delete_pod(lay, "triptych-kafka-0"))
+
+
+def test_the_postgres_pod_deleted_comes_back_and_nothing_is_lost(deployed, stack):
+    lay = node.layout(stack)
+    _through_a_fault(deployed, "delete the PostgreSQL pod", lambda: _delete_pod(lay, "triptych-postgres-0"))
+
+
+def test_a_helm_upgrade_to_a_new_tag_rolls_while_the_stream_runs(deployed, stack):
+    lay = node.layout(stack)
+    before = {p: None for p in _pods(lay, "nuclio.io/function-name=ingest")}
+
+    def upgrade():
+        proc = kube_cli("deploy", "--tag", f"{TAG}-2")
+        assert proc.returncode == 0, proc.stderr[-4000:]
+
+    _through_a_fault(deployed, "helm upgrade to a new tag (rolling)", upgrade)
+    api = node_addons.client(lay)
+    ingest = api.request("GET", f"/apis/apps/v1/namespaces/{NAMESPACE_K8S}/deployments/nuclio-ingest")
+    assert ingest["spec"]["template"]["spec"]["containers"][0]["image"].endswith(f":{TAG}-2")
+    assert not set(before) & set(_pods(lay, "nuclio.io/function-name=ingest")), "every ingest pod was replaced"
+
+
+def test_containerd_and_the_kubelet_killed_then_started_again(deployed, stack):
+    lay = node.layout(stack)
+
+    def crash_and_restart():
+        node.stop(lay, "kubelet", kill=True)
+        node.stop(lay, "containerd", kill=True)
+        proc = kube_cli("up", timeout=600)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+
+    _through_a_fault(deployed, "kill -9 containerd and the kubelet, then `kube up`", crash_and_restart)
+    print("\n[kube] fault | images | compared once | lost | doubled | longest pause (s)\n" + "\n".join(
+        f"[kube] {r['fault']} | {r['images']} | {r['compared_once']} | {r['lost']} | {r['doubled']} | "
+        f"{r['longest_pause_s']}" for r in FAULTS))
 
 
 def test_down_leaves_no_process_namespace_cgroup_or_file(deployed, stack):
