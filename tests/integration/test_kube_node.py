@@ -38,7 +38,10 @@ from .pipeline_helpers import image_ids_for, stream, unique, wait_comparisons
 from .runtime_helpers import query
 
 pytestmark = [pytest.mark.kube,
-              pytest.mark.skipif(os.geteuid() != 0, reason="the node needs root (namespaces, cgroups)")]
+              pytest.mark.skipif(os.geteuid() != 0, reason="the node needs root (namespaces, cgroups)"),
+              # The first test's limit covers the module's fixture: on a fresh machine it
+              # builds the node's binaries and images (about half an hour on two cores).
+              pytest.mark.timeout(3600)]
 
 TAG = "test"
 NAMESPACE_K8S = "triptych"
@@ -57,17 +60,20 @@ def deployed(stack):
     for name in missing_champions(stack):
         train_as_mlrun_job(name, QUICK, policy="always")
     was_up = node.is_up(stack)
-    started = time.monotonic()
-    up = kube_cli("up")
-    assert up.returncode == 0, up.stderr[-4000:]
-    print(f"\n[kube] node up in {time.monotonic() - started:.0f} s")
-    started = time.monotonic()
-    deploy = kube_cli("deploy", "--tag", TAG)
-    assert deploy.returncode == 0, deploy.stderr[-6000:]
-    print(f"[kube] deployed in {time.monotonic() - started:.0f} s\n{deploy.stderr[-3000:]}")
-    yield deployment.client_settings(stack)
-    if not was_up:
-        node.down(stack)
+    try:
+        started = time.monotonic()
+        up = kube_cli("up")
+        assert up.returncode == 0, up.stderr[-4000:]
+        print(f"\n[kube] node up in {time.monotonic() - started:.0f} s")
+        started = time.monotonic()
+        deploy = kube_cli("deploy", "--tag", TAG)
+        assert deploy.returncode == 0, deploy.stderr[-6000:]
+        print(f"[kube] deployed in {time.monotonic() - started:.0f} s\n{deploy.stderr[-3000:]}")
+        yield deployment.client_settings(stack)
+    finally:
+        # The node lives in the test stack's data folder, which the session's end deletes.
+        if not was_up:
+            node.down(stack)
 
 
 def _status() -> dict:

@@ -95,7 +95,8 @@ class KubeClient:
         """Create each CRD (or leave it if there) and wait until the API serves it."""
         for crd in crds:
             try:
-                self.create(crd)
+                # A generated CRD may carry an empty `status` (KEDA's): the server owns it.
+                self.create({k: v for k, v in crd.items() if k != "status"})
             except KubeApiError as exc:
                 if exc.status != 409:
                     raise
@@ -104,7 +105,7 @@ class KubeClient:
             while True:
                 stored = self.get(crd)
                 if any(c["type"] == "Established" and c["status"] == "True"
-                       for c in stored.get("status", {}).get("conditions", [])):
+                       for c in (stored.get("status") or {}).get("conditions") or []):
                     break
                 if time.monotonic() > deadline:
                     raise KubeApiError(504, f"CRD {crd['metadata']['name']} not established in {timeout_s} s")

@@ -221,14 +221,18 @@ def remove_cgroup_root() -> None:
             pass
 
 
-def node_processes(mnt: str | None) -> list[psutil.Process]:
+def node_processes(layout: NodeLayout, mnt: str | None) -> list[psutil.Process]:
     """Every process of the node: in its mount namespace `mnt` (containerd, its shims,
-    the control plane) or in its cgroups (the containers)."""
+    the control plane), in its cgroups (the containers), or naming its folder on its
+    command line (every one of the node's own: found even when its pid files and
+    namespace record were deleted with the folder)."""
     in_cgroups = cgroup_pids()
+    root = str(layout.root)
     found = []
-    for proc in psutil.process_iter():
+    for proc in psutil.process_iter(["cmdline"]):
         try:
-            if proc.pid in in_cgroups or (mnt and os.readlink(f"/proc/{proc.pid}/ns/mnt") == mnt):
+            if proc.pid in in_cgroups or (mnt and os.readlink(f"/proc/{proc.pid}/ns/mnt") == mnt) \
+                    or any(root in arg for arg in proc.info["cmdline"] or ()):
                 found.append(proc)
         except (OSError, psutil.Error):
             continue
@@ -240,7 +244,7 @@ def kill_everything(layout: NodeLayout, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     mnt = node_mount_namespace(layout)  # read once: the holder dies in the first round
     while True:
-        procs = node_processes(mnt)
+        procs = node_processes(layout, mnt)
         holder_proc = holder(layout)
         if holder_proc:
             procs.append(holder_proc)
