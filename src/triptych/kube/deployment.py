@@ -129,6 +129,7 @@ def deploy(settings: Settings, tag: str = "dev", training: bool = False,
     operators.install_keda(lay, node_addons.client(lay), images)
     report("installing Nuclio's controller")
     operators.install_nuclio(settings, lay, RELEASE_NAMESPACE, images["nuclio-controller"])
+    operators.ensure_nuclio_project(node_addons.client(lay), RELEASE, RELEASE_NAMESPACE)
     values_file = lay.etc / "triptych-values.yaml"
     values_file.write_text(yaml.safe_dump(node_values(images, _declared_functions()), sort_keys=False))
     report(f"helm upgrade --install {RELEASE} (values: {values_file})")

@@ -38,7 +38,10 @@ def install_nuclio(settings: Settings, lay: NodeLayout, namespace: str, controll
     repository, _, tag = controller_image.rpartition(":")
     release = chart.Release(name=NUCLIO_RELEASE, namespace=namespace, kubeconfig=lay.admin_kubeconfig,
                             chart=crds.module_dir(NUCLIO_MODULE, NUCLIO_VERSION) / crds.NUCLIO_CHART,
+                            # Cron triggers inside the processor: Nuclio's default makes a CronJob of
+                            # appropriate/curl per trigger, an image no registry here serves.
                             sets=["dashboard.enabled=false", "autoscaler.enabled=false", "dlx.enabled=false",
+                                  "platform.cronTriggerCreationMode=processor",
                                   "crd.create=true", f"controller.image.repository={repository}",
                                   f"controller.image.tag={tag}", "controller.image.pullPolicy=IfNotPresent"],
                             extra=["--wait", "--timeout", "5m"])
@@ -92,3 +95,15 @@ def install_keda(lay: NodeLayout, api: KubeClient, images: dict[str, str], timeo
         if time.monotonic() > deadline:
             raise UnhealthyError(f"KEDA's metrics API was not available in {timeout_s:.0f} s: {last}")
         time.sleep(2)
+
+
+def ensure_nuclio_project(api: KubeClient, release: str, namespace: str, name: str = "triptych") -> None:
+    """The NuclioProject the chart's functions name, made before the chart: created in
+    the same apply, a function the controller sees first goes to state `error` for
+    good ("project not found"). Labelled as the release's, so Helm adopts it."""
+    api.apply({"apiVersion": "nuclio.io/v1beta1", "kind": "NuclioProject",
+               "metadata": {"name": name, "namespace": namespace,
+                            "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                            "annotations": {"meta.helm.sh/release-name": release,
+                                            "meta.helm.sh/release-namespace": namespace}},
+               "spec": {"description": "Triptych's functions (the MLRun project of project.yaml)"}}, namespace)
