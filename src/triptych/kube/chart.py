@@ -72,8 +72,12 @@ def documents(rendered: str) -> list[dict]:
 def upgrade_install(settings: Settings, release: Release) -> str:
     """Install the release, or upgrade it to these values (what `triptych deploy` runs)."""
     _require_chart(release)
+    # --force-conflicts: each NuclioFunction's status.state is the chart's request that
+    # Nuclio's controller (re)deploy it, a field the controller owns once it answered;
+    # an upgrade must take it back, or server-side apply refuses the upgrade.
     return helm(settings, "upgrade", "--install", release.name, str(release.chart), "--namespace", release.namespace,
-                "--create-namespace", *release._value_args(), *release._cluster_args(), *release.extra).stdout
+                "--create-namespace", "--force-conflicts", *release._value_args(), *release._cluster_args(),
+                *release.extra).stdout
 
 
 def uninstall(settings: Settings, release: Release) -> str:

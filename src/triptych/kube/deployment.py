@@ -91,9 +91,19 @@ def _workloads_ready(api: KubeClient, namespace: str, only: tuple[str, ...] = ()
     functions = [] if only else api.request("GET", f"/apis/nuclio.io/v1beta1/namespaces/{namespace}/nucliofunctions")
     for fn in functions["items"] if functions else []:
         state = fn.get("status", {}).get("state")
-        if state != "ready":
+        if state != "ready" and not _scaled_to_zero(api, namespace, fn["metadata"]["name"]):
             waiting.append(f"NuclioFunction/{fn['metadata']['name']} {state}")
     return ", ".join(waiting) or None
+
+
+def _scaled_to_zero(api: KubeClient, namespace: str, function: str) -> bool:
+    """KEDA holds the function at zero (infer-shadow without a challenger, say): Nuclio
+    then calls it unhealthy, which is nothing to wait for."""
+    try:
+        deployment = api.request("GET", f"/apis/apps/v1/namespaces/{namespace}/deployments/nuclio-{function}")
+    except KubeApiError:
+        return False
+    return deployment["spec"].get("replicas", 1) == 0
 
 
 def wait_ready(lay: NodeLayout, timeout_s: float, report: Callable[[str], None], only: tuple[str, ...] = ()) -> None:

@@ -42,6 +42,9 @@ def install_nuclio(settings: Settings, lay: NodeLayout, namespace: str, controll
                             # appropriate/curl per trigger, an image no registry here serves.
                             sets=["dashboard.enabled=false", "autoscaler.enabled=false", "dlx.enabled=false",
                                   "platform.cronTriggerCreationMode=processor",
+                                  # A function whose pod restarted while its servers came up is
+                                  # `unhealthy` until the monitor looks again (3 m by default).
+                                  "controller.monitoring.function.interval=20s",
                                   "crd.create=true", f"controller.image.repository={repository}",
                                   f"controller.image.tag={tag}", "controller.image.pullPolicy=IfNotPresent"],
                             extra=["--wait", "--timeout", "5m"])

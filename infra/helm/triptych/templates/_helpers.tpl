@@ -52,6 +52,17 @@ app.kubernetes.io/component: {{ .component }}
 {{ .Values.mlflow.trackingUri | default (printf "http://%s-mlflow.%s.svc:5000" (include "triptych.fullname" .) .Release.Namespace) }}
 {{- end -}}
 
+{{/*
+The Host headers MLflow's server answers (it refuses others, against DNS rebinding):
+its Service's names, and private addresses (a NodePort, a port-forward), which is
+MLflow's own default.
+*/}}
+{{- define "triptych.mlflowAllowedHosts" -}}
+{{- $name := printf "%s-mlflow" (include "triptych.fullname" .) -}}
+{{- $svc := printf "%s.%s.svc" $name .Release.Namespace -}}
+{{ $name }},{{ $name }}:*,{{ $svc }},{{ $svc }}:*,{{ $svc }}.cluster.local:*,localhost:*,127.0.0.1:*,10.*,172.*,192.168.*
+{{- end -}}
+
 {{- define "triptych.prometheusUrl" -}}
 {{- if .Values.prometheus.enabled -}}http://{{ include "triptych.fullname" . }}-prometheus.{{ .Release.Namespace }}.svc:9090
 {{- else -}}{{ .Values.prometheus.url }}{{- end -}}
