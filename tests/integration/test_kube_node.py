@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 import psutil
+import psycopg2
 import pytest
 
 from triptych.kube import deployment, node, node_addons, node_namespaces
@@ -35,7 +36,7 @@ from triptych.kube.node_config import CGROUP_ROOT, HOST_VETH, NAMESPACE, NODE_NA
 from ..images import image_bytes
 from .conftest import CLI, make_key
 from .pipeline_helpers import image_ids_for, stream, unique, wait_comparisons
-from .runtime_helpers import query
+from .runtime_helpers import query, wait_for
 
 pytestmark = [pytest.mark.kube,
               pytest.mark.skipif(os.geteuid() != 0, reason="the node needs root (namespaces, cgroups)"),
@@ -140,6 +141,14 @@ def _delete_pod(lay, name: str) -> None:
     node_addons.client(lay).request("DELETE", f"/api/v1/namespaces/{NAMESPACE_K8S}/pods/{name}")
 
 
+def _database_answers(settings) -> bool:
+    """The test's own reads need PostgreSQL too: while its pod is replaced they wait."""
+    try:
+        return query(settings, "SELECT 1") == [(1,)]
+    except psycopg2.OperationalError:
+        return False
+
+
 FAULTS: list[dict] = []  # one row per fault: the README's table, printed at the end
 
 
@@ -152,6 +161,7 @@ def _through_a_fault(deployed, name: str, fault, before: int = 10, during: int =
     fault()
     stream(deployed, during, 9500 + 40 * len(FAULTS) + before, tag)
     total = before + during
+    wait_for(lambda: _database_answers(deployed), 240, message="the node's PostgreSQL to answer this test")
     ids = image_ids_for(deployed, tag, total, timeout=timeout)
     wait_comparisons(deployed, ids, timeout=timeout)
     per_image = query(deployed, "SELECT image_id, count(*) FROM model_comparisons WHERE image_id = ANY(%s::uuid[]) "

@@ -98,6 +98,13 @@ def _refuse_other_runtime(settings) -> None:
 def down(purge: bool = typer.Option(False, "--purge", help="Also delete all data (databases, topics, objects).")) -> None:
     """Stop the locally managed servers; data is kept unless --purge."""
     stack = Stack(get_settings())
+    if purge:
+        # The Kubernetes node of `triptych kube up` keeps its files in this data folder:
+        # it goes down first, rather than run on with them deleted.
+        from ..kube import node
+
+        if node.is_up(stack.settings) or node.layout(stack.settings).root.exists():
+            node.down(stack.settings, report=lambda msg: console.print(msg))
     with console.status("stopping the stack") as spinner:
         stopped = stack.down(purge=purge, report=lambda msg: spinner.update(msg))
     console.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
