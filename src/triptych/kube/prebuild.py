@@ -1,0 +1,43 @@
+"""The Kubernetes node's binaries, compiled ahead of `triptych kube up`, at the lowest
+CPU priority: `python -m triptych.kube.prebuild`.
+
+On a fresh machine they take about twenty minutes of two cores (the kubelet and the
+control plane eight, KEDA six). The test session starts this in the background
+(tests/integration/conftest.py), so the compiles fill the time the earlier tests
+spend waiting on their servers instead of adding to the run. Every build holds a
+lock, so a `kube up` that comes while one is under way waits for it rather than
+building the same binary twice; a binary already cached is not built again.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from ..config import Settings
+from ..runtime.nuclio_processor import install_controller
+from . import go_tools
+
+
+def build_all(settings: Settings, report=print) -> None:
+    steps = [(tool.name, lambda tool=tool: go_tools.install(settings, tool))
+             for tool in (go_tools.ETCD, go_tools.KUBE_APISERVER, go_tools.KUBE_CONTROLLER_MANAGER,
+                          go_tools.KUBE_SCHEDULER, go_tools.KUBELET, go_tools.KUBE_PROXY, go_tools.COREDNS,
+                          go_tools.HELM)]
+    steps += [("prometheus", lambda: go_tools.prometheus(settings)),
+              ("keda-operator", lambda: go_tools.keda(settings, "operator")),
+              ("keda-adapter", lambda: go_tools.keda(settings, "adapter")),
+              ("nuclio-controller", lambda: install_controller(settings))]
+    for name, build in steps:
+        started = time.monotonic()
+        build()
+        report(f"{name}: {time.monotonic() - started:.0f} s")
+
+
+def main() -> int:
+    build_all(Settings(), report=lambda line: print(line, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
