@@ -19,6 +19,7 @@ node's binaries and images (minutes); later runs reuse the cache.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
@@ -29,6 +30,7 @@ import httpx2 as httpx
 import psutil
 import psycopg2
 import pytest
+import yaml
 
 from triptych.kube import deployment, node, node_addons, node_namespaces
 from triptych.kube.node_config import CGROUP_ROOT, HOST_VETH, NAMESPACE, NODE_NAME
@@ -131,6 +133,41 @@ def test_the_api_and_the_dashboard_answer_through_their_services(deployed):
     assert page.status_code == 200 and "Triptych" in page.text
 
 
+def test_keda_scales_an_inference_function_above_its_minimum_on_lag_and_back(deployed, stack):
+    """A burst of bucket drops builds consumer lag; KEDA's HPA takes the function above
+    its declared minimum, and back to it once the lag is gone and the cooldown over.
+    The trace (replicas against lag, every 5 s) is printed for the README."""
+    from triptych.bus import GroupLag
+    from triptych.kube.chart import CHART_DIR
+
+    function = "infer-efficientnet-b0"
+    keda = yaml.safe_load((CHART_DIR / "files" / "functions.yaml").read_text())["functions"][function]["keda"]
+    trigger = keda["triggers"][0]["metadata"]
+    lag = GroupLag(deployed, trigger["consumerGroup"], trigger["topic"])
+    api = node_addons.client(node.layout(stack))
+
+    def replicas() -> int:
+        target = api.request("GET", f"/apis/apps/v1/namespaces/{NAMESPACE_K8S}/deployments/nuclio-{function}")
+        return target["spec"].get("replicas", 0)
+
+    assert replicas() == keda["minReplicaCount"]
+    started, trace = time.monotonic(), []
+
+    def sample() -> tuple[int, int]:
+        point = (replicas(), lag())
+        trace.append((round(time.monotonic() - started), *point))
+        return point
+
+    stream(deployed, 600, 20000, unique("kube-burst"))
+    try:
+        wait_for(lambda: sample()[0] > keda["minReplicaCount"], 240, interval=5,
+                 message=f"KEDA to scale {function} above {keda['minReplicaCount']}")
+        wait_for(lambda: sample() == (keda["minReplicaCount"], 0), 600, interval=5,
+                 message=f"{function} back to {keda['minReplicaCount']} with no lag")
+    finally:
+        print(f"\n[kube] scaling trace of {function} (s, replicas, lag): {trace}")
+
+
 def _pods(lay, selector: str) -> list[str]:
     pods = node_addons.client(lay).request("GET", f"/api/v1/namespaces/{NAMESPACE_K8S}/pods",
                                            params={"labelSelector": selector})["items"]
@@ -157,7 +194,7 @@ def _through_a_fault(deployed, name: str, fault, before: int = 10, during: int =
     then every one is compared exactly once (one comparison, one prediction per model)."""
     tag = unique("kube-fault")
     stream(deployed, before, 9500 + 40 * len(FAULTS), tag)
-    started = time.monotonic()
+    started, fault_at = time.monotonic(), datetime.datetime.now(datetime.timezone.utc)
     fault()
     stream(deployed, during, 9500 + 40 * len(FAULTS) + before, tag)
     total = before + during
@@ -168,8 +205,11 @@ def _through_a_fault(deployed, name: str, fault, before: int = 10, during: int =
                                 "GROUP BY image_id", (ids,))
     per_model = query(deployed, "SELECT image_id, model_name, count(*) FROM predictions "
                                 "WHERE image_id = ANY(%s::uuid[]) GROUP BY image_id, model_name", (ids,))
-    times = sorted(t for (t,) in query(deployed, "SELECT created_at FROM model_comparisons "
-                                                 "WHERE image_id = ANY(%s::uuid[])", (ids,)))
+    # The longest stretch without a new comparison, from the fault on (same clock: the node
+    # is this machine).
+    times = [fault_at] + sorted(t for (t,) in query(deployed, "SELECT created_at FROM model_comparisons "
+                                                              "WHERE image_id = ANY(%s::uuid[]) AND created_at > %s",
+                                                    (ids, fault_at)))
     pause = max((b - a).total_seconds() for a, b in zip(times, times[1:])) if len(times) > 1 else 0.0
     row = {"fault": name, "images": total, "compared_once": sum(1 for _, n in per_image if n == 1),
            "lost": total - len(per_image), "doubled": sum(1 for *_, n in per_model if n > 1),
