@@ -19,6 +19,7 @@ node's binaries and images (minutes); later runs reuse the cache.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import json
 import os
@@ -193,11 +194,20 @@ def _through_a_fault(deployed, name: str, fault, before: int = 10, during: int =
     """Images in flight across `fault()`: `before` dropped first, the fault, `during` more;
     then every one is compared exactly once (one comparison, one prediction per model)."""
     tag = unique("kube-fault")
-    stream(deployed, before, 9500 + 40 * len(FAULTS), tag)
+    first = 10000 + 400 * len(FAULTS)
+    stream(deployed, before, first, tag)
     started, fault_at = time.monotonic(), datetime.datetime.now(datetime.timezone.utc)
-    fault()
-    stream(deployed, during, 9500 + 40 * len(FAULTS) + before, tag)
-    total = before + during
+    # The fault runs beside the stream: an image a second for as long as it lasts (an
+    # upgrade builds and imports its images, then rolls), `during` at least, 300 at most.
+    sent = 0
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        running = pool.submit(fault)
+        while sent < during or (not running.done() and sent < 300):
+            stream(deployed, 1, first + before + sent, tag)
+            sent += 1
+            time.sleep(1.0 if not running.done() else 0)
+        running.result()
+    total = before + sent
     wait_for(lambda: _database_answers(deployed), 240, message="the node's PostgreSQL to answer this test")
     ids = image_ids_for(deployed, tag, total, timeout=timeout)
     wait_comparisons(deployed, ids, timeout=timeout)

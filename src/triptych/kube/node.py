@@ -225,6 +225,13 @@ def _wait(what: str, check: Callable[[], str | None], timeout_s: float, logs: li
                          + "\n".join(f"--- {n}\n{tail(lay.log(n), 15)}" for n in logs))
 
 
+def _containerd_answers(lay: NodeLayout) -> str | None:
+    if not lay.containerd_socket.exists():
+        return "no socket yet"
+    proc = node_addons.ctr(lay, "version", timeout=10)
+    return None if proc.returncode == 0 else proc.stderr.strip()[-200:]
+
+
 def api_ready(lay: NodeLayout) -> str | None:
     reply = _api_get(lay, "/readyz")
     return None if reply.status_code == 200 else f"/readyz {reply.status_code}"
@@ -259,9 +266,11 @@ def up(settings: Settings, report: Callable[[str], None] = print, timeout_s: flo
             report(f"started {process.name}")
         if process.name == "kube-apiserver":
             _wait("the API server", lambda: api_ready(lay), timeout_s, ["etcd", "kube-apiserver"], lay)
+    if not running(lay, "containerd"):
+        lay.containerd_socket.unlink(missing_ok=True)  # a killed one leaves its socket: not an answer
     if start_process(lay, RUNTIME[0], bins):
         report("started containerd")
-    _wait("containerd", lambda: None if lay.containerd_socket.exists() else "no socket yet", 60, ["containerd"], lay)
+    _wait("containerd", lambda: _containerd_answers(lay), 60, ["containerd"], lay)
     node_addons.import_pause_image(settings, lay)
     for process in AGENTS:
         if start_process(lay, process, bins):
