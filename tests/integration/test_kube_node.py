@@ -135,10 +135,17 @@ def test_the_api_and_the_dashboard_answer_through_their_services(deployed):
 
 
 def test_keda_scales_an_inference_function_above_its_minimum_on_lag_and_back(deployed, stack):
-    """A burst of bucket drops builds consumer lag; KEDA's HPA takes the function above
-    its declared minimum, and back to it once the lag is gone and the cooldown over.
-    The trace (replicas against lag, every 5 s) is printed for the README."""
+    """Lag on images-input-stream, and KEDA's HPA takes an inference function above its
+    declared minimum, then back to it once the lag is gone and the cooldown over.
+
+    The lag is made by replaying the images this module already registered onto the
+    topic, many times over, faster than two cores classify them: a real backlog the
+    functions must work through. The sinks are idempotent, so the replays change no
+    row: each image still has one comparison and one prediction per model. The trace
+    (seconds, replicas, lag every 5 s) is printed for the README."""
     from triptych.bus import GroupLag
+    from triptych.bus import producer as make_producer
+    from triptych.contracts import TOPIC_IMAGES_INPUT, ImageMessage
     from triptych.kube.chart import CHART_DIR
 
     function = "infer-efficientnet-b0"
@@ -151,22 +158,36 @@ def test_keda_scales_an_inference_function_above_its_minimum_on_lag_and_back(dep
         target = api.request("GET", f"/apis/apps/v1/namespaces/{NAMESPACE_K8S}/deployments/nuclio-{function}")
         return target["spec"].get("replicas", 0)
 
+    rows = query(deployed, "SELECT i.image_id, bucket, object_key, object_version, sha256, image_format, width, "
+                           "height, source FROM images i JOIN model_comparisons c USING (image_id) "
+                           "WHERE image_format IS NOT NULL", dicts=True)
+    assert len(rows) >= 30, "the earlier tests compared images to replay"
+    messages = [ImageMessage(**{k: str(v) if k == "image_id" else v for k, v in row.items()}) for row in rows]
+    before = query(deployed, "SELECT count(*) FROM predictions")[0][0]
     assert replicas() == keda["minReplicaCount"]
+    producer = make_producer(deployed)
+    repeats = max(1, 6000 // len(messages))
     started, trace = time.monotonic(), []
+    for _ in range(repeats):
+        for message in messages:
+            producer.send(TOPIC_IMAGES_INPUT, key=message.image_id.encode(), value=message.model_dump_json().encode())
+    producer.flush()
 
     def sample() -> tuple[int, int]:
         point = (replicas(), lag())
         trace.append((round(time.monotonic() - started), *point))
         return point
 
-    stream(deployed, 600, 20000, unique("kube-burst"))
     try:
         wait_for(lambda: sample()[0] > keda["minReplicaCount"], 240, interval=5,
                  message=f"KEDA to scale {function} above {keda['minReplicaCount']}")
         wait_for(lambda: sample() == (keda["minReplicaCount"], 0), 600, interval=5,
                  message=f"{function} back to {keda['minReplicaCount']} with no lag")
     finally:
-        print(f"\n[kube] scaling trace of {function} (s, replicas, lag): {trace}")
+        print(f"\n[kube] scaling of {function}, {repeats * len(messages)} replayed "
+              f"(s, replicas, lag): {trace}")
+    assert max(r for _, r, _ in trace) > keda["minReplicaCount"]
+    assert query(deployed, "SELECT count(*) FROM predictions")[0][0] == before, "a replay changed no row"
 
 
 def _pods(lay, selector: str) -> list[str]:
