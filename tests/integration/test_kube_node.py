@@ -161,7 +161,7 @@ def test_keda_scales_an_inference_function_above_its_minimum_on_lag_and_back(dep
     rows = query(deployed, "SELECT i.image_id, bucket, object_key, object_version, sha256, image_format, width, "
                            "height, source FROM images i JOIN model_comparisons c USING (image_id) "
                            "WHERE image_format IS NOT NULL", dicts=True)
-    assert len(rows) >= 30, "the earlier tests compared images to replay"
+    assert len(rows) >= 6, "the earlier tests compared images to replay"
     messages = [ImageMessage(**{k: str(v) if k == "image_id" else v for k, v in row.items()}) for row in rows]
     before = query(deployed, "SELECT count(*) FROM predictions")[0][0]
     assert replicas() == keda["minReplicaCount"]
