@@ -134,15 +134,19 @@ def test_the_api_and_the_dashboard_answer_through_their_services(deployed):
     assert page.status_code == 200 and "Triptych" in page.text
 
 
-def test_keda_scales_an_inference_function_above_its_minimum_on_lag_and_back(deployed, stack):
+def test_keda_scales_an_inference_function_above_its_minimum_on_lag(deployed, stack):
     """Lag on images-input-stream, and KEDA's HPA takes an inference function above its
-    declared minimum, then back to it once the lag is gone and the cooldown over.
+    declared minimum; the backlog is then worked off.
 
     The lag is made by replaying the images this module already registered onto the
     topic, many times over, faster than two cores classify them: a real backlog the
     functions must work through. The sinks are idempotent, so the replays change no
-    row: each image still has one comparison and one prediction per model. The trace
-    (seconds, replicas, lag every 5 s) is printed for the README."""
+    row. The trace (seconds, replicas, lag every 5 s) is printed for the README.
+
+    Not asserted: the way back to the minimum. Nuclio's controller clamps the
+    Deployment's replicas to the NuclioFunction's own bounds whenever it updates the
+    function, so it pulls KEDA's replicas back to the declared minimum now and then
+    (seen here: 6 -> 1 -> 6 within minutes), which makes the scale-down no test of KEDA."""
     from triptych.bus import GroupLag
     from triptych.bus import producer as make_producer
     from triptych.contracts import TOPIC_IMAGES_INPUT, ImageMessage
@@ -166,7 +170,7 @@ def test_keda_scales_an_inference_function_above_its_minimum_on_lag_and_back(dep
     before = query(deployed, "SELECT count(*) FROM predictions")[0][0]
     assert replicas() == keda["minReplicaCount"]
     producer = make_producer(deployed)
-    repeats = max(1, 6000 // len(messages))
+    repeats = max(1, 900 // len(messages))
     started, trace = time.monotonic(), []
     for _ in range(repeats):
         for message in messages:
@@ -179,10 +183,9 @@ def test_keda_scales_an_inference_function_above_its_minimum_on_lag_and_back(dep
         return point
 
     try:
-        wait_for(lambda: sample()[0] > keda["minReplicaCount"], 240, interval=5,
+        wait_for(lambda: sample()[0] > keda["minReplicaCount"], 120, interval=5,
                  message=f"KEDA to scale {function} above {keda['minReplicaCount']}")
-        wait_for(lambda: sample() == (keda["minReplicaCount"], 0), 600, interval=5,
-                 message=f"{function} back to {keda['minReplicaCount']} with no lag")
+        wait_for(lambda: sample()[1] == 0, 600, interval=5, message=f"{function}'s backlog worked off")
     finally:
         print(f"\n[kube] scaling of {function}, {repeats * len(messages)} replayed "
               f"(s, replicas, lag): {trace}")
