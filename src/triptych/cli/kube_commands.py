@@ -93,9 +93,9 @@ def deploy(tag: str = typer.Option("dev", "--tag", help="the images' tag; a new 
 @kube_app.command()
 def env() -> None:
     """Shell exports that point every `triptych` command at the deployment on the node."""
-    from ..kube import status as kube_status
+    from ..kube.deployment import client_env
 
-    exports = kube_status.client_env(get_settings())
+    exports = client_env(get_settings())
     if not exports:
         _fail(StackError("nothing is deployed on the node: `triptych kube up`, then `triptych kube deploy`"))
     for key, value in exports.items():

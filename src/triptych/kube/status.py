@@ -1,4 +1,4 @@
-"""`triptych kube status --json` and `triptych kube env`: what runs on the node, read
+"""`triptych kube status --json`: what runs on the node, read
 from its API server and its containerd.
 
 The keys are an interface other tools read: kubeconfig, nodes [{name, ready}],
@@ -65,9 +65,3 @@ def collect(settings: Settings) -> dict:
     state["images"] = image_catalog.imported(settings, lay)
     return state
 
-
-def client_env(settings: Settings) -> dict[str, str]:
-    """TRIPTYCH_* settings that point this machine's `triptych` commands at the deployment."""
-    from .deployment import client_env as deployment_env
-
-    return deployment_env(settings)
