@@ -80,13 +80,13 @@ def test_the_chart_installs_upgrades_and_uninstalls_on_a_real_api_server(cluster
         assert "functionSourceCode" not in json.dumps(fn), "never the bare handler: it imports what only the image has"
         groups = {t["attributes"]["consumerGroup"] for t in fn["spec"]["triggers"].values() if "consumerGroup" in t["attributes"]}
         assert groups == {t.consumer_group for t in declared[name].kafka_triggers}
-    # KEDA scales each Kafka function that scales; the NuclioFunction then has no HPA of its own.
+    # KEDA scales each Kafka function that scales, through the one HPA Nuclio makes, within the same bounds.
     scaled = {n for n, s in declared.items() if s.kafka_triggers and s.replicas != (s.max_replicas or s.replicas)}
     assert set(objects["ScaledObject"]) == scaled
     for name in scaled:
-        spec = objects["NuclioFunction"][name]["spec"]
-        assert spec["minReplicas"] == spec["maxReplicas"]
-        assert objects["ScaledObject"][name]["spec"]["scaleTargetRef"]["name"] == f"nuclio-{name}"
+        spec, keda = objects["NuclioFunction"][name]["spec"], objects["ScaledObject"][name]["spec"]
+        assert (spec["minReplicas"], spec["maxReplicas"]) == (keda["minReplicaCount"], keda["maxReplicaCount"])
+        assert keda["scaleTargetRef"]["name"] == keda["advanced"]["horizontalPodAutoscalerConfig"]["name"] == f"nuclio-{name}"
     assert objects["ScaledObject"]["infer-shadow"]["spec"]["triggers"][0]["type"] == "prometheus"
     assert {"Cluster", "StatefulSet", "Deployment", "Service", "Secret"} <= set(objects)
     assert set(objects["StatefulSet"]) == {"triptych-kafka", "triptych-minio"}

@@ -4,9 +4,13 @@ Kubernetes (`triptych functions scaling NAME` prints it; the Helm chart renders 
 - **A Kafka-triggered function** scales on its consumer lag with a KEDA
   `ScaledObject` (the `kafka` scaler: `lagThreshold` = `scale_lag_per_replica`,
   one trigger per topic and group), on the Deployment Nuclio makes
-  (`nuclio-<name>`). The NuclioFunction then gets `minReplicas == maxReplicas`:
-  when they differ Nuclio makes an HPA of its own, and the two fight (Nuclio sets
-  the replicas back on every resync). KEDA's `minReplicaCount` and
+  (`nuclio-<name>`). One HPA, not two: when a NuclioFunction's min and max
+  differ Nuclio makes an HPA named `nuclio-<name>`, so the ScaledObject names its
+  own HPA the same and KEDA takes that one over (it owns it, and puts its lag
+  metric back whenever Nuclio rewrites it). The NuclioFunction carries KEDA's
+  bounds: Nuclio clamps the Deployment's replicas into its own [min, max] on every
+  update, and with min == max it pulled KEDA's replicas back down (6 -> 1 -> 6 on
+  the node, whenever its monitor flipped the function's state). KEDA's `minReplicaCount` and
   `maxReplicaCount` are the declared bounds, max capped by the partitions; the
   HPA behaviour KEDA passes on is the local scaler's (up at once by 100 % or 4
   pods, down through a `scale_stabilisation_s` window); `cooldownPeriod` (KEDA's
@@ -50,9 +54,8 @@ def nuclio_scaling(spec: FunctionSpec, settings: Settings) -> dict:
     bounds = bounds_of(spec, "kubernetes")
     if bounds.min_replicas == bounds.max_replicas:
         return {"minReplicas": bounds.min_replicas, "maxReplicas": bounds.max_replicas}
-    if spec.kafka_triggers:  # KEDA owns the count: Nuclio must not run an HPA of its own
-        start = max(1, bounds.min_replicas)
-        return {"minReplicas": start, "maxReplicas": start}
+    if spec.kafka_triggers:  # KEDA owns the count; Nuclio's clamp must never undo it
+        return {"minReplicas": bounds.min_replicas, "maxReplicas": bounds.ceiling}
     fields = {"minReplicas": bounds.min_replicas, "maxReplicas": bounds.ceiling,
               "targetCPU": round(settings.scale_target_busy * 100)}
     if bounds.min_replicas == 0:
@@ -87,7 +90,8 @@ def keda_scaled_object(spec: FunctionSpec, settings: Settings, brokers: str, nam
             "minReplicaCount": bounds.min_replicas, "maxReplicaCount": bounds.ceiling,
             "pollingInterval": max(1, round(settings.scale_tick_s)),
             "cooldownPeriod": max(1, round(settings.scale_idle_to_zero_s)),
-            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {
+            # The HPA Nuclio makes for a function whose min and max differ: KEDA adopts it.
+            "advanced": {"horizontalPodAutoscalerConfig": {"name": f"nuclio-{spec.name}", "behavior": {
                 "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "policies": [
                     {"type": "Percent", "value": 100, "periodSeconds": 15},
                     {"type": "Pods", "value": 4, "periodSeconds": 15}]},
