@@ -13,8 +13,10 @@ from pathlib import Path
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Dash, html
+from dash import Dash, dcc, html
+from flask import g, has_request_context
 
+from .auth import install as install_auth
 from .media import register_routes
 from .metrics import register_metrics
 from .webcam_relay import register_webcam_routes
@@ -39,9 +41,24 @@ def navbar(pages) -> dbc.Navbar:
                    href="/", className="navbar-brand d-flex align-items-center gap-2"),
             dbc.Nav(links, navbar=True, className="gap-1"),
             html.Span("three models, one stream", className="navbar-text d-none d-lg-inline small"),
+            _who(),
         ], fluid=True),
         color="dark", dark=True, className="mb-3",
     )
+
+
+def _who():
+    """Who is signed in, their role, and the sign-out button (a form: it posts the CSRF token)."""
+    visitor = g.get("visitor") if has_request_context() else None
+    if visitor is None or visitor.how == "open":
+        return html.Span()
+    signed_in = html.Span([visitor.subject.removeprefix("key:"), " · ", html.Strong(visitor.role)],
+                          className="navbar-text small me-2", id="nav-user")
+    if visitor.how == "proxy":  # the proxy signs people out, not us
+        return html.Div(signed_in, className="ms-auto d-flex align-items-center")
+    return html.Form([signed_in, dcc.Input(type="hidden", name="csrf_token", value=visitor.csrf_token),
+                      html.Button("Sign out", type="submit", className="btn btn-sm btn-outline-light", id="nav-logout")],
+                     action="/logout", method="POST", className="ms-auto d-flex align-items-center")
 
 
 def create_app() -> Dash:
@@ -58,7 +75,9 @@ def create_app() -> Dash:
     for order, page in enumerate(pages):
         dash.register_page(page.__name__, path=page.PATH, name=page.NAME, title=f"{page.TITLE} · Triptych",
                            layout=page.layout, order=order, path_template=getattr(page, "PATH_TEMPLATE", None))
-    app.layout = html.Div([navbar(pages), dbc.Container(dash.page_container, fluid="xxl", className="pb-5")])
+    # A function, so that the bar names whoever asked for the page.
+    app.layout = lambda: html.Div([navbar(pages), dbc.Container(dash.page_container, fluid="xxl", className="pb-5")])
+    install_auth(app.server)  # first: its gate runs before every other route and callback
     register_routes(app.server)
     register_metrics(app.server)
     register_webcam_routes(app.server)

@@ -4,6 +4,7 @@ assign. Callbacks call `read(query, ...)`; nothing here renders."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -45,6 +46,18 @@ def read(query: Callable[..., T], *args, **kwargs) -> T:
 
 def write(work: Callable[..., T], *args, **kwargs) -> T:
     return _database().transaction(lambda cur: work(cur, *args, **kwargs))
+
+
+def audit(event_type: str, message: str, subject: str | None, details: dict | None = None,
+          severity: str = "info", image_id: str | None = None) -> None:
+    """One line in `system_events`, from the dashboard, naming who did it."""
+    write(lambda cur: record_event(cur, event_type, message, subject, details, severity, image_id))
+
+
+def record_event(cur, event_type, message, subject, details, severity, image_id) -> None:
+    cur.execute("SELECT log_system_event(%s, %s, 'dashboard', %s, %s::jsonb, %s::uuid, NULL)",
+                (event_type, severity, message, json.dumps({**(details or {}), "user": subject}, default=str),
+                 image_id))
 
 
 def time_range(key: str | None, now: datetime | None = None) -> tuple[datetime, datetime]:

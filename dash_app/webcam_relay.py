@@ -23,7 +23,7 @@ from triptych.db.queries import answers_for
 from triptych.ingress.upload_client import UploadUnavailable, upload_batch
 from triptych.security.keys import client_key
 
-from . import data
+from . import auth, data
 from .components import AGREEMENT_STYLE, model_color, model_label
 
 # A captured frame is a few tens of KB; anything past this is not a webcam frame.
@@ -57,6 +57,7 @@ def model_legend() -> list[dict]:
 
 def register_webcam_routes(server: Flask) -> None:
     @server.post("/webcam/frame")
+    @auth.needs("labeller")
     def webcam_frame():
         frame = request.get_data(cache=False)
         if not frame:
@@ -65,6 +66,7 @@ def register_webcam_routes(server: Flask) -> None:
             return _error(f"a frame is at most {MAX_FRAME_BYTES // 1024} KB", 413)
         try:
             metadata, filename = _frame_metadata(request.args)
+            metadata["dashboard_user"] = auth.current().subject  # every frame names who sent it
         except ValueError as exc:
             return _error(str(exc), 400)
         label = request.args.get("label") or None
@@ -79,8 +81,12 @@ def register_webcam_routes(server: Flask) -> None:
         result = reply["results"][0]
         if result["status"] == "rejected":
             return _error(result["error"], 422)
-        if metadata["snapshot"] and result["status"] == "duplicate":
-            data.write(mark_kept, result["image_id"], "snapshot")  # the same picture, sent earlier unmarked
+        if metadata["snapshot"] and result["status"] == "duplicate":  # the same picture, sent earlier unmarked
+            auth.write_as("labeller", "webcam_snapshot", mark_kept, result["image_id"], "snapshot",
+                          image_id=result["image_id"])
+        elif metadata["snapshot"] or label:  # a frame worth keeping is attributed; the stream of frames is not
+            data.audit("dashboard_webcam_frame", f"{auth.current().subject}: webcam frame ({label or 'no label'})",
+                       auth.current().subject, image_id=result["image_id"])
         return jsonify({"image_id": result["image_id"], "status": result["status"]}), 201
 
     @server.get("/webcam/answers")

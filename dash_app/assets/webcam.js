@@ -129,6 +129,12 @@
     return new Promise(function (resolve) { canvas.toBlob(resolve, "image/jpeg", 0.85); });
   }
 
+  // Every write carries the session's CSRF token, as Dash's own requests do (dash_app/auth.py).
+  function csrfToken() {
+    var found = document.cookie.split("; ").find(function (c) { return c.indexOf("_csrf_token=") === 0; });
+    return found ? decodeURIComponent(found.slice("_csrf_token=".length)) : "";
+  }
+
   function send(snapshot) {
     var run = state;
     if (!snapshot) { run.inflight = true; }
@@ -140,7 +146,7 @@
       if (label) { query.set("label", label); }
       var sentAt = performance.now();
       return fetch("/webcam/frame?" + query.toString(), {
-        method: "POST", body: blob, headers: { "Content-Type": "image/jpeg" }
+        method: "POST", body: blob, headers: { "Content-Type": "image/jpeg", "X-CSRFToken": csrfToken() }
       }).then(function (reply) {
         return reply.json().then(function (body) {
           if (!reply.ok) { throw new Error(body.error || ("HTTP " + reply.status)); }

@@ -14,8 +14,9 @@ from dash import ALL, Input, Output, callback, ctx, dcc, html
 from triptych.db.queries import lifecycle_events
 from triptych.db.runs import recent_runs, request_cancel
 from triptych.lifecycle.steps import describe_step
+from triptych.security.roles import Forbidden
 
-from .. import data
+from .. import auth, data
 from ..components import (
     code,
     empty_state,
@@ -90,7 +91,7 @@ def _run_card(run: dict, open_: bool) -> html.Details:
         body.append(html.P(f"cancel asked by {run['cancelled_by']} {when(run['cancel_requested_at'])}"
                            + ("; it stops at its next progress report" if run["state"] == "running" else ""),
                            className="small text-muted mb-1"))
-    elif run["state"] in ("queued", "running") and run["workflow"] == "retrain":
+    elif run["state"] in ("queued", "running") and run["workflow"] == "retrain" and auth.may("admin"):
         body.append(dbc.Button("Cancel this run", id={"type": "models-cancel", "run": str(run["run_id"])},
                                size="sm", color="warning", outline=True, className="mb-2",
                                title="The training stops at its next progress report; the champion stays."))
@@ -224,7 +225,8 @@ def _events_table(events: list[dict]):
     ], size="sm", hover=True, id="models-events-table")
 
 
-@callback(
+@auth.write_callback(
+    "admin",
     Output("models-cancel-said", "children"),
     Input({"type": "models-cancel", "run": ALL}, "n_clicks"),
     prevent_initial_call=True,
@@ -234,7 +236,10 @@ def cancel(clicks):
     if not ctx.triggered_id or not any(clicks):
         return None
     run_id = ctx.triggered_id["run"]
-    run = data.write(request_cancel, run_id, "dashboard")
+    try:
+        run = auth.write_as("admin", "cancel_run", request_cancel, run_id, auth.current().subject)
+    except Forbidden as exc:
+        return dbc.Alert(str(exc), color="danger", className="small py-1", dismissable=True)
     if run is None or run["state"] not in ("queued", "running"):
         return dbc.Alert(f"That run has already ended ({run['state'] if run else 'gone'}).", color="secondary",
                          className="small py-1", dismissable=True)

@@ -10,8 +10,9 @@ from dash import MATCH, Input, Output, State, callback, html
 
 from triptych.aggregation.labels import LabelRejected, set_ground_truth
 from triptych.db.queries import quarantined, review_queue
+from triptych.security.roles import Forbidden
 
-from .. import data
+from .. import auth, data
 from ..components import answer_chip, empty_state, page_header, thumb_url, when
 
 PATH = "/review"
@@ -35,6 +36,7 @@ def layout(**_query):
 
 
 def _queue_item(row: dict, models: list[str]) -> dbc.Card:
+    may_label = auth.may("labeller")
     image_id = str(row["image_id"])
     per = row["per_model"] or {}
     return dbc.Card(dbc.CardBody(html.Div([
@@ -50,7 +52,8 @@ def _queue_item(row: dict, models: list[str]) -> dbc.Card:
             dbc.InputGroup([
                 dbc.Input(id={"type": "review-label", "id": image_id}, placeholder="true label", list="review-classes",
                           size="sm", value=row["consensus_class"] if row["agreement_level"] == "majority" else None),
-                dbc.Button("Save", id={"type": "review-save", "id": image_id}, size="sm", color="primary"),
+                dbc.Button("Save", id={"type": "review-save", "id": image_id}, size="sm", color="primary",
+                           disabled=not may_label, title=None if may_label else "labelling needs the labeller role"),
             ], size="sm"),
             html.Div(id={"type": "review-status", "id": image_id}, className="small mt-1"),
         ], style={"width": "16rem"}),
@@ -87,7 +90,8 @@ def load(_n):
     return (queue, quarantine, f"Disagreements ({waiting:,})", f"Quarantined ({bad_total:,})")
 
 
-@callback(
+@auth.write_callback(
+    "labeller",
     Output({"type": "review-status", "id": MATCH}, "children"),
     Input({"type": "review-save", "id": MATCH}, "n_clicks"), Input({"type": "review-label", "id": MATCH}, "n_submit"),
     State({"type": "review-label", "id": MATCH}, "value"), State({"type": "review-save", "id": MATCH}, "id"),
@@ -95,8 +99,9 @@ def load(_n):
 )
 def save(_clicks, _submit, label, button):
     try:
-        result = data.write(set_ground_truth, button["id"], label or "", set(data.known_classes()))
-    except LabelRejected as exc:
+        result = auth.write_as("labeller", "label", set_ground_truth, button["id"], label or "",
+                               set(data.known_classes()), image_id=button["id"])
+    except (LabelRejected, Forbidden) as exc:
         return html.Span(str(exc), className="text-danger review-error")
     right = [m for m, ok in result["per_model_correct"].items() if ok]
     return html.Span([f"saved “{result['label']}”. ",

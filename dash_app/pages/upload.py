@@ -14,8 +14,9 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 from triptych.db.queries import answers_for
 from triptych.ingress.upload_client import UploadUnavailable, upload_batch
 from triptych.security.keys import client_key
+from triptych.security.roles import Forbidden
 
-from .. import data
+from .. import auth, data
 from ..components import (
     agreement_badge,
     answer_chip,
@@ -45,7 +46,7 @@ def layout(**_query):
                                        html.Div([html.Strong("Drop images here"), " or click to choose"]),
                                        html.Div(f"JPEG, PNG, WebP or BMP · up to {MAX_FILES} at once",
                                                 className="text-muted small")]),
-                    className="dropzone",
+                    className="dropzone", disabled=not auth.may("labeller"),
                 ),
             ], md=8),
             dbc.Col([
@@ -55,7 +56,8 @@ def layout(**_query):
                          className="form-text"),
             ], md=4),
         ], className="mb-3 g-3"),
-        html.Div(id="upload-message"),
+        html.Div(id="upload-message", children=None if auth.may("labeller") else dbc.Alert(
+            "You are signed in as a viewer: uploads need the labeller role.", color="secondary", id="upload-role")),
         dcc.Store(id="upload-batch"),
         dcc.Interval(id="upload-poll", interval=1000, disabled=True),
         html.Div(id="upload-results", children=empty_state(
@@ -71,7 +73,8 @@ def _decode(contents: str) -> bytes:
     return base64.b64decode(b64)
 
 
-@callback(
+@auth.write_callback(
+    "labeller",
     Output("upload-batch", "data"), Output("upload-message", "children"), Output("upload-poll", "disabled"),
     Input("upload-drop", "contents"), State("upload-drop", "filename"), State("upload-label", "value"),
     prevent_initial_call=True,
@@ -81,15 +84,22 @@ def send(contents, filenames, label):
         return no_update, no_update, no_update
     if len(contents) > MAX_FILES:
         return no_update, dbc.Alert(f"{len(contents)} files: send at most {MAX_FILES} at once.", color="warning"), True
+    try:
+        visitor = auth.require("labeller", "upload")
+    except Forbidden as exc:
+        return no_update, dbc.Alert(str(exc), color="danger", id="upload-error"), True
     files = [(name or "upload", _decode(c)) for name, c in zip(filenames, contents)]
     try:
         reply = upload_batch(data.settings().upload_url, files, [label or None] * len(files),
-                             api_key=client_key(data.settings(), "dashboard"))
+                             api_key=client_key(data.settings(), "dashboard"),
+                             metadata={"dashboard_user": visitor.subject})
     except UploadUnavailable as exc:
         return no_update, dbc.Alert([html.Strong("Nothing was uploaded. "), str(exc),
                                      html.Div(["Is the pipeline running? ", code("triptych up"), " starts it."])],
                                     color="danger", id="upload-error"), True
     entries = [{**r, "sent_at": time.time()} for r in reply["results"]]
+    data.audit("dashboard_upload", f"{visitor.subject} ({visitor.role}): upload of {len(files)} file(s)",
+               visitor.subject, {"images": [e.get("image_id") for e in entries], "how": visitor.how})
     summary = f"{reply['stored']} stored, {reply['duplicates']} already known, {reply['rejected']} refused"
     color = "warning" if reply["rejected"] else "success"
     waiting = any(e["status"] != "rejected" for e in entries)

@@ -15,7 +15,7 @@ import json
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from .. import data
+from .. import auth, data
 from ..components import code, page_header
 from ..webcam_relay import model_legend
 
@@ -54,6 +54,8 @@ def layout(**_query):
         page_header("Webcam", "Hold something up to the camera and watch the three models argue about it."),
         html.Div(id="webcam-config", **{"data-models": json.dumps(model_legend())}, hidden=True),
         html.Div(id="webcam-alert"),
+        None if auth.may("labeller") else dbc.Alert("You are signed in as a viewer: sending frames needs the "
+                                                    "labeller role.", color="secondary", id="webcam-role"),
         dbc.Row([
             dbc.Col(html.Div([
                 html.Video(id="webcam-video", autoPlay=True, muted=True),

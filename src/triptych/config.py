@@ -161,8 +161,9 @@ class Settings(BaseSettings):
     dashboard_api_key: SecretStr | None = None
     # HS256 secret for JWT bearer tokens; unset = tokens are refused, keys only.
     jwt_secret: SecretStr | None = None
-    # Reads are open on a laptop; set true to require a key (any scope) for them too.
-    read_requires_key: bool = False
+    # Reads on the API need a key (any scope): unset = whenever the API binds beyond
+    # loopback (`triptych api --host 0.0.0.0`, a pod), open on 127.0.0.1 as on a laptop.
+    read_requires_key: bool | None = None
     # Images a key may upload per minute, unless the key carries its own limit.
     upload_rate_per_minute: int = Field(default=600, gt=0)
     # Whole request bodies, on every HTTP trigger and API endpoint (a batch of images).
@@ -173,6 +174,19 @@ class Settings(BaseSettings):
     # --- dashboard (the Dash app, see dash_app/) --------------------------------
     dashboard_port: int = 8050
     dashboard_autostart: bool = Field(default=True, description="`triptych up` also starts the dashboard")
+    # Sign-in (dash_app/auth.py): on by default, loopback included, as in Jupyter.
+    dashboard_login: bool = True
+    dashboard_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # Failed sign-ins allowed a minute, per user name and per client address (429 past them).
+    dashboard_login_attempts_per_user: int = Field(default=10, gt=0)
+    dashboard_login_attempts_per_address: int = Field(default=30, gt=0)
+    # The session cookie only over HTTPS (set it behind a TLS ingress).
+    dashboard_cookie_secure: bool = False
+    # An authenticating proxy (oauth2-proxy) in front: its X-Forwarded-User and
+    # X-Forwarded-Groups are believed only from these addresses or networks, and a
+    # group maps to a role ({"ml-admins": "admin", ...}); empty = never believed.
+    dashboard_trusted_proxies: list[str] = Field(default_factory=list)
+    dashboard_proxy_groups: dict[str, str] = Field(default_factory=dict)
     # Thumbnails are made once per image and kept here (data_dir/dashboard/thumbnails).
     thumbnail_px: int = 160
 

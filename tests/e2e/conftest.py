@@ -9,6 +9,7 @@ every page go to TRIPTYCH_TEST_ARTIFACTS (default /tmp/triptych-test/artifacts).
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import shutil
 import subprocess
@@ -38,9 +39,34 @@ def ensure_chromium() -> Path:
     return CHROMIUM
 
 
-def Dashboard(env: dict[str, str], log: Path) -> CliServer:
-    """`triptych dashboard` in a subprocess with its own settings."""
-    return CliServer("dashboard", env, log)
+class Dashboard(CliServer):
+    """`triptych dashboard` in a subprocess with its own settings; `open` signs the
+    page in as the local admin through a one-time link (as `triptych demo` prints
+    one), then shows `path`."""
+
+    def __init__(self, env: dict[str, str], log: Path):
+        super().__init__("dashboard", env, log)
+        self.env = env
+
+    def login_link(self, path: str = "/") -> str:
+        from urllib.parse import quote
+
+        from triptych.config import Settings
+        from triptych.db.connection import Database
+        from triptych.security.sessions import make_login_link
+        from triptych.security.users import LOCAL_ADMIN, ensure_local_admin
+
+        url = self.env.get("TRIPTYCH_DATABASE_URL")
+        db = Database(Settings(**({"database_url": url} if url else {})))
+        try:
+            secret = db.transaction(lambda cur: (ensure_local_admin(cur),
+                                                 make_login_link(cur, LOCAL_ADMIN, datetime.timedelta(minutes=5)))[1])
+        finally:
+            db.close()
+        return f"{self.url}/login?token={secret}&next={quote(path)}"
+
+    def open(self, page, path: str = "/"):
+        return page.goto(self.login_link(path))
 
 
 @pytest.fixture(scope="session")

@@ -65,7 +65,7 @@ EMPTY_STATES = {
 
 @pytest.mark.parametrize("path", list(EMPTY_STATES))
 def test_each_page_tells_a_first_time_user_what_to_do(empty_dashboard, page, path):
-    page.goto(empty_dashboard.url + path)
+    empty_dashboard.open(page, path)
     expect(page.get_by_text(EMPTY_STATES[path]).first).to_be_visible(timeout=TIMEOUT_MS)
     # Every page is one click from every other.
     for name in ("Live", "Upload", "Webcam", "Image", "Compare", "History", "Review", "Models"):
@@ -78,7 +78,7 @@ def test_each_page_tells_a_first_time_user_what_to_do(empty_dashboard, page, pat
 def test_upload_shows_three_answers_and_a_consensus(dashboard, page, stack):
     item = next(synthetic_items("test", start=100_000 + uuid.uuid4().int % 1_000_000))
     name = f"dash-{uuid.uuid4().hex[:8]}.png"
-    page.goto(dashboard.url + "/upload")
+    dashboard.open(page, "/upload")
     # Typed, then its option clicked once it shows: pressing Enter straight after typing
     # picked the first option ("arrow") when the keys landed before the menu had
     # filtered (CI stored an image of a cross as an arrow).
@@ -120,7 +120,7 @@ def test_upload_shows_three_answers_and_a_consensus(dashboard, page, stack):
 
 def test_a_refused_file_says_why_and_its_neighbour_still_goes_through(dashboard, page, stack):
     good, bad = f"good-{uuid.uuid4().hex[:8]}.png", f"notes-{uuid.uuid4().hex[:8]}.png"
-    page.goto(dashboard.url + "/upload")
+    dashboard.open(page, "/upload")
     page.locator("#upload-drop input[type=file]").set_input_files(files=[
         {"name": bad, "mimeType": "image/png", "buffer": b"this is plain text, not a picture"},
         {"name": good, "mimeType": "image/png", "buffer": fresh_png()},
@@ -133,7 +133,7 @@ def test_a_refused_file_says_why_and_its_neighbour_still_goes_through(dashboard,
 
 
 def test_live_page_moves_with_the_stream(dashboard, page, stack):
-    page.goto(dashboard.url + "/")
+    dashboard.open(page, "/")
     expect(page.locator("#live-count-images_in")).to_be_visible(timeout=TIMEOUT_MS)
     tag = f"live-{uuid.uuid4().hex[:6]}"
     writer = BucketWriter(stack, "synthetic")
@@ -159,7 +159,7 @@ def _is_live_refresh(request) -> bool:
 def test_a_hidden_live_tab_stops_refreshing(dashboard, page):
     refreshes: list[str] = []
     page.on("request", lambda r: refreshes.append(r.url) if _is_live_refresh(r) else None)
-    page.goto(dashboard.url + "/")
+    dashboard.open(page, "/")
     expect(page.locator("#live-count-images_in")).to_be_visible(timeout=TIMEOUT_MS)
 
     def set_hidden(hidden: bool) -> None:
@@ -198,7 +198,7 @@ def _int8_answers(stack, model: str = "mobilenet_v2", count: int = 60) -> int:
 
 def test_compare_and_history_show_the_models_side_by_side(dashboard, page, stack):
     assert _int8_answers(stack) >= 4, "the pipeline answered too few images to pair"
-    page.goto(dashboard.url + "/compare")
+    dashboard.open(page, "/compare")
     for model in ("resnet50", "mobilenet_v2", "efficientnet_b0"):
         expect(page.locator(f"#compare-latency-{model}")).to_be_visible(timeout=TIMEOUT_MS)
     expect(page.locator("#compare-agreement .heatmaplayer, #compare-agreement .hm")).not_to_have_count(0)
@@ -225,7 +225,7 @@ def test_compare_and_history_show_the_models_side_by_side(dashboard, page, stack
     page.wait_for_timeout(500)  # let the last charts finish drawing before the picture
     screenshot(page, "compare")
 
-    page.goto(dashboard.url + "/history")
+    dashboard.open(page, "/history")
     expect(page.locator("#history-position")).to_contain_text("images 1–", timeout=TIMEOUT_MS)
     expect(page.locator("#history-grid .ag-row").first).to_be_visible()
     screenshot(page, "history")
@@ -262,7 +262,7 @@ def _disagreement(stack) -> str:
 
 def test_a_label_set_on_the_review_page_is_stored(dashboard, page, stack):
     image_id = _disagreement(stack)
-    page.goto(dashboard.url + "/review")
+    dashboard.open(page, "/review")
     item = page.locator(f"#review-item-{image_id}")
     expect(item).to_be_visible(timeout=TIMEOUT_MS)
     screenshot(page, "review")
@@ -306,7 +306,7 @@ def test_models_page_shows_champions_and_a_run_with_its_steps(dashboard, page, s
     registry.tag_version("resnet50", champion, int8_tags({
         "agreement": 0.96, "fp32_accuracy": 0.57, "int8_accuracy": 0.58, "speedup": 4.24, "fp32_ms_per_image": 7.1,
         "int8_ms_per_image": 1.68, "min_agreement": 0.99, "held_out": 200}), stack)
-    page.goto(dashboard.url + "/models")
+    dashboard.open(page, "/models")
     for model in ("resnet50", "mobilenet_v2", "efficientnet_b0"):
         expect(page.locator(f"#models-card-{model}")).to_contain_text("champion", timeout=TIMEOUT_MS)
     int8 = page.locator("#models-int8-resnet50")
@@ -334,7 +334,7 @@ def test_models_page_shows_champions_and_a_run_with_its_steps(dashboard, page, s
 @pytest.mark.parametrize("path", ["/", "/webcam", "/compare", "/models"])
 def test_no_page_scrolls_sideways_from_1280_to_1920_pixels(dashboard, page, path, width):
     page.set_viewport_size({"width": width, "height": 1000})
-    page.goto(dashboard.url + path)
+    dashboard.open(page, path)
     expect(page.locator("h2").first).to_be_visible(timeout=TIMEOUT_MS)
     page.wait_for_load_state("networkidle")
     overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
@@ -342,14 +342,14 @@ def test_no_page_scrolls_sideways_from_1280_to_1920_pixels(dashboard, page, path
 
 
 def test_bad_input_gets_a_clear_message(dashboard, page):
-    page.goto(dashboard.url + f"/image/{uuid.uuid4()}")
+    dashboard.open(page, f"/image/{uuid.uuid4()}")
     expect(page.locator("#image-not-found")).to_contain_text("No image with id", timeout=TIMEOUT_MS)
-    page.goto(dashboard.url + "/image/not-an-id")
+    dashboard.open(page, "/image/not-an-id")
     expect(page.locator("#image-not-found")).to_contain_text("is not an image id")
-    page.goto(dashboard.url + "/history?agreement=sometimes&range=forever")
+    dashboard.open(page, "/history?agreement=sometimes&range=forever")
     expect(page.locator("#history-filter-error")).to_contain_text("agreement=sometimes, range=forever")
     expect(page.locator("#history-position")).to_contain_text("images", timeout=TIMEOUT_MS)
-    page.goto(dashboard.url + "/compare?range=forever")
+    dashboard.open(page, "/compare?range=forever")
     expect(page.locator("#compare-range-error")).to_contain_text("Unknown time range “forever”")
     screenshot(page, "bad-input-compare")
     status = page.request.get(dashboard.url + "/media/not-an-id/thumb").status

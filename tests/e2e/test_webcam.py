@@ -57,7 +57,7 @@ def webcam_frames(stack, since) -> list[dict]:
 def test_frames_from_the_camera_are_answered_by_all_three_and_drawn_over_the_video(dashboard, camera_page, stack):
     [(since,)] = query(stack, "SELECT now()")
     page = camera_page
-    page.goto(dashboard.url + "/webcam")
+    dashboard.open(page, "/webcam")
     page.select_option("#webcam-label", "ring")
     page.locator("#webcam-toggle").click()
     expect(page.locator("#webcam-toggle")).to_have_text("Stop camera", timeout=TIMEOUT_MS)
@@ -109,7 +109,7 @@ def test_when_answers_lag_stale_frames_are_dropped_not_queued(dashboard, camera_
     # The pipeline "lags": no frame is ever answered, so two frames await their answers.
     page.route("**/webcam/answers*", lambda route: route.fulfill(
         status=200, content_type="application/json", body=json.dumps({"frames": {}, "models": []})))
-    page.goto(dashboard.url + "/webcam")
+    dashboard.open(page, "/webcam")
     page.locator("#webcam-rate").fill("5")
     page.locator("#webcam-toggle").click()
     wait_for(lambda: counter(page, "dropped") >= 10, 30, interval=0.2, message="stale frames dropped")
@@ -143,7 +143,7 @@ def test_a_snapshot_of_a_still_scene_stays_a_snapshot(dashboard, camera_page):
 
     page.route("**/webcam/frame*", frame)
     page.route("**/webcam/answers*", answers)
-    page.goto(dashboard.url + "/webcam")
+    dashboard.open(page, "/webcam")
     page.locator("#webcam-rate").fill("5")
     page.locator("#webcam-toggle").click()
     wait_for(lambda: counter(page, "sent") >= 1, 30, interval=0.2, message="a first frame sent")
@@ -155,7 +155,7 @@ def test_a_snapshot_of_a_still_scene_stays_a_snapshot(dashboard, camera_page):
 
 
 def test_without_a_camera_the_page_says_so(dashboard, page):
-    page.goto(dashboard.url + "/webcam")
+    dashboard.open(page, "/webcam")
     page.locator("#webcam-toggle").click()
     expect(page.locator("#webcam-alert-text")).to_contain_text(re.compile("camera was refused|No camera found"),
                                                                timeout=TIMEOUT_MS)

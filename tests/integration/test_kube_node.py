@@ -130,8 +130,22 @@ def test_the_api_and_the_dashboard_answer_through_their_services(deployed):
     state = _status()
     health = httpx.get(f"{state['endpoints']['api']}/health", timeout=30)
     assert health.status_code == 200, health.text
-    page = httpx.get(state["endpoints"]["dashboard"], timeout=60)
-    assert page.status_code == 200 and "Triptych" in page.text
+    board = state["endpoints"]["dashboard"]
+    # Sign-in is on (the dashboard binds beyond loopback in its pod): a page asks for it.
+    page = httpx.get(board, headers={"Accept": "text/html"}, timeout=60)
+    assert page.status_code == 302 and page.headers["location"].startswith("/login"), page.text
+    # A one-time link made in the node's PostgreSQL signs the local admin in through the Service.
+    from triptych.security.sessions import make_login_link
+    from triptych.security.users import LOCAL_ADMIN, ensure_local_admin
+
+    from triptych.db.connection import Database
+
+    secret = Database(deployed).transaction(lambda cur: (
+        ensure_local_admin(cur), make_login_link(cur, LOCAL_ADMIN, datetime.timedelta(minutes=5)))[1])
+    with httpx.Client(base_url=board, timeout=60) as client:
+        assert client.get(f"/login?token={secret}").status_code == 303
+        page = client.get("/", headers={"Accept": "text/html"})
+        assert page.status_code == 200 and "Triptych" in page.text
 
 
 def test_keda_scales_an_inference_function_above_its_minimum_on_lag(deployed, stack):

@@ -148,3 +148,22 @@ def test_deploy_dry_run_prints_the_release_as_yaml_documents(cluster):
     assert images == {"registry.test:5000/team/triptych:abc123"}
     shadow = next(d for d in docs if d["metadata"]["name"] == "infer-shadow")["spec"]
     assert shadow["minReplicas"] == shadow["maxReplicas"] == 1, "fixed: each function at its minimum, at least 1"
+
+
+def test_dashboard_sign_in_cannot_be_turned_off_behind_the_ingress(cluster):
+    settings = cluster[0]
+
+    def dashboard_env(*sets):
+        docs = chart.documents(chart.template(settings, chart.Release(sets=list(sets))))
+        board = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-dashboard"))
+        container = board["spec"]["template"]["spec"]["containers"][0]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/health"  # a probe carries no session
+        return {e["name"]: e.get("value") for e in container["env"]}
+
+    assert dashboard_env()["TRIPTYCH_DASHBOARD_LOGIN"] == "true"
+    assert dashboard_env("dashboard.login=false")["TRIPTYCH_DASHBOARD_LOGIN"] == "false"
+    behind = dashboard_env("dashboard.login=false", "ingress.enabled=true",
+                           "dashboard.trustedProxies[0]=10.0.0.0/8", "dashboard.proxyGroups.ml-admins=admin")
+    assert behind["TRIPTYCH_DASHBOARD_LOGIN"] == "true"
+    assert json.loads(behind["TRIPTYCH_DASHBOARD_TRUSTED_PROXIES"]) == ["10.0.0.0/8"]
+    assert json.loads(behind["TRIPTYCH_DASHBOARD_PROXY_GROUPS"]) == {"ml-admins": "admin"}

@@ -23,6 +23,7 @@ from ..explain.explainer import Explainer
 from ..ingress.upload import Uploader
 from ..models.classes import KnownClasses
 from ..security import Guard
+from ..security.network import reads_need_key
 from ..storage import minio_client
 from . import errors
 from .deps import Services
@@ -108,5 +109,7 @@ def serve(settings: Settings | None = None, host: str | None = None, port: int |
     import uvicorn
 
     settings = settings or get_settings()
-    uvicorn.run(create_app(settings), host=host or settings.bind_host, port=port or settings.api_port,
+    host = host or settings.bind_host
+    settings = settings.model_copy(update={"read_requires_key": reads_need_key(settings.read_requires_key, host)})
+    uvicorn.run(create_app(settings), host=host, port=port or settings.api_port,
                 log_level="warning", proxy_headers=False, timeout_keep_alive=5, limit_concurrency=256)

@@ -21,6 +21,7 @@ from . import (
     logs_command,
     model_commands,
     stack_commands,
+    users_commands,
     watch_command,
 )
 
@@ -47,6 +48,7 @@ lifecycle_commands.register(app)
 bench_command.register(app)
 cluster_commands.register(app)
 kube_commands.register(app)
+users_commands.register(app)
 
 
 @app.callback()

@@ -36,6 +36,7 @@ def demo(rate: float = typer.Option(4.0, help="images per second streamed"),
     from ..models.bootstrap import missing_champions
     from ..stack.manager import Stack
     from .lifecycle_commands import run_here
+    from .users_commands import login_link
     from .watch_command import fetch, render_view
 
     settings = get_settings()
@@ -46,7 +47,10 @@ def demo(rate: float = typer.Option(4.0, help="images per second streamed"),
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(1) from exc
     if settings.dashboard_autostart:
-        console.print(f"[bold]dashboard:[/] {settings.dashboard_url}  (open it to watch training, then the stream)")
+        where = settings.dashboard_url
+        if settings.dashboard_login:  # one-time, for the local admin: open it once, then the session holds
+            where = login_link(settings)
+        console.print(f"[bold]dashboard:[/] {where}  (open it to watch training, then the stream)", soft_wrap=True)
     if settings.api_autostart:
         console.print(f"[bold]API:[/]       {settings.api_url}/docs")
     if "local" in result.key_files:

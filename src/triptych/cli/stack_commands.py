@@ -74,7 +74,8 @@ def up(runtime: str = typer.Option(
         console.print(f"created topics: {', '.join(result.topics_created)}")
     _print_status(stack)
     if stack.service("dashboard").enabled:
-        console.print(f"dashboard: {stack.settings.dashboard_url}")
+        sign_in = "  (sign in: `triptych users link` prints a one-time link)" if stack.settings.dashboard_login else ""
+        console.print(f"dashboard: {stack.settings.dashboard_url}{sign_in}")
     if stack.service("api").enabled:
         console.print(f"API:       {stack.settings.api_url}/docs")
     if stack.service("prometheus").enabled:
