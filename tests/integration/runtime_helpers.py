@@ -20,7 +20,7 @@ from kafka import KafkaAdminClient
 from triptych.config import Settings
 from triptych.db.connection import connection
 from triptych.runtime.declare import nuclio_function
-from triptych.runtime.supervisor import read_status
+from triptych.control import read_status
 
 FUNCTIONS_DIR = Path(__file__).parent / "functions"
 

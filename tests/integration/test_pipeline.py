@@ -200,7 +200,7 @@ def test_the_quick_bench_reports_every_figure_and_every_image_is_compared(stack,
     """`triptych bench --quick` on the running pipeline: speed is reported, not
     asserted; what is checked is that the report is whole and that it measured
     every image it sent."""
-    from triptych.runtime.supervisor import status_path
+    from triptych.control import status_path
 
     from .conftest import triptych
 

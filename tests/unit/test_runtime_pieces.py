@@ -3,7 +3,7 @@ import json
 import nuclio_sdk
 import pytest
 
-from triptych.runtime.cron_trigger import parse_duration
+from triptych.durations import parse_duration
 from triptych.runtime.nuclio_compat import decode_body, response_parts
 from triptych.sdk import Delivery
 
@@ -84,7 +84,7 @@ def test_concurrent_scales_lose_nothing(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     from triptych.config import Settings
-    from triptych.runtime.supervisor import desired_path, set_desired_replicas
+    from triptych.control import desired_path, set_desired_replicas
 
     settings = Settings(data_dir=tmp_path)
     with ThreadPoolExecutor(16) as pool:

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 
 from ..config import Settings
-from ..runtime.supervisor import read_status
+from ..control import read_status
 from ..stack.manager import Stack
 
 BENCH_PROCESS = "bench (this process)"

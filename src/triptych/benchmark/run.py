@@ -17,7 +17,7 @@ from ..config import Settings
 from ..db.connection import Database
 from ..models.backends import available_cores, default_threads, resolve
 from ..runtime.spec import load_functions
-from ..runtime.supervisor import replica_counts
+from ..control import replica_counts
 from ..stack.manager import Stack
 from . import ceiling, inprocess, pipeline, resources, stats
 

@@ -42,7 +42,7 @@ from ..db.connection import Database
 from ..runtime.nuclio_replica import free_port
 from ..runtime.scaling import bounds_of, scalable
 from ..runtime.spec import load_functions
-from ..runtime.supervisor import AUTO, desired_path, read_status, write_json_atomically
+from ..control import AUTO, desired_path, read_status, replace_desired
 from . import pipeline, stats
 from .resources import idle_cores, tracked_processes
 
@@ -59,7 +59,7 @@ def _modes(settings: Settings) -> dict[str, dict[str, int | str]]:
 
 
 def _set_mode(settings: Settings, pins: dict[str, int | str]) -> None:
-    write_json_atomically(desired_path(settings), pins)
+    replace_desired(settings, pins)
 
 
 def _settled(settings: Settings, pins: dict[str, int | str], mins: dict[str, int]) -> bool:
@@ -274,7 +274,7 @@ def run_scaling_bench(settings: Settings, burst: int = 1500, idle_s: float = 60.
     require_stack(settings)
     db = Database(settings)
     path = desired_path(settings)
-    saved = path.read_text() if path.exists() else None
+    saved = json.loads(path.read_text()) if path.exists() else None
     result = {"kind": "scaling", "started_at": time.time(), "commit": commit(), "cores": os.cpu_count(),
               "policy": {k: getattr(settings, k) for k in ("scale_tick_s", "scale_lag_per_replica",
                                                             "scale_target_busy", "scale_stabilisation_s",
@@ -296,10 +296,7 @@ def run_scaling_bench(settings: Settings, burst: int = 1500, idle_s: float = 60.
             _switch(settings, "autoscaled", report)
             result["flaps"] = measure_flaps(settings, db, bursty_minutes, bursty_images, bursty_period_s, report)
     finally:
-        if saved is None:
-            path.unlink(missing_ok=True)
-        else:
-            path.write_text(saved)
+        replace_desired(settings, saved)  # the pins as they were (None: there were none)
     idle, drained = result["idle"], result["burst"]
     result["ratios"] = {
         "burst_drain_autoscaled_over_static_at_max": stats.ratio(drained["autoscaled"]["drain_s"],

@@ -45,7 +45,7 @@ def list_functions(project: str = ProjectOption,
     """The declared functions, their triggers and replicas."""
     functions, path = load_project(project)
     if as_json:
-        from ..runtime.supervisor import read_status
+        from ..control import read_status
 
         running = read_status(get_settings()).get("functions", {})
         typer.echo(json.dumps([{
@@ -99,7 +99,7 @@ def scale(name: str, replicas: str = typer.Argument(..., help="N to pin the func
           project: str = ProjectOption) -> None:
     """Pin a function at N replicas, or hand it back to the scaler (`auto`); the running
     supervisor applies it within a second."""
-    from ..runtime.supervisor import AUTO, set_desired_replicas
+    from ..control import AUTO, set_desired_replicas
 
     functions, _ = load_project(project)
     spec = one_function(functions, name)
@@ -116,7 +116,7 @@ def scale(name: str, replicas: str = typer.Argument(..., help="N to pin the func
 @functions_app.command("status")
 def functions_status(as_json: bool = typer.Option(False, "--json")) -> None:
     """Replicas of every function: pid, state, restarts, metrics port."""
-    from ..runtime.supervisor import read_status
+    from ..control import read_status
 
     status = read_status(get_settings())
     if as_json:

@@ -87,7 +87,7 @@ def up(runtime: str = typer.Option(
 
 def _refuse_other_runtime(settings) -> None:
     """Functions already running under the other runtime are not switched silently."""
-    from ..runtime.supervisor import read_status
+    from ..control import read_status
 
     running = read_status(settings).get("runtime")
     if running and running != settings.functions_runtime and Stack(settings).service("functions").running():
@@ -117,7 +117,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable:
     """Show each service: up/down, address, version, data dir, memory."""
     stack = Stack(get_settings())
     if as_json:
-        from ..runtime.supervisor import read_status
+        from ..control import read_status
 
         report = {s.name: s.as_dict() for s in stack.status()}
         report["functions"]["replicas"] = read_status(stack.settings).get("functions", {})
@@ -157,7 +157,7 @@ def _print_status(stack: Stack) -> None:
         )
     Console().print(table)
     if stack.service("functions").enabled:
-        from ..runtime.supervisor import read_status
+        from ..control import read_status
         from .function_commands import print_functions_table
 
         print_functions_table(read_status(stack.settings))

@@ -25,7 +25,7 @@ from pathlib import Path
 from ..config import Settings
 from ..errors import StackError
 from ..models.carry import CLI, carry_champions, environ_without_this_stack
-from ..runtime.supervisor import read_status, replica_counts
+from ..control import read_status, replica_counts
 from ..stack.process import tail
 from . import netns
 from .topology import HOST_DATA_DIR, Host, Topology
@@ -124,7 +124,7 @@ class Cluster:
 
     def _write_desired(self, host: Host, replicas: dict[str, int] | None, first: bool) -> None:
         from ..runtime.spec import load_functions
-        from ..runtime.supervisor import desired_path
+        from ..control import replace_desired
 
         declared = {name: spec.replicas for name, spec in load_functions(self.settings.project_file).items()}
         if replicas is not None:
@@ -132,9 +132,7 @@ class Cluster:
         else:
             # The rest follow each worker's scaler, which shares every function with the live workers.
             wanted = {name: 0 for name in SINGLETONS if name in declared and not first}
-        path = desired_path(self.settings.model_copy(update={"data_dir": self.host_dir(host)}))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(wanted))
+        replace_desired(self.settings.model_copy(update={"data_dir": self.host_dir(host)}), wanted)
 
     def _ensure_champions(self, topology: Topology) -> None:
         """The cluster's MLflow gets the champions of the stack the CLI points at."""

@@ -6,7 +6,6 @@ A tick whose handler raises is logged and counted; the next tick runs as planned
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -15,20 +14,11 @@ from datetime import datetime, timezone
 import nuclio_sdk
 from croniter import croniter
 
+from ..durations import parse_duration
 from ..sdk import metrics
 from .nuclio_compat import LoadedHandler, trigger_context
 from .spec import CronTriggerSpec
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Go-style duration such as '1h30m' or '500ms'."""
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"not a duration: {text!r} (use e.g. '30s', '5m', '1h30m')")
-    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
 
 
 def parse_interval(text: str) -> float:

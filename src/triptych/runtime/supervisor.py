@@ -19,7 +19,6 @@ replicas it runs and of itself (`runtime.targets`).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ from pathlib import Path
 from prometheus_client import Counter, Gauge
 
 from ..config import Settings
+from ..control import AUTO, desired_path, status_path, supervisor_target_path, write_json_atomically
 from .admin import AdminServer
 from .listeners import Listeners
 from .process_death import die_with_parent
@@ -41,54 +41,13 @@ from .replica import replica_info_path
 from .autoscale import Decision
 from .scaling import AutoScaling, bounds_of, scalable
 from .spec import FunctionSpec
-from .targets import (
-    replica_target_path,
-    all_targets,
-    supervisor_target_path,
-    write_json_atomically,
-    write_target,
-)
+from .targets import all_targets, replica_target_path, write_target
 
 log = logging.getLogger("triptych.runtime.supervisor")
 
 MAX_BACKOFF_S = 30.0
 HEALTHY_RUN_S = 30.0  # a replica that ran this long starts its backoff afresh
 DRAIN_TIMEOUT_S = 60.0
-
-
-def functions_dir(settings: Settings) -> Path:
-    return settings.data_dir / "functions"
-
-
-def desired_path(settings: Settings) -> Path:
-    return functions_dir(settings) / "desired.json"
-
-
-def status_path(settings: Settings) -> Path:
-    return functions_dir(settings) / "status.json"
-
-
-# In the desired file: the function follows the scaler (its declared min and max).
-AUTO = "auto"
-
-
-def set_desired_replicas(settings: Settings, function: str, replicas: int | str | None) -> None:
-    """Pin a function at `replicas`, hand it to the scaler with AUTO, or (None) let
-    it run as `autoscale` says for every function."""
-    if replicas not in (AUTO, None) and (not isinstance(replicas, int) or replicas < 0):
-        raise ValueError("replicas must be 0 or more, or 'auto'")
-    path = desired_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Read-modify-write under an exclusive lock: two `functions scale` at once
-    # would otherwise each write back the file they read, and one change is lost.
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        desired = json.loads(path.read_text()) if path.exists() else {}
-        if replicas is None:
-            desired.pop(function, None)
-        else:
-            desired[function] = replicas
-        write_json_atomically(path, desired)
 
 
 # The supervisor's own metrics: what "no healthy replica" is judged against.
@@ -103,26 +62,6 @@ SCALE_DECISIONS = Counter("triptych_function_scale_decisions_total", "Replica co
                           ("function", "direction"))
 RESTARTS = Gauge("triptych_function_replica_restarts", "Restarts of a function's replicas since the supervisor started",
                  ("function",))
-
-
-def read_status(settings: Settings) -> dict:
-    path = status_path(settings)
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def replica_counts(settings: Settings) -> dict[str, dict[str, int]]:
-    """{function: {desired, running, starting, restarts}} from the supervisor's status file."""
-    counts = {}
-    for name, entry in read_status(settings).get("functions", {}).items():
-        replicas = entry.get("replicas", [])
-        counts[name] = {
-            "desired": entry.get("desired", 0),
-            "running": sum(r["state"] == "running" for r in replicas),
-            # An inference replica stays "starting" until a champion exists to load.
-            "starting": sum(r["state"] == "starting" for r in replicas),
-            "restarts": sum(r.get("restarts", 0) for r in replicas),
-        }
-    return counts
 
 
 @dataclass

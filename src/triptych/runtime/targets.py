@@ -9,31 +9,10 @@ functions serve`) is scraped as well."""
 from __future__ import annotations
 
 import json
-import os
-import threading
 from pathlib import Path
 
 from ..config import Settings
-
-
-def write_json_atomically(path: Path, data) -> None:
-    """Readers (Prometheus, `triptych status`) never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
-
-
-def targets_dir(settings: Settings) -> Path:
-    return settings.data_dir / "functions" / "targets"
-
-
-def replica_target_path(settings: Settings, function: str, index: int) -> Path:
-    return targets_dir(settings) / f"{function}-{index}.json"
-
-
-def supervisor_target_path(settings: Settings) -> Path:
-    return settings.data_dir / "functions" / "supervisor-target.json"
+from ..control import supervisor_target_path, targets_dir, write_json_atomically
 
 
 def write_target(path: Path, host: str, port: int, labels: dict[str, str]) -> None:

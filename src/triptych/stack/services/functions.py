@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ... import __version__
-from ...runtime.supervisor import read_status, status_path
+from ...control import read_status, status_path
 from ..process import spawn_detached
 from .base import Service
 

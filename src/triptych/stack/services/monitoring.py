@@ -30,8 +30,8 @@ import yaml
 
 from ...config import REPO_ROOT
 from ...db.alerts import REPEAT_MINUTES
-from ...runtime.cron_trigger import parse_duration
-from ...runtime.targets import supervisor_target_path, targets_dir
+from ...durations import parse_duration
+from ...control import supervisor_target_path, targets_dir
 from ...security.keys import key_file
 from ..process import spawn_detached
 from ..prebuild import Report, quiet
