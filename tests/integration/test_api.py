@@ -144,6 +144,30 @@ def test_gradcam_shows_where_each_model_looked_rendered_once_then_kept(client, u
     assert client.get(f"/images/{image_id}/gradcam/vgg16").status_code == 422
 
 
+@pytest.mark.parametrize("ending", ["SIGTERM", "SIGKILL"])
+def test_the_gradcam_worker_never_outlives_the_api(ending, uploaded, admin_key, tmp_path):
+    """An API that rendered a heatmap is stopped (as `triptych down` does) or killed
+    with -9: its Grad-CAM worker and multiprocessing's resource tracker go with it."""
+    import signal
+
+    import psutil
+
+    image_id, _, _ = uploaded[2]
+    server = CliServer("api", {}, tmp_path / "api.log", probe_path="/")
+    try:
+        reply = httpx.get(f"{server.url}/images/{image_id}/gradcam/mobilenet_v2",
+                          headers={"X-API-Key": admin_key}, timeout=180)
+        assert reply.status_code == 200, reply.text
+        children = psutil.Process(server.proc.pid).children(recursive=True)
+        assert children, "the render ran in a worker process"
+        server.proc.send_signal(getattr(signal, ending))
+        server.proc.wait(30)
+        wait_for(lambda: not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], 30,
+                 message=f"the API's workers to end after {ending}")
+    finally:
+        server.stop()
+
+
 def test_gradcam_of_an_image_deleted_from_the_bucket_says_it_is_gone(stack, client):
     data, label = labelled_png(9200)  # a seed of its own: the GraphQL test uploads 9100 and expects its own label
     reply = upload(client, data, f"{unique('gone')}-{label}.png", label)

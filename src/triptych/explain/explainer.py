@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import multiprocessing
+import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -51,9 +52,26 @@ class Heatmap:
     render_ms: float | None  # None: it was already kept
 
 
-def _worker_start() -> None:
+ORPHAN_CHECK_S = 1.0
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """The worker must never outlive the API or dashboard that spawned it (ended by
+    `triptych down`, SIGTERM or kill -9): once its parent is gone it is re-parented,
+    and it exits. A watch, not PR_SET_PDEATHSIG: that signal follows the *thread*
+    that spawned the worker, a request thread that may end long before the process."""
+    import os
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK_S)
+    os._exit(0)  # nothing to flush: a render in flight is simply not kept
+
+
+def _worker_start(parent: int) -> None:
     import os
 
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), name="orphan-watch", daemon=True).start()
     import torch
 
     os.nice(10)  # below the inference functions: an explanation can wait, the stream cannot
@@ -114,7 +132,7 @@ class Explainer:
         with self._lock:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_worker_start)
+                                                 initializer=_worker_start, initargs=(os.getpid(),))
             return self._pool
 
     def close(self) -> None:
