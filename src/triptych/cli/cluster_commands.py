@@ -42,7 +42,11 @@ def up(workers: int = typer.Option(2, min=1, max=8, help="worker hosts, each run
     cluster = _cluster()
     try:
         with console.status("starting the cluster") as spinner:
-            cluster.up(workers, functions_runtime=runtime, report=lambda msg: spinner.update(msg))
+            def step(msg: str) -> None:  # each step stays on screen; the spinner shows the one under way
+                console.print(f"- {msg}", highlight=False)
+                spinner.update(msg)
+
+            cluster.up(workers, functions_runtime=runtime, report=step)
     except StackError as exc:
         _fail(exc)
     _print(cluster.status())

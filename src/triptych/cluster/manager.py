@@ -82,7 +82,7 @@ class Cluster:
         report("starting " + ", ".join(f"{h.name} ({'+'.join(h.roles)})" for h in servers))
         self._up_on(topology, servers)
         report("carrying the champions into the cluster's MLflow")
-        self._ensure_champions(topology)
+        self._ensure_champions(topology, report)
         workers_ = topology.with_role("worker")
         for i, host in enumerate(workers_):
             self._write_desired(host, replicas, first=i == 0)
@@ -134,9 +134,10 @@ class Cluster:
             wanted = {name: 0 for name in SINGLETONS if name in declared and not first}
         replace_desired(self.settings.model_copy(update={"data_dir": self.host_dir(host)}), wanted)
 
-    def _ensure_champions(self, topology: Topology) -> None:
+    def _ensure_champions(self, topology: Topology, report: Report = lambda _msg: None) -> None:
         """The cluster's MLflow gets the champions of the stack the CLI points at."""
-        carry_champions(self.settings, self.client_settings(topology), topology.client_env(self.settings), "cluster")
+        carry_champions(self.settings, self.client_settings(topology), topology.client_env(self.settings), "cluster",
+                        report)
 
     # -- status ---------------------------------------------------------------------
     def status(self) -> dict:
