@@ -32,18 +32,29 @@ def _pages():
 
 
 def navbar(pages) -> dbc.Navbar:
-    links = [dbc.NavItem(dbc.NavLink(p.NAME, href=p.PATH, active="exact" if p.PATH == "/" else "partial",
-                                     id=f"nav-{p.NAME.lower()}"))
-             for p in pages]
+    links = [
+        dbc.NavItem(
+            dbc.NavLink(p.NAME, href=p.PATH, active="exact" if p.PATH == "/" else "partial", id=f"nav-{p.NAME.lower()}")
+        )
+        for p in pages
+    ]
     return dbc.Navbar(
-        dbc.Container([
-            html.A([html.Span("▮▮▮", className="brand-mark"), html.Span("Triptych", className="brand-name")],
-                   href="/", className="navbar-brand d-flex align-items-center gap-2"),
-            dbc.Nav(links, navbar=True, className="gap-1"),
-            html.Span("three models, one stream", className="navbar-text d-none d-lg-inline small"),
-            _who(),
-        ], fluid=True),
-        color="dark", dark=True, className="mb-3",
+        dbc.Container(
+            [
+                html.A(
+                    [html.Span("▮▮▮", className="brand-mark"), html.Span("Triptych", className="brand-name")],
+                    href="/",
+                    className="navbar-brand d-flex align-items-center gap-2",
+                ),
+                dbc.Nav(links, navbar=True, className="gap-1"),
+                html.Span("three models, one stream", className="navbar-text d-none d-lg-inline small"),
+                _who(),
+            ],
+            fluid=True,
+        ),
+        color="dark",
+        dark=True,
+        className="mb-3",
     )
 
 
@@ -52,13 +63,23 @@ def _who():
     visitor = g.get("visitor") if has_request_context() else None
     if visitor is None or visitor.how == "open":
         return html.Span()
-    signed_in = html.Span([visitor.subject.removeprefix("key:"), " · ", html.Strong(visitor.role)],
-                          className="navbar-text small me-2", id="nav-user")
+    signed_in = html.Span(
+        [visitor.subject.removeprefix("key:"), " · ", html.Strong(visitor.role)],
+        className="navbar-text small me-2",
+        id="nav-user",
+    )
     if visitor.how == "proxy":  # the proxy signs people out, not us
         return html.Div(signed_in, className="ms-auto d-flex align-items-center")
-    return html.Form([signed_in, dcc.Input(type="hidden", name="csrf_token", value=visitor.csrf_token),
-                      html.Button("Sign out", type="submit", className="btn btn-sm btn-outline-light", id="nav-logout")],
-                     action="/logout", method="POST", className="ms-auto d-flex align-items-center")
+    return html.Form(
+        [
+            signed_in,
+            dcc.Input(type="hidden", name="csrf_token", value=visitor.csrf_token),
+            html.Button("Sign out", type="submit", className="btn btn-sm btn-outline-light", id="nav-logout"),
+        ],
+        action="/logout",
+        method="POST",
+        className="ms-auto d-flex align-items-center",
+    )
 
 
 def create_app() -> Dash:
@@ -73,8 +94,15 @@ def create_app() -> Dash:
     )
     pages = _pages()
     for order, page in enumerate(pages):
-        dash.register_page(page.__name__, path=page.PATH, name=page.NAME, title=f"{page.TITLE} · Triptych",
-                           layout=page.layout, order=order, path_template=getattr(page, "PATH_TEMPLATE", None))
+        dash.register_page(
+            page.__name__,
+            path=page.PATH,
+            name=page.NAME,
+            title=f"{page.TITLE} · Triptych",
+            layout=page.layout,
+            order=order,
+            path_template=getattr(page, "PATH_TEMPLATE", None),
+        )
     # A function, so that the bar names whoever asked for the page.
     app.layout = lambda: html.Div([navbar(pages), dbc.Container(dash.page_container, fluid="xxl", className="pb-5")])
     install_auth(app.server)  # first: its gate runs before every other route and callback

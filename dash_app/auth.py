@@ -82,8 +82,13 @@ def callback_role(body: dict) -> str:
     """The role a `/_dash-update-component` request needs: the highest its outputs ask for."""
     outputs = body.get("outputs")
     outputs = outputs if isinstance(outputs, list) else [outputs] if outputs else []
-    needed = [_CALLBACK_ROLES[key] for o in outputs if isinstance(o, dict)
-              for key in [_component_key(o.get("id"))] if key in _CALLBACK_ROLES]
+    needed = [
+        _CALLBACK_ROLES[key]
+        for o in outputs
+        if isinstance(o, dict)
+        for key in [_component_key(o.get("id"))]
+        if key in _CALLBACK_ROLES
+    ]
     return max(needed, key=ROLES.index) if needed else "viewer"
 
 
@@ -114,21 +119,32 @@ def write_as(role: str, action: str, work, *args, image_id: str | None = None, *
 
     def audited(cur):
         result = work(cur, *args, **kwargs)
-        data.record_event(cur, f"dashboard_{action}", f"{visitor.subject} ({visitor.role}): {action}", visitor.subject,
-                    {"how": visitor.how}, "info", image_id)
+        data.record_event(
+            cur,
+            f"dashboard_{action}",
+            f"{visitor.subject} ({visitor.role}): {action}",
+            visitor.subject,
+            {"how": visitor.how},
+            "info",
+            image_id,
+        )
         return result
+
     return data.write(audited)
 
 
 def needs(role: str):
     """Decorate a route: 403 (JSON) unless the visitor's role allows `role`."""
+
     def wrap(view):
         @wraps(view)
         def checked(*args, **kwargs):
             if not allows(current().role, role):
                 return _refuse(403, "forbidden", f"this needs the {role} role; you are signed in as {current().role}")
             return view(*args, **kwargs)
+
         return checked
+
     return wrap
 
 
@@ -204,14 +220,21 @@ def _client_address() -> str:
 
 def _limits(settings, user: str) -> dict[str, int]:
     """The failure counts a sign-in as `user` from this address is held to."""
-    return {f"user:{user}": settings.dashboard_login_attempts_per_user,
-            f"address:{_client_address()}": settings.dashboard_login_attempts_per_address}
+    return {
+        f"user:{user}": settings.dashboard_login_attempts_per_user,
+        f"address:{_client_address()}": settings.dashboard_login_attempts_per_address,
+    }
 
 
 def _refused(settings, user: str, target: str, message: str) -> Response:
     data.write(login_limit.record_failure, list(_limits(settings, user)))
-    data.audit("dashboard_login_refused", f"a sign-in as {user!r} was refused", None,
-               {"address": _client_address()}, severity="warning")
+    data.audit(
+        "dashboard_login_refused",
+        f"a sign-in as {user!r} was refused",
+        None,
+        {"address": _client_address()},
+        severity="warning",
+    )
     return _login_form(message, 401, target)
 
 
@@ -223,20 +246,42 @@ def _signed_in(subject: str, role: str, how: str, target: str) -> Response:
     data.audit("dashboard_login", f"{subject} signed in ({how}) as {role}", subject)
     response = redirect(safe_next(target), code=303)
     seconds = int(lifetime.total_seconds())
-    response.set_cookie(SESSION_COOKIE, session_id, max_age=seconds, httponly=True, samesite="Lax",
-                        secure=settings.dashboard_cookie_secure, path="/")
-    response.set_cookie(CSRF_COOKIE, session.csrf_token, max_age=seconds, httponly=False, samesite="Strict",
-                        secure=settings.dashboard_cookie_secure, path="/")
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_id,
+        max_age=seconds,
+        httponly=True,
+        samesite="Lax",
+        secure=settings.dashboard_cookie_secure,
+        path="/",
+    )
+    response.set_cookie(
+        CSRF_COOKIE,
+        session.csrf_token,
+        max_age=seconds,
+        httponly=False,
+        samesite="Strict",
+        secure=settings.dashboard_cookie_secure,
+        path="/",
+    )
     return response
 
 
 def _login_form(error: str | None = None, status: int = 200, target: str = "/") -> Response:
     # The form's own CSRF token: a double submit of a cookie set with the form.
     token = secrets.token_urlsafe(24)
-    response = Response(login_page(error=error, next_path=safe_next(target), form_token=token), status=status,
-                        mimetype="text/html")
-    response.set_cookie("_login_token", token, max_age=3600, httponly=True, samesite="Strict",
-                        secure=data.settings().dashboard_cookie_secure, path="/login")
+    response = Response(
+        login_page(error=error, next_path=safe_next(target), form_token=token), status=status, mimetype="text/html"
+    )
+    response.set_cookie(
+        "_login_token",
+        token,
+        max_age=3600,
+        httponly=True,
+        samesite="Strict",
+        secure=data.settings().dashboard_cookie_secure,
+        path="/login",
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -247,8 +292,9 @@ def login():
         if token:  # a one-time link
             redeemed = data.write(redeem_login_link, token)
             if redeemed is None:
-                return _login_form("That sign-in link was used already or has expired. "
-                                   "`triptych users link` prints a new one.", 401)
+                return _login_form(
+                    "That sign-in link was used already or has expired. `triptych users link` prints a new one.", 401
+                )
             return _signed_in(redeemed[0], redeemed[1], "link", request.args.get("next", "/"))
         return _login_form(target=request.args.get("next", "/"))
     form = request.form

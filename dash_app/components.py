@@ -45,8 +45,10 @@ def when(at: datetime | None) -> str:
 
 def page_header(title: str, subtitle: str, *right) -> html.Div:
     return html.Div(
-        [html.Div([html.H2(title, className="mb-0"), html.P(subtitle, className="text-muted mb-0")]),
-         html.Div(list(right), className="d-flex gap-2 align-items-center")],
+        [
+            html.Div([html.H2(title, className="mb-0"), html.P(subtitle, className="text-muted mb-0")]),
+            html.Div(list(right), className="d-flex gap-2 align-items-center"),
+        ],
         className="d-flex justify-content-between align-items-end flex-wrap gap-2 mb-3 page-header",
     )
 
@@ -54,8 +56,9 @@ def page_header(title: str, subtitle: str, *right) -> html.Div:
 def empty_state(title: str, *lines, id: str | None = None) -> html.Div:
     """What a page shows when there is nothing yet, and what to do about it."""
     kwargs = {"id": id} if id else {}
-    return html.Div([html.H5(title), *[html.P(line, className="mb-1") for line in lines]],
-                    className="empty-state", **kwargs)
+    return html.Div(
+        [html.H5(title), *[html.P(line, className="mb-1") for line in lines]], className="empty-state", **kwargs
+    )
 
 
 def code(text: str) -> html.Code:
@@ -80,21 +83,25 @@ def agreement_badge(level: str | None) -> dbc.Badge:
 def correctness(correct: bool | None) -> html.Span:
     if correct is None:
         return html.Span("")
-    return html.Span("✓", className="ok", title="correct") if correct else html.Span("✗", className="bad",
-                                                                                      title="wrong")
+    return (
+        html.Span("✓", className="ok", title="correct") if correct else html.Span("✗", className="bad", title="wrong")
+    )
 
 
 def answer_chip(model: str, answer: dict | None, consensus: str | None) -> html.Div:
     """One model's answer: its class and confidence, marked when it differs from the consensus."""
     if not answer:
-        return html.Div([html.Span(model_label(model), className="chip-model"), html.Span("…")],
-                        className="answer-chip pending")
+        return html.Div(
+            [html.Span(model_label(model), className="chip-model"), html.Span("…")], className="answer-chip pending"
+        )
     dissent = consensus is not None and answer.get("class") != consensus
     return html.Div(
-        [html.Span(model_label(model), className="chip-model", style={"color": model_color(model)}),
-         html.Span(answer.get("class", "?"), className="chip-class"),
-         html.Span(fmt(answer.get("confidence"), "{:.0%}"), className="chip-conf"),
-         correctness(answer.get("correct"))],
+        [
+            html.Span(model_label(model), className="chip-model", style={"color": model_color(model)}),
+            html.Span(answer.get("class", "?"), className="chip-class"),
+            html.Span(fmt(answer.get("confidence"), "{:.0%}"), className="chip-conf"),
+            correctness(answer.get("correct")),
+        ],
         className="answer-chip" + (" dissent" if dissent else ""),
     )
 
@@ -109,8 +116,13 @@ def image_url(image_id) -> str:
 
 def figure(fig: go.Figure, height: int = 320, **layout) -> go.Figure:
     """The house style for charts: white, compact, legend on top."""
-    style = dict(template="plotly_white", height=height, margin=dict(l=50, r=20, t=40, b=45),
-                 legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), font=dict(size=12))
+    style = dict(
+        template="plotly_white",
+        height=height,
+        margin=dict(l=50, r=20, t=40, b=45),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        font=dict(size=12),
+    )
     title = fig.layout.title.text if fig.layout.title else None
     if title:  # the title on its own line above the legend, never under it
         style["title"] = dict(text=title, x=0, xanchor="left", y=0.985, yanchor="top", font=dict(size=14))
@@ -138,8 +150,9 @@ def graph(id: str, **kwargs) -> dcc.Loading:
 
 def empty_figure(message: str, height: int = 320) -> go.Figure:
     fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, font=dict(size=14, color="#6b7280"), x=0.5, y=0.5,
-                       xref="paper", yref="paper")
+    fig.add_annotation(
+        text=message, showarrow=False, font=dict(size=14, color="#6b7280"), x=0.5, y=0.5, xref="paper", yref="paper"
+    )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return figure(fig, height=height)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import TypeVar
 
@@ -26,8 +26,14 @@ RANGES: dict[str, timedelta] = {
     "7d": timedelta(days=7),
     "30d": timedelta(days=30),
 }
-RANGE_LABELS = {"15m": "last 15 minutes", "1h": "last hour", "6h": "last 6 hours", "24h": "last 24 hours",
-                "7d": "last 7 days", "30d": "last 30 days"}
+RANGE_LABELS = {
+    "15m": "last 15 minutes",
+    "1h": "last hour",
+    "6h": "last 6 hours",
+    "24h": "last 24 hours",
+    "7d": "last 7 days",
+    "30d": "last 30 days",
+}
 
 
 def settings() -> Settings:
@@ -48,23 +54,30 @@ def write(work: Callable[..., T], *args, **kwargs) -> T:
     return _database().transaction(lambda cur: work(cur, *args, **kwargs))
 
 
-def audit(event_type: str, message: str, subject: str | None, details: dict | None = None,
-          severity: str = "info", image_id: str | None = None) -> None:
+def audit(
+    event_type: str,
+    message: str,
+    subject: str | None,
+    details: dict | None = None,
+    severity: str = "info",
+    image_id: str | None = None,
+) -> None:
     """One line in `system_events`, from the dashboard, naming who did it."""
     write(lambda cur: record_event(cur, event_type, message, subject, details, severity, image_id))
 
 
 def record_event(cur, event_type, message, subject, details, severity, image_id) -> None:
-    cur.execute("SELECT log_system_event(%s, %s, 'dashboard', %s, %s::jsonb, %s::uuid, NULL)",
-                (event_type, severity, message, json.dumps({**(details or {}), "user": subject}, default=str),
-                 image_id))
+    cur.execute(
+        "SELECT log_system_event(%s, %s, 'dashboard', %s, %s::jsonb, %s::uuid, NULL)",
+        (event_type, severity, message, json.dumps({**(details or {}), "user": subject}, default=str), image_id),
+    )
 
 
 def time_range(key: str | None, now: datetime | None = None) -> tuple[datetime, datetime]:
     """(start, end) for a range label; an unknown label is a clear error."""
     if key not in RANGES:
         raise ValueError(f"unknown time range {key!r}; one of {', '.join(RANGES)}")
-    end = now or datetime.now(timezone.utc)
+    end = now or datetime.now(UTC)
     return end - RANGES[key], end
 
 

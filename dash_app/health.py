@@ -63,8 +63,14 @@ def _probe_while_asked() -> None:
             value = probe()
         except Exception as exc:  # noqa: BLE001 - the thread must outlive one bad probe
             log.warning("health probe failed: %s", exc)
-            value = {"services": [], "functions": {}, "replica_problems": [f"health probe failed: {exc}"],
-                     "alerts": [], "scaling": {}, "probed_at": time.time()}
+            value = {
+                "services": [],
+                "functions": {},
+                "replica_problems": [f"health probe failed: {exc}"],
+                "alerts": [],
+                "scaling": {},
+                "probed_at": time.time(),
+            }
         with _lock:
             _cached = value
             _lock.notify_all()
@@ -80,11 +86,19 @@ def probe() -> dict:
         functions = replicas.functions
         replica_problems = replicas.supervisor_problems()
     except PrometheusUnavailable:
-        functions, replica_problems = {}, [f"replica health comes from Prometheus ({settings.prometheus_url}), "
-                                           "which does not answer"]
+        functions, replica_problems = (
+            {},
+            [f"replica health comes from Prometheus ({settings.prometheus_url}), which does not answer"],
+        )
     try:
         alerts, scaling = data.read(active_alerts), data.read(latest_scaling)
     except Exception:  # noqa: BLE001 - Postgres away: the services list says so already
         alerts, scaling = [], {}
-    return {"services": services, "functions": functions, "replica_problems": replica_problems,
-            "alerts": alerts, "scaling": scaling, "probed_at": time.time()}
+    return {
+        "services": services,
+        "functions": functions,
+        "replica_problems": replica_problems,
+        "alerts": alerts,
+        "scaling": scaling,
+        "probed_at": time.time(),
+    }

@@ -92,8 +92,13 @@ def register_routes(server: Flask) -> None:
                 abort(404)
             settings = data.settings()
             try:
-                raw = read_object(minio_client(settings), where["bucket"], where["object_key"],
-                                  where["object_version"] or None, limit=settings.max_image_bytes)
+                raw = read_object(
+                    minio_client(settings),
+                    where["bucket"],
+                    where["object_key"],
+                    where["object_version"] or None,
+                    limit=settings.max_image_bytes,
+                )
                 thumb = make_thumbnail(raw, settings.thumbnail_px)
             except Exception:  # noqa: BLE001 - a quarantined or vanished object gets the placeholder
                 return _placeholder()
@@ -143,5 +148,8 @@ def register_routes(server: Flask) -> None:
                 obj.close()
                 obj.release_conn()
 
-        return Response(stream(), mimetype=served_media_type(where["content_type"]), headers={
-            "Cache-Control": f"max-age={IMMUTABLE}, immutable", **SERVED_IMAGE_HEADERS})
+        return Response(
+            stream(),
+            mimetype=served_media_type(where["content_type"]),
+            headers={"Cache-Control": f"max-age={IMMUTABLE}, immutable", **SERVED_IMAGE_HEADERS},
+        )

@@ -9,8 +9,12 @@ from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 REQUESTS = Counter("triptych_dashboard_requests_total", "Dashboard HTTP requests", ("kind", "status"))
-SECONDS = Histogram("triptych_dashboard_request_seconds", "Dashboard request time", ("kind",),
-                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+SECONDS = Histogram(
+    "triptych_dashboard_request_seconds",
+    "Dashboard request time",
+    ("kind",),
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 
 
 def _kind(path: str) -> str:

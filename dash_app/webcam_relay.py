@@ -74,19 +74,31 @@ def register_webcam_routes(server: Flask) -> None:
             return _error(f"{label!r} is not a class the models know", 400)
         settings = data.settings()
         try:
-            reply = upload_batch(settings.upload_url, [(filename, frame)], [label], timeout=30,
-                                 api_key=client_key(settings, "dashboard"), source="webcam", metadata=metadata)
+            reply = upload_batch(
+                settings.upload_url,
+                [(filename, frame)],
+                [label],
+                timeout=30,
+                api_key=client_key(settings, "dashboard"),
+                source="webcam",
+                metadata=metadata,
+            )
         except UploadUnavailable as exc:
             return _error(f"{exc}. Is the pipeline running? `triptych up` starts it.", 503)
         result = reply["results"][0]
         if result["status"] == "rejected":
             return _error(result["error"], 422)
         if metadata["snapshot"] and result["status"] == "duplicate":  # the same picture, sent earlier unmarked
-            auth.write_as("labeller", "webcam_snapshot", mark_kept, result["image_id"], "snapshot",
-                          image_id=result["image_id"])
+            auth.write_as(
+                "labeller", "webcam_snapshot", mark_kept, result["image_id"], "snapshot", image_id=result["image_id"]
+            )
         elif metadata["snapshot"] or label:  # a frame worth keeping is attributed; the stream of frames is not
-            data.audit("dashboard_webcam_frame", f"{auth.current().subject}: webcam frame ({label or 'no label'})",
-                       auth.current().subject, image_id=result["image_id"])
+            data.audit(
+                "dashboard_webcam_frame",
+                f"{auth.current().subject}: webcam frame ({label or 'no label'})",
+                auth.current().subject,
+                image_id=result["image_id"],
+            )
         return jsonify({"image_id": result["image_id"], "status": result["status"]}), 201
 
     @server.get("/webcam/answers")
@@ -103,11 +115,12 @@ def register_webcam_routes(server: Flask) -> None:
             answers = (comparison or {}).get("per_model") or entry["answers"]
             out[image_id] = {
                 "status": entry["status"],
-                "answers": {m: {"class": a["class"], "confidence": a["confidence"]}
-                            for m, a in answers.items()},
-                "consensus": comparison and {"class": comparison["consensus_class"],
-                                             "agreement": comparison["agreement_level"],
-                                             "words": AGREEMENT_STYLE.get(comparison["agreement_level"],
-                                                                          ("", comparison["agreement_level"]))[1]},
+                "answers": {m: {"class": a["class"], "confidence": a["confidence"]} for m, a in answers.items()},
+                "consensus": comparison
+                and {
+                    "class": comparison["consensus_class"],
+                    "agreement": comparison["agreement_level"],
+                    "words": AGREEMENT_STYLE.get(comparison["agreement_level"], ("", comparison["agreement_level"]))[1],
+                },
             }
         return jsonify({"frames": out, "models": model_legend()})

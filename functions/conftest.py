@@ -24,8 +24,11 @@ class FakeS3:
         self.reads: list[str] = []
 
     def put_object(self, bucket, key, data, length, content_type=None, metadata=None):
-        self.objects[(bucket, key)] = {"data": data.read(length), "content_type": content_type,
-                                       "metadata": dict(metadata or {})}
+        self.objects[(bucket, key)] = {
+            "data": data.read(length),
+            "content_type": content_type,
+            "metadata": dict(metadata or {}),
+        }
         return SimpleNamespace(version_id="")
 
     def get_object(self, bucket, key, version_id=None):
@@ -47,8 +50,12 @@ class FakeS3:
         if (bucket, key) not in self.objects:
             raise missing(key)
         entry = self.objects[(bucket, key)]
-        return SimpleNamespace(size=len(entry["data"]), version_id="", content_type=entry["content_type"],
-                               metadata={f"x-amz-meta-{k}": v for k, v in entry["metadata"].items()})
+        return SimpleNamespace(
+            size=len(entry["data"]),
+            version_id="",
+            content_type=entry["content_type"],
+            metadata={f"x-amz-meta-{k}": v for k, v in entry["metadata"].items()},
+        )
 
 
 class _Response(io.BytesIO):

@@ -61,35 +61,66 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
 
     functions = {
         "upload": nuclio_function(
-            "upload", functions_dir / "upload" / "handler.py", min_replicas=1, max_replicas=4,
-            cpu="500m", memory="512Mi",
-            triggers={"http": http_trigger(
-                port=settings.upload_port, max_body_bytes=settings.max_request_bytes, workers=8)},
+            "upload",
+            functions_dir / "upload" / "handler.py",
+            min_replicas=1,
+            max_replicas=4,
+            cpu="500m",
+            memory="512Mi",
+            triggers={
+                "http": http_trigger(port=settings.upload_port, max_body_bytes=settings.max_request_bytes, workers=8)
+            },
         ),
         "ingest": nuclio_function(
-            "ingest", functions_dir / "ingest" / "handler.py", min_replicas=1, max_replicas=3,
-            cpu="500m", memory="512Mi",
-            triggers={"minio-events": kafka_trigger(
-                TOPIC_MINIO_EVENTS, "ingest", brokers,
-                Delivery(batch_size=16, batch_wait_ms=10, max_attempts=5, retry_backoff_ms=200)),
+            "ingest",
+            functions_dir / "ingest" / "handler.py",
+            min_replicas=1,
+            max_replicas=3,
+            cpu="500m",
+            memory="512Mi",
+            triggers={
+                "minio-events": kafka_trigger(
+                    TOPIC_MINIO_EVENTS,
+                    "ingest",
+                    brokers,
+                    Delivery(batch_size=16, batch_wait_ms=10, max_attempts=5, retry_backoff_ms=200),
+                ),
                 # The same events from MinIO's on-disk queue: objects whose fast event was
                 # lost (Kafka away) are ingested from here, the rest dropped (ingress.reconcile).
                 "minio-events-durable": kafka_trigger(
-                    TOPIC_MINIO_EVENTS_DURABLE, "ingest-reconcile", brokers,
-                    Delivery(batch_size=64, batch_wait_ms=50, max_attempts=5, retry_backoff_ms=500)),
+                    TOPIC_MINIO_EVENTS_DURABLE,
+                    "ingest-reconcile",
+                    brokers,
+                    Delivery(batch_size=64, batch_wait_ms=50, max_attempts=5, retry_backoff_ms=500),
+                ),
                 # Dated keys of our own clients whose events died in a MinIO killed mid-send: Ingestor.sweep.
-                "sweep": cron_trigger(interval="60s", body='{"sweep": true}')},
+                "sweep": cron_trigger(interval="60s", body='{"sweep": true}'),
+            },
         ),
         "aggregate": nuclio_function(
-            "aggregate", functions_dir / "aggregate" / "handler.py", min_replicas=1, max_replicas=6,
-            cpu="500m", memory="512Mi",
-            triggers={"predictions": kafka_trigger(
-                TOPIC_PREDICTIONS, "aggregate", brokers, Delivery(batch_size=64, batch_wait_ms=25, max_attempts=5))},
+            "aggregate",
+            functions_dir / "aggregate" / "handler.py",
+            min_replicas=1,
+            max_replicas=6,
+            cpu="500m",
+            memory="512Mi",
+            triggers={
+                "predictions": kafka_trigger(
+                    TOPIC_PREDICTIONS, "aggregate", brokers, Delivery(batch_size=64, batch_wait_ms=25, max_attempts=5)
+                )
+            },
         ),
         "retrain": nuclio_function(
-            "retrain", functions_dir / "retrain" / "handler.py", min_replicas=0, max_replicas=1, cpu="2", memory="4Gi",
-            triggers={"http": http_trigger(port=settings.retrain_port, max_body_bytes=2**20, workers=2),
-                      "weekly": cron_trigger(schedule="0 3 * * 0")},
+            "retrain",
+            functions_dir / "retrain" / "handler.py",
+            min_replicas=0,
+            max_replicas=1,
+            cpu="2",
+            memory="4Gi",
+            triggers={
+                "http": http_trigger(port=settings.retrain_port, max_body_bytes=2**20, workers=2),
+                "weekly": cron_trigger(schedule="0 3 * * 0"),
+            },
         ),
     }
     for arch in ARCHITECTURES.values():
@@ -97,13 +128,21 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
         # ResNet50 needs about twice the CPU of the other two together: two replicas let
         # the three keep pace with one another (`triptych bench`, one thread each).
         functions[arch.function] = nuclio_function(
-            arch.function, functions_dir / "infer" / "handler.py",
-            min_replicas=2 if arch.name == "resnet50" else 1, max_replicas=6,
-            cpu="1", memory="2Gi",
+            arch.function,
+            functions_dir / "infer" / "handler.py",
+            min_replicas=2 if arch.name == "resnet50" else 1,
+            max_replicas=6,
+            cpu="1",
+            memory="2Gi",
             env={"TRIPTYCH_MODEL_NAME": arch.name},
-            triggers={"images": kafka_trigger(
-                TOPIC_IMAGES_INPUT, arch.function, brokers,
-                Delivery(batch_size=8, batch_wait_ms=20, max_attempts=3, retry_backoff_ms=500))},
+            triggers={
+                "images": kafka_trigger(
+                    TOPIC_IMAGES_INPUT,
+                    arch.function,
+                    brokers,
+                    Delivery(batch_size=8, batch_wait_ms=20, max_attempts=3, retry_backoff_ms=500),
+                )
+            },
         )
     # Batches of 8: on two cores, 16 bought no more throughput and doubled the wait of an
     # image for its batch's forward pass (p50 at half load 244 ms vs 811 ms, `triptych bench`).
@@ -115,24 +154,43 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
     #   publishes one; the Compare page sets its answers beside fp32's (off by default:
     #   on CPUs without VNNI int8 gains little).
     # At zero otherwise: awake, they would poll every image only to drop it.
-    for name, role, wake_when, memory in (("infer-shadow", "shadow", "challenger", "4Gi"),
-                                          ("infer-int8", "int8", "int8", "2Gi")):
+    for name, role, wake_when, memory in (
+        ("infer-shadow", "shadow", "challenger", "4Gi"),
+        ("infer-int8", "int8", "int8", "2Gi"),
+    ):
         functions[name] = nuclio_function(
-            name, functions_dir / "infer" / "handler.py", min_replicas=0, max_replicas=1, cpu="1", memory=memory,
+            name,
+            functions_dir / "infer" / "handler.py",
+            min_replicas=0,
+            max_replicas=1,
+            cpu="1",
+            memory=memory,
             wake_when=wake_when,
             env={"TRIPTYCH_MODEL_ROLE": role},
-            triggers={"images": kafka_trigger(
-                TOPIC_IMAGES_INPUT, name, brokers,
-                Delivery(batch_size=8, batch_wait_ms=20, max_attempts=3, retry_backoff_ms=500),
-                initial_offset="latest")},
+            triggers={
+                "images": kafka_trigger(
+                    TOPIC_IMAGES_INPUT,
+                    name,
+                    brokers,
+                    Delivery(batch_size=8, batch_wait_ms=20, max_attempts=3, retry_backoff_ms=500),
+                    initial_offset="latest",
+                )
+            },
         )
     # The scheduled jobs, each also runnable by hand (`triptych jobs run NAME`).
     functions["jobs"] = nuclio_function(
-        "jobs", functions_dir / "jobs" / "handler.py", min_replicas=1, max_replicas=1, cpu="1", memory="2Gi",
-        triggers={"shadow-gate": cron_trigger(interval="60s", body='{"job": "shadow-gate"}'),
-                  "drift": cron_trigger(interval="60s", body='{"job": "drift"}'),
-                  "metrics": cron_trigger(schedule="5 * * * *", body='{"job": "metrics"}'),
-                  "data-quality": cron_trigger(schedule="30 2 * * *", body='{"job": "data-quality"}')},
+        "jobs",
+        functions_dir / "jobs" / "handler.py",
+        min_replicas=1,
+        max_replicas=1,
+        cpu="1",
+        memory="2Gi",
+        triggers={
+            "shadow-gate": cron_trigger(interval="60s", body='{"job": "shadow-gate"}'),
+            "drift": cron_trigger(interval="60s", body='{"job": "drift"}'),
+            "metrics": cron_trigger(schedule="5 * * * *", body='{"job": "metrics"}'),
+            "data-quality": cron_trigger(schedule="30 2 * * *", body='{"job": "data-quality"}'),
+        },
     )
     for name, fn in functions.items():
         project.set_function(fn, name=name)
@@ -179,10 +237,14 @@ def render_function_files(project_text: str) -> dict[Path, str]:
         config = function_config(entry, ROOT)
         source = Path(entry["spec"]["spec"]["build"]["origin_filename"])
         by_folder.setdefault(source.parent, []).append(config)
-    header = ("# Written by projects/triptych_project.py from the one declaration there: edit it, not this file.\n"
-              "# Nuclio function config(s) of this folder's handler (`nuctl deploy --file`, one document each).\n")
-    return {folder / "function.yaml": header + yaml.safe_dump_all(configs, sort_keys=True, width=120)
-            for folder, configs in sorted(by_folder.items())}
+    header = (
+        "# Written by projects/triptych_project.py from the one declaration there: edit it, not this file.\n"
+        "# Nuclio function config(s) of this folder's handler (`nuctl deploy --file`, one document each).\n"
+    )
+    return {
+        folder / "function.yaml": header + yaml.safe_dump_all(configs, sort_keys=True, width=120)
+        for folder, configs in sorted(by_folder.items())
+    }
 
 
 CHART_FUNCTIONS = Path("infra/helm/triptych/files/functions.yaml")
@@ -196,10 +258,13 @@ def render_chart_functions(project_text: str) -> str:
     from triptych.kube.chart_functions import chart_functions
     from triptych.runtime.spec import nuclio_entries
 
-    header = ("# Written by projects/triptych_project.py from the one declaration there: edit it, not this file.\n"
-              "# What the chart's templates/functions.yaml and templates/scaledobjects.yaml render.\n")
-    return header + yaml.safe_dump(chart_functions(nuclio_entries(yaml.safe_load(project_text)), ROOT),
-                                   sort_keys=True, width=120)
+    header = (
+        "# Written by projects/triptych_project.py from the one declaration there: edit it, not this file.\n"
+        "# What the chart's templates/functions.yaml and templates/scaledobjects.yaml render.\n"
+    )
+    return header + yaml.safe_dump(
+        chart_functions(nuclio_entries(yaml.safe_load(project_text)), ROOT), sort_keys=True, width=120
+    )
 
 
 def rendered_files() -> dict[Path, str]:
@@ -210,8 +275,11 @@ def rendered_files() -> dict[Path, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 if project.yaml, a function.yaml or the chart's functions differ from the declaration")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 if project.yaml, a function.yaml or the chart's functions differ from the declaration",
+    )
     args = parser.parse_args()
     stale = 0
     for relative, text in rendered_files().items():
@@ -219,8 +287,9 @@ def main() -> int:
         current = target.read_text() if target.exists() else ""
         if args.check:
             if current != text:
-                sys.stdout.writelines(difflib.unified_diff(current.splitlines(True), text.splitlines(True),
-                                                           str(relative), "declared"))
+                sys.stdout.writelines(
+                    difflib.unified_diff(current.splitlines(True), text.splitlines(True), str(relative), "declared")
+                )
                 stale += 1
         elif current != text:
             target.write_text(text)

@@ -37,7 +37,7 @@ def _jpeg_claiming(width: int, height: int) -> bytes:
     """A small real JPEG whose frame header (SOF0) is patched to claim width x height."""
     data = bytearray(image_bytes("JPEG", (16, 16)))
     sof = data.find(b"\xff\xc0")
-    data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    data[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
     return bytes(data)
 
 
@@ -74,21 +74,43 @@ def corpus() -> list[Case]:
         Case("too-large", "big.bmp", image_bytes("BMP", (600, 600)), "too_large"),
         Case("animated", "anim.png", _animated_png(), "animated"),
         Case("gif", "a.gif", _save(Image.fromarray(_noise()), "GIF"), "unsupported_format"),
-        Case("svg-script", "x.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
-             "unsupported_format", content_type="image/svg+xml"),
-        Case("html-as-jpg", "page.jpg", b"<html><body onload=alert(1)></body></html>", "unsupported_format",
-             content_type="image/jpeg"),
+        Case(
+            "svg-script",
+            "x.svg",
+            b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+            "unsupported_format",
+            content_type="image/svg+xml",
+        ),
+        Case(
+            "html-as-jpg",
+            "page.jpg",
+            b"<html><body onload=alert(1)></body></html>",
+            "unsupported_format",
+            content_type="image/jpeg",
+        ),
         Case("png-magic-then-html", "fake.png", b"\x89PNG\r\n\x1a\n<html><script>alert(1)</script>", "corrupt"),
         # Valid images with something odd about them: classified like any other.
-        Case("polyglot-jpeg+html", "poly.jpg", image_bytes("JPEG") + b"<html><script>alert(1)</script></html>", None,
-             "poly.jpg", content_type="text/html"),
+        Case(
+            "polyglot-jpeg+html",
+            "poly.jpg",
+            image_bytes("JPEG") + b"<html><script>alert(1)</script></html>",
+            None,
+            "poly.jpg",
+            content_type="text/html",
+        ),
         Case("cmyk-jpeg", "cmyk.jpg", _save(Image.fromarray(_noise()).convert("CMYK"), "JPEG"), None, "cmyk.jpg"),
         Case("16-bit-png", "deep.png", _png_16bit(), None, "deep.png"),
         Case("huge-exif", "exif.jpg", _jpeg_with_huge_exif(), None, "exif.jpg"),
-        Case("wrong-type-and-extension", "really-a-png.jpg", good_png, None, "really-a-png.jpg",
-             content_type="text/html"),
+        Case(
+            "wrong-type-and-extension", "really-a-png.jpg", good_png, None, "really-a-png.jpg", content_type="text/html"
+        ),
         Case("path-traversal-name", "../../etc/passwd.png", image_bytes("PNG"), None, "passwd.png"),
         Case("windows-path-name", "C:\\Windows\\System32\\evil.png", image_bytes("PNG"), None, "evil.png"),
-        Case("control-and-bidi-name", "in\x7fvoice\u202egnp\x1b.exe.png", image_bytes("PNG"), None,
-             "in_voice_gnp_.exe.png"),
+        Case(
+            "control-and-bidi-name",
+            "in\x7fvoice\u202egnp\x1b.exe.png",
+            image_bytes("PNG"),
+            None,
+            "in_voice_gnp_.exe.png",
+        ),
     ]

@@ -52,42 +52,78 @@ SHARE_SCALE = [[0.0, "#f7fbff"], [0.5, "#6baed6"], [1.0, "#08306b"]]
 def layout(range: str | None = None, **_query):  # noqa: A002 - the URL's query parameter is called range
     problem = None
     if range is not None and range not in data.RANGES:
-        problem = dbc.Alert(f"Unknown time range “{range}”: showing the {data.RANGE_LABELS[DEFAULT_RANGE]}. "
-                            f"Ranges: {', '.join(data.RANGES)}.", color="warning", id="compare-range-error")
+        problem = dbc.Alert(
+            f"Unknown time range “{range}”: showing the {data.RANGE_LABELS[DEFAULT_RANGE]}. "
+            f"Ranges: {', '.join(data.RANGES)}.",
+            color="warning",
+            id="compare-range-error",
+        )
         range = None
-    picker = dcc.Dropdown(id="compare-range", options=[{"label": v, "value": k} for k, v in data.RANGE_LABELS.items()],
-                          value=range or DEFAULT_RANGE, clearable=False, style={"width": "14rem"})
-    return html.Div([
-        page_header("Compare", "The three models side by side: speed, certainty, accuracy and agreement.", picker),
-        problem,
-        html.Div(id="compare-empty"),
-        html.Div([
-            html.Div(id="compare-significance", className="mb-3"),
-            html.Div(id="compare-latency-table", className="mb-2"),
-            dbc.Row([dbc.Col(graph("compare-latency"), lg=6), dbc.Col(graph("compare-throughput"), lg=6)],
-                    className="g-3"),
-            dbc.Row([dbc.Col(graph("compare-confidence"), lg=6), dbc.Col(graph("compare-calibration"), lg=6)],
-                    className="g-3"),
-            dbc.Row([dbc.Col(graph("compare-class-accuracy"), lg=7), dbc.Col(graph("compare-agreement"), lg=5)],
-                    className="g-3"),
-            graph("compare-confusion"),
-            html.H5("Which model for my budget?", className="mt-3"),
-            html.Div([
-                dbc.Label("p95 inference budget (ms):", html_for="compare-budget", className="me-2 mb-0"),
-                dcc.Input(id="compare-budget", type="number", min=1, max=10_000, step=1, value=DEFAULT_BUDGET_MS,
-                          debounce=True, className="form-control form-control-sm", style={"width": "6rem"}),
-                html.Span(id="compare-budget-answer", className="ms-3"),
-            ], className="d-flex align-items-center mb-2"),
-            dbc.Row([dbc.Col(graph("compare-pareto-latency"), lg=6), dbc.Col(graph("compare-pareto-cpu"), lg=6)],
-                    className="g-3"),
-            html.Div(id="compare-drift", className="mt-3"),
-            html.H5("Model versions in this range", className="mt-3"),
-            html.P("Each version that answered, on the same images: a challenger beside its champion shows here.",
-                   className="text-muted small"),
-            html.Div(id="compare-versions"),
-            html.Div(id="compare-int8", className="mt-3"),
-        ], id="compare-charts"),
-    ])
+    picker = dcc.Dropdown(
+        id="compare-range",
+        options=[{"label": v, "value": k} for k, v in data.RANGE_LABELS.items()],
+        value=range or DEFAULT_RANGE,
+        clearable=False,
+        style={"width": "14rem"},
+    )
+    return html.Div(
+        [
+            page_header("Compare", "The three models side by side: speed, certainty, accuracy and agreement.", picker),
+            problem,
+            html.Div(id="compare-empty"),
+            html.Div(
+                [
+                    html.Div(id="compare-significance", className="mb-3"),
+                    html.Div(id="compare-latency-table", className="mb-2"),
+                    dbc.Row(
+                        [dbc.Col(graph("compare-latency"), lg=6), dbc.Col(graph("compare-throughput"), lg=6)],
+                        className="g-3",
+                    ),
+                    dbc.Row(
+                        [dbc.Col(graph("compare-confidence"), lg=6), dbc.Col(graph("compare-calibration"), lg=6)],
+                        className="g-3",
+                    ),
+                    dbc.Row(
+                        [dbc.Col(graph("compare-class-accuracy"), lg=7), dbc.Col(graph("compare-agreement"), lg=5)],
+                        className="g-3",
+                    ),
+                    graph("compare-confusion"),
+                    html.H5("Which model for my budget?", className="mt-3"),
+                    html.Div(
+                        [
+                            dbc.Label("p95 inference budget (ms):", html_for="compare-budget", className="me-2 mb-0"),
+                            dcc.Input(
+                                id="compare-budget",
+                                type="number",
+                                min=1,
+                                max=10_000,
+                                step=1,
+                                value=DEFAULT_BUDGET_MS,
+                                debounce=True,
+                                className="form-control form-control-sm",
+                                style={"width": "6rem"},
+                            ),
+                            html.Span(id="compare-budget-answer", className="ms-3"),
+                        ],
+                        className="d-flex align-items-center mb-2",
+                    ),
+                    dbc.Row(
+                        [dbc.Col(graph("compare-pareto-latency"), lg=6), dbc.Col(graph("compare-pareto-cpu"), lg=6)],
+                        className="g-3",
+                    ),
+                    html.Div(id="compare-drift", className="mt-3"),
+                    html.H5("Model versions in this range", className="mt-3"),
+                    html.P(
+                        "Each version that answered, on the same images: a challenger beside its champion shows here.",
+                        className="text-muted small",
+                    ),
+                    html.Div(id="compare-versions"),
+                    html.Div(id="compare-int8", className="mt-3"),
+                ],
+                id="compare-charts",
+            ),
+        ]
+    )
 
 
 def _no_data(what: str, range_key: str) -> go.Figure:
@@ -95,8 +131,11 @@ def _no_data(what: str, range_key: str) -> go.Figure:
 
 
 @callback(
-    Output("compare-latency", "figure"), Output("compare-latency-table", "children"),
-    Output("compare-confidence", "figure"), Output("compare-empty", "children"), Output("compare-charts", "style"),
+    Output("compare-latency", "figure"),
+    Output("compare-latency-table", "children"),
+    Output("compare-confidence", "figure"),
+    Output("compare-empty", "children"),
+    Output("compare-charts", "style"),
     Input("compare-range", "value"),
 )
 def speed_and_confidence(range_key):
@@ -104,35 +143,69 @@ def speed_and_confidence(range_key):
     latency = data.read(latency_distribution, start, end)
     if not latency["summary"]:
         # One clear message instead of six empty charts.
-        message = empty_state(f"No predictions in the {data.RANGE_LABELS[range_key]}.",
-                              html.Span(["Choose a wider range above, or send images: start a stream (",
-                                         code("make demo"), ") or upload some on the ",
-                                         html.A("Upload", href="/upload"), " page."]), id="compare-no-data")
+        message = empty_state(
+            f"No predictions in the {data.RANGE_LABELS[range_key]}.",
+            html.Span(
+                [
+                    "Choose a wider range above, or send images: start a stream (",
+                    code("make demo"),
+                    ") or upload some on the ",
+                    html.A("Upload", href="/upload"),
+                    " page.",
+                ]
+            ),
+            id="compare-no-data",
+        )
         return no_update, None, no_update, message, {"display": "none"}
     edges = latency["edges"]
     centers = [(a + b) / 2 for a, b in zip(edges, edges[1:])]
     fig = go.Figure()
     for model, counts in latency["counts"].items():
         total = sum(counts) or 1
-        fig.add_bar(x=centers, y=[c / total for c in counts], name=model_label(model), marker_color=model_color(model),
-                    opacity=0.75, width=edges[1] - edges[0])
+        fig.add_bar(
+            x=centers,
+            y=[c / total for c in counts],
+            name=model_label(model),
+            marker_color=model_color(model),
+            opacity=0.75,
+            width=edges[1] - edges[0],
+        )
     fig.update_layout(barmode="overlay", title="Inference time per image (share of answers)")
     fig.update_xaxes(title="ms (last bar: everything above)")
     fig.update_yaxes(tickformat=".0%")
-    table = dbc.Table([
-        html.Thead(html.Tr([html.Th(h) for h in ("model", "answers", "mean ms", "p50 ms", "p95 ms", "p99 ms")])),
-        html.Tbody([html.Tr([html.Td(model_label(m), style={"color": model_color(m)}, className="fw-semibold"),
-                             html.Td(f"{s['n']:,}"), html.Td(fmt(s["mean_ms"])), html.Td(fmt(s["p50_ms"])),
-                             html.Td(fmt(s["p95_ms"])), html.Td(fmt(s["p99_ms"]))], id=f"compare-latency-{m}")
-                    for m, s in latency["summary"].items()]),
-    ], size="sm", className="models-table")
+    table = dbc.Table(
+        [
+            html.Thead(html.Tr([html.Th(h) for h in ("model", "answers", "mean ms", "p50 ms", "p95 ms", "p99 ms")])),
+            html.Tbody(
+                [
+                    html.Tr(
+                        [
+                            html.Td(model_label(m), style={"color": model_color(m)}, className="fw-semibold"),
+                            html.Td(f"{s['n']:,}"),
+                            html.Td(fmt(s["mean_ms"])),
+                            html.Td(fmt(s["p50_ms"])),
+                            html.Td(fmt(s["p95_ms"])),
+                            html.Td(fmt(s["p99_ms"])),
+                        ],
+                        id=f"compare-latency-{m}",
+                    )
+                    for m, s in latency["summary"].items()
+                ]
+            ),
+        ],
+        size="sm",
+        className="models-table",
+    )
     counts = data.read(range_counts, start, end)
     if counts["answers"] > SAMPLE_ANSWERS or counts["images"] > SAMPLE_IMAGES:
-        note = html.P(f"The {data.RANGE_LABELS[range_key]} hold {counts['images']:,} compared images and "
-                      f"{counts['answers']:,} answers. Distributions, agreement and accuracy below use the newest "
-                      f"{SAMPLE_IMAGES:,} images ({SAMPLE_ANSWERS:,} answers), so any range answers at once; "
-                      "throughput counts every minute. Choose a shorter range to see every image.",
-                      className="text-muted small mb-1", id="compare-sample-note")
+        note = html.P(
+            f"The {data.RANGE_LABELS[range_key]} hold {counts['images']:,} compared images and "
+            f"{counts['answers']:,} answers. Distributions, agreement and accuracy below use the newest "
+            f"{SAMPLE_IMAGES:,} images ({SAMPLE_ANSWERS:,} answers), so any range answers at once; "
+            "throughput counts every minute. Choose a shorter range to see every image.",
+            className="text-muted small mb-1",
+            id="compare-sample-note",
+        )
         table = html.Div([note, table])
 
     confidence = data.read(confidence_distribution, start, end)
@@ -140,8 +213,13 @@ def speed_and_confidence(range_key):
     bins = len(next(iter(confidence.values()))) if confidence else 20
     for model, counts in confidence.items():
         total = sum(counts) or 1
-        conf.add_scatter(x=[(k + 0.5) / bins for k in range(bins)], y=[c / total for c in counts], mode="lines+markers",
-                         name=model_label(model), line=dict(color=model_color(model)))
+        conf.add_scatter(
+            x=[(k + 0.5) / bins for k in range(bins)],
+            y=[c / total for c in counts],
+            mode="lines+markers",
+            name=model_label(model),
+            line=dict(color=model_color(model)),
+        )
     conf.update_layout(title="Confidence of the top answer")
     conf.update_xaxes(range=[0, 1], tickformat=".0%", title="confidence")
     conf.update_yaxes(tickformat=".0%", title="share of answers")
@@ -167,8 +245,13 @@ def throughput(range_key):
         if not result["series"]:
             return _no_data("predictions", range_key)
         for model, s in result["series"].items():
-            fig.add_scatter(x=s["t"], y=s["per_s"], name=model_label(model), mode="lines",
-                            line=dict(color=model_color(model), shape="hv"))
+            fig.add_scatter(
+                x=s["t"],
+                y=s["per_s"],
+                name=model_label(model),
+                mode="lines",
+                line=dict(color=model_color(model), shape="hv"),
+            )
         title = f"Throughput (answers per second, {result['step_s'] / 60:.0f}-minute steps)"
     fig.update_layout(title=title)
     fig.update_xaxes(range=[start, end])  # the whole chosen range, so a burst shows where it was
@@ -181,7 +264,8 @@ def _heatmap_text(values):
 
 
 @callback(
-    Output("compare-agreement", "figure"), Output("compare-class-accuracy", "figure"),
+    Output("compare-agreement", "figure"),
+    Output("compare-class-accuracy", "figure"),
     Output("compare-confusion", "figure"),
     Input("compare-range", "value"),
 )
@@ -194,20 +278,35 @@ def agreement_and_accuracy(range_key):
     else:
         labels = [model_label(m) for m in models]
         z = [[1.0 if a == b else agreement["rate"].get((a, b)) for b in models] for a in models]
-        agree_fig = go.Figure(go.Heatmap(z=z, x=labels, y=labels, zmin=0, zmax=1, colorscale=SHARE_SCALE,
-                                         text=_heatmap_text(z), texttemplate="%{text}", showscale=False))
+        agree_fig = go.Figure(
+            go.Heatmap(
+                z=z,
+                x=labels,
+                y=labels,
+                zmin=0,
+                zmax=1,
+                colorscale=SHARE_SCALE,
+                text=_heatmap_text(z),
+                texttemplate="%{text}",
+                showscale=False,
+            )
+        )
         agree_fig.update_layout(title="Same answer, pair by pair")
         agree_fig.update_yaxes(autorange="reversed")
         agree_fig = figure(agree_fig)
 
     confusion = data.read(confusion_counts, start, end)
     if not confusion:
-        accuracy_fig = empty_figure(f"No labelled images compared in the {data.RANGE_LABELS[range_key]}. "
-                                    "Label images on the Review page, or stream a labelled set.")
+        accuracy_fig = empty_figure(
+            f"No labelled images compared in the {data.RANGE_LABELS[range_key]}. "
+            "Label images on the Review page, or stream a labelled set."
+        )
         confusion_fig = empty_figure("A confusion matrix needs labelled images.")
     else:
-        classes = sorted({t for cells in confusion.values() for t, _ in cells} |
-                         {p for cells in confusion.values() for _, p in cells})
+        classes = sorted(
+            {t for cells in confusion.values() for t, _ in cells}
+            | {p for cells in confusion.values() for _, p in cells}
+        )
         truths = sorted({t for cells in confusion.values() for t, _ in cells})
         accuracy_fig = go.Figure()
         for model, cells in confusion.items():
@@ -236,30 +335,60 @@ def _significance_card(result: dict, range_key: str) -> dbc.Card:
 
     header = dbc.CardHeader(html.Span("Which model is really more accurate?", className="fw-semibold"))
     if not result["n"]:
-        return dbc.Card([header, dbc.CardBody(html.P(
-            f"No labelled image answered by every model in the {data.RANGE_LABELS[range_key]}: label images on the "
-            "Review page, or stream a labelled set, and the verdicts appear here.", className="text-muted mb-0"))],
-            id="compare-significance-card")
+        return dbc.Card(
+            [
+                header,
+                dbc.CardBody(
+                    html.P(
+                        f"No labelled image answered by every model in the {data.RANGE_LABELS[range_key]}: label images on the "
+                        "Review page, or stream a labelled set, and the verdicts appear here.",
+                        className="text-muted mb-0",
+                    )
+                ),
+            ],
+            id="compare-significance-card",
+        )
     lines = []
     for pair in result["pairs"]:
         settled = pair["p_value"] < 0.05
-        lines.append(html.Li([dbc.Badge("clear" if settled else "not yet", color="success" if settled else "secondary",
-                                        className="me-2"), pair["verdict"]],
-                             id=f"compare-verdict-{'-'.join(pair['models'])}"))
+        lines.append(
+            html.Li(
+                [
+                    dbc.Badge(
+                        "clear" if settled else "not yet", color="success" if settled else "secondary", className="me-2"
+                    ),
+                    pair["verdict"],
+                ],
+                id=f"compare-verdict-{'-'.join(pair['models'])}",
+            )
+        )
     q = result["cochran_q"]
     if q:
-        overall = (f"All {len(result['models'])} together (Cochran's Q = {q['q']:.1f}, df {q['df']}, "
-                   f"{format_p(q['p_value'])}, {result['n']:,} labelled images): "
-                   + ("at least one differs in accuracy." if q["p_value"] < 0.05 else "no model stands out yet."))
+        overall = (
+            f"All {len(result['models'])} together (Cochran's Q = {q['q']:.1f}, df {q['df']}, "
+            f"{format_p(q['p_value'])}, {result['n']:,} labelled images): "
+            + ("at least one differs in accuracy." if q["p_value"] < 0.05 else "no model stands out yet.")
+        )
     else:
         overall = f"All {len(result['models'])} together: no labelled image splits them yet."
-    return dbc.Card([header, dbc.CardBody([
-        html.Ul(lines, className="verdicts mb-2"),
-        html.P(overall, className="mb-1", id="compare-cochran"),
-        html.P("Only the images where exactly one of two models was right tell them apart (McNemar's exact test); "
-               "intervals are 95 % paired bootstraps of the accuracy difference. Each pair's p is its own; "
-               "Cochran's Q judges all models at once.", className="text-muted small mb-0"),
-    ])], id="compare-significance-card")
+    return dbc.Card(
+        [
+            header,
+            dbc.CardBody(
+                [
+                    html.Ul(lines, className="verdicts mb-2"),
+                    html.P(overall, className="mb-1", id="compare-cochran"),
+                    html.P(
+                        "Only the images where exactly one of two models was right tell them apart (McNemar's exact test); "
+                        "intervals are 95 % paired bootstraps of the accuracy difference. Each pair's p is its own; "
+                        "Cochran's Q judges all models at once.",
+                        className="text-muted small mb-0",
+                    ),
+                ]
+            ),
+        ],
+        id="compare-significance-card",
+    )
 
 
 @callback(Output("compare-drift", "children"), Input("compare-range", "value"))
@@ -269,24 +398,34 @@ def drift(_range_key):
 
 
 STATUS_COLOURS = {"ok": "success", "drift": "danger", "warming up": "secondary"}
-FEATURE_NAMES = {"brightness": "brightness", "contrast": "contrast", "saturation": "saturation",
-                 "sharpness": "sharpness (Laplacian variance)", "red": "mean red", "green": "mean green",
-                 "blue": "mean blue"}
+FEATURE_NAMES = {
+    "brightness": "brightness",
+    "contrast": "contrast",
+    "saturation": "saturation",
+    "sharpness": "sharpness (Laplacian variance)",
+    "red": "mean red",
+    "green": "mean green",
+    "blue": "mean blue",
+}
 
 
 def _detector_name(detector: str) -> str:
     if detector.startswith("confidence:"):
         return f"{model_label(detector.split(':', 1)[1])}'s confidence"
     return {"agreement": "All three agree", "input:pixels": "Input images against the training set"}.get(
-        detector, detector)
+        detector, detector
+    )
 
 
 def _detector_line(d: dict):
     summary = d["summary"] or {}
     badge = dbc.Badge(d["status"], color=STATUS_COLOURS.get(d["status"], "secondary"), className="me-2 drift-badge")
     if d["kind"] == "output":
-        level = (f"now {pct(summary['estimate'])} over the last {summary['window']:,} images"
-                 if summary.get("estimate") is not None else f"{summary.get('seen', 0):,} images so far")
+        level = (
+            f"now {pct(summary['estimate'])} over the last {summary['window']:,} images"
+            if summary.get("estimate") is not None
+            else f"{summary.get('seen', 0):,} images so far"
+        )
         what = [html.Strong(_detector_name(d["detector"])), f": {level}"]
     else:
         worst = summary.get("worst")
@@ -296,10 +435,12 @@ def _detector_line(d: dict):
         elif worst is None:
             what.append(f"{summary.get('n_live', 0):,} live images with statistics; the test starts at 100")
         else:
-            what.append(f"{summary['n_live']:,} newest live images against {summary['n_reference']:,} training images; "
-                        f"most changed: {FEATURE_NAMES.get(worst['feature'], worst['feature'])} "
-                        f"(median {worst['reference_median']:.3g} → {worst['live_median']:.3g}, "
-                        f"KS p = {worst['p_value']:.2g})")
+            what.append(
+                f"{summary['n_live']:,} newest live images against {summary['n_reference']:,} training images; "
+                f"most changed: {FEATURE_NAMES.get(worst['feature'], worst['feature'])} "
+                f"(median {worst['reference_median']:.3g} → {worst['live_median']:.3g}, "
+                f"KS p = {worst['p_value']:.2g})"
+            )
     if d["drift_at"]:
         what.append(html.Span(f" · last change {when(d['drift_at'])}", className="text-muted"))
     return html.Li([badge, *what], id=f"compare-drift-{d['detector'].replace(':', '-').replace('_', '-')}")
@@ -308,23 +449,46 @@ def _detector_line(d: dict):
 def _drift_card(detectors: list[dict]) -> dbc.Card:
     header = dbc.CardHeader(html.Span("Is the stream still what the models learned from?", className="fw-semibold"))
     if not detectors:
-        return dbc.Card([header, dbc.CardBody(html.P(
-            "The drift job has not run yet: it runs every minute in the jobs function "
-            "(or now: triptych jobs run drift).", className="text-muted mb-0"))], id="compare-drift-card")
+        return dbc.Card(
+            [
+                header,
+                dbc.CardBody(
+                    html.P(
+                        "The drift job has not run yet: it runs every minute in the jobs function "
+                        "(or now: triptych jobs run drift).",
+                        className="text-muted mb-0",
+                    )
+                ),
+            ],
+            id="compare-drift-card",
+        )
     settings = data.settings()
     drifting = [d for d in detectors if d["status"] == "drift"]
-    headline = (html.P(f"{len(drifting)} of {len(detectors)} detectors see a change.", className="text-danger mb-2")
-                if drifting else html.P("No detector sees a change.", className="text-success mb-2"))
-    return dbc.Card([header, dbc.CardBody([
-        headline,
-        html.Ul([_detector_line(d) for d in detectors], className="verdicts mb-2"),
-        html.P("Confidence and agreement are watched by ADWIN over the live stream (it fires when the recent mean "
-               "leaves the older one's bound). The input test compares each image's pixel statistics with the "
-               f"training set's (Kolmogorov-Smirnov per statistic, Bonferroni, α = {settings.drift_alpha:.0%}). "
-               f"A detector stays at 'drift' for {settings.drift_hold_minutes:g} minutes after it fires, and the "
-               "StreamDrifting alert with it.",
-               className="text-muted small mb-0"),
-    ])], id="compare-drift-card")
+    headline = (
+        html.P(f"{len(drifting)} of {len(detectors)} detectors see a change.", className="text-danger mb-2")
+        if drifting
+        else html.P("No detector sees a change.", className="text-success mb-2")
+    )
+    return dbc.Card(
+        [
+            header,
+            dbc.CardBody(
+                [
+                    headline,
+                    html.Ul([_detector_line(d) for d in detectors], className="verdicts mb-2"),
+                    html.P(
+                        "Confidence and agreement are watched by ADWIN over the live stream (it fires when the recent mean "
+                        "leaves the older one's bound). The input test compares each image's pixel statistics with the "
+                        f"training set's (Kolmogorov-Smirnov per statistic, Bonferroni, α = {settings.drift_alpha:.0%}). "
+                        f"A detector stays at 'drift' for {settings.drift_hold_minutes:g} minutes after it fires, and the "
+                        "StreamDrifting alert with it.",
+                        className="text-muted small mb-0",
+                    ),
+                ]
+            ),
+        ],
+        id="compare-drift-card",
+    )
 
 
 @callback(Output("compare-calibration", "figure"), Input("compare-range", "value"))
@@ -338,30 +502,41 @@ def calibration(range_key):
     if not models:
         return empty_figure("Calibration needs labelled images: label some on the Review page.")
     fig = go.Figure()
-    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#9ca3af", dash="dot"), name="calibrated",
-                    hoverinfo="skip")
+    fig.add_scatter(
+        x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#9ca3af", dash="dot"), name="calibrated", hoverinfo="skip"
+    )
     for model, c in models.items():
         shown = [b for b in c["bins"] if b["count"]]
         fig.add_scatter(
-            x=[b["confidence"] for b in shown], y=[b["accuracy"] for b in shown], mode="lines+markers",
-            name=f"{model_label(model)} · ECE {c['ece']:.1%}", line=dict(color=model_color(model)),
+            x=[b["confidence"] for b in shown],
+            y=[b["accuracy"] for b in shown],
+            mode="lines+markers",
+            name=f"{model_label(model)} · ECE {c['ece']:.1%}",
+            line=dict(color=model_color(model)),
             marker=dict(size=[6 + 10 * (b["count"] / c["n"]) ** 0.5 for b in shown]),
             customdata=[[b["count"], b["lower"], b["upper"]] for b in shown],
             hovertemplate="confidence %{customdata[1]:.0%}–%{customdata[2]:.0%}: %{customdata[0]} answers, "
-                          "mean %{x:.0%}, right %{y:.0%}<extra></extra>")
+            "mean %{x:.0%}, right %{y:.0%}<extra></extra>",
+        )
     fig.update_layout(title="Calibration: how often each confidence is right")
     fig.update_xaxes(range=[0, 1], tickformat=".0%", title="mean confidence in the bin (marker size: answers)")
     fig.update_yaxes(range=[0, 1], tickformat=".0%", title="right")
     # Inside the plot, under the diagonal, where a calibration curve rarely goes: four
     # entries above the plot wrapped onto the title.
-    return figure(fig, legend=dict(orientation="v", x=0.99, xanchor="right", y=0.02, yanchor="bottom",
-                                   bgcolor="rgba(255,255,255,0.8)"))
+    return figure(
+        fig,
+        legend=dict(
+            orientation="v", x=0.99, xanchor="right", y=0.02, yanchor="bottom", bgcolor="rgba(255,255,255,0.8)"
+        ),
+    )
 
 
 @callback(
-    Output("compare-budget-answer", "children"), Output("compare-pareto-latency", "figure"),
+    Output("compare-budget-answer", "children"),
+    Output("compare-pareto-latency", "figure"),
     Output("compare-pareto-cpu", "figure"),
-    Input("compare-range", "value"), Input("compare-budget", "value"),
+    Input("compare-range", "value"),
+    Input("compare-budget", "value"),
 )
 def budget(range_key, budget_ms):
     """Accuracy against cost, one point per model version, the Pareto front drawn:
@@ -375,54 +550,100 @@ def budget(range_key, budget_ms):
     if not versions:
         empty = empty_figure("Cost against accuracy needs labelled images in this range.")
         return "", empty, empty
-    cpu = prometheus.cpu_ms_per_image(end, (end - start).total_seconds(),
-                                      {name: a.function for name, a in ARCHITECTURES.items()}) or {}
+    cpu = (
+        prometheus.cpu_ms_per_image(
+            end, (end - start).total_seconds(), {name: a.function for name, a in ARCHITECTURES.items()}
+        )
+        or {}
+    )
     newest = {}
     for v in versions:  # CPU is measured per function, which serves the newest version of its model
         newest[v["model_name"]] = max(newest.get(v["model_name"], v["model_version"]), v["model_version"], key=int)
-    points = [{**v, "cpu_s_per_1000": cpu[v["model_name"]] if v["model_version"] == newest[v["model_name"]]
-               and v["model_name"] in cpu else None} for v in versions]
+    points = [
+        {
+            **v,
+            "cpu_s_per_1000": cpu[v["model_name"]]
+            if v["model_version"] == newest[v["model_name"]] and v["model_name"] in cpu
+            else None,
+        }
+        for v in versions
+    ]
     budget_ms = budget_ms or DEFAULT_BUDGET_MS
     best = best_within(points, "p95_inference_ms", budget_ms)
     if best:
-        answer = html.Span([f"Within {budget_ms:g} ms at p95: ", html.Strong(
-            f"{model_label(best['model_name'])} v{best['model_version']}"),
-            f", {pct(best['accuracy'])} accurate at {best['p95_inference_ms']:.1f} ms p95 "
-            f"(over {best['labelled']:,} labelled images)."], id="compare-budget-best")
+        answer = html.Span(
+            [
+                f"Within {budget_ms:g} ms at p95: ",
+                html.Strong(f"{model_label(best['model_name'])} v{best['model_version']}"),
+                f", {pct(best['accuracy'])} accurate at {best['p95_inference_ms']:.1f} ms p95 "
+                f"(over {best['labelled']:,} labelled images).",
+            ],
+            id="compare-budget-best",
+        )
     else:
         fastest = min(points, key=lambda p: p["p95_inference_ms"])
-        answer = html.Span(f"No model answers within {budget_ms:g} ms at p95; the fastest, "
-                           f"{model_label(fastest['model_name'])}, needs {fastest['p95_inference_ms']:.1f} ms.",
-                           className="text-warning", id="compare-budget-best")
-    latency = _pareto_figure(points, pareto_front(points, "p95_inference_ms"), "p95_inference_ms",
-                             "p95 inference time (ms)", "Accuracy against p95 latency", budget_ms)
+        answer = html.Span(
+            f"No model answers within {budget_ms:g} ms at p95; the fastest, "
+            f"{model_label(fastest['model_name'])}, needs {fastest['p95_inference_ms']:.1f} ms.",
+            className="text-warning",
+            id="compare-budget-best",
+        )
+    latency = _pareto_figure(
+        points,
+        pareto_front(points, "p95_inference_ms"),
+        "p95_inference_ms",
+        "p95 inference time (ms)",
+        "Accuracy against p95 latency",
+        budget_ms,
+    )
     if any(p["cpu_s_per_1000"] is not None for p in points):
-        cpu_fig = _pareto_figure(points, pareto_front(points, "cpu_s_per_1000"), "cpu_s_per_1000",
-                                 "CPU seconds per 1,000 images (inference function, all of it)",
-                                 "Accuracy against CPU cost")
+        cpu_fig = _pareto_figure(
+            points,
+            pareto_front(points, "cpu_s_per_1000"),
+            "cpu_s_per_1000",
+            "CPU seconds per 1,000 images (inference function, all of it)",
+            "Accuracy against CPU cost",
+        )
     else:
         cpu_fig = empty_figure("CPU per image comes from Prometheus, which has no figures for this range.")
     return answer, latency, cpu_fig
 
 
-def _pareto_figure(points: list[dict], front: list[dict], cost: str, title_x: str, title: str,
-                   budget: float | None = None) -> go.Figure:
+def _pareto_figure(
+    points: list[dict], front: list[dict], cost: str, title_x: str, title: str, budget: float | None = None
+) -> go.Figure:
     fig = go.Figure()
     if len(front) > 1:
-        fig.add_scatter(x=[p[cost] for p in front], y=[p["accuracy"] for p in front], mode="lines",
-                        line=dict(color="#9ca3af", dash="dot", shape="hv"), name="Pareto front", hoverinfo="skip")
+        fig.add_scatter(
+            x=[p[cost] for p in front],
+            y=[p["accuracy"] for p in front],
+            mode="lines",
+            line=dict(color="#9ca3af", dash="dot", shape="hv"),
+            name="Pareto front",
+            hoverinfo="skip",
+        )
     for p in points:
         if p[cost] is None:
             continue
-        fig.add_scatter(x=[p[cost]], y=[p["accuracy"]], mode="markers+text", name=model_label(p["model_name"]),
-                        text=[f"v{p['model_version']}"], textposition="top center", showlegend=False,
-                        marker=dict(size=14, color=model_color(p["model_name"]),
-                                    symbol="circle" if p in front else "circle-open"),
-                        hovertemplate=f"{model_label(p['model_name'])} v{p['model_version']}: "
-                                      "%{y:.1%} at %{x:.1f}<extra></extra>")
+        fig.add_scatter(
+            x=[p[cost]],
+            y=[p["accuracy"]],
+            mode="markers+text",
+            name=model_label(p["model_name"]),
+            text=[f"v{p['model_version']}"],
+            textposition="top center",
+            showlegend=False,
+            marker=dict(size=14, color=model_color(p["model_name"]), symbol="circle" if p in front else "circle-open"),
+            hovertemplate=f"{model_label(p['model_name'])} v{p['model_version']}: "
+            "%{y:.1%} at %{x:.1f}<extra></extra>",
+        )
     if budget:
-        fig.add_vline(x=budget, line=dict(color="#dc2626", dash="dash"), annotation_text=f"budget {budget:g} ms",
-                      annotation_position="top right")
+        fig.add_vline(
+            x=budget,
+            line=dict(color="#dc2626", dash="dash"),
+            annotation_text=f"budget {budget:g} ms",
+            annotation_position="top right",
+        )
     fig.update_layout(title=title)
     fig.update_xaxes(title=title_x, rangemode="tozero")
     shown = [p["accuracy"] for p in points if p[cost] is not None]
@@ -449,37 +670,100 @@ def _confusion_figure(confusion: dict, classes: list[str]) -> dict:
         axis = "" if k == 0 else str(k + 1)
         left = k * (width + gap)
         totals = {t: sum(n for (tt, _), n in cells.items() if tt == t) for t in classes}
-        traces.append({
-            "type": "heatmap", "xaxis": f"x{axis}", "yaxis": "y", "x": classes, "y": classes,
-            "z": [[cells.get((t, p), 0) / totals[t] if totals[t] else None for p in classes] for t in classes],
-            "customdata": [[cells.get((t, p), 0) for p in classes] for t in classes],
-            "zmin": 0, "zmax": 1, "colorscale": SHARE_SCALE, "showscale": False,
-            "hovertemplate": "true %{y}, answered %{x}: %{customdata} images<extra></extra>",
-        })
+        traces.append(
+            {
+                "type": "heatmap",
+                "xaxis": f"x{axis}",
+                "yaxis": "y",
+                "x": classes,
+                "y": classes,
+                "z": [[cells.get((t, p), 0) / totals[t] if totals[t] else None for p in classes] for t in classes],
+                "customdata": [[cells.get((t, p), 0) for p in classes] for t in classes],
+                "zmin": 0,
+                "zmax": 1,
+                "colorscale": SHARE_SCALE,
+                "showscale": False,
+                "hovertemplate": "true %{y}, answered %{x}: %{customdata} images<extra></extra>",
+            }
+        )
         layout[f"xaxis{axis}"] = {"domain": [left, left + width], "tickangle": 45, "title": {"text": "answered"}}
-        layout["annotations"].append({"text": model_label(model), "x": left + width / 2, "y": 1.0, "xref": "paper",
-                                      "yref": "paper", "yanchor": "bottom", "showarrow": False,
-                                      "font": {"color": model_color(model), "size": 13}})
+        layout["annotations"].append(
+            {
+                "text": model_label(model),
+                "x": left + width / 2,
+                "y": 1.0,
+                "xref": "paper",
+                "yref": "paper",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"color": model_color(model), "size": 13},
+            }
+        )
     layout["yaxis"] = {"autorange": "reversed", "title": {"text": "true class"}}
-    layout.update(template="plotly_white", height=360, margin={"l": 80, "r": 20, "t": 78, "b": 70},
-                  title={"text": "Confusion matrices (share of each true class)", "x": 0, "xanchor": "left",
-                         "y": 0.985, "yanchor": "top", "font": {"size": 14}}, font={"size": 12})
+    layout.update(
+        template="plotly_white",
+        height=360,
+        margin={"l": 80, "r": 20, "t": 78, "b": 70},
+        title={
+            "text": "Confusion matrices (share of each true class)",
+            "x": 0,
+            "xanchor": "left",
+            "y": 0.985,
+            "yanchor": "top",
+            "font": {"size": 14},
+        },
+        font={"size": 12},
+    )
     return {"data": traces, "layout": layout}
 
 
 def _versions_table(rows: list[dict]):
     if not rows:
         return html.P("No compared images in this range.", className="text-muted")
-    return dbc.Table([
-        html.Thead(html.Tr([html.Th(h) for h in ("model", "version", "images", "p50 ms", "agrees with consensus",
-                                                 "accuracy", "labelled")])),
-        html.Tbody([html.Tr([
-            html.Td(model_label(r["model_name"]), style={"color": model_color(r["model_name"])},
-                    className="fw-semibold"),
-            html.Td(f"v{r['model_version']}"), html.Td(f"{r['compared']:,}"), html.Td(fmt(r["p50_inference_ms"])),
-            html.Td(pct(r["agrees_with_consensus"])), html.Td(pct(r["accuracy"])), html.Td(f"{r['labelled']:,}"),
-        ]) for r in rows]),
-    ], size="sm", hover=True, className="models-table", id="compare-versions-table")
+    return dbc.Table(
+        [
+            html.Thead(
+                html.Tr(
+                    [
+                        html.Th(h)
+                        for h in (
+                            "model",
+                            "version",
+                            "images",
+                            "p50 ms",
+                            "agrees with consensus",
+                            "accuracy",
+                            "labelled",
+                        )
+                    ]
+                )
+            ),
+            html.Tbody(
+                [
+                    html.Tr(
+                        [
+                            html.Td(
+                                model_label(r["model_name"]),
+                                style={"color": model_color(r["model_name"])},
+                                className="fw-semibold",
+                            ),
+                            html.Td(f"v{r['model_version']}"),
+                            html.Td(f"{r['compared']:,}"),
+                            html.Td(fmt(r["p50_inference_ms"])),
+                            html.Td(pct(r["agrees_with_consensus"])),
+                            html.Td(pct(r["accuracy"])),
+                            html.Td(f"{r['labelled']:,}"),
+                        ]
+                    )
+                    for r in rows
+                ]
+            ),
+        ],
+        size="sm",
+        hover=True,
+        className="models-table",
+        id="compare-versions-table",
+    )
 
 
 @callback(Output("compare-int8", "children"), Input("compare-range", "value"))
@@ -492,42 +776,115 @@ def int8(range_key):
 
 def _int8_card(rows: list[dict], range_key: str) -> dbc.Card:
     """Each champion's int8 export beside its fp32 self, on the live images both answered."""
-    header = dbc.CardHeader([html.Span("int8 beside fp32, live", className="fw-semibold"),
-                             html.Span(" the same version, the same images: quantised against full precision",
-                                       className="text-muted small")])
+    header = dbc.CardHeader(
+        [
+            html.Span("int8 beside fp32, live", className="fw-semibold"),
+            html.Span(
+                " the same version, the same images: quantised against full precision", className="text-muted small"
+            ),
+        ]
+    )
     if not rows:
-        return dbc.Card([header, dbc.CardBody([
-            html.P(f"No int8 answers in the {data.RANGE_LABELS[range_key]}. int8 is off by default: it answers only "
-                   "for a champion whose int8 export passed its agreement gate.", className="mb-1"),
-            html.P(["Quantise one with ", code("triptych models quantize resnet50"),
-                    "; the infer-int8 function then wakes and answers beside it."], className="text-muted mb-0"),
-        ])], id="compare-int8-card")
+        return dbc.Card(
+            [
+                header,
+                dbc.CardBody(
+                    [
+                        html.P(
+                            f"No int8 answers in the {data.RANGE_LABELS[range_key]}. int8 is off by default: it answers only "
+                            "for a champion whose int8 export passed its agreement gate.",
+                            className="mb-1",
+                        ),
+                        html.P(
+                            [
+                                "Quantise one with ",
+                                code("triptych models quantize resnet50"),
+                                "; the infer-int8 function then wakes and answers beside it.",
+                            ],
+                            className="text-muted mb-0",
+                        ),
+                    ]
+                ),
+            ],
+            id="compare-int8-card",
+        )
     body, verdicts = [], []
     for r in rows:
         test = r["test"]
         settled = bool(test["n"]) and test["p_value"] < 0.05
         speed = f" ({r['fp32_p50_ms'] / r['int8_p50_ms']:.2f}× as fast)" if r["int8_p50_ms"] else ""
-        body.append(html.Tr([
-            html.Td(model_label(r["model_name"]), style={"color": model_color(r["model_name"])},
-                    className="fw-semibold"),
-            html.Td(f"v{r['model_version']}"), html.Td(f"{r['answered']:,}"), html.Td(pct(r["agreement"])),
-            html.Td(f"{fmt(r['fp32_p50_ms'])} → {fmt(r['int8_p50_ms'])} ms{speed}"),
-            html.Td(f"{pct(test['accuracy'][0])} → {pct(test['accuracy'][1])} on {test['n']:,}" if test["n"]
-                    else "no labelled image yet"),
-        ], id=f"compare-int8-{r['model_name']}"))
-        verdicts.append(html.Li([
-            dbc.Badge("clear" if settled else "not yet", color="success" if settled else "secondary", className="me-2"),
-            test["verdict"] if test["n"] else f"{model_label(r['model_name'])}: label images to compare accuracy.",
-        ], id=f"compare-int8-verdict-{r['model_name']}"))
-    table = dbc.Table([
-        html.Thead(html.Tr([html.Th(h) for h in ("model", "version", "images", "top-1 agreement",
-                                                 "p50 forward, fp32 → int8", "accuracy, fp32 → int8")])),
-        html.Tbody(body),
-    ], size="sm", hover=True, className="models-table mb-2")
-    return dbc.Card([header, dbc.CardBody([
-        table,
-        html.Ul(verdicts, className="verdicts mb-2"),
-        html.P("Agreement: the share of images where int8's top class is fp32's. Accuracy is judged only on the "
-               "images where exactly one of the two was right (McNemar's exact test): a quantised model that "
-               "loses accuracy shows here before its agreement looks bad.", className="text-muted small mb-0"),
-    ])], id="compare-int8-card")
+        body.append(
+            html.Tr(
+                [
+                    html.Td(
+                        model_label(r["model_name"]),
+                        style={"color": model_color(r["model_name"])},
+                        className="fw-semibold",
+                    ),
+                    html.Td(f"v{r['model_version']}"),
+                    html.Td(f"{r['answered']:,}"),
+                    html.Td(pct(r["agreement"])),
+                    html.Td(f"{fmt(r['fp32_p50_ms'])} → {fmt(r['int8_p50_ms'])} ms{speed}"),
+                    html.Td(
+                        f"{pct(test['accuracy'][0])} → {pct(test['accuracy'][1])} on {test['n']:,}"
+                        if test["n"]
+                        else "no labelled image yet"
+                    ),
+                ],
+                id=f"compare-int8-{r['model_name']}",
+            )
+        )
+        verdicts.append(
+            html.Li(
+                [
+                    dbc.Badge(
+                        "clear" if settled else "not yet", color="success" if settled else "secondary", className="me-2"
+                    ),
+                    test["verdict"]
+                    if test["n"]
+                    else f"{model_label(r['model_name'])}: label images to compare accuracy.",
+                ],
+                id=f"compare-int8-verdict-{r['model_name']}",
+            )
+        )
+    table = dbc.Table(
+        [
+            html.Thead(
+                html.Tr(
+                    [
+                        html.Th(h)
+                        for h in (
+                            "model",
+                            "version",
+                            "images",
+                            "top-1 agreement",
+                            "p50 forward, fp32 → int8",
+                            "accuracy, fp32 → int8",
+                        )
+                    ]
+                )
+            ),
+            html.Tbody(body),
+        ],
+        size="sm",
+        hover=True,
+        className="models-table mb-2",
+    )
+    return dbc.Card(
+        [
+            header,
+            dbc.CardBody(
+                [
+                    table,
+                    html.Ul(verdicts, className="verdicts mb-2"),
+                    html.P(
+                        "Agreement: the share of images where int8's top class is fp32's. Accuracy is judged only on the "
+                        "images where exactly one of the two was right (McNemar's exact test): a quantised model that "
+                        "loses accuracy shows here before its agreement looks bad.",
+                        className="text-muted small mb-0",
+                    ),
+                ]
+            ),
+        ],
+        id="compare-int8-card",
+    )

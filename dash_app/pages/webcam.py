@@ -28,50 +28,108 @@ DEFAULT_RATE = 2
 
 def _controls() -> dbc.Card:
     classes = sorted(data.known_classes())
-    return dbc.Card(dbc.CardBody([
-        html.Div([
-            html.Button("Start camera", id="webcam-toggle", className="btn btn-primary", type="button"),
-            html.Button("Snapshot", id="webcam-snapshot", className="btn btn-outline-secondary", type="button",
-                        disabled=True, title="Keep this frame: it is listed below with its answers"),
-        ], className="d-flex gap-2 mb-3"),
-        dbc.Label(["Frames a second: ", html.Strong(str(DEFAULT_RATE), id="webcam-rate-value")],
-                  html_for="webcam-rate"),
-        dcc.Input(id="webcam-rate", type="range", min=RATES[0], max=RATES[1], step=1, value=DEFAULT_RATE,
-                   className="form-range"),
-        dbc.Label("What is in front of the camera? (optional)", html_for="webcam-label", className="mt-2"),
-        html.Select([html.Option("unknown", value=""), *[html.Option(c, value=c) for c in classes]],
-                    id="webcam-label", className="form-select"),
-        html.Div("A label goes with every frame sent while it is set: the models are scored on those frames, "
-                 "and the labels feed the next retraining, like the Review page's.", className="form-text"),
-        html.Hr(),
-        html.Div(id="webcam-stats", className="webcam-stats small text-muted",
-                 children="Not started."),
-    ]), className="stat-card")
+    return dbc.Card(
+        dbc.CardBody(
+            [
+                html.Div(
+                    [
+                        html.Button("Start camera", id="webcam-toggle", className="btn btn-primary", type="button"),
+                        html.Button(
+                            "Snapshot",
+                            id="webcam-snapshot",
+                            className="btn btn-outline-secondary",
+                            type="button",
+                            disabled=True,
+                            title="Keep this frame: it is listed below with its answers",
+                        ),
+                    ],
+                    className="d-flex gap-2 mb-3",
+                ),
+                dbc.Label(
+                    ["Frames a second: ", html.Strong(str(DEFAULT_RATE), id="webcam-rate-value")],
+                    html_for="webcam-rate",
+                ),
+                dcc.Input(
+                    id="webcam-rate",
+                    type="range",
+                    min=RATES[0],
+                    max=RATES[1],
+                    step=1,
+                    value=DEFAULT_RATE,
+                    className="form-range",
+                ),
+                dbc.Label("What is in front of the camera? (optional)", html_for="webcam-label", className="mt-2"),
+                html.Select(
+                    [html.Option("unknown", value=""), *[html.Option(c, value=c) for c in classes]],
+                    id="webcam-label",
+                    className="form-select",
+                ),
+                html.Div(
+                    "A label goes with every frame sent while it is set: the models are scored on those frames, "
+                    "and the labels feed the next retraining, like the Review page's.",
+                    className="form-text",
+                ),
+                html.Hr(),
+                html.Div(id="webcam-stats", className="webcam-stats small text-muted", children="Not started."),
+            ]
+        ),
+        className="stat-card",
+    )
 
 
 def layout(**_query):
-    return html.Div([
-        page_header("Webcam", "Hold something up to the camera and watch the three models argue about it."),
-        html.Div(id="webcam-config", **{"data-models": json.dumps(model_legend())}, hidden=True),
-        html.Div(id="webcam-alert"),
-        None if auth.may("labeller") else dbc.Alert("You are signed in as a viewer: sending frames needs the "
-                                                    "labeller role.", color="secondary", id="webcam-role"),
-        dbc.Row([
-            dbc.Col(html.Div([
-                html.Video(id="webcam-video", autoPlay=True, muted=True),
-                html.Canvas(id="webcam-overlay"),
-                html.Div(id="webcam-placeholder", className="webcam-placeholder", children=[
-                    html.H5("Hold an object up to the camera"),
-                    html.P("Press Start camera. Frames go through the same pipeline as uploads, as source "
-                           "“webcam”: each model's answer appears over the video in its colour, then the "
-                           "consensus."),
-                    html.P(["Without a browser camera: ", code("triptych stream webcam")], className="small"),
-                ]),
-            ], className="webcam-stage"), lg=8),
-            dbc.Col(_controls(), lg=4),
-        ], className="g-3 mb-3"),
-        html.H5("Snapshots", className="mt-2"),
-        html.Div(id="webcam-snapshots", className="webcam-snapshots",
-                 children=html.Div("Frames kept with Snapshot appear here, each linked to its Image page.",
-                                   className="text-muted small")),
-    ])
+    return html.Div(
+        [
+            page_header("Webcam", "Hold something up to the camera and watch the three models argue about it."),
+            html.Div(id="webcam-config", **{"data-models": json.dumps(model_legend())}, hidden=True),
+            html.Div(id="webcam-alert"),
+            None
+            if auth.may("labeller")
+            else dbc.Alert(
+                "You are signed in as a viewer: sending frames needs the labeller role.",
+                color="secondary",
+                id="webcam-role",
+            ),
+            dbc.Row(
+                [
+                    dbc.Col(
+                        html.Div(
+                            [
+                                html.Video(id="webcam-video", autoPlay=True, muted=True),
+                                html.Canvas(id="webcam-overlay"),
+                                html.Div(
+                                    id="webcam-placeholder",
+                                    className="webcam-placeholder",
+                                    children=[
+                                        html.H5("Hold an object up to the camera"),
+                                        html.P(
+                                            "Press Start camera. Frames go through the same pipeline as uploads, as source "
+                                            "“webcam”: each model's answer appears over the video in its colour, then the "
+                                            "consensus."
+                                        ),
+                                        html.P(
+                                            ["Without a browser camera: ", code("triptych stream webcam")],
+                                            className="small",
+                                        ),
+                                    ],
+                                ),
+                            ],
+                            className="webcam-stage",
+                        ),
+                        lg=8,
+                    ),
+                    dbc.Col(_controls(), lg=4),
+                ],
+                className="g-3 mb-3",
+            ),
+            html.H5("Snapshots", className="mt-2"),
+            html.Div(
+                id="webcam-snapshots",
+                className="webcam-snapshots",
+                children=html.Div(
+                    "Frames kept with Snapshot appear here, each linked to its Image page.",
+                    className="text-muted small",
+                ),
+            ),
+        ]
+    )

@@ -21,7 +21,10 @@ def init_context(context):
 
 def handler(context, event):
     status, body, headers = context.user_data.uploader.handle(
-        event.path, event.method, event.body if isinstance(event.body, bytes) else b"", event.content_type,
+        event.path,
+        event.method,
+        event.body if isinstance(event.body, bytes) else b"",
+        event.content_type,
         dict(event.headers or {}),
     )
     return context.Response(body=body, headers=headers, status_code=status, content_type="application/json")

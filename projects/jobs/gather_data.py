@@ -20,8 +20,10 @@ def gather_data(context, run_id: str, dataset_id: str = "", train_count: int = 0
         base = dataset_id or base_dataset(settings)
         chosen = gather(run_id, base, settings, train_count or None, test_count or None, db)
         summary = chosen.as_dict()
-        print(f"training set {chosen.dataset_id}: base {base} + {chosen.labelled_train} labelled to train, "
-              f"{chosen.labelled_test} held out ({chosen.skipped_labels} with a label outside the classes)",
-              flush=True)
+        print(
+            f"training set {chosen.dataset_id}: base {base} + {chosen.labelled_train} labelled to train, "
+            f"{chosen.labelled_test} held out ({chosen.skipped_labels} with a label outside the classes)",
+            flush=True,
+        )
         step.done(summary)
     context.log_result("training_set", summary)

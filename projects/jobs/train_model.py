@@ -13,23 +13,40 @@ promoted, reason, train_seconds, dataset_id, mlflow_run_id.
 from __future__ import annotations
 
 
-def train_model(context, model_name: str, dataset_id: str = "", train_count: int = 12000,
-                test_count: int = 1000, epochs: int = 3,
-                input_size: int = 32, batch_size: int = 32, learning_rate: float = 2e-3,
-                policy: str = "if-better", training_set: dict | None = None, run_id: str = "",
-                threads: int = 0) -> None:
+def train_model(
+    context,
+    model_name: str,
+    dataset_id: str = "",
+    train_count: int = 12000,
+    test_count: int = 1000,
+    epochs: int = 3,
+    input_size: int = 32,
+    batch_size: int = 32,
+    learning_rate: float = 2e-3,
+    policy: str = "if-better",
+    training_set: dict | None = None,
+    run_id: str = "",
+    threads: int = 0,
+) -> None:
     from triptych.config import get_settings
     from triptych.datasets.synthetic import DATASET_ID
     from triptych.lifecycle.candidate import train_candidate
     from triptych.lifecycle.training_set import TrainingSet
     from triptych.models.training import TrainConfig
 
-    config = TrainConfig(epochs=epochs, input_size=input_size, batch_size=batch_size, learning_rate=learning_rate,
-                         threads=threads or None)
+    config = TrainConfig(
+        epochs=epochs,
+        input_size=input_size,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        threads=threads or None,
+    )
 
     def log_epoch(row: dict) -> None:
-        line = (f"{model_name} epoch {row['epoch']}/{epochs}: loss {row['train_loss']:.3f}, "
-                f"held-out accuracy {row['test_accuracy']:.3f} ({row['seconds']:.0f}s)")
+        line = (
+            f"{model_name} epoch {row['epoch']}/{epochs}: loss {row['train_loss']:.3f}, "
+            f"held-out accuracy {row['test_accuracy']:.3f} ({row['seconds']:.0f}s)"
+        )
         context.logger.info(line)
         print(line, flush=True)  # visible even when MLRun's logger is quieted
 

@@ -18,19 +18,31 @@ from concurrent.futures import ThreadPoolExecutor
 import mlrun
 
 
-def kfpipeline(run_id: str, models: str = "resnet50,mobilenet_v2,efficientnet_b0", dataset_id: str = "",
-               quick: bool = False, policy: str = "if-better", parallel: int = 0, overrides: dict | None = None):
+def kfpipeline(
+    run_id: str,
+    models: str = "resnet50,mobilenet_v2,efficientnet_b0",
+    dataset_id: str = "",
+    quick: bool = False,
+    policy: str = "if-better",
+    parallel: int = 0,
+    overrides: dict | None = None,
+):
     from triptych.models.bootstrap import FULL, QUICK
 
     project = mlrun.get_current_project()
     names = [m for m in models.split(",") if m]
     # `overrides` (e.g. {"train_count": 300, "epochs": 1}) applies to every model: tests and smoke runs.
     budgets = {name: {**budget, **(overrides or {})} for name, budget in (QUICK if quick else FULL).items()}
-    gather = project.run_function("gather", params={
-        "run_id": run_id, "dataset_id": dataset_id,
-        "train_count": max(budgets[m]["train_count"] for m in names),
-        "test_count": max(budgets[m]["test_count"] for m in names),
-    }, outputs=["training_set"])
+    gather = project.run_function(
+        "gather",
+        params={
+            "run_id": run_id,
+            "dataset_id": dataset_id,
+            "train_count": max(budgets[m]["train_count"] for m in names),
+            "test_count": max(budgets[m]["test_count"] for m in names),
+        },
+        outputs=["training_set"],
+    )
     if _failed([("gather", gather)]):
         raise RuntimeError(f"gather failed: {gather.status.error}")
     training_set = gather.outputs["training_set"]
@@ -41,10 +53,18 @@ def kfpipeline(run_id: str, models: str = "resnet50,mobilenet_v2,efficientnet_b0
 
     def train(name: str):
         budget = {k: v for k, v in budgets[name].items() if k not in ("train_count", "test_count")}
-        return project.run_function("train", name=f"train-{name.replace('_', '-')}", params={
-            "model_name": name, "policy": policy, "training_set": training_set, "run_id": run_id,
-            "threads": threads, **budget,
-        })
+        return project.run_function(
+            "train",
+            name=f"train-{name.replace('_', '-')}",
+            params={
+                "model_name": name,
+                "policy": policy,
+                "training_set": training_set,
+                "run_id": run_id,
+                "threads": threads,
+                **budget,
+            },
+        )
 
     with ThreadPoolExecutor(workers, thread_name_prefix="train") as pool:
         trainings = list(pool.map(train, names))

@@ -68,15 +68,22 @@ class Producer:
         self._client = confluent_kafka.Producer(config)
         self._enqueue_timeout_s = config["message.timeout.ms"] / 1000
 
-    def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
-             headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> Delivery:
+    def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+    ) -> Delivery:
         delivery = Delivery(self._client)
         options = {"partition": partition} if partition is not None else {}
         deadline = time.monotonic() + self._enqueue_timeout_s
         while True:
             try:
-                self._client.produce(topic, value=value, key=key, headers=headers, on_delivery=delivery._report,
-                                     **options)
+                self._client.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=delivery._report, **options
+                )
                 break
             except BufferError:  # the local queue is full (the broker is away): let it drain
                 if time.monotonic() > deadline:
@@ -117,14 +124,18 @@ def producer(settings: Settings | None = None, **overrides) -> Producer:
 
 def consumer(settings: Settings | None = None, **overrides) -> KafkaConsumer:
     settings = settings or get_settings()
-    options = dict(bootstrap_servers=settings.kafka_url, enable_auto_commit=False,
-                   request_timeout_ms=settings.kafka_request_timeout_ms)
+    options = dict(
+        bootstrap_servers=settings.kafka_url,
+        enable_auto_commit=False,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+    )
     options.update(overrides)
     return KafkaConsumer(**options)
 
 
-def group_consumer(settings: Settings, group: str, client_id: str, initial_offset: str,
-                   **overrides) -> confluent_kafka.Consumer:
+def group_consumer(
+    settings: Settings, group: str, client_id: str, initial_offset: str, **overrides
+) -> confluent_kafka.Consumer:
     """A librdkafka consumer-group member that commits only when told to (the trigger's)."""
     config = {
         "bootstrap.servers": settings.kafka_url,
@@ -195,4 +206,3 @@ class GroupLag:
             if client is not None:
                 client.close()
         self._admin = self._consumer = None
-

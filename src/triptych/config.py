@@ -82,7 +82,8 @@ class Settings(BaseSettings):
     # hosts"): each its own node id, all the same controller quorum and cluster id.
     kafka_node_id: int = Field(default=1, ge=1)
     kafka_controller_quorum: str | None = Field(
-        default=None, description="KRaft voters, `1@host:9093,2@host:9093,...`; unset = this node alone")
+        default=None, description="KRaft voters, `1@host:9093,2@host:9093,...`; unset = this node alone"
+    )
     kafka_cluster_id: str | None = Field(default=None, description="the cluster's id, the same on every broker")
     # Topics (and Kafka's internal ones) are created with these: 3 and 2 on three brokers.
     kafka_replication_factor: int = Field(default=1, ge=1)
@@ -255,7 +256,9 @@ class Settings(BaseSettings):
     alert_agreement_drop: float = Field(default=0.15, ge=0, le=1)
 
     # --- monitoring: Prometheus and Alertmanager (Debian's packages) --------------
-    monitoring_autostart: bool = Field(default=True, description="`triptych up` also starts Prometheus and Alertmanager")
+    monitoring_autostart: bool = Field(
+        default=True, description="`triptych up` also starts Prometheus and Alertmanager"
+    )
     prometheus_port: int = 9090
     prometheus_scrape_interval: str = Field(default="5s", pattern=r"^\d+(ms|s|m)$")
     prometheus_retention: str = Field(default="7d", pattern=r"^\d+(h|d|w|y)$")
@@ -273,7 +276,8 @@ class Settings(BaseSettings):
     # `triptych up` starts only the servers of these roles (`triptych up --role`):
     # all of them on one host; on several, e.g. `kafka` on three, `worker` on others.
     roles: list[Literal["all", "kafka", "minio", "postgres", "mlflow", "web", "monitoring", "worker"]] = Field(
-        default_factory=lambda: ["all"])
+        default_factory=lambda: ["all"]
+    )
 
     # --- functions (the local Nuclio-compatible runner) -------------------------
     project_file: Path = Field(default_factory=_default_project_file)
@@ -290,15 +294,19 @@ class Settings(BaseSettings):
     scale_target_busy: float = Field(default=0.7, gt=0, le=1, description="the HPA's target utilisation")
     scale_stabilisation_s: float = Field(default=60.0, ge=0, description="the HPA's scale-down window")
     scale_idle_to_zero_s: float = Field(default=120.0, ge=0, description="idle time before a min-0 function stops")
-    scale_max_host_busy: float = Field(default=0.9, gt=0, le=1.01,
-                                       description="no scale-up while the host's cores are this busy (over 1: never held)")
-    scale_cron_lead_s: float = Field(default=60.0, ge=0, description="a min-0 function wakes this long before a cron tick")
+    scale_max_host_busy: float = Field(
+        default=0.9, gt=0, le=1.01, description="no scale-up while the host's cores are this busy (over 1: never held)"
+    )
+    scale_cron_lead_s: float = Field(
+        default=60.0, ge=0, description="a min-0 function wakes this long before a cron tick"
+    )
     # Every worker's supervisor (`host:port`), this one's included: the live ones share each function.
     scale_peers: list[str] = Field(default_factory=list)
     functions_runtime: Literal["local", "nuclio"] = Field(
         default="local",
         description="what runs each replica: the local runner (micro-batches, the fast path) or Nuclio 1.14's own "
-                    "processor, built from its Go module (`triptych up --runtime nuclio`)")
+        "processor, built from its Go module (`triptych up --runtime nuclio`)",
+    )
 
     # --- derived endpoints -----------------------------------------------------
     @property
@@ -358,10 +366,7 @@ class Settings(BaseSettings):
         return self.mlflow_tracking_uri or f"http://{self.bind_host}:{self.mlflow_port}"
 
     def _local_postgres_url(self, db: str) -> str:
-        return (
-            f"postgresql://{self.postgres_user}:{self.postgres_password}"
-            f"@{self.bind_host}:{self.postgres_port}/{db}"
-        )
+        return f"postgresql://{self.postgres_user}:{self.postgres_password}@{self.bind_host}:{self.postgres_port}/{db}"
 
     def is_managed(self, service: str) -> bool:
         """True when `triptych up` starts this service itself (its URL was not given)."""

@@ -5,7 +5,7 @@ message and is dead-lettered with the validation error."""
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
@@ -46,7 +46,7 @@ HEADER_REPLAYED_FROM = "triptych-replayed-from"
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class KafkaOrigin(BaseModel):

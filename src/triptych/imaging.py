@@ -79,11 +79,14 @@ def resize_to(image: np.ndarray, size: int, mode: str = "stretch") -> np.ndarray
     if mode == "shorter-side-crop":
         h, w = image.shape[:2]
         scale = size * 256 / 224 / min(h, w)
-        image = cv2.resize(image, (max(size, round(w * scale)), max(size, round(h * scale))),
-                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        image = cv2.resize(
+            image,
+            (max(size, round(w * scale)), max(size, round(h * scale))),
+            interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+        )
         h, w = image.shape[:2]
         top, left = (h - size) // 2, (w - size) // 2
-        return image[top: top + size, left: left + size]
+        return image[top : top + size, left : left + size]
     if image.shape[0] == size and image.shape[1] == size:
         return image
     interpolation = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR

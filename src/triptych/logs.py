@@ -15,7 +15,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
@@ -33,7 +33,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -46,8 +46,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def configure(function: str | None = None, replica: int | None = None, log_file: Path | None = None,
-              level: int = logging.INFO) -> JsonFormatter:
+def configure(
+    function: str | None = None, replica: int | None = None, log_file: Path | None = None, level: int = logging.INFO
+) -> JsonFormatter:
     """The one logging configuration: JSON lines. With `log_file` (a function
     replica's), everything goes there, rotated (the per-image lines add up: about
     250 bytes an image and function), and warnings also to stderr; else all to stderr."""
@@ -104,8 +105,9 @@ def read_entries(files: Iterable[Path], function: str | None = None, image_id: s
     return sorted(found, key=lambda e: e["ts"])
 
 
-def follow_entries(folder: Path, function: str | None = None, image_id: str | None = None,
-                   poll_s: float = 0.5) -> Iterator[dict]:
+def follow_entries(
+    folder: Path, function: str | None = None, image_id: str | None = None, poll_s: float = 0.5
+) -> Iterator[dict]:
     """Matching lines written to the folder's current logs (`*.jsonl`) from this call
     on (new files too), as they are written."""
     # Where each file ends now, taken at the call, not at the first next().
@@ -126,8 +128,11 @@ def follow_entries(folder: Path, function: str | None = None, image_id: str | No
                     continue
                 complete = data[: data.rfind(b"\n") + 1]  # a half-written last line waits for the next round
                 offsets[path] = start + len(complete)
-                batch.extend(e for line in complete.decode(errors="replace").splitlines()
-                             if (e := parse_line(line)) and _matches(e, function, image_id))
+                batch.extend(
+                    e
+                    for line in complete.decode(errors="replace").splitlines()
+                    if (e := parse_line(line)) and _matches(e, function, image_id)
+                )
             yield from sorted(batch, key=lambda e: e["ts"])
             time.sleep(poll_s)
 

@@ -24,8 +24,15 @@ from tests.integration.pipeline_helpers import CliServer, start_full_pipeline
 ARTIFACTS = Path(os.environ.get("TRIPTYCH_TEST_ARTIFACTS", "/tmp/triptych-test/artifacts")) / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
 # Chromium as root, headless, with no attempt to reach the outside network.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def ensure_chromium() -> Path:
@@ -59,8 +66,11 @@ class Dashboard(CliServer):
         url = self.env.get("TRIPTYCH_DATABASE_URL")
         db = Database(Settings(**({"database_url": url} if url else {})))
         try:
-            secret = db.transaction(lambda cur: (ensure_local_admin(cur),
-                                                 make_login_link(cur, LOCAL_ADMIN, datetime.timedelta(minutes=5)))[1])
+            secret = db.transaction(
+                lambda cur: (ensure_local_admin(cur), make_login_link(cur, LOCAL_ADMIN, datetime.timedelta(minutes=5)))[
+                    1
+                ]
+            )
         finally:
             db.close()
         return f"{self.url}/login?token={secret}&next={quote(path)}"
@@ -116,7 +126,7 @@ def screenshot(page, name: str) -> Path:
 
 
 @pytest.fixture(scope="package")
-def pipeline(stack, tmp_path_factory):
+def pipeline(stack, tmp_path_factory):  # noqa: F811 - the integration suite's fixture, by name
     """Upload, ingest, the three inference functions and aggregate, with champions.
     Shared by the browser modules, and gone when they are done: they consume the
     stack's topics, so they must stop before other packages' pipelines run."""
@@ -127,14 +137,15 @@ def pipeline(stack, tmp_path_factory):
 
 @pytest.fixture(scope="package")
 def dashboard(pipeline, tmp_path_factory):
-    board = Dashboard({"TRIPTYCH_UPLOAD_PORT": str(pipeline["upload_port"])},
-                      tmp_path_factory.mktemp("dashboard") / "dashboard.log")
+    board = Dashboard(
+        {"TRIPTYCH_UPLOAD_PORT": str(pipeline["upload_port"])}, tmp_path_factory.mktemp("dashboard") / "dashboard.log"
+    )
     yield board
     board.stop()
 
 
 @pytest.fixture(scope="module")
-def empty_dashboard(stack, tmp_path_factory):
+def empty_dashboard(stack, tmp_path_factory):  # noqa: F811 - the integration suite's fixture, by name
     """A dashboard over a fresh, empty database: what a first-time user sees."""
     from triptych.stack.provision import drop_database, fresh_database
 

@@ -75,6 +75,7 @@ def test_each_page_tells_a_first_time_user_what_to_do(empty_dashboard, page, pat
 
 # --- the running pipeline --------------------------------------------------------------
 
+
 def test_upload_shows_three_answers_and_a_consensus(dashboard, page, stack):
     item = next(synthetic_items("test", start=100_000 + uuid.uuid4().int % 1_000_000))
     name = f"dash-{uuid.uuid4().hex[:8]}.png"
@@ -87,7 +88,8 @@ def test_upload_shows_three_answers_and_a_consensus(dashboard, page, stack):
     page.get_by_role("option", name=item.label, exact=True).click(timeout=TIMEOUT_MS)
     expect(page.locator("#upload-label")).to_contain_text(item.label)
     page.locator("#upload-drop input[type=file]").set_input_files(
-        files=[{"name": name, "mimeType": "image/png", "buffer": item.data}])
+        files=[{"name": name, "mimeType": "image/png", "buffer": item.data}]
+    )
     expect(page.locator("#upload-summary")).to_contain_text("1 stored", timeout=TIMEOUT_MS)
     consensus = page.locator(".upload-consensus")
     expect(consensus).to_contain_text("consensus", timeout=TIMEOUT_MS)
@@ -112,8 +114,9 @@ def test_upload_shows_three_answers_and_a_consensus(dashboard, page, stack):
     for model in ("resnet50", "mobilenet_v2", "efficientnet_b0"):
         heat = page.locator(f"#image-gradcam-{model}")
         heat.scroll_into_view_if_needed()
-        page.wait_for_function("el => el.complete && el.naturalWidth === 224", arg=heat.element_handle(),
-                               timeout=TIMEOUT_MS)
+        page.wait_for_function(
+            "el => el.complete && el.naturalWidth === 224", arg=heat.element_handle(), timeout=TIMEOUT_MS
+        )
     expect(page.locator("#image-gradcams")).to_contain_text("layer3[-1]")
     screenshot(page, "image")
 
@@ -121,12 +124,13 @@ def test_upload_shows_three_answers_and_a_consensus(dashboard, page, stack):
 def test_a_refused_file_says_why_and_its_neighbour_still_goes_through(dashboard, page, stack):
     good, bad = f"good-{uuid.uuid4().hex[:8]}.png", f"notes-{uuid.uuid4().hex[:8]}.png"
     dashboard.open(page, "/upload")
-    page.locator("#upload-drop input[type=file]").set_input_files(files=[
-        {"name": bad, "mimeType": "image/png", "buffer": b"this is plain text, not a picture"},
-        {"name": good, "mimeType": "image/png", "buffer": fresh_png()},
-    ])
-    expect(page.locator("#upload-summary")).to_contain_text("1 stored, 0 already known, 1 refused",
-                                                            timeout=TIMEOUT_MS)
+    page.locator("#upload-drop input[type=file]").set_input_files(
+        files=[
+            {"name": bad, "mimeType": "image/png", "buffer": b"this is plain text, not a picture"},
+            {"name": good, "mimeType": "image/png", "buffer": fresh_png()},
+        ]
+    )
+    expect(page.locator("#upload-summary")).to_contain_text("1 stored, 0 already known, 1 refused", timeout=TIMEOUT_MS)
     expect(page.locator(".upload-card.refused .upload-reason")).to_contain_text("not a JPEG, PNG, WebP or BMP image")
     assert rows(stack, "SELECT 1 FROM images WHERE filename = %s", (bad,)) == []
     assert len(rows(stack, "SELECT 1 FROM images WHERE filename = %s", (good,))) == 1
@@ -138,8 +142,11 @@ def test_live_page_moves_with_the_stream(dashboard, page, stack):
     tag = f"live-{uuid.uuid4().hex[:6]}"
     writer = BucketWriter(stack, "synthetic")
     items = synthetic_items("test", start=100_000 + uuid.uuid4().int % 1_000_000)
-    sender = threading.Thread(target=lambda: [writer.put(Item(f"{tag}-{i.filename}", i.data, i.label, i.client))
-                                              for _, i in zip(range(6), items)])
+    sender = threading.Thread(
+        target=lambda: [
+            writer.put(Item(f"{tag}-{i.filename}", i.data, i.label, i.client)) for _, i in zip(range(6), items)
+        ]
+    )
     sender.start()
     # The stream shows the new images, with three answers each, without a reload.
     expect(page.locator(".stream-card", has_text=tag).first).to_be_visible(timeout=TIMEOUT_MS)
@@ -163,10 +170,13 @@ def test_a_hidden_live_tab_stops_refreshing(dashboard, page):
     expect(page.locator("#live-count-images_in")).to_be_visible(timeout=TIMEOUT_MS)
 
     def set_hidden(hidden: bool) -> None:
-        page.evaluate("""(hidden) => {
+        page.evaluate(
+            """(hidden) => {
             Object.defineProperty(document, 'hidden', {value: hidden, configurable: true});
             document.dispatchEvent(new Event('visibilitychange'));
-        }""", hidden)
+        }""",
+            hidden,
+        )
 
     set_hidden(True)
     page.wait_for_timeout(500)  # a refresh already in flight may still land
@@ -182,16 +192,36 @@ def _int8_answers(stack, model: str = "mobilenet_v2", count: int = 60) -> int:
     function's code as the int8 twin's would be: the same class as fp32, except every
     fourth, which is another. (The twin itself, quantising and answering the stream,
     is tests/integration/test_lifecycle.py's.)"""
-    fp32 = rows(stack, """SELECT image_id, model_version, predicted_class, confidence, inference_ms FROM predictions
+    fp32 = rows(
+        stack,
+        """SELECT image_id, model_version, predicted_class, confidence, inference_ms FROM predictions
                           WHERE model_name = %s AND role = 'champion' ORDER BY created_at DESC LIMIT %s""",
-                (model, count))
-    messages = [PredictionMessage(
-        image_id=str(r["image_id"]), model_name=model, model_version=r["model_version"],
-        top_k=[ClassScore(label=r["predicted_class"] if k % 4 else f"not-{r['predicted_class']}",
-                          confidence=r["confidence"])],
-        timings=Timings(fetch_ms=0, decode_ms=0, preprocess_ms=0.1, inference_ms=r["inference_ms"] / 2,
-                        total_ms=r["inference_ms"] / 2 + 0.1),
-        backend="onnxruntime-cpu-int8", batch_size=8, worker_id="e2e-int8", role="int8") for k, r in enumerate(fp32)]
+        (model, count),
+    )
+    messages = [
+        PredictionMessage(
+            image_id=str(r["image_id"]),
+            model_name=model,
+            model_version=r["model_version"],
+            top_k=[
+                ClassScore(
+                    label=r["predicted_class"] if k % 4 else f"not-{r['predicted_class']}", confidence=r["confidence"]
+                )
+            ],
+            timings=Timings(
+                fetch_ms=0,
+                decode_ms=0,
+                preprocess_ms=0.1,
+                inference_ms=r["inference_ms"] / 2,
+                total_ms=r["inference_ms"] / 2 + 0.1,
+            ),
+            backend="onnxruntime-cpu-int8",
+            batch_size=8,
+            worker_id="e2e-int8",
+            role="int8",
+        )
+        for k, r in enumerate(fp32)
+    ]
     Aggregator.from_settings(stack).handle([m.model_dump_json() for m in messages])
     return len(messages)
 
@@ -243,17 +273,24 @@ def test_compare_and_history_show_the_models_side_by_side(dashboard, page, stack
 def _disagreement(stack) -> str:
     """An image the models disagree on, written the way the aggregate function writes it."""
     image_id = str(uuid.uuid4())
-    answers = [Answer("resnet50", "1", "star", 0.6, 10.0), Answer("mobilenet_v2", "1", "ring", 0.5, 5.0),
-               Answer("efficientnet_b0", "1", "cross", 0.4, 7.0)]
+    answers = [
+        Answer("resnet50", "1", "star", 0.6, 10.0),
+        Answer("mobilenet_v2", "1", "ring", 0.5, 5.0),
+        Answer("efficientnet_b0", "1", "cross", 0.4, 7.0),
+    ]
 
     def write(cur):
-        cur.execute("""INSERT INTO images (image_id, bucket, object_key, sha256, filename, size_bytes, source)
+        cur.execute(
+            """INSERT INTO images (image_id, bucket, object_key, sha256, filename, size_bytes, source)
                        VALUES (%s, 'images', %s, %s, %s, 10, 'upload')""",
-                    (image_id, f"review/{image_id}", uuid.uuid4().hex * 2, f"review-{image_id[:8]}.png"))
+            (image_id, f"review/{image_id}", uuid.uuid4().hex * 2, f"review-{image_id[:8]}.png"),
+        )
         for a in answers:
-            cur.execute("""INSERT INTO predictions (image_id, model_name, model_version, predicted_class, confidence,
+            cur.execute(
+                """INSERT INTO predictions (image_id, model_name, model_version, predicted_class, confidence,
                                                     inference_ms) VALUES (%s, %s, %s, %s, %s, %s)""",
-                        (image_id, a.model_name, a.model_version, a.predicted_class, a.confidence, a.inference_ms))
+                (image_id, a.model_name, a.model_version, a.predicted_class, a.confidence, a.inference_ms),
+            )
         upsert_comparison(cur, image_id, compare(answers, None))
 
     Database(stack).transaction(write)
@@ -272,15 +309,20 @@ def test_a_label_set_on_the_review_page_is_stored(dashboard, page, stack):
     label_box.fill("zebra")
     item.get_by_role("button", name="Save").click()
     expect(item.locator(".review-error")).to_contain_text("not a class the models know")
-    assert rows(stack, "SELECT ground_truth_label FROM images WHERE image_id = %s", (image_id,))[0][
-        "ground_truth_label"] is None
+    assert (
+        rows(stack, "SELECT ground_truth_label FROM images WHERE image_id = %s", (image_id,))[0]["ground_truth_label"]
+        is None
+    )
 
     label_box.fill("ring")
     item.get_by_role("button", name="Save").click()
     expect(item.locator(".review-saved")).to_contain_text("saved “ring”")
-    stored = rows(stack, """SELECT i.ground_truth_label, i.needs_review, c.per_model->'mobilenet_v2'->>'correct' AS ok
+    stored = rows(
+        stack,
+        """SELECT i.ground_truth_label, i.needs_review, c.per_model->'mobilenet_v2'->>'correct' AS ok
                             FROM images i JOIN model_comparisons c USING (image_id) WHERE image_id = %s""",
-                  (image_id,))[0]
+        (image_id,),
+    )[0]
     assert (stored["ground_truth_label"], stored["needs_review"], stored["ok"]) == ("ring", False, "true")
 
 
@@ -292,20 +334,53 @@ def test_models_page_shows_champions_and_a_run_with_its_steps(dashboard, page, s
     run_id = str(db.transaction(lambda cur: runs.create_run(cur, "retrain", {"models": ["resnet50"]}, "e2e"))["run_id"])
     db.transaction(lambda cur: runs.start_run(cur, run_id))
     db.transaction(lambda cur: runs.start_step(cur, run_id, "gather"))
-    db.transaction(lambda cur: runs.finish_step(cur, run_id, "gather", "succeeded", {
-        "dataset_id": "triptych-shapes-v1+labelled-e2e", "labelled_train": 40, "labelled_test": 9}))
+    db.transaction(
+        lambda cur: runs.finish_step(
+            cur,
+            run_id,
+            "gather",
+            "succeeded",
+            {"dataset_id": "triptych-shapes-v1+labelled-e2e", "labelled_train": 40, "labelled_test": 9},
+        )
+    )
     db.transaction(lambda cur: runs.start_step(cur, run_id, "train:resnet50"))
-    db.transaction(lambda cur: runs.step_progress(cur, run_id, "train:resnet50", {
-        "epoch": 2, "epochs": 3, "images_done": 15000, "images_total": 36000, "test_accuracy": 0.91,
-        "seconds_left": 420}))
+    db.transaction(
+        lambda cur: runs.step_progress(
+            cur,
+            run_id,
+            "train:resnet50",
+            {
+                "epoch": 2,
+                "epochs": 3,
+                "images_done": 15000,
+                "images_total": 36000,
+                "test_accuracy": 0.91,
+                "seconds_left": 420,
+            },
+        )
+    )
     # What `triptych models quantize` tags on a version it measured and did not publish.
     from triptych.lifecycle.int8 import int8_tags
     from triptych.models import registry
 
     champion = registry.version_for_alias("resnet50", registry.CHAMPION, stack)
-    registry.tag_version("resnet50", champion, int8_tags({
-        "agreement": 0.96, "fp32_accuracy": 0.57, "int8_accuracy": 0.58, "speedup": 4.24, "fp32_ms_per_image": 7.1,
-        "int8_ms_per_image": 1.68, "min_agreement": 0.99, "held_out": 200}), stack)
+    registry.tag_version(
+        "resnet50",
+        champion,
+        int8_tags(
+            {
+                "agreement": 0.96,
+                "fp32_accuracy": 0.57,
+                "int8_accuracy": 0.58,
+                "speedup": 4.24,
+                "fp32_ms_per_image": 7.1,
+                "int8_ms_per_image": 1.68,
+                "min_agreement": 0.99,
+                "held_out": 200,
+            }
+        ),
+        stack,
+    )
     dashboard.open(page, "/models")
     for model in ("resnet50", "mobilenet_v2", "efficientnet_b0"):
         expect(page.locator(f"#models-card-{model}")).to_contain_text("champion", timeout=TIMEOUT_MS)

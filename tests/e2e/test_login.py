@@ -11,9 +11,9 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
+from tests.integration.conftest import CLI
 from triptych.db.connection import Database
 from triptych.security.users import add_user
-from tests.integration.conftest import CLI
 
 from .conftest import screenshot
 from .test_dashboard import TIMEOUT_MS, _disagreement, rows
@@ -50,10 +50,14 @@ def test_a_viewer_reads_cannot_label_or_upload_and_signs_out(dashboard, page, st
     expect(item.get_by_role("button", name="Save")).to_be_disabled()
     screenshot(page, "review-as-viewer")
     # Forced past the disabled button, the server still refuses, and nothing is written.
-    refused = page.request.post(f"{dashboard.url}/webcam/frame?session=e2e&seq=1", data=b"\xff\xd8",
-                                headers={"Content-Type": "image/jpeg",
-                                         "X-CSRFToken": next(c["value"] for c in page.context.cookies()
-                                                             if c["name"] == "_csrf_token")})
+    refused = page.request.post(
+        f"{dashboard.url}/webcam/frame?session=e2e&seq=1",
+        data=b"\xff\xd8",
+        headers={
+            "Content-Type": "image/jpeg",
+            "X-CSRFToken": next(c["value"] for c in page.context.cookies() if c["name"] == "_csrf_token"),
+        },
+    )
     assert refused.status == 403
     page.goto(f"{dashboard.url}/upload")
     expect(page.locator("#upload-role")).to_contain_text("uploads need the labeller role")
@@ -61,8 +65,10 @@ def test_a_viewer_reads_cannot_label_or_upload_and_signs_out(dashboard, page, st
     expect(page).to_have_url(f"{dashboard.url}/login")
     page.goto(f"{dashboard.url}/")
     expect(page).to_have_url(f"{dashboard.url}/login?next=/")
-    assert rows(stack, "SELECT ground_truth_label FROM images WHERE image_id = %s", (image_id,))[0][
-        "ground_truth_label"] is None
+    assert (
+        rows(stack, "SELECT ground_truth_label FROM images WHERE image_id = %s", (image_id,))[0]["ground_truth_label"]
+        is None
+    )
 
 
 def test_a_labeller_labels_and_the_label_names_them(dashboard, page, stack):
@@ -75,10 +81,15 @@ def test_a_labeller_labels_and_the_label_names_them(dashboard, page, stack):
     item.get_by_role("button", name="Save").click()
     expect(item.locator(".review-saved")).to_contain_text("saved “ring”")
     screenshot(page, "review-as-labeller")
-    assert rows(stack, "SELECT ground_truth_label FROM images WHERE image_id = %s", (image_id,))[0][
-        "ground_truth_label"] == "ring"
-    events = rows(stack, "SELECT details->>'user' AS who FROM system_events WHERE image_id = %s "
-                         "AND event_type = 'dashboard_label'", (image_id,))
+    assert (
+        rows(stack, "SELECT ground_truth_label FROM images WHERE image_id = %s", (image_id,))[0]["ground_truth_label"]
+        == "ring"
+    )
+    events = rows(
+        stack,
+        "SELECT details->>'user' AS who FROM system_events WHERE image_id = %s AND event_type = 'dashboard_label'",
+        (image_id,),
+    )
     assert [e["who"] for e in events] == [name]
 
 

@@ -30,8 +30,14 @@ def camera_browser(playwright_driver, tmp_path_factory):
     """Chromium whose camera plays the shapes clip, its permission granted."""
     clip = tmp_path_factory.mktemp("camera") / "shapes.y4m"
     shapes_clip(clip, shapes=4, seconds_each=3, fps=10, size=240, start=uuid.uuid4().int % 100_000)
-    chromium = launch_chromium(playwright_driver, ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                                                   f"--use-file-for-fake-video-capture={clip}"])
+    chromium = launch_chromium(
+        playwright_driver,
+        [
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={clip}",
+        ],
+    )
     yield chromium
     chromium.close()
 
@@ -47,11 +53,16 @@ def counter(page, name: str) -> int:
 
 
 def webcam_frames(stack, since) -> list[dict]:
-    return query(stack, """SELECT i.image_id::text, i.ground_truth_label, i.client_metadata,
+    return query(
+        stack,
+        """SELECT i.image_id::text, i.ground_truth_label, i.client_metadata,
                                   (SELECT array_agg(DISTINCT p.model_name ORDER BY p.model_name) FROM predictions p
                                    WHERE p.image_id = i.image_id AND p.role = 'champion') AS models
                            FROM images i WHERE i.source = 'webcam' AND i.uploaded_at >= %s
-                           ORDER BY i.uploaded_at""", (since,), dicts=True)
+                           ORDER BY i.uploaded_at""",
+        (since,),
+        dicts=True,
+    )
 
 
 def test_frames_from_the_camera_are_answered_by_all_three_and_drawn_over_the_video(dashboard, camera_page, stack):
@@ -75,11 +86,22 @@ def test_frames_from_the_camera_are_answered_by_all_three_and_drawn_over_the_vid
     overlay = page.locator("#webcam-overlay")
     expect(overlay).to_have_attribute("aria-label", re.compile(r"consensus: \w+ \("), timeout=TIMEOUT_MS)
     shown_id, described = overlay.get_attribute("data-image-id"), overlay.get_attribute("aria-label")
-    stored = {name: cls for name, cls in query(stack, """SELECT DISTINCT ON (model_name) model_name, predicted_class
+    stored = {
+        name: cls
+        for name, cls in query(
+            stack,
+            """SELECT DISTINCT ON (model_name) model_name, predicted_class
                                                            FROM predictions WHERE image_id = %s AND role = 'champion'
-                                                           ORDER BY model_name, predicted_at DESC""", (shown_id,))}
+                                                           ORDER BY model_name, predicted_at DESC""",
+            (shown_id,),
+        )
+    }
     assert sorted(stored) == MODELS
-    for label, name in (("ResNet50", "resnet50"), ("MobileNetV2", "mobilenet_v2"), ("EfficientNet-B0", "efficientnet_b0")):
+    for label, name in (
+        ("ResNet50", "resnet50"),
+        ("MobileNetV2", "mobilenet_v2"),
+        ("EfficientNet-B0", "efficientnet_b0"),
+    ):
         assert f"{label}: {stored[name]} " in described, described
     # And it is drawn: the answers' panel is painted on the canvas over the video.
     alpha = page.evaluate("""() => { const c = document.getElementById('webcam-overlay');
@@ -107,8 +129,12 @@ def test_frames_from_the_camera_are_answered_by_all_three_and_drawn_over_the_vid
 def test_when_answers_lag_stale_frames_are_dropped_not_queued(dashboard, camera_page):
     page = camera_page
     # The pipeline "lags": no frame is ever answered, so two frames await their answers.
-    page.route("**/webcam/answers*", lambda route: route.fulfill(
-        status=200, content_type="application/json", body=json.dumps({"frames": {}, "models": []})))
+    page.route(
+        "**/webcam/answers*",
+        lambda route: route.fulfill(
+            status=200, content_type="application/json", body=json.dumps({"frames": {}, "models": []})
+        ),
+    )
     dashboard.open(page, "/webcam")
     page.locator("#webcam-rate").fill("5")
     page.locator("#webcam-toggle").click()
@@ -130,15 +156,18 @@ def test_a_snapshot_of_a_still_scene_stays_a_snapshot(dashboard, camera_page):
             seen["snapshots"] += 1
         elif seen["snapshots"]:
             seen["plain_after_snapshot"] += 1
-        route.fulfill(status=201, content_type="application/json",
-                      body=json.dumps({"image_id": image_id, "status": "duplicate"}))
+        route.fulfill(
+            status=201, content_type="application/json", body=json.dumps({"image_id": image_id, "status": "duplicate"})
+        )
 
     def answers(route):
         frames = {}
         if seen["plain_after_snapshot"] >= 2:
-            frames[image_id] = {"status": "compared",
-                                "answers": {m: {"class": "ring", "confidence": 0.9} for m in MODELS},
-                                "consensus": {"class": "ring", "agreement": "unanimous", "words": "all three agree"}}
+            frames[image_id] = {
+                "status": "compared",
+                "answers": {m: {"class": "ring", "confidence": 0.9} for m in MODELS},
+                "consensus": {"class": "ring", "agreement": "unanimous", "words": "all three agree"},
+            }
         route.fulfill(status=200, content_type="application/json", body=json.dumps({"frames": frames, "models": []}))
 
     page.route("**/webcam/frame*", frame)
@@ -157,7 +186,8 @@ def test_a_snapshot_of_a_still_scene_stays_a_snapshot(dashboard, camera_page):
 def test_without_a_camera_the_page_says_so(dashboard, page):
     dashboard.open(page, "/webcam")
     page.locator("#webcam-toggle").click()
-    expect(page.locator("#webcam-alert-text")).to_contain_text(re.compile("camera was refused|No camera found"),
-                                                               timeout=TIMEOUT_MS)
+    expect(page.locator("#webcam-alert-text")).to_contain_text(
+        re.compile("camera was refused|No camera found"), timeout=TIMEOUT_MS
+    )
     expect(page.locator("#webcam-toggle")).to_have_text("Start camera")
     screenshot(page, "webcam-no-camera")

@@ -94,8 +94,13 @@ def _prebuild_kube_node() -> None:
     if os.geteuid() != 0:
         return  # the node's tests need root and are skipped without it
     log = TEST_DATA_DIR.parent / "kube-prebuild.log"
-    subprocess.Popen(["nice", "-n", "19", *CLI[:1], "-m", "triptych.kube.prebuild"], stdout=open(log, "w"),
-                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    subprocess.Popen(
+        ["nice", "-n", "19", *CLI[:1], "-m", "triptych.kube.prebuild"],
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def make_key(stack, scopes: list[str], rate: int | None = None) -> str:
@@ -129,9 +134,15 @@ def ingress(stack, tmp_path_factory):
     )
 
     port = free_port()
-    sup = start_pipeline(tmp_path_factory.mktemp("ingress"), {"upload": 1, "ingest": 1},
-                         {"TRIPTYCH_UPLOAD_PORT": str(port), "TRIPTYCH_MAX_IMAGE_BYTES": str(MAX_BYTES),
-                          "TRIPTYCH_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
-                          "TRIPTYCH_DUPLICATE_POLICY": "reuse"})
+    sup = start_pipeline(
+        tmp_path_factory.mktemp("ingress"),
+        {"upload": 1, "ingest": 1},
+        {
+            "TRIPTYCH_UPLOAD_PORT": str(port),
+            "TRIPTYCH_MAX_IMAGE_BYTES": str(MAX_BYTES),
+            "TRIPTYCH_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
+            "TRIPTYCH_DUPLICATE_POLICY": "reuse",
+        },
+    )
     yield f"http://127.0.0.1:{port}"
     sup.stop()

@@ -41,8 +41,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_pipeline(folder: Path, run: dict[str, int], env: dict[str, str],
-                   data_dir: Path | None = None) -> RunningSupervisor:
+def start_pipeline(
+    folder: Path, run: dict[str, int], env: dict[str, str], data_dir: Path | None = None
+) -> RunningSupervisor:
     """Write the real project (with `env` applied to its declaration) and run only
     the functions in `run` (name -> replicas); the others are scaled to 0. The
     supervisor's data dir is `folder/data` unless `data_dir` is given (the stack's,
@@ -80,7 +81,9 @@ class CliServer:
     """A `triptych <command> --port P` server in a subprocess with its own settings,
     ready once `probe_path` answers 200 (the dashboard, the API)."""
 
-    def __init__(self, command: str, env: dict[str, str], log: Path, probe_path: str = "/health"):
+    def __init__(
+        self, command: str, env: dict[str, str], log: Path, probe_path: str = "/health", host: str | None = None
+    ):
         import subprocess
         import sys
 
@@ -88,16 +91,29 @@ class CliServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        self.proc = subprocess.Popen([sys.executable, "-m", "triptych.cli", command, "--port", str(self.port)],
-                                     env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "triptych.cli",
+                command,
+                "--port",
+                str(self.port),
+                *(["--host", host] if host else []),
+            ],
+            env={**os.environ, **env},
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
         wait_for(lambda: self._answers(probe_path), 60, message=f"`triptych {command}` at {self.url}")
 
     def _answers(self, path: str) -> bool:
         import urllib.request
 
         if self.proc.poll() is not None:
-            pytest.fail(f"`triptych {self.command}` exited with {self.proc.returncode}:\n"
-                        f"{self.log.read_text()[-2000:]}")
+            pytest.fail(
+                f"`triptych {self.command}` exited with {self.proc.returncode}:\n{self.log.read_text()[-2000:]}"
+            )
         try:
             with urllib.request.urlopen(f"{self.url}{path}", timeout=2) as reply:
                 return reply.status == 200
@@ -114,8 +130,9 @@ class CliServer:
             self.proc.kill()
 
 
-def start_full_pipeline(stack, folder: Path, env: dict[str, str] | None = None,
-                        extra: dict[str, int] | None = None) -> tuple[RunningSupervisor, int]:
+def start_full_pipeline(
+    stack, folder: Path, env: dict[str, str] | None = None, extra: dict[str, int] | None = None
+) -> tuple[RunningSupervisor, int]:
     """Upload, ingest, the three inference functions and aggregate (plus `extra`),
     with champions (trained quickly here when the registry has none); returns the
     supervisor and the upload function's port."""
@@ -158,16 +175,25 @@ def unique(prefix: str) -> str:
 
 def wait_rows(stack, where: str, params: tuple, count: int, timeout: float = 30) -> list[dict]:
     """Wait until `images` has at least `count` rows matching `where`; return them."""
-    return wait_for(lambda: (rows := query(stack, f"SELECT * FROM images WHERE {where}", params, dicts=True))
-                    and len(rows) >= count and rows, timeout, message=f"{count} image row(s) where {where} {params}")
+    return wait_for(
+        lambda: (
+            (rows := query(stack, f"SELECT * FROM images WHERE {where}", params, dicts=True))
+            and len(rows) >= count
+            and rows
+        ),
+        timeout,
+        message=f"{count} image row(s) where {where} {params}",
+    )
 
 
 def stream(stack, count: int, start: int, tag: str, shift: str | None = None) -> list[str]:
     """Put `count` labelled test images into the bucket, their filenames tagged
     (with `shift`, a shifted copy of them: see synthetic.SHIFTS)."""
     writer = BucketWriter(stack, "synthetic")
-    return [writer.put(Item(f"{tag}-{item.filename}", item.data, item.label, item.client))
-            for _, item in zip(range(count), synthetic_items("test", start, shift=shift))]
+    return [
+        writer.put(Item(f"{tag}-{item.filename}", item.data, item.label, item.client))
+        for _, item in zip(range(count), synthetic_items("test", start, shift=shift))
+    ]
 
 
 def image_ids_for(stack, tag: str, count: int, timeout=120) -> list[str]:
@@ -176,9 +202,15 @@ def image_ids_for(stack, tag: str, count: int, timeout=120) -> list[str]:
 
 
 def wait_comparisons(stack, ids, timeout=240) -> list[dict]:
-    return wait_for(lambda: (r := query(stack, "SELECT * FROM model_comparisons WHERE image_id = ANY(%s::uuid[])",
-                                        (ids,), dicts=True)) and len(r) >= len(ids) and r, timeout,
-                    message=f"{len(ids)} comparisons")
+    return wait_for(
+        lambda: (
+            (r := query(stack, "SELECT * FROM model_comparisons WHERE image_id = ANY(%s::uuid[])", (ids,), dicts=True))
+            and len(r) >= len(ids)
+            and r
+        ),
+        timeout,
+        message=f"{len(ids)} comparisons",
+    )
 
 
 def send_corrupt_image(stack) -> str:
@@ -191,12 +223,32 @@ def send_corrupt_image(stack) -> str:
     minio_client(stack).put_object(stack.images_bucket, key, io.BytesIO(data), len(data))
     sha = hashlib.sha256(data).hexdigest()
     image_id = image_id_for(stack.images_bucket, key, "", sha)
-    Database(stack).transaction(lambda cur: register_image(cur, NewImage(
-        image_id=image_id, bucket=stack.images_bucket, object_key=key, object_version="", sha256=sha,
-        filename="corrupt.jpg", size_bytes=len(data), source="unknown")))
+    Database(stack).transaction(
+        lambda cur: register_image(
+            cur,
+            NewImage(
+                image_id=image_id,
+                bucket=stack.images_bucket,
+                object_key=key,
+                object_version="",
+                sha256=sha,
+                filename="corrupt.jpg",
+                size_bytes=len(data),
+                source="unknown",
+            ),
+        )
+    )
     producer = make_producer(stack)
-    message = ImageMessage(image_id=image_id, bucket=stack.images_bucket, object_key=key, sha256=sha,
-                           image_format="jpeg", width=200, height=200, source="unknown")
+    message = ImageMessage(
+        image_id=image_id,
+        bucket=stack.images_bucket,
+        object_key=key,
+        sha256=sha,
+        image_format="jpeg",
+        width=200,
+        height=200,
+        source="unknown",
+    )
     producer.send(TOPIC_IMAGES_INPUT, key=image_id.encode(), value=message.model_dump_json().encode()).get(10)
     producer.close()
     return image_id

@@ -18,9 +18,9 @@ import psycopg2.extras
 from kafka import KafkaAdminClient
 
 from triptych.config import Settings
+from triptych.control import read_status
 from triptych.db.connection import connection
 from triptych.runtime.declare import nuclio_function
-from triptych.control import read_status
 
 FUNCTIONS_DIR = Path(__file__).parent / "functions"
 
@@ -81,9 +81,11 @@ def wait_group_stable(settings: Settings, group: str, members: int, timeout: flo
     """Until the consumer group has `members` members and no rebalance in progress."""
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_url)
     try:
+
         def stable():
             info = admin.describe_groups([group]).get(group) or {}
             return info.get("group_state") == "Stable" and len(info.get("members", [])) == members
+
         wait_for(stable, timeout, interval=0.5, message=f"group {group} stable with {members} member(s)")
     finally:
         admin.close()
@@ -106,6 +108,7 @@ def wait_caught_up(settings: Settings, groups: list[str], topic: str, timeout: f
                 if any((committed.get(tp).offset if committed.get(tp) else 0) < ends[tp] for tp in partitions):
                     return False
             return True
+
         wait_for(caught_up, timeout, interval=0.5, message=f"{groups} caught up on {topic}")
     finally:
         consumer.close()
@@ -133,8 +136,9 @@ class RunningSupervisor:
         return wait_for(ready, timeout, message=f"{count} running replica(s) of {function}")
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "triptych.cli", *args], env=self.env,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "triptych.cli", *args], env=self.env, capture_output=True, text=True, timeout=120
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -150,26 +154,44 @@ def start_supervisor(project_file: Path, data_dir: Path, extra_env: dict[str, st
     log = open(data_dir / "supervisor.log", "ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "triptych.runtime.supervisor", "--project", str(project_file)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     settings = Settings(data_dir=data_dir)
     return RunningSupervisor(process=process, settings=settings, env=env)
 
 
-def send_json(producer, topic: str, messages: list[dict], key_field: str = "id", partition: int | None = None,
-              pause_s: float = 0.0) -> None:
+def send_json(
+    producer,
+    topic: str,
+    messages: list[dict],
+    key_field: str = "id",
+    partition: int | None = None,
+    pause_s: float = 0.0,
+) -> None:
     for message in messages:
-        producer.send(topic, key=str(message[key_field]).encode(), value=json.dumps(message).encode(),
-                      partition=partition)
+        producer.send(
+            topic, key=str(message[key_field]).encode(), value=json.dumps(message).encode(), partition=partition
+        )
         if pause_s:
             producer.flush()
             time.sleep(pause_s)
     producer.flush()
 
 
-def start_sink(stack: Settings, folder: Path, replicas: int = 1, delivery=None, handler: str = "handler",
-               partitions: int = 3, env: dict[str, str] | None = None, waiting=(), initial_offset: str = "earliest",
-               **declared) -> tuple[RunningSupervisor, str, str]:
+def start_sink(
+    stack: Settings,
+    folder: Path,
+    replicas: int = 1,
+    delivery=None,
+    handler: str = "handler",
+    partitions: int = 3,
+    env: dict[str, str] | None = None,
+    waiting=(),
+    initial_offset: str = "earliest",
+    **declared,
+) -> tuple[RunningSupervisor, str, str]:
     """A supervisor running the `sink` test function on a new topic, recording into a
     new table. `waiting`: messages on the topic (partition 0) before it starts;
     `declared`: more `nuclio_function` arguments (max_replicas, wake_when)."""
@@ -183,15 +205,26 @@ def start_sink(stack: Settings, folder: Path, replicas: int = 1, delivery=None, 
         send_json(producer, topic, list(waiting), partition=0)
         producer.close()
     table = create_sink_table(stack)
-    project = write_project(folder, {
-        "sink": dict(
-            source=FUNCTIONS_DIR / "sink.py", handler=handler, min_replicas=replicas,
-            triggers={"in": kafka_trigger(topic, f"sink-{topic}", stack.kafka_url,
-                                          delivery or Delivery(max_attempts=3, retry_backoff_ms=50),
-                                          initial_offset=initial_offset)},
-            **declared,
-        )
-    })
+    project = write_project(
+        folder,
+        {
+            "sink": dict(
+                source=FUNCTIONS_DIR / "sink.py",
+                handler=handler,
+                min_replicas=replicas,
+                triggers={
+                    "in": kafka_trigger(
+                        topic,
+                        f"sink-{topic}",
+                        stack.kafka_url,
+                        delivery or Delivery(max_attempts=3, retry_backoff_ms=50),
+                        initial_offset=initial_offset,
+                    )
+                },
+                **declared,
+            )
+        },
+    )
     data_dir = folder / "data"
     data_dir.mkdir(exist_ok=True)
     return start_supervisor(project, data_dir, {"SINK_TABLE": table, **(env or {})}), topic, table

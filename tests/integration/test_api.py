@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import cv2
@@ -35,20 +35,29 @@ MAX_REQUEST_BYTES = 3_000_000
 @pytest.fixture(scope="module")
 def pipeline(stack, tmp_path_factory):
     retrain_port = free_port()
-    sup, upload_port = start_full_pipeline(stack, tmp_path_factory.mktemp("api-pipeline"),
-                                           {"TRIPTYCH_RETRAIN_PORT": str(retrain_port)}, extra={"retrain": 1})
+    sup, upload_port = start_full_pipeline(
+        stack,
+        tmp_path_factory.mktemp("api-pipeline"),
+        {"TRIPTYCH_RETRAIN_PORT": str(retrain_port)},
+        extra={"retrain": 1},
+    )
     yield {"upload_port": upload_port, "retrain_port": retrain_port}
     sup.stop()
 
 
 @pytest.fixture(scope="module")
 def api(pipeline, tmp_path_factory):
-    server = CliServer("api", {
-        "TRIPTYCH_RETRAIN_PORT": str(pipeline["retrain_port"]),
-        "TRIPTYCH_CORS_ORIGINS": json.dumps([ALLOWED_ORIGIN]),
-        "TRIPTYCH_JWT_SECRET": JWT_SECRET,
-        "TRIPTYCH_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
-    }, tmp_path_factory.mktemp("api") / "api.log", probe_path="/")
+    server = CliServer(
+        "api",
+        {
+            "TRIPTYCH_RETRAIN_PORT": str(pipeline["retrain_port"]),
+            "TRIPTYCH_CORS_ORIGINS": json.dumps([ALLOWED_ORIGIN]),
+            "TRIPTYCH_JWT_SECRET": JWT_SECRET,
+            "TRIPTYCH_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
+        },
+        tmp_path_factory.mktemp("api") / "api.log",
+        probe_path="/",
+    )
     yield server
     server.stop()
 
@@ -114,9 +123,15 @@ def test_an_uploaded_image_is_answered_by_every_model_and_readable_everywhere(cl
     assert content.status_code == 200 and content.content == data
     assert content.headers["content-type"] == "image/png" and content.headers["x-content-type-options"] == "nosniff"
 
-    graph = client.post("/graphql", json={"query": """query($id: String!) { image(imageId: $id) {
+    graph = client.post(
+        "/graphql",
+        json={
+            "query": """query($id: String!) { image(imageId: $id) {
         imageId filename groundTruthLabel predictions { modelName predictionClass confidence inferenceTimeMs }
-        comparison { agreementLevel consensusClass } } }""", "variables": {"id": image_id}}).json()
+        comparison { agreementLevel consensusClass } } }""",
+            "variables": {"id": image_id},
+        },
+    ).json()
     assert "errors" not in graph, graph
     assert {p["modelName"] for p in graph["data"]["image"]["predictions"]} == set(comparison["per_model"])
     assert graph["data"]["image"]["comparison"]["consensusClass"] == comparison["consensus_class"]
@@ -155,15 +170,19 @@ def test_the_gradcam_worker_never_outlives_the_api(ending, uploaded, admin_key, 
     image_id, _, _ = uploaded[2]
     server = CliServer("api", {}, tmp_path / "api.log", probe_path="/")
     try:
-        reply = httpx.get(f"{server.url}/images/{image_id}/gradcam/mobilenet_v2",
-                          headers={"X-API-Key": admin_key}, timeout=180)
+        reply = httpx.get(
+            f"{server.url}/images/{image_id}/gradcam/mobilenet_v2", headers={"X-API-Key": admin_key}, timeout=180
+        )
         assert reply.status_code == 200, reply.text
         children = psutil.Process(server.proc.pid).children(recursive=True)
         assert children, "the render ran in a worker process"
         server.proc.send_signal(getattr(signal, ending))
         server.proc.wait(30)
-        wait_for(lambda: not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], 30,
-                 message=f"the API's workers to end after {ending}")
+        wait_for(
+            lambda: not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE],
+            30,
+            message=f"the API's workers to end after {ending}",
+        )
     finally:
         server.stop()
 
@@ -195,20 +214,23 @@ def test_drift_reports_every_detector_the_job_ran(stack, client, uploaded):
 
 def test_lists_filter_and_page_with_cursors_that_never_overlap(client, uploaded):
     ids = {i for i, _, _ in uploaded}
-    since = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     first = client.get("/images", params={"limit": 2, "since": since, "source": "upload"}).json()
-    second = client.get("/images", params={"limit": 2, "since": since, "source": "upload",
-                                           "cursor": first["next_cursor"]}).json()
+    second = client.get(
+        "/images", params={"limit": 2, "since": since, "source": "upload", "cursor": first["next_cursor"]}
+    ).json()
     shown = [r["image_id"] for r in first["items"] + second["items"]]
     assert len(shown) == len(set(shown)) and ids <= set(shown) | set(
-        r["image_id"] for r in client.get("/images", params={"limit": 50, "since": since}).json()["items"])
+        r["image_id"] for r in client.get("/images", params={"limit": 50, "since": since}).json()["items"]
+    )
 
     mobilenet = client.get("/predictions/recent/20", params={"model": "mobilenet_v2"}).json()["items"]
     assert mobilenet and {p["model_name"] for p in mobilenet} == {"mobilenet_v2"}
     image_id, label, _ = uploaded[1]
     answer = client.get(f"/comparisons/{image_id}").json()["per_model"]["resnet50"]
-    by_class = client.get("/images", params={"model": "resnet50", "class": answer["class"], "since": since,
-                                             "limit": 100}).json()["items"]
+    by_class = client.get(
+        "/images", params={"model": "resnet50", "class": answer["class"], "since": since, "limit": 100}
+    ).json()["items"]
     assert image_id in {r["image_id"] for r in by_class}
     assert all(r["per_model"]["resnet50"]["class"] == answer["class"] for r in by_class)
 
@@ -221,8 +243,15 @@ def test_stats_and_models_describe_what_the_pipeline_did(client, uploaded):
     assert {m["model_name"] for m in stats} >= {"resnet50", "mobilenet_v2", "efficientnet_b0"}
     assert all(m["predictions"] > 0 and m["p50_inference_ms"] > 0 for m in stats)
     # The aggregate function recomputes its minute windows in the background, within a second.
-    windows = wait_for(lambda: (w := client.get("/stats/performance").json()["windows"])
-                       and {x["model_name"] for x in w} >= {"resnet50"} and w, 30, message="minute windows")
+    windows = wait_for(
+        lambda: (
+            (w := client.get("/stats/performance").json()["windows"])
+            and {x["model_name"] for x in w} >= {"resnet50"}
+            and w
+        ),
+        30,
+        message="minute windows",
+    )
     assert all(w["prediction_count"] > 0 and w["window_seconds"] == 60 for w in windows)
     models = client.get("/models").json()
     assert all(m["champion"] and "champion" in m["champion"]["aliases"] for m in models)
@@ -240,29 +269,40 @@ def test_a_label_from_the_review_queue_recomputes_correctness(stack, client, upl
     assert client.put(f"/images/{uuid.uuid4()}/label", json={"label": "circle"}).status_code == 404
     restored = client.put(f"/images/{image_id}/label", json={"label": label})
     assert restored.json()["consensus_correct"] == (consensus == label)
-    events = query(stack, "SELECT count(*) FROM system_events WHERE event_type = 'label_set' AND image_id = %s",
-                   (image_id,))[0][0]
+    events = query(
+        stack, "SELECT count(*) FROM system_events WHERE event_type = 'label_set' AND image_id = %s", (image_id,)
+    )[0][0]
     assert events == 2
 
 
 def test_significance_pairs_the_models_on_the_labelled_images_all_answered(stack, client, uploaded):
     from triptych.stats.paired import mcnemar_p
 
-    until = datetime.now(timezone.utc)  # every comparison made after this is outside the range
+    until = datetime.now(UTC)  # every comparison made after this is outside the range
     since = until - timedelta(hours=1)
     params = {"since": since.isoformat(), "until": until.isoformat()}
     reply = client.get("/stats/significance", params=params)
     assert reply.status_code == 200, reply.text
     body = reply.json()
     # Counted again here, independently, from the comparisons' per-model correctness.
-    rows = [r[0] for r in query(stack, """SELECT per_model FROM model_comparisons
+    rows = [
+        r[0]
+        for r in query(
+            stack,
+            """SELECT per_model FROM model_comparisons
                                          WHERE created_at >= %s AND created_at < %s ORDER BY created_at DESC
-                                         LIMIT 10000""", (since, until))]
+                                         LIMIT 10000""",
+            (since, until),
+        )
+    ]
     models = ["resnet50", "mobilenet_v2", "efficientnet_b0"]
     labelled = [r for r in rows if all(m in r and r[m].get("correct") is not None for m in models)]
     assert body["n"] == len(labelled) >= len(uploaded)
-    assert [p["models"] for p in body["pairs"]] == [[models[0], models[1]], [models[0], models[2]],
-                                                    [models[1], models[2]]]
+    assert [p["models"] for p in body["pairs"]] == [
+        [models[0], models[1]],
+        [models[0], models[2]],
+        [models[1], models[2]],
+    ]
     for pair in body["pairs"]:
         first, second = pair["models"]
         b = sum(r[first]["correct"] and not r[second]["correct"] for r in labelled)
@@ -273,12 +313,19 @@ def test_significance_pairs_the_models_on_the_labelled_images_all_answered(stack
         assert pair["ci_low"] <= pair["accuracy_difference"] <= pair["ci_high"]
         assert pair["verdict"]
     # GraphQL answers the same figures.
-    graphql = client.post("/graphql", json={"query": f"""{{ significance(since: "{params['since']}",
-        until: "{params['until']}") {{ n pairs {{ models b c pValue verdict }} cochranQ {{ q pValue df }} }} }}"""})
+    graphql = client.post(
+        "/graphql",
+        json={
+            "query": f"""{{ significance(since: "{params["since"]}",
+        until: "{params["until"]}") {{ n pairs {{ models b c pValue verdict }} cochranQ {{ q pValue df }} }} }}"""
+        },
+    )
     data = graphql.json()
     assert "errors" not in data, data
     assert data["data"]["significance"]["n"] == body["n"]
-    assert [(p["b"], p["c"]) for p in data["data"]["significance"]["pairs"]] == [(p["b"], p["c"]) for p in body["pairs"]]
+    assert [(p["b"], p["c"]) for p in data["data"]["significance"]["pairs"]] == [
+        (p["b"], p["c"]) for p in body["pairs"]
+    ]
     backwards = client.get("/stats/significance", params={"since": until.isoformat(), "until": since.isoformat()})
     assert backwards.status_code == 400 and backwards.json()["code"] == "bad_time_range"
 
@@ -290,32 +337,51 @@ def test_int8_beside_fp32_pairs_each_int8_answer_with_the_same_versions_fp32_one
     from triptych.aggregation.aggregate import Aggregator
     from triptych.contracts import ClassScore, PredictionMessage, Timings
 
-    fp32 = query(stack, """SELECT p.image_id::text, p.model_version, p.predicted_class, i.ground_truth_label
+    fp32 = query(
+        stack,
+        """SELECT p.image_id::text, p.model_version, p.predicted_class, i.ground_truth_label
                            FROM predictions p JOIN images i USING (image_id)
                            WHERE p.model_name = 'mobilenet_v2' AND p.image_id = ANY(%s::uuid[])
-                           ORDER BY p.image_id""", ([image_id for image_id, _, _ in uploaded],), dicts=True)
+                           ORDER BY p.image_id""",
+        ([image_id for image_id, _, _ in uploaded],),
+        dicts=True,
+    )
     assert len(fp32) == len(uploaded)
-    answers = {r["image_id"]: f"not-{r['ground_truth_label']}" if k == 0 else r["predicted_class"]
-               for k, r in enumerate(fp32)}
-    since = datetime.now(timezone.utc)
-    Aggregator.from_settings(stack).handle([PredictionMessage(
-        image_id=r["image_id"], model_name="mobilenet_v2", model_version=r["model_version"],
-        top_k=[ClassScore(label=answers[r["image_id"]], confidence=0.5)],
-        timings=Timings(fetch_ms=0, decode_ms=0, preprocess_ms=0, inference_ms=1.0, total_ms=1.0),
-        backend="onnxruntime-cpu-int8", batch_size=3, worker_id="api-test", role="int8").model_dump_json()
-        for r in fp32])
+    answers = {
+        r["image_id"]: f"not-{r['ground_truth_label']}" if k == 0 else r["predicted_class"] for k, r in enumerate(fp32)
+    }
+    since = datetime.now(UTC)
+    Aggregator.from_settings(stack).handle(
+        [
+            PredictionMessage(
+                image_id=r["image_id"],
+                model_name="mobilenet_v2",
+                model_version=r["model_version"],
+                top_k=[ClassScore(label=answers[r["image_id"]], confidence=0.5)],
+                timings=Timings(fetch_ms=0, decode_ms=0, preprocess_ms=0, inference_ms=1.0, total_ms=1.0),
+                backend="onnxruntime-cpu-int8",
+                batch_size=3,
+                worker_id="api-test",
+                role="int8",
+            ).model_dump_json()
+            for r in fp32
+        ]
+    )
     reply = client.get("/stats/int8", params={"since": since.isoformat()})
     assert reply.status_code == 200, reply.text
     (mine,) = reply.json()["models"]
     assert (mine["model_name"], mine["answered"]) == ("mobilenet_v2", len(fp32))
-    assert mine["agreement"] == pytest.approx(sum(r["predicted_class"] == answers[r["image_id"]] for r in fp32)
-                                              / len(fp32))
+    assert mine["agreement"] == pytest.approx(
+        sum(r["predicted_class"] == answers[r["image_id"]] for r in fp32) / len(fp32)
+    )
     fp32_right = [r["predicted_class"] == r["ground_truth_label"] for r in fp32]
     int8_right = [answers[r["image_id"]] == r["ground_truth_label"] for r in fp32]
     test = mine["test"]
     assert test["models"] == ["fp32", "int8"] and test["n"] == len(fp32)
-    assert (test["b"], test["c"]) == (sum(a and not b for a, b in zip(fp32_right, int8_right)),
-                                      sum(b and not a for a, b in zip(fp32_right, int8_right)))
+    assert (test["b"], test["c"]) == (
+        sum(a and not b for a, b in zip(fp32_right, int8_right)),
+        sum(b and not a for a, b in zip(fp32_right, int8_right)),
+    )
     assert mine["int8_p50_ms"] == pytest.approx(1.0) and test["verdict"]
     # The int8 answers never became predictions or changed a comparison.
     assert query(stack, "SELECT count(*) FROM predictions WHERE worker_id = 'api-test'")[0][0] == 0
@@ -335,17 +401,30 @@ def test_calibration_bins_every_labelled_answer_and_ece_is_in_model_stats(client
 
 
 def test_graphql_lists_images_and_uploads_with_a_key_only(api, client, uploaded):
-    listed = client.post("/graphql", json={"query": "{ images(limit: 5) { imageId predictions { modelName } } "
-                                                    "modelStats { modelName predictions } }"}).json()
+    listed = client.post(
+        "/graphql",
+        json={
+            "query": "{ images(limit: 5) { imageId predictions { modelName } } modelStats { modelName predictions } }"
+        },
+    ).json()
     assert "errors" not in listed and len(listed["data"]["images"]) == 5
     assert {m["modelName"] for m in listed["data"]["modelStats"]} >= {"resnet50"}
 
     def multipart(headers):
-        operations = json.dumps({"query": "mutation($f: Upload!) { uploadImage(file: $f, label: \"circle\") "
-                                          "{ imageId status groundTruthLabel } }", "variables": {"f": None}})
-        return httpx.post(f"{api.url}/graphql", headers=headers, data={
-            "operations": operations, "map": json.dumps({"0": ["variables.f"]})},
-            files={"0": ("gql.png", labelled_png(9100)[0], "image/png")}, timeout=60).json()
+        operations = json.dumps(
+            {
+                "query": 'mutation($f: Upload!) { uploadImage(file: $f, label: "circle") '
+                "{ imageId status groundTruthLabel } }",
+                "variables": {"f": None},
+            }
+        )
+        return httpx.post(
+            f"{api.url}/graphql",
+            headers=headers,
+            data={"operations": operations, "map": json.dumps({"0": ["variables.f"]})},
+            files={"0": ("gql.png", labelled_png(9100)[0], "image/png")},
+            timeout=60,
+        ).json()
 
     refused = multipart({})
     assert refused["errors"][0]["extensions"]["code"] == "missing_credential"
@@ -367,16 +446,23 @@ WRITES = [
 
 @pytest.mark.parametrize("method,path,kwargs", WRITES, ids=[f"{m} {p.split('/')[1]}" for m, p, _ in WRITES])
 def test_every_write_needs_a_key_with_its_scope(stack, api, method, path, kwargs):
-    before = query(stack, "SELECT (SELECT count(*) FROM images), (SELECT count(*) FROM predictions), "
-                          "(SELECT count(*) FROM pipeline_runs)")[0]
+    before = query(
+        stack,
+        "SELECT (SELECT count(*) FROM images), (SELECT count(*) FROM predictions), "
+        "(SELECT count(*) FROM pipeline_runs)",
+    )[0]
     missing = httpx.request(method, f"{api.url}{path}", timeout=30, **kwargs)
     assert missing.status_code == 401 and missing.json()["code"] == "missing_credential", missing.text
     read_only = make_key(stack, ["read"])
-    lacking = httpx.request(method, f"{api.url}{path}", headers={"Authorization": f"Bearer {read_only}"}, timeout=30,
-                            **kwargs)
+    lacking = httpx.request(
+        method, f"{api.url}{path}", headers={"Authorization": f"Bearer {read_only}"}, timeout=30, **kwargs
+    )
     assert lacking.status_code == 403 and lacking.json()["code"] == "missing_scope", lacking.text
-    after = query(stack, "SELECT (SELECT count(*) FROM images), (SELECT count(*) FROM predictions), "
-                         "(SELECT count(*) FROM pipeline_runs)")[0]
+    after = query(
+        stack,
+        "SELECT (SELECT count(*) FROM images), (SELECT count(*) FROM predictions), "
+        "(SELECT count(*) FROM pipeline_runs)",
+    )[0]
     assert after[0] == before[0] and after[2] == before[2] and after[1] >= before[1]  # nothing written, nothing cleared
 
 
@@ -388,11 +474,16 @@ def test_a_jwt_signed_with_the_secret_may_upload_and_a_forged_one_may_not(stack,
     expired = issue_token(JWT_SECRET, "ci-bot", ["upload"], ttl_s=-10)
     data = image_bytes("PNG")
     for token, status, code in ((forged, 401, "invalid_token"), (expired, 401, "invalid_token")):
-        reply = httpx.post(f"{api.url}/upload", files={"file": ("jwt.png", data)},
-                           headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        reply = httpx.post(
+            f"{api.url}/upload",
+            files={"file": ("jwt.png", data)},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
         assert (reply.status_code, reply.json()["code"]) == (status, code), reply.text
-    reply = httpx.post(f"{api.url}/upload", files={"file": ("jwt.png", data)},
-                       headers={"Authorization": f"Bearer {good}"}, timeout=30)
+    reply = httpx.post(
+        f"{api.url}/upload", files={"file": ("jwt.png", data)}, headers={"Authorization": f"Bearer {good}"}, timeout=30
+    )
     assert reply.status_code == 201, reply.text
 
 
@@ -410,9 +501,14 @@ def test_uploads_past_a_keys_rate_get_429_with_retry_after(stack, api):
 
 def test_cors_allows_only_the_configured_origins(api):
     def preflight(origin):
-        return httpx.options(f"{api.url}/upload", headers={
-            "Origin": origin, "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "x-api-key"})
+        return httpx.options(
+            f"{api.url}/upload",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "x-api-key",
+            },
+        )
 
     assert preflight(ALLOWED_ORIGIN).headers.get("access-control-allow-origin") == ALLOWED_ORIGIN
     assert "access-control-allow-origin" not in preflight("http://evil.example").headers
@@ -480,6 +576,21 @@ def test_health_names_each_dependency_and_503s_when_one_is_down(stack, api):
     assert any("mlflow" in p for p in reply.json()["problems"])
 
 
+def test_an_api_beyond_loopback_needs_a_key_to_read_but_health_stays_open(stack, api, tmp_path):
+    """`triptych api --host 0.0.0.0` (a pod, a shared machine): reads need a key by
+    default; probes and scrapers still reach /health and /metrics without one."""
+    server = CliServer("api", {}, tmp_path / "api.log", probe_path="/health", host="0.0.0.0")
+    try:
+        assert httpx.get(f"{server.url}/images").status_code == 401
+        assert httpx.get(f"{server.url}/images", headers={"X-API-Key": make_key(stack, ["read"])}).status_code == 200
+        assert httpx.get(f"{server.url}/health").status_code == 200
+        assert httpx.get(f"{server.url}/metrics").status_code == 200
+    finally:
+        server.stop()
+    # On loopback (the `api` fixture, as on a laptop), reads stay open.
+    assert httpx.get(f"{api.url}/images").status_code == 200
+
+
 def test_clear_predictions_deletes_results_and_keeps_images(stack, admin_key):
     """On a database of its own: clearing is not something to do to the session's."""
     from fastapi.testclient import TestClient
@@ -499,23 +610,34 @@ def test_clear_predictions_deletes_results_and_keeps_images(stack, admin_key):
         key = db.transaction(lambda cur: create_key(cur, "admin", ["admin"])[1])
 
         def seed(cur):
-            cur.execute("""INSERT INTO images (image_id, bucket, object_key, sha256, filename, size_bytes)
-                           VALUES (%s, 'images', 'k', repeat('a', 64), 'f.png', 1)""", (image_id,))
-            cur.execute("""INSERT INTO predictions (image_id, model_name, model_version, predicted_class, confidence,
+            cur.execute(
+                """INSERT INTO images (image_id, bucket, object_key, sha256, filename, size_bytes)
+                           VALUES (%s, 'images', 'k', repeat('a', 64), 'f.png', 1)""",
+                (image_id,),
+            )
+            cur.execute(
+                """INSERT INTO predictions (image_id, model_name, model_version, predicted_class, confidence,
                            inference_ms, created_at) VALUES (%s, 'resnet50', '1', 'circle', 0.9, 5, now() - interval '2 days'),
-                           (%s, 'mobilenet_v2', '1', 'circle', 0.9, 5, now())""", (image_id, image_id))
+                           (%s, 'mobilenet_v2', '1', 'circle', 0.9, 5, now())""",
+                (image_id, image_id),
+            )
 
         db.transaction(seed)
         app = TestClient(create_app(settings))
         headers = {"X-API-Key": key}
         unconfirmed = app.post("/admin/clear-predictions", json={}, headers=headers)
         assert unconfirmed.status_code == 422
-        older = app.post("/admin/clear-predictions", headers=headers, json={
-            "confirm": "clear-predictions", "older_than": (datetime.now(timezone.utc) - timedelta(days=1)).isoformat()})
+        older = app.post(
+            "/admin/clear-predictions",
+            headers=headers,
+            json={"confirm": "clear-predictions", "older_than": (datetime.now(UTC) - timedelta(days=1)).isoformat()},
+        )
         assert older.json() == {"predictions": 1, "comparisons": 0, "metrics_windows": 0}
         everything = app.post("/admin/clear-predictions", headers=headers, json={"confirm": "clear-predictions"})
         assert everything.json()["predictions"] == 1
-        assert db.transaction(lambda cur: (cur.execute("SELECT count(*) AS n FROM images"), cur.fetchone())[1])["n"] == 1
+        assert (
+            db.transaction(lambda cur: (cur.execute("SELECT count(*) AS n FROM images"), cur.fetchone())[1])["n"] == 1
+        )
         db.close()
     finally:
         drop_database(stack, name)
@@ -538,25 +660,47 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(stack, api, t
     fresh_key = db.transaction(lambda cur: create_key(cur, "fuzz", ["upload", "label", "admin"], 100_000))[1]
     db.close()
     fresh_api = CliServer("api", {"TRIPTYCH_DATABASE_URL": url}, tmp_path / "fresh-api.log", probe_path="/")
-    checks = ("not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,"
-              "response_headers_conformance,unsupported_method")
+    checks = (
+        "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,"
+        "response_headers_conformance,unsupported_method"
+    )
 
     def run(base: str, credential: str, *selection: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [str(Path(sys.executable).with_name("schemathesis")), "run", f"{base}/openapi.json", "-H", f"X-API-Key: {credential}",
-             "-c", checks, "-n", os.environ.get("TRIPTYCH_FUZZ_EXAMPLES", "30"), "--generation-deterministic",
-             "--no-color", "-w", "2", "--request-timeout", "30", *selection],
-            capture_output=True, text=True, timeout=540, cwd=tmp_path)  # its caches stay out of the checkout
+            [
+                str(Path(sys.executable).with_name("schemathesis")),
+                "run",
+                f"{base}/openapi.json",
+                "-H",
+                f"X-API-Key: {credential}",
+                "-c",
+                checks,
+                "-n",
+                os.environ.get("TRIPTYCH_FUZZ_EXAMPLES", "30"),
+                "--generation-deterministic",
+                "--no-color",
+                "-w",
+                "2",
+                "--request-timeout",
+                "30",
+                *selection,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=540,
+            cwd=tmp_path,
+        )  # its caches stay out of the checkout
 
     try:
-        main = run(api.url, key, "--exclude-operation-id", "retrain_retrain_post", "--exclude-path",
-                   "/admin/clear-predictions")
+        main = run(
+            api.url, key, "--exclude-operation-id", "retrain_retrain_post", "--exclude-path", "/admin/clear-predictions"
+        )
         cleared = run(fresh_api.url, fresh_key, "--include-path", "/admin/clear-predictions")
     finally:
         fresh_api.stop()
         drop_database(stack, name)
     for proc in (main, cleared):
-        summary = proc.stdout[proc.stdout.rfind("SUMMARY"):]
+        summary = proc.stdout[proc.stdout.rfind("SUMMARY") :]
         print(f"\n[schemathesis]\n{summary}")
         assert proc.returncode == 0, proc.stdout[-6000:]
         assert "Test cases:" in summary and " passed" in summary
@@ -578,8 +722,9 @@ def test_keys_are_made_listed_and_revoked_with_the_cli(stack, api):
     assert stored[0][0] != key and stored[0][1:] == (["upload"], 50)
 
     def post():
-        return httpx.post(f"{api.url}/upload", files={"file": ("k.png", image_bytes("PNG"))},
-                          headers={"X-API-Key": key}, timeout=30)
+        return httpx.post(
+            f"{api.url}/upload", files={"file": ("k.png", image_bytes("PNG"))}, headers={"X-API-Key": key}, timeout=30
+        )
 
     assert post().status_code == 201
     assert triptych("keys", "create", name).returncode == 1  # the name is taken while the key is active

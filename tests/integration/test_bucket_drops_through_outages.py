@@ -46,8 +46,11 @@ def pipeline(stack, tmp_path_factory):
     for name in missing_champions(stack):
         train_as_mlrun_job(name, QUICK, policy="always")
     run = {"ingest": 1, "aggregate": 1, **{a.function: 1 for a in ARCHITECTURES.values()}}
-    sup = start_pipeline(tmp_path_factory.mktemp("outages"), run,
-                         {"TRIPTYCH_SWEEP_SETTLE_S": str(SWEEP_SETTLE_S), "TRIPTYCH_SWEEP_PAGE_SIZE": "100000"})
+    sup = start_pipeline(
+        tmp_path_factory.mktemp("outages"),
+        run,
+        {"TRIPTYCH_SWEEP_SETTLE_S": str(SWEEP_SETTLE_S), "TRIPTYCH_SWEEP_PAGE_SIZE": "100000"},
+    )
     yield sup
     sup.stop()
     assert triptych("up").returncode == 0  # whatever a failed test left down, for the modules after this one
@@ -90,7 +93,7 @@ class Dropper:
             self.drop_one()
             self._stop.wait(1 / self.rate)
 
-    def __enter__(self) -> "Dropper":
+    def __enter__(self) -> Dropper:
         self._thread.start()
         return self
 
@@ -106,8 +109,11 @@ def kill(service: str) -> int:
     pid = stack_status()[service]["pid"]
     assert pid, f"{service} is not running"
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, 30,
-             message=f"{service} (pid {pid}) to die")
+    wait_for(
+        lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+        30,
+        message=f"{service} (pid {pid}) to die",
+    )
     return pid
 
 
@@ -119,11 +125,16 @@ def bring_back() -> float:
 
 def compared_once(stack, run: str, keys: list[str], timeout: float) -> list[dict]:
     """Wait until every key has exactly one image row and one comparison; return the rows."""
+
     def state():
-        rows = query(stack, """SELECT i.object_key, i.image_id,
+        rows = query(
+            stack,
+            """SELECT i.object_key, i.image_id,
                                       (SELECT count(*) FROM model_comparisons c WHERE c.image_id = i.image_id) AS n
                                FROM images i WHERE i.bucket = %s AND i.object_key LIKE %s""",
-                     (stack.images_bucket, f"{run}/%"), dicts=True)
+            (stack.images_bucket, f"{run}/%"),
+            dicts=True,
+        )
         return rows
 
     def done():
@@ -135,9 +146,11 @@ def compared_once(stack, run: str, keys: list[str], timeout: float) -> list[dict
     except AssertionError:
         rows = state()
         have = {r["object_key"] for r in rows}
-        raise AssertionError(f"{len(set(keys) - have)} of {len(keys)} drops have no image row "
-                             f"({sorted(set(keys) - have)[:10]}...), "
-                             f"{sum(1 for r in rows if r['n'] == 0)} have no comparison") from None
+        raise AssertionError(
+            f"{len(set(keys) - have)} of {len(keys)} drops have no image row "
+            f"({sorted(set(keys) - have)[:10]}...), "
+            f"{sum(1 for r in rows if r['n'] == 0)} have no comparison"
+        ) from None
     by_key: dict[str, list[dict]] = {}
     for row in rows:
         by_key.setdefault(row["object_key"], []).append(row)
@@ -153,9 +166,13 @@ def reported_late(stack, run: str, event_type: str) -> int:
     `objects_swept` (found by listing the bucket). Counted from the rows' tallies;
     their key lists name the first 50 only."""
     tally = "(details->>'recovered')::int" if event_type == "objects_recovered_late" else "(details->>'ingested')::int"
-    [(count,)] = query(stack, f"""SELECT coalesce(sum({tally}), 0) FROM system_events WHERE event_type = %s
+    [(count,)] = query(
+        stack,
+        f"""SELECT coalesce(sum({tally}), 0) FROM system_events WHERE event_type = %s
                                   AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(details->'keys') k
-                                              WHERE k LIKE %s)""", (event_type, f"{run}/%"))
+                                              WHERE k LIKE %s)""",
+        (event_type, f"{run}/%"),
+    )
     return int(count)
 
 
@@ -166,11 +183,13 @@ def outage(dropper: Dropper, service: str, down_s: float, before: int, after: in
     wait_for(lambda: len(dropper.put) >= before, 30, message=f"drops before {service} dies")
     killed = kill(service)
     down_at = time.monotonic()
-    wait_for(lambda: time.monotonic() - down_at >= down_s, down_s + 10, interval=0.5,
-             message=f"{down_s} s without {service}")
+    wait_for(
+        lambda: time.monotonic() - down_at >= down_s, down_s + 10, interval=0.5, message=f"{down_s} s without {service}"
+    )
     back_at = bring_back()
-    wait_for(lambda: len(dropper.keys_between(back_at, float("inf"))) >= after, 60,
-             message=f"drops after {service} is back")
+    wait_for(
+        lambda: len(dropper.keys_between(back_at, float("inf"))) >= after, 60, message=f"drops after {service} is back"
+    )
     return down_at, back_at, killed
 
 
@@ -183,8 +202,10 @@ def test_drops_while_kafka_is_down_for_a_minute_are_all_compared_once(stack, pip
     assert len(surely_down) >= 100, "drops made while Kafka was down"
     keys = [key for key, _ in dropper.put]
     compared_once(stack, run, keys, RECOVERY_S - (time.monotonic() - kafka_back))
-    print(f"\n[kafka outage] {len(keys)} drops, {len(surely_down)} in the minute Kafka was down; all compared once "
-          f"{time.monotonic() - kafka_back:.1f} s after `triptych up` returned")
+    print(
+        f"\n[kafka outage] {len(keys)} drops, {len(surely_down)} in the minute Kafka was down; all compared once "
+        f"{time.monotonic() - kafka_back:.1f} s after `triptych up` returned"
+    )
     # The operator sees that drops were delayed: the late ones are reported, with their keys,
     # by the durable copy's reconciler, or by the minute's sweep when it lists them first
     # (they are 15 s settled here; CI saw 28 of 117 go that way).
@@ -199,8 +220,10 @@ def test_drops_across_a_minio_restart_are_all_compared_once(stack, pipeline):
     assert stack_status()["minio"]["pid"] not in (None, killed), "a new MinIO serves the drops after the restart"
     compared_once(stack, run, [key for key, _ in dropper.put], MINIO_RECOVERY_S)
     swept = reported_late(stack, run, "objects_swept")
-    print(f"\n[minio restart] {len(dropper.put)} drops; all compared once "
-          f"{time.monotonic() - minio_back:.1f} s after `triptych up` returned; {swept} by the sweep")
+    print(
+        f"\n[minio restart] {len(dropper.put)} drops; all compared once "
+        f"{time.monotonic() - minio_back:.1f} s after `triptych up` returned; {swept} by the sweep"
+    )
 
 
 def test_drops_across_a_postgres_restart_are_all_compared_once(stack, pipeline):
@@ -208,5 +231,7 @@ def test_drops_across_a_postgres_restart_are_all_compared_once(stack, pipeline):
     with Dropper(stack, run, rate=5) as dropper:
         _, postgres_back, _ = outage(dropper, "postgres", 10, before=10, after=10)
     compared_once(stack, run, [key for key, _ in dropper.put], RECOVERY_S)
-    print(f"\n[postgres restart] {len(dropper.put)} drops; all compared once "
-          f"{time.monotonic() - postgres_back:.1f} s after `triptych up` returned")
+    print(
+        f"\n[postgres restart] {len(dropper.put)} drops; all compared once "
+        f"{time.monotonic() - postgres_back:.1f} s after `triptych up` returned"
+    )

@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psutil
 import pytest
@@ -51,9 +51,16 @@ def cluster(stack):
     try:
         cluster.up(workers=2, replicas=PIPELINE)
         client = cluster.client_settings()
-        wait_for(lambda: all({n: f["running"] for n, f in h["functions"].items() if f["running"] or f["desired"]}
-                             == PIPELINE for h in cluster.status()["hosts"] if "worker" in h["roles"]), 240,
-                 interval=1, message="each worker running the pipeline's replicas")
+        wait_for(
+            lambda: all(
+                {n: f["running"] for n, f in h["functions"].items() if f["running"] or f["desired"]} == PIPELINE
+                for h in cluster.status()["hosts"]
+                if "worker" in h["roles"]
+            ),
+            240,
+            interval=1,
+            message="each worker running the pipeline's replicas",
+        )
         print(f"\n[cluster] up in {time.monotonic() - started:.0f} s")
         yield cluster, client
     finally:
@@ -87,14 +94,23 @@ class Stream:
 
 def compared_exactly_once(client, tag: str, count: int, timeout: float) -> list[dict]:
     def rows():
-        return query(client, """SELECT i.image_id, i.filename, (SELECT count(*) FROM model_comparisons c
+        return query(
+            client,
+            """SELECT i.image_id, i.filename, (SELECT count(*) FROM model_comparisons c
                                                                 WHERE c.image_id = i.image_id) AS n,
                                        (SELECT max(created_at) FROM model_comparisons c
                                         WHERE c.image_id = i.image_id) AS at
-                                FROM images i WHERE i.filename LIKE %s""", (f"{tag}-%",), dicts=True)
+                                FROM images i WHERE i.filename LIKE %s""",
+            (f"{tag}-%",),
+            dicts=True,
+        )
 
-    found = wait_for(lambda: (r := rows()) and len(r) >= count and all(x["n"] >= 1 for x in r) and r, timeout,
-                     interval=1, message=f"{count} images of {tag} compared")
+    found = wait_for(
+        lambda: (r := rows()) and len(r) >= count and all(x["n"] >= 1 for x in r) and r,
+        timeout,
+        interval=1,
+        message=f"{count} images of {tag} compared",
+    )
     assert len(found) == count, f"{len(found)} image rows for {count} images sent"
     doubled = [r["filename"] for r in found if r["n"] != 1]
     assert not doubled, f"compared more than once: {doubled}"
@@ -109,8 +125,10 @@ def longest_pause_s(found: list[dict]) -> float:
 
 
 def report(fault: str, count: int, found: list[dict]) -> None:
-    print(f"\n[{fault}] {count} images in, {len(found)} compared exactly once, 0 lost, 0 doubled; "
-          f"longest pause between comparisons {longest_pause_s(found):.1f} s")
+    print(
+        f"\n[{fault}] {count} images in, {len(found)} compared exactly once, 0 lost, 0 doubled; "
+        f"longest pause between comparisons {longest_pause_s(found):.1f} s"
+    )
 
 
 def test_status_lists_every_host_with_its_namespace_roles_processes_and_replicas(cluster):
@@ -119,8 +137,18 @@ def test_status_lists_every_host_with_its_namespace_roles_processes_and_replicas
     assert proc.returncode == 0, proc.stderr
     state = json.loads(proc.stdout)
     hosts = {h["name"]: h for h in state["hosts"]}
-    assert set(hosts) == {"kafka-1", "kafka-2", "kafka-3", "minio-1", "minio-2", "minio-3", "minio-4", "db",
-                          "worker-1", "worker-2"}
+    assert set(hosts) == {
+        "kafka-1",
+        "kafka-2",
+        "kafka-3",
+        "minio-1",
+        "minio-2",
+        "minio-3",
+        "minio-4",
+        "db",
+        "worker-1",
+        "worker-2",
+    }
     assert hosts["kafka-1"]["roles"] == ["kafka"] and hosts["minio-1"]["roles"] == ["minio"]
     assert hosts["db"]["roles"] == ["postgres", "mlflow", "monitoring"]
     assert all(h["namespace"] == f"triptych-{h['name']}" and h["pids"] for h in hosts.values())
@@ -137,9 +165,17 @@ def test_replica_health_of_every_host_comes_from_the_clusters_prometheus_to_the_
 
     manager, client = cluster
     both = {name: 2 * n for name, n in PIPELINE.items()}  # one replica a function on each worker
-    health = wait_for(lambda: (h := replica_health(client)) and len(h.supervisors_up) == 2
-                      and {n: f["running"] for n, f in h.functions.items() if f["desired"]} == both and h,
-                      90, interval=2, message="Prometheus on db counting both workers' replicas")
+    health = wait_for(
+        lambda: (
+            (h := replica_health(client))
+            and len(h.supervisors_up) == 2
+            and {n: f["running"] for n, f in h.functions.items() if f["desired"]} == both
+            and h
+        ),
+        90,
+        interval=2,
+        message="Prometheus on db counting both workers' replicas",
+    )
     assert {n: f["desired"] for n, f in health.functions.items() if f["desired"]} == both
     workers = {f"{h.address}:9400" for h in manager.topology().with_role("worker")}
     assert set(health.supervisors_up) == workers and not health.supervisors_down
@@ -151,8 +187,7 @@ def test_replica_health_of_every_host_comes_from_the_clusters_prometheus_to_the_
     assert proc.returncode == 0, proc.stderr
     status = json.loads(proc.stdout)
     assert status["kafka"]["url"].count(":9092") == 3 and status["minio"]["url"] == client.s3_url
-    assert {n: f["running"] for n, f in status["functions"]["all_hosts"]["functions"].items()
-            if f["desired"]} == both
+    assert {n: f["running"] for n, f in status["functions"]["all_hosts"]["functions"].items() if f["desired"]} == both
 
 
 def test_images_flow_across_two_workers_exactly_once_on_replicated_topics(cluster):
@@ -164,8 +199,9 @@ def test_images_flow_across_two_workers_exactly_once_on_replicated_topics(cluste
     admin = KafkaAdminClient(bootstrap_servers=client.kafka_url)
     try:
         topics = {t["name"]: t for t in admin.describe_topics(["images-input-stream", "minio-events"])}
-        assert all(len(p["replica_nodes"]) == 3 and len(p["isr_nodes"]) == 3
-                   for t in topics.values() for p in t["partitions"])
+        assert all(
+            len(p["replica_nodes"]) == 3 and len(p["isr_nodes"]) == 3 for t in topics.values() for p in t["partitions"]
+        )
     finally:
         admin.close()
     # Both workers' replicas of one function are members of its one consumer group.
@@ -192,11 +228,11 @@ def test_a_partitioned_broker_loses_nothing(cluster):
     with Stream(client, tag, count=120, rate=4) as stream:
         wait_for(lambda: len(stream.sent) >= 20, 60, message="images before the partition")
         netns.link_down(node)
-        cut_at, cut = time.monotonic(), datetime.now(timezone.utc)
+        cut_at, cut = time.monotonic(), datetime.now(UTC)
         try:
             wait_for(lambda: time.monotonic() - cut_at >= 30, 40, interval=1, message="30 s of partition")
         finally:
-            healed = datetime.now(timezone.utc)
+            healed = datetime.now(UTC)
             netns.link_up(node)
     found = compared_exactly_once(client, tag, 120, timeout=240)
     during = [r for r in found if cut <= r["at"] <= healed]
@@ -208,12 +244,14 @@ def test_a_partitioned_broker_loses_nothing(cluster):
 
 def _server_pid(manager, host: str, executable: str) -> int:
     """The server process of a host run from `executable` (Postgres' backends rename themselves)."""
+
     def runs(pid: int) -> bool:
         try:
             argv = psutil.Process(pid).cmdline()
         except psutil.Error:
             return False
         return bool(argv) and os.path.basename(argv[0]) == executable
+
     [pid] = [p for p in netns.pids(manager.topology().host(host).namespace) if runs(p)]
     return pid
 
@@ -234,6 +272,7 @@ def _postgres_processes(manager) -> list[int]:
             return psutil.Process(pid).name().startswith("postgres")
         except psutil.Error:
             return False
+
     return [p for p in netns.pids(manager.topology().host("db").namespace) if postgres(p)]
 
 
@@ -262,8 +301,9 @@ def test_a_slow_lossy_link_slows_a_worker_but_loses_nothing_and_kills_no_replica
     finally:
         netns.impair(worker, None)
     assert _restarts(manager, "worker-2") == restarts_before, "a replica behind a slow link was restarted"
-    report("worker link 200 ms, 5 % loss" if qdisc == "netem" else "worker link 2 Mbit/s, 200 ms queue (tbf)",
-           60, found)
+    report(
+        "worker link 200 ms, 5 % loss" if qdisc == "netem" else "worker link 2 Mbit/s, 200 ms queue (tbf)", 60, found
+    )
 
 
 def _restarts(manager, host: str) -> int:
@@ -278,17 +318,30 @@ def test_a_worker_moved_to_nuclios_processor_shares_the_groups_with_the_local_ru
         return next(h for h in manager.status()["hosts"] if h["name"] == "worker-1")
 
     manager.switch_runtime("worker-1", "nuclio")
-    wait_for(lambda: worker_1().get("runtime") == "nuclio"
-             and {n: f["running"] for n, f in worker_1()["functions"].items() if f["desired"]} == PIPELINE,
-             240, interval=1, message="worker-1's replicas running under Nuclio's processor")
+    wait_for(
+        lambda: (
+            worker_1().get("runtime") == "nuclio"
+            and {n: f["running"] for n, f in worker_1()["functions"].items() if f["desired"]} == PIPELINE
+        ),
+        240,
+        interval=1,
+        message="worker-1's replicas running under Nuclio's processor",
+    )
     tag = unique("nuclio-worker")
     with Stream(client, tag, count=60, rate=4):
         pass
-    report("worker-1 under Nuclio's processor, worker-2 under the local runner", 60,
-           compared_exactly_once(client, tag, 60, timeout=240))
+    report(
+        "worker-1 under Nuclio's processor, worker-2 under the local runner",
+        60,
+        compared_exactly_once(client, tag, 60, timeout=240),
+    )
     # Nuclio's processor (Sarama) and the local runner (kafka-python) in one group.
-    wait_for(lambda: group_hosts(client, "infer-mobilenet-v2") == worker_addresses(manager), 60, interval=2,
-             message="both workers in infer-mobilenet-v2's group")
+    wait_for(
+        lambda: group_hosts(client, "infer-mobilenet-v2") == worker_addresses(manager),
+        60,
+        interval=2,
+        message="both workers in infer-mobilenet-v2's group",
+    )
 
 
 def test_a_dead_worker_host_loses_nothing_and_its_partitions_move_to_the_other(cluster):

@@ -42,9 +42,14 @@ def board(stack, tmp_path_factory):
 @pytest.fixture(scope="module")
 def proxied_board(stack, tmp_path_factory):
     """A dashboard that believes an authenticating proxy on loopback."""
-    server = CliServer("dashboard", {"TRIPTYCH_DASHBOARD_TRUSTED_PROXIES": json.dumps(["127.0.0.1/32"]),
-                                     "TRIPTYCH_DASHBOARD_PROXY_GROUPS": json.dumps(PROXY_GROUPS)},
-                       tmp_path_factory.mktemp("login-proxy") / "dashboard.log")
+    server = CliServer(
+        "dashboard",
+        {
+            "TRIPTYCH_DASHBOARD_TRUSTED_PROXIES": json.dumps(["127.0.0.1/32"]),
+            "TRIPTYCH_DASHBOARD_PROXY_GROUPS": json.dumps(PROXY_GROUPS),
+        },
+        tmp_path_factory.mktemp("login-proxy") / "dashboard.log",
+    )
     yield server
     server.stop()
 
@@ -73,26 +78,46 @@ def sign_in(board, stack, role: str, **fields) -> httpx.Client:
 
 def _image(stack) -> str:
     image_id = str(uuid.uuid4())
-    Database(stack).transaction(lambda cur: register_image(cur, NewImage(
-        image_id=image_id, bucket=stack.images_bucket, object_key=f"tests/login/{image_id}.png", object_version="",
-        sha256=uuid.uuid4().hex * 2, filename="x.png", size_bytes=10, source="upload")))
+    Database(stack).transaction(
+        lambda cur: register_image(
+            cur,
+            NewImage(
+                image_id=image_id,
+                bucket=stack.images_bucket,
+                object_key=f"tests/login/{image_id}.png",
+                object_version="",
+                sha256=uuid.uuid4().hex * 2,
+                filename="x.png",
+                size_bytes=10,
+                source="upload",
+            ),
+        )
+    )
     return image_id
 
 
 def _label_callback(image_id: str, label: str) -> dict:
     """The Review page's Save, as Dash's renderer posts it."""
+
     def key(kind):
         return {"id": image_id, "type": kind}
 
     def name(kind, prop):
         return json.dumps(key(kind), separators=(",", ":"), sort_keys=True) + "." + prop
 
-    return {"output": name("review-status", "children"), "outputs": {"id": key("review-status"), "property": "children"},
-            "inputs": [{"id": key("review-save"), "property": "n_clicks", "value": 1},
-                       {"id": key("review-label"), "property": "n_submit"}],
-            "state": [{"id": key("review-label"), "property": "value", "value": label},
-                      {"id": key("review-save"), "property": "id", "value": key("review-save")}],
-            "changedPropIds": [name("review-save", "n_clicks")]}
+    return {
+        "output": name("review-status", "children"),
+        "outputs": {"id": key("review-status"), "property": "children"},
+        "inputs": [
+            {"id": key("review-save"), "property": "n_clicks", "value": 1},
+            {"id": key("review-label"), "property": "n_submit"},
+        ],
+        "state": [
+            {"id": key("review-label"), "property": "value", "value": label},
+            {"id": key("review-save"), "property": "id", "value": key("review-save")},
+        ],
+        "changedPropIds": [name("review-save", "n_clicks")],
+    }
 
 
 def _label_of(stack, image_id: str):
@@ -120,9 +145,13 @@ def test_a_forged_or_expired_cookie_is_401(board, stack):
     assert forged.status_code == 401
     client = sign_in(board, stack, "viewer")
     assert client.get("/_dash-layout").status_code == 200
-    Database(stack).transaction(lambda cur: cur.execute(
-        "UPDATE dashboard_sessions SET expires_at = now() - interval '1 second' WHERE session_hash = "
-        "encode(sha256(%s::bytea), 'hex')", (client.cookies["triptych_session"],)))
+    Database(stack).transaction(
+        lambda cur: cur.execute(
+            "UPDATE dashboard_sessions SET expires_at = now() - interval '1 second' WHERE session_hash = "
+            "encode(sha256(%s::bytea), 'hex')",
+            (client.cookies["triptych_session"],),
+        )
+    )
     assert client.get("/_dash-layout").status_code == 401
 
 
@@ -130,24 +159,36 @@ def test_sign_in_gives_a_new_session_id_with_safe_cookies(board, stack):
     client = httpx.Client(base_url=board.url, timeout=30)
     client.cookies.set("triptych_session", "chosen-by-an-attacker")
     token = _form_token(client)
-    reply = client.post("/login", data={"form_token": token, "username": _user(stack, "viewer"), "password": PASSWORD,
-                                        "next": "/compare"})
+    reply = client.post(
+        "/login",
+        data={"form_token": token, "username": _user(stack, "viewer"), "password": PASSWORD, "next": "/compare"},
+    )
     assert reply.status_code == 303 and reply.headers["location"] == "/compare"
     assert client.cookies["triptych_session"] != "chosen-by-an-attacker"
     session_cookie = next(h for h in reply.headers.get_list("set-cookie") if h.startswith("triptych_session="))
     assert "HttpOnly" in session_cookie and "SameSite=Lax" in session_cookie
     max_age = int(session_cookie.split("Max-Age=")[1].split(";")[0])
     assert 0 < max_age <= 12 * 3600
-    count = query(stack, "SELECT count(*) FROM dashboard_sessions WHERE session_hash = encode(sha256(%s::bytea), 'hex')",
-                  (client.cookies["triptych_session"],))[0][0]
+    count = query(
+        stack,
+        "SELECT count(*) FROM dashboard_sessions WHERE session_hash = encode(sha256(%s::bytea), 'hex')",
+        (client.cookies["triptych_session"],),
+    )[0][0]
     assert count == 1
 
 
 def test_next_is_never_an_open_redirect(board, stack):
     for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"):
         client = httpx.Client(base_url=board.url, timeout=30)
-        reply = client.post("/login", data={"form_token": _form_token(client), "username": _user(stack, "viewer"),
-                                            "password": PASSWORD, "next": target})
+        reply = client.post(
+            "/login",
+            data={
+                "form_token": _form_token(client),
+                "username": _user(stack, "viewer"),
+                "password": PASSWORD,
+                "next": target,
+            },
+        )
         assert reply.status_code == 303 and reply.headers["location"] == "/", target
 
 
@@ -166,8 +207,12 @@ def test_a_labeller_labels_and_the_write_names_them(board, stack, a_class):
     reply = labeller.post("/_dash-update-component", json=_label_callback(image_id, a_class))
     assert reply.status_code == 200, reply.text
     assert _label_of(stack, image_id) == a_class
-    events = query(stack, "SELECT event_type, component, details->>'user' FROM system_events WHERE image_id = %s "
-                          "AND event_type = 'dashboard_label'", (image_id,))
+    events = query(
+        stack,
+        "SELECT event_type, component, details->>'user' FROM system_events WHERE image_id = %s "
+        "AND event_type = 'dashboard_label'",
+        (image_id,),
+    )
     assert events == [("dashboard_label", "dashboard", name)]
 
 
@@ -185,8 +230,9 @@ def test_a_write_without_or_with_a_replayed_csrf_token_is_403(board, stack, a_cl
 
 def test_the_webcam_frame_needs_the_labeller_role(board, stack):
     viewer = sign_in(board, stack, "viewer")
-    reply = viewer.post("/webcam/frame?session=t&seq=1", content=b"\xff\xd8 not really a jpeg",
-                        headers={"Content-Type": "image/jpeg"})
+    reply = viewer.post(
+        "/webcam/frame?session=t&seq=1", content=b"\xff\xd8 not really a jpeg", headers={"Content-Type": "image/jpeg"}
+    )
     assert reply.status_code == 403 and "labeller" in reply.json()["error"]
     labeller = sign_in(board, stack, "labeller")
     reply = labeller.post("/webcam/frame?session=t&seq=1", content=b"", headers={"Content-Type": "image/jpeg"})
@@ -198,8 +244,11 @@ def test_sign_in_attempts_are_limited_per_user_and_one_user_locked_leaves_others
     client = httpx.Client(base_url=board.url, timeout=30)
     statuses = []
     for _ in range(12):
-        statuses.append(client.post("/login", data={"form_token": _form_token(client), "username": victim,
-                                                    "password": "wrong password!!"}).status_code)
+        statuses.append(
+            client.post(
+                "/login", data={"form_token": _form_token(client), "username": victim, "password": "wrong password!!"}
+            ).status_code
+        )
     assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
     # The right password does not get the locked user in either, this minute.
     locked = client.post("/login", data={"form_token": _form_token(client), "username": victim, "password": PASSWORD})
@@ -226,7 +275,8 @@ def test_an_api_key_signs_in_with_the_role_its_scopes_give(board, stack, a_class
 
 def test_a_one_time_link_works_once(board, stack):
     secret = Database(stack).transaction(
-        lambda cur: make_login_link(cur, _user(stack, "admin"), datetime.timedelta(minutes=5)))
+        lambda cur: make_login_link(cur, _user(stack, "admin"), datetime.timedelta(minutes=5))
+    )
     first = httpx.get(f"{board.url}/login?token={secret}")
     assert first.status_code == 303 and "triptych_session" in first.cookies
     second = httpx.get(f"{board.url}/login?token={secret}")
@@ -242,11 +292,16 @@ def test_proxy_headers_count_only_from_a_trusted_address(board, proxied_board, s
     # A proxied labeller still needs the CSRF double submit to write.
     image_id = _image(stack)
     labeller = {"X-Forwarded-User": "lab", "X-Forwarded-Groups": "ml-labellers"}
-    plain = httpx.post(f"{proxied_board.url}/_dash-update-component", headers=labeller,
-                       json=_label_callback(image_id, a_class))
+    plain = httpx.post(
+        f"{proxied_board.url}/_dash-update-component", headers=labeller, json=_label_callback(image_id, a_class)
+    )
     assert plain.status_code == 403 and _label_of(stack, image_id) is None
-    paired = httpx.post(f"{proxied_board.url}/_dash-update-component", json=_label_callback(image_id, a_class),
-                        headers={**labeller, "X-CSRFToken": "t0ken"}, cookies={"_csrf_token": "t0ken"})
+    paired = httpx.post(
+        f"{proxied_board.url}/_dash-update-component",
+        json=_label_callback(image_id, a_class),
+        headers={**labeller, "X-CSRFToken": "t0ken"},
+        cookies={"_csrf_token": "t0ken"},
+    )
     assert paired.status_code == 200 and _label_of(stack, image_id) == a_class
 
 

@@ -54,8 +54,12 @@ def test_generated_set_is_published_once_and_loads_pixel_exact(stack):
 
 
 def test_image_folder_is_published_with_bad_files_skipped_and_named(stack, folder):
-    manifest = bucket.publish("folder-shapes", bucket.folder_splits(dir_items(folder, only_images=False)), source="test folder",
-                              settings=stack)
+    manifest = bucket.publish(
+        "folder-shapes",
+        bucket.folder_splits(dir_items(folder, only_images=False)),
+        source="test folder",
+        settings=stack,
+    )
     assert manifest.classes == ["disc", "square"]
     # 60 good images and the garbage PNG (it has a PNG signature, so only decoding finds it out).
     assert manifest.counts["train"] + manifest.counts["test"] == 61
@@ -73,9 +77,13 @@ def test_image_folder_is_published_with_bad_files_skipped_and_named(stack, folde
 
 
 def test_a_model_trains_from_a_published_folder(stack, folder, tmp_path):
-    bucket.publish("folder-shapes", bucket.folder_splits(dir_items(folder, only_images=False)), source="test folder", settings=stack)
-    budget = {"mobilenet_v2": {"train_count": 0, "test_count": 0, "epochs": 1, "input_size": 32,
-                               "learning_rate": 2e-3}}
+    bucket.publish(
+        "folder-shapes",
+        bucket.folder_splits(dir_items(folder, only_images=False)),
+        source="test folder",
+        settings=stack,
+    )
+    budget = {"mobilenet_v2": {"train_count": 0, "test_count": 0, "epochs": 1, "input_size": 32, "learning_rate": 2e-3}}
     outcome = train_as_mlrun_job("mobilenet_v2", budget, policy="never", dataset_id="folder-shapes")
     assert outcome["dataset_id"] == "folder-shapes" and outcome["skipped_images"] == 1
     card, _ = registry.download("mobilenet_v2", outcome["version"], tmp_path, stack)

@@ -47,13 +47,23 @@ def kubelet_env(env: list[dict], secrets: dict[tuple[str, str], str], image_env:
 def chart_function(settings: Settings, name: str) -> dict:
     """The NuclioFunction the chart renders for `name`, its servers the test stack's."""
     pg = settings.postgres_url.split("@")[1].split("/")[0]
-    release = chart.Release(name=RELEASE, sets=[
-        f"kafka.bootstrap={settings.kafka_url}", f"s3.endpoint={settings.s3_url}",
-        f"postgres.host={pg.split(':')[0]}", f"postgres.port={pg.split(':')[1]}",
-        f"postgres.database={settings.postgres_db}", f"mlflow.trackingUri={settings.mlflow_url}",
-        f"prometheus.url={settings.prometheus_url}"])
-    return next(d for d in chart.documents(chart.template(settings, release))
-                if d["kind"] == "NuclioFunction" and d["metadata"]["name"] == name)
+    release = chart.Release(
+        name=RELEASE,
+        sets=[
+            f"kafka.bootstrap={settings.kafka_url}",
+            f"s3.endpoint={settings.s3_url}",
+            f"postgres.host={pg.split(':')[0]}",
+            f"postgres.port={pg.split(':')[1]}",
+            f"postgres.database={settings.postgres_db}",
+            f"mlflow.trackingUri={settings.mlflow_url}",
+            f"prometheus.url={settings.prometheus_url}",
+        ],
+    )
+    return next(
+        d
+        for d in chart.documents(chart.template(settings, release))
+        if d["kind"] == "NuclioFunction" and d["metadata"]["name"] == name
+    )
 
 
 def _wrapper_uids(root: Path) -> list[int]:
@@ -61,8 +71,11 @@ def _wrapper_uids(root: Path) -> list[int]:
     uids = []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and os.readlink(proc / "root") == str(root) \
-                    and b"_nuclio_wrapper.py" in (proc / "cmdline").read_bytes():
+            if (
+                proc.name.isdigit()
+                and os.readlink(proc / "root") == str(root)
+                and b"_nuclio_wrapper.py" in (proc / "cmdline").read_bytes()
+            ):
                 uids.append(int((proc / "status").read_text().split("Uid:")[1].split()[0]))
         except OSError:  # gone meanwhile
             continue
@@ -80,10 +93,13 @@ def test_upload_runs_from_the_image_as_the_chart_deploys_it(stack, built, admin_
     function = chart_function(stack, "upload")
     port, health_port = free_port(), free_port()
     function["spec"]["triggers"]["http"]["url"] = f"127.0.0.1:{port}"  # :8080 in a pod of its own
-    secrets = {(f"{RELEASE}-s3", "access-key"): stack.s3_access_key, (f"{RELEASE}-s3", "secret-key"): stack.s3_secret_key,
-               (f"{RELEASE}-postgres", "username"): stack.postgres_user,
-               (f"{RELEASE}-postgres", "password"): stack.postgres_password,
-               (f"{RELEASE}-api", "jwt-secret"): "image-test-secret"}
+    secrets = {
+        (f"{RELEASE}-s3", "access-key"): stack.s3_access_key,
+        (f"{RELEASE}-s3", "secret-key"): stack.s3_secret_key,
+        (f"{RELEASE}-postgres", "username"): stack.postgres_user,
+        (f"{RELEASE}-postgres", "password"): stack.postgres_password,
+        (f"{RELEASE}-api", "jwt-secret"): "image-test-secret",
+    }
     env = kubelet_env(function["spec"]["env"], secrets, image.image_env(stack, built))
     assert env["TRIPTYCH_DATABASE_URL"] == stack.postgres_url
 
@@ -91,32 +107,60 @@ def test_upload_runs_from_the_image_as_the_chart_deploys_it(stack, built, admin_
         # Where Nuclio's controller mounts them (a ConfigMap each), and the processor reads them by default.
         (root / "etc/nuclio/config/processor").mkdir(parents=True)
         (root / "etc/nuclio/config/processor/processor.yaml").write_text(
-            yaml.safe_dump({"metadata": function["metadata"], "spec": function["spec"]}))
+            yaml.safe_dump({"metadata": function["metadata"], "spec": function["spec"]})
+        )
         (root / "etc/nuclio/config/platform").mkdir(parents=True)
-        (root / "etc/nuclio/config/platform/platform.yaml").write_text(yaml.safe_dump({
-            "kind": "kube", "webAdmin": {"enabled": False}, "healthCheck": {"enabled": True, "listenAddress": f"127.0.0.1:{health_port}"},
-            "logger": {"sinks": {"stdout": {"kind": "stdout"}}, "system": [{"level": "info", "sink": "stdout"}],
-                       "functions": [{"level": "info", "sink": "stdout"}]}}))
+        (root / "etc/nuclio/config/platform/platform.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "kind": "kube",
+                    "webAdmin": {"enabled": False},
+                    "healthCheck": {"enabled": True, "listenAddress": f"127.0.0.1:{health_port}"},
+                    "logger": {
+                        "sinks": {"stdout": {"kind": "stdout"}},
+                        "system": [{"level": "info", "sink": "stdout"}],
+                        "functions": [{"level": "info", "sink": "stdout"}],
+                    },
+                }
+            )
+        )
         log = open(stack.data_dir / "image-upload.log", "w")
         # A mount namespace of its own: /proc and /dev for the chroot vanish with it.
         # The host's tools by full path: the environment is the container's.
         unshare, mount, chroot = (shutil.which(tool) for tool in ("unshare", "mount", "chroot"))
         processor = subprocess.Popen(
-            [unshare, "--mount", "--fork", "--", "/bin/sh", "-c",
-             f"{mount} -t proc proc {root}/proc && {mount} --rbind /dev {root}/dev && "
-             f"exec {chroot} --userspec=10001:10001 {root} processor"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                unshare,
+                "--mount",
+                "--fork",
+                "--",
+                "/bin/sh",
+                "-c",
+                f"{mount} -t proc proc {root}/proc && {mount} --rbind /dev {root}/dev && "
+                f"exec {chroot} --userspec=10001:10001 {root} processor",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
+
             def ready():
                 assert processor.poll() is None, (stack.data_dir / "image-upload.log").read_text()[-3000:]
                 try:
                     return urllib.request.urlopen(f"http://127.0.0.1:{health_port}/ready", timeout=2).status == 200
                 except OSError:
                     return False
+
             wait_for(ready, 180, interval=0.5, message="the processor from the image to be ready")
             data = image_bytes("PNG")
-            reply = httpx.post(f"http://127.0.0.1:{port}/upload", headers={"X-API-Key": admin_key},
-                               files={"file": (f"{unique('from-image')}.png", data)}, timeout=60)
+            reply = httpx.post(
+                f"http://127.0.0.1:{port}/upload",
+                headers={"X-API-Key": admin_key},
+                files={"file": (f"{unique('from-image')}.png", data)},
+                timeout=60,
+            )
             assert reply.status_code in (200, 201), reply.text
             stored = minio_client(stack).get_object(stack.images_bucket, reply.json()["object_key"])
             assert stored.read() == data

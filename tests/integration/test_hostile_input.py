@@ -37,22 +37,36 @@ def api(pipeline, tmp_path_factory):
 
 
 def wait_compared(stack, image_ids: list[str], timeout: float = 180) -> None:
-    wait_for(lambda: query(stack, "SELECT count(DISTINCT image_id) FROM model_comparisons "
-                                  "WHERE image_id = ANY(%s::uuid[])", (image_ids,))[0][0] == len(image_ids),
-             timeout, interval=0.5, message=f"comparisons of {len(image_ids)} images")
+    wait_for(
+        lambda: (
+            query(
+                stack,
+                "SELECT count(DISTINCT image_id) FROM model_comparisons WHERE image_id = ANY(%s::uuid[])",
+                (image_ids,),
+            )[0][0]
+            == len(image_ids)
+        ),
+        timeout,
+        interval=0.5,
+        message=f"comparisons of {len(image_ids)} images",
+    )
 
 
 def no_replica_restarted(pipeline) -> None:
     status = pipeline["sup"].status()
-    restarted = {name: [r.get("restarts", 0) for r in entry["replicas"]] for name, entry in status.items()
-                 if any(r.get("restarts", 0) for r in entry["replicas"])}
+    restarted = {
+        name: [r.get("restarts", 0) for r in entry["replicas"]]
+        for name, entry in status.items()
+        if any(r.get("restarts", 0) for r in entry["replicas"])
+    }
     assert not restarted, f"replicas restarted: {restarted}"
     assert all(r["state"] == "running" for entry in status.values() for r in entry["replicas"]), status
 
 
 @pytest.mark.parametrize("door", ["api", "upload-function"])
-def test_a_hostile_batch_is_answered_file_by_file_and_the_good_ones_are_classified(stack, pipeline, api, admin_key,
-                                                                                   door):
+def test_a_hostile_batch_is_answered_file_by_file_and_the_good_ones_are_classified(
+    stack, pipeline, api, admin_key, door
+):
     base = api if door == "api" else pipeline["upload"]
     cases = corpus()
     neighbour = (f"{unique('neighbour')}.png", image_bytes("PNG"))
@@ -79,8 +93,12 @@ def test_a_hostile_batch_is_answered_file_by_file_and_the_good_ones_are_classifi
 
 def test_the_api_serves_a_polyglot_as_an_image_never_as_a_page(stack, pipeline, api, admin_key):
     polyglot = next(c for c in corpus() if c.name == "polyglot-jpeg+html")
-    reply = httpx.post(f"{api}/upload", files={"file": (polyglot.filename, polyglot.data, "text/html")},
-                       headers={"X-API-Key": admin_key}, timeout=60)
+    reply = httpx.post(
+        f"{api}/upload",
+        files={"file": (polyglot.filename, polyglot.data, "text/html")},
+        headers={"X-API-Key": admin_key},
+        timeout=60,
+    )
     assert reply.status_code == 201, reply.text
     content = httpx.get(f"{api}/images/{reply.json()['image_id']}/content")
     assert content.headers["content-type"] == "image/jpeg" and content.headers["x-content-type-options"] == "nosniff"
@@ -89,39 +107,65 @@ def test_the_api_serves_a_polyglot_as_an_image_never_as_a_page(stack, pipeline, 
 
 def test_a_non_utf8_file_name_is_stored_under_a_readable_name(stack, pipeline, api, admin_key):
     boundary = "hostileboundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"".encode()
-            + b"caf\xe9 \xff\xfe.png" + b"\"\r\nContent-Type: image/png\r\n\r\n" + image_bytes("PNG")
-            + f"\r\n--{boundary}--\r\n".encode())
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="'.encode()
+        + b"caf\xe9 \xff\xfe.png"
+        + b'"\r\nContent-Type: image/png\r\n\r\n'
+        + image_bytes("PNG")
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     for base in (api, pipeline["upload"]):
-        reply = httpx.post(f"{base}/upload", content=body, timeout=60, headers={
-            "X-API-Key": admin_key, "content-type": f"multipart/form-data; boundary={boundary}"})
+        reply = httpx.post(
+            f"{base}/upload",
+            content=body,
+            timeout=60,
+            headers={"X-API-Key": admin_key, "content-type": f"multipart/form-data; boundary={boundary}"},
+        )
         assert reply.status_code in (200, 201), reply.text
         name = reply.json()["filename"]
         assert name.endswith(".png") and name.startswith("caf") and name.isprintable()
 
 
 @pytest.mark.parametrize("door", ["api", "upload-function"])
-@pytest.mark.parametrize("content_type,body,code", [
-    ("multipart/form-data; boundary=x", b"--x\r\nnot a part at all", None),
-    ("multipart/form-data", b"--x--\r\n", None),
-    ("application/json", b'{"file": "aGVsbG8="}', "not_multipart"),
-    ("multipart/form-data; boundary=x",
-     b'--x\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n{not json\r\n'
-     b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\nPNG\r\n--x--\r\n', "bad_metadata"),
-    ("multipart/form-data; boundary=x",
-     b'--x\r\nContent-Disposition: form-data; name="labels"\r\n\r\n["a", "b"]\r\n'
-     b'--x\r\nContent-Disposition: form-data; name="files"; filename="a.png"\r\n\r\nPNG\r\n--x--\r\n', "bad_labels"),
-])
-def test_a_malformed_request_gets_a_clear_4xx_and_the_door_stays_open(pipeline, api, admin_key, door, content_type,
-                                                                      body, code):
+@pytest.mark.parametrize(
+    "content_type,body,code",
+    [
+        ("multipart/form-data; boundary=x", b"--x\r\nnot a part at all", None),
+        ("multipart/form-data", b"--x--\r\n", None),
+        ("application/json", b'{"file": "aGVsbG8="}', "not_multipart"),
+        (
+            "multipart/form-data; boundary=x",
+            b'--x\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n{not json\r\n'
+            b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\nPNG\r\n--x--\r\n',
+            "bad_metadata",
+        ),
+        (
+            "multipart/form-data; boundary=x",
+            b'--x\r\nContent-Disposition: form-data; name="labels"\r\n\r\n["a", "b"]\r\n'
+            b'--x\r\nContent-Disposition: form-data; name="files"; filename="a.png"\r\n\r\nPNG\r\n--x--\r\n',
+            "bad_labels",
+        ),
+    ],
+)
+def test_a_malformed_request_gets_a_clear_4xx_and_the_door_stays_open(
+    pipeline, api, admin_key, door, content_type, body, code
+):
     base = api if door == "api" else pipeline["upload"]
     path = "/upload/batch" if b"labels" in body else "/upload"
-    reply = httpx.post(f"{base}{path}", content=body, headers={"X-API-Key": admin_key, "content-type": content_type},
-                       timeout=30)
+    reply = httpx.post(
+        f"{base}{path}", content=body, headers={"X-API-Key": admin_key, "content-type": content_type}, timeout=30
+    )
     assert 400 <= reply.status_code < 500, reply.text
     assert reply.json()["error"] and (code is None or reply.json()["code"] == code), reply.text
-    assert httpx.post(f"{base}/upload", files={"file": ("ok.png", image_bytes("PNG"))},
-                      headers={"X-API-Key": admin_key}, timeout=30).status_code == 201
+    assert (
+        httpx.post(
+            f"{base}/upload",
+            files={"file": ("ok.png", image_bytes("PNG"))},
+            headers={"X-API-Key": admin_key},
+            timeout=30,
+        ).status_code
+        == 201
+    )
 
 
 def test_hostile_bucket_drops_are_quarantined_with_their_reason_and_the_rest_flow(stack, pipeline):
@@ -137,8 +181,13 @@ def test_hostile_bucket_drops_are_quarantined_with_their_reason_and_the_rest_flo
     data = image_bytes("PNG")
     s3.put_object(stack.images_bucket, neighbour, io.BytesIO(data), len(data))
 
-    rows = wait_rows(stack, "object_key LIKE %s OR object_key LIKE %s", (f"{prefix}/%", f"quarantine/{prefix}/%"),
-                     len(cases) + 1, timeout=120)
+    rows = wait_rows(
+        stack,
+        "object_key LIKE %s OR object_key LIKE %s",
+        (f"{prefix}/%", f"quarantine/{prefix}/%"),
+        len(cases) + 1,
+        timeout=120,
+    )
     by_key = {r["object_key"].removeprefix("quarantine/"): r for r in rows}
     for case in cases:
         row = by_key[keys[case.name]]
@@ -150,9 +199,11 @@ def test_hostile_bucket_drops_are_quarantined_with_their_reason_and_the_rest_flo
     accepted = [str(r["image_id"]) for r in rows if r["status"] != "quarantined"]
     assert str(by_key[neighbour]["image_id"]) in accepted
     wait_compared(stack, accepted)
-    events = query(stack, "SELECT count(*) FROM system_events WHERE event_type = 'image_quarantined' "
-                          "AND image_id = ANY(%s::uuid[])",
-                   ([str(r["image_id"]) for r in rows if r["status"] == "quarantined"],))[0][0]
+    events = query(
+        stack,
+        "SELECT count(*) FROM system_events WHERE event_type = 'image_quarantined' AND image_id = ANY(%s::uuid[])",
+        ([str(r["image_id"]) for r in rows if r["status"] == "quarantined"],),
+    )[0][0]
     assert events == sum(1 for c in cases if c.refused)
     no_replica_restarted(pipeline)
 
@@ -167,8 +218,12 @@ def test_malformed_events_on_the_event_topic_are_dead_lettered_and_the_partition
     dlq = TopicWatcher(stack, TOPIC_DEAD_LETTERS)
     marker = unique("malformed")
     producer = KafkaProducer(bootstrap_servers=stack.kafka_url)
-    poison = [b"not json " + marker.encode(), json.dumps({"Records": [{"s3": marker}]}).encode(),
-              json.dumps({"Records": "x", "marker": marker}).encode(), b"[" * 50_000 + marker.encode()]
+    poison = [
+        b"not json " + marker.encode(),
+        json.dumps({"Records": [{"s3": marker}]}).encode(),
+        json.dumps({"Records": "x", "marker": marker}).encode(),
+        b"[" * 50_000 + marker.encode(),
+    ]
     for value in poison:
         for partition in range(3):  # every partition, so each one's consumer meets one
             producer.send(TOPIC_MINIO_EVENTS, value=value, partition=partition)

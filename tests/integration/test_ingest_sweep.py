@@ -62,8 +62,11 @@ def test_objects_under_any_key_whose_event_never_came_are_swept_once_page_by_pag
 
         again = full_pass(ingestor, page_size=2, settle_s=0)  # every one has its row now
         assert sum(t["missing"] for t in again) == 0 and rows_in(stack, bucket) == rows
-        swept = query(stack, "SELECT details FROM system_events WHERE event_type = 'objects_swept' "
-                             "AND details->'keys' ?| %s", (keys + ["e/not-an-image.jpg"],))
+        swept = query(
+            stack,
+            "SELECT details FROM system_events WHERE event_type = 'objects_swept' AND details->'keys' ?| %s",
+            (keys + ["e/not-an-image.jpg"],),
+        )
         assert sorted(k for (details,) in swept for k in details["keys"]) == sorted(keys + ["e/not-an-image.jpg"])
         [(seconds,)] = query(stack, "SELECT last_pass_seconds FROM bucket_sweeps WHERE bucket = %s", (bucket,))
         assert seconds is not None and seconds >= 0

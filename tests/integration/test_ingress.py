@@ -41,8 +41,11 @@ def messages_for(watcher, image_ids, timeout=30):
 
 def test_single_upload_is_registered_and_published(stack, ingress, uploads, images_topic):
     label = unique("cat")
-    reply = uploads.post("/upload", files={"file": ("my cat ñ.jpg", image_bytes("JPEG"))},
-                       data={"label": label, "metadata": json.dumps({"camera": "kitchen"})})
+    reply = uploads.post(
+        "/upload",
+        files={"file": ("my cat ñ.jpg", image_bytes("JPEG"))},
+        data={"label": label, "metadata": json.dumps({"camera": "kitchen"})},
+    )
     assert reply.status_code == 201, reply.text
     body = reply.json()
     assert body["status"] == "stored" and body["format"] == "jpeg"
@@ -55,8 +58,9 @@ def test_single_upload_is_registered_and_published(stack, ingress, uploads, imag
 
 def test_concurrent_uploads_all_succeed(stack, ingress, uploads):
     with ThreadPoolExecutor(16) as pool:
-        replies = list(pool.map(lambda _: uploads.post("/upload",
-                                                      files={"file": ("c.png", image_bytes("PNG"))}), range(48)))
+        replies = list(
+            pool.map(lambda _: uploads.post("/upload", files={"file": ("c.png", image_bytes("PNG"))}), range(48))
+        )
     assert [r.status_code for r in replies] == [201] * 48, [r.text for r in replies if r.status_code != 201][:2]
     ids = [r.json()["image_id"] for r in replies]
     assert len(wait_rows(stack, "image_id = ANY(%s::uuid[])", (ids,), 48)) == 48
@@ -85,10 +89,23 @@ def test_batch_mixing_good_and_bad_files_answers_per_file(stack, ingress, upload
     reply = uploads.post("/upload/batch", files=files, data={"labels": json.dumps(labels)})
     assert reply.status_code == 207, reply.text
     results = reply.json()["results"]
-    assert [r["status"] for r in results] == ["stored", "rejected", "stored", "rejected", "rejected", "rejected",
-                                               "rejected", "stored"]
+    assert [r["status"] for r in results] == [
+        "stored",
+        "rejected",
+        "stored",
+        "rejected",
+        "rejected",
+        "rejected",
+        "rejected",
+        "stored",
+    ]
     assert [r.get("code") for r in results if r["status"] == "rejected"] == [
-        "empty", "unsupported_format", "corrupt", "too_many_pixels", "too_large"]
+        "empty",
+        "unsupported_format",
+        "corrupt",
+        "too_many_pixels",
+        "too_large",
+    ]
     assert all(r["error"] for r in results if r["status"] == "rejected")
     assert results[2]["filename"] == "passwd" and ".." not in results[2]["object_key"]
     stored = [r["image_id"] for r in results if r["status"] == "stored"]
@@ -97,11 +114,14 @@ def test_batch_mixing_good_and_bad_files_answers_per_file(stack, ingress, upload
     assert len(messages_for(images_topic, stored)) == 3
 
 
-@pytest.mark.parametrize("status,kwargs", [
-    (404, dict(method="POST", url="/nope")),
-    (405, dict(method="GET", url="/upload")),
-    (415, dict(method="POST", url="/upload", content=b"{}", headers={"content-type": "application/json"})),
-])
+@pytest.mark.parametrize(
+    "status,kwargs",
+    [
+        (404, dict(method="POST", url="/nope")),
+        (405, dict(method="GET", url="/upload")),
+        (415, dict(method="POST", url="/upload", content=b"{}", headers={"content-type": "application/json"})),
+    ],
+)
 def test_wrong_requests_get_clear_errors(ingress, uploads, status, kwargs):
     reply = uploads.request(kwargs.pop("method"), kwargs.pop("url"), **kwargs)
     assert reply.status_code == status and reply.json()["error"]
@@ -111,13 +131,16 @@ def _stored_rows(stack, filename: str) -> int:
     return query(stack, "SELECT count(*) FROM images WHERE filename = %s", (filename,))[0][0]
 
 
-@pytest.mark.parametrize("credential,status,code", [
-    (None, 401, "missing_credential"),
-    ("revoked", 401, "revoked_key"),
-    ("label-only", 403, "missing_scope"),
-    ("tpk_0123456789ab_" + "x" * 43, 401, "unknown_key"),
-    ("not a key at all", 401, "malformed_credential"),
-])
+@pytest.mark.parametrize(
+    "credential,status,code",
+    [
+        (None, 401, "missing_credential"),
+        ("revoked", 401, "revoked_key"),
+        ("label-only", 403, "missing_scope"),
+        ("tpk_0123456789ab_" + "x" * 43, 401, "unknown_key"),
+        ("not a key at all", 401, "malformed_credential"),
+    ],
+)
 def test_an_upload_without_a_fitting_key_is_refused_and_stores_nothing(stack, ingress, credential, status, code):
     from triptych.db.connection import Database
     from triptych.security.keys import revoke_key
@@ -143,7 +166,9 @@ def test_past_its_rate_a_key_gets_429_with_retry_after_and_nothing_is_stored(sta
 
     key = make_key(stack, ["upload"], rate=3)
     client = httpx.Client(base_url=ingress, headers={"X-API-Key": key}, timeout=30)
-    batch = client.post("/upload/batch", files=[("files", (f"{unique('r')}.png", image_bytes("PNG"))) for _ in range(2)])
+    batch = client.post(
+        "/upload/batch", files=[("files", (f"{unique('r')}.png", image_bytes("PNG"))) for _ in range(2)]
+    )
     assert batch.status_code == 207 and batch.json()["stored"] == 2
     assert client.post("/upload", files={"file": ("third.png", image_bytes("PNG"))}).status_code == 201
     name = unique("fourth") + ".png"
@@ -157,16 +182,22 @@ def test_an_oversized_body_is_refused_before_it_is_read(ingress, admin_key):
     from .pipeline_helpers import MAX_REQUEST_BYTES
 
     body = b"x" * (MAX_REQUEST_BYTES + 1)
-    reply = httpx.post(f"{ingress}/upload/batch", content=body, headers={
-        "X-API-Key": admin_key, "content-type": "multipart/form-data; boundary=b"})
+    reply = httpx.post(
+        f"{ingress}/upload/batch",
+        content=body,
+        headers={"X-API-Key": admin_key, "content-type": "multipart/form-data; boundary=b"},
+    )
     assert reply.status_code == 413 and reply.json()["code"] == "body_too_large"
 
     def chunks():  # no Content-Length: the limit must hold while the body streams
         for _ in range(MAX_REQUEST_BYTES // 65536 + 2):
             yield b"y" * 65536
 
-    reply = httpx.post(f"{ingress}/upload", content=chunks(), headers={"X-API-Key": admin_key,
-                                                                        "content-type": "multipart/form-data; boundary=b"})
+    reply = httpx.post(
+        f"{ingress}/upload",
+        content=chunks(),
+        headers={"X-API-Key": admin_key, "content-type": "multipart/form-data; boundary=b"},
+    )
     assert reply.status_code == 413
 
 
@@ -195,8 +226,11 @@ def test_bad_bucket_drop_is_quarantined_recorded_and_dead_lettered(stack, ingres
     dlq.close()
     letter = DeadLetter.model_validate_json(letters[0].value)
     assert letter.function == "ingest" and letter.attempts == 1 and "quarantined: corrupt" in letter.error
-    assert query(stack, "SELECT count(*) FROM system_events WHERE event_type = 'image_quarantined' "
-                        "AND image_id = %s", (str(row["image_id"]),)) == [(1,)]
+    assert query(
+        stack,
+        "SELECT count(*) FROM system_events WHERE event_type = 'image_quarantined' AND image_id = %s",
+        (str(row["image_id"]),),
+    ) == [(1,)]
 
 
 def test_a_bad_drop_inside_a_burst_is_dead_lettered_with_its_reason_and_the_others_flow(stack, ingress, images_topic):
@@ -217,14 +251,19 @@ def test_a_bad_drop_inside_a_burst_is_dead_lettered_with_its_reason_and_the_othe
         list(pool.map(put, [*good[:4], bad, *good[4:]]))
     rows = wait_rows(stack, "object_key LIKE %s", (f"drops/{tag}/good-%",), len(good), timeout=60)
     assert sorted(r["object_key"] for r in rows) == sorted(good)
-    letters = [DeadLetter.model_validate_json(r.value)
-               for r in dlq.collect(lambda r: bad.encode() in r.value, 1, 30)]
+    letters = [DeadLetter.model_validate_json(r.value) for r in dlq.collect(lambda r: bad.encode() in r.value, 1, 30)]
     dlq.close()
     assert [(letter.function, letter.attempts) for letter in letters] == [("ingest", 1)]
     assert "quarantined: corrupt" in letters[0].error
-    recorded = wait_for(lambda: query(stack, "SELECT count(*) FROM system_events WHERE event_type = 'dead_letter' "
-                                             "AND details->>'error' LIKE %s", (f"%{bad}%",))[0][0], 30,
-                        message="the dead letter's system_events row")
+    recorded = wait_for(
+        lambda: query(
+            stack,
+            "SELECT count(*) FROM system_events WHERE event_type = 'dead_letter' AND details->>'error' LIKE %s",
+            (f"%{bad}%",),
+        )[0][0],
+        30,
+        message="the dead letter's system_events row",
+    )
     assert recorded == 1
     published = messages_for(images_topic, [str(r["image_id"]) for r in rows])
     assert {m.object_key for m in published} == set(good)

@@ -41,11 +41,13 @@ from .conftest import CLI, make_key
 from .pipeline_helpers import image_ids_for, stream, unique, wait_comparisons
 from .runtime_helpers import query, wait_for
 
-pytestmark = [pytest.mark.kube,
-              pytest.mark.skipif(os.geteuid() != 0, reason="the node needs root (namespaces, cgroups)"),
-              # The first test's limit covers the module's fixture: on a fresh machine it
-              # builds the node's binaries and images (about half an hour on two cores).
-              pytest.mark.timeout(3600)]
+pytestmark = [
+    pytest.mark.kube,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the node needs root (namespaces, cgroups)"),
+    # The first test's limit covers the module's fixture: on a fresh machine it
+    # builds the node's binaries and images (about half an hour on two cores).
+    pytest.mark.timeout(3600),
+]
 
 TAG = "test"
 NAMESPACE_K8S = "triptych"
@@ -92,14 +94,31 @@ def test_status_reports_the_node_its_pods_endpoints_and_images(deployed):
     assert Path(state["kubeconfig"]).exists()
     assert state["nodes"] == [{"name": NODE_NAME, "ready": True}]
     functions = {p["function"] for p in state["pods"] if p["function"] and p["ready"]}
-    assert {"ingest", "aggregate", "upload", "infer-resnet50", "infer-mobilenet-v2",
-            "infer-efficientnet-b0"} <= functions, state["pods"]
+    assert {
+        "ingest",
+        "aggregate",
+        "upload",
+        "infer-resnet50",
+        "infer-mobilenet-v2",
+        "infer-efficientnet-b0",
+    } <= functions, state["pods"]
     assert all(state["endpoints"][k] for k in ("api", "dashboard", "s3", "kafka")), state["endpoints"]
     roles = {image["role"]: image for image in state["images"]}
-    assert {"serving", "mlflow", "kafka", "postgres", "prometheus", "minio", "nuclio-controller",
-            "pause", "coredns"} <= set(roles), state["images"]
-    print("\n[kube] images: " + ", ".join(f"{i['role']} {i['size_bytes'] / 1e9:.2f} GB" for i in state["images"]
-                                         if i["size_bytes"]))
+    assert {
+        "serving",
+        "mlflow",
+        "kafka",
+        "postgres",
+        "prometheus",
+        "minio",
+        "nuclio-controller",
+        "pause",
+        "coredns",
+    } <= set(roles), state["images"]
+    print(
+        "\n[kube] images: "
+        + ", ".join(f"{i['role']} {i['size_bytes'] / 1e9:.2f} GB" for i in state["images"] if i["size_bytes"])
+    )
     # The serving functions run without torch: the image stays small enough to start fast.
     assert roles["serving"]["size_bytes"] <= 1.2e9
 
@@ -109,8 +128,12 @@ def test_bucket_drops_become_comparisons_through_the_nuclio_functions(deployed):
     stream(deployed, 6, 9300, tag)
     ids = image_ids_for(deployed, tag, 6, timeout=300)
     wait_comparisons(deployed, ids, timeout=300)
-    per_image = query(deployed, "SELECT image_id, count(DISTINCT model_name) FROM predictions "
-                                "WHERE image_id = ANY(%s::uuid[]) GROUP BY image_id", (ids,))
+    per_image = query(
+        deployed,
+        "SELECT image_id, count(DISTINCT model_name) FROM predictions "
+        "WHERE image_id = ANY(%s::uuid[]) GROUP BY image_id",
+        (ids,),
+    )
     assert len(per_image) == 6 and all(n == 3 for _, n in per_image)
 
 
@@ -135,13 +158,13 @@ def test_the_api_and_the_dashboard_answer_through_their_services(deployed):
     page = httpx.get(board, headers={"Accept": "text/html"}, timeout=60)
     assert page.status_code == 302 and page.headers["location"].startswith("/login"), page.text
     # A one-time link made in the node's PostgreSQL signs the local admin in through the Service.
+    from triptych.db.connection import Database
     from triptych.security.sessions import make_login_link
     from triptych.security.users import LOCAL_ADMIN, ensure_local_admin
 
-    from triptych.db.connection import Database
-
-    secret = Database(deployed).transaction(lambda cur: (
-        ensure_local_admin(cur), make_login_link(cur, LOCAL_ADMIN, datetime.timedelta(minutes=5)))[1])
+    secret = Database(deployed).transaction(
+        lambda cur: (ensure_local_admin(cur), make_login_link(cur, LOCAL_ADMIN, datetime.timedelta(minutes=5)))[1]
+    )
     with httpx.Client(base_url=board, timeout=60) as client:
         assert client.get(f"/login?token={secret}").status_code == 303
         page = client.get("/", headers={"Accept": "text/html"})
@@ -177,9 +200,13 @@ def test_keda_scales_an_inference_function_above_its_minimum_on_lag(deployed, st
         target = api.request("GET", f"/apis/apps/v1/namespaces/{NAMESPACE_K8S}/deployments/nuclio-{function}")
         return target["spec"].get("replicas", 0)
 
-    rows = query(deployed, "SELECT i.image_id, bucket, object_key, object_version, sha256, image_format, width, "
-                           "height, source FROM images i JOIN model_comparisons c USING (image_id) "
-                           "WHERE image_format IS NOT NULL", dicts=True)
+    rows = query(
+        deployed,
+        "SELECT i.image_id, bucket, object_key, object_version, sha256, image_format, width, "
+        "height, source FROM images i JOIN model_comparisons c USING (image_id) "
+        "WHERE image_format IS NOT NULL",
+        dicts=True,
+    )
     assert len(rows) >= 6, "the earlier tests compared images to replay"
     messages = [ImageMessage(**{k: str(v) if k == "image_id" else v for k, v in row.items()}) for row in rows]
     before = query(deployed, "SELECT count(*) FROM predictions")[0][0]
@@ -198,16 +225,25 @@ def test_keda_scales_an_inference_function_above_its_minimum_on_lag(deployed, st
         return point
 
     try:
-        wait_for(lambda: sample()[0] > keda["minReplicaCount"], 120, interval=5,
-                 message=f"KEDA to scale {function} above {keda['minReplicaCount']}")
+        wait_for(
+            lambda: sample()[0] > keda["minReplicaCount"],
+            120,
+            interval=5,
+            message=f"KEDA to scale {function} above {keda['minReplicaCount']}",
+        )
         wait_for(lambda: sample()[1] == 0, 600, interval=5, message=f"{function}'s backlog worked off")
         drained = len(trace)
-        window = keda["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"]
-        wait_for(lambda: sample()[0] == keda["minReplicaCount"], window + 240, interval=5,
-                 message=f"{function} back down to {keda['minReplicaCount']} after the backlog")
+        window = keda["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"][
+            "stabilizationWindowSeconds"
+        ]
+        wait_for(
+            lambda: sample()[0] == keda["minReplicaCount"],
+            window + 240,
+            interval=5,
+            message=f"{function} back down to {keda['minReplicaCount']} after the backlog",
+        )
     finally:
-        print(f"\n[kube] scaling of {function}, {repeats * len(messages)} replayed "
-              f"(s, replicas, lag): {trace}")
+        print(f"\n[kube] scaling of {function}, {repeats * len(messages)} replayed (s, replicas, lag): {trace}")
     assert max(r for _, r, _ in trace) > keda["minReplicaCount"]
     up = next(i for i, (_, r, _) in enumerate(trace) if r > keda["minReplicaCount"])
     # While the lag asks for two replicas or more, nothing may have pulled them back to the minimum.
@@ -217,8 +253,9 @@ def test_keda_scales_an_inference_function_above_its_minimum_on_lag(deployed, st
 
 
 def _pods(lay, selector: str) -> list[str]:
-    pods = node_addons.client(lay).request("GET", f"/api/v1/namespaces/{NAMESPACE_K8S}/pods",
-                                           params={"labelSelector": selector})["items"]
+    pods = node_addons.client(lay).request(
+        "GET", f"/api/v1/namespaces/{NAMESPACE_K8S}/pods", params={"labelSelector": selector}
+    )["items"]
     return [p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp")]
 
 
@@ -226,8 +263,13 @@ def _restarts(lay) -> dict[str, list]:
     """Each pod's container restarts and why the last one ended: printed when a fault test
     fails, so that a server that restarted under load names itself."""
     pods = node_addons.client(lay).request("GET", f"/api/v1/namespaces/{NAMESPACE_K8S}/pods")["items"]
-    return {p["metadata"]["name"]: [(c["restartCount"], c.get("lastState", {}).get("terminated", {}).get("reason"))
-                                    for c in p["status"].get("containerStatuses", [])] for p in pods}
+    return {
+        p["metadata"]["name"]: [
+            (c["restartCount"], c.get("lastState", {}).get("terminated", {}).get("reason"))
+            for c in p["status"].get("containerStatuses", [])
+        ]
+        for p in pods
+    }
 
 
 def _delete_pod(lay, name: str) -> None:
@@ -251,7 +293,7 @@ def _through_a_fault(deployed, lay, name: str, fault, before: int = 10, during: 
     tag = unique("kube-fault")
     first = 10000 + 400 * len(FAULTS)
     stream(deployed, before, first, tag)
-    started, fault_at = time.monotonic(), datetime.datetime.now(datetime.timezone.utc)
+    started, fault_at = time.monotonic(), datetime.datetime.now(datetime.UTC)
     # The fault runs beside the stream: an image a second for as long as it lasts (an
     # upgrade builds and imports its images, then rolls), `during` at least, 300 at most.
     sent = 0
@@ -270,19 +312,37 @@ def _through_a_fault(deployed, lay, name: str, fault, before: int = 10, during: 
     wait_for(lambda: _database_answers(deployed), 240, message="the node's PostgreSQL to answer this test")
     ids = image_ids_for(deployed, tag, total, timeout=timeout)
     wait_comparisons(deployed, ids, timeout=timeout)
-    per_image = query(deployed, "SELECT image_id, count(*) FROM model_comparisons WHERE image_id = ANY(%s::uuid[]) "
-                                "GROUP BY image_id", (ids,))
-    per_model = query(deployed, "SELECT image_id, model_name, count(*) FROM predictions "
-                                "WHERE image_id = ANY(%s::uuid[]) GROUP BY image_id, model_name", (ids,))
+    per_image = query(
+        deployed,
+        "SELECT image_id, count(*) FROM model_comparisons WHERE image_id = ANY(%s::uuid[]) GROUP BY image_id",
+        (ids,),
+    )
+    per_model = query(
+        deployed,
+        "SELECT image_id, model_name, count(*) FROM predictions "
+        "WHERE image_id = ANY(%s::uuid[]) GROUP BY image_id, model_name",
+        (ids,),
+    )
     # The longest stretch without a new comparison, from the fault on (same clock: the node
     # is this machine).
-    times = [fault_at] + sorted(t for (t,) in query(deployed, "SELECT created_at FROM model_comparisons "
-                                                              "WHERE image_id = ANY(%s::uuid[]) AND created_at > %s",
-                                                    (ids, fault_at)))
+    times = [fault_at] + sorted(
+        t
+        for (t,) in query(
+            deployed,
+            "SELECT created_at FROM model_comparisons WHERE image_id = ANY(%s::uuid[]) AND created_at > %s",
+            (ids, fault_at),
+        )
+    )
     pause = max((b - a).total_seconds() for a, b in zip(times, times[1:])) if len(times) > 1 else 0.0
-    row = {"fault": name, "images": total, "compared_once": sum(1 for _, n in per_image if n == 1),
-           "lost": total - len(per_image), "doubled": sum(1 for *_, n in per_model if n > 1),
-           "longest_pause_s": round(pause, 1), "seconds": round(time.monotonic() - started, 1)}
+    row = {
+        "fault": name,
+        "images": total,
+        "compared_once": sum(1 for _, n in per_image if n == 1),
+        "lost": total - len(per_image),
+        "doubled": sum(1 for *_, n in per_model if n > 1),
+        "longest_pause_s": round(pause, 1),
+        "seconds": round(time.monotonic() - started, 1),
+    }
     FAULTS.append(row)
     print(f"\n[kube] {row}")
     assert row["compared_once"] == total and row["lost"] == 0 and row["doubled"] == 0, row
@@ -331,9 +391,14 @@ def test_containerd_and_the_kubelet_killed_then_started_again(deployed, stack):
         assert proc.returncode == 0, proc.stderr[-4000:]
 
     _through_a_fault(deployed, lay, "kill -9 containerd and the kubelet, then `kube up`", crash_and_restart)
-    print("\n[kube] fault | images | compared once | lost | doubled | longest pause (s)\n" + "\n".join(
-        f"[kube] {r['fault']} | {r['images']} | {r['compared_once']} | {r['lost']} | {r['doubled']} | "
-        f"{r['longest_pause_s']}" for r in FAULTS))
+    print(
+        "\n[kube] fault | images | compared once | lost | doubled | longest pause (s)\n"
+        + "\n".join(
+            f"[kube] {r['fault']} | {r['images']} | {r['compared_once']} | {r['lost']} | {r['doubled']} | "
+            f"{r['longest_pause_s']}"
+            for r in FAULTS
+        )
+    )
 
 
 def test_down_leaves_no_process_namespace_cgroup_or_file(deployed, stack):
@@ -348,8 +413,9 @@ def test_down_leaves_no_process_namespace_cgroup_or_file(deployed, stack):
     leftovers = []
     for proc in psutil.process_iter(["cmdline"]):
         try:
-            if str(lay.root) in " ".join(proc.info["cmdline"] or []) or \
-                    (mount_namespace and os.readlink(f"/proc/{proc.pid}/ns/mnt") == mount_namespace):
+            if str(lay.root) in " ".join(proc.info["cmdline"] or []) or (
+                mount_namespace and os.readlink(f"/proc/{proc.pid}/ns/mnt") == mount_namespace
+            ):
                 leftovers.append(proc.pid)
         except OSError:
             continue

@@ -65,8 +65,12 @@ def _secret(kube: KubeClient, name: str) -> dict[str, str]:
 
 def test_the_chart_installs_upgrades_and_uninstalls_on_a_real_api_server(cluster):
     settings, server, kube = cluster
-    release = chart.Release(name="triptych", namespace=NAMESPACE, kubeconfig=server.kubeconfig,
-                            sets=["image.repository=registry.test/triptych", "image.tag=one"])
+    release = chart.Release(
+        name="triptych",
+        namespace=NAMESPACE,
+        kubeconfig=server.kubeconfig,
+        sets=["image.repository=registry.test/triptych", "image.tag=one"],
+    )
     chart.lint(settings, release)
     docs = chart.documents(chart.template(settings, release))
     objects = _by_kind(docs)
@@ -78,7 +82,11 @@ def test_the_chart_installs_upgrades_and_uninstalls_on_a_real_api_server(cluster
         assert fn["apiVersion"] == "nuclio.io/v1beta1" and fn["status"]["state"] == "waitingForResourceConfiguration"
         assert fn["spec"]["image"] == "registry.test/triptych:one" and fn["spec"]["build"] == {"codeEntryType": "image"}
         assert "functionSourceCode" not in json.dumps(fn), "never the bare handler: it imports what only the image has"
-        groups = {t["attributes"]["consumerGroup"] for t in fn["spec"]["triggers"].values() if "consumerGroup" in t["attributes"]}
+        groups = {
+            t["attributes"]["consumerGroup"]
+            for t in fn["spec"]["triggers"].values()
+            if "consumerGroup" in t["attributes"]
+        }
         assert groups == {t.consumer_group for t in declared[name].kafka_triggers}
     # KEDA scales each Kafka function that scales, through the one HPA Nuclio makes, within the same bounds.
     scaled = {n for n, s in declared.items() if s.kafka_triggers and s.replicas != (s.max_replicas or s.replicas)}
@@ -86,7 +94,11 @@ def test_the_chart_installs_upgrades_and_uninstalls_on_a_real_api_server(cluster
     for name in scaled:
         spec, keda = objects["NuclioFunction"][name]["spec"], objects["ScaledObject"][name]["spec"]
         assert (spec["minReplicas"], spec["maxReplicas"]) == (keda["minReplicaCount"], keda["maxReplicaCount"])
-        assert keda["scaleTargetRef"]["name"] == keda["advanced"]["horizontalPodAutoscalerConfig"]["name"] == f"nuclio-{name}"
+        assert (
+            keda["scaleTargetRef"]["name"]
+            == keda["advanced"]["horizontalPodAutoscalerConfig"]["name"]
+            == f"nuclio-{name}"
+        )
     assert objects["ScaledObject"]["infer-shadow"]["spec"]["triggers"][0]["type"] == "prometheus"
     assert {"Cluster", "StatefulSet", "Deployment", "Service", "Secret"} <= set(objects)
     assert set(objects["StatefulSet"]) == {"triptych-kafka", "triptych-minio"}
@@ -106,9 +118,16 @@ def test_the_chart_installs_upgrades_and_uninstalls_on_a_real_api_server(cluster
     assert len(_secret(kube, "triptych-s3")["secret-key"]) == 40
 
     # Upgrade: the user's own Kafka, Nuclio's HPA instead of KEDA, one function's bounds, a new image.
-    upgraded = replace(release, sets=["image.repository=registry.test/triptych", "image.tag=two",
-                                      "kafka.bootstrap=kafka-a.example:9092\\,kafka-b.example:9092",  # Helm splits --set on commas
-                                      "functions.scaling=nuclio", "functions.overrides.infer-resnet50.maxReplicas=3"])
+    upgraded = replace(
+        release,
+        sets=[
+            "image.repository=registry.test/triptych",
+            "image.tag=two",
+            "kafka.bootstrap=kafka-a.example:9092\\,kafka-b.example:9092",  # Helm splits --set on commas
+            "functions.scaling=nuclio",
+            "functions.overrides.infer-resnet50.maxReplicas=3",
+        ],
+    )
     chart.upgrade_install(settings, upgraded)
     live = _by_kind(chart.manifest(settings, upgraded))
     assert "ScaledObject" not in live and set(live["StatefulSet"]) == {"triptych-minio"}
@@ -126,25 +145,42 @@ def test_the_chart_installs_upgrades_and_uninstalls_on_a_real_api_server(cluster
 
 def test_the_values_schema_refuses_bad_values_with_the_key_named(cluster):
     settings = cluster[0]
-    for bad, key in (("functions.scaling=sometimes", "/functions/scaling"),
-                     ("kafka.bootstrap=not a broker", "/kafka/bootstrap"),
-                     ("functions.overrides.no-such-function.maxReplicas=2", "no-such-function"),
-                     ("postgres.port=70000", "/postgres/port"),
-                     ("settings.PATH=/tmp", "PATH")):
+    for bad, key in (
+        ("functions.scaling=sometimes", "/functions/scaling"),
+        ("kafka.bootstrap=not a broker", "/kafka/bootstrap"),
+        ("functions.overrides.no-such-function.maxReplicas=2", "no-such-function"),
+        ("postgres.port=70000", "/postgres/port"),
+        ("settings.PATH=/tmp", "PATH"),
+    ):
         with pytest.raises(chart.HelmError) as refused:
             chart.template(settings, chart.Release(sets=[bad]))
         assert key in str(refused.value), (bad, str(refused.value)[-500:])
 
 
 def test_deploy_dry_run_prints_the_release_as_yaml_documents(cluster):
-    proc = subprocess.run([sys.executable, "-m", "triptych.cli", "deploy", "--dry-run",
-                           "--image", "registry.test:5000/team/triptych:abc123", "--set", "functions.scaling=fixed"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "triptych.cli",
+            "deploy",
+            "--dry-run",
+            "--image",
+            "registry.test:5000/team/triptych:abc123",
+            "--set",
+            "functions.scaling=fixed",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
     kinds = Counter(d["kind"] for d in docs)
     assert kinds["NuclioFunction"] == len(load_functions(PROJECT)) and "ScaledObject" not in kinds
-    images = {c["image"] for d in docs if d["kind"] == "Deployment" for c in d["spec"]["template"]["spec"]["containers"]}
+    images = {
+        c["image"] for d in docs if d["kind"] == "Deployment" for c in d["spec"]["template"]["spec"]["containers"]
+    }
     assert images == {"registry.test:5000/team/triptych:abc123"}
     shadow = next(d for d in docs if d["metadata"]["name"] == "infer-shadow")["spec"]
     assert shadow["minReplicas"] == shadow["maxReplicas"] == 1, "fixed: each function at its minimum, at least 1"
@@ -162,8 +198,12 @@ def test_dashboard_sign_in_cannot_be_turned_off_behind_the_ingress(cluster):
 
     assert dashboard_env()["TRIPTYCH_DASHBOARD_LOGIN"] == "true"
     assert dashboard_env("dashboard.login=false")["TRIPTYCH_DASHBOARD_LOGIN"] == "false"
-    behind = dashboard_env("dashboard.login=false", "ingress.enabled=true",
-                           "dashboard.trustedProxies[0]=10.0.0.0/8", "dashboard.proxyGroups.ml-admins=admin")
+    behind = dashboard_env(
+        "dashboard.login=false",
+        "ingress.enabled=true",
+        "dashboard.trustedProxies[0]=10.0.0.0/8",
+        "dashboard.proxyGroups.ml-admins=admin",
+    )
     assert behind["TRIPTYCH_DASHBOARD_LOGIN"] == "true"
     assert json.loads(behind["TRIPTYCH_DASHBOARD_TRUSTED_PROXIES"]) == ["10.0.0.0/8"]
     assert json.loads(behind["TRIPTYCH_DASHBOARD_PROXY_GROUPS"]) == {"ml-admins": "admin"}

@@ -16,10 +16,7 @@ from triptych.contracts import TOPIC_MINIO_EVENTS
 
 def _consumer_at_end(stack) -> KafkaConsumer:
     consumer = KafkaConsumer(bootstrap_servers=stack.kafka_url, enable_auto_commit=False)
-    partitions = [
-        TopicPartition(TOPIC_MINIO_EVENTS, p)
-        for p in consumer.partitions_for_topic(TOPIC_MINIO_EVENTS)
-    ]
+    partitions = [TopicPartition(TOPIC_MINIO_EVENTS, p) for p in consumer.partitions_for_topic(TOPIC_MINIO_EVENTS)]
     consumer.assign(partitions)
     consumer.seek_to_end()
     for tp in partitions:  # resolve the lazy seek now, before the put

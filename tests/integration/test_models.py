@@ -16,8 +16,9 @@ from triptych.models.card import INT8_FILE
 from triptych.models.preprocess import to_batch
 
 # Small enough for CI on two cores, large enough to be far above chance (10 %).
-BUDGET = {"mobilenet_v2": {"train_count": 4000, "test_count": 300, "epochs": 2, "input_size": 64,
-                           "learning_rate": 2e-3}}
+BUDGET = {
+    "mobilenet_v2": {"train_count": 4000, "test_count": 300, "epochs": 2, "input_size": 64, "learning_rate": 2e-3}
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +31,10 @@ def test_training_job_registers_and_promotes(stack, trained):
     assert trained["promoted"] is True
     assert registry.version_for_alias("mobilenet_v2", registry.CHAMPION, stack) == trained["version"]
     assert trained["accuracy"] > 0.3, "well above chance (0.1)"
-    print(f"\n[train] mobilenet_v2 on {BUDGET}: held-out accuracy {trained['accuracy']:.3f} "
-          f"in {trained['train_seconds']:.0f}s")
+    print(
+        f"\n[train] mobilenet_v2 on {BUDGET}: held-out accuracy {trained['accuracy']:.3f} "
+        f"in {trained['train_seconds']:.0f}s"
+    )
 
 
 def test_champion_classifies_held_out_images_the_same_on_both_backends(stack, trained, tmp_path):
@@ -70,14 +73,16 @@ def test_an_int8_copy_is_measured_tagged_published_and_served_by_a_machine_that_
     fp32.swap_to(version)
     assert not (registry.cached_download("mobilenet_v2", version, elsewhere)[1] / INT8_FILE).exists()
 
-    result = quantize_version("mobilenet_v2", version, stack, calibration_count=64, held_out_count=200,
-                              min_agreement=0.0)
+    result = quantize_version(
+        "mobilenet_v2", version, stack, calibration_count=64, held_out_count=200, min_agreement=0.0
+    )
     assert result["passes"] and result["published"].endswith(f"/{INT8_FILE}")
     assert result["held_out"] == 200 and 0.5 < result["agreement"] <= 1.0 and result["speedup"] > 0
     assert abs(result["int8_accuracy"] - result["fp32_accuracy"]) <= 1 - result["agreement"] + 1e-9
     assert registry.tag_of("mobilenet_v2", version, "int8.published", stack) == "true"
     assert float(registry.tag_of("mobilenet_v2", version, "int8.agreement", stack)) == pytest.approx(
-        result["agreement"], abs=1e-4)
+        result["agreement"], abs=1e-4
+    )
 
     int8 = ServingModel("mobilenet_v2", elsewhere, "onnx-int8", threads=1)
     int8.swap_to(version)  # the cached copy lacks the int8 file: fetched again, with it

@@ -63,23 +63,34 @@ def test_200_labelled_images_give_exact_rows_and_correct_comparisons(stack, pipe
     comparisons = query(stack, "SELECT * FROM model_comparisons WHERE image_id = ANY(%s::uuid[])", (ids,))
     assert len(predictions) == 600 and len(comparisons) == 200
     assert Counter(p["model_name"] for p in predictions) == {m: 200 for m in MODELS}
-    truth = {str(r["image_id"]): r["ground_truth_label"]
-             for r in query(stack, "SELECT image_id, ground_truth_label FROM images WHERE image_id = ANY(%s::uuid[])",
-                            (ids,))}
+    truth = {
+        str(r["image_id"]): r["ground_truth_label"]
+        for r in query(
+            stack, "SELECT image_id, ground_truth_label FROM images WHERE image_id = ANY(%s::uuid[])", (ids,)
+        )
+    }
     by_image: dict[str, list] = {}
     for p in predictions:
         by_image.setdefault(str(p["image_id"]), []).append(
-            Answer(p["model_name"], p["model_version"], p["predicted_class"], p["confidence"], p["inference_ms"]))
+            Answer(p["model_name"], p["model_version"], p["predicted_class"], p["confidence"], p["inference_ms"])
+        )
     for c in comparisons:
         expected = compare(by_image[str(c["image_id"])], truth[str(c["image_id"])])
         assert (c["consensus_class"], c["agreement_level"], c["fastest_model"], c["consensus_correct"]) == (
-            expected.consensus_class, expected.agreement_level, expected.fastest_model, expected.consensus_correct)
-        for model, entry in c["per_model"].items():
+            expected.consensus_class,
+            expected.agreement_level,
+            expected.fastest_model,
+            expected.consensus_correct,
+        )
+        for entry in c["per_model"].values():
             assert entry["correct"] == (entry["class"] == truth[str(c["image_id"])])
     assert all(p["total_ms"] >= p["inference_ms"] > 0 and p["worker_id"] for p in predictions)
     assert len(json.loads(json.dumps(predictions[0]["top_k"]))) == 5
-    metrics = query(stack, "SELECT model_name, sum(prediction_count) AS n FROM model_metrics "
-                           "WHERE updated_at > now() - interval '30 minutes' GROUP BY model_name")
+    metrics = query(
+        stack,
+        "SELECT model_name, sum(prediction_count) AS n FROM model_metrics "
+        "WHERE updated_at > now() - interval '30 minutes' GROUP BY model_name",
+    )
     assert {m["model_name"] for m in metrics} >= set(MODELS)
 
     # Replaying every prediction for these images changes nothing.
@@ -96,9 +107,19 @@ def test_200_labelled_images_give_exact_rows_and_correct_comparisons(stack, pipe
         producer.send(TOPIC_PREDICTIONS, key=record.key, value=record.value)
     producer.flush()
     producer.close()
-    wait_for(lambda: query(stack, "SELECT count(*) AS n FROM predictions WHERE image_id = ANY(%s::uuid[]) "
-                                  "AND updated_at >= to_timestamp(%s)", (ids, marker))[0]["n"] >= 600, 120,
-             message="the replay to be processed")
+    wait_for(
+        lambda: (
+            query(
+                stack,
+                "SELECT count(*) AS n FROM predictions WHERE image_id = ANY(%s::uuid[]) "
+                "AND updated_at >= to_timestamp(%s)",
+                (ids, marker),
+            )[0]["n"]
+            >= 600
+        ),
+        120,
+        message="the replay to be processed",
+    )
     assert query(stack, "SELECT count(*) AS n FROM predictions WHERE image_id = ANY(%s::uuid[])", (ids,))[0]["n"] == 600
     after = query(stack, "SELECT * FROM model_comparisons WHERE image_id = ANY(%s::uuid[])", (ids,))
     assert {(str(c["image_id"]), c["model_set"]): (c["consensus_class"], c["agreement_level"]) for c in after} == before
@@ -129,10 +150,17 @@ def test_hot_swap_during_a_stream_loses_and_duplicates_nothing(stack, pipeline):
         wait_for(lambda: sent[0] >= 20, 60, message="20 images streamed before the swap")
         promote("mobilenet_v2", new, "hot-swap test", stack)  # mid-stream
         swapped_at = time.time()
-        wait_for(lambda: query(stack, "SELECT 1 FROM predictions p JOIN images i USING (image_id) "
-                                      "WHERE p.model_name = 'mobilenet_v2' AND p.model_version = %s "
-                                      "AND i.filename LIKE %s LIMIT 1", (new, f"{tag}-%")), 180,
-                 message="an answer from the new version")
+        wait_for(
+            lambda: query(
+                stack,
+                "SELECT 1 FROM predictions p JOIN images i USING (image_id) "
+                "WHERE p.model_name = 'mobilenet_v2' AND p.model_version = %s "
+                "AND i.filename LIKE %s LIMIT 1",
+                (new, f"{tag}-%"),
+            ),
+            180,
+            message="an answer from the new version",
+        )
         answered_at = sent[0]
         wait_for(lambda: sent[0] >= answered_at + 20, 60, message="20 more images after the swap")
     finally:
@@ -141,16 +169,22 @@ def test_hot_swap_during_a_stream_loses_and_duplicates_nothing(stack, pipeline):
     total = 30 + sent[0]
     ids = image_ids_for(stack, tag, total)
     wait_comparisons(stack, ids)
-    rows = query(stack, "SELECT image_id, model_version, predicted_at FROM predictions "
-                        "WHERE model_name = 'mobilenet_v2' AND image_id = ANY(%s::uuid[])", (ids,))
+    rows = query(
+        stack,
+        "SELECT image_id, model_version, predicted_at FROM predictions "
+        "WHERE model_name = 'mobilenet_v2' AND image_id = ANY(%s::uuid[])",
+        (ids,),
+    )
     assert len(rows) == total and len({r["image_id"] for r in rows}) == total, "none lost, none duplicated"
     versions = Counter(r["model_version"] for r in rows)
     assert set(versions) == {old, new}, versions
     assert all(r["model_version"] == old for r in rows if str(r["image_id"]) in set(first))
     late = [r for r in rows if r["predicted_at"].timestamp() > swapped_at + 15]
     assert all(r["model_version"] == new for r in late)
-    assert query(stack, "SELECT count(*) AS n FROM model_comparisons WHERE image_id = ANY(%s::uuid[])",
-                 (ids,))[0]["n"] >= total
+    assert (
+        query(stack, "SELECT count(*) AS n FROM model_comparisons WHERE image_id = ANY(%s::uuid[])", (ids,))[0]["n"]
+        >= total
+    )
     # Every replica fetched the new version into the machine's model cache, which
     # stays bounded however many swaps and restarts (it once leaked 180 MB a time).
     copies = [p.name for p in (stack.cache_dir / "models" / "mobilenet_v2").iterdir()]
@@ -188,8 +222,10 @@ def test_a_corrupt_image_is_dead_lettered_once_per_model_and_the_others_flow(sta
     stream(stack, 5, 2000, tag)
     ids = image_ids_for(stack, tag, 5)
     wait_comparisons(stack, ids)
-    letters = [DeadLetter.model_validate_json(r.value)
-               for r in dlq.collect(lambda r: image_id in r.value.decode(errors="ignore"), 3, 60)]
+    letters = [
+        DeadLetter.model_validate_json(r.value)
+        for r in dlq.collect(lambda r: image_id in r.value.decode(errors="ignore"), 3, 60)
+    ]
     dlq.close()
     assert sorted(letter.function for letter in letters) == sorted(a.function for a in ARCHITECTURES.values())
     assert all(letter.attempts == 1 and "cannot decode" in letter.error for letter in letters)
@@ -204,8 +240,15 @@ def test_the_quick_bench_reports_every_figure_and_every_image_is_compared(stack,
 
     from .conftest import triptych
 
-    proc = triptych("bench", "--quick", "--out", str(tmp_path), "--functions-status",
-                    str(status_path(pipeline.settings)), timeout=600)
+    proc = triptych(
+        "bench",
+        "--quick",
+        "--out",
+        str(tmp_path),
+        "--functions-status",
+        str(status_path(pipeline.settings)),
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(next(tmp_path.glob("bench-*.json")).read_text())
     assert (tmp_path / next(tmp_path.glob("bench-*.json")).name.replace(".json", ".md")).exists()
@@ -231,8 +274,11 @@ def test_the_quick_bench_reports_every_figure_and_every_image_is_compared(stack,
 def test_drift_stays_quiet_on_the_usual_stream_and_fires_on_a_blurred_one(stack, pipeline):
     """The drift job on the real pipeline: ingest's pixel statistics against the
     training set's, ADWIN over the models' live answers, events and state in Postgres."""
-    Database(stack).transaction(lambda cur: cur.execute(  # the training set's reference stays
-        "DELETE FROM drift_detectors; DELETE FROM drift_watermarks WHERE name = 'comparisons'"))
+    Database(stack).transaction(
+        lambda cur: cur.execute(  # the training set's reference stays
+            "DELETE FROM drift_detectors; DELETE FROM drift_watermarks WHERE name = 'comparisons'"
+        )
+    )
     window = stack.model_copy(update={"drift_window": 120})  # only this test's newest images
 
     usual = unique("usual")
@@ -252,8 +298,9 @@ def test_drift_stays_quiet_on_the_usual_stream_and_fires_on_a_blurred_one(stack,
     assert fired["input:pixels"]["status"] == "drift"
     assert fired["input:pixels"]["worst"]["feature"] == "sharpness"
     assert fired["agreement"]["seen"] == quiet["agreement"]["seen"] + 120  # each comparison read once
-    events = rows_of(stack, "SELECT details FROM system_events WHERE event_type = 'drift_detected' "
-                            "ORDER BY event_id DESC")
+    events = rows_of(
+        stack, "SELECT details FROM system_events WHERE event_type = 'drift_detected' ORDER BY event_id DESC"
+    )
     assert len(events) > events_before and "input:pixels" in {e[0]["detector"] for e in events}
     state = {r[0]: r[1] for r in rows_of(stack, "SELECT detector, status FROM drift_detectors")}
     assert state["input:pixels"] == "drift"

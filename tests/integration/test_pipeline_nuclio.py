@@ -28,16 +28,16 @@ from .runtime_helpers import query
 @pytest.fixture(scope="module")
 def nuclio_pipeline(stack, tmp_path_factory):
     install_processor(stack)  # cached after the first build
-    sup, port = start_full_pipeline(stack, tmp_path_factory.mktemp("nuclio-pipeline"),
-                                    {"TRIPTYCH_FUNCTIONS_RUNTIME": "nuclio"})
+    sup, port = start_full_pipeline(
+        stack, tmp_path_factory.mktemp("nuclio-pipeline"), {"TRIPTYCH_FUNCTIONS_RUNTIME": "nuclio"}
+    )
     yield sup, f"http://127.0.0.1:{port}"
     sup.stop()
 
 
 def test_uploads_flow_to_comparisons_under_the_nuclio_processor(stack, nuclio_pipeline, admin_key):
     sup, upload_url = nuclio_pipeline
-    assert sup.status() and all(r["state"] == "running" for entry in sup.status().values()
-                                for r in entry["replicas"])
+    assert sup.status() and all(r["state"] == "running" for entry in sup.status().values() for r in entry["replicas"])
     dlq = TopicWatcher(stack, TOPIC_DEAD_LETTERS)
     corrupt_id = send_corrupt_image(stack)
     tag = unique("nuclio")
@@ -45,19 +45,25 @@ def test_uploads_flow_to_comparisons_under_the_nuclio_processor(stack, nuclio_pi
     ids = []
     with httpx.Client(base_url=upload_url, headers={"X-API-Key": admin_key}, timeout=60) as client:
         for i, label in enumerate(labels):
-            reply = client.post("/upload", files={"file": (f"{tag}-{i}.png", image_bytes("PNG"))},
-                                data={"label": label})
+            reply = client.post(
+                "/upload", files={"file": (f"{tag}-{i}.png", image_bytes("PNG"))}, data={"label": label}
+            )
             assert reply.status_code == 201, reply.text
             ids.append(reply.json()["image_id"])
 
     comparisons = wait_comparisons(stack, ids, timeout=180)
     assert sorted(str(c["image_id"]) for c in comparisons) == sorted(ids)
-    predictions = query(stack, "SELECT model_name, count(*) FROM predictions WHERE image_id = ANY(%s::uuid[]) "
-                               "GROUP BY model_name", (ids,))
+    predictions = query(
+        stack,
+        "SELECT model_name, count(*) FROM predictions WHERE image_id = ANY(%s::uuid[]) GROUP BY model_name",
+        (ids,),
+    )
     assert dict(predictions) == {name: len(ids) for name in ARCHITECTURES}
 
-    letters = [DeadLetter.model_validate_json(r.value)
-               for r in dlq.collect(lambda r: corrupt_id in r.value.decode(errors="ignore"), 3, 60)]
+    letters = [
+        DeadLetter.model_validate_json(r.value)
+        for r in dlq.collect(lambda r: corrupt_id in r.value.decode(errors="ignore"), 3, 60)
+    ]
     dlq.close()
     assert sorted(letter.function for letter in letters) == sorted(a.function for a in ARCHITECTURES.values())
     assert all(letter.attempts == 1 and "cannot decode" in letter.error for letter in letters)

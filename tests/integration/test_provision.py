@@ -11,8 +11,8 @@ from kafka.admin import ConfigResource
 
 from triptych.contracts import TOPICS
 from triptych.db.connection import Database
-from triptych.stack.provision import topic_retention
 from triptych.security.keys import ensure_local_key
+from triptych.stack.provision import topic_retention
 
 from .conftest import triptych
 from .runtime_helpers import query
@@ -20,9 +20,13 @@ from .runtime_helpers import query
 
 def test_provision_sets_up_given_servers_and_adopts_the_dashboard_key(stack):
     key = f"tpk_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
-    given = {"TRIPTYCH_KAFKA_BOOTSTRAP": stack.kafka_url, "TRIPTYCH_S3_ENDPOINT": stack.s3_url,
-             "TRIPTYCH_DATABASE_URL": stack.postgres_url, "TRIPTYCH_MLFLOW_TRACKING_URI": stack.mlflow_url,
-             "TRIPTYCH_DASHBOARD_API_KEY": key}
+    given = {
+        "TRIPTYCH_KAFKA_BOOTSTRAP": stack.kafka_url,
+        "TRIPTYCH_S3_ENDPOINT": stack.s3_url,
+        "TRIPTYCH_DATABASE_URL": stack.postgres_url,
+        "TRIPTYCH_MLFLOW_TRACKING_URI": stack.mlflow_url,
+        "TRIPTYCH_DASHBOARD_API_KEY": key,
+    }
     try:
         for _ in range(2):  # every rollout runs it again: nothing changes the second time
             proc = triptych("provision", "--timeout", "60", env=given)
@@ -43,24 +47,27 @@ def test_provision_sets_up_given_servers_and_adopts_the_dashboard_key(stack):
         rows = query(stack, "SELECT key_id, scopes FROM api_keys WHERE name = 'dashboard' AND revoked_at IS NULL")
         assert rows == [(key.split("_")[1], ["upload", "label"])]
 
-        refused = triptych("provision", "--timeout", "5",
-                           env={**given, "TRIPTYCH_DASHBOARD_API_KEY": "not-a-key"})
+        refused = triptych("provision", "--timeout", "5", env={**given, "TRIPTYCH_DASHBOARD_API_KEY": "not-a-key"})
         assert refused.returncode == 1 and "not a Triptych key" in " ".join(refused.stderr.split())
     finally:
         # Adopting revoked the test stack's own dashboard key: its dashboard (which reads the key
         # file on each upload) gets a new one, as `triptych up` would make it.
         db = Database(stack)
         try:
-            db.transaction(lambda cur: (
-                cur.execute("UPDATE api_keys SET revoked_at = now() WHERE key_id = %s", (key.split("_")[1],)),
-                ensure_local_key(cur, stack, "dashboard")))
+            db.transaction(
+                lambda cur: (
+                    cur.execute("UPDATE api_keys SET revoked_at = now() WHERE key_id = %s", (key.split("_")[1],)),
+                    ensure_local_key(cur, stack, "dashboard"),
+                )
+            )
         finally:
             db.close()
 
 
 def test_provision_refuses_servers_it_would_have_to_start():
-    proc = triptych("provision", env={"TRIPTYCH_KAFKA_BOOTSTRAP": "", "TRIPTYCH_S3_ENDPOINT": "",
-                                      "TRIPTYCH_DATABASE_URL": ""})
+    proc = triptych(
+        "provision", env={"TRIPTYCH_KAFKA_BOOTSTRAP": "", "TRIPTYCH_S3_ENDPOINT": "", "TRIPTYCH_DATABASE_URL": ""}
+    )
     said = " ".join(proc.stderr.split())  # rich wraps its lines
     assert proc.returncode == 1
     assert "no address is set for kafka, minio, postgres" in said and "`triptych up` starts" in said

@@ -20,12 +20,16 @@ def _free_port() -> int:
 def test_http_and_cron_triggers_call_the_handler(stack, tmp_path):
     port = _free_port()
     cron_file = tmp_path / "cron-ticks"
-    project = write_project(tmp_path, {
-        "web": dict(
-            source=FUNCTIONS_DIR / "web.py", min_replicas=2,
-            triggers={"http": http_trigger(port), "tick": cron_trigger(interval="1s")},
-        )
-    })
+    project = write_project(
+        tmp_path,
+        {
+            "web": dict(
+                source=FUNCTIONS_DIR / "web.py",
+                min_replicas=2,
+                triggers={"http": http_trigger(port), "tick": cron_trigger(interval="1s")},
+            )
+        },
+    )
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     sup = start_supervisor(project, data_dir, {"WEB_CRON_FILE": str(cron_file)})
@@ -48,8 +52,9 @@ def test_http_and_cron_triggers_call_the_handler(stack, tmp_path):
         pids = {httpx.get(base, headers={"Connection": "close"}).json()["pid"] for _ in range(40)}
         assert len(pids) == 2, "connections are spread over both replicas"
 
-        wait_for(lambda: cron_file.exists() and len(cron_file.read_text().splitlines()) >= 2, 10,
-                 message="two cron ticks")
+        wait_for(
+            lambda: cron_file.exists() and len(cron_file.read_text().splitlines()) >= 2, 10, message="two cron ticks"
+        )
         metrics = {r["metrics_port"] for r in sup.replicas("web")}
         scraped = httpx.get(f"http://127.0.0.1:{metrics.pop()}/metrics").text
         assert 'triptych_function_handler_seconds_bucket{function="web"' in scraped

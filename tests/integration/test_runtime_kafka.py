@@ -61,18 +61,24 @@ def test_kill9_of_a_replica_loses_and_duplicates_nothing(stack, sink):
     wait_for(lambda: _count(stack, table) == 500, 90, message="all 500 effects")
     rows = query(stack, f"SELECT id, deliveries FROM {table}")
     assert sorted(r[0] for r in rows) == [m["id"] for m in messages]
-    restarted = wait_for(lambda: sup.replicas("sink")[0]["restarts"] >= 1 and sup.replicas("sink")[0], 30,
-                         message="the killed replica to be restarted")
+    restarted = wait_for(
+        lambda: sup.replicas("sink")[0]["restarts"] >= 1 and sup.replicas("sink")[0],
+        30,
+        message="the killed replica to be restarted",
+    )
     assert restarted["last_exit_code"] == -signal.SIGKILL
-    print(f"\n[kill -9] all 500 effects {time.monotonic() - killed_at:.1f}s after the kill; "
-          f"{sum(d - 1 for _, d in rows)} redelivered message(s) absorbed by the idempotent sink")
+    print(
+        f"\n[kill -9] all 500 effects {time.monotonic() - killed_at:.1f}s after the kill; "
+        f"{sum(d - 1 for _, d in rows)} redelivered message(s) absorbed by the idempotent sink"
+    )
 
 
 def test_poison_message_is_dead_lettered_and_replayed_after_the_fix(stack, sink, tmp_path):
     poison_file = tmp_path / "poison-on"
     poison_file.touch()
-    sup, topic, table = sink(partitions=1, delivery=Delivery(max_attempts=3, retry_backoff_ms=50),
-                             env={"SINK_POISON_FILE": str(poison_file)})
+    sup, topic, table = sink(
+        partitions=1, delivery=Delivery(max_attempts=3, retry_backoff_ms=50), env={"SINK_POISON_FILE": str(poison_file)}
+    )
     producer = make_producer(stack)
     messages = [{"id": f"p{i}", "poison": i == 1} for i in range(6)]
     send_json(producer, topic, messages, partition=0)
@@ -80,8 +86,11 @@ def test_poison_message_is_dead_lettered_and_replayed_after_the_fix(stack, sink,
 
     wait_for(lambda: _count(stack, table) == 5, 30, message="the five good messages")
     assert sorted(r[0] for r in query(stack, f"SELECT id FROM {table}")) == ["p0", "p2", "p3", "p4", "p5"]
-    letters = wait_for(lambda: [d for d in read_dead_letters(stack, "sink") if d.letter.origin.topic == topic], 30,
-                       message="the dead letter")
+    letters = wait_for(
+        lambda: [d for d in read_dead_letters(stack, "sink") if d.letter.origin.topic == topic],
+        30,
+        message="the dead letter",
+    )
     assert len(letters) == 1
     letter = letters[0].letter
     assert (letter.origin.partition, letter.origin.offset, letter.attempts) == (0, 1, 3)
@@ -125,8 +134,11 @@ def test_sigterm_drains_commits_and_restart_duplicates_nothing(stack, sink):
     producer.close()
     wait_for(lambda: _count(stack, table) >= 40, 30, message="processing to start")
     os.kill(sup.replicas("sink")[0]["pid"], signal.SIGTERM)
-    replica = wait_for(lambda: sup.replicas("sink")[0]["restarts"] >= 1 and sup.replicas("sink")[0], 60,
-                       message="the drained replica to exit")
+    replica = wait_for(
+        lambda: sup.replicas("sink")[0]["restarts"] >= 1 and sup.replicas("sink")[0],
+        60,
+        message="the drained replica to exit",
+    )
     assert replica["last_exit_code"] == 0
     wait_for(lambda: _count(stack, table) == 300, 60, message="all 300 effects after the restart")
     assert query(stack, f"SELECT count(*) FROM {table} WHERE deliveries > 1")[0][0] == 0
@@ -167,13 +179,20 @@ def test_a_failing_batch_is_split_and_only_its_poison_is_dead_lettered(stack, si
     poison_file = tmp_path / "poison-on"
     poison_file.touch()
     # All eight wait on the topic before the function starts, so its first batch holds them all.
-    sup, topic, table = sink(handler="batch", partitions=1, env={"SINK_POISON_FILE": str(poison_file)},
-                             delivery=Delivery(batch_size=16, batch_wait_ms=200, max_attempts=2, retry_backoff_ms=10),
-                             waiting=[{"id": f"q{i}", "poison": i == 3} for i in range(8)])
+    sup, topic, table = sink(
+        handler="batch",
+        partitions=1,
+        env={"SINK_POISON_FILE": str(poison_file)},
+        delivery=Delivery(batch_size=16, batch_wait_ms=200, max_attempts=2, retry_backoff_ms=10),
+        waiting=[{"id": f"q{i}", "poison": i == 3} for i in range(8)],
+    )
     wait_for(lambda: _count(stack, table) == 7, 30, message="the seven good messages")
     rows = query(stack, f"SELECT id, batch_size FROM {table} ORDER BY id")
     assert [r[0] for r in rows] == [f"q{i}" for i in range(8) if i != 3]
     assert all(r[1] == 1 for r in rows), "after the batch failed, its events were retried one at a time"
-    letters = wait_for(lambda: [d for d in read_dead_letters(stack, "sink") if d.letter.origin.topic == topic], 30,
-                       message="the dead letter")
+    letters = wait_for(
+        lambda: [d for d in read_dead_letters(stack, "sink") if d.letter.origin.topic == topic],
+        30,
+        message="the dead letter",
+    )
     assert [(d.letter.origin.offset, d.letter.attempts) for d in letters] == [(3, 2)]

@@ -31,12 +31,12 @@ def _alt_env(name: str) -> dict[str, str]:
 
 
 def _nothing_left(env: dict[str, str]) -> None:
-    assert all(entry["state"] in ("down", "disabled") and entry["pid"] is None
-               for entry in stack_status(env).values())
+    assert all(entry["state"] in ("down", "disabled") and entry["pid"] is None for entry in stack_status(env).values())
     for port in ALT_PORTS.values():
         assert port_is_free("127.0.0.1", int(port)), f"port {port} still bound"
     leftovers = [
-        p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
+        p.info["cmdline"]
+        for p in psutil.process_iter(["cmdline"])
         if p.info["cmdline"] and env["TRIPTYCH_DATA_DIR"] in " ".join(p.info["cmdline"])
     ]
     assert leftovers == []

@@ -107,4 +107,6 @@ def test_no_scale_up_onto_a_host_whose_cores_are_all_busy():
     assert held.desired == 1 and "held: the host's cores are 97% busy" in held.reason
     assert scaler.decide(Observation(at=5, current=1, lag=1500, busy=1.0, host_busy=0.5)).desired == 5
     # Waking from zero is never held: a function at zero has no replica to do the work.
-    assert Scaler(Bounds(0, 2), POLICY).decide(Observation(at=0, current=0, lag=5, busy=0.0, host_busy=1.0)).desired == 1
+    assert (
+        Scaler(Bounds(0, 2), POLICY).decide(Observation(at=0, current=0, lag=5, busy=0.0, host_busy=1.0)).desired == 1
+    )

@@ -38,15 +38,29 @@ def test_rates_and_ratios():
 
 
 def answer(model, received, predicted, seen, batch=4, fetch=2.0, decode=1.0, pre=0.5, inf=5.0):
-    return PredictionTimes(model=model, received_at=received, fetch_ms=fetch, decode_ms=decode, preprocess_ms=pre,
-                           inference_ms=inf, batch_size=batch, predicted_at=predicted, seen_at=seen)
+    return PredictionTimes(
+        model=model,
+        received_at=received,
+        fetch_ms=fetch,
+        decode_ms=decode,
+        preprocess_ms=pre,
+        inference_ms=inf,
+        batch_size=batch,
+        predicted_at=predicted,
+        seen_at=seen,
+    )
 
 
 def image(**overrides):
     times = dict(
-        put_done=100.000, registered_at=100.030, ingest_ms=10.0,
-        predictions=(answer("a", 100.050, 100.100, 100.110), answer("b", 100.060, 100.150, 100.170),
-                     answer("c", 100.040, 100.080, 100.090)),
+        put_done=100.000,
+        registered_at=100.030,
+        ingest_ms=10.0,
+        predictions=(
+            answer("a", 100.050, 100.100, 100.110),
+            answer("b", 100.060, 100.150, 100.170),
+            answer("c", 100.040, 100.080, 100.090),
+        ),
         compared_at=100.250,
     )
     times.update(overrides)
@@ -81,8 +95,9 @@ def test_the_latency_report_summarises_totals_and_every_stage():
 
 
 def test_cpu_per_image_counts_from_zero_for_processes_that_appeared_during_the_run():
-    per_image = cpu_per_image({"kafka": 10.0, "ingest[0]": 2.0}, {"kafka": 12.0, "ingest[0]": 2.5, "ingest[1]": 0.5},
-                              images=100)
+    per_image = cpu_per_image(
+        {"kafka": 10.0, "ingest[0]": 2.0}, {"kafka": 12.0, "ingest[0]": 2.5, "ingest[1]": 0.5}, images=100
+    )
     assert per_image == pytest.approx({"kafka": 20.0, "ingest[0]": 5.0, "ingest[1]": 5.0})
     assert cpu_per_image({}, {"kafka": 1.0}, images=0) == {}
 
@@ -90,13 +105,37 @@ def test_cpu_per_image_counts_from_zero_for_processes_that_appeared_during_the_r
 def test_a_gpu_report_without_a_pipeline_renders_its_ceiling_and_in_process_runs():
     from triptych.benchmark.report import markdown
 
-    result = {"started_at": 0.0, "commit": "abc1234", "cores": 16, "models": ["resnet50"], "batch": 256,
-              "threads": None, "image": {"width": 640, "height": 480, "format": "jpeg"}, "pipeline": [],
-              "ceiling": [{"backend": "torch-cuda-fp16", "threads": None, "batch": 256, "images_per_s": 7500.0,
-                           "forward_ms_per_image": 0.4}],
-              "inprocess": [{"device": "cuda", "backend": "torch-cuda-fp16", "threads": None, "batch": 256,
-                             "gpu_decode": True, "images_per_s": 2100.0, "decode_ms_per_image": 0.2,
-                             "forward_ms_per_image": 0.3}]}
+    result = {
+        "started_at": 0.0,
+        "commit": "abc1234",
+        "cores": 16,
+        "models": ["resnet50"],
+        "batch": 256,
+        "threads": None,
+        "image": {"width": 640, "height": 480, "format": "jpeg"},
+        "pipeline": [],
+        "ceiling": [
+            {
+                "backend": "torch-cuda-fp16",
+                "threads": None,
+                "batch": 256,
+                "images_per_s": 7500.0,
+                "forward_ms_per_image": 0.4,
+            }
+        ],
+        "inprocess": [
+            {
+                "device": "cuda",
+                "backend": "torch-cuda-fp16",
+                "threads": None,
+                "batch": 256,
+                "gpu_decode": True,
+                "images_per_s": 2100.0,
+                "decode_ms_per_image": 0.2,
+                "forward_ms_per_image": 0.3,
+            }
+        ],
+    }
     text = markdown(result)
     assert "| torch-cuda-fp16 | default | 256 | 7,500.0 | 0.40 |" in text
     assert "| cuda | torch-cuda-fp16 | default | 256 | yes | 2,100.0 | 0.20 | 0.30 |" in text
@@ -126,15 +165,28 @@ def test_a_hosts_processes_are_counted_together_under_its_name_with_their_exited
     from triptych.benchmark import resources
 
     # A parent that burns a little CPU in a child it has reaped, and a busy sibling.
-    parent = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; subprocess.run("
-                               "[sys.executable, '-c', 'sum(range(3_000_000))']); time.sleep(30)"])
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time; subprocess.run("
+            "[sys.executable, '-c', 'sum(range(3_000_000))']); time.sleep(30)",
+        ]
+    )
     sibling = subprocess.Popen([sys.executable, "-c", "sum(range(3_000_000)); import time; time.sleep(30)"])
     try:
         import psutil
 
         from triptych.stack.process import wait_until
-        wait_until(lambda: psutil.Process(parent.pid).cpu_times().children_user > 0
-                   and psutil.Process(sibling.pid).cpu_times().user > 0.05, 30, interval=0.1)
+
+        wait_until(
+            lambda: (
+                psutil.Process(parent.pid).cpu_times().children_user > 0
+                and psutil.Process(sibling.pid).cpu_times().user > 0.05
+            ),
+            30,
+            interval=0.1,
+        )
         tracked = resources.host_processes({"worker-1": [parent.pid, sibling.pid]})
         cpu = resources.cpu_seconds(tracked)
         assert set(cpu) == {"worker-1", resources.BENCH_PROCESS}
@@ -151,7 +203,8 @@ def test_the_marginal_cpu_per_image_takes_off_what_a_process_spends_idle_over_th
     from triptych.benchmark.stats import marginal_cpu_per_image
 
     # 100 images in 10 s; a broker idles at 0.05 cores (50 ms/s): 5 ms an image of its 12 is idle.
-    marginal = marginal_cpu_per_image({"kafka-1": 12.0, "worker-1": 20.0, "noisy": 0.1},
-                                      {"kafka-1": 0.05, "noisy": 0.2}, wall_s=10.0, images=100)
+    marginal = marginal_cpu_per_image(
+        {"kafka-1": 12.0, "worker-1": 20.0, "noisy": 0.1}, {"kafka-1": 0.05, "noisy": 0.2}, wall_s=10.0, images=100
+    )
     assert marginal == {"kafka-1": pytest.approx(7.0), "worker-1": 20.0, "noisy": 0.0}
     assert marginal_cpu_per_image({"a": 1.0}, {}, 1.0, 0) == {}

@@ -14,8 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def mapped():
     settings = Settings(_env_file=None)
-    return {name: scaling_manifests(spec, settings, "kafka:9092")
-            for name, spec in load_functions(ROOT / "project.yaml").items()}
+    return {
+        name: scaling_manifests(spec, settings, "kafka:9092")
+        for name, spec in load_functions(ROOT / "project.yaml").items()
+    }
 
 
 def test_a_kafka_function_scales_with_keda_on_its_lag_through_the_hpa_nuclio_makes(mapped):
@@ -27,9 +29,19 @@ def test_a_kafka_function_scales_with_keda_on_its_lag_through_the_hpa_nuclio_mak
     assert (resnet["nuclio"]["minReplicas"], resnet["nuclio"]["maxReplicas"]) == (2, 6)
     assert spec["scaleTargetRef"]["name"] == "nuclio-infer-resnet50"
     assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (2, 6)
-    assert spec["triggers"] == [{"type": "kafka", "metadata": {
-        "bootstrapServers": "kafka:9092", "consumerGroup": "infer-resnet50", "topic": "images-input-stream",
-        "lagThreshold": "100", "offsetResetPolicy": "earliest", "allowIdleConsumers": "false"}}]
+    assert spec["triggers"] == [
+        {
+            "type": "kafka",
+            "metadata": {
+                "bootstrapServers": "kafka:9092",
+                "consumerGroup": "infer-resnet50",
+                "topic": "images-input-stream",
+                "lagThreshold": "100",
+                "offsetResetPolicy": "earliest",
+                "allowIdleConsumers": "false",
+            },
+        }
+    ]
     behaviour = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
     assert behaviour["scaleDown"]["stabilizationWindowSeconds"] == 60
 
@@ -65,5 +77,9 @@ def test_http_functions_use_nuclios_hpa_and_retrain_goes_to_zero_through_the_dlx
 
 
 def test_a_fixed_function_is_a_plain_nuclio_function(mapped):
-    assert mapped["jobs"] == {"function": "jobs", "how": "fixed", "keda": None,
-                              "nuclio": {"minReplicas": 1, "maxReplicas": 1}}
+    assert mapped["jobs"] == {
+        "function": "jobs",
+        "how": "fixed",
+        "keda": None,
+        "nuclio": {"minReplicas": 1, "maxReplicas": 1},
+    }

@@ -15,8 +15,18 @@ def topology():
 
 
 def test_hosts_roles_and_addresses(topology):
-    assert [h.name for h in topology.hosts] == ["kafka-1", "kafka-2", "kafka-3", "minio-1", "minio-2", "minio-3",
-                                                "minio-4", "db", "worker-1", "worker-2"]
+    assert [h.name for h in topology.hosts] == [
+        "kafka-1",
+        "kafka-2",
+        "kafka-3",
+        "minio-1",
+        "minio-2",
+        "minio-3",
+        "minio-4",
+        "db",
+        "worker-1",
+        "worker-2",
+    ]
     assert [h.name for h in topology.with_role("kafka")] == ["kafka-1", "kafka-2", "kafka-3"]
     assert len(topology.with_role("minio")) == 4 and topology.with_role("postgres")[0].name == "db"
     addresses = [ipaddress.ip_address(h.address) for h in topology.hosts]
@@ -69,7 +79,8 @@ def test_the_monitoring_host_scrapes_every_workers_supervisor(topology):
     env = topology.host_env(topology.host("db"), Settings(_env_file=None))
     assert env["TRIPTYCH_MONITORING_AUTOSTART"] == "true" and "TRIPTYCH_PROMETHEUS_ENDPOINT" not in env
     assert json.loads(env["TRIPTYCH_PROMETHEUS_REMOTE_SUPERVISORS"]) == [
-        f"{h.address}:9400" for h in topology.with_role("worker")]
+        f"{h.address}:9400" for h in topology.with_role("worker")
+    ]
 
 
 def test_the_database_host_admits_the_cluster_and_every_host_finds_the_others_by_name(topology):
@@ -86,14 +97,19 @@ def test_the_layout_survives_its_state_file_and_refuses_no_workers(topology):
         Topology.default(workers=0)
 
 
-@pytest.mark.parametrize("roles,servers", [
-    (["all"], ["postgres", "kafka", "minio", "mlflow", "api", "dashboard", "prometheus", "alertmanager",
-               "functions"]),
-    (["kafka", "minio"], ["kafka", "minio"]),
-    (["postgres", "mlflow"], ["postgres", "mlflow"]),
-    (["postgres", "mlflow", "monitoring"], ["postgres", "mlflow", "prometheus", "alertmanager"]),
-    (["worker"], ["functions"]),
-])
+@pytest.mark.parametrize(
+    "roles,servers",
+    [
+        (
+            ["all"],
+            ["postgres", "kafka", "minio", "mlflow", "api", "dashboard", "prometheus", "alertmanager", "functions"],
+        ),
+        (["kafka", "minio"], ["kafka", "minio"]),
+        (["postgres", "mlflow"], ["postgres", "mlflow"]),
+        (["postgres", "mlflow", "monitoring"], ["postgres", "mlflow", "prometheus", "alertmanager"]),
+        (["worker"], ["functions"]),
+    ],
+)
 def test_up_runs_only_the_servers_of_its_roles_in_start_order(roles, servers):
     from triptych.stack.manager import Stack
 
@@ -101,7 +117,8 @@ def test_up_runs_only_the_servers_of_its_roles_in_start_order(roles, servers):
 
 
 def test_the_cli_follows_an_up_cluster_only_for_client_commands_and_only_when_no_servers_are_chosen(
-        tmp_path, monkeypatch, request):
+    tmp_path, monkeypatch, request
+):
     import os
 
     from triptych.cli.cluster_commands import follow_if_up

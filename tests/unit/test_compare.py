@@ -8,8 +8,9 @@ def a(model, cls, conf=0.9, ms=10.0, version="1"):
 
 
 def test_all_agree():
-    c = compare([a("resnet50", "cat", 0.9, 30), a("mobilenet_v2", "cat", 0.7, 5), a("efficientnet_b0", "cat", 0.8, 9)],
-                "cat")
+    c = compare(
+        [a("resnet50", "cat", 0.9, 30), a("mobilenet_v2", "cat", 0.7, 5), a("efficientnet_b0", "cat", 0.8, 9)], "cat"
+    )
     assert (c.consensus_class, c.agreement_level, c.agreement_ratio) == ("cat", "all", 1.0)
     assert c.consensus_confidence == pytest.approx(0.8)
     assert c.fastest_model == "mobilenet_v2" and c.fastest_inference_ms == 5
@@ -22,8 +23,11 @@ def test_majority_and_per_model_correctness():
     assert (c.consensus_class, c.agreement_level) == ("dog", "majority")
     assert c.agreement_ratio == pytest.approx(2 / 3)
     assert c.consensus_correct is False and c.needs_review is True
-    assert {m: v["correct"] for m, v in c.per_model.items()} == {"resnet50": False, "mobilenet_v2": True,
-                                                                   "efficientnet_b0": False}
+    assert {m: v["correct"] for m, v in c.per_model.items()} == {
+        "resnet50": False,
+        "mobilenet_v2": True,
+        "efficientnet_b0": False,
+    }
 
 
 def test_three_way_split_goes_to_the_most_confident_class():

@@ -70,10 +70,14 @@ def test_grafana_is_provisioned_with_the_generated_dashboards_over_the_stacks_pr
 
 def test_the_grafana_dashboard_is_what_its_generator_writes_and_names_only_triptych_metrics():
     root = COMPOSE.parents[2]
-    proc = subprocess.run([sys.executable, str(root / "infra" / "grafana" / "dashboards.py"), "--check"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, "infra/grafana/dashboards/triptych.json is stale: run infra/grafana/dashboards.py\n" \
-        + proc.stdout[-3000:] + proc.stderr[-2000:]
+    proc = subprocess.run(
+        [sys.executable, str(root / "infra" / "grafana" / "dashboards.py"), "--check"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, (
+        "infra/grafana/dashboards/triptych.json is stale: run infra/grafana/dashboards.py\n"
+        + proc.stdout[-3000:]
+        + proc.stderr[-2000:]
+    )
     board = json.loads((root / "infra" / "grafana" / "dashboards" / "triptych.json").read_text())
     exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
     assert len(exprs) >= 15 and all("triptych_" in e for e in exprs)

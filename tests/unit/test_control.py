@@ -30,6 +30,7 @@ def _slowly_pin(function: str, replicas: int):
         time.sleep(SLOW_S)  # read ... a while ... write: every writer overlaps the others
         pins[function] = replicas
         return pins
+
     return change
 
 

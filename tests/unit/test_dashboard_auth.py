@@ -29,11 +29,20 @@ def test_a_key_and_a_proxy_group_map_to_roles():
     assert role_for_groups(["strangers"], mapping) is None
 
 
-@pytest.mark.parametrize("target,expected", [
-    ("/compare?range=1h", "/compare?range=1h"), ("/", "/"), (None, "/"), ("", "/"),
-    ("//evil.example/x", "/"), ("https://evil.example/", "/"), ("/\\evil.example", "/"),
-    ("javascript:alert(1)", "/"), ("evil.example", "/"),
-])
+@pytest.mark.parametrize(
+    "target,expected",
+    [
+        ("/compare?range=1h", "/compare?range=1h"),
+        ("/", "/"),
+        (None, "/"),
+        ("", "/"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+        ("javascript:alert(1)", "/"),
+        ("evil.example", "/"),
+    ],
+)
 def test_next_stays_on_this_site(target, expected):
     assert auth.safe_next(target) == expected
 
@@ -47,8 +56,9 @@ def test_addresses_loopback_and_trusted_networks():
 
 
 def test_a_callback_request_needs_the_highest_role_of_its_outputs():
-    auth.write_callback("labeller", Output({"type": "unit-label-status", "id": "x"}, "children"),
-                        Input("unit-label-button", "n_clicks"))(lambda n: n)
+    auth.write_callback(
+        "labeller", Output({"type": "unit-label-status", "id": "x"}, "children"), Input("unit-label-button", "n_clicks")
+    )(lambda n: n)
     auth.write_callback("admin", Output("unit-cancel-said", "children"), Input("unit-cancel", "n_clicks"))(lambda n: n)
     one = {"outputs": {"id": {"type": "unit-label-status", "id": "abc"}, "property": "children"}}
     both = {"outputs": [one["outputs"], {"id": "unit-cancel-said", "property": "children"}]}

@@ -2,6 +2,7 @@
 on a shifted one, each statistic checked against an independent computation."""
 
 import pickle
+from datetime import UTC
 
 import cv2
 import numpy as np
@@ -25,7 +26,9 @@ def test_pixel_statistics_move_the_way_their_names_say():
     image = render(7, "train").image
     base = pixel_features(image)
     assert set(base) == set(FEATURES)
-    assert pixel_features((image * 0.5).astype(np.uint8))["brightness"] == pytest.approx(base["brightness"] * 0.5, rel=0.05)
+    assert pixel_features((image * 0.5).astype(np.uint8))["brightness"] == pytest.approx(
+        base["brightness"] * 0.5, rel=0.05
+    )
     assert pixel_features(cv2.GaussianBlur(image, (5, 5), 2))["sharpness"] < base["sharpness"] / 3
     gray = np.repeat(image.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)
     assert pixel_features(gray)["saturation"] == 0
@@ -40,8 +43,9 @@ def test_the_input_test_stays_quiet_on_new_images_from_the_training_distribution
     assert len(result.tests) == len(FEATURES)
 
 
-@pytest.mark.parametrize("shift, feature", [
-    ("blur", "sharpness"), ("dark", "brightness"), ("palette", "saturation"), ("noise", "sharpness")])
+@pytest.mark.parametrize(
+    "shift, feature", [("blur", "sharpness"), ("dark", "brightness"), ("palette", "saturation"), ("noise", "sharpness")]
+)
 def test_the_input_test_fires_on_a_shifted_stream_and_names_what_moved(reference, shift, feature):
     result = input_drift(reference, stats_of(60_000, 150, SHIFTS[shift]))
     assert result.drifted
@@ -94,18 +98,23 @@ def test_a_watch_resumes_where_it_stopped_after_a_round_trip_through_the_databas
 def test_the_job_feeds_each_comparison_to_agreement_and_to_each_models_confidence():
     from triptych.lifecycle.drift import _streams
 
-    rows = [{"agreement_level": "all", "per_model": {"resnet50": {"confidence": 0.9}, "mobilenet_v2": {"confidence": 0.7}}},
-            {"agreement_level": "majority", "per_model": {"resnet50": {"confidence": 0.4}, "mobilenet_v2": "garbled"}}]
-    assert _streams(rows) == {"agreement": [1.0, 0.0], "confidence:resnet50": [0.9, 0.4],
-                              "confidence:mobilenet_v2": [0.7]}
+    rows = [
+        {"agreement_level": "all", "per_model": {"resnet50": {"confidence": 0.9}, "mobilenet_v2": {"confidence": 0.7}}},
+        {"agreement_level": "majority", "per_model": {"resnet50": {"confidence": 0.4}, "mobilenet_v2": "garbled"}},
+    ]
+    assert _streams(rows) == {
+        "agreement": [1.0, 0.0],
+        "confidence:resnet50": [0.9, 0.4],
+        "confidence:mobilenet_v2": [0.7],
+    }
 
 
 def test_a_detection_holds_drift_for_the_hold_time_then_it_is_ok_again():
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from triptych.lifecycle.drift import _status
 
-    now, hold = datetime.now(timezone.utc), timedelta(minutes=15)
+    now, hold = datetime.now(UTC), timedelta(minutes=15)
     assert _status(now - timedelta(minutes=14), now, hold, ready=True) == "drift"
     assert _status(now - timedelta(minutes=16), now, hold, ready=True) == "ok"
     assert _status(None, now, hold, ready=False) == "warming up"

@@ -1,6 +1,8 @@
 """int8 by ONNX Runtime static quantisation: it quantises, serves and is measured
 beside fp32; a version without it is refused by name."""
 
+from datetime import UTC
+
 import numpy as np
 import pytest
 
@@ -62,18 +64,25 @@ class OneQuery:
 
 
 def test_int8_beside_fp32_is_judged_on_the_labelled_images_only_one_got_right():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from triptych.stats.ranges import range_int8
 
-    worse = {"model_name": "resnet50", "model_version": "4", "answered": 400, "agreement": 0.9,
-             "fp32_p50_ms": 12.0, "int8_p50_ms": 4.0, "labelled": 300, "both_right": 200, "fp32_only": 40,
-             "int8_only": 8}
-    unlabelled = {**worse, "model_name": "mobilenet_v2", "labelled": 0, "both_right": 0, "fp32_only": 0,
-                  "int8_only": 0}
-    now = datetime.now(timezone.utc)
-    judged = {r["model_name"]: r["test"] for r in range_int8(OneQuery([worse, unlabelled]), now, now,
-                                                             label=str.upper)}
+    worse = {
+        "model_name": "resnet50",
+        "model_version": "4",
+        "answered": 400,
+        "agreement": 0.9,
+        "fp32_p50_ms": 12.0,
+        "int8_p50_ms": 4.0,
+        "labelled": 300,
+        "both_right": 200,
+        "fp32_only": 40,
+        "int8_only": 8,
+    }
+    unlabelled = {**worse, "model_name": "mobilenet_v2", "labelled": 0, "both_right": 0, "fp32_only": 0, "int8_only": 0}
+    now = datetime.now(UTC)
+    judged = {r["model_name"]: r["test"] for r in range_int8(OneQuery([worse, unlabelled]), now, now, label=str.upper)}
     test = judged["resnet50"]
     assert (test["n"], test["b"], test["c"]) == (300, 40, 8)
     assert test["accuracy"] == pytest.approx([240 / 300, 208 / 300]) and test["p_value"] < 0.001
@@ -85,8 +94,21 @@ def test_the_compare_card_says_how_to_turn_int8_on_and_shows_each_model_when_on(
     from dash_app.pages.compare import _int8_card
 
     assert "triptych models quantize" in str(_int8_card([], "1h"))
-    row = {"model_name": "resnet50", "model_version": "4", "answered": 400, "agreement": 0.9, "fp32_p50_ms": 12.0,
-           "int8_p50_ms": 4.0, "test": {"n": 300, "b": 40, "c": 8, "accuracy": [0.8, 0.69], "p_value": 1e-6,
-                                         "verdict": "ResNet50 fp32 is more accurate than ResNet50 int8"}}
+    row = {
+        "model_name": "resnet50",
+        "model_version": "4",
+        "answered": 400,
+        "agreement": 0.9,
+        "fp32_p50_ms": 12.0,
+        "int8_p50_ms": 4.0,
+        "test": {
+            "n": 300,
+            "b": 40,
+            "c": 8,
+            "accuracy": [0.8, 0.69],
+            "p_value": 1e-6,
+            "verdict": "ResNet50 fp32 is more accurate than ResNet50 int8",
+        },
+    }
     card = str(_int8_card([row], "1h"))
     assert "compare-int8-resnet50" in card and "3.00× as fast" in card and "more accurate" in card

@@ -31,21 +31,30 @@ def test_kubelet_runs_on_cgroupfs_v1_and_points_pods_at_the_cluster_dns(tmp_path
 
 def test_every_path_of_the_node_lies_under_its_root(tmp_path):
     lay = NodeLayout(tmp_path / "kube")
-    rendered = (node_config.containerd_config(lay) + node_config.cni_config(lay)
-                + node_config.kubelet_config(lay) + node_config.kube_proxy_config(lay))
+    rendered = (
+        node_config.containerd_config(lay)
+        + node_config.cni_config(lay)
+        + node_config.kubelet_config(lay)
+        + node_config.kube_proxy_config(lay)
+    )
     paths = [word.strip('",') for word in rendered.split() if word.strip('",').startswith("/")]
-    outside = [p for p in paths if not p.startswith(str(lay.root))
-               and p not in ("/usr/lib/cni", node_config.CGROUP_ROOT)]
+    outside = [
+        p for p in paths if not p.startswith(str(lay.root)) and p not in ("/usr/lib/cni", node_config.CGROUP_ROOT)
+    ]
     assert outside == []
 
 
 def test_addresses_do_not_overlap_the_multi_host_cluster_or_each_other():
     from triptych.cluster.topology import SUBNET
 
-    networks = [node_config.LINK, ipaddress.ip_network(node_config.POD_CIDR),
-                ipaddress.ip_network(node_config.SERVICE_CIDR), SUBNET]
+    networks = [
+        node_config.LINK,
+        ipaddress.ip_network(node_config.POD_CIDR),
+        ipaddress.ip_network(node_config.SERVICE_CIDR),
+        SUBNET,
+    ]
     for i, a in enumerate(networks):
-        for b in networks[i + 1:]:
+        for b in networks[i + 1 :]:
             assert not a.overlaps(b), (a, b)
     assert ipaddress.ip_address(node_config.DNS_SERVICE_IP) in ipaddress.ip_network(node_config.SERVICE_CIDR)
     assert ipaddress.ip_address(node_config.NODE_IP) in node_config.LINK
@@ -70,7 +79,9 @@ def test_certificates_chain_to_the_ca_with_the_identities_rbac_knows(tmp_path):
         cert = x509.load_pem_x509_certificate(pki.path(identity.stem, "crt").read_bytes())
         cert.verify_directly_issued_by(ca)
         assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == identity.user
-        assert [a.value for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)] == list(identity.groups)
+        assert [a.value for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)] == list(
+            identity.groups
+        )
         usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         assert list(usages) == [ExtendedKeyUsageOID.CLIENT_AUTH]
     serving = x509.load_pem_x509_certificate(pki.path("apiserver", "crt").read_bytes())
@@ -96,8 +107,9 @@ def _layout_of(archive) -> dict[str, bytes]:
 def test_a_scratch_image_archive_is_a_valid_oci_layout_and_the_same_every_time(tmp_path):
     binary = tmp_path / "tool"
     binary.write_bytes(b"\x7fELF pretend")
-    image = oci.ScratchImage("localhost/triptych/tool:1.0", {"/usr/local/bin/tool": binary},
-                             entrypoint=["/usr/local/bin/tool"])
+    image = oci.ScratchImage(
+        "localhost/triptych/tool:1.0", {"/usr/local/bin/tool": binary}, entrypoint=["/usr/local/bin/tool"]
+    )
     first = oci.write_archive(image, tmp_path / "a.tar")
     second = oci.write_archive(image, tmp_path / "b.tar")
     assert first.read_bytes() == second.read_bytes()
@@ -139,12 +151,18 @@ def test_only_retrain_runs_from_the_training_image():
 def test_node_values_use_the_local_images_and_requests_that_fit_two_cores():
     from triptych.kube.deployment import SMALL_REQUESTS, node_values
 
-    images = {role: f"localhost/triptych/{role}:t1" for role in
-              ("serving", "mlflow", "kafka", "postgres", "prometheus", "minio", "nuclio-controller")}
+    images = {
+        role: f"localhost/triptych/{role}:t1"
+        for role in ("serving", "mlflow", "kafka", "postgres", "prometheus", "minio", "nuclio-controller")
+    }
     declared = {"ingest": {"resources": {"limits": {"cpu": "500m", "memory": "512Mi"}}}}
     values = node_values(images, declared)
-    assert values["image"] == {"repository": "localhost/triptych/serving", "tag": "t1", "pullPolicy": "IfNotPresent",
-                               "training": {"repository": "localhost/triptych/serving", "tag": "t1"}}
+    assert values["image"] == {
+        "repository": "localhost/triptych/serving",
+        "tag": "t1",
+        "pullPolicy": "IfNotPresent",
+        "training": {"repository": "localhost/triptych/serving", "tag": "t1"},
+    }
     assert values["postgres"]["mode"] == "statefulset"
     assert values["nodePorts"] == {"enabled": True, "host": node_config.NODE_IP}
     override = values["functions"]["overrides"]["ingest"]["resources"]
@@ -156,8 +174,12 @@ def test_node_values_use_the_local_images_and_requests_that_fit_two_cores():
 def test_a_scratch_image_carries_its_environment(tmp_path):
     binary = tmp_path / "minio"
     binary.write_bytes(b"bin")
-    image = oci.ScratchImage("localhost/triptych/minio:1", {"/usr/local/bin/minio": binary},
-                             entrypoint=["/usr/local/bin/minio"], env={"HOME": "/tmp"})
+    image = oci.ScratchImage(
+        "localhost/triptych/minio:1",
+        {"/usr/local/bin/minio": binary},
+        entrypoint=["/usr/local/bin/minio"],
+        env={"HOME": "/tmp"},
+    )
     files = _layout_of(oci.write_archive(image, tmp_path / "m.tar"))
     index = json.loads(files["index.json"])
     manifest = json.loads(files[f"blobs/sha256/{index['manifests'][0]['digest'].split(':')[1]}"])

@@ -14,8 +14,18 @@ from triptych.models.card import ModelCard
 
 
 def test_a_running_training_step_reads_as_progress():
-    step = {"state": "running", "progress": {"epoch": 2, "epochs": 3, "images_done": 15000, "images_total": 36000,
-                                             "test_accuracy": 0.91, "seconds_left": 420}, "result": None}
+    step = {
+        "state": "running",
+        "progress": {
+            "epoch": 2,
+            "epochs": 3,
+            "images_done": 15000,
+            "images_total": 36000,
+            "test_accuracy": 0.91,
+            "seconds_left": 420,
+        },
+        "result": None,
+    }
     assert describe_step(step) == "epoch 2/3, 15000/36000 images, held-out 0.910, ~7.0 min left"
 
 
@@ -23,8 +33,10 @@ def test_finished_steps_read_as_their_outcome():
     assert describe_step({"state": "failed", "error": "boom", "result": None}) == "failed: boom"
     gate = {"state": "succeeded", "result": {"version": "4", "outcome": "challenger", "reason": "better"}}
     assert describe_step(gate) == "v4: challenger (better)"
-    evaluate = {"state": "succeeded", "result": {"version": "4", "accuracy": 0.95, "champion": "3",
-                                                 "champion_accuracy": 0.9, "held_out_images": 120}}
+    evaluate = {
+        "state": "succeeded",
+        "result": {"version": "4", "accuracy": 0.95, "champion": "3", "champion_accuracy": 0.9, "held_out_images": 120},
+    }
     assert describe_step(evaluate) == "v4 held-out 0.950, champion v3 0.900 on the same 120 images"
     gather = {"state": "succeeded", "result": {"dataset_id": "a+b", "labelled_train": 8, "labelled_test": 2}}
     assert describe_step(gather) == "a+b: +8 labelled to train, +2 held out"
@@ -37,9 +49,14 @@ def test_confusion_counts_every_image_once_and_labels_outside_the_classes_as_oth
 
 
 def test_the_report_page_escapes_what_it_shows():
-    report = {"date": "2026-11-26", "alerts": [{"message": "<script>x</script>"}],
-              "objects": {"checked": 1}, "integrity": {"images_without_comparison": {"count": 0, "examples": []}},
-              "retention": {"images": 0}, "figures": {}}
+    report = {
+        "date": "2026-11-26",
+        "alerts": [{"message": "<script>x</script>"}],
+        "objects": {"checked": 1},
+        "integrity": {"images_without_comparison": {"count": 0, "examples": []}},
+        "retention": {"images": 0},
+        "figures": {},
+    }
     page = render_html(report)
     assert "<script>x" not in page and "&lt;script&gt;" in page and "Integrity: images without comparison" in page
 
@@ -69,14 +86,19 @@ def test_the_int8_twin_follows_the_champion_only_to_versions_with_a_published_in
     from triptych.models import registry
 
     published = {"3": "true", "7": "false"}  # v7: quantised, but it failed its agreement gate
-    monkeypatch.setattr(registry, "tag_of", lambda model, version, tag, settings=None:
-                        published.get(version) if tag == "int8.published" else None)
+    monkeypatch.setattr(
+        registry,
+        "tag_of",
+        lambda model, version, tag, settings=None: published.get(version) if tag == "int8.published" else None,
+    )
     twin = ServingModel("resnet50", Settings(), "onnx-int8")
     fp32 = ServingModel("resnet50", Settings(), "onnx")
     swapped = []
     for model in (twin, fp32):
-        model.swap_to = lambda version, m=model: (swapped.append((m.backend_kind, version)),
-                                                  setattr(m, "_current", Loaded(version)))
+        model.swap_to = lambda version, m=model: (
+            swapped.append((m.backend_kind, version)),
+            setattr(m, "_current", Loaded(version)),
+        )
     for version in ("3", "7", "8"):  # announced in turn: v8 was never quantised
         update = ModelUpdate(model_name="resnet50", version=version).model_dump_json().encode()
         twin._apply(update)
@@ -97,8 +119,16 @@ def test_a_shadow_or_int8_replica_with_nothing_to_serve_answers_nothing_and_fetc
         def get_object(self, *args, **kwargs):
             raise AssertionError("nothing should be fetched")
 
-    message = {"image_id": "5f0b6c1e-6f1d-4c35-9a8e-7d3c1a2b9e40", "bucket": "images", "object_key": "k",
-               "sha256": "0" * 64, "image_format": "png", "width": 1, "height": 1, "source": "upload"}
+    message = {
+        "image_id": "5f0b6c1e-6f1d-4c35-9a8e-7d3c1a2b9e40",
+        "bucket": "images",
+        "object_key": "k",
+        "sha256": "0" * 64,
+        "image_format": "png",
+        "width": 1,
+        "height": 1,
+        "source": "upload",
+    }
     for role in ("shadow", "int8"):
         classifier = Classifier(Settings(), [Idle(), Idle()], NoFetch(), producer=None, worker_id="t", role=role)
         assert classifier.handle([message]) == []

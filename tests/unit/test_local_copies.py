@@ -18,6 +18,7 @@ def fetcher(calls: list, fail: bool = False):
         if fail:
             raise RuntimeError("registry went away mid-download")
         (folder / CARD_FILE).write_text("{}")
+
     return fetch
 
 
@@ -58,8 +59,10 @@ def test_two_replicas_fetching_one_version_at_once_end_with_one_copy(tmp_path):
         gate.wait(timeout=10)  # both are mid-download before either renames
         fetcher(calls)(staging)
 
-    threads = [threading.Thread(target=lambda: results.append(local_copies.local_copy(tmp_path, "v2-abc", slow)))
-               for _ in range(2)]
+    threads = [
+        threading.Thread(target=lambda: results.append(local_copies.local_copy(tmp_path, "v2-abc", slow)))
+        for _ in range(2)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -80,8 +83,9 @@ def test_staging_left_by_a_killed_replica_is_removed_after_an_hour(tmp_path):
 
 
 def test_keys_differ_for_the_same_version_number_from_two_registries():
-    assert local_copies.key_for("1", "mlflow-artifacts:/1/aaa/artifacts/model") != \
-        local_copies.key_for("1", "mlflow-artifacts:/7/bbb/artifacts/model")
+    assert local_copies.key_for("1", "mlflow-artifacts:/1/aaa/artifacts/model") != local_copies.key_for(
+        "1", "mlflow-artifacts:/7/bbb/artifacts/model"
+    )
 
 
 def test_a_copy_that_lacks_a_file_added_to_the_version_since_is_fetched_again(tmp_path):

@@ -25,13 +25,29 @@ json_values = st.recursive(
 
 
 def _minio_shaped(draw_key, draw_meta, draw_size):
-    return {"EventName": "s3:ObjectCreated:Put", "Records": [{"eventName": "s3:ObjectCreated:Put", "s3": {
-        "bucket": {"name": "images"}, "object": {"key": draw_key, "size": draw_size, "userMetadata": draw_meta}}}]}
+    return {
+        "EventName": "s3:ObjectCreated:Put",
+        "Records": [
+            {
+                "eventName": "s3:ObjectCreated:Put",
+                "s3": {
+                    "bucket": {"name": "images"},
+                    "object": {"key": draw_key, "size": draw_size, "userMetadata": draw_meta},
+                },
+            }
+        ],
+    }
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(json_values, st.binary(max_size=200), st.text(max_size=200),
-                 st.builds(_minio_shaped, json_values, json_values, json_values)))
+@given(
+    st.one_of(
+        json_values,
+        st.binary(max_size=200),
+        st.text(max_size=200),
+        st.builds(_minio_shaped, json_values, json_values, json_values),
+    )
+)
 def test_a_minio_event_parses_or_is_a_permanent_error(body):
     try:
         refs = parse_minio_event(body)
@@ -51,18 +67,36 @@ def test_deeply_nested_json_is_a_permanent_error_too():
     raise AssertionError("a 100,000-deep event was accepted")
 
 
-IMAGE = {"image_id": "3f2b8c1e-5d4a-4c1b-9e7f-0a1b2c3d4e5f", "bucket": "images", "object_key": "a.png",
-         "sha256": "a" * 64, "image_format": "png", "width": 4, "height": 4, "source": "upload"}
-PREDICTION = {"image_id": IMAGE["image_id"], "model_name": "resnet50", "model_version": "1",
-              "top_k": [{"label": "cat", "confidence": 0.9}], "backend": "torch", "batch_size": 1, "worker_id": "w",
-              "timings": {k: 1.0 for k in ("fetch_ms", "decode_ms", "preprocess_ms", "inference_ms", "total_ms")}}
+IMAGE = {
+    "image_id": "3f2b8c1e-5d4a-4c1b-9e7f-0a1b2c3d4e5f",
+    "bucket": "images",
+    "object_key": "a.png",
+    "sha256": "a" * 64,
+    "image_format": "png",
+    "width": 4,
+    "height": 4,
+    "source": "upload",
+}
+PREDICTION = {
+    "image_id": IMAGE["image_id"],
+    "model_name": "resnet50",
+    "model_version": "1",
+    "top_k": [{"label": "cat", "confidence": 0.9}],
+    "backend": "torch",
+    "batch_size": 1,
+    "worker_id": "w",
+    "timings": {k: 1.0 for k in ("fetch_ms", "decode_ms", "preprocess_ms", "inference_ms", "total_ms")},
+}
 
 
 def _mutated(base: dict):
     """The valid message with one field replaced by anything, or dropped."""
-    return st.builds(lambda field, value, drop: {k: v for k, v in {**base, field: value}.items()
-                                                 if not (drop and k == field)},
-                     st.sampled_from(sorted(base)), json_values, st.booleans())
+    return st.builds(
+        lambda field, value, drop: {k: v for k, v in {**base, field: value}.items() if not (drop and k == field)},
+        st.sampled_from(sorted(base)),
+        json_values,
+        st.booleans(),
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -78,8 +112,9 @@ def test_an_image_message_parses_with_its_invariants_or_is_a_permanent_error(bod
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(_mutated(PREDICTION), _mutated({**PREDICTION, "top_k": [{"label": "x", "confidence": 2}]}),
-                 json_values))
+@given(
+    st.one_of(_mutated(PREDICTION), _mutated({**PREDICTION, "top_k": [{"label": "x", "confidence": 2}]}), json_values)
+)
 def test_a_prediction_message_parses_with_its_invariants_or_is_a_permanent_error(body):
     try:
         [message] = parse_predictions([json.dumps(body)])

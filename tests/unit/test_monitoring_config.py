@@ -56,9 +56,12 @@ def test_supervisors_of_other_hosts_are_found_by_http_discovery_and_split_into_t
     scraped = jobs(Prometheus(settings).config())
     for name, action in (("functions", "drop"), ("supervisor", "keep")):
         assert [c["url"] for c in scraped[name]["http_sd_configs"]] == [
-            "http://10.251.0.15:9400/targets", "http://10.251.0.16:9400/targets"]
+            "http://10.251.0.15:9400/targets",
+            "http://10.251.0.16:9400/targets",
+        ]
         assert scraped[name]["relabel_configs"] == [
-            {"source_labels": ["component"], "regex": "supervisor", "action": action}]
+            {"source_labels": ["component"], "regex": "supervisor", "action": action}
+        ]
     assert "http_sd_configs" not in jobs(Prometheus(Settings(data_dir=tmp_path)).config())["functions"]
     if shutil.which("promtool"):  # Prometheus itself accepts the file
         path = tmp_path / "prometheus.yml"

@@ -50,8 +50,9 @@ def test_the_bootstrap_interval_covers_the_true_difference_about_95_percent_of_t
 
 
 def test_a_clear_gap_says_so_and_a_small_one_says_how_many_labels_would_settle_it():
-    clear = significance(["resnet50", "mobilenet_v2"], {(True, True): 900, (True, False): 120, (False, True): 40,
-                                                         (False, False): 150})
+    clear = significance(
+        ["resnet50", "mobilenet_v2"], {(True, True): 900, (True, False): 120, (False, True): 40, (False, False): 150}
+    )
     [pair] = clear["pairs"]
     assert (pair["n"], pair["b"], pair["c"]) == (1210, 120, 40)
     assert pair["accuracy_difference"] == pytest.approx(80 / 1210)

@@ -11,14 +11,18 @@ from triptych.stats.pareto import best_within, pareto_front
 
 def dominated(p, q) -> bool:
     """q is at least as cheap and as accurate as p, and better on one."""
-    return q["ms"] <= p["ms"] and q["accuracy"] >= p["accuracy"] and (q["ms"], q["accuracy"]) != (p["ms"], p["accuracy"])
+    return (
+        q["ms"] <= p["ms"] and q["accuracy"] >= p["accuracy"] and (q["ms"], q["accuracy"]) != (p["ms"], p["accuracy"])
+    )
 
 
 def test_the_front_is_exactly_the_undominated_points():
     rng = random.Random(5)
     for _ in range(200):
-        points = [{"ms": rng.choice([5, 10, 20, 30, 50]), "accuracy": rng.choice([0.4, 0.5, 0.6, 0.7])}
-                  for _ in range(rng.randint(1, 8))]
+        points = [
+            {"ms": rng.choice([5, 10, 20, 30, 50]), "accuracy": rng.choice([0.4, 0.5, 0.6, 0.7])}
+            for _ in range(rng.randint(1, 8))
+        ]
         front = pareto_front(points, "ms")
         expected = {(p["ms"], p["accuracy"]) for p in points if not any(dominated(p, q) for q in points)}
         assert {(p["ms"], p["accuracy"]) for p in front} == expected
@@ -26,8 +30,12 @@ def test_the_front_is_exactly_the_undominated_points():
 
 
 def test_the_best_model_within_a_budget_and_none_when_nothing_fits():
-    points = [{"name": "resnet50", "ms": 49.9, "accuracy": 0.55}, {"name": "mobilenet_v2", "ms": 10.3, "accuracy": 0.52},
-              {"name": "efficientnet_b0", "ms": 16.0, "accuracy": 0.39}, {"name": "slow", "ms": None, "accuracy": 0.9}]
+    points = [
+        {"name": "resnet50", "ms": 49.9, "accuracy": 0.55},
+        {"name": "mobilenet_v2", "ms": 10.3, "accuracy": 0.52},
+        {"name": "efficientnet_b0", "ms": 16.0, "accuracy": 0.39},
+        {"name": "slow", "ms": None, "accuracy": 0.9},
+    ]
     assert best_within(points, "ms", 50)["name"] == "resnet50"
     assert best_within(points, "ms", 20)["name"] == "mobilenet_v2"
     assert best_within(points, "ms", 5) is None

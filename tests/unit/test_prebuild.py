@@ -18,7 +18,9 @@ def test_a_second_build_waits_for_the_first_and_reports_its_progress(tmp_path, m
     monkeypatch.setattr(prebuild, "REPORT_EVERY_S", 0.01)
     binary = prebuild.minio_binary(tmp_path, "v1")
     binary.parent.mkdir(parents=True)
-    (binary.parent / "build.log").write_text("go: downloading github.com/minio/minio v1\ngithub.com/a/b\ngithub.com/c/d\n")
+    (binary.parent / "build.log").write_text(
+        "go: downloading github.com/minio/minio v1\ngithub.com/a/b\ngithub.com/c/d\n"
+    )
     first = open(tmp_path / "minio-v1.lock", "w")  # the build `make install` started
     fcntl.flock(first, fcntl.LOCK_EX)
     reports = []

@@ -12,15 +12,28 @@ from triptych.runtime.deploy import DeployError, deploy_project, nuclio_function
 from triptych.runtime.spec import HttpTriggerSpec, KafkaTriggerSpec, load_functions
 
 PROJECT = ROOT / "project.yaml"
-EXPECTED = {"upload", "ingest", "infer-resnet50", "infer-mobilenet-v2", "infer-efficientnet-b0", "aggregate", "retrain",
-            "infer-shadow", "infer-int8", "jobs"}
+EXPECTED = {
+    "upload",
+    "ingest",
+    "infer-resnet50",
+    "infer-mobilenet-v2",
+    "infer-efficientnet-b0",
+    "aggregate",
+    "retrain",
+    "infer-shadow",
+    "infer-int8",
+    "jobs",
+}
 JOBS = {"gather", "train", "data-quality", "metrics", "shadow-gate", "drift"}
 
 
 def test_project_yaml_is_up_to_date_with_the_declaration():
-    proc = subprocess.run([sys.executable, str(ROOT / "projects" / "triptych_project.py"), "--check"],
-                          capture_output=True, text=True, env={k: v for k, v in os.environ.items()
-                                                               if not k.startswith("TRIPTYCH_")})
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "projects" / "triptych_project.py"), "--check"],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TRIPTYCH_")},
+    )
     assert proc.returncode == 0, f"project.yaml is stale; run `python projects/triptych_project.py`\n{proc.stdout}"
 
 
@@ -40,7 +53,10 @@ def test_runner_reads_every_function_with_its_triggers():
     shadow = functions["infer-shadow"]
     assert shadow.env["TRIPTYCH_MODEL_ROLE"] == "shadow" and shadow.source == infer[0].source
     # Its own group, from the newest offset: a shadow phase judges what arrives from now on.
-    assert shadow.kafka_triggers[0].consumer_group == "infer-shadow" and shadow.kafka_triggers[0].initial_offset == "latest"
+    assert (
+        shadow.kafka_triggers[0].consumer_group == "infer-shadow"
+        and shadow.kafka_triggers[0].initial_offset == "latest"
+    )
     int8 = functions["infer-int8"]
     assert int8.env["TRIPTYCH_MODEL_ROLE"] == "int8" and int8.source == infer[0].source
     assert int8.wake_when == "int8" and int8.kafka_triggers[0].consumer_group == "infer-int8"

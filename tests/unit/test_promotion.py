@@ -55,8 +55,9 @@ def test_at_the_label_budget_the_old_rule_decides_and_says_so():
     tie = decide_live(wins=40, losses=40, labelled=2000, budget=2000, alpha=0.05)
     assert tie.outcome == CHAMPION and tie.figures["at_budget"] and not tie.figures["significant"]
     assert "without significance" in tie.reason  # a tie is not worse
-    worse = decide_live(wins=39, losses=41, labelled=2000, budget=2000, alpha=0.05,
-                        challenger_correct=1500, champion_correct=1502)
+    worse = decide_live(
+        wins=39, losses=41, labelled=2000, budget=2000, alpha=0.05, challenger_correct=1500, champion_correct=1502
+    )
     assert worse.outcome == REJECTED and worse.figures["challenger_accuracy"] < worse.figures["champion_accuracy"]
 
 

@@ -17,7 +17,8 @@ def test_two_hosts_supervisors_are_summed_and_alive_but_not_ready_counts_as_star
     }
     assert health.supervisors_up == ["10.251.0.15:9400", "10.251.0.16:9400"]
     assert health.problems() == [
-        "function infer-resnet50 has no running replica (2 wanted, 2 starting: an inference replica waits for a champion)"]
+        "function infer-resnet50 has no running replica (2 wanted, 2 starting: an inference replica waits for a champion)"
+    ]
 
 
 def test_a_supervisor_that_stopped_answering_is_a_problem_and_its_replicas_are_not_counted():

@@ -1,4 +1,5 @@
 import json
+from datetime import UTC
 
 import nuclio_sdk
 import pytest
@@ -19,8 +20,9 @@ def test_bad_durations_are_refused(text):
         parse_duration(text)
 
 
-@pytest.mark.parametrize("bad", [dict(batch_size=0), dict(max_attempts=0), dict(batch_wait_ms=-1),
-                                 dict(retry_backoff_ms=-5)])
+@pytest.mark.parametrize(
+    "bad", [dict(batch_size=0), dict(max_attempts=0), dict(batch_wait_ms=-1), dict(retry_backoff_ms=-5)]
+)
 def test_delivery_settings_are_validated(bad):
     with pytest.raises(ValueError):
         Delivery(**bad)
@@ -41,16 +43,22 @@ def test_json_bodies_are_decoded_like_nuclios_wrapper():
 
 
 def _cron(interval="", schedule="", now=None):
-    from datetime import datetime, timezone
+    from datetime import datetime
     from threading import Event
 
     from triptych.runtime.cron_trigger import CronTriggerRunner
     from triptych.runtime.nuclio_compat import make_context
     from triptych.runtime.spec import CronTriggerSpec
 
-    clock = now or datetime(2026, 11, 27, 1, 0, tzinfo=timezone.utc).timestamp()
-    return CronTriggerRunner("f", CronTriggerSpec("t", interval, schedule, ""), handler=None, stop=Event(),
-                             context=make_context("f", 0, "init", "init"), now=lambda: clock)
+    clock = now or datetime(2026, 11, 27, 1, 0, tzinfo=UTC).timestamp()
+    return CronTriggerRunner(
+        "f",
+        CronTriggerSpec("t", interval, schedule, ""),
+        handler=None,
+        stop=Event(),
+        context=make_context("f", 0, "init", "init"),
+        now=lambda: clock,
+    )
 
 
 @pytest.mark.parametrize("interval", ["0s", "0ms", "0m0s"])
@@ -71,8 +79,9 @@ def test_a_cron_schedule_ticks_at_its_next_time():
     assert _cron(interval="90s").next_delay() == 90
 
 
-@pytest.mark.parametrize("kwargs", [dict(), dict(interval="1m", schedule="* * * * *"),
-                                    dict(schedule="0 3 * *"), dict(schedule="61 * * * *")])
+@pytest.mark.parametrize(
+    "kwargs", [dict(), dict(interval="1m", schedule="* * * * *"), dict(schedule="0 3 * *"), dict(schedule="61 * * * *")]
+)
 def test_a_wrong_cron_trigger_is_refused_when_declared(kwargs):
     from triptych.runtime.declare import cron_trigger
 
@@ -173,8 +182,14 @@ def test_the_trigger_waits_for_the_first_record_only_never_for_a_full_batch():
             return 0, 0
 
         def __getattr__(self, name):  # topic(), partition(), key(), value(), headers()
-            return {"topic": lambda: "t", "partition": lambda: 0, "offset": lambda: self._offset,
-                    "key": lambda: None, "value": lambda: b"x", "headers": lambda: None}[name]
+            return {
+                "topic": lambda: "t",
+                "partition": lambda: 0,
+                "offset": lambda: self._offset,
+                "key": lambda: None,
+                "value": lambda: b"x",
+                "headers": lambda: None,
+            }[name]
 
     class Consumer:
         waits = []
@@ -193,8 +208,9 @@ def test_the_trigger_waits_for_the_first_record_only_never_for_a_full_batch():
         def assignment(self):
             return ["t-0"]
 
-    trigger = KafkaTriggerSpec("events", ("t",), "g", "earliest", Delivery(batch_size=8, batch_wait_ms=20,
-                                                                            max_attempts=1))
+    trigger = KafkaTriggerSpec(
+        "events", ("t",), "g", "earliest", Delivery(batch_size=8, batch_wait_ms=20, max_attempts=1)
+    )
     handler = LoadedHandler(module=None, handler=lambda context, event: None, init_context=None)
     runner = KafkaTriggerRunner("f", trigger, handler, Settings(), threading.Event(), make_context("f", 0, "init", "i"))
     runner.consumer = Consumer()

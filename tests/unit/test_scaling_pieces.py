@@ -4,7 +4,7 @@ cron lead, and the supervisor's HTTP sockets (real sockets on loopback)."""
 import json
 import os
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from triptych.contracts import TOPIC_IMAGES_INPUT, TOPICS
@@ -16,13 +16,15 @@ from triptych.sdk import Delivery
 
 
 def spec(*triggers, low=0, high=4):
-    return FunctionSpec(name="f", source=Path("f.py"), handler="handler", replicas=low, triggers=triggers,
-                        max_replicas=high)
+    return FunctionSpec(
+        name="f", source=Path("f.py"), handler="handler", replicas=low, triggers=triggers, max_replicas=high
+    )
 
 
 def kafka(topic):
-    return KafkaTriggerSpec(name="in", topics=(topic,), consumer_group="g", initial_offset="earliest",
-                            delivery=Delivery())
+    return KafkaTriggerSpec(
+        name="in", topics=(topic,), consumer_group="g", initial_offset="earliest", delivery=Delivery()
+    )
 
 
 def http(port=0):
@@ -42,7 +44,7 @@ def test_under_nuclio_an_http_function_keeps_one_replica_since_no_socket_of_ours
 
 def test_a_sleeping_function_wakes_a_lead_before_its_cron_schedule_and_an_interval_keeps_it_awake():
     weekly = spec(CronTriggerSpec(name="weekly", interval="", schedule="0 3 * * 0", body=""))
-    sunday_2_59 = datetime(2026, 12, 6, 2, 59, tzinfo=timezone.utc).timestamp()
+    sunday_2_59 = datetime(2026, 12, 6, 2, 59, tzinfo=UTC).timestamp()
     assert cron_due(weekly, lead_s=60, now=sunday_2_59)
     assert not cron_due(weekly, lead_s=60, now=sunday_2_59 - 3600)
     assert cron_due(spec(CronTriggerSpec(name="tick", interval="30s", schedule="", body="")), lead_s=0)

@@ -43,8 +43,15 @@ PLAN = DeliveryPlan("sink", {"in": TriggerDelivery("sink-group", Delivery(max_at
 
 
 def kafka(body, offset=0, headers=None, kind="kafka-cluster"):
-    return nuclio_sdk.Event(body=body, trigger=nuclio_sdk.TriggerInfo(kind, "in"), topic="t", shard_id=2,
-                            offset=offset, headers=headers or {}, fields={"key": f"k{offset}"})
+    return nuclio_sdk.Event(
+        body=body,
+        trigger=nuclio_sdk.TriggerInfo(kind, "in"),
+        topic="t",
+        shard_id=2,
+        offset=offset,
+        headers=headers or {},
+        fields={"key": f"k{offset}"},
+    )
 
 
 def wrap(fn, batches=False, sink=None):
@@ -117,8 +124,14 @@ def test_a_batch_handler_takes_one_event_as_nuclio_delivers_it():
 def test_a_replay_addressed_to_another_function_is_skipped():
     handled = []
     handler, sink, _, context = wrap(lambda context, events: handled.extend(events), batches=True)
-    results = handler(context, [kafka(b"a", 0, headers={"triptych-target-function": b"other"}),
-                                kafka(b"b", 1, headers={"triptych-target-function": b"sink"}), kafka(b"c", 2)])
+    results = handler(
+        context,
+        [
+            kafka(b"a", 0, headers={"triptych-target-function": b"other"}),
+            kafka(b"b", 1, headers={"triptych-target-function": b"sink"}),
+            kafka(b"c", 2),
+        ],
+    )
     assert [e.offset for e in handled] == [1, 2] and results == [None, None, None]
 
 
@@ -149,8 +162,14 @@ def test_the_plan_travels_in_the_environment():
 
 
 def test_a_dead_letter_from_a_nuclio_event_with_byte_headers_and_a_decoded_body():
-    event = nuclio_sdk.Event(body={"a": 1}, trigger=nuclio_sdk.TriggerInfo("kafka-cluster", "in"), topic=b"t",
-                             shard_id=0, offset=3, headers={b"h": b"\x00\x01"})
+    event = nuclio_sdk.Event(
+        body={"a": 1},
+        trigger=nuclio_sdk.TriggerInfo("kafka-cluster", "in"),
+        topic=b"t",
+        shard_id=0,
+        offset=3,
+        headers={b"h": b"\x00\x01"},
+    )
     letter = dead_letter_for(event, "f", "g", ValueError("x"), attempts=1)
     assert json.loads(letter.value()) == {"a": 1} and letter.key() is None
     assert letter.original_headers() == [("h", b"\x00\x01")] and letter.origin.topic == "t"

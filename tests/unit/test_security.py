@@ -38,15 +38,18 @@ def test_admin_implies_every_scope_and_any_credential_may_read():
     assert all(admin.allows(s) for s in ("read", "upload", "label", "admin"))
 
 
-@pytest.mark.parametrize("headers,expected", [
-    ({"X-API-Key": " k1 "}, "k1"),
-    ({"x-api-key": "k2", "authorization": "Bearer other"}, "k2"),  # the explicit header wins
-    ({"Authorization": "Bearer k3"}, "k3"),
-    ({"authorization": "bearer   k4"}, "k4"),
-    ({"Authorization": "Basic dXNlcjpwYXNz"}, None),
-    ({"Authorization": "Bearer "}, None),
-    ({}, None),
-])
+@pytest.mark.parametrize(
+    "headers,expected",
+    [
+        ({"X-API-Key": " k1 "}, "k1"),
+        ({"x-api-key": "k2", "authorization": "Bearer other"}, "k2"),  # the explicit header wins
+        ({"Authorization": "Bearer k3"}, "k3"),
+        ({"authorization": "bearer   k4"}, "k4"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, None),
+        ({"Authorization": "Bearer "}, None),
+        ({}, None),
+    ],
+)
 def test_the_credential_is_read_from_either_header_in_any_case(headers, expected):
     assert credential_from(headers) == expected
 

@@ -66,8 +66,10 @@ def test_under_equal_accuracy_it_promotes_on_noise_in_at_most_alpha_of_the_strea
     at, ahead = first_crossing(challenger, champion)
     false_promotions = np.mean(ahead > 0)
     false_decisions = np.mean(at >= 0)
-    print(f"\n[gate, equal accuracy] {STREAMS} streams x {LABELS} looks: false promotions {false_promotions:.4f}, "
-          f"any decision {false_decisions:.4f} (alpha {ALPHA})")
+    print(
+        f"\n[gate, equal accuracy] {STREAMS} streams x {LABELS} looks: false promotions {false_promotions:.4f}, "
+        f"any decision {false_decisions:.4f} (alpha {ALPHA})"
+    )
     assert false_promotions <= ALPHA
     assert false_decisions <= ALPHA  # Ville: promotions and rejections together
 
@@ -78,8 +80,10 @@ def test_a_clearly_better_challenger_is_promoted_the_sooner_the_larger_the_gap(b
     challenger, champion = paths(rng, better, worse)
     at, ahead = first_crossing(challenger, champion)
     promoted = ahead > 0
-    print(f"\n[gate, {better} vs {worse}] promoted in {promoted.mean():.3f} of streams, median at "
-          f"{np.median(at[promoted]):.0f} labelled images; wrongly rejected in {np.mean(ahead < 0):.4f}")
+    print(
+        f"\n[gate, {better} vs {worse}] promoted in {promoted.mean():.3f} of streams, median at "
+        f"{np.median(at[promoted]):.0f} labelled images; wrongly rejected in {np.mean(ahead < 0):.4f}"
+    )
     assert promoted.mean() > 0.99
     assert np.median(at[promoted]) < median_within
     assert np.mean(ahead < 0) <= ALPHA

@@ -4,7 +4,7 @@ recomputed once per interval."""
 
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import cv2
 import numpy as np
@@ -30,8 +30,9 @@ LIMITS = dict(max_bytes=5_000_000, max_pixels=50_000_000)
 def photo(width=640, height=480) -> bytes:
     """A smooth camera-sized JPEG (random noise would not survive any downscale alike)."""
     y, x = np.mgrid[0:height, 0:width]
-    pixels = np.ascontiguousarray(np.stack([x * 255 // width, y * 255 // height, (x + y) * 127 // (width + height)],
-                                           -1).astype(np.uint8))
+    pixels = np.ascontiguousarray(
+        np.stack([x * 255 // width, y * 255 // height, (x + y) * 127 // (width + height)], -1).astype(np.uint8)
+    )
     cv2.circle(pixels, (width // 2, height // 2), height // 4, (250, 30, 60), -1)
     ok, data = cv2.imencode(".jpg", np.ascontiguousarray(pixels[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 92])
     assert ok
@@ -91,8 +92,16 @@ def test_inline_pixels_of_the_wrong_length_are_refused():
 
 
 def image_message(**overrides) -> ImageMessage:
-    fields = dict(image_id="00000000-0000-0000-0000-000000000001", bucket="images", object_key="synthetic/x.jpg",
-                  sha256="0" * 64, image_format="jpeg", width=640, height=480, source="synthetic")
+    fields = dict(
+        image_id="00000000-0000-0000-0000-000000000001",
+        bucket="images",
+        object_key="synthetic/x.jpg",
+        sha256="0" * 64,
+        image_format="jpeg",
+        width=640,
+        height=480,
+        source="synthetic",
+    )
     fields.update(overrides)
     return ImageMessage(**fields)
 
@@ -157,8 +166,13 @@ class Model:
 
 
 def card(size=64, resize="stretch"):
-    return ModelCard(model_name="mobilenet_v2", labels=["circle", "square"], input_size=size, resize=resize,
-                     dataset_id="synthetic-v1")
+    return ModelCard(
+        model_name="mobilenet_v2",
+        labels=["circle", "square"],
+        input_size=size,
+        resize=resize,
+        dataset_id="synthetic-v1",
+    )
 
 
 def test_a_model_of_an_inlined_size_answers_without_fetching_or_decoding():
@@ -200,8 +214,10 @@ def test_auto_is_cuda_on_a_gpu_else_onnx_runtime_when_the_export_exists(monkeypa
 
 
 def test_an_onnx_replica_never_imports_torch():
-    code = ("import sys; from triptych.inference import infer; from triptych.models import backends; "
-            "assert 'torch' not in sys.modules, 'torch was imported'")
+    code = (
+        "import sys; from triptych.inference import infer; from triptych.models import backends; "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
@@ -221,7 +237,7 @@ class FakeDb:
 def test_a_window_touched_by_many_batches_is_recomputed_once_per_flush():
     db = FakeDb()
     windows = WindowRefresher(db, interval_s=3600)  # flushed by hand below
-    minute = datetime(2026, 11, 26, 22, 0, tzinfo=timezone.utc)
+    minute = datetime(2026, 11, 26, 22, 0, tzinfo=UTC)
     for _ in range(50):
         windows.touch({("resnet50", "1", minute), ("mobilenet_v2", "2", minute)})
     windows.flush()
@@ -232,7 +248,7 @@ def test_a_window_touched_by_many_batches_is_recomputed_once_per_flush():
 
 def test_with_no_interval_every_batch_recomputes_at_once():
     db = FakeDb()
-    minute = datetime(2026, 11, 26, 22, 0, tzinfo=timezone.utc)
+    minute = datetime(2026, 11, 26, 22, 0, tzinfo=UTC)
     WindowRefresher(db, interval_s=0).touch({("resnet50", "1", minute)})
     assert db.recomputed == [("resnet50", "1", minute)]
 

@@ -34,8 +34,13 @@ def test_a_training_lowers_every_thread_of_its_process_to_nice_19():
         t.start(); t.join()
         print(json.dumps({"before": before, "during": seen, "new_thread": worker}))
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "2"})
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(result["before"]) == {os.getpriority(os.PRIO_PROCESS, 0)} and len(result["before"]) >= 2
@@ -65,8 +70,13 @@ def test_a_training_in_another_thread_leaves_the_serving_main_thread_alone():
         others = [v for tid, v in after.items() if tid != main]
         print(json.dumps({"main": after[main], "trainer": trainer["self"], "others": others, "served": served}))
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "2"})
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     base = os.getpriority(os.PRIO_PROCESS, 0)

@@ -49,8 +49,15 @@ def test_format_comes_from_bytes_not_names():
 
 @pytest.mark.parametrize(
     "raw,expected",
-    [("../../etc/passwd", "passwd"), ("..\\..\\boot.ini", "boot.ini"), (".hidden.png", "hidden.png"),
-     ("ñandú café 写真.jpg", "ñandú café 写真.jpg"), ("a\x00b\nc.png", "a_b_c.png"), ("", "image"), (None, "image")],
+    [
+        ("../../etc/passwd", "passwd"),
+        ("..\\..\\boot.ini", "boot.ini"),
+        (".hidden.png", "hidden.png"),
+        ("ñandú café 写真.jpg", "ñandú café 写真.jpg"),
+        ("a\x00b\nc.png", "a_b_c.png"),
+        ("", "image"),
+        (None, "image"),
+    ],
 )
 def test_filenames_are_sanitised(raw, expected):
     assert sanitize_filename(raw) == expected
@@ -60,12 +67,25 @@ def test_metadata_round_trips_non_ascii_through_s3_headers():
     meta = encode_metadata("upload", "ñandú.png", "pájaro", {"camera": "café"})
     assert all(value.isascii() for value in meta.values())
     event_style = {f"X-Amz-Meta-{k.title()}": v for k, v in meta.items()}
-    assert decode_metadata(event_style) == {"source": "upload", "label": "pájaro", "filename": "ñandú.png",
-                                            "client": {"camera": "café"}}
+    assert decode_metadata(event_style) == {
+        "source": "upload",
+        "label": "pájaro",
+        "filename": "ñandú.png",
+        "client": {"camera": "café"},
+    }
 
 
 def test_image_id_is_deterministic_and_depends_on_every_part():
     base = image_id_for("images", "k", "", "a" * 64)
     assert base == image_id_for("images", "k", "", "a" * 64)
-    assert len({base, image_id_for("images", "k2", "", "a" * 64), image_id_for("images", "k", "v1", "a" * 64),
-                image_id_for("images", "k", "", "b" * 64)}) == 4
+    assert (
+        len(
+            {
+                base,
+                image_id_for("images", "k2", "", "a" * 64),
+                image_id_for("images", "k", "v1", "a" * 64),
+                image_id_for("images", "k", "", "b" * 64),
+            }
+        )
+        == 4
+    )

@@ -39,8 +39,16 @@ class FakeBackend:
 
 
 def model(input_size=64, resize="stretch", loaded=True):
-    card = ModelCard(model_name="mobilenet_v2", labels=LABELS, input_size=input_size, resize=resize,
-                     dataset_id="test", version="7", mean=(0, 0, 0), std=(1, 1, 1))
+    card = ModelCard(
+        model_name="mobilenet_v2",
+        labels=LABELS,
+        input_size=input_size,
+        resize=resize,
+        dataset_id="test",
+        version="7",
+        mean=(0, 0, 0),
+        std=(1, 1, 1),
+    )
     serving = LoadedModel(card, FakeBackend()) if loaded else None
     return SimpleNamespace(loaded=serving, current=serving)
 
@@ -53,9 +61,21 @@ def png(colour) -> bytes:
 
 def message(image_id: str, colour=(250, 10, 10), inline=True, key=None) -> bytes:
     pixels = np.full((80, 96, 3), colour, dtype=np.uint8)
-    return ImageMessage(image_id=image_id, bucket="images", object_key=key or f"upload/{image_id}.png",
-                        sha256="0" * 64, image_format="png", width=96, height=80, source="upload",
-                        pixels=[inline_pixels(pixels, 64)] if inline else []).model_dump_json().encode()
+    return (
+        ImageMessage(
+            image_id=image_id,
+            bucket="images",
+            object_key=key or f"upload/{image_id}.png",
+            sha256="0" * 64,
+            image_format="png",
+            width=96,
+            height=80,
+            source="upload",
+            pixels=[inline_pixels(pixels, 64)] if inline else [],
+        )
+        .model_dump_json()
+        .encode()
+    )
 
 
 IDS = ["11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"]
@@ -69,8 +89,10 @@ def test_inline_pixels_are_classified_without_touching_the_bucket(s3, producer):
     predictions = classifier(s3, producer).handle([message(IDS[0], (250, 10, 10)), message(IDS[1], (10, 10, 250))])
     assert s3.reads == [], "the 64 px pixels came in the message"
     assert [p.top_k[0].label for p in predictions] == ["cat", "ship"]
-    assert [(topic, key.decode()) for topic, key, _ in producer.sent] == [(TOPIC_PREDICTIONS, IDS[0]),
-                                                                          (TOPIC_PREDICTIONS, IDS[1])]
+    assert [(topic, key.decode()) for topic, key, _ in producer.sent] == [
+        (TOPIC_PREDICTIONS, IDS[0]),
+        (TOPIC_PREDICTIONS, IDS[1]),
+    ]
     sent = PredictionMessage.model_validate_json(producer.sent[0][2])
     assert (sent.model_name, sent.model_version, sent.batch_size, sent.role) == ("mobilenet_v2", "7", 2, "champion")
     assert len(sent.top_k) == 5 and sent.top_k[0].confidence >= sent.top_k[1].confidence
@@ -84,11 +106,14 @@ def test_a_model_of_another_input_size_fetches_and_decodes(s3, producer):
     assert served.loaded.backend.batches == [(1, 3, 32, 32)]
 
 
-@pytest.mark.parametrize("body,reason", [
-    (b'{"image_id": "x"}', "malformed image message"),
-    (None, "gone from the bucket"),
-    (b"corrupt", "cannot decode"),
-])
+@pytest.mark.parametrize(
+    "body,reason",
+    [
+        (b'{"image_id": "x"}', "malformed image message"),
+        (None, "gone from the bucket"),
+        (b"corrupt", "cannot decode"),
+    ],
+)
 def test_what_cannot_be_classified_is_a_permanent_error(s3, producer, body, reason):
     if body is None:
         body = message(IDS[0], inline=False, key="upload/missing.png")

@@ -28,11 +28,27 @@ def jpeg(colour=(200, 30, 40), size=(320, 240)) -> bytes:
 
 
 def event(*keys: str) -> bytes:
-    return json.dumps({"Records": [{"eventName": "s3:ObjectCreated:Put", "s3": {
-        "bucket": {"name": BUCKET},
-        "object": {"key": key, "size": 1, "userMetadata": {
-            f"{META_PREFIX}{k}": v for k, v in encode_metadata("upload", key.rsplit("/", 1)[-1], "cat").items()}},
-    }} for key in keys]}).encode()
+    return json.dumps(
+        {
+            "Records": [
+                {
+                    "eventName": "s3:ObjectCreated:Put",
+                    "s3": {
+                        "bucket": {"name": BUCKET},
+                        "object": {
+                            "key": key,
+                            "size": 1,
+                            "userMetadata": {
+                                f"{META_PREFIX}{k}": v
+                                for k, v in encode_metadata("upload", key.rsplit("/", 1)[-1], "cat").items()
+                            },
+                        },
+                    },
+                }
+                for key in keys
+            ]
+        }
+    ).encode()
 
 
 @pytest.fixture()
@@ -61,7 +77,9 @@ def test_a_batch_is_registered_in_one_transaction_and_published_with_inline_pixe
     ids = ingestor.handle_events([event("upload/2026/11/27/a.jpg"), event("upload/2026/11/27/b.jpg")])
     assert len(ids) == 2 and db.transactions == 1
     assert [(r.object_key, r.ground_truth_label, r.width) for r in ingestor.rows] == [
-        ("upload/2026/11/27/a.jpg", "cat", 320), ("upload/2026/11/27/b.jpg", "cat", 320)]
+        ("upload/2026/11/27/a.jpg", "cat", 320),
+        ("upload/2026/11/27/b.jpg", "cat", 320),
+    ]
     messages = [ImageMessage.model_validate_json(value) for _, _, value in producer.sent]
     assert [topic for topic, _, _ in producer.sent] == [TOPIC_IMAGES_INPUT] * 2
     assert [key.decode() for _, key, _ in producer.sent] == ids == [m.image_id for m in messages]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from PIL import Image
@@ -21,18 +21,32 @@ from triptych.ingress.reconcile import Reconciler
 from triptych.sdk import PermanentError
 
 BUCKET = "images"
-NOW = datetime(2026, 12, 3, 8, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 3, 8, 0, 0, tzinfo=UTC)
 
 
 def durable_event(key: str, age_s: float, etag: str = "e1") -> bytes:
     """MinIO's event as its durable target publishes it: the same record as the fast one."""
-    return json.dumps({"Records": [{
-        "eventName": "s3:ObjectCreated:Put",
-        "eventTime": (NOW - timedelta(seconds=age_s)).isoformat().replace("+00:00", "Z"),
-        "s3": {"bucket": {"name": BUCKET}, "object": {
-            "key": key, "size": 1, "eTag": etag, "userMetadata": {
-                f"{META_PREFIX}{k}": v for k, v in encode_metadata("unknown", key, "cat").items()}}},
-    }]}).encode()
+    return json.dumps(
+        {
+            "Records": [
+                {
+                    "eventName": "s3:ObjectCreated:Put",
+                    "eventTime": (NOW - timedelta(seconds=age_s)).isoformat().replace("+00:00", "Z"),
+                    "s3": {
+                        "bucket": {"name": BUCKET},
+                        "object": {
+                            "key": key,
+                            "size": 1,
+                            "eTag": etag,
+                            "userMetadata": {
+                                f"{META_PREFIX}{k}": v for k, v in encode_metadata("unknown", key, "cat").items()
+                            },
+                        },
+                    },
+                }
+            ]
+        }
+    ).encode()
 
 
 def jpeg() -> bytes:
@@ -162,7 +176,11 @@ def test_an_object_overwritten_under_a_known_key_is_new(world, s3, producer):
     put(s3, "drop/same-key.png")
     assert reconciler.handle_events([durable_event("drop/same-key.png", 60, etag="new-etag")])["recovered"] == 1
     assert reconciler.handle_events([durable_event("drop/same-key.png", 60, etag='"new-etag"')]) == {
-        "already_ingested": 1, "recovered": 0, "gone": 0, "refused": 0}
+        "already_ingested": 1,
+        "recovered": 0,
+        "gone": 0,
+        "refused": 0,
+    }
 
 
 def test_a_quarantined_object_counts_as_ingested(world, s3, producer):
@@ -174,7 +192,9 @@ def test_a_quarantined_object_counts_as_ingested(world, s3, producer):
 def test_a_deleted_object_is_counted_gone_without_a_report_and_an_invalid_one_is_quarantined(world, s3, producer):
     reconciler, rows, events, lookups, clock, lag = world
     s3.put_object(BUCKET, "drop/not-an-image.png", io.BytesIO(b"hello"), 5)
-    counts = reconciler.handle_events([durable_event("drop/deleted.png", 60), durable_event("drop/not-an-image.png", 60)])
+    counts = reconciler.handle_events(
+        [durable_event("drop/deleted.png", 60), durable_event("drop/not-an-image.png", 60)]
+    )
     assert counts == {"already_ingested": 0, "recovered": 0, "gone": 1, "refused": 1}
     (row,) = recovered_events(events)
     assert "1 refused" in row[3]

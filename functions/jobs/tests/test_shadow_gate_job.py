@@ -15,8 +15,12 @@ from triptych.stats.evalue import e_value
 @pytest.fixture()
 def registry(monkeypatch):
     """Aliases per model; every model has a champion v1, resnet50 a challenger v2."""
-    aliases = {("resnet50", "champion"): "1", ("resnet50", "challenger"): "2",
-               ("mobilenet_v2", "champion"): "1", ("efficientnet_b0", "champion"): "1"}
+    aliases = {
+        ("resnet50", "champion"): "1",
+        ("resnet50", "challenger"): "2",
+        ("mobilenet_v2", "champion"): "1",
+        ("efficientnet_b0", "champion"): "1",
+    }
     monkeypatch.setattr(gate.registry, "version_for_alias", lambda model, alias, settings: aliases.get((model, alias)))
     return aliases
 
@@ -24,8 +28,9 @@ def registry(monkeypatch):
 @pytest.fixture()
 def applied(monkeypatch):
     calls = []
-    monkeypatch.setattr(gate, "apply", lambda model, version, decision, settings: calls.append((model, version,
-                                                                                                decision)))
+    monkeypatch.setattr(
+        gate, "apply", lambda model, version, decision, settings: calls.append((model, version, decision))
+    )
     return calls
 
 
@@ -39,7 +44,8 @@ def gauge(metric, *labels):
 
 
 def test_a_challenger_short_of_evidence_stays_in_shadow_and_its_evidence_is_exported(
-        monkeypatch, db, registry, applied):
+    monkeypatch, db, registry, applied
+):
     figures(monkeypatch, labelled=60, challenger_correct=45, champion_correct=41, wins=8, losses=4)
     [result] = gate.review_shadow(Settings(shadow_alpha=0.05, shadow_label_budget=2000), db)
     assert result["model_name"] == "resnet50" and result["version"] == "2"
@@ -52,8 +58,7 @@ def test_a_challenger_short_of_evidence_stays_in_shadow_and_its_evidence_is_expo
     assert gauge(gate.SHADOW_ACCURACY, "resnet50", "challenger") == pytest.approx(0.75)
 
 
-def test_strong_evidence_promotes_at_once_and_weak_evidence_at_the_budget_says_so(
-        monkeypatch, db, registry, applied):
+def test_strong_evidence_promotes_at_once_and_weak_evidence_at_the_budget_says_so(monkeypatch, db, registry, applied):
     figures(monkeypatch, labelled=150, challenger_correct=130, champion_correct=100, wins=35, losses=5)
     [result] = gate.review_shadow(Settings(shadow_label_budget=2000), db)
     assert result["outcome"] == gate.CHAMPION and result["figures"]["significant"]

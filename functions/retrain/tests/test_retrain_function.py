@@ -64,7 +64,9 @@ def retrainer(db, runs, monkeypatch):
 
 
 def test_an_admin_starts_a_run_and_gets_its_status_path(retrainer):
-    status, body, _ = retrainer.handle("/retrain", "POST", json.dumps({"models": ["mobilenet_v2"], "quick": True}), ADMIN)
+    status, body, _ = retrainer.handle(
+        "/retrain", "POST", json.dumps({"models": ["mobilenet_v2"], "quick": True}), ADMIN
+    )
     assert status == 202 and body == {"run_id": RUN, "state": "queued", "status_path": f"/retrain/{RUN}"}
     [(request, by)] = retrainer.started
     assert request.models == ["mobilenet_v2"] and request.quick and by == "key:admin"

@@ -48,15 +48,16 @@ def uploader(s3, db, monkeypatch):
 
 def post(uploader, route, fields, headers=None):
     body, content_type = encode_multipart_formdata(fields)
-    status, reply, _ = uploader.handle(route, "POST", body, content_type,
-                                       {"X-API-Key": "k"} if headers is None else headers)
+    status, reply, _ = uploader.handle(
+        route, "POST", body, content_type, {"X-API-Key": "k"} if headers is None else headers
+    )
     return status, reply
 
 
 def test_one_image_is_stored_with_its_label_and_registered(uploader, s3):
     status, reply = post(uploader, "/upload", {"file": ("cat.png", png()), "label": "cat"})
     assert status == 201 and reply["status"] == "stored" and reply["format"] == "png"
-    ((bucket, key), stored), = s3.objects.items()
+    (((bucket, key), stored),) = s3.objects.items()
     assert key == reply["object_key"] and stored["content_type"] == "image/png" and stored["data"] == png()
     (image,) = uploader.registered
     assert (image.image_id, image.ground_truth_label, image.filename) == (reply["image_id"], "cat", "cat.png")
@@ -69,8 +70,12 @@ def test_without_a_key_nothing_is_read_or_stored(uploader, s3):
 
 
 def test_a_batch_answers_per_file_and_stores_only_the_good_ones(uploader, s3):
-    fields = [("files", ("a.png", png(1))), ("files", ("notes.txt", b"not an image at all")),
-              ("files", ("b.png", png(2))), ("labels", json.dumps(["cat", None, "dog"]))]
+    fields = [
+        ("files", ("a.png", png(1))),
+        ("files", ("notes.txt", b"not an image at all")),
+        ("files", ("b.png", png(2))),
+        ("labels", json.dumps(["cat", None, "dog"])),
+    ]
     status, reply = post(uploader, "/upload/batch", fields)
     assert status == 207 and (reply["stored"], reply["rejected"]) == (2, 1)
     assert [r["status"] for r in reply["results"]] == ["stored", "rejected", "stored"]
@@ -93,11 +98,14 @@ def test_wrong_routes_and_methods_get_clear_answers(uploader, route, method, sta
     assert code == status and reply["error"]
 
 
-@pytest.mark.parametrize("fields,code", [
-    ({"file": ("cat.png", png()), "labels": "[1, 2]"}, "bad_labels"),
-    ({"file": ("cat.png", png()), "source": "satellite"}, "bad_source"),
-    ([("file", ("a.png", png(1))), ("file", ("b.png", png(2)))], "file_count"),
-])
+@pytest.mark.parametrize(
+    "fields,code",
+    [
+        ({"file": ("cat.png", png()), "labels": "[1, 2]"}, "bad_labels"),
+        ({"file": ("cat.png", png()), "source": "satellite"}, "bad_source"),
+        ([("file", ("a.png", png(1))), ("file", ("b.png", png(2)))], "file_count"),
+    ],
+)
 def test_wrong_forms_are_refused_with_a_code_and_store_nothing(uploader, s3, fields, code):
     status, reply = post(uploader, "/upload", fields)
     assert status == 400 and reply["code"] == code and s3.objects == {}

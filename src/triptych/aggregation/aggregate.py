@@ -23,16 +23,21 @@ from .store import compare_complete, refresh_shadow, upsert_int8, upsert_predict
 from .windows import WindowRefresher
 
 log = logging.getLogger("triptych.aggregate")
-PREDICTIONS_BY_CLASS = Counter("triptych_predictions_total", "Predictions stored, by model and class",
-                               ("model", "predicted_class"))
+PREDICTIONS_BY_CLASS = Counter(
+    "triptych_predictions_total", "Predictions stored, by model and class", ("model", "predicted_class")
+)
 COMPARISONS = Counter("triptych_comparisons_total", "Comparisons written, by agreement level", ("agreement",))
 AGREEMENT_RATE = Gauge("triptych_agreement_rate", "Share of the last batch's comparisons where all models agree")
 
 
 def parse_predictions(bodies: list) -> list[PredictionMessage]:
     try:
-        return [PredictionMessage.model_validate_json(b) if isinstance(b, (bytes, str))
-                else PredictionMessage.model_validate(b) for b in bodies]
+        return [
+            PredictionMessage.model_validate_json(b)
+            if isinstance(b, (bytes, str))
+            else PredictionMessage.model_validate(b)
+            for b in bodies
+        ]
     except ValidationError as exc:
         raise PermanentError(f"malformed prediction message: {exc.errors()[:3]}") from exc
 
@@ -45,7 +50,7 @@ class Aggregator:
         self.windows = WindowRefresher(db, settings.metrics_refresh_s)
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> "Aggregator":
+    def from_settings(cls, settings: Settings | None = None) -> Aggregator:
         settings = settings or get_settings()
         return cls(settings, Database(settings))
 
@@ -71,11 +76,20 @@ class Aggregator:
         comparisons = self.db.transaction(store)
         took_ms = round((time.perf_counter() - started) * 1000, 1)
         for image_id, c in comparisons.items():
-            log.info("compared", extra={"image_id": image_id, "stage": "aggregate", "agreement": c.agreement_level,
-                                        "consensus": c.consensus_class, "batch_size": len(messages),
-                                        "duration_ms": took_ms})
-        self.windows.touch({(m.model_name, m.model_version, window_start(m.predicted_at)) for m in messages
-                            if m.role == "champion"})
+            log.info(
+                "compared",
+                extra={
+                    "image_id": image_id,
+                    "stage": "aggregate",
+                    "agreement": c.agreement_level,
+                    "consensus": c.consensus_class,
+                    "batch_size": len(messages),
+                    "duration_ms": took_ms,
+                },
+            )
+        self.windows.touch(
+            {(m.model_name, m.model_version, window_start(m.predicted_at)) for m in messages if m.role == "champion"}
+        )
         for m in messages:
             PREDICTIONS_BY_CLASS.labels(m.model_name, m.predicted_class).inc()
         for c in comparisons.values():

@@ -33,8 +33,9 @@ def set_ground_truth(cur, image_id: str, label: str, known_classes: set[str], wh
         raise UnknownImage(f"no image {image_id}")
     if image["status"] == "quarantined":
         raise LabelRejected("this object was quarantined (it is not a usable image): it cannot be labelled")
-    cur.execute("UPDATE images SET ground_truth_label = %s, needs_review = FALSE WHERE image_id = %s",
-                (label, image_id))
+    cur.execute(
+        "UPDATE images SET ground_truth_label = %s, needs_review = FALSE WHERE image_id = %s", (label, image_id)
+    )
     # Correctness of every model's answer and of the consensus follows the new label;
     # the image leaves the review queue.
     cur.execute(
@@ -51,18 +52,28 @@ def set_ground_truth(cur, image_id: str, label: str, known_classes: set[str], wh
     )
     comparisons = cur.fetchall()
     refresh_shadow(cur, image_id)  # a challenger's answer is right or wrong by the same label
-    cur.execute("SELECT DISTINCT model_name, model_version, predicted_at FROM predictions WHERE image_id = %s "
-                "AND role = 'champion'",
-                (image_id,))
+    cur.execute(
+        "SELECT DISTINCT model_name, model_version, predicted_at FROM predictions WHERE image_id = %s "
+        "AND role = 'champion'",
+        (image_id,),
+    )
     for p in cur.fetchall():
         recompute_window(cur, p["model_name"], p["model_version"], window_start(p["predicted_at"]))
     cur.execute(
         "SELECT log_system_event('label_set', 'info', %s, %s, %s::jsonb, %s::uuid, NULL)",
-        (who, f"image {image_id} labelled {label!r}" + (f" (was {image['ground_truth_label']!r})"
-                                                        if image["ground_truth_label"] else ""),
-         json.dumps({"label": label, "previous": image["ground_truth_label"]}), image_id),
+        (
+            who,
+            f"image {image_id} labelled {label!r}"
+            + (f" (was {image['ground_truth_label']!r})" if image["ground_truth_label"] else ""),
+            json.dumps({"label": label, "previous": image["ground_truth_label"]}),
+            image_id,
+        ),
     )
     latest = comparisons[0] if comparisons else None
-    return {"image_id": image_id, "label": label, "previous": image["ground_truth_label"],
-            "consensus_correct": latest["consensus_correct"] if latest else None,
-            "per_model_correct": {m: v.get("correct") for m, v in latest["per_model"].items()} if latest else {}}
+    return {
+        "image_id": image_id,
+        "label": label,
+        "previous": image["ground_truth_label"],
+        "consensus_correct": latest["consensus_correct"] if latest else None,
+        "per_model_correct": {m: v.get("correct") for m, v in latest["per_model"].items()} if latest else {},
+    }

@@ -44,9 +44,26 @@ def upsert_predictions(cur, messages: list[PredictionMessage]) -> None:
     values = []
     for m in rows.values():
         t = m.timings
-        values.append((m.image_id, m.model_name, m.model_version, m.predicted_class, m.confidence,
-                       json.dumps([s.model_dump() for s in m.top_k]), t.fetch_ms, t.decode_ms, t.preprocess_ms,
-                       t.inference_ms, t.total_ms, m.backend, m.batch_size, m.worker_id, m.predicted_at, m.role))
+        values.append(
+            (
+                m.image_id,
+                m.model_name,
+                m.model_version,
+                m.predicted_class,
+                m.confidence,
+                json.dumps([s.model_dump() for s in m.top_k]),
+                t.fetch_ms,
+                t.decode_ms,
+                t.preprocess_ms,
+                t.inference_ms,
+                t.total_ms,
+                m.backend,
+                m.batch_size,
+                m.worker_id,
+                m.predicted_at,
+                m.role,
+            )
+        )
     if values:
         execute_values(cur, UPSERT_PREDICTIONS, values, template=PREDICTION_ROW, page_size=len(values))
 
@@ -64,11 +81,12 @@ def upsert_int8(cur, messages: list[PredictionMessage]) -> None:
     """The int8 twin's answers (role int8), one row per (image, model, version): a
     replay, or a key twice in a batch, leaves one row (the later answer)."""
     rows = {(m.image_id, m.model_name, m.model_version): m for m in messages}
-    values = [(m.image_id, m.model_name, m.model_version, m.predicted_class, m.confidence, m.timings.inference_ms,
-               m.backend) for m in rows.values()]
+    values = [
+        (m.image_id, m.model_name, m.model_version, m.predicted_class, m.confidence, m.timings.inference_ms, m.backend)
+        for m in rows.values()
+    ]
     if values:
-        execute_values(cur, UPSERT_INT8, values, template="(%s::uuid, %s, %s, %s, %s, %s, %s)",
-                       page_size=len(values))
+        execute_values(cur, UPSERT_INT8, values, template="(%s::uuid, %s, %s, %s, %s, %s, %s)", page_size=len(values))
 
 
 UPSERT_COMPARISONS = """
@@ -88,9 +106,21 @@ COMPARISON_ROW = "(%s::uuid, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s::json
 
 
 def comparison_row(image_id: str, c: Comparison) -> tuple:
-    return (image_id, c.model_set, json.dumps(c.model_versions), c.consensus_class, c.consensus_confidence,
-            c.agreement_level, c.agreement_ratio, c.fastest_model, c.fastest_inference_ms, c.ground_truth_label,
-            json.dumps(c.per_model), c.consensus_correct, c.needs_review)
+    return (
+        image_id,
+        c.model_set,
+        json.dumps(c.model_versions),
+        c.consensus_class,
+        c.consensus_confidence,
+        c.agreement_level,
+        c.agreement_ratio,
+        c.fastest_model,
+        c.fastest_inference_ms,
+        c.ground_truth_label,
+        json.dumps(c.per_model),
+        c.consensus_correct,
+        c.needs_review,
+    )
 
 
 def upsert_comparison(cur, image_id: str, c: Comparison) -> None:
@@ -100,13 +130,22 @@ def upsert_comparison(cur, image_id: str, c: Comparison) -> None:
 
 def write_comparisons(cur, comparisons: dict[str, Comparison]) -> None:
     """Comparisons by image id, and each image's review flag: one statement each."""
-    execute_values(cur, UPSERT_COMPARISONS, [comparison_row(image_id, c) for image_id, c in comparisons.items()],
-                   template=COMPARISON_ROW, page_size=len(comparisons))
+    execute_values(
+        cur,
+        UPSERT_COMPARISONS,
+        [comparison_row(image_id, c) for image_id, c in comparisons.items()],
+        template=COMPARISON_ROW,
+        page_size=len(comparisons),
+    )
     # Disagreements feed the labelling / retraining loop.
-    execute_values(cur, """UPDATE images SET status = 'classified', needs_review = v.needs_review
+    execute_values(
+        cur,
+        """UPDATE images SET status = 'classified', needs_review = v.needs_review
                            FROM (VALUES %s) AS v(image_id, needs_review) WHERE images.image_id = v.image_id""",
-                   [(image_id, c.needs_review) for image_id, c in comparisons.items()],
-                   template="(%s::uuid, %s)", page_size=len(comparisons))
+        [(image_id, c.needs_review) for image_id, c in comparisons.items()],
+        template="(%s::uuid, %s)",
+        page_size=len(comparisons),
+    )
 
 
 def compare_complete(cur, image_ids: list[str], active_models: list[str]) -> dict[str, Comparison]:
@@ -131,8 +170,10 @@ def compare_complete(cur, image_ids: list[str], active_models: list[str]) -> dic
     for image_id, rows in by_image.items():
         if {r["model_name"] for r in rows} != set(active_models):
             continue  # still waiting for a model
-        answers = [Answer(r["model_name"], r["model_version"], r["predicted_class"], r["confidence"],
-                          r["inference_ms"]) for r in rows]
+        answers = [
+            Answer(r["model_name"], r["model_version"], r["predicted_class"], r["confidence"], r["inference_ms"])
+            for r in rows
+        ]
         comparisons[image_id] = compare(answers, rows[0]["ground_truth_label"])
     if not comparisons:
         return {}
@@ -211,6 +252,7 @@ def recompute_window(cur, model: str, version: str, start: datetime, seconds: in
     """One model version's metrics over [start, start + seconds), from its champion answers."""
     # Serialise recomputations of one window across replicas: the last one to run
     # sees every committed prediction, so the row converges to the truth.
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
-                (f"metrics:{model}:{version}:{seconds}:{start.isoformat()}",))
+    cur.execute(
+        "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"metrics:{model}:{version}:{seconds}:{start.isoformat()}",)
+    )
     cur.execute(RECOMPUTE_WINDOW, {"model": model, "version": version, "start": start, "seconds": seconds})

@@ -32,8 +32,12 @@ from .limits import BodyLimit
 from .routes import alerts, lifecycle, meta, results, stats, uploads
 
 REQUESTS = Counter("triptych_api_requests_total", "API requests", ["method", "route", "status"])
-LATENCY = Histogram("triptych_api_request_seconds", "API request time", ["method", "route"],
-                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+LATENCY = Histogram(
+    "triptych_api_request_seconds",
+    "API request time",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 
 DESCRIPTION = """Three image classifiers (ResNet50, MobileNetV2, EfficientNet-B0) answer every image;
 this API reads their answers and comparisons, takes uploads and labels, and manages the models.
@@ -54,22 +58,46 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     db = Database(settings)
     s3 = minio_client(settings)
     guard = Guard(settings, db)
-    app = FastAPI(title="Triptych query API", version="1", description=DESCRIPTION,
-                  docs_url=None, redoc_url=None,  # served below from local files: the docs work offline
-                  # Any request may be malformed, too large, or invalid for its schema.
-                  responses=errors.responses(400, 413, 422),
-                  openapi_tags=[{"name": n} for n in ("results", "upload", "stats", "models", "admin", "meta")])
-    app.state.services = Services(settings, db, s3, guard, Uploader(settings, s3, db, guard), KnownClasses(settings, db),
-                                  Explainer(settings, lambda query, *a: db.transaction(lambda cur: query(cur, *a)), s3))
+    app = FastAPI(
+        title="Triptych query API",
+        version="1",
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,  # served below from local files: the docs work offline
+        # Any request may be malformed, too large, or invalid for its schema.
+        responses=errors.responses(400, 413, 422),
+        openapi_tags=[{"name": n} for n in ("results", "upload", "stats", "models", "admin", "meta")],
+    )
+    app.state.services = Services(
+        settings,
+        db,
+        s3,
+        guard,
+        Uploader(settings, s3, db, guard),
+        KnownClasses(settings, db),
+        Explainer(settings, lambda query, *a: db.transaction(lambda cur: query(cur, *a)), s3),
+    )
     errors.install(app)
     _serve_docs(app)
-    for router in (meta.router, uploads.router, results.router, stats.router, lifecycle.router,
-                   lifecycle.admin_router, alerts.router):
+    for router in (
+        meta.router,
+        uploads.router,
+        results.router,
+        stats.router,
+        lifecycle.router,
+        lifecycle.admin_router,
+        alerts.router,
+    ):
         app.include_router(router)
     app.include_router(graphql_router(), prefix="/graphql", tags=["graphql"], include_in_schema=False)
     # Added last = outermost: the body limit applies before anything reads a byte.
-    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
-                       allow_headers=["Authorization", "X-API-Key", "Content-Type"], max_age=600)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        max_age=600,
+    )
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
 
     @app.middleware("http")
@@ -99,10 +127,13 @@ def _serve_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def docs():
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="Triptych query API",
-                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
-                                   swagger_css_url="/docs-assets/swagger-ui.css",
-                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Triptych query API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
 
 
 def serve(settings: Settings | None = None, host: str | None = None, port: int | None = None) -> None:
@@ -111,5 +142,12 @@ def serve(settings: Settings | None = None, host: str | None = None, port: int |
     settings = settings or get_settings()
     host = host or settings.bind_host
     settings = settings.model_copy(update={"read_requires_key": reads_need_key(settings.read_requires_key, host)})
-    uvicorn.run(create_app(settings), host=host, port=port or settings.api_port,
-                log_level="warning", proxy_headers=False, timeout_keep_alive=5, limit_concurrency=256)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port or settings.api_port,
+        log_level="warning",
+        proxy_headers=False,
+        timeout_keep_alive=5,
+        limit_concurrency=256,
+    )

@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Callable, TypeVar
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader, HTTPBearer
@@ -53,14 +54,24 @@ def _reader(request: Request, svc: Svc) -> Principal | None:
 
 # Declared for the OpenAPI document (the docs' "Authorize" button, generated
 # clients); the guard itself reads the headers, so either scheme works everywhere.
-_key_header = APIKeyHeader(name="X-API-Key", scheme_name="ApiKey", auto_error=False,
-                           description="an API key (tpk_...): `triptych keys create NAME --scope SCOPE`")
-_bearer = HTTPBearer(scheme_name="Bearer", auto_error=False, description="an API key, or a JWT signed with the server's secret")
+_key_header = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="ApiKey",
+    auto_error=False,
+    description="an API key (tpk_...): `triptych keys create NAME --scope SCOPE`",
+)
+_bearer = HTTPBearer(
+    scheme_name="Bearer", auto_error=False, description="an API key, or a JWT signed with the server's secret"
+)
 
 
 def require(scope: str):
-    def dependency(request: Request, svc: Svc, _key: Annotated[str | None, Security(_key_header)],
-                   _token: Annotated[object, Security(_bearer)]) -> Principal:
+    def dependency(
+        request: Request,
+        svc: Svc,
+        _key: Annotated[str | None, Security(_key_header)],
+        _token: Annotated[object, Security(_bearer)],
+    ) -> Principal:
         return svc.guard.require(request.headers, scope)
 
     return Depends(dependency)
@@ -91,7 +102,9 @@ def decode_cursor(cursor: str | None, id_type: type = uuid.UUID) -> tuple[dateti
         value = id_type(row_id)  # validated here, so a forged cursor is a 400, not a database error
         return datetime.fromisoformat(at), str(value) if isinstance(value, uuid.UUID) else value
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise ApiError(400, "bad_cursor", "this cursor was not made by this API; pass a `next_cursor` as it came") from exc
+        raise ApiError(
+            400, "bad_cursor", "this cursor was not made by this API; pass a `next_cursor` as it came"
+        ) from exc
 
 
 def next_cursor(rows: list[dict], limit: int, at_field: str, id_field: str) -> str | None:

@@ -17,9 +17,19 @@ from .schemas import ErrorBody
 
 log = logging.getLogger("triptych.api")
 
-STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                405: "method_not_allowed", 409: "conflict", 413: "body_too_large", 415: "unsupported_media_type",
-                422: "invalid_request", 429: "rate_limited", 503: "unavailable"}
+STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    503: "unavailable",
+}
 
 
 class ApiError(Exception):
@@ -65,10 +75,19 @@ def install(app: FastAPI) -> None:
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:
             # Starlette names only the first route matching the path; name every method the path takes.
-            headers["Allow"] = ", ".join(sorted({m for r in request.app.routes if isinstance(r, APIRoute)
-                                                 and r.path_regex.match(request.url.path) for m in r.methods}))
-        return error_response(exc.status_code, STATUS_CODES.get(exc.status_code, "error"), str(exc.detail),
-                              headers=headers)
+            headers["Allow"] = ", ".join(
+                sorted(
+                    {
+                        m
+                        for r in request.app.routes
+                        if isinstance(r, APIRoute) and r.path_regex.match(request.url.path)
+                        for m in r.methods
+                    }
+                )
+            )
+        return error_response(
+            exc.status_code, STATUS_CODES.get(exc.status_code, "error"), str(exc.detail), headers=headers
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

@@ -11,7 +11,7 @@ needs a key with the `upload` scope. Errors carry `extensions.code`, as REST's `
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import strawberry
 from fastapi import Request
@@ -43,11 +43,16 @@ class Prediction:
     created_at: datetime
 
     @classmethod
-    def of(cls, row: dict) -> "Prediction":
-        return cls(id=strawberry.ID(str(row["prediction_id"])), model_name=row["model_name"],
-                   model_version=row["model_version"], prediction_class=row["predicted_class"],
-                   confidence=row["confidence"], inference_time_ms=round(row["inference_ms"]),
-                   created_at=row["created_at"])
+    def of(cls, row: dict) -> Prediction:
+        return cls(
+            id=strawberry.ID(str(row["prediction_id"])),
+            model_name=row["model_name"],
+            model_version=row["model_version"],
+            prediction_class=row["predicted_class"],
+            confidence=row["confidence"],
+            inference_time_ms=round(row["inference_ms"]),
+            created_at=row["created_at"],
+        )
 
 
 @strawberry.type
@@ -126,19 +131,32 @@ def _check(info: strawberry.Info, scope: str | None = None):
 def _images(svc: Services, ids: list[str]) -> list[Image]:
     """The images of `ids` (in that order; unknown ids left out), two queries for the lot."""
     rows, predictions = svc.db.transaction(
-        lambda cur: (queries.images_by_id(cur, ids), queries.predictions_for(cur, ids)))
+        lambda cur: (queries.images_by_id(cur, ids), queries.predictions_for(cur, ids))
+    )
     result = []
     for image_id in ids:
         row = rows.get(image_id)
         if row is None:
             continue
-        result.append(Image(
-            id=strawberry.ID(image_id), image_id=image_id, filename=row["filename"], uploaded_at=row["uploaded_at"],
-            status=row["status"], ground_truth_label=row["ground_truth_label"],
-            predictions=[Prediction.of(p) for p in predictions[image_id]],
-            comparison=Comparison(consensus_class=row["consensus_class"], agreement_level=row["agreement_level"],
-                                  consensus_correct=row["consensus_correct"], fastest_model=row["fastest_model"])
-            if row["compared_at"] else None))
+        result.append(
+            Image(
+                id=strawberry.ID(image_id),
+                image_id=image_id,
+                filename=row["filename"],
+                uploaded_at=row["uploaded_at"],
+                status=row["status"],
+                ground_truth_label=row["ground_truth_label"],
+                predictions=[Prediction.of(p) for p in predictions[image_id]],
+                comparison=Comparison(
+                    consensus_class=row["consensus_class"],
+                    agreement_level=row["agreement_level"],
+                    consensus_correct=row["consensus_correct"],
+                    fastest_model=row["fastest_model"],
+                )
+                if row["compared_at"]
+                else None,
+            )
+        )
     return result
 
 
@@ -150,7 +168,7 @@ class Query:
         if not 1 <= limit <= MAX_LIMIT:
             raise GraphQLError(f"limit is 1 to {MAX_LIMIT}", extensions={"code": "bad_limit"})
         svc = _services(info)
-        start, end = datetime(2000, 1, 1, tzinfo=timezone.utc), datetime.now(timezone.utc)
+        start, end = datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC)
         rows = await run_in_threadpool(svc.read, queries.history_rows, queries.HistoryFilter(start, end), 0, limit)
         return await run_in_threadpool(_images, svc, [str(r["image_id"]) for r in rows])
 
@@ -173,14 +191,22 @@ class Query:
     async def model_stats(self, info: strawberry.Info) -> list[ModelStats]:
         _check(info)
         rows = await run_in_threadpool(_services(info).read, queries.per_model, 3600)
-        return [ModelStats(model_name=r["model_name"], predictions=r["predictions"],
-                           p50_inference_ms=r["p50_inference_ms"], p95_inference_ms=r["p95_inference_ms"],
-                           mean_confidence=r["mean_confidence"], accuracy=r["accuracy"]) for r in rows]
-
+        return [
+            ModelStats(
+                model_name=r["model_name"],
+                predictions=r["predictions"],
+                p50_inference_ms=r["p50_inference_ms"],
+                p95_inference_ms=r["p95_inference_ms"],
+                mean_confidence=r["mean_confidence"],
+                accuracy=r["accuracy"],
+            )
+            for r in rows
+        ]
 
     @strawberry.field(description="is one model really more accurate than another? (default: the last hour)")
-    async def significance(self, info: strawberry.Info, since: datetime | None = None,
-                           until: datetime | None = None) -> Significance:
+    async def significance(
+        self, info: strawberry.Info, since: datetime | None = None, until: datetime | None = None
+    ) -> Significance:
         _check(info)
         svc = _services(info)
         try:
@@ -190,8 +216,12 @@ class Query:
         result = await run_in_threadpool(svc.read, range_significance, start, end, list(svc.settings.active_models))
         q = result["cochran_q"]
         return Significance(
-            since=start, until=end, n=result["n"], cochran_q=CochranQ(**q) if q else None,
-            pairs=[PairSignificance(**{k: v for k, v in p.items() if k != "accuracy"}) for p in result["pairs"]])
+            since=start,
+            until=end,
+            n=result["n"],
+            cochran_q=CochranQ(**q) if q else None,
+            pairs=[PairSignificance(**{k: v for k, v in p.items() if k != "accuracy"}) for p in result["pairs"]],
+        )
 
 
 @strawberry.type
@@ -209,9 +239,15 @@ class Mutation:
 
 
 # Bounds on what one request may ask for: a hostile query cannot fan out or nest without end.
-schema = strawberry.Schema(query=Query, mutation=Mutation, extensions=[
-    lambda: QueryDepthLimiter(max_depth=6), lambda: MaxAliasesLimiter(max_alias_count=20),
-    lambda: MaxTokensLimiter(max_token_count=2000)])
+schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    extensions=[
+        lambda: QueryDepthLimiter(max_depth=6),
+        lambda: MaxAliasesLimiter(max_alias_count=20),
+        lambda: MaxTokensLimiter(max_token_count=2000),
+    ],
+)
 
 
 def graphql_router() -> GraphQLRouter:

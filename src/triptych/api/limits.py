@@ -28,12 +28,14 @@ class BodyLimit:
         if b"%00" in scope.get("query_string", b""):
             # PostgreSQL text cannot hold NUL: refuse it here rather than fail in a query.
             return await error_response(400, "bad_request", "a query parameter contains a NUL character")(
-                scope, receive, send)
+                scope, receive, send
+            )
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
                 return await error_response(400, "bad_content_length", "Content-Length is not a number")(
-                    scope, receive, send)
+                    scope, receive, send
+                )
             if int(declared) > self.max_bytes:
                 return await self._refuse(scope, receive, send, int(declared))
         seen = 0
@@ -62,4 +64,5 @@ class BodyLimit:
     async def _refuse(self, scope, receive, send, declared: int | None):
         size = f"{declared} bytes" if declared is not None else f"over {self.max_bytes} bytes"
         await error_response(413, "body_too_large", f"the request body is {size}; the limit is {self.max_bytes}")(
-            scope, receive, send)
+            scope, receive, send
+        )

@@ -3,7 +3,7 @@ and clients can generate code from it. Field names follow the database's."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -16,7 +16,7 @@ def _as_utc(value: datetime) -> datetime:
     """An instant a client gave, in UTC (no zone = UTC); odd but valid ISO offsets
     (-21:22) become plain UTC before Postgres, which refuses them, sees them."""
     try:
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     except OverflowError as exc:
         raise ValueError("the instant is out of range") from exc
 
@@ -92,8 +92,9 @@ class Comparison(BaseModel):
     fastest_inference_ms: float | None = None
     ground_truth_label: str | None = None
     per_model: dict[str, Answer]
-    shadow: dict[str, Answer] = Field(default_factory=dict,
-                                      description="challengers' answers in shadow, beside the counted ones")
+    shadow: dict[str, Answer] = Field(
+        default_factory=dict, description="challengers' answers in shadow, beside the counted ones"
+    )
     consensus_correct: bool | None = None
     needs_review: bool
     created_at: datetime
@@ -181,8 +182,10 @@ class ModelStats(BaseModel):
     p50_total_ms: float | None = None
     mean_confidence: float | None = None
     accuracy: float | None = None
-    ece: float | None = Field(default=None, description="expected calibration error on the window's labelled "
-                                                         "images (10 equal-width confidence bins)")
+    ece: float | None = Field(
+        default=None,
+        description="expected calibration error on the window's labelled images (10 equal-width confidence bins)",
+    )
 
 
 class ModelStatsReply(BaseModel):
@@ -229,7 +232,8 @@ class PairSignificance(BaseModel):
     ci_high: float | None
     more_labels_needed: int | None = Field(
         description="at these rates, about how many more labelled images would give p < 0.05; 0 when it already is, "
-                    "null when no gap is seen")
+        "null when no gap is seen"
+    )
     verdict: str = Field(description="the result in words")
 
 
@@ -277,8 +281,9 @@ class CalibrationBin(BaseModel):
 class ModelCalibration(BaseModel):
     model_name: str
     n: int = Field(description="labelled answers")
-    ece: float | None = Field(description="expected calibration error: the bins' |accuracy - confidence|, "
-                                          "weighted by their answers")
+    ece: float | None = Field(
+        description="expected calibration error: the bins' |accuracy - confidence|, weighted by their answers"
+    )
     bins: list[CalibrationBin]
 
 
@@ -289,15 +294,20 @@ class CalibrationReply(BaseModel):
 
 
 class DriftDetector(BaseModel):
-    detector: str = Field(description="confidence:<model> and agreement (ADWIN over the live stream), "
-                                      "input:pixels (KS tests of pixel statistics against the training set)")
+    detector: str = Field(
+        description="confidence:<model> and agreement (ADWIN over the live stream), "
+        "input:pixels (KS tests of pixel statistics against the training set)"
+    )
     kind: Literal["output", "input"]
     status: Literal["ok", "drift", "warming up"] = Field(
-        description="drift: a detection within the hold time (drift_hold_minutes); warming up: too few images yet")
+        description="drift: a detection within the hold time (drift_hold_minutes); warming up: too few images yet"
+    )
     drift_at: datetime | None = Field(description="the newest detection")
     updated_at: datetime = Field(description="when the drift job last ran this detector")
-    summary: dict = Field(description="output: estimate, window, seen, detections; input: n_live, n_reference, "
-                                      "alpha, tests (feature, statistic, p_value, medians), worst")
+    summary: dict = Field(
+        description="output: estimate, window, seen, detections; input: n_live, n_reference, "
+        "alpha, tests (feature, statistic, p_value, medians), worst"
+    )
 
 
 class DriftReply(BaseModel):
@@ -410,5 +420,6 @@ class Health(BaseModel):
     services: dict[str, str] = Field(examples=[{"postgres": "up", "kafka": "up", "minio": "up", "mlflow": "up"}])
     functions: dict[str, dict[str, int]] = Field(
         description="each function's replicas summed over every host, as Prometheus last scraped the supervisors",
-        examples=[{"infer-resnet50": {"desired": 1, "running": 1, "starting": 0}}])
+        examples=[{"infer-resnet50": {"desired": 1, "running": 1, "starting": 0}}],
+    )
     problems: list[str]

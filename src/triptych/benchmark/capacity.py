@@ -35,6 +35,7 @@ def topic_of(function: str) -> str:
 @dataclass(frozen=True)
 class Costs:
     """CPU ms per image: each function (summed over its replicas), each server tier."""
+
     functions: dict[str, float]
     servers: dict[str, float]  # "kafka", "minio", "postgres"
 
@@ -42,6 +43,7 @@ class Costs:
 @dataclass(frozen=True)
 class Servers:
     """How many hosts each server tier has, and cores per server host."""
+
     brokers: int = 3
     minio_nodes: int = 4
     cores: int = 8
@@ -56,8 +58,13 @@ class Estimate:
     ceilings: dict[str, float]
 
 
-def estimate(costs: Costs, workers: int, cores_per_worker: int, partitions: dict[str, int] | None = None,
-             servers: Servers = Servers()) -> Estimate:
+def estimate(
+    costs: Costs,
+    workers: int,
+    cores_per_worker: int,
+    partitions: dict[str, int] | None = None,
+    servers: Servers = Servers(),
+) -> Estimate:
     if workers < 1 or cores_per_worker < 1:
         raise ValueError("a cluster needs at least one worker with one core")
     parts = {**DECLARED_PARTITIONS, **(partitions or {})}

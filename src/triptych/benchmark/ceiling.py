@@ -41,8 +41,10 @@ def forward_rate(champions: list[Champion], backend: str, threads: int | None, b
     when alone (measured first, one after another)."""
     loaded = [(c, load_backend(backend, c.folder, c.card, threads)) for c in champions]
     rng = np.random.default_rng(0)
-    inputs = {c.name: rng.standard_normal((batch, 3, c.card.input_size, c.card.input_size)).astype(np.float32)
-              for c in champions}
+    inputs = {
+        c.name: rng.standard_normal((batch, 3, c.card.input_size, c.card.input_size)).astype(np.float32)
+        for c in champions
+    }
     batches = max(1, images // batch)
     alone = {}
     for champion, model in loaded:
@@ -64,7 +66,10 @@ def forward_rate(champions: list[Champion], backend: str, threads: int | None, b
         worker.join()
     wall = time.perf_counter() - started
     return {
-        "backend": loaded[0][1].name, "threads": threads, "batch": batch, "images": batches * batch,
+        "backend": loaded[0][1].name,
+        "threads": threads,
+        "batch": batch,
+        "images": batches * batch,
         "images_per_s": batches * batch / wall,
         "ms_per_image_alone": alone,
         # The CPU a pipeline image needs at the very least: the three forwards, one after another.

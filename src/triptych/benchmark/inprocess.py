@@ -25,15 +25,30 @@ def _gpu_preprocess(images: list, size: int, mean, std, device: str):
     import torch
     import torch.nn.functional as F
 
-    batch = torch.stack([F.interpolate(i[None].float(), size=(size, size), mode="bilinear", antialias=True,
-                                       align_corners=False)[0] for i in images]) / 255.0
+    batch = (
+        torch.stack(
+            [
+                F.interpolate(i[None].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)[
+                    0
+                ]
+                for i in images
+            ]
+        )
+        / 255.0
+    )
     mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(std, device=device).view(1, 3, 1, 1)
     return ((batch - mean) / std).half().contiguous(memory_format=torch.channels_last)
 
 
-def inprocess_rate(champions: list[ceiling.Champion], backend: str, threads: int | None, batch: int,
-                   data: list[tuple[str, bytes]], gpu_decode: bool = False) -> dict:
+def inprocess_rate(
+    champions: list[ceiling.Champion],
+    backend: str,
+    threads: int | None,
+    batch: int,
+    data: list[tuple[str, bytes]],
+    gpu_decode: bool = False,
+) -> dict:
     """Images/s for bytes -> three answers -> comparison, and where the time went."""
     models = [(c, load_backend(backend, c.folder, c.card, threads)) for c in champions]
     largest = max(needed_side(c.card) for c in champions)  # decoded once, as large as the largest input needs
@@ -41,14 +56,17 @@ def inprocess_rate(champions: list[ceiling.Champion], backend: str, threads: int
     started = time.perf_counter()
     compared = 0
     for start in range(0, len(data), batch):
-        chunk = data[start: start + batch]
+        chunk = data[start : start + batch]
         t0 = time.perf_counter()
         if gpu_decode:
             import torch
             from torchvision.io import ImageReadMode, decode_jpeg
 
-            pixels = decode_jpeg([torch.frombuffer(bytearray(b), dtype=torch.uint8) for _, b in chunk],
-                                 mode=ImageReadMode.RGB, device="cuda")
+            pixels = decode_jpeg(
+                [torch.frombuffer(bytearray(b), dtype=torch.uint8) for _, b in chunk],
+                mode=ImageReadMode.RGB,
+                device="cuda",
+            )
         else:
             pixels = [decode(b, at_least=largest) for _, b in chunk]
         t1 = time.perf_counter()
@@ -58,23 +76,32 @@ def inprocess_rate(champions: list[ceiling.Champion], backend: str, threads: int
             card = champion.card
             t2 = time.perf_counter()
             if gpu_decode:
-                probabilities = model.predict_tensor(_gpu_preprocess(pixels, card.input_size, card.mean, card.std,
-                                                                     "cuda"))
+                probabilities = model.predict_tensor(
+                    _gpu_preprocess(pixels, card.input_size, card.mean, card.std, "cuda")
+                )
             else:
                 probabilities = model.predict(to_batch([resize(p, card) for p in pixels], card))
             forward_s += time.perf_counter() - t2
             for row, probs in enumerate(probabilities):
                 top = int(np.argmax(probs))
-                answers[row].append(Answer(champion.name, card.version or "?", card.labels[top], float(probs[top]),
-                                           0.0))
+                answers[row].append(
+                    Answer(champion.name, card.version or "?", card.labels[top], float(probs[top]), 0.0)
+                )
         for (label, _), image_answers in zip(chunk, answers):
             compare(image_answers, label)
             compared += 1
     wall = time.perf_counter() - started
-    return {"device": "cuda" if backend == "cuda" else "cpu", "backend": models[0][1].name, "batch": batch,
-            "threads": threads,
-            "gpu_decode": gpu_decode, "images": compared, "images_per_s": compared / wall,
-            "decode_ms_per_image": decode_s * 1000 / compared, "forward_ms_per_image": forward_s * 1000 / compared}
+    return {
+        "device": "cuda" if backend == "cuda" else "cpu",
+        "backend": models[0][1].name,
+        "batch": batch,
+        "threads": threads,
+        "gpu_decode": gpu_decode,
+        "images": compared,
+        "images_per_s": compared / wall,
+        "decode_ms_per_image": decode_s * 1000 / compared,
+        "forward_ms_per_image": forward_s * 1000 / compared,
+    }
 
 
 def run_gpu_bench(settings: Settings, images: int, width: int, height: int, report=print) -> dict:
@@ -91,8 +118,7 @@ def run_gpu_bench(settings: Settings, images: int, width: int, height: int, repo
     with tempfile.TemporaryDirectory(prefix="triptych-bench-") as tmp:
         champions = ceiling.download_champions(settings, models, Path(tmp))
         report(f"ceiling on {result['device_name']}: fp16, batch 1 and 256")
-        result["ceiling"] = [ceiling.forward_rate(champions, "cuda", None, b, 4096 if b > 1 else 256)
-                             for b in (1, 256)]
+        result["ceiling"] = [ceiling.forward_rate(champions, "cuda", None, b, 4096 if b > 1 else 256) for b in (1, 256)]
         report("in-process pipeline: CPU decode vs GPU decode, batch 256")
         result["inprocess"] = [inprocess_rate(champions, "cuda", None, 256, data, gpu_decode=g) for g in (False, True)]
     result["finished_at"] = time.time()

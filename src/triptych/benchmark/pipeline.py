@@ -46,8 +46,10 @@ def bench_images(count: int, width: int = 640, height: int = 480, distinct: int 
         if not ok:
             raise RuntimeError("OpenCV could not encode a JPEG")
         rendered.append((sample.label, jpeg.tobytes()))
-    return [Item(f"bench-{i:06d}.jpg", rendered[i % len(rendered)][1], rendered[i % len(rendered)][0],
-                 {"bench": True}) for i in range(count)]
+    return [
+        Item(f"bench-{i:06d}.jpg", rendered[i % len(rendered)][1], rendered[i % len(rendered)][0], {"bench": True})
+        for i in range(count)
+    ]
 
 
 @dataclass
@@ -62,7 +64,7 @@ class Watcher:
     _ready: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def __enter__(self) -> "Watcher":
+    def __enter__(self) -> Watcher:
         self._thread = threading.Thread(target=self._run, name="bench-watcher", daemon=True)
         self._thread.start()
         if not self._ready.wait(60):
@@ -76,8 +78,11 @@ class Watcher:
 
     def _run(self) -> None:
         consumer = make_consumer(self.settings, fetch_max_wait_ms=20)
-        partitions = [TopicPartition(topic, p) for topic in (TOPIC_IMAGES_INPUT, TOPIC_PREDICTIONS)
-                      for p in consumer.partitions_for_topic(topic) or [0]]
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in (TOPIC_IMAGES_INPUT, TOPIC_PREDICTIONS)
+            for p in consumer.partitions_for_topic(topic) or [0]
+        ]
         consumer.assign(partitions)
         consumer.seek_to_end()
         for tp in partitions:
@@ -112,15 +117,28 @@ class Watcher:
         for p, seen in self.predictions.get(image.image_id, []):
             if p.received_at is None:
                 return None  # a function from before the bench's timestamps
-            answers.append(PredictionTimes(
-                model=p.model_name, received_at=p.received_at.timestamp(), fetch_ms=p.timings.fetch_ms,
-                decode_ms=p.timings.decode_ms, preprocess_ms=p.timings.preprocess_ms,
-                inference_ms=p.timings.inference_ms, batch_size=p.batch_size,
-                predicted_at=p.predicted_at.timestamp(), seen_at=seen))
+            answers.append(
+                PredictionTimes(
+                    model=p.model_name,
+                    received_at=p.received_at.timestamp(),
+                    fetch_ms=p.timings.fetch_ms,
+                    decode_ms=p.timings.decode_ms,
+                    preprocess_ms=p.timings.preprocess_ms,
+                    inference_ms=p.timings.inference_ms,
+                    batch_size=p.batch_size,
+                    predicted_at=p.predicted_at.timestamp(),
+                    seen_at=seen,
+                )
+            )
         if not answers:
             return None
-        return ImageTimes(put_done=put_done, registered_at=image.registered_at.timestamp(),
-                          ingest_ms=image.ingest_ms, predictions=tuple(answers), compared_at=compared_at)
+        return ImageTimes(
+            put_done=put_done,
+            registered_at=image.registered_at.timestamp(),
+            ingest_ms=image.ingest_ms,
+            predictions=tuple(answers),
+            compared_at=compared_at,
+        )
 
 
 @dataclass
@@ -163,6 +181,7 @@ def wait_compared(db: Database, keys: list[str], timeout: float, poll_s: float =
     deadline = time.monotonic() + timeout
     compared: dict[str, float] = {}
     while True:
+
         def read(cur):
             cur.execute(COMPARED, (keys,))
             return cur.fetchall()
@@ -171,12 +190,15 @@ def wait_compared(db: Database, keys: list[str], timeout: float, poll_s: float =
         if len(compared) >= len(keys):
             return compared
         if time.monotonic() > deadline:
-            raise TimeoutError(f"only {len(compared)} of {len(keys)} images were compared within {timeout:.0f} s; "
-                               "are the champions registered and the functions running (`triptych functions status`)?")
+            raise TimeoutError(
+                f"only {len(compared)} of {len(keys)} images were compared within {timeout:.0f} s; "
+                "are the champions registered and the functions running (`triptych functions status`)?"
+            )
         time.sleep(poll_s)
 
 
-def drop(settings: Settings, db: Database, items: list[Item], timeout: float, writers: int = 4,
-         rate: float = 0.0) -> Drop:
+def drop(
+    settings: Settings, db: Database, items: list[Item], timeout: float, writers: int = 4, rate: float = 0.0
+) -> Drop:
     started, done = put_images(settings, items, writers, rate)
     return Drop(started, done, wait_compared(db, list(done), timeout))

@@ -31,8 +31,10 @@ def markdown(result: dict) -> str:
         "|---|---|---|---|---|",
     ]
     for c in result["ceiling"]:
-        lines.append(f"| {c['backend']} | {c['threads'] or 'default'} | {c['batch']} | {_num(c['images_per_s'])} | "
-                     f"{_num(c['forward_ms_per_image'], 2)} |")
+        lines.append(
+            f"| {c['backend']} | {c['threads'] or 'default'} | {c['batch']} | {_num(c['images_per_s'])} | "
+            f"{_num(c['forward_ms_per_image'], 2)} |"
+        )
     for run in result["pipeline"]:
         lat = run["latency"]
         lines += [
@@ -62,20 +64,32 @@ def markdown(result: dict) -> str:
         for stage in STAGES:
             s = lat["stages_ms"][stage]
             lines.append(f"| {stage.replace('_', ' ')} | {_num(s['p50'])} | {_num(s['p95'])} |")
-        lines += ["", "CPU per image and peak memory, per process:", "",
-                  "| process | CPU ms/image | peak RSS MB |", "|---|---|---|"]
+        lines += [
+            "",
+            "CPU per image and peak memory, per process:",
+            "",
+            "| process | CPU ms/image | peak RSS MB |",
+            "|---|---|---|",
+        ]
         for name in sorted(set(run["cpu_ms_per_image"]) | set(run["peak_rss_mb"])):
-            lines.append(f"| {name} | {_num(run['cpu_ms_per_image'].get(name), 2)} | "
-                         f"{_num(run['peak_rss_mb'].get(name), 0)} |")
+            lines.append(
+                f"| {name} | {_num(run['cpu_ms_per_image'].get(name), 2)} | {_num(run['peak_rss_mb'].get(name), 0)} |"
+            )
     if result.get("inprocess"):
-        lines += ["", "## In-process: bytes to comparison in one process (no Kafka, MinIO or database)", "",
-                  "| device | backend | threads | batch | GPU decode | images/s | decode ms/image | "
-                  "forward ms/image (three) |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## In-process: bytes to comparison in one process (no Kafka, MinIO or database)",
+            "",
+            "| device | backend | threads | batch | GPU decode | images/s | decode ms/image | "
+            "forward ms/image (three) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for r in result["inprocess"]:
-            lines.append(f"| {r['device']} | {r['backend']} | {r.get('threads') or 'default'} | {r['batch']} | "
-                         f"{'yes' if r['gpu_decode'] else 'no'} | {_num(r['images_per_s'])} | "
-                         f"{_num(r['decode_ms_per_image'], 2)} | {_num(r['forward_ms_per_image'], 2)} |")
+            lines.append(
+                f"| {r['device']} | {r['backend']} | {r.get('threads') or 'default'} | {r['batch']} | "
+                f"{'yes' if r['gpu_decode'] else 'no'} | {_num(r['images_per_s'])} | "
+                f"{_num(r['decode_ms_per_image'], 2)} | {_num(r['forward_ms_per_image'], 2)} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -123,8 +123,9 @@ def idle_cores(processes: list[Tracked], window_s: float) -> dict[str, float]:
     return {name: max(0.0, (after[name] - before.get(name, 0.0)) / window_s) for name in after}
 
 
-def wait_idle(processes: list[Tracked], below_cores: float = 0.3, window_s: float = 1.0,
-              timeout_s: float = 60.0) -> float:
+def wait_idle(
+    processes: list[Tracked], below_cores: float = 0.3, window_s: float = 1.0, timeout_s: float = 60.0
+) -> float:
     """Wait until the tracked processes together use less than `below_cores` over a
     window (what a run leaves behind, vacuum, log flushes, metric windows, has
     settled), at most `timeout_s`; returns the last window's cores in use."""

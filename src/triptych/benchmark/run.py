@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Settings
+from ..control import replica_counts
 from ..db.connection import Database
 from ..models.backends import available_cores, default_threads, resolve
 from ..runtime.spec import load_functions
-from ..control import replica_counts
 from ..stack.manager import Stack
 from . import ceiling, inprocess, pipeline, resources, stats
 
@@ -52,8 +52,12 @@ IDLE_WINDOW_S = 10.0
 
 def inference_batch(settings: Settings, models: list[str]) -> int:
     functions = load_functions(settings.project_file)
-    sizes = [t.delivery.batch_size for name, fn in functions.items() if name.startswith("infer-")
-             and fn.env.get("TRIPTYCH_MODEL_NAME") in models for t in fn.kafka_triggers]
+    sizes = [
+        t.delivery.batch_size
+        for name, fn in functions.items()
+        if name.startswith("infer-") and fn.env.get("TRIPTYCH_MODEL_NAME") in models
+        for t in fn.kafka_triggers
+    ]
     return max(sizes, default=1)
 
 
@@ -67,10 +71,20 @@ def restart_functions(settings: Settings, backend: str) -> None:
 
 def commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=5, cwd=Path(__file__).resolve().parent).stdout.strip()
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -100,7 +114,8 @@ def measure_pipeline(settings: Settings, db: Database, backend: str, options: Be
         paced = pipeline.drop(settings, db, latency_items, timeout=options.timeout_s, rate=offered)
         deadline = time.monotonic() + 10  # the last answers may reach the watcher just after their comparison
         while time.monotonic() < deadline and any(
-                watcher.times(k, paced.put_done[k], paced.compared_at[k]) is None for k in paced.put_done):
+            watcher.times(k, paced.put_done[k], paced.compared_at[k]) is None for k in paced.put_done
+        ):
             time.sleep(0.1)
         timed = [t for k in paced.put_done if (t := watcher.times(k, paced.put_done[k], paced.compared_at[k]))]
     return {
@@ -117,31 +132,48 @@ def measure_pipeline(settings: Settings, db: Database, backend: str, options: Be
         "marginal_cpu_ms_per_image": stats.marginal_cpu_per_image(cpu, idle, wall, len(items)),
         "inference_cpu_ms_per_image": inference_cpu,
         "cores_busy": sum(cpu.values()) * len(items) / 1000 / wall if wall else 0,
-        "latency": {"offered_per_s": offered, "images": len(latency_items), "compared": len(paced.compared_at),
-                    "timed": len(timed), **stats.latency_report(timed)},
+        "latency": {
+            "offered_per_s": offered,
+            "images": len(latency_items),
+            "compared": len(paced.compared_at),
+            "timed": len(timed),
+            **stats.latency_report(timed),
+        },
         "peak_rss_mb": resources.peak_rss_mb(options.tracked(settings)),
     }
 
 
 def report_header(models: list[str], batch: int, threads: int | None, width: int, height: int) -> dict:
     """What every report starts with: when, which code, which machine, what was run."""
-    return {"started_at": time.time(), "commit": commit(), "cores": available_cores(), "machine": platform.machine(),
-            "models": models, "batch": batch, "threads": threads,
-            "image": {"width": width, "height": height, "format": "jpeg"}, "pipeline": []}
+    return {
+        "started_at": time.time(),
+        "commit": commit(),
+        "cores": available_cores(),
+        "machine": platform.machine(),
+        "models": models,
+        "batch": batch,
+        "threads": threads,
+        "image": {"width": width, "height": height, "format": "jpeg"},
+        "pipeline": [],
+    }
 
 
 def require_stack(settings: Settings, functions: bool = True) -> None:
     """Fail at once, with what to do, rather than wait on a server that is down."""
-    down = [s.name for s in Stack(settings).status()
-            if s.name in ("postgres", "kafka", "minio", "mlflow") and s.state != "up"]
+    down = [
+        s.name
+        for s in Stack(settings).status()
+        if s.name in ("postgres", "kafka", "minio", "mlflow") and s.state != "up"
+    ]
     if down:
         raise RuntimeError(f"{', '.join(down)} not running: start the stack first (`triptych up`)")
     if functions:
         counts = replica_counts(settings)
         idle = [f for f in ("ingest", "aggregate") if counts.get(f, {}).get("running", 0) < 1]
         if idle:
-            raise RuntimeError(f"no running replica of {', '.join(idle)}: are the functions up "
-                               "(`triptych functions status`)?")
+            raise RuntimeError(
+                f"no running replica of {', '.join(idle)}: are the functions up (`triptych functions status`)?"
+            )
 
 
 def run_bench(settings: Settings, options: BenchOptions, report=print) -> dict:
@@ -157,38 +189,52 @@ def run_bench(settings: Settings, options: BenchOptions, report=print) -> dict:
     result = report_header(models, batch, threads, options.width, options.height)
     if options.cluster_roles:
         result["cluster_roles"] = options.cluster_roles
-    report(f"ceiling: {', '.join(options.backends)} x batch 1 and {batch}, {options.ceiling_images} images each; "
-           "then the same work in one process")
+    report(
+        f"ceiling: {', '.join(options.backends)} x batch 1 and {batch}, {options.ceiling_images} images each; "
+        "then the same work in one process"
+    )
     variants = [(b, threads, size) for b in options.backends for size in dict.fromkeys((1, batch))]
     with tempfile.TemporaryDirectory(prefix="triptych-bench-") as tmp:
         champions = ceiling.download_champions(settings, models, Path(tmp))
-        result["ceiling"] = [ceiling.forward_rate(champions, backend, t, size, options.ceiling_images)
-                             for backend, t, size in variants]
+        result["ceiling"] = [
+            ceiling.forward_rate(champions, backend, t, size, options.ceiling_images) for backend, t, size in variants
+        ]
         # Bytes to comparison in one process with every core: the pipeline without Kafka, MinIO or Postgres.
-        data = [(item.label, item.data) for item in
-                pipeline.bench_images(options.ceiling_images, options.width, options.height)]
-        result["inprocess"] = [inprocess.inprocess_rate(champions, options.backends[0], available_cores(), batch,
-                                                        data)]
+        data = [
+            (item.label, item.data)
+            for item in pipeline.bench_images(options.ceiling_images, options.width, options.height)
+        ]
+        result["inprocess"] = [inprocess.inprocess_rate(champions, options.backends[0], available_cores(), batch, data)]
     configured = resolve(settings.infer_backend)  # what the functions run now ("auto" resolved)
     try:
         for backend in options.backends if options.restart else [configured]:
             if options.restart and backend != os.environ.get("TRIPTYCH_INFER_BACKEND", configured):
                 report(f"restarting the functions with backend {backend}")
                 restart_functions(settings, backend)
-            report(f"pipeline ({backend}): {options.images} images at saturation, then "
-                   f"{options.latency_images} at half that rate")
+            report(
+                f"pipeline ({backend}): {options.images} images at saturation, then "
+                f"{options.latency_images} at half that rate"
+            )
             result["pipeline"].append(measure_pipeline(settings, db, backend, options))
     finally:
         if options.restart and os.environ.get("TRIPTYCH_INFER_BACKEND", configured) != configured:
             report(f"restarting the functions with backend {configured} again")
             restart_functions(settings, configured)
     for run in result["pipeline"]:
-        best = max((c for c in result["ceiling"] if c["backend"].startswith(_backend_prefix(run["backend"]))
-                    and c["batch"] == batch), key=lambda c: c["images_per_s"], default=None)
+        best = max(
+            (
+                c
+                for c in result["ceiling"]
+                if c["backend"].startswith(_backend_prefix(run["backend"])) and c["batch"] == batch
+            ),
+            key=lambda c: c["images_per_s"],
+            default=None,
+        )
         run["ceiling_images_per_s"] = best["images_per_s"] if best else None
         run["pipeline_over_ceiling"] = stats.ratio(run["images_per_s"], best["images_per_s"]) if best else None
-        run["inference_cpu_over_forward"] = (stats.ratio(run["inference_cpu_ms_per_image"],
-                                                         best["forward_ms_per_image"]) if best else None)
+        run["inference_cpu_over_forward"] = (
+            stats.ratio(run["inference_cpu_ms_per_image"], best["forward_ms_per_image"]) if best else None
+        )
     result["finished_at"] = time.time()
     return result
 

@@ -38,11 +38,11 @@ from ..bus import consumer as make_consumer
 from ..bus import producer as make_producer
 from ..config import Settings
 from ..contracts import TOPIC_MINIO_EVENTS
+from ..control import AUTO, desired_path, read_status, replace_desired
 from ..db.connection import Database
 from ..runtime.nuclio_replica import free_port
 from ..runtime.scaling import bounds_of, scalable
 from ..runtime.spec import load_functions
-from ..control import AUTO, desired_path, read_status, replace_desired
 from . import pipeline, stats
 from .resources import idle_cores, tracked_processes
 
@@ -51,11 +51,15 @@ def _modes(settings: Settings) -> dict[str, dict[str, int | str]]:
     """The pins of each mode, for every declared function."""
     specs = load_functions(settings.project_file)
     runtime = settings.functions_runtime
-    static = {n: max(1, bounds_of(s, runtime).min_replicas) if scalable(s, runtime) else s.replicas
-              for n, s in specs.items()}
+    static = {
+        n: max(1, bounds_of(s, runtime).min_replicas) if scalable(s, runtime) else s.replicas for n, s in specs.items()
+    }
     high = {n: bounds_of(s, runtime).ceiling if scalable(s, runtime) else s.replicas for n, s in specs.items()}
-    return {"static": static, "static at max": high,
-            "autoscaled": {n: AUTO if scalable(s, runtime) else s.replicas for n, s in specs.items()}}
+    return {
+        "static": static,
+        "static at max": high,
+        "autoscaled": {n: AUTO if scalable(s, runtime) else s.replicas for n, s in specs.items()},
+    }
 
 
 def _set_mode(settings: Settings, pins: dict[str, int | str]) -> None:
@@ -89,8 +93,11 @@ def _switch(settings: Settings, mode: str, report) -> None:
     _set_mode(settings, pins)
     report(f"  {mode}: waiting for the replicas to settle")
     # Autoscaled, the min-0 functions stop only after the idle period, the rest after the window.
-    _wait(lambda: _settled(settings, pins, mins),
-          settings.scale_idle_to_zero_s + settings.scale_stabilisation_s + 240, f"the {mode} replicas")
+    _wait(
+        lambda: _settled(settings, pins, mins),
+        settings.scale_idle_to_zero_s + settings.scale_stabilisation_s + 240,
+        f"the {mode} replicas",
+    )
 
 
 def _function_rss_mb(settings: Settings) -> float:
@@ -108,9 +115,12 @@ def measure_idle(settings: Settings, idle_s: float) -> dict:
     processes = tracked_processes(settings)
     cores = idle_cores(processes, idle_s)
     functions = sum(v for k, v in cores.items() if "[" in k)
-    return {"function_cores": round(functions, 3), "stack_cores": round(sum(cores.values()), 3),
-            "function_rss_mb": _function_rss_mb(settings),
-            "replicas": {n: e["desired"] for n, e in read_status(settings).get("functions", {}).items()}}
+    return {
+        "function_cores": round(functions, 3),
+        "stack_cores": round(sum(cores.values()), 3),
+        "function_rss_mb": _function_rss_mb(settings),
+        "replicas": {n: e["desired"] for n, e in read_status(settings).get("functions", {}).items()},
+    }
 
 
 def measure_burst(settings: Settings, db: Database, count: int, timeout_s: float) -> dict:
@@ -130,8 +140,12 @@ def measure_burst(settings: Settings, db: Database, count: int, timeout_s: float
     finally:
         done.set()
         watcher.join()
-    return {"images": count, "drain_s": round(dropped.finished - dropped.started, 1),
-            "images_per_s": stats.ratio(count, dropped.finished - dropped.started), "peak_replicas": peaks}
+    return {
+        "images": count,
+        "drain_s": round(dropped.finished - dropped.started, 1),
+        "images_per_s": stats.ratio(count, dropped.finished - dropped.started),
+        "peak_replicas": peaks,
+    }
 
 
 def measure_flaps(settings: Settings, db: Database, minutes: float, images: int, period_s: float, report) -> dict:
@@ -145,19 +159,30 @@ def measure_flaps(settings: Settings, db: Database, minutes: float, images: int,
     after = {n: (e.get("observed") or {}).get("flaps", 0) for n, e in read_status(settings)["functions"].items()}
     changes = _decisions_since(db, started)
     report(f"  {bursts} bursts of {images}: {sum(changes.values())} scaling decisions")
-    return {"minutes": minutes, "bursts": bursts, "images_per_burst": images, "period_s": period_s,
-            "flaps": {n: after.get(n, 0) - before.get(n, 0) for n in after}, "decisions": changes}
+    return {
+        "minutes": minutes,
+        "bursts": bursts,
+        "images_per_burst": images,
+        "period_s": period_s,
+        "flaps": {n: after.get(n, 0) - before.get(n, 0) for n in after},
+        "decisions": changes,
+    }
 
 
 def _decisions_since(db: Database, since: float) -> dict[str, int]:
     def read(cur):
-        cur.execute("SELECT component, count(*) AS n FROM system_events WHERE event_type = 'function_scaled' "
-                    "AND created_at >= to_timestamp(%s) GROUP BY component", (since,))
+        cur.execute(
+            "SELECT component, count(*) AS n FROM system_events WHERE event_type = 'function_scaled' "
+            "AND created_at >= to_timestamp(%s) GROUP BY component",
+            (since,),
+        )
         return {row["component"]: row["n"] for row in cur.fetchall()}
+
     return db.transaction(read)
 
 
 # --- cold starts: a supervisor of the bench's own -----------------------------------------
+
 
 def _cold_project(folder: Path, settings: Settings, http_port: int, topic: str) -> Path:
     """The real retrain and ingest handlers, at zero, on a port and a topic of the bench's."""
@@ -168,12 +193,21 @@ def _cold_project(folder: Path, settings: Settings, http_port: int, topic: str) 
     root = Path(__file__).resolve().parents[3] / "functions"
     project = mlrun.get_or_create_project("triptych-cold-start", context=str(folder), save=False)
     functions = {
-        "retrain": nuclio_function("retrain", root / "retrain" / "handler.py", min_replicas=0, max_replicas=1,
-                                   triggers={"http": http_trigger(port=http_port, max_body_bytes=2**20)}),
-        "ingest": nuclio_function("ingest", root / "ingest" / "handler.py", min_replicas=0, max_replicas=1,
-                                  # Named as the real one: ingest's init reads its delivery plan by this name.
-                                  triggers={"minio-events": kafka_trigger(topic, f"{topic}-ingest",
-                                                                          settings.kafka_url)}),
+        "retrain": nuclio_function(
+            "retrain",
+            root / "retrain" / "handler.py",
+            min_replicas=0,
+            max_replicas=1,
+            triggers={"http": http_trigger(port=http_port, max_body_bytes=2**20)},
+        ),
+        "ingest": nuclio_function(
+            "ingest",
+            root / "ingest" / "handler.py",
+            min_replicas=0,
+            max_replicas=1,
+            # Named as the real one: ingest's init reads its delivery plan by this name.
+            triggers={"minio-events": kafka_trigger(topic, f"{topic}-ingest", settings.kafka_url)},
+        ),
     }
     for name, fn in functions.items():
         project.set_function(fn, name=name)
@@ -215,12 +249,22 @@ def measure_cold_starts(settings: Settings, wakes: int, report) -> dict:
     with tempfile.TemporaryDirectory(prefix="triptych-cold-") as tmp:
         folder = Path(tmp)
         project = _cold_project(folder, settings, port, topic)
-        env = {**os.environ, "TRIPTYCH_DATA_DIR": str(folder / "data"), "TRIPTYCH_AUTOSCALE": "true",
-               "TRIPTYCH_SCALE_TICK_S": "1", "TRIPTYCH_SCALE_IDLE_TO_ZERO_S": "2",
-               "TRIPTYCH_SCALE_STABILISATION_S": "2", "TRIPTYCH_SUPERVISOR_PORT": "0"}
+        env = {
+            **os.environ,
+            "TRIPTYCH_DATA_DIR": str(folder / "data"),
+            "TRIPTYCH_AUTOSCALE": "true",
+            "TRIPTYCH_SCALE_TICK_S": "1",
+            "TRIPTYCH_SCALE_IDLE_TO_ZERO_S": "2",
+            "TRIPTYCH_SCALE_STABILISATION_S": "2",
+            "TRIPTYCH_SUPERVISOR_PORT": "0",
+        }
         with open(folder / "supervisor.log", "ab") as log:
-            supervisor = subprocess.Popen([sys.executable, "-m", "triptych.runtime.supervisor", "--project",
-                                           str(project)], env=env, stdout=log, stderr=subprocess.STDOUT)
+            supervisor = subprocess.Popen(
+                [sys.executable, "-m", "triptych.runtime.supervisor", "--project", str(project)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         cold = settings.model_copy(update={"data_dir": folder / "data"})
         lag = GroupLag(settings, f"{topic}-ingest", topic)
         producer = make_producer(settings)
@@ -243,13 +287,23 @@ def measure_cold_starts(settings: Settings, wakes: int, report) -> dict:
             supervisor.wait(timeout=90)
             admin.delete_topics([topic])
             admin.close()
-    report(f"  cold start over {wakes} wakes: HTTP p50 {stats.percentile(http_s, 50):.2f} s, "
-           f"Kafka p50 {stats.percentile(kafka_s, 50):.2f} s")
-    return {"wakes": wakes,
-            "http_retrain_s": {"p50": stats.percentile(http_s, 50), "p95": stats.percentile(http_s, 95),
-                               "all": [round(s, 2) for s in http_s]},
-            "kafka_ingest_s": {"p50": stats.percentile(kafka_s, 50), "p95": stats.percentile(kafka_s, 95),
-                               "all": [round(s, 2) for s in kafka_s]}}
+    report(
+        f"  cold start over {wakes} wakes: HTTP p50 {stats.percentile(http_s, 50):.2f} s, "
+        f"Kafka p50 {stats.percentile(kafka_s, 50):.2f} s"
+    )
+    return {
+        "wakes": wakes,
+        "http_retrain_s": {
+            "p50": stats.percentile(http_s, 50),
+            "p95": stats.percentile(http_s, 95),
+            "all": [round(s, 2) for s in http_s],
+        },
+        "kafka_ingest_s": {
+            "p50": stats.percentile(kafka_s, 50),
+            "p95": stats.percentile(kafka_s, 95),
+            "all": [round(s, 2) for s in kafka_s],
+        },
+    }
 
 
 def _answer(url: str) -> int:
@@ -262,30 +316,57 @@ def _answer(url: str) -> int:
 
 def _at_zero(settings: Settings, names: tuple[str, ...]) -> bool:
     functions = read_status(settings).get("functions", {})
-    return all(n in functions and functions[n]["desired"] == 0 and not functions[n]["replicas"]
-               and not functions[n].get("draining") for n in names)
+    return all(
+        n in functions
+        and functions[n]["desired"] == 0
+        and not functions[n]["replicas"]
+        and not functions[n].get("draining")
+        for n in names
+    )
 
 
-def run_scaling_bench(settings: Settings, burst: int = 1500, idle_s: float = 60.0, wakes: int = 10,
-                      bursty_minutes: float = 10.0, bursty_images: int = 150, bursty_period_s: float = 45.0,
-                      report=print) -> dict:
+def run_scaling_bench(
+    settings: Settings,
+    burst: int = 1500,
+    idle_s: float = 60.0,
+    wakes: int = 10,
+    bursty_minutes: float = 10.0,
+    bursty_images: int = 150,
+    bursty_period_s: float = 45.0,
+    report=print,
+) -> dict:
     from .run import commit, require_stack
 
     require_stack(settings)
     db = Database(settings)
     path = desired_path(settings)
     saved = json.loads(path.read_text()) if path.exists() else None
-    result = {"kind": "scaling", "started_at": time.time(), "commit": commit(), "cores": os.cpu_count(),
-              "policy": {k: getattr(settings, k) for k in ("scale_tick_s", "scale_lag_per_replica",
-                                                            "scale_target_busy", "scale_stabilisation_s",
-                                                            "scale_idle_to_zero_s")},
-              "idle": {}, "burst": {}}
+    result = {
+        "kind": "scaling",
+        "started_at": time.time(),
+        "commit": commit(),
+        "cores": os.cpu_count(),
+        "policy": {
+            k: getattr(settings, k)
+            for k in (
+                "scale_tick_s",
+                "scale_lag_per_replica",
+                "scale_target_busy",
+                "scale_stabilisation_s",
+                "scale_idle_to_zero_s",
+            )
+        },
+        "idle": {},
+        "burst": {},
+    }
     try:
         for mode in ("static", "autoscaled") if idle_s > 0 else ():
             _switch(settings, mode, report)
             result["idle"][mode] = measure_idle(settings, idle_s)
-            report(f"  idle, {mode}: {result['idle'][mode]['function_cores']} cores, "
-                   f"{result['idle'][mode]['function_rss_mb']} MB in the functions")
+            report(
+                f"  idle, {mode}: {result['idle'][mode]['function_cores']} cores, "
+                f"{result['idle'][mode]['function_rss_mb']} MB in the functions"
+            )
         for mode in ("static at max", "autoscaled", "static"):
             _switch(settings, mode, report)
             result["burst"][mode] = measure_burst(settings, db, burst, timeout_s=burst * 2)
@@ -299,17 +380,24 @@ def run_scaling_bench(settings: Settings, burst: int = 1500, idle_s: float = 60.
         replace_desired(settings, saved)  # the pins as they were (None: there were none)
     idle, drained = result["idle"], result["burst"]
     result["ratios"] = {
-        "burst_drain_autoscaled_over_static_at_max": stats.ratio(drained["autoscaled"]["drain_s"],
-                                                                 drained["static at max"]["drain_s"]),
-        "burst_drain_autoscaled_over_static": stats.ratio(drained["autoscaled"]["drain_s"],
-                                                          drained["static"]["drain_s"]),
+        "burst_drain_autoscaled_over_static_at_max": stats.ratio(
+            drained["autoscaled"]["drain_s"], drained["static at max"]["drain_s"]
+        ),
+        "burst_drain_autoscaled_over_static": stats.ratio(
+            drained["autoscaled"]["drain_s"], drained["static"]["drain_s"]
+        ),
     }
     if idle:
-        result["ratios"].update({
-            "idle_cores_autoscaled_over_static": stats.ratio(idle["autoscaled"]["function_cores"],
-                                                             idle["static"]["function_cores"]),
-            "idle_rss_autoscaled_over_static": stats.ratio(idle["autoscaled"]["function_rss_mb"],
-                                                           idle["static"]["function_rss_mb"])})
+        result["ratios"].update(
+            {
+                "idle_cores_autoscaled_over_static": stats.ratio(
+                    idle["autoscaled"]["function_cores"], idle["static"]["function_cores"]
+                ),
+                "idle_rss_autoscaled_over_static": stats.ratio(
+                    idle["autoscaled"]["function_rss_mb"], idle["static"]["function_rss_mb"]
+                ),
+            }
+        )
     result["finished_at"] = time.time()
     return result
 
@@ -317,30 +405,45 @@ def run_scaling_bench(settings: Settings, burst: int = 1500, idle_s: float = 60.
 def markdown(result: dict) -> str:
     when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(result["started_at"]))
     idle, burst, cold = result["idle"], result["burst"], result.get("cold_start", {})
-    lines = [f"# Triptych scaling bench, {when} UTC, commit {result.get('commit') or 'unknown'}", "",
-             f"{result['cores']} cores; policy {json.dumps(result['policy'])}", ""]
+    lines = [
+        f"# Triptych scaling bench, {when} UTC, commit {result.get('commit') or 'unknown'}",
+        "",
+        f"{result['cores']} cores; policy {json.dumps(result['policy'])}",
+        "",
+    ]
     if idle:
-        lines += ["| idle, over the window | static | autoscaled | ratio |", "|---|---|---|---|",
-                  f"| function replicas' CPU (cores) | {idle['static']['function_cores']} | "
-                  f"{idle['autoscaled']['function_cores']} | {result['ratios']['idle_cores_autoscaled_over_static']} |",
-                  f"| function replicas' memory (MB) | {idle['static']['function_rss_mb']} | "
-                  f"{idle['autoscaled']['function_rss_mb']} | {result['ratios']['idle_rss_autoscaled_over_static']} |",
-                  f"| the whole stack's CPU (cores) | {idle['static']['stack_cores']} | "
-                  f"{idle['autoscaled']['stack_cores']} | |", ""]
+        lines += [
+            "| idle, over the window | static | autoscaled | ratio |",
+            "|---|---|---|---|",
+            f"| function replicas' CPU (cores) | {idle['static']['function_cores']} | "
+            f"{idle['autoscaled']['function_cores']} | {result['ratios']['idle_cores_autoscaled_over_static']} |",
+            f"| function replicas' memory (MB) | {idle['static']['function_rss_mb']} | "
+            f"{idle['autoscaled']['function_rss_mb']} | {result['ratios']['idle_rss_autoscaled_over_static']} |",
+            f"| the whole stack's CPU (cores) | {idle['static']['stack_cores']} | "
+            f"{idle['autoscaled']['stack_cores']} | |",
+            "",
+        ]
     lines += ["| burst | drained in (s) | images/s | peak replicas |", "|---|---|---|---|"]
     for mode, run in burst.items():
         peaks = ", ".join(f"{n} {c}" for n, c in sorted(run["peak_replicas"].items()) if c)
         lines.append(f"| {run['images']} images, {mode} | {run['drain_s']} | {run['images_per_s']} | {peaks} |")
     if cold:
-        lines += ["", f"| cold start, {cold['wakes']} wakes | p50 (s) | p95 (s) |", "|---|---|---|",
-                  f"| HTTP request held, `retrain` | {cold['http_retrain_s']['p50']:.2f} | "
-                  f"{cold['http_retrain_s']['p95']:.2f} |",
-                  f"| waiting Kafka message, `ingest` | {cold['kafka_ingest_s']['p50']:.2f} | "
-                  f"{cold['kafka_ingest_s']['p95']:.2f} |"]
+        lines += [
+            "",
+            f"| cold start, {cold['wakes']} wakes | p50 (s) | p95 (s) |",
+            "|---|---|---|",
+            f"| HTTP request held, `retrain` | {cold['http_retrain_s']['p50']:.2f} | "
+            f"{cold['http_retrain_s']['p95']:.2f} |",
+            f"| waiting Kafka message, `ingest` | {cold['kafka_ingest_s']['p50']:.2f} | "
+            f"{cold['kafka_ingest_s']['p95']:.2f} |",
+        ]
     if "flaps" in result:
         f = result["flaps"]
-        lines += ["", f"Bursty stream: {f['bursts']} bursts of {f['images_per_burst']} every {f['period_s']:.0f} s "
-                      f"over {f['minutes']:.0f} min: flaps {sum(f['flaps'].values())} "
-                      f"({json.dumps({k: v for k, v in f['flaps'].items() if v})}), "
-                      f"decisions {json.dumps(f['decisions'])}"]
+        lines += [
+            "",
+            f"Bursty stream: {f['bursts']} bursts of {f['images_per_burst']} every {f['period_s']:.0f} s "
+            f"over {f['minutes']:.0f} min: flaps {sum(f['flaps'].values())} "
+            f"({json.dumps({k: v for k, v in f['flaps'].items() if v})}), "
+            f"decisions {json.dumps(f['decisions'])}",
+        ]
     return "\n".join(lines) + "\n"

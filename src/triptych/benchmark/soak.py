@@ -143,8 +143,16 @@ def _lag(settings: Settings) -> float | None:
         return None
 
 
-def run_soak(settings: Settings, duration_s: float, load: float, sample_s: float = 60.0,
-             probe_images: int = 600, drain_s: float = 300.0, report=print, partial: Path | None = None) -> dict:
+def run_soak(
+    settings: Settings,
+    duration_s: float,
+    load: float,
+    sample_s: float = 60.0,
+    probe_images: int = 600,
+    drain_s: float = 300.0,
+    report=print,
+    partial: Path | None = None,
+) -> dict:
     """The soak; with `partial`, the samples so far are written there after each one,
     so that a run stopped early (Ctrl-C, a crash, a full disk) keeps what it measured."""
     db = Database(settings)
@@ -153,7 +161,9 @@ def run_soak(settings: Settings, duration_s: float, load: float, sample_s: float
     per_s = max(0.2, sustainable * load)
     started = time.time()
     tag = f"soak-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(started))}"
-    report(f"sustainable {sustainable:.1f} images/s; streaming {per_s:.1f}/s ({load:.0%}) for {duration_s / 60:.0f} min")
+    report(
+        f"sustainable {sustainable:.1f} images/s; streaming {per_s:.1f}/s ({load:.0%}) for {duration_s / 60:.0f} min"
+    )
     like = f"{tag}-%"
     stream = Stream(settings, per_s, tag)
     stream.start()
@@ -166,13 +176,26 @@ def run_soak(settings: Settings, duration_s: float, load: float, sample_s: float
             samples.append(_sample(settings, db, like, stream, started, last_at, at))
             last_at = at
             if partial is not None:
-                partial.write_text(json.dumps({"kind": "soak", "tag": tag, "started_at": started, "load": load,
-                                               "offered_per_s": per_s, "samples": samples}, default=str))
+                partial.write_text(
+                    json.dumps(
+                        {
+                            "kind": "soak",
+                            "tag": tag,
+                            "started_at": started,
+                            "load": load,
+                            "offered_per_s": per_s,
+                            "samples": samples,
+                        },
+                        default=str,
+                    )
+                )
             s = samples[-1]
-            report(f"{(at - started) / 60:5.1f} min: {s['sent']} in, {s['compared']} compared, "
-                   f"p95 {s['latency_p95_ms'] or float('nan'):.0f} ms, lag {s['lag']}, "
-                   f"RSS {sum(p['rss_mb'] for p in s['processes'].values()):.0f} MB, "
-                   f"disk {sum(s['disk_mb'].values()):.0f} MB")
+            report(
+                f"{(at - started) / 60:5.1f} min: {s['sent']} in, {s['compared']} compared, "
+                f"p95 {s['latency_p95_ms'] or float('nan'):.0f} ms, lag {s['lag']}, "
+                f"RSS {sum(p['rss_mb'] for p in s['processes'].values()):.0f} MB, "
+                f"disk {sum(s['disk_mb'].values()):.0f} MB"
+            )
     finally:
         stream.stop()
     deadline = time.monotonic() + drain_s
@@ -181,9 +204,21 @@ def run_soak(settings: Settings, duration_s: float, load: float, sample_s: float
     tally = _tally(db, like)
     ended = time.time()
     verdict = _verdict(samples, started, stream.sent, tally, _registered(db, like), duration_s)
-    return {"kind": "soak", "tag": tag, "started_at": started, "ended_at": ended, "duration_s": duration_s,
-            "load": load, "sustainable_per_s": sustainable, "offered_per_s": per_s, "sample_s": sample_s,
-            "failed_puts": stream.failed, "put_errors": stream.errors, "samples": samples, "verdict": verdict}
+    return {
+        "kind": "soak",
+        "tag": tag,
+        "started_at": started,
+        "ended_at": ended,
+        "duration_s": duration_s,
+        "load": load,
+        "sustainable_per_s": sustainable,
+        "offered_per_s": per_s,
+        "sample_s": sample_s,
+        "failed_puts": stream.failed,
+        "put_errors": stream.errors,
+        "samples": samples,
+        "verdict": verdict,
+    }
 
 
 def _tally(db: Database, like: str) -> dict:
@@ -194,10 +229,12 @@ def _registered(db: Database, like: str) -> int:
     return db.transaction(lambda cur: (cur.execute(_REGISTERED, (like,)), cur.fetchone()["n"])[1])
 
 
-def _sample(settings: Settings, db: Database, like: str, stream: Stream, started: float, since: float,
-            at: float) -> dict:
-    latencies = db.transaction(lambda cur: (cur.execute(_LATENCIES, (like, since, at)),
-                                            [r["ms"] for r in cur.fetchall()])[1])
+def _sample(
+    settings: Settings, db: Database, like: str, stream: Stream, started: float, since: float, at: float
+) -> dict:
+    latencies = db.transaction(
+        lambda cur: (cur.execute(_LATENCIES, (like, since, at)), [r["ms"] for r in cur.fetchall()])[1]
+    )
     tracked = resources.tracked_processes(settings)  # anew each time: a restarted replica has a new pid
     return {
         "t_s": at - started,
@@ -212,19 +249,22 @@ def _sample(settings: Settings, db: Database, like: str, stream: Stream, started
     }
 
 
-def _verdict(samples: list[dict], started: float, sent: int, tally: dict, registered: int,
-             duration_s: float) -> dict:
+def _verdict(samples: list[dict], started: float, sent: int, tally: dict, registered: int, duration_s: float) -> dict:
     after = [s for s in samples if s["t_s"] >= WARMUP_SHARE * duration_s]
     names = sorted({name for s in after for name in s["processes"]})
-    memory = {name: slope_per_hour([s["t_s"] for s in after if name in s["processes"]],
-                                   [s["processes"][name]["uss_mb"] for s in after if name in s["processes"]])
-              for name in names}
+    memory = {
+        name: slope_per_hour(
+            [s["t_s"] for s in after if name in s["processes"]],
+            [s["processes"][name]["uss_mb"] for s in after if name in s["processes"]],
+        )
+        for name in names
+    }
     stores = sorted({store for s in samples for store in s["disk_mb"]})
-    disk = {store: slope_per_hour([s["t_s"] for s in samples], [s["disk_mb"][store] for s in samples])
-            for store in stores}
+    disk = {
+        store: slope_per_hour([s["t_s"] for s in samples], [s["disk_mb"][store] for s in samples]) for store in stores
+    }
     first = [s["latency_p95_ms"] for s in samples if s["t_s"] <= EDGE_S and s["latency_p95_ms"] is not None]
-    last = [s["latency_p95_ms"] for s in samples
-            if s["t_s"] >= duration_s - EDGE_S and s["latency_p95_ms"] is not None]
+    last = [s["latency_p95_ms"] for s in samples if s["t_s"] >= duration_s - EDGE_S and s["latency_p95_ms"] is not None]
     drift = (float(np.mean(last)) / float(np.mean(first))) if first and last and np.mean(first) > 0 else None
     return {
         "images": sent,
@@ -237,11 +277,23 @@ def _verdict(samples: list[dict], started: float, sent: int, tally: dict, regist
         "latency_p95_first_5min_ms": float(np.mean(first)) if first else None,
         "latency_p95_last_5min_ms": float(np.mean(last)) if last else None,
         "latency_p95_drift": drift,
-        "fds_growth": {name: (after[-1]["processes"].get(name, {}).get("fds", 0)
-                              - after[0]["processes"].get(name, {}).get("fds", 0)) for name in names} if after else {},
-        "threads_growth": {name: (after[-1]["processes"].get(name, {}).get("threads", 0)
-                                  - after[0]["processes"].get(name, {}).get("threads", 0))
-                           for name in names} if after else {},
+        "fds_growth": {
+            name: (
+                after[-1]["processes"].get(name, {}).get("fds", 0) - after[0]["processes"].get(name, {}).get("fds", 0)
+            )
+            for name in names
+        }
+        if after
+        else {},
+        "threads_growth": {
+            name: (
+                after[-1]["processes"].get(name, {}).get("threads", 0)
+                - after[0]["processes"].get(name, {}).get("threads", 0)
+            )
+            for name in names
+        }
+        if after
+        else {},
     }
 
 
@@ -254,43 +306,76 @@ def html_report(result: dict) -> str:
     minutes = [s["t_s"] / 60 for s in samples]
     names = sorted({n for s in samples for n in s["processes"]})
     stores = sorted({n for s in samples for n in s["disk_mb"]})
-    panels = ["USS per process (MB: memory only it holds)", "open files per process", "threads per process", "disk per store (MB)",
-              "consumer lag (messages)", "upload to comparison (ms)", "images in and compared"]
+    panels = [
+        "USS per process (MB: memory only it holds)",
+        "open files per process",
+        "threads per process",
+        "disk per store (MB)",
+        "consumer lag (messages)",
+        "upload to comparison (ms)",
+        "images in and compared",
+    ]
     fig = make_subplots(rows=len(panels), cols=1, subplot_titles=panels, vertical_spacing=0.035)
     for row, key in enumerate(("uss_mb", "fds", "threads"), start=1):
         for name in names:
-            fig.add_trace(go.Scatter(x=minutes, y=[s["processes"].get(name, {}).get(key) for s in samples],
-                                     name=name, legendgroup=name, showlegend=row == 1, mode="lines"), row=row, col=1)
+            fig.add_trace(
+                go.Scatter(
+                    x=minutes,
+                    y=[s["processes"].get(name, {}).get(key) for s in samples],
+                    name=name,
+                    legendgroup=name,
+                    showlegend=row == 1,
+                    mode="lines",
+                ),
+                row=row,
+                col=1,
+            )
     for store in stores:
-        fig.add_trace(go.Scatter(x=minutes, y=[s["disk_mb"][store] for s in samples], name=f"disk: {store}",
-                                 mode="lines"), row=4, col=1)
+        fig.add_trace(
+            go.Scatter(x=minutes, y=[s["disk_mb"][store] for s in samples], name=f"disk: {store}", mode="lines"),
+            row=4,
+            col=1,
+        )
     fig.add_trace(go.Scatter(x=minutes, y=[s["lag"] for s in samples], name="lag", mode="lines"), row=5, col=1)
     for key in ("latency_p50_ms", "latency_p95_ms"):
-        fig.add_trace(go.Scatter(x=minutes, y=[s[key] for s in samples], name=key.split("_")[1], mode="lines"),
-                      row=6, col=1)
+        fig.add_trace(
+            go.Scatter(x=minutes, y=[s[key] for s in samples], name=key.split("_")[1], mode="lines"), row=6, col=1
+        )
     for key in ("sent", "compared"):
         fig.add_trace(go.Scatter(x=minutes, y=[s[key] for s in samples], name=key, mode="lines"), row=7, col=1)
     fig.update_xaxes(title_text="minutes", row=len(panels), col=1)
     v = result["verdict"]
-    fig.update_layout(height=300 * len(panels), width=1100, template="plotly_white",
-                      title=f"Soak {result['tag']}: {v['images']} images at {result['offered_per_s']:.1f}/s "
-                            f"({result['load']:.0%} of {result['sustainable_per_s']:.1f}); lost {v['lost']}, "
-                            f"duplicated {v['duplicated']}")
+    fig.update_layout(
+        height=300 * len(panels),
+        width=1100,
+        template="plotly_white",
+        title=f"Soak {result['tag']}: {v['images']} images at {result['offered_per_s']:.1f}/s "
+        f"({result['load']:.0%} of {result['sustainable_per_s']:.1f}); lost {v['lost']}, "
+        f"duplicated {v['duplicated']}",
+    )
     return fig.to_html(include_plotlyjs=True, full_html=True)
 
 
 def markdown(result: dict) -> str:
     v = result["verdict"]
-    lines = [f"# Soak {result['tag']}", "",
-             f"{result['duration_s'] / 60:.0f} min at {result['offered_per_s']:.1f} images/s "
-             f"({result['load']:.0%} of the {result['sustainable_per_s']:.1f}/s measured first).", "",
-             f"- images in {v['images']}, compared {v['compared']}, lost {v['lost']}, duplicated {v['duplicated']}",
-             f"- p95 first 5 min {_ms(v['latency_p95_first_5min_ms'])}, last 5 min "
-             f"{_ms(v['latency_p95_last_5min_ms'])} (ratio {_num(v['latency_p95_drift'], '{:.2f}')})", "",
-             "| process | memory slope MB/h (USS) | open files Δ | threads Δ |", "|---|---:|---:|---:|"]
+    lines = [
+        f"# Soak {result['tag']}",
+        "",
+        f"{result['duration_s'] / 60:.0f} min at {result['offered_per_s']:.1f} images/s "
+        f"({result['load']:.0%} of the {result['sustainable_per_s']:.1f}/s measured first).",
+        "",
+        f"- images in {v['images']}, compared {v['compared']}, lost {v['lost']}, duplicated {v['duplicated']}",
+        f"- p95 first 5 min {_ms(v['latency_p95_first_5min_ms'])}, last 5 min "
+        f"{_ms(v['latency_p95_last_5min_ms'])} (ratio {_num(v['latency_p95_drift'], '{:.2f}')})",
+        "",
+        "| process | memory slope MB/h (USS) | open files Δ | threads Δ |",
+        "|---|---:|---:|---:|",
+    ]
     for name, slope in v["memory_slope_mb_per_hour"].items():
-        lines.append(f"| {name} | {_num(slope, '{:+.1f}')} | {v['fds_growth'].get(name, 0):+d} | "
-                     f"{v['threads_growth'].get(name, 0):+d} |")
+        lines.append(
+            f"| {name} | {_num(slope, '{:+.1f}')} | {v['fds_growth'].get(name, 0):+d} | "
+            f"{v['threads_growth'].get(name, 0):+d} |"
+        )
     lines += ["", "| store | growth MB/h |", "|---|---:|"]
     lines += [f"| {store} | {_num(g, '{:+.1f}')} |" for store, g in v["disk_growth_mb_per_hour"].items()]
     return "\n".join(lines) + "\n"

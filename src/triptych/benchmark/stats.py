@@ -11,8 +11,18 @@ from dataclasses import dataclass
 # In the order an image meets them. "batch" is the time an image spends in an
 # inference function beyond its own fetch and decode and the batch's preprocess
 # and forward pass: waiting for its batch's slower fetches, building messages.
-STAGES = ("event_delay", "ingest", "queueing", "fetch", "decode", "preprocess", "inference", "batch", "publish",
-          "aggregation")
+STAGES = (
+    "event_delay",
+    "ingest",
+    "queueing",
+    "fetch",
+    "decode",
+    "preprocess",
+    "inference",
+    "batch",
+    "publish",
+    "aggregation",
+)
 
 
 # Inference functions beside the champions (a challenger in shadow, the int8 twin): not
@@ -41,8 +51,12 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def summary(values: Sequence[float]) -> dict[str, float]:
-    return {"p50": percentile(values, 50), "p95": percentile(values, 95), "p99": percentile(values, 99),
-            "n": len(values)}
+    return {
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "p99": percentile(values, 99),
+        "n": len(values),
+    }
 
 
 def rate(count: int, started: float, ended: float) -> float:
@@ -128,8 +142,9 @@ def cpu_per_image(cpu_before: dict[str, float], cpu_after: dict[str, float], ima
     return {name: (after - cpu_before.get(name, 0.0)) * 1000 / images for name, after in sorted(cpu_after.items())}
 
 
-def marginal_cpu_per_image(cpu: dict[str, float], idle_cores: dict[str, float], wall_s: float,
-                           images: int) -> dict[str, float]:
+def marginal_cpu_per_image(
+    cpu: dict[str, float], idle_cores: dict[str, float], wall_s: float, images: int
+) -> dict[str, float]:
     """CPU ms per image less what each process spends idle (`idle_cores`, measured
     before the run) over the run's `wall_s`: what one more image costs, which a
     capacity model scales, where the gross figure also carries the idle polling and

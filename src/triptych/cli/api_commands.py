@@ -13,12 +13,15 @@ from .. import logs
 from ..config import get_settings
 
 console = Console(stderr=True)
-keys_app = typer.Typer(help="API keys: who may upload, label, retrain and clear (stored hashed in Postgres).",
-                       no_args_is_help=True)
+keys_app = typer.Typer(
+    help="API keys: who may upload, label, retrain and clear (stored hashed in Postgres).", no_args_is_help=True
+)
 
 
-def api(port: int = typer.Option(None, help="port (default TRIPTYCH_API_PORT, 8000)"),
-        host: str = typer.Option(None, help="address to bind (default TRIPTYCH_BIND_HOST)")) -> None:
+def api(
+    port: int = typer.Option(None, help="port (default TRIPTYCH_API_PORT, 8000)"),
+    host: str = typer.Option(None, help="address to bind (default TRIPTYCH_BIND_HOST)"),
+) -> None:
     """Serve the query API: REST (docs at /docs) and GraphQL (/graphql)."""
     from ..api import serve
 
@@ -43,22 +46,27 @@ def _transaction(work):
 
 
 @keys_app.command("create")
-def create(name: str = typer.Argument(..., help="who or what holds it (unique among active keys)"),
-           scope: list[str] = typer.Option(["upload"], "--scope", "-s", help="read, upload, label or admin; repeat"),
-           rate: int = typer.Option(None, help="uploads a minute for this key (default TRIPTYCH_UPLOAD_RATE_PER_MINUTE)")
-           ) -> None:
+def create(
+    name: str = typer.Argument(..., help="who or what holds it (unique among active keys)"),
+    scope: list[str] = typer.Option(["upload"], "--scope", "-s", help="read, upload, label or admin; repeat"),
+    rate: int = typer.Option(None, help="uploads a minute for this key (default TRIPTYCH_UPLOAD_RATE_PER_MINUTE)"),
+) -> None:
     """Make a key and print it once: only its hash is stored."""
     from ..security.keys import create_key
 
     key, plaintext = _transaction(lambda cur: create_key(cur, name, scope, rate))
-    console.print(f"created key {key.key_id} ({key.name}) with scopes {', '.join(key.scopes)}; "
-                  "keep it now, it is not shown again:")
+    console.print(
+        f"created key {key.key_id} ({key.name}) with scopes {', '.join(key.scopes)}; "
+        "keep it now, it is not shown again:"
+    )
     typer.echo(plaintext)
 
 
 @keys_app.command("list")
-def list_(all_: bool = typer.Option(False, "--all", help="include revoked keys"),
-          as_json: bool = typer.Option(False, "--json", help="machine-readable")) -> None:
+def list_(
+    all_: bool = typer.Option(False, "--all", help="include revoked keys"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable"),
+) -> None:
     """Every active key (never its secret)."""
     from dataclasses import asdict
 
@@ -72,9 +80,15 @@ def list_(all_: bool = typer.Option(False, "--all", help="include revoked keys")
     for column in ("id", "name", "scopes", "rate/min", "created", "last used", "revoked"):
         table.add_column(column)
     for k in keys:
-        table.add_row(k.key_id, k.name, ", ".join(k.scopes), str(k.rate_per_minute or "default"),
-                      f"{k.created_at:%Y-%m-%d %H:%M}", f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "-",
-                      f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "-")
+        table.add_row(
+            k.key_id,
+            k.name,
+            ", ".join(k.scopes),
+            str(k.rate_per_minute or "default"),
+            f"{k.created_at:%Y-%m-%d %H:%M}",
+            f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "-",
+            f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "-",
+        )
     Console().print(table)
 
 
@@ -88,9 +102,11 @@ def revoke(key: str = typer.Argument(..., help="the key's id or name")) -> None:
 
 
 @keys_app.command("token")
-def token(subject: str = typer.Argument(..., help="who the token is for (its `sub`)"),
-          scope: list[str] = typer.Option(["upload"], "--scope", "-s"),
-          ttl: int = typer.Option(3600, help="seconds until it expires")) -> None:
+def token(
+    subject: str = typer.Argument(..., help="who the token is for (its `sub`)"),
+    scope: list[str] = typer.Option(["upload"], "--scope", "-s"),
+    ttl: int = typer.Option(3600, help="seconds until it expires"),
+) -> None:
     """Sign a JWT with TRIPTYCH_JWT_SECRET (for callers that use tokens, not keys)."""
     from ..security.keys import KeyRefused, check_scopes
     from ..security.tokens import issue_token

@@ -23,18 +23,32 @@ def bench(
     device: str = typer.Option("cpu", help="cpu: the running stack; cuda: ceiling and in-process pipeline on the GPU"),
     quick: bool = typer.Option(False, "--quick", help="a few images, the configured backend only, no restarts"),
     out: Path = typer.Option(None, help="folder for the JSON and Markdown reports (default: <data dir>/bench)"),
-    functions_status: Path = typer.Option(None, help="the status.json of a supervisor started apart from the stack "
-                                                     "(its replicas' CPU and memory; default: the stack's)"),
-    cluster: bool = typer.Option(False, "--cluster", help="measure the cluster `triptych cluster up` made: "
-                                                          "CPU per image per host; the functions run as they are"),
-    scaling: bool = typer.Option(False, "--scaling", help="the scaler instead: idle CPU static vs autoscaled, a "
-                                                          "burst's drain, cold starts, flaps over a bursty stream"),
+    functions_status: Path = typer.Option(
+        None,
+        help="the status.json of a supervisor started apart from the stack "
+        "(its replicas' CPU and memory; default: the stack's)",
+    ),
+    cluster: bool = typer.Option(
+        False,
+        "--cluster",
+        help="measure the cluster `triptych cluster up` made: CPU per image per host; the functions run as they are",
+    ),
+    scaling: bool = typer.Option(
+        False,
+        "--scaling",
+        help="the scaler instead: idle CPU static vs autoscaled, a "
+        "burst's drain, cold starts, flaps over a bursty stream",
+    ),
     burst: int = typer.Option(1500, min=1, help="--scaling: images in the burst"),
     bursty_minutes: float = typer.Option(10.0, min=0, help="--scaling: minutes of bursty stream (0: skip)"),
     wakes: int = typer.Option(10, min=0, help="--scaling: cold starts measured (0: skip)"),
     idle_s: float = typer.Option(60.0, min=0, help="--scaling: seconds of idle measured per mode (0: skip)"),
-    soak: str = typer.Option(None, "--soak", help="a soak instead, this long (30m, 2h, 90s): a steady stream, "
-                                                  "sampled every minute, with a verdict on what grows"),
+    soak: str = typer.Option(
+        None,
+        "--soak",
+        help="a soak instead, this long (30m, 2h, 90s): a steady stream, "
+        "sampled every minute, with a verdict on what grows",
+    ),
     load: float = typer.Option(0.8, min=0.05, max=1.0, help="--soak: the share of the measured sustainable rate"),
     sample_s: float = typer.Option(60.0, min=5, help="--soak: seconds between samples"),
 ) -> None:
@@ -46,8 +60,9 @@ def bench(
         from ..benchmark import scaling as scaling_bench
 
         settings = get_settings()
-        result = scaling_bench.run_scaling_bench(settings, burst=burst, idle_s=idle_s, wakes=wakes,
-                                                 bursty_minutes=bursty_minutes, report=console.print)
+        result = scaling_bench.run_scaling_bench(
+            settings, burst=burst, idle_s=idle_s, wakes=wakes, bursty_minutes=bursty_minutes, report=console.print
+        )
         folder = out or settings.data_dir / "bench"
         folder.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(result["started_at"]))
@@ -84,14 +99,31 @@ def bench(
     if device not in ("cpu", "cuda"):
         raise typer.BadParameter("--device is cpu or cuda")
     if quick:
-        options = BenchOptions(images=min(images, 48), latency_images=min(latency_images, 16), width=width,
-                               height=height, backends=[resolve(settings.infer_backend)], ceiling_images=32,
-                               warmup=8, restart=False, timeout_s=300, functions_status=functions_status,
-                               cluster_hosts=hosts, cluster_roles=roles)
+        options = BenchOptions(
+            images=min(images, 48),
+            latency_images=min(latency_images, 16),
+            width=width,
+            height=height,
+            backends=[resolve(settings.infer_backend)],
+            ceiling_images=32,
+            warmup=8,
+            restart=False,
+            timeout_s=300,
+            functions_status=functions_status,
+            cluster_hosts=hosts,
+            cluster_roles=roles,
+        )
     else:
-        options = BenchOptions(images=images, latency_images=latency_images, width=width, height=height,
-                               backends=chosen, functions_status=functions_status, cluster_hosts=hosts,
-                               cluster_roles=roles)
+        options = BenchOptions(
+            images=images,
+            latency_images=latency_images,
+            width=width,
+            height=height,
+            backends=chosen,
+            functions_status=functions_status,
+            cluster_hosts=hosts,
+            cluster_roles=roles,
+        )
     try:
         if device == "cuda":
             from ..benchmark.inprocess import run_gpu_bench
@@ -128,8 +160,9 @@ def _soak(duration_s: float, load: float, sample_s: float, out: Path | None) -> 
     folder = out or settings.data_dir / "bench"
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f"soak-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.partial.json"
-    result = soak_bench.run_soak(settings, duration_s, load, sample_s=min(sample_s, duration_s),
-                                 report=console.print, partial=partial)
+    result = soak_bench.run_soak(
+        settings, duration_s, load, sample_s=min(sample_s, duration_s), report=console.print, partial=partial
+    )
     partial.unlink(missing_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(result["started_at"]))
     (folder / f"soak-{stamp}.json").write_text(json.dumps(result, indent=2, default=str))

@@ -15,8 +15,10 @@ from ..config import get_settings
 from ..errors import StackError
 
 console = Console(stderr=True)
-cluster_app = typer.Typer(help="Several hosts on this machine (network namespaces): Kafka x3, MinIO x4, "
-                               "PostgreSQL, workers.", no_args_is_help=True)
+cluster_app = typer.Typer(
+    help="Several hosts on this machine (network namespaces): Kafka x3, MinIO x4, PostgreSQL, workers.",
+    no_args_is_help=True,
+)
 
 
 def _cluster():
@@ -31,10 +33,14 @@ def _fail(exc: Exception) -> None:
 
 
 @cluster_app.command()
-def up(workers: int = typer.Option(2, min=1, max=8, help="worker hosts, each running the function supervisor"),
-       runtime: str = typer.Option("local", "--runtime", help="what runs each replica on the workers: `local` "
-                                                              "(the local runner) or `nuclio` (Nuclio's processor)"),
-       ) -> None:
+def up(
+    workers: int = typer.Option(2, min=1, max=8, help="worker hosts, each running the function supervisor"),
+    runtime: str = typer.Option(
+        "local",
+        "--runtime",
+        help="what runs each replica on the workers: `local` (the local runner) or `nuclio` (Nuclio's processor)",
+    ),
+) -> None:
     """Make the hosts and start three brokers, four MinIO nodes, PostgreSQL with MLflow and the workers;
     the champions of the stack this CLI points at are carried into the cluster's MLflow."""
     if runtime not in ("local", "nuclio"):
@@ -42,6 +48,7 @@ def up(workers: int = typer.Option(2, min=1, max=8, help="worker hosts, each run
     cluster = _cluster()
     try:
         with console.status("starting the cluster") as spinner:
+
             def step(msg: str) -> None:  # each step stays on screen; the spinner shows the one under way
                 console.print(f"- {msg}", highlight=False)
                 spinner.update(msg)
@@ -50,8 +57,10 @@ def up(workers: int = typer.Option(2, min=1, max=8, help="worker hosts, each run
     except StackError as exc:
         _fail(exc)
     _print(cluster.status())
-    console.print("while it is up, `triptych status`, `stream`, `upload`, `bench` ... use it; to point any other "
-                  "program at it: eval \"$(triptych cluster env)\"")
+    console.print(
+        "while it is up, `triptych status`, `stream`, `upload`, `bench` ... use it; to point any other "
+        'program at it: eval "$(triptych cluster env)"'
+    )
 
 
 @cluster_app.command()
@@ -90,8 +99,9 @@ def _print(state: dict) -> None:
     for column in ("host", "address", "roles", "processes", "replicas"):
         table.add_column(column)
     for host in state["hosts"]:
-        replicas = ", ".join(f"{n} {f['running']}/{f['desired']}" for n, f in host.get("functions", {}).items()
-                             if f["desired"])
+        replicas = ", ".join(
+            f"{n} {f['running']}/{f['desired']}" for n, f in host.get("functions", {}).items() if f["desired"]
+        )
         table.add_row(host["name"], host["address"], "+".join(host["roles"]), str(len(host["pids"])), replicas)
     Console().print(table)
     console.print(f"Kafka {state['kafka_bootstrap']}   S3 {state['s3_endpoint']}   MLflow {state['mlflow']}")
@@ -121,8 +131,11 @@ def follow_if_up(command: str | None) -> None:
         return
     os.environ.update(topology.client_env(settings))
     get_settings.cache_clear()  # read before: every later call sees the cluster
-    console.print(f"[dim]using the cluster ({len(topology.hosts)} hosts; `triptych cluster status`). "
-                  "TRIPTYCH_FOLLOW_CLUSTER=false uses this host's own stack.[/]", highlight=False)
+    console.print(
+        f"[dim]using the cluster ({len(topology.hosts)} hosts; `triptych cluster status`). "
+        "TRIPTYCH_FOLLOW_CLUSTER=false uses this host's own stack.[/]",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -8,8 +8,10 @@ from .. import logs
 from ..config import get_settings
 
 
-def dashboard(port: int = typer.Option(None, help="port (default TRIPTYCH_DASHBOARD_PORT, 8050)"),
-              host: str = typer.Option(None, help="address to bind (default TRIPTYCH_BIND_HOST)")) -> None:
+def dashboard(
+    port: int = typer.Option(None, help="port (default TRIPTYCH_DASHBOARD_PORT, 8050)"),
+    host: str = typer.Option(None, help="address to bind (default TRIPTYCH_BIND_HOST)"),
+) -> None:
     """Serve the live dashboard: Live, Upload, Image, Compare, History, Review and Models pages."""
     from dash_app.app import serve
 

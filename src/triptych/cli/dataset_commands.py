@@ -12,8 +12,9 @@ from ..config import get_settings
 
 console = Console(stderr=True)
 datasets_app = typer.Typer(help="Publish and list the labelled training sets kept in MinIO.", no_args_is_help=True)
-publish_app = typer.Typer(help="Publish a labelled set to s3://datasets/<id>/ for `models bootstrap --train`.",
-                          no_args_is_help=True)
+publish_app = typer.Typer(
+    help="Publish a labelled set to s3://datasets/<id>/ for `models bootstrap --train`.", no_args_is_help=True
+)
 datasets_app.add_typer(publish_app, name="publish")
 
 
@@ -33,8 +34,10 @@ def _report(publish) -> None:
 
 
 @publish_app.command()
-def synthetic(train_count: int = typer.Option(12000, help="training images"),
-              test_count: int = typer.Option(1000, help="held-out images")) -> None:
+def synthetic(
+    train_count: int = typer.Option(12000, help="training images"),
+    test_count: int = typer.Option(1000, help="held-out images"),
+) -> None:
     """The project's generated shapes (offline); a no-op when already there with these counts."""
     from ..datasets.bucket import publish_synthetic
 
@@ -42,21 +45,31 @@ def synthetic(train_count: int = typer.Option(12000, help="training images"),
 
 
 @publish_app.command()
-def cifar10(from_dir: Path = typer.Option(None, "--from-dir", help="a local copy (offline): folder holding "
-                                                                    "cifar-10-batches-py")) -> None:
+def cifar10(
+    from_dir: Path = typer.Option(
+        None, "--from-dir", help="a local copy (offline): folder holding cifar-10-batches-py"
+    ),
+) -> None:
     """CIFAR-10, both splits (downloads once via torchvision when online)."""
     from ..datasets.bucket import publish
     from ..datasets.sources import cifar10_items
 
     root = from_dir or get_settings().cache_dir / "datasets"
     download = from_dir is None
-    _report(lambda: publish("cifar10", {"train": cifar10_items(root, download, train=True),
-                                        "test": cifar10_items(root, download, train=False)}, source="cifar10"))
+    _report(
+        lambda: publish(
+            "cifar10",
+            {"train": cifar10_items(root, download, train=True), "test": cifar10_items(root, download, train=False)},
+            source="cifar10",
+        )
+    )
 
 
 @publish_app.command("dir")
-def folder(path: Path = typer.Argument(..., help="folder/<label>/<image>, or folder/{train,test}/<label>/<image>"),
-           dataset_id: str = typer.Option(..., "--id", help="the data set's name, e.g. flowers-v1")) -> None:
+def folder(
+    path: Path = typer.Argument(..., help="folder/<label>/<image>, or folder/{train,test}/<label>/<image>"),
+    dataset_id: str = typer.Option(..., "--id", help="the data set's name, e.g. flowers-v1"),
+) -> None:
     """An image folder: labels from sub-folder names; without train/ and test/ a stable 10 % is held out."""
     from ..datasets.bucket import folder_splits, publish
     from ..datasets.sources import dir_items
@@ -71,8 +84,14 @@ def list_datasets() -> None:
 
     table = Table("id", "classes", "train", "test", "skipped", "source")
     for m in published(get_settings()):
-        table.add_row(m.dataset_id, str(len(m.classes)), str(m.counts.get("train", 0)), str(m.counts.get("test", 0)),
-                      str(m.skipped), m.source)
+        table.add_row(
+            m.dataset_id,
+            str(len(m.classes)),
+            str(m.counts.get("train", 0)),
+            str(m.counts.get("test", 0)),
+            str(m.skipped),
+            m.source,
+        )
     Console().print(table)
 
 

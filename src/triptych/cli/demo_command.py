@@ -24,9 +24,11 @@ from ..config import get_settings
 console = Console(stderr=True)
 
 
-def demo(rate: float = typer.Option(4.0, help="images per second streamed"),
-         quick: bool = typer.Option(False, "--quick", help="quick champions only: no full training afterwards"),
-         window: int = typer.Option(300, help="seconds of history in the view")) -> None:
+def demo(
+    rate: float = typer.Option(4.0, help="images per second streamed"),
+    quick: bool = typer.Option(False, "--quick", help="quick champions only: no full training afterwards"),
+    window: int = typer.Option(300, help="seconds of history in the view"),
+) -> None:
     """Stack up, quick champions if needed, the labelled stream in, full training behind it, the live view on."""
     from ..datasets.sources import synthetic_items
     from ..db.connection import Database
@@ -57,8 +59,10 @@ def demo(rate: float = typer.Option(4.0, help="images per second streamed"),
         console.print(f"[bold]your API key[/] (upload, label, admin) is kept in {result.key_files['local']}")
     missing = missing_champions(settings)
     if missing:
-        console.print(f"training quick champions for {', '.join(missing)} on the generated set, in parallel "
-                      "(a few minutes on 2 cores) ...")
+        console.print(
+            f"training quick champions for {', '.join(missing)} on the generated set, in parallel "
+            "(a few minutes on 2 cores) ..."
+        )
         run = run_here(RetrainRequest(models=missing, quick=True, policy="always"), requested_by="demo")
         if run["state"] != "succeeded":
             console.print(f"[bold red]error:[/] the quick training failed: {run['error']}")
@@ -67,8 +71,10 @@ def demo(rate: float = typer.Option(4.0, help="images per second streamed"),
         if not quick:
             full = hand_full_training(settings, missing)
             if full:
-                console.print(f"full training runs in the background (run {full}); better models enter shadow and "
-                              "are promoted on the live stream: `triptych runs show " + full + "`")
+                console.print(
+                    f"full training runs in the background (run {full}); better models enter shadow and "
+                    "are promoted on the live stream: `triptych runs show " + full + "`"
+                )
 
     stop = threading.Event()
     sent = {"n": 0}

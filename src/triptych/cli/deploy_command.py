@@ -23,19 +23,26 @@ def _split_image(image: str) -> tuple[str, str]:
 
 
 def deploy(
-    image: str = typer.Option(None, "--image", help="the Triptych image, REPOSITORY:TAG, as the cluster pulls it "
-                                                    "(`triptych image build`, then push it); default: the chart's"),
+    image: str = typer.Option(
+        None,
+        "--image",
+        help="the Triptych image, REPOSITORY:TAG, as the cluster pulls it "
+        "(`triptych image build`, then push it); default: the chart's",
+    ),
     release: str = typer.Option("triptych", "--release", help="the Helm release's name"),
     namespace: str = typer.Option("triptych", "--namespace", "-n", help="the namespace to install into"),
     values: list[Path] = typer.Option([], "--values", "-f", help="a values file for the chart (repeat it)"),
     sets: list[str] = typer.Option([], "--set", help="one chart value, key=value (repeat it)"),
     kubeconfig: Path = typer.Option(None, "--kubeconfig", help="the cluster (default: KUBECONFIG, ~/.kube/config)"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="print what would be applied, as YAML documents on "
-                                                          "stdout, and apply nothing"),
-    through_mlrun: bool = typer.Option(False, "--through-mlrun", help="deploy only the functions, through the "
-                                                                      "MLRun API at MLRUN_DBPATH"),
-    nuclio_dashboard: str = typer.Option(None, "--nuclio-dashboard", help="with --through-mlrun: the Nuclio "
-                                                                          "dashboard's URL"),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="print what would be applied, as YAML documents on stdout, and apply nothing"
+    ),
+    through_mlrun: bool = typer.Option(
+        False, "--through-mlrun", help="deploy only the functions, through the MLRun API at MLRUN_DBPATH"
+    ),
+    nuclio_dashboard: str = typer.Option(
+        None, "--nuclio-dashboard", help="with --through-mlrun: the Nuclio dashboard's URL"
+    ),
     project: str = ProjectOption,
 ) -> None:
     """Deploy Triptych to Kubernetes with its Helm chart (functions, API, dashboard, MLflow, servers)."""
@@ -47,8 +54,9 @@ def deploy(
 
     repository, tag = _split_image(image) if image else ("", "")
     image_sets = [f"image.repository={repository}"] * bool(repository) + [f"image.tag={tag}"] * bool(tag)
-    target = chart.Release(name=release, namespace=namespace, values_files=values, sets=[*image_sets, *sets],
-                           kubeconfig=kubeconfig)
+    target = chart.Release(
+        name=release, namespace=namespace, values_files=values, sets=[*image_sets, *sets], kubeconfig=kubeconfig
+    )
     try:
         if dry_run:
             typer.echo(chart.template(settings, target), nl=False)
@@ -63,8 +71,10 @@ def _through_mlrun(settings, image: str | None, nuclio_dashboard: str | None, pr
     from ..runtime.deploy import DeployError, deploy_project
 
     if not image or not nuclio_dashboard:
-        console.print("[bold red]error:[/] --through-mlrun needs --image (the pushed Triptych image) and "
-                      "--nuclio-dashboard (its URL)")
+        console.print(
+            "[bold red]error:[/] --through-mlrun needs --image (the pushed Triptych image) and "
+            "--nuclio-dashboard (its URL)"
+        )
         raise typer.Exit(2)
     try:
         for line in deploy_project(Path(project) if project else settings.project_file, nuclio_dashboard, image):

@@ -24,25 +24,42 @@ def dlq_list(
 
     items = read_dead_letters(get_settings(), function)
     if as_json:
-        typer.echo(json.dumps([
-            {"ref": i.ref, "replayed": i.replayed, **json.loads(i.letter.model_dump_json(exclude={"value_b64"}))}
-            for i in items
-        ], indent=2))
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "ref": i.ref,
+                        "replayed": i.replayed,
+                        **json.loads(i.letter.model_dump_json(exclude={"value_b64"})),
+                    }
+                    for i in items
+                ],
+                indent=2,
+            )
+        )
         return
     table = Table(title=f"{len(items)} dead letter(s)")
     for column in ("ref", "function", "origin", "attempts", "error", "replayed", "at"):
         table.add_column(column, overflow="fold")
     for i in items:
         o = i.letter.origin
-        table.add_row(i.ref, i.letter.function, f"{o.topic}[{o.partition}]@{o.offset}", str(i.letter.attempts),
-                      f"{i.letter.error_type}: {i.letter.error[:120]}", "yes" if i.replayed else "no",
-                      i.letter.dead_lettered_at.strftime("%Y-%m-%d %H:%M:%S"))
+        table.add_row(
+            i.ref,
+            i.letter.function,
+            f"{o.topic}[{o.partition}]@{o.offset}",
+            str(i.letter.attempts),
+            f"{i.letter.error_type}: {i.letter.error[:120]}",
+            "yes" if i.replayed else "no",
+            i.letter.dead_lettered_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
     Console().print(table)
 
 
 @dlq_app.command("replay")
 def dlq_replay(
-    refs: list[str] = typer.Argument(None, help="PARTITION:OFFSET of dead letters to resend (default: all not yet replayed)"),
+    refs: list[str] = typer.Argument(
+        None, help="PARTITION:OFFSET of dead letters to resend (default: all not yet replayed)"
+    ),
     function: str = typer.Option(None, help="only this function's dead letters"),
     include_replayed: bool = typer.Option(False, help="also resend ones already replayed"),
 ) -> None:

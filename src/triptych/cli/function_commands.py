@@ -38,25 +38,37 @@ ProjectOption = typer.Option(None, "--project", help="project.yaml to read (defa
 
 
 @functions_app.command("list")
-def list_functions(project: str = ProjectOption,
-                   as_json: bool = typer.Option(False, "--json", help="a list of objects: name, desired, running, "
-                                                                      "min, max, mode (auto/pinned/fixed), reason")
-                   ) -> None:
+def list_functions(
+    project: str = ProjectOption,
+    as_json: bool = typer.Option(
+        False, "--json", help="a list of objects: name, desired, running, min, max, mode (auto/pinned/fixed), reason"
+    ),
+) -> None:
     """The declared functions, their triggers and replicas."""
     functions, path = load_project(project)
     if as_json:
         from ..control import read_status
 
         running = read_status(get_settings()).get("functions", {})
-        typer.echo(json.dumps([{
-            "name": name,
-            "desired": running.get(name, {}).get("desired", spec.replicas),
-            "running": sum(r["state"] == "running" for r in running.get(name, {}).get("replicas", [])),
-            "min": spec.replicas, "max": spec.max_replicas or spec.replicas,
-            "mode": running.get(name, {}).get("mode", "fixed" if not spec.max_replicas
-                                              or spec.max_replicas == spec.replicas else "auto"),
-            "reason": running.get(name, {}).get("reason"),
-        } for name, spec in functions.items()], indent=2))
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "name": name,
+                        "desired": running.get(name, {}).get("desired", spec.replicas),
+                        "running": sum(r["state"] == "running" for r in running.get(name, {}).get("replicas", [])),
+                        "min": spec.replicas,
+                        "max": spec.max_replicas or spec.replicas,
+                        "mode": running.get(name, {}).get(
+                            "mode", "fixed" if not spec.max_replicas or spec.max_replicas == spec.replicas else "auto"
+                        ),
+                        "reason": running.get(name, {}).get("reason"),
+                    }
+                    for name, spec in functions.items()
+                ],
+                indent=2,
+            )
+        )
         return
     table = Table(title=f"functions in {path}")
     for column in ("function", "replicas (min-max)", "triggers", "handler"):
@@ -94,9 +106,13 @@ def supervise(project: str = ProjectOption) -> None:
 
 
 @functions_app.command()
-def scale(name: str, replicas: str = typer.Argument(..., help="N to pin the function at N replicas, or `auto` "
-                                                            "to hand it back to the scaler"),
-          project: str = ProjectOption) -> None:
+def scale(
+    name: str,
+    replicas: str = typer.Argument(
+        ..., help="N to pin the function at N replicas, or `auto` to hand it back to the scaler"
+    ),
+    project: str = ProjectOption,
+) -> None:
     """Pin a function at N replicas, or hand it back to the scaler (`auto`); the running
     supervisor applies it within a second."""
     from ..control import AUTO, set_desired_replicas
@@ -136,8 +152,14 @@ def print_functions_table(status: dict) -> None:
     for name, entry in functions.items():
         for r in entry["replicas"]:
             port = r.get("metrics_port")
-            table.add_row(name, f"{r['index'] + 1}/{entry['desired']}", r["state"], str(r["pid"] or "-"),
-                          str(r["restarts"]), f":{port}/metrics" if port else "-")
+            table.add_row(
+                name,
+                f"{r['index'] + 1}/{entry['desired']}",
+                r["state"],
+                str(r["pid"] or "-"),
+                str(r["restarts"]),
+                f":{port}/metrics" if port else "-",
+            )
         if not entry["replicas"]:
             table.add_row(name, "0", "at zero", "-", "-", "-")
     Console().print(table)
@@ -160,8 +182,9 @@ def nuclio_config(name: str, project: str = ProjectOption) -> None:
 
 
 @functions_app.command("scaling")
-def scaling_config(name: str = typer.Argument(None, help="one function (default: all)"),
-                   project: str = ProjectOption) -> None:
+def scaling_config(
+    name: str = typer.Argument(None, help="one function (default: all)"), project: str = ProjectOption
+) -> None:
     """How a function scales on Kubernetes: its NuclioFunction's replica fields and
     the KEDA ScaledObject on its consumer lag, if any (YAML)."""
     import yaml
@@ -175,4 +198,3 @@ def scaling_config(name: str = typer.Argument(None, help="one function (default:
 
 def register(app: typer.Typer) -> None:
     app.add_typer(functions_app, name="functions")
-

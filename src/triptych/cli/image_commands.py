@@ -11,19 +11,28 @@ from ..config import get_settings
 from ..errors import StackError
 
 console = Console(stderr=True)
-image_app = typer.Typer(help="The Triptych image every function and application runs from on Kubernetes.",
-                        no_args_is_help=True)
+image_app = typer.Typer(
+    help="The Triptych image every function and application runs from on Kubernetes.", no_args_is_help=True
+)
 
 
 @image_app.command("build")
-def build(tag: str = typer.Option("localhost/triptych:dev", "--tag", "-t", help="the image's name"),
-          base: str = typer.Option(None, "--base", help="the base image (default: the Containerfile's, "
-                                                         "python:3.11-slim-bookworm)"),
-          debootstrap: bool = typer.Option(False, "--debootstrap", help="make the base from Debian's packages "
-                                                                         "(where no registry can be reached)"),
-          role: str = typer.Option("training", "--role", help="serving (no torch: every function but retrain, the "
-                                                               "API, the dashboard), training (everything), or mlflow "
-                                                               "(MLflow's tracking server)")) -> None:
+def build(
+    tag: str = typer.Option("localhost/triptych:dev", "--tag", "-t", help="the image's name"),
+    base: str = typer.Option(
+        None, "--base", help="the base image (default: the Containerfile's, python:3.11-slim-bookworm)"
+    ),
+    debootstrap: bool = typer.Option(
+        False, "--debootstrap", help="make the base from Debian's packages (where no registry can be reached)"
+    ),
+    role: str = typer.Option(
+        "training",
+        "--role",
+        help="serving (no torch: every function but retrain, the "
+        "API, the dashboard), training (everything), or mlflow "
+        "(MLflow's tracking server)",
+    ),
+) -> None:
     """Build the image with buildah (or podman, docker): the first build takes minutes, later ones seconds."""
     from ..kube.image import build_image
 
@@ -37,8 +46,10 @@ def build(tag: str = typer.Option("localhost/triptych:dev", "--tag", "-t", help=
 
 
 @image_app.command("push")
-def push(tag: str = typer.Argument(..., help="the built image"),
-         destination: str = typer.Argument(..., help="where the cluster pulls from: REGISTRY/triptych:TAG")) -> None:
+def push(
+    tag: str = typer.Argument(..., help="the built image"),
+    destination: str = typer.Argument(..., help="where the cluster pulls from: REGISTRY/triptych:TAG"),
+) -> None:
     """Push the built image to a registry (with the builder that built it)."""
     from ..kube.image import builder
 

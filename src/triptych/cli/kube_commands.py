@@ -14,8 +14,9 @@ from ..config import get_settings
 from ..errors import StackError
 
 console = Console(stderr=True)
-kube_app = typer.Typer(help="A real single-node Kubernetes on this machine, and Triptych deployed on it.",
-                       no_args_is_help=True)
+kube_app = typer.Typer(
+    help="A real single-node Kubernetes on this machine, and Triptych deployed on it.", no_args_is_help=True
+)
 
 
 def _fail(exc: Exception) -> None:
@@ -60,12 +61,15 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable"
     if not state["nodes"]:
         console.print("no node is up (`triptych kube up`)")
         return
-    table = Table(title=f"pods on {', '.join(n['name'] + (' (Ready)' if n['ready'] else ' (not ready)') for n in state['nodes'])}")
+    table = Table(
+        title=f"pods on {', '.join(n['name'] + (' (Ready)' if n['ready'] else ' (not ready)') for n in state['nodes'])}"
+    )
     for column in ("namespace", "pod", "phase", "ready", "function"):
         table.add_column(column)
     for pod in state["pods"]:
-        table.add_row(pod["namespace"], pod["name"], pod["phase"], "yes" if pod["ready"] else "no",
-                      pod["function"] or "")
+        table.add_row(
+            pod["namespace"], pod["name"], pod["phase"], "yes" if pod["ready"] else "no", pod["function"] or ""
+        )
     Console().print(table)
     console.print(f"KUBECONFIG={state['kubeconfig']}")
     for key, value in state["endpoints"].items():
@@ -74,10 +78,13 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable"
 
 
 @kube_app.command()
-def deploy(tag: str = typer.Option("dev", "--tag", help="the images' tag; a new one is a rolling upgrade"),
-           training: bool = typer.Option(False, "--training", help="also build and import the training image "
-                                                                   "(7.5 GB, torch): retrain needs it to train"),
-           timeout: float = typer.Option(900, help="seconds to wait for every workload to be ready")) -> None:
+def deploy(
+    tag: str = typer.Option("dev", "--tag", help="the images' tag; a new one is a rolling upgrade"),
+    training: bool = typer.Option(
+        False, "--training", help="also build and import the training image (7.5 GB, torch): retrain needs it to train"
+    ),
+    timeout: float = typer.Option(900, help="seconds to wait for every workload to be ready"),
+) -> None:
     """Build the missing images, import them into the node, install Nuclio's controller, then
     `helm upgrade --install` the chart and wait until the release is ready."""
     from ..kube import deployment
@@ -86,8 +93,10 @@ def deploy(tag: str = typer.Option("dev", "--tag", help="the images' tag; a new 
         images = deployment.deploy(get_settings(), tag=tag, training=training, report=_say, timeout_s=timeout)
     except StackError as exc:
         _fail(exc)
-    console.print(f"deployed {len(images)} images at tag {tag}; `triptych kube status` shows the pods, "
-                  "`eval \"$(triptych kube env)\"` points the other commands at it")
+    console.print(
+        f"deployed {len(images)} images at tag {tag}; `triptych kube status` shows the pods, "
+        '`eval "$(triptych kube env)"` points the other commands at it'
+    )
 
 
 @kube_app.command()

@@ -18,8 +18,9 @@ from ..lifecycle.steps import describe_step
 console = Console(stderr=True)
 runs_app = typer.Typer(help="Workflow runs (retraining, scheduled jobs) and their steps.", no_args_is_help=True)
 review_app = typer.Typer(help="Images the champions disagree on, waiting for a person's label.", no_args_is_help=True)
-jobs_app = typer.Typer(help="The scheduled lifecycle jobs (data quality, metrics, shadow gate), run by hand.",
-                       no_args_is_help=True)
+jobs_app = typer.Typer(
+    help="The scheduled lifecycle jobs (data quality, metrics, shadow gate), run by hand.", no_args_is_help=True
+)
 
 
 def _db():
@@ -53,12 +54,14 @@ def follow(run_id: str, done: threading.Event | None = None, interval: float = 2
         time.sleep(interval)
 
 
-def retrain(models: str = typer.Option(None, help="comma-separated, default every model"),
-            dataset: str = typer.Option(None, "--dataset", help="base data set in MinIO (default: the champions')"),
-            quick: bool = typer.Option(False, "--quick", help="a smoke budget (minutes) instead of the full one"),
-            policy: str = typer.Option("if-better", help="if-better (gate and shadow), always, never"),
-            wait: bool = typer.Option(False, "--wait", help="follow the run to its end, step by step"),
-            status: str = typer.Option(None, "--status", metavar="RUN", help="show a run's steps instead")) -> None:
+def retrain(
+    models: str = typer.Option(None, help="comma-separated, default every model"),
+    dataset: str = typer.Option(None, "--dataset", help="base data set in MinIO (default: the champions')"),
+    quick: bool = typer.Option(False, "--quick", help="a smoke budget (minutes) instead of the full one"),
+    policy: str = typer.Option("if-better", help="if-better (gate and shadow), always, never"),
+    wait: bool = typer.Option(False, "--wait", help="follow the run to its end, step by step"),
+    status: str = typer.Option(None, "--status", metavar="RUN", help="show a run's steps instead"),
+) -> None:
     """Run the retrain workflow: on the retrain function when it runs (returns at once), else here."""
     from ..lifecycle.retrain import parse_request
 
@@ -109,8 +112,12 @@ def start_on_function(settings, request) -> str | None:
     from ..security.keys import client_key
 
     try:
-        reply = httpx.post(f"{settings.retrain_url}/retrain", json=request.model_dump(), timeout=30,
-                           headers={"X-API-Key": client_key(settings) or ""})
+        reply = httpx.post(
+            f"{settings.retrain_url}/retrain",
+            json=request.model_dump(),
+            timeout=30,
+            headers={"X-API-Key": client_key(settings) or ""},
+        )
     except httpx.HTTPError:
         return None
     if reply.status_code != 202:
@@ -120,8 +127,11 @@ def start_on_function(settings, request) -> str | None:
 
 
 @runs_app.command("list")
-def list_runs(workflow: str = typer.Option(None, help="retrain, data-quality or metrics"),
-              limit: int = typer.Option(20, min=1, max=500), as_json: bool = typer.Option(False, "--json")) -> None:
+def list_runs(
+    workflow: str = typer.Option(None, help="retrain, data-quality or metrics"),
+    limit: int = typer.Option(20, min=1, max=500),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """The newest runs, newest first."""
     from ..db import runs
 
@@ -135,8 +145,15 @@ def list_runs(workflow: str = typer.Option(None, help="retrain, data-quality or 
     for r in rows:
         took = f"{(r['ended_at'] - r['started_at']).total_seconds():.0f}s" if r["ended_at"] and r["started_at"] else "-"
         done = sum(s["state"] == "succeeded" for s in r["steps"])
-        table.add_row(str(r["run_id"]), r["workflow"], r["state"], r["requested_by"] or "-", _ago(r["created_at"]),
-                      took, f"{done}/{len(r['steps'])}")
+        table.add_row(
+            str(r["run_id"]),
+            r["workflow"],
+            r["state"],
+            r["requested_by"] or "-",
+            _ago(r["created_at"]),
+            took,
+            f"{done}/{len(r['steps'])}",
+        )
     Console().print(table)
 
 
@@ -165,8 +182,10 @@ def cancel(run_id: str) -> None:
     if run["state"] not in ("queued", "running"):
         console.print(f"[bold red]error:[/] run {run_id} already ended {run['state']}")
         raise typer.Exit(1)
-    console.print(f"run {run_id}: cancel asked by {run['cancelled_by']}; it stops at its next progress report "
-                  f"(`triptych runs show {run_id}`)")
+    console.print(
+        f"run {run_id}: cancel asked by {run['cancelled_by']}; it stops at its next progress report "
+        f"(`triptych runs show {run_id}`)"
+    )
 
 
 @runs_app.command("show")
@@ -186,14 +205,22 @@ def show(run_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     if as_json:
         _json(run)
         return
-    console.print(f"[bold]{run['workflow']}[/] run {run_id}: [bold]{run['state']}[/] (by {run['requested_by']}, "
-                  f"created {_ago(run['created_at'])})" + (f"\n[red]{run['error']}[/]" if run["error"] else ""))
+    console.print(
+        f"[bold]{run['workflow']}[/] run {run_id}: [bold]{run['state']}[/] (by {run['requested_by']}, "
+        f"created {_ago(run['created_at'])})" + (f"\n[red]{run['error']}[/]" if run["error"] else "")
+    )
     table = Table()
     for column in ("step", "state", "started", "ended", "detail", "mlflow run"):
         table.add_column(column)
     for s in run["steps"]:
-        table.add_row(s["step"], s["state"], _ago(s["started_at"]), _ago(s["ended_at"]), describe_step(s),
-                      s["mlflow_run_id"] or "-")
+        table.add_row(
+            s["step"],
+            s["state"],
+            _ago(s["started_at"]),
+            _ago(s["ended_at"]),
+            describe_step(s),
+            s["mlflow_run_id"] or "-",
+        )
     Console().print(table)
 
 
@@ -211,8 +238,14 @@ def review_list(limit: int = typer.Option(20, min=1, max=500), as_json: bool = t
         table.add_column(column)
     for r in rows:
         answers = ", ".join(f"{m} {v.get('class')}" for m, v in sorted((r["per_model"] or {}).items()))
-        table.add_row(str(r["image_id"]), _ago(r["uploaded_at"]), r["filename"], answers, r["consensus_class"] or "-",
-                      r["ground_truth_label"] or "-")
+        table.add_row(
+            str(r["image_id"]),
+            _ago(r["uploaded_at"]),
+            r["filename"],
+            answers,
+            r["consensus_class"] or "-",
+            r["ground_truth_label"] or "-",
+        )
     Console().print(table)
 
 
@@ -238,8 +271,10 @@ def label(image_id: str, cls: str = typer.Argument(..., metavar="CLASS")) -> Non
 
 
 @jobs_app.command("run")
-def run_job(name: str = typer.Argument(..., help="data-quality, metrics or shadow-gate"),
-            as_json: bool = typer.Option(False, "--json")) -> None:
+def run_job(
+    name: str = typer.Argument(..., help="data-quality, metrics or shadow-gate"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Run a scheduled job now, as its cron trigger would."""
     from ..lifecycle.jobs import UnknownJob
     from ..lifecycle.jobs import run_job as run
@@ -253,7 +288,9 @@ def run_job(name: str = typer.Argument(..., help="data-quality, metrics or shado
     if as_json:
         _json(result)
     else:
-        console.print(f"{name}: [bold]{result['state']}[/]" + (f" (run {result['run_id']})" if result["run_id"] else ""))
+        console.print(
+            f"{name}: [bold]{result['state']}[/]" + (f" (run {result['run_id']})" if result["run_id"] else "")
+        )
         for key, value in result["result"].items():
             console.print(f"  {key}: {json.dumps(value, default=str)[:300]}")
     if result["state"] != "succeeded":

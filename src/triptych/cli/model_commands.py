@@ -35,8 +35,11 @@ def bootstrap(
     quick: bool = typer.Option(False, "--quick", help="a tiny training budget, for smoke tests"),
     models: str = typer.Option(None, help="comma-separated subset, e.g. mobilenet_v2"),
     only_missing: bool = typer.Option(False, "--only-missing", help="skip models that already have a champion"),
-    dataset: str = typer.Option(None, help="a data set published with `triptych datasets publish` "
-                                           "(default: the generated set, published when missing)"),
+    dataset: str = typer.Option(
+        None,
+        help="a data set published with `triptych datasets publish` "
+        "(default: the generated set, published when missing)",
+    ),
 ) -> None:
     """Give each model a champion in the MLflow registry."""
     from ..models.bootstrap import (
@@ -64,8 +67,10 @@ def bootstrap(
             if train:
                 overrides = {"dataset_id": dataset} if dataset else {}
                 outcome = train_as_mlrun_job(name, QUICK if quick else FULL, policy="if-better", **overrides)
-                console.print(f"  v{outcome['version']}: held-out accuracy {outcome['accuracy']:.3f} in "
-                              f"{outcome['train_seconds']:.0f}s; {outcome['decision']} ({outcome['reason']})")
+                console.print(
+                    f"  v{outcome['version']}: held-out accuracy {outcome['accuracy']:.3f} in "
+                    f"{outcome['train_seconds']:.0f}s; {outcome['decision']} ({outcome['reason']})"
+                )
                 results.append(outcome)
             else:
                 version = register_pretrained(name, settings)
@@ -107,13 +112,20 @@ def promote(model: str, version: str, reason: str = typer.Option("promoted by ha
 
 
 @models_app.command()
-def quantize(model: str, version: str = typer.Option(None, help="default: the champion"),
-             publish: bool = typer.Option(True, help="add the int8 model to the version when it passes the gate"),
-             held_out: int = typer.Option(500, min=50, help="held-out images for agreement and accuracy"),
-             calibration: int = typer.Option(256, min=16, help="training images to calibrate activation ranges"),
-             min_agreement: float = typer.Option(
-                 None, min=0.0, max=1.0, help="the gate, 0.99 by default; lower it to watch a version that misses "
-                                             "it answer live beside fp32 (the Compare page) before deciding")) -> None:
+def quantize(
+    model: str,
+    version: str = typer.Option(None, help="default: the champion"),
+    publish: bool = typer.Option(True, help="add the int8 model to the version when it passes the gate"),
+    held_out: int = typer.Option(500, min=50, help="held-out images for agreement and accuracy"),
+    calibration: int = typer.Option(256, min=16, help="training images to calibrate activation ranges"),
+    min_agreement: float = typer.Option(
+        None,
+        min=0.0,
+        max=1.0,
+        help="the gate, 0.99 by default; lower it to watch a version that misses "
+        "it answer live beside fp32 (the Compare page) before deciding",
+    ),
+) -> None:
     """int8 (ONNX Runtime static quantisation, QDQ): fp32 against int8 side by side, speed
     and top-1 agreement. Once published, the int8 twin (infer-int8) answers the live stream
     beside fp32, and replicas may serve it with TRIPTYCH_INFER_BACKEND=onnx-int8."""
@@ -128,12 +140,21 @@ def quantize(model: str, version: str = typer.Option(None, help="default: the ch
         console.print(f"[bold red]error:[/] {model} has no champion: give --version")
         raise typer.Exit(1)
     gate = MIN_AGREEMENT if min_agreement is None else min_agreement
-    r = quantize_version(model, version, settings, calibration_count=calibration, held_out_count=held_out,
-                         publish=publish, min_agreement=gate)
-    console.print(f"{model} v{version}: int8 {r['int8_ms_per_image']:.2f} ms/image against fp32 "
-                  f"{r['fp32_ms_per_image']:.2f} (x{r['speedup']:.2f}, {r['threads']} thread, batch {r['batch']}, "
-                  f"CPU {' '.join(r['cpu_flags']) or '?'}); top-1 agreement {r['agreement']:.1%} on "
-                  f"{r['held_out']} held-out images; accuracy fp32 {r['fp32_accuracy']:.1%}, int8 {r['int8_accuracy']:.1%}")
+    r = quantize_version(
+        model,
+        version,
+        settings,
+        calibration_count=calibration,
+        held_out_count=held_out,
+        publish=publish,
+        min_agreement=gate,
+    )
+    console.print(
+        f"{model} v{version}: int8 {r['int8_ms_per_image']:.2f} ms/image against fp32 "
+        f"{r['fp32_ms_per_image']:.2f} (x{r['speedup']:.2f}, {r['threads']} thread, batch {r['batch']}, "
+        f"CPU {' '.join(r['cpu_flags']) or '?'}); top-1 agreement {r['agreement']:.1%} on "
+        f"{r['held_out']} held-out images; accuracy fp32 {r['fp32_accuracy']:.1%}, int8 {r['int8_accuracy']:.1%}"
+    )
     if not r["passes"]:
         console.print(f"[bold yellow]not published:[/] agreement below {gate:.0%}")
         raise typer.Exit(1)
@@ -141,8 +162,10 @@ def quantize(model: str, version: str = typer.Option(None, help="default: the ch
 
 
 @models_app.command("export")
-def export(to: Path = typer.Option(..., "--to", help="folder to write <model>/ folders into"),
-           models: str = typer.Option(None, help="comma-separated; default: every model")) -> None:
+def export(
+    to: Path = typer.Option(..., "--to", help="folder to write <model>/ folders into"),
+    models: str = typer.Option(None, help="comma-separated; default: every model"),
+) -> None:
     """Download every champion (weights, ONNX export, card), to import elsewhere."""
     from ..models.transfer import export_champions
 
@@ -155,8 +178,10 @@ def export(to: Path = typer.Option(..., "--to", help="folder to write <model>/ f
 
 
 @models_app.command("import")
-def import_(folders: list[Path] = typer.Argument(..., help="folders written by `triptych models export`"),
-            champion: bool = typer.Option(True, help="make each imported version its model's champion")) -> None:
+def import_(
+    folders: list[Path] = typer.Argument(..., help="folders written by `triptych models export`"),
+    champion: bool = typer.Option(True, help="make each imported version its model's champion"),
+) -> None:
     """Register exported versions in this stack's MLflow (a cluster's, say) without training."""
     from ..models.transfer import import_version
 

@@ -22,14 +22,22 @@ def _fail(exc: StackError) -> None:
     raise typer.Exit(1)
 
 
-def up(runtime: str = typer.Option(
-        None, "--runtime", help="run the functions under the local runner (`local`, the fast path) or Nuclio 1.14's "
-                                "own processor (`nuclio`, built from its Go module on first use); default: the "
-                                "`functions_runtime` setting"),
-       role: list[str] = typer.Option(
-        None, "--role", help="run only these servers on this host (repeat it): kafka, minio, postgres, mlflow, web "
-                             "(API, dashboard), monitoring, worker (the functions); default: all of them "
-                             "(TRIPTYCH_ROLES)")) -> None:
+def up(
+    runtime: str = typer.Option(
+        None,
+        "--runtime",
+        help="run the functions under the local runner (`local`, the fast path) or Nuclio 1.14's "
+        "own processor (`nuclio`, built from its Go module on first use); default: the "
+        "`functions_runtime` setting",
+    ),
+    role: list[str] = typer.Option(
+        None,
+        "--role",
+        help="run only these servers on this host (repeat it): kafka, minio, postgres, mlflow, web "
+        "(API, dashboard), monitoring, worker (the functions); default: all of them "
+        "(TRIPTYCH_ROLES)",
+    ),
+) -> None:
     """Install (first time only) and start Kafka, MinIO, PostgreSQL, MLflow, the API, the dashboard and the functions."""
     if role:
         known = set(ROLE_SERVICES) | {"all"}
@@ -81,8 +89,9 @@ def up(runtime: str = typer.Option(
     if stack.service("prometheus").enabled:
         console.print(f"metrics:   {stack.settings.prometheus_url} (alerts: {stack.settings.alertmanager_url})")
     if "local" in result.key_files:
-        console.print(f"your API key (upload, label, admin) is in {result.key_files['local']}; "
-                      "`triptych keys --help` makes more")
+        console.print(
+            f"your API key (upload, label, admin) is in {result.key_files['local']}; `triptych keys --help` makes more"
+        )
 
 
 def _refuse_other_runtime(settings) -> None:
@@ -91,12 +100,16 @@ def _refuse_other_runtime(settings) -> None:
 
     running = read_status(settings).get("runtime")
     if running and running != settings.functions_runtime and Stack(settings).service("functions").running():
-        console.print(f"[bold red]error:[/] the functions run under the {running} runtime; "
-                      f"`triptych down` first to switch to {settings.functions_runtime}")
+        console.print(
+            f"[bold red]error:[/] the functions run under the {running} runtime; "
+            f"`triptych down` first to switch to {settings.functions_runtime}"
+        )
         raise typer.Exit(2)
 
 
-def down(purge: bool = typer.Option(False, "--purge", help="Also delete all data (databases, topics, objects).")) -> None:
+def down(
+    purge: bool = typer.Option(False, "--purge", help="Also delete all data (databases, topics, objects)."),
+) -> None:
     """Stop the locally managed servers; data is kept unless --purge."""
     stack = Stack(get_settings())
     if purge:
@@ -113,7 +126,9 @@ def down(purge: bool = typer.Option(False, "--purge", help="Also delete all data
         console.print(f"deleted {stack.settings.data_dir}")
 
 
-def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable: service name -> url, state, ...")) -> None:
+def status(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable: service name -> url, state, ..."),
+) -> None:
     """Show each service: up/down, address, version, data dir, memory."""
     stack = Stack(get_settings())
     if as_json:
@@ -128,9 +143,13 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable:
     _print_status(stack)
     if stack.settings.prometheus_endpoint:
         replicas = _replicas_everywhere(stack.settings)
-        Console().print("replicas on every host (Prometheus): " + (", ".join(
-            f"{name} {f['running']}/{f['desired']}" for name, f in replicas.get("functions", {}).items())
-            or replicas.get("error", "none")))
+        Console().print(
+            "replicas on every host (Prometheus): "
+            + (
+                ", ".join(f"{name} {f['running']}/{f['desired']}" for name, f in replicas.get("functions", {}).items())
+                or replicas.get("error", "none")
+            )
+        )
 
 
 def _replicas_everywhere(settings) -> dict:
@@ -141,8 +160,11 @@ def _replicas_everywhere(settings) -> dict:
         health = replica_health(settings)
     except PrometheusUnavailable as exc:
         return {"error": str(exc)}
-    return {"functions": health.functions, "supervisors_up": health.supervisors_up,
-            "supervisors_down": health.supervisors_down}
+    return {
+        "functions": health.functions,
+        "supervisors_up": health.supervisors_up,
+        "supervisors_down": health.supervisors_down,
+    }
 
 
 def _print_status(stack: Stack) -> None:
@@ -152,8 +174,13 @@ def _print_status(stack: Stack) -> None:
     for s in stack.status():
         state = "[green]up[/]" if s.state == "up" else "[red]down[/]"
         table.add_row(
-            s.name + ("" if s.managed else " (external)"), state, s.url, s.version,
-            s.data_dir or "-", str(s.pid or "-"), f"{s.rss_mb:.0f}" if s.rss_mb else "-",
+            s.name + ("" if s.managed else " (external)"),
+            state,
+            s.url,
+            s.version,
+            s.data_dir or "-",
+            str(s.pid or "-"),
+            f"{s.rss_mb:.0f}" if s.rss_mb else "-",
         )
     Console().print(table)
     if stack.service("functions").enabled:
@@ -163,7 +190,9 @@ def _print_status(stack: Stack) -> None:
         print_functions_table(read_status(stack.settings))
 
 
-def provision(timeout: float = typer.Option(300, "--timeout", help="seconds to wait for servers still starting")) -> None:
+def provision(
+    timeout: float = typer.Option(300, "--timeout", help="seconds to wait for servers still starting"),
+) -> None:
     """Set up servers started elsewhere (a cluster's): schema, MLflow's database, topics, buckets, notifications."""
     from ..stack.provision import provision_servers
 

@@ -43,8 +43,10 @@ def _password() -> str:
 
 
 @users_app.command("add")
-def add(name: str = typer.Argument(..., help="the name they sign in with"),
-        role: str = typer.Option("viewer", "--role", help="viewer, labeller or admin")) -> None:
+def add(
+    name: str = typer.Argument(..., help="the name they sign in with"),
+    role: str = typer.Option("viewer", "--role", help="viewer, labeller or admin"),
+) -> None:
     """Add a user with a password (from standard input, or asked for)."""
     from ..security.users import add_user
 
@@ -60,8 +62,15 @@ def list_(as_json: bool = typer.Option(False, "--json", help="machine-readable")
 
     users = _transaction(list_users)
     if as_json:
-        typer.echo(json.dumps([{"name": u.name, "role": u.role, "password": u.has_password,
-                                "created_at": u.created_at.isoformat()} for u in users], indent=2))
+        typer.echo(
+            json.dumps(
+                [
+                    {"name": u.name, "role": u.role, "password": u.has_password, "created_at": u.created_at.isoformat()}
+                    for u in users
+                ],
+                indent=2,
+            )
+        )
         return
     table = Table(title="dashboard users")
     for column in ("name", "role", "password", "created"):
@@ -101,6 +110,7 @@ def login_link(settings, user: str | None = None, minutes: int = LINK_MINUTES) -
             ensure_local_admin(cur)
         elif find_user(cur, user) is None:
             from ..security.users import UserRefused
+
             raise UserRefused(f"no user named {user!r}")
         return make_login_link(cur, user or LOCAL_ADMIN, timedelta(minutes=minutes))
 
@@ -113,8 +123,10 @@ def login_link(settings, user: str | None = None, minutes: int = LINK_MINUTES) -
 
 
 @users_app.command("link")
-def link(user: str = typer.Argument(None, help="whom it signs in (default: the local admin, `local`)"),
-         minutes: int = typer.Option(LINK_MINUTES, help="minutes it stays valid (it works once)")) -> None:
+def link(
+    user: str = typer.Argument(None, help="whom it signs in (default: the local admin, `local`)"),
+    minutes: int = typer.Option(LINK_MINUTES, help="minutes it stays valid (it works once)"),
+) -> None:
     """Print a one-time sign-in link (as Jupyter's token link): for your own machine."""
     from ..security.users import UserRefused
 

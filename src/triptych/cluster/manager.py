@@ -23,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..config import Settings
+from ..control import read_status, replica_counts
 from ..errors import StackError
 from ..models.carry import CLI, carry_champions, environ_without_this_stack
-from ..control import read_status, replica_counts
 from ..stack.process import tail
 from . import netns
 from .topology import HOST_DATA_DIR, Host, Topology
@@ -64,8 +64,13 @@ class Cluster:
         return self.root / "logs" / f"{host.name}-up.log"
 
     # -- up -----------------------------------------------------------------------
-    def up(self, workers: int = 2, replicas: dict[str, int] | None = None, functions_runtime: str = "local",
-           report: Report = lambda _msg: None) -> Topology:
+    def up(
+        self,
+        workers: int = 2,
+        replicas: dict[str, int] | None = None,
+        functions_runtime: str = "local",
+        report: Report = lambda _msg: None,
+    ) -> Topology:
         """Hosts, servers, champions, workers; `replicas`: what each worker runs
         (default: the scaler's, with SINGLETONS on the first worker only)."""
         netns.require_root()
@@ -113,8 +118,14 @@ class Cluster:
             log = self.log_path(host)
             log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "ab") as out:
-                proc = subprocess.run(self._in(host, [*CLI, "up"]), env=self._env(topology, host),
-                                      stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=900)
+                proc = subprocess.run(
+                    self._in(host, [*CLI, "up"]),
+                    env=self._env(topology, host),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    timeout=900,
+                )
             return host, proc.returncode
 
         with ThreadPoolExecutor(len(hosts)) as pool:
@@ -123,8 +134,8 @@ class Cluster:
             raise StackError("; ".join(f"`triptych up` failed on {h.name}:\n{tail(self.log_path(h))}" for h in failed))
 
     def _write_desired(self, host: Host, replicas: dict[str, int] | None, first: bool) -> None:
-        from ..runtime.spec import load_functions
         from ..control import replace_desired
+        from ..runtime.spec import load_functions
 
         declared = {name: spec.replicas for name, spec in load_functions(self.settings.project_file).items()}
         if replicas is not None:
@@ -136,8 +147,9 @@ class Cluster:
 
     def _ensure_champions(self, topology: Topology, report: Report = lambda _msg: None) -> None:
         """The cluster's MLflow gets the champions of the stack the CLI points at."""
-        carry_champions(self.settings, self.client_settings(topology), topology.client_env(self.settings), "cluster",
-                        report)
+        carry_champions(
+            self.settings, self.client_settings(topology), topology.client_env(self.settings), "cluster", report
+        )
 
     # -- status ---------------------------------------------------------------------
     def status(self) -> dict:
@@ -147,17 +159,28 @@ class Cluster:
         hosts = []
         for host in topology.hosts:
             pids = netns.pids(host.namespace)
-            entry = {"name": host.name, "namespace": host.namespace, "address": host.address,
-                     "roles": list(host.roles), "pids": pids, "alive": bool(pids)}
+            entry = {
+                "name": host.name,
+                "namespace": host.namespace,
+                "address": host.address,
+                "roles": list(host.roles),
+                "pids": pids,
+                "alive": bool(pids),
+            }
             if "worker" in host.roles:
                 own = self.settings.model_copy(update={"data_dir": self.host_dir(host)})
                 entry["functions"] = replica_counts(own)
                 entry["runtime"] = read_status(own).get("runtime")
             hosts.append(entry)
         env = topology.client_env(self.settings)
-        return {"up": True, "hosts": hosts, "kafka_bootstrap": env["TRIPTYCH_KAFKA_BOOTSTRAP"],
-                "s3_endpoint": env["TRIPTYCH_S3_ENDPOINT"], "mlflow": env["TRIPTYCH_MLFLOW_TRACKING_URI"],
-                "env": env}
+        return {
+            "up": True,
+            "hosts": hosts,
+            "kafka_bootstrap": env["TRIPTYCH_KAFKA_BOOTSTRAP"],
+            "s3_endpoint": env["TRIPTYCH_S3_ENDPOINT"],
+            "mlflow": env["TRIPTYCH_MLFLOW_TRACKING_URI"],
+            "env": env,
+        }
 
     def host_pids(self) -> dict[str, list[int]]:
         """{host: every process in its namespace now} (what `bench --cluster` measures)."""
@@ -182,8 +205,9 @@ class Cluster:
         host = topology.host(name)
         if "worker" not in host.roles:
             raise StackError(f"{name} is not a worker host")
-        subprocess.run(self._in(host, [*CLI, "down"]), env=self._env(topology, host), capture_output=True,
-                       timeout=300, check=True)
+        subprocess.run(
+            self._in(host, [*CLI, "down"]), env=self._env(topology, host), capture_output=True, timeout=300, check=True
+        )
         self._up_on(dataclasses.replace(topology, functions_runtime=functions_runtime), [host])
 
     def down(self, purge: bool = False, report: Report = lambda _msg: None) -> None:
@@ -197,13 +221,19 @@ class Cluster:
             if alive:
                 report("stopping " + ", ".join(h.name for h in alive))
                 with ThreadPoolExecutor(len(alive)) as pool:
-                    list(pool.map(lambda h: subprocess.run(self._in(h, [*CLI, "down"]),
-                                                           env=self._env(topology, h), capture_output=True,
-                                                           timeout=300), alive))
+                    list(
+                        pool.map(
+                            lambda h: subprocess.run(
+                                self._in(h, [*CLI, "down"]),
+                                env=self._env(topology, h),
+                                capture_output=True,
+                                timeout=300,
+                            ),
+                            alive,
+                        )
+                    )
         report("removing the hosts")
         netns.destroy(topology)
         self.state_file.unlink(missing_ok=True)
         if purge:
             shutil.rmtree(self.root, ignore_errors=True)
-
-

@@ -31,8 +31,10 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def require_root() -> None:
     if os.geteuid() != 0 or not shutil.which("ip"):
-        raise StackError("a cluster of network namespaces needs root and iproute2 (`ip`); on real machines, "
-                         "run `triptych up --role ...` on each (see the README's \"Several hosts\")")
+        raise StackError(
+            "a cluster of network namespaces needs root and iproute2 (`ip`); on real machines, "
+            'run `triptych up --role ...` on each (see the README\'s "Several hosts")'
+        )
 
 
 def _veth(host: Host) -> str:
@@ -103,10 +105,13 @@ def impair(host: Host, delay_ms: int | None = 200, loss_percent: float = 5, rate
         subprocess.run([*prefix, "tc", "qdisc", "del", "dev", device, "root"], capture_output=True)
         if delay_ms is None:
             continue
-        for kind, args in (("netem", ["delay", f"{delay_ms}ms", "loss", f"{loss_percent}%"]),
-                           ("tbf", ["rate", f"{rate_kbit}kbit", "burst", "32kbit", "latency", f"{delay_ms}ms"])):
-            proc = subprocess.run([*prefix, "tc", "qdisc", "add", "dev", device, "root", kind, *args],
-                                  capture_output=True, text=True)
+        for kind, args in (
+            ("netem", ["delay", f"{delay_ms}ms", "loss", f"{loss_percent}%"]),
+            ("tbf", ["rate", f"{rate_kbit}kbit", "burst", "32kbit", "latency", f"{delay_ms}ms"]),
+        ):
+            proc = subprocess.run(
+                [*prefix, "tc", "qdisc", "add", "dev", device, "root", kind, *args], capture_output=True, text=True
+            )
             if proc.returncode == 0:
                 used = kind
                 break
@@ -134,5 +139,5 @@ def exec_argv(host: Host, argv: list[str], own_dir: tuple[Path, str] | None = No
     if own_dir is None:
         return ["ip", "netns", "exec", host.namespace, *argv]
     folder, path = own_dir
-    script = f"mkdir -p {shlex.quote(path)} && mount --bind {shlex.quote(str(folder))} {shlex.quote(path)} && exec \"$@\""
+    script = f'mkdir -p {shlex.quote(path)} && mount --bind {shlex.quote(str(folder))} {shlex.quote(path)} && exec "$@"'
     return ["ip", "netns", "exec", host.namespace, "sh", "-c", script, "sh", *argv]

@@ -62,13 +62,22 @@ class Topology:
     hosts: tuple[Host, ...]
     # What runs each replica on the workers: the local runner or Nuclio's processor.
     functions_runtime: str = "local"
-    ports: dict[str, int] = field(default_factory=lambda: dict(kafka=9092, kafka_controller=9093, minio=9000,
-                                                               minio_console=9001, postgres=5432, mlflow=5000,
-                                                               prometheus=9090, alertmanager=9095,
-                                                               supervisor=9400))
+    ports: dict[str, int] = field(
+        default_factory=lambda: dict(
+            kafka=9092,
+            kafka_controller=9093,
+            minio=9000,
+            minio_console=9001,
+            postgres=5432,
+            mlflow=5000,
+            prometheus=9090,
+            alertmanager=9095,
+            supervisor=9400,
+        )
+    )
 
     @classmethod
-    def default(cls, workers: int = 2, functions_runtime: str = "local") -> "Topology":
+    def default(cls, workers: int = 2, functions_runtime: str = "local") -> Topology:
         if workers < 1:
             raise ValueError("a cluster needs at least one worker host")
         addresses = (str(a) for a in list(SUBNET.hosts())[9:])  # .10 onward
@@ -96,8 +105,10 @@ class Topology:
 
     def database_url(self, settings: Settings) -> str:
         db = self.with_role("postgres")[0]
-        return (f"postgresql://{settings.postgres_user}:{settings.postgres_password}"
-                f"@{db.address}:{self.ports['postgres']}/{settings.postgres_db}")
+        return (
+            f"postgresql://{settings.postgres_user}:{settings.postgres_password}"
+            f"@{db.address}:{self.ports['postgres']}/{settings.postgres_db}"
+        )
 
     @property
     def mlflow_uri(self) -> str:
@@ -133,45 +144,63 @@ class Topology:
             "TRIPTYCH_BIND_HOST": host.address,
             "TRIPTYCH_DATA_DIR": data_dir,
             "TRIPTYCH_ROLES": json.dumps(list(host.roles)),
-            "TRIPTYCH_KAFKA_PORT": str(p["kafka"]), "TRIPTYCH_KAFKA_CONTROLLER_PORT": str(p["kafka_controller"]),
-            "TRIPTYCH_MINIO_PORT": str(p["minio"]), "TRIPTYCH_MINIO_CONSOLE_PORT": str(p["minio_console"]),
-            "TRIPTYCH_POSTGRES_PORT": str(p["postgres"]), "TRIPTYCH_MLFLOW_PORT": str(p["mlflow"]),
+            "TRIPTYCH_KAFKA_PORT": str(p["kafka"]),
+            "TRIPTYCH_KAFKA_CONTROLLER_PORT": str(p["kafka_controller"]),
+            "TRIPTYCH_MINIO_PORT": str(p["minio"]),
+            "TRIPTYCH_MINIO_CONSOLE_PORT": str(p["minio_console"]),
+            "TRIPTYCH_POSTGRES_PORT": str(p["postgres"]),
+            "TRIPTYCH_MLFLOW_PORT": str(p["mlflow"]),
             # No web app on the cluster's hosts; one Prometheus (the monitoring host's) for all.
-            "TRIPTYCH_API_AUTOSTART": "false", "TRIPTYCH_DASHBOARD_AUTOSTART": "false",
+            "TRIPTYCH_API_AUTOSTART": "false",
+            "TRIPTYCH_DASHBOARD_AUTOSTART": "false",
             "TRIPTYCH_MONITORING_AUTOSTART": "true" if "monitoring" in host.roles else "false",
             "TRIPTYCH_FUNCTIONS_AUTOSTART": "true" if "worker" in host.roles else "false",
         }
         if "worker" in host.roles:
             env["TRIPTYCH_SUPERVISOR_PORT"] = str(p["supervisor"])
             # Each worker's scaler takes its share of every function among the live ones.
-            env["TRIPTYCH_SCALE_PEERS"] = json.dumps([f"{h.address}:{p['supervisor']}" for h in self.with_role("worker")])
+            env["TRIPTYCH_SCALE_PEERS"] = json.dumps(
+                [f"{h.address}:{p['supervisor']}" for h in self.with_role("worker")]
+            )
             env["TRIPTYCH_FUNCTIONS_RUNTIME"] = self.functions_runtime
         if "monitoring" in host.roles:
             env.pop("TRIPTYCH_PROMETHEUS_ENDPOINT", None)  # its own
-            env.update({
-                "TRIPTYCH_PROMETHEUS_PORT": str(p["prometheus"]), "TRIPTYCH_ALERTMANAGER_PORT": str(p["alertmanager"]),
-                "TRIPTYCH_PROMETHEUS_REMOTE_SUPERVISORS": json.dumps(
-                    [f"{h.address}:{p['supervisor']}" for h in self.with_role("worker")]),
-            })
+            env.update(
+                {
+                    "TRIPTYCH_PROMETHEUS_PORT": str(p["prometheus"]),
+                    "TRIPTYCH_ALERTMANAGER_PORT": str(p["alertmanager"]),
+                    "TRIPTYCH_PROMETHEUS_REMOTE_SUPERVISORS": json.dumps(
+                        [f"{h.address}:{p['supervisor']}" for h in self.with_role("worker")]
+                    ),
+                }
+            )
         # A host runs a server itself when its URL is not given: drop the URLs of its own roles.
-        own = {"kafka": "TRIPTYCH_KAFKA_BOOTSTRAP", "minio": "TRIPTYCH_S3_ENDPOINT",
-               "postgres": "TRIPTYCH_DATABASE_URL", "mlflow": "TRIPTYCH_MLFLOW_TRACKING_URI"}
+        own = {
+            "kafka": "TRIPTYCH_KAFKA_BOOTSTRAP",
+            "minio": "TRIPTYCH_S3_ENDPOINT",
+            "postgres": "TRIPTYCH_DATABASE_URL",
+            "mlflow": "TRIPTYCH_MLFLOW_TRACKING_URI",
+        }
         for role, variable in own.items():
             if role in host.roles:
                 env.pop(variable)
         if "kafka" in host.roles:
-            env.update({
-                "TRIPTYCH_KAFKA_NODE_ID": str(host.kafka_node_id),
-                "TRIPTYCH_KAFKA_CONTROLLER_QUORUM": ",".join(
-                    f"{h.kafka_node_id}@{h.address}:{p['kafka_controller']}" for h in self.with_role("kafka")),
-                "TRIPTYCH_KAFKA_CLUSTER_ID": KAFKA_CLUSTER_ID,
-                "TRIPTYCH_KAFKA_HEAP": "384m",
-            })
+            env.update(
+                {
+                    "TRIPTYCH_KAFKA_NODE_ID": str(host.kafka_node_id),
+                    "TRIPTYCH_KAFKA_CONTROLLER_QUORUM": ",".join(
+                        f"{h.kafka_node_id}@{h.address}:{p['kafka_controller']}" for h in self.with_role("kafka")
+                    ),
+                    "TRIPTYCH_KAFKA_CLUSTER_ID": KAFKA_CLUSTER_ID,
+                    "TRIPTYCH_KAFKA_HEAP": "384m",
+                }
+            )
         if "minio" in host.roles:
             # MinIO's notifications go to every broker, whichever host it runs on.
             env["TRIPTYCH_MINIO_KAFKA_BROKERS"] = self.kafka_bootstrap
             env["TRIPTYCH_MINIO_VOLUMES"] = " ".join(
-                f"http://{h.name}:{p['minio']}{data_dir}/minio" for h in self.with_role("minio"))
+                f"http://{h.name}:{p['minio']}{data_dir}/minio" for h in self.with_role("minio")
+            )
         if "postgres" in host.roles:
             env["TRIPTYCH_POSTGRES_ALLOWED_NETWORKS"] = json.dumps([str(SUBNET)])
         if "mlflow" in host.roles and "postgres" not in host.roles:
@@ -185,10 +214,16 @@ class Topology:
         return "\n".join(lines) + "\n"
 
     def as_dict(self) -> dict:
-        return {"hosts": [asdict(h) | {"namespace": h.namespace} for h in self.hosts], "ports": self.ports,
-                "functions_runtime": self.functions_runtime}
+        return {
+            "hosts": [asdict(h) | {"namespace": h.namespace} for h in self.hosts],
+            "ports": self.ports,
+            "functions_runtime": self.functions_runtime,
+        }
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "Topology":
-        return cls(tuple(Host(h["name"], h["address"], tuple(h["roles"]), h.get("kafka_node_id"))
-                         for h in raw["hosts"]), raw.get("functions_runtime", "local"), dict(raw["ports"]))
+    def from_dict(cls, raw: dict) -> Topology:
+        return cls(
+            tuple(Host(h["name"], h["address"], tuple(h["roles"]), h.get("kafka_node_id")) for h in raw["hosts"]),
+            raw.get("functions_runtime", "local"),
+            dict(raw["ports"]),
+        )

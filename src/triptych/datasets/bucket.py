@@ -83,8 +83,14 @@ def list_datasets(settings: Settings | None = None) -> list[Manifest]:
     return [m for m in (read_manifest(i, settings) for i in ids) if m is not None]
 
 
-def publish(dataset_id: str, splits: dict[str, Iterable[Item]], source: str, classes: list[str] | None = None,
-            settings: Settings | None = None, workers: int = 8) -> Manifest:
+def publish(
+    dataset_id: str,
+    splits: dict[str, Iterable[Item]],
+    source: str,
+    classes: list[str] | None = None,
+    settings: Settings | None = None,
+    workers: int = 8,
+) -> Manifest:
     """Upload every labelled image of every split; skip (and record why) items with
     no label or bytes that are not an image, so one bad file loses nothing else."""
     settings = settings or get_settings()
@@ -125,18 +131,29 @@ def publish(dataset_id: str, splits: dict[str, Iterable[Item]], source: str, cla
     elif set(seen) - set(classes):
         raise DatasetError(f"labels {sorted(set(seen) - set(classes))} are not among the classes {classes}")
     if not seen:
-        raise DatasetError(f"nothing to publish for {dataset_id}: no labelled image among the items "
-                           f"({len(skipped)} skipped, e.g. {skipped[:3]})")
+        raise DatasetError(
+            f"nothing to publish for {dataset_id}: no labelled image among the items "
+            f"({len(skipped)} skipped, e.g. {skipped[:3]})"
+        )
     manifest = Manifest(
-        dataset_id=dataset_id, classes=list(classes), source=source,
+        dataset_id=dataset_id,
+        classes=list(classes),
+        source=source,
         counts={split: sum(c.values()) for split, c in class_counts.items()},
         class_counts={split: dict(sorted(c.items())) for split, c in class_counts.items()},
-        skipped=len(skipped), skipped_examples=skipped[:_MAX_SKIPPED_KEPT], published_at=time.time(),
+        skipped=len(skipped),
+        skipped_examples=skipped[:_MAX_SKIPPED_KEPT],
+        published_at=time.time(),
     )
     _remove_stale(client, settings.datasets_bucket, dataset_id, written)
     put_manifest = manifest.to_json()
-    client.put_object(settings.datasets_bucket, f"{dataset_id}/{MANIFEST}", io.BytesIO(put_manifest),
-                      len(put_manifest), content_type="application/json")
+    client.put_object(
+        settings.datasets_bucket,
+        f"{dataset_id}/{MANIFEST}",
+        io.BytesIO(put_manifest),
+        len(put_manifest),
+        content_type="application/json",
+    )
     return manifest
 
 
@@ -144,14 +161,16 @@ def _remove_stale(client, bucket_name: str, dataset_id: str, written: set[str]) 
     """A republished set is exactly what was published last: drop the objects it no longer has."""
     from minio.deleteobjects import DeleteObject
 
-    stale = [DeleteObject(o.object_name) for o in client.list_objects(bucket_name, prefix=f"{dataset_id}/", recursive=True)
-             if o.object_name not in written]
+    stale = [
+        DeleteObject(o.object_name)
+        for o in client.list_objects(bucket_name, prefix=f"{dataset_id}/", recursive=True)
+        if o.object_name not in written
+    ]
     for error in client.remove_objects(bucket_name, stale):
         raise DatasetError(f"could not remove a stale object of {dataset_id}: {error}")
 
 
-def publish_synthetic(train_count: int, test_count: int, size: int = 64,
-                      settings: Settings | None = None) -> Manifest:
+def publish_synthetic(train_count: int, test_count: int, size: int = 64, settings: Settings | None = None) -> Manifest:
     """The generated set, unless it is already there with at least these counts."""
     from .sources import synthetic_items
     from .synthetic import CLASSES, DATASET_ID
@@ -160,9 +179,16 @@ def publish_synthetic(train_count: int, test_count: int, size: int = 64,
     if existing and existing.counts.get("train", 0) >= train_count and existing.counts.get("test", 0) >= test_count:
         return existing
 
-    return publish(DATASET_ID, {"train": islice(synthetic_items("train", size=size), train_count),
-                                "test": islice(synthetic_items("test", size=size), test_count)},
-                   source=f"generated ({size} px)", classes=list(CLASSES), settings=settings)
+    return publish(
+        DATASET_ID,
+        {
+            "train": islice(synthetic_items("train", size=size), train_count),
+            "test": islice(synthetic_items("test", size=size), test_count),
+        },
+        source=f"generated ({size} px)",
+        classes=list(CLASSES),
+        settings=settings,
+    )
 
 
 def folder_splits(items: Iterable[Item], test_share: int = 10) -> dict[str, list[Item]]:
@@ -187,8 +213,14 @@ class Split:
     skipped: list[str]
 
 
-def load_split(dataset_id: str, split: str, size: int | None, count: int | None = None,
-               settings: Settings | None = None, workers: int = 8) -> Split:
+def load_split(
+    dataset_id: str,
+    split: str,
+    size: int | None,
+    count: int | None = None,
+    settings: Settings | None = None,
+    workers: int = 8,
+) -> Split:
     """The first `count` images of a split (in publication order), decoded and
     resized to `size` x `size` (or as decoded, with size None: each model then
     resizes them its own way); an object that does not decode is skipped and named."""
@@ -197,11 +229,15 @@ def load_split(dataset_id: str, split: str, size: int | None, count: int | None 
     settings = settings or get_settings()
     manifest = read_manifest(dataset_id, settings)
     if manifest is None:
-        raise DatasetError(f"data set {dataset_id!r} is not in s3://{settings.datasets_bucket}; publish it first "
-                           "(`triptych datasets publish synthetic|cifar10|dir`)")
+        raise DatasetError(
+            f"data set {dataset_id!r} is not in s3://{settings.datasets_bucket}; publish it first "
+            "(`triptych datasets publish synthetic|cifar10|dir`)"
+        )
     client = minio_client(settings)
-    objects = [o.object_name for o in client.list_objects(settings.datasets_bucket, prefix=f"{dataset_id}/{split}/",
-                                                          recursive=True)]
+    objects = [
+        o.object_name
+        for o in client.list_objects(settings.datasets_bucket, prefix=f"{dataset_id}/{split}/", recursive=True)
+    ]
     objects.sort(key=lambda key: (PurePosixPath(key).name, key))  # seq first: publication order
     if count is not None:
         objects = objects[:count]
@@ -228,15 +264,23 @@ def load_split(dataset_id: str, split: str, size: int | None, count: int | None 
         images = np.empty(len(kept), dtype=object)
         for i, (image, _) in enumerate(kept):  # one by one: a list of equal shapes would broadcast
             images[i] = image
-    return Split(images=images, labels=np.array([l for _, l in kept], np.int64),
-                 classes=list(manifest.classes), dataset_id=dataset_id,
-                 skipped=[problem for _, _, problem in results if problem is not None])
+    return Split(
+        images=images,
+        labels=np.array([label for _, label in kept], np.int64),
+        classes=list(manifest.classes),
+        dataset_id=dataset_id,
+        skipped=[problem for _, _, problem in results if problem is not None],
+    )
 
 
 def concatenate(first: Split, second: Split) -> Split:
     """Two splits with the same classes as one (a base set and the images labelled since)."""
     if first.classes != second.classes:
         raise DatasetError(f"{first.dataset_id} and {second.dataset_id} have different classes")
-    return Split(images=np.concatenate([first.images, second.images]),
-                 labels=np.concatenate([first.labels, second.labels]), classes=first.classes,
-                 dataset_id=f"{first.dataset_id}+{second.dataset_id}", skipped=first.skipped + second.skipped)
+    return Split(
+        images=np.concatenate([first.images, second.images]),
+        labels=np.concatenate([first.labels, second.labels]),
+        classes=first.classes,
+        dataset_id=f"{first.dataset_id}+{second.dataset_id}",
+        skipped=first.skipped + second.skipped,
+    )

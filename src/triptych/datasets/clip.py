@@ -35,8 +35,15 @@ def write_y4m(path: Path, frames: Iterable[np.ndarray], fps: int) -> int:
     return count
 
 
-def shapes_clip(path: Path, shapes: int = 6, seconds_each: float = 2.0, fps: int = 10, size: int = 240,
-                start: int = 0, sensor_noise: float = 3.0) -> list[str]:
+def shapes_clip(
+    path: Path,
+    shapes: int = 6,
+    seconds_each: float = 2.0,
+    fps: int = 10,
+    size: int = 240,
+    start: int = 0,
+    sensor_noise: float = 3.0,
+) -> list[str]:
     """A clip showing `shapes` test-split shapes one after another, each held still
     for `seconds_each`, scaled up to size x size; returns their labels in order.
     Every frame gets its own sensor noise (standard deviation in grey levels), as a

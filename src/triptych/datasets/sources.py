@@ -22,15 +22,20 @@ class Item:
     client: dict = field(default_factory=dict)
 
 
-def synthetic_items(split: str = "test", start: int = 0, fmt: str = "png", size: int = 64,
-                    shift: str | None = None) -> Iterator[Item]:
+def synthetic_items(
+    split: str = "test", start: int = 0, fmt: str = "png", size: int = 64, shift: str | None = None
+) -> Iterator[Item]:
     """The generated set; with `shift` (synthetic.SHIFTS), a shifted copy of it."""
     index = start
     extra = {"shift": shift} if shift else {}
     while True:  # endless: the stream is bounded by count or duration
         sample = shifted(render(index, split, size), shift)
-        yield Item(f"{sample.label}-{split}-{index:06d}.{'jpg' if fmt == 'jpeg' else fmt}", sample.encode(fmt),
-                   sample.label, {"dataset": DATASET_ID, "split": split, "index": index, **extra})
+        yield Item(
+            f"{sample.label}-{split}-{index:06d}.{'jpg' if fmt == 'jpeg' else fmt}",
+            sample.encode(fmt),
+            sample.label,
+            {"dataset": DATASET_ID, "split": split, "index": index, **extra},
+        )
         index += 1
 
 
@@ -50,8 +55,12 @@ def cifar10_items(root: Path, download: bool = True, train: bool = False) -> Ite
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         label = dataset.classes[target]
-        yield Item(f"cifar10-{index:05d}-{label}.png", buffer.getvalue(), label,
-                   {"dataset": f"cifar10-{split}", "index": index})
+        yield Item(
+            f"cifar10-{index:05d}-{label}.png",
+            buffer.getvalue(),
+            label,
+            {"dataset": f"cifar10-{split}", "index": index},
+        )
 
 
 def dir_items(folder: Path, only_images: bool = True) -> Iterator[Item]:

@@ -36,8 +36,18 @@ class Sample:
 
 
 # The orientation (radians) each class is drawn around.
-UPRIGHT = {"circle": 0.0, "square": math.pi / 4, "triangle": -math.pi / 2, "star": -math.pi / 2, "cross": 0.0,
-           "ring": 0.0, "bar": 0.0, "diamond": 0.0, "crescent": 0.0, "arrow": 0.0}
+UPRIGHT = {
+    "circle": 0.0,
+    "square": math.pi / 4,
+    "triangle": -math.pi / 2,
+    "star": -math.pi / 2,
+    "cross": 0.0,
+    "ring": 0.0,
+    "bar": 0.0,
+    "diamond": 0.0,
+    "crescent": 0.0,
+    "arrow": 0.0,
+}
 
 
 def _polygon(center, radius, sides, rotation, inner=None):
@@ -66,8 +76,9 @@ def _draw(canvas, label, center, radius, rotation, color, rng):
     elif label == "square":
         cv2.fillPoly(canvas, [_polygon(center, radius, 4, rotation)], color, cv2.LINE_AA)
     elif label == "diamond":
-        pts = _rotate([(cx, cy - radius), (cx + radius * 0.5, cy), (cx, cy + radius), (cx - radius * 0.5, cy)],
-                      center, rotation)
+        pts = _rotate(
+            [(cx, cy - radius), (cx + radius * 0.5, cy), (cx, cy + radius), (cx - radius * 0.5, cy)], center, rotation
+        )
         cv2.fillPoly(canvas, [pts], color, cv2.LINE_AA)
     elif label == "bar":
         w = max(2, radius // 4)
@@ -90,9 +101,15 @@ def _draw(canvas, label, center, radius, rotation, color, rng):
         canvas[mask > 127] = color
     elif label == "arrow":
         w = max(2, radius // 4)
-        shape = [(cx - radius, cy - w), (cx + radius * 0.2, cy - w), (cx + radius * 0.2, cy - radius * 0.6),
-                 (cx + radius, cy), (cx + radius * 0.2, cy + radius * 0.6), (cx + radius * 0.2, cy + w),
-                 (cx - radius, cy + w)]
+        shape = [
+            (cx - radius, cy - w),
+            (cx + radius * 0.2, cy - w),
+            (cx + radius * 0.2, cy - radius * 0.6),
+            (cx + radius, cy),
+            (cx + radius * 0.2, cy + radius * 0.6),
+            (cx + radius * 0.2, cy + w),
+            (cx - radius, cy + w),
+        ]
         cv2.fillPoly(canvas, [_rotate(shape, center, rotation)], color, cv2.LINE_AA)
     else:
         raise ValueError(f"unknown class {label!r}")
@@ -114,8 +131,13 @@ def render(index: int, split: str = "train", size: int = 64) -> Sample:
         p1, p2 = rng.integers(0, size, 2), rng.integers(0, size, 2)
         cv2.line(canvas, tuple(map(int, p1)), tuple(map(int, p2)), tuple(map(int, rng.integers(0, 256, 3))), 1)
     for _ in range(rng.integers(0, 3)):
-        cv2.circle(canvas, tuple(map(int, rng.integers(0, size, 2))), int(rng.integers(1, 4)),
-                   tuple(map(int, rng.integers(0, 256, 3))), -1)
+        cv2.circle(
+            canvas,
+            tuple(map(int, rng.integers(0, size, 2))),
+            int(rng.integers(1, 4)),
+            tuple(map(int, rng.integers(0, 256, 3))),
+            -1,
+        )
     # The object: a colour far enough from the background to be visible.
     background = canvas.reshape(-1, 3).mean(axis=0)
     color = rng.integers(0, 256, 3)
@@ -134,11 +156,12 @@ def render(index: int, split: str = "train", size: int = 64) -> Sample:
 # Shifted copies of the set, to see the drift detectors work (`triptych stream
 # synthetic --shift blur`): the same objects and labels, other pixels.
 SHIFTS = {
-    "blur": lambda image: cv2.GaussianBlur(image, (5, 5), 1.5),                # an out-of-focus camera
+    "blur": lambda image: cv2.GaussianBlur(image, (5, 5), 1.5),  # an out-of-focus camera
     "dark": lambda image: (image.astype(np.float32) * 0.55).astype(np.uint8),  # dusk
-    "palette": lambda image: image[..., ::-1].copy() // 2 + 100,              # channels swapped, washed out
-    "noise": lambda image: np.clip(image + np.random.default_rng(int(image.sum())).normal(0, 25, image.shape),
-                                   0, 255).astype(np.uint8),                  # a noisy sensor
+    "palette": lambda image: image[..., ::-1].copy() // 2 + 100,  # channels swapped, washed out
+    "noise": lambda image: np.clip(
+        image + np.random.default_rng(int(image.sum())).normal(0, 25, image.shape), 0, 255
+    ).astype(np.uint8),  # a noisy sensor
 }
 
 

@@ -36,14 +36,24 @@ def record_alert(cur, alert: dict) -> None:
     summary = annotations.get("summary") or annotations.get("description") or ""
     cur.execute(
         "SELECT log_system_event(%s, %s, %s, %s, %s::jsonb, NULL, %s)",
-        (f"alert_{status}", "info" if status == "resolved" else SEVERITIES.get(labels.get("severity"), "warning"),
-         labels.get("function") or labels.get("model") or "prometheus",
-         f"{name} {'resolved' if status == 'resolved' else 'firing'}: {summary}"[:1000],
-         json.dumps({"alertname": name, "labels": labels, "annotations": annotations,
-                     "starts_at": alert.get("startsAt"), "ends_at": alert.get("endsAt"),
-                     "fingerprint": alert.get("fingerprint") or json.dumps(labels, sort_keys=True)}),
-         f"alert:{alert.get('fingerprint')}:{alert.get('startsAt')}:{status}"
-         + (f":{int(time.time() // (REPEAT_MINUTES * 60))}" if status == "firing" else "")),
+        (
+            f"alert_{status}",
+            "info" if status == "resolved" else SEVERITIES.get(labels.get("severity"), "warning"),
+            labels.get("function") or labels.get("model") or "prometheus",
+            f"{name} {'resolved' if status == 'resolved' else 'firing'}: {summary}"[:1000],
+            json.dumps(
+                {
+                    "alertname": name,
+                    "labels": labels,
+                    "annotations": annotations,
+                    "starts_at": alert.get("startsAt"),
+                    "ends_at": alert.get("endsAt"),
+                    "fingerprint": alert.get("fingerprint") or json.dumps(labels, sort_keys=True),
+                }
+            ),
+            f"alert:{alert.get('fingerprint')}:{alert.get('startsAt')}:{status}"
+            + (f":{int(time.time() // (REPEAT_MINUTES * 60))}" if status == "firing" else ""),
+        ),
     )
 
 

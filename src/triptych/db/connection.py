@@ -47,8 +47,12 @@ class Database:
             conn = self._local.conn = psycopg2.connect(self.dsn, connect_timeout=5)
         return conn
 
-    @retry(retry=retry_if_exception_type(_CONNECTION_ERRORS), wait=wait_exponential(multiplier=0.2, max=5),
-           stop=stop_after_delay(60), reraise=True)
+    @retry(
+        retry=retry_if_exception_type(_CONNECTION_ERRORS),
+        wait=wait_exponential(multiplier=0.2, max=5),
+        stop=stop_after_delay(60),
+        reraise=True,
+    )
     def transaction(self, work: Callable[[psycopg2.extensions.cursor], T]) -> T:
         """Run `work(cursor)` in one transaction; commit on return, roll back on error."""
         conn = self._connection()

@@ -18,8 +18,12 @@ from .connection import connection
 # the query fails at once (retrying it would stall the caller for a minute and then
 # fail anyway). psycopg2 raises OperationalError for the one, InterfaceError for a
 # connection closed under it.
-@retry(wait=wait_exponential(multiplier=0.2, max=5), stop=stop_after_delay(60), reraise=True,
-       retry=retry_if_exception_type((psycopg2.OperationalError, psycopg2.InterfaceError)))
+@retry(
+    wait=wait_exponential(multiplier=0.2, max=5),
+    stop=stop_after_delay(60),
+    reraise=True,
+    retry=retry_if_exception_type((psycopg2.OperationalError, psycopg2.InterfaceError)),
+)
 def log_system_event(
     event_type: str,
     severity: str,

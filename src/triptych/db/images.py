@@ -43,8 +43,11 @@ def register_image(cur, image: NewImage) -> tuple[str, bool]:
                    %(pixel_stats)s::jsonb)
            ON CONFLICT (bucket, object_key, object_version, sha256) DO NOTHING
            RETURNING image_id""",
-        {**image.__dict__, "client_metadata": json.dumps(image.client_metadata or {}),
-         "pixel_stats": json.dumps(image.pixel_stats) if image.pixel_stats else None},
+        {
+            **image.__dict__,
+            "client_metadata": json.dumps(image.client_metadata or {}),
+            "pixel_stats": json.dumps(image.pixel_stats) if image.pixel_stats else None,
+        },
     )
     row = cur.fetchone()
     if row:
@@ -61,8 +64,10 @@ def mark_kept(cur, image_id: str, how: str) -> None:
     """Mark an image as one a person chose to keep (`how`: "snapshot" for the Webcam
     page's button), in its client metadata: also when the frame was a duplicate,
     answered as an image stored earlier without the mark."""
-    cur.execute("UPDATE images SET client_metadata = client_metadata || %s::jsonb "
-                "WHERE image_id = %s", (json.dumps({how: True}), image_id))
+    cur.execute(
+        "UPDATE images SET client_metadata = client_metadata || %s::jsonb WHERE image_id = %s",
+        (json.dumps({how: True}), image_id),
+    )
 
 
 def find_by_sha256(cur, sha256: str) -> dict | None:
@@ -87,8 +92,11 @@ def registered_etags(cur, bucket: str, keys: list[str]) -> dict[str, set[str | N
 
 def quarantine_reason(cur, bucket: str, quarantine_key: str, version: str) -> str | None:
     """Why the object now at `quarantine_key` was quarantined, if it was."""
-    cur.execute("""SELECT quarantine_reason FROM images WHERE bucket = %s AND object_key = %s
-                   AND object_version = %s AND status = 'quarantined' LIMIT 1""", (bucket, quarantine_key, version))
+    cur.execute(
+        """SELECT quarantine_reason FROM images WHERE bucket = %s AND object_key = %s
+                   AND object_version = %s AND status = 'quarantined' LIMIT 1""",
+        (bucket, quarantine_key, version),
+    )
     row = cur.fetchone()
     return row["quarantine_reason"] if row else None
 
@@ -109,4 +117,5 @@ def advance_sweep(cur, bucket: str, after_key: str) -> None:
                                            ELSE last_pass_seconds END,
                   pass_started_at = CASE WHEN %(after)s = '' THEN now() ELSE pass_started_at END
            WHERE bucket = %(bucket)s""",
-        {"after": after_key, "bucket": bucket})
+        {"after": after_key, "bucket": bucket},
+    )

@@ -86,6 +86,7 @@ def recent_comparisons(cur, limit: int = 12) -> list[dict]:
 
 # --- one image ------------------------------------------------------------------
 
+
 def answers_for(cur, image_ids: list[str]) -> dict[str, dict]:
     """For a handful of images (an upload): each model's newest answer so far, and
     the comparison once every model has answered. {image_id: {"answers", "comparison", "status"}}"""
@@ -94,12 +95,20 @@ def answers_for(cur, image_ids: list[str]) -> dict[str, dict]:
     cur.execute(
         """SELECT i.image_id, i.status, i.quarantine_reason, c.consensus_class, c.agreement_level, c.consensus_correct,
                   c.per_model, c.compared_at
-           FROM images i """ + _LATEST_COMPARISON + """ WHERE i.image_id = ANY(%s::uuid[])""",
+           FROM images i """
+        + _LATEST_COMPARISON
+        + """ WHERE i.image_id = ANY(%s::uuid[])""",
         (image_ids,),
     )
-    result = {str(r["image_id"]): {"status": r["status"], "quarantine_reason": r["quarantine_reason"],
-                                   "comparison": dict(r) if r["compared_at"] else None, "answers": {}}
-              for r in cur.fetchall()}
+    result = {
+        str(r["image_id"]): {
+            "status": r["status"],
+            "quarantine_reason": r["quarantine_reason"],
+            "comparison": dict(r) if r["compared_at"] else None,
+            "answers": {},
+        }
+        for r in cur.fetchall()
+    }
     cur.execute(
         """SELECT DISTINCT ON (image_id, model_name) image_id, model_name, model_version, predicted_class, confidence,
                   inference_ms
@@ -110,8 +119,12 @@ def answers_for(cur, image_ids: list[str]) -> dict[str, dict]:
     for r in cur.fetchall():
         entry = result.get(str(r["image_id"]))
         if entry is not None:
-            entry["answers"][r["model_name"]] = {"class": r["predicted_class"], "confidence": r["confidence"],
-                                                 "version": r["model_version"], "inference_ms": r["inference_ms"]}
+            entry["answers"][r["model_name"]] = {
+                "class": r["predicted_class"],
+                "confidence": r["confidence"],
+                "version": r["model_version"],
+                "inference_ms": r["inference_ms"],
+            }
     return result
 
 
@@ -131,29 +144,42 @@ def image_detail(cur, image_id: str) -> dict | None:
     predictions = [dict(r) for r in cur.fetchall()]
     comparison = latest_comparison(cur, image_id)
     key = (image["uploaded_at"], image["image_id"])
-    cur.execute("""SELECT image_id FROM images WHERE (uploaded_at, image_id) < (%s, %s)
-                   ORDER BY uploaded_at DESC, image_id DESC LIMIT 1""", key)
+    cur.execute(
+        """SELECT image_id FROM images WHERE (uploaded_at, image_id) < (%s, %s)
+                   ORDER BY uploaded_at DESC, image_id DESC LIMIT 1""",
+        key,
+    )
     older = cur.fetchone()
-    cur.execute("""SELECT image_id FROM images WHERE (uploaded_at, image_id) > (%s, %s)
-                   ORDER BY uploaded_at, image_id LIMIT 1""", key)
+    cur.execute(
+        """SELECT image_id FROM images WHERE (uploaded_at, image_id) > (%s, %s)
+                   ORDER BY uploaded_at, image_id LIMIT 1""",
+        key,
+    )
     newer = cur.fetchone()
-    return {"image": dict(image), "predictions": predictions, "comparison": comparison,
-            "older_id": str(older["image_id"]) if older else None, "newer_id": str(newer["image_id"]) if newer else None}
+    return {
+        "image": dict(image),
+        "predictions": predictions,
+        "comparison": comparison,
+        "older_id": str(older["image_id"]) if older else None,
+        "newer_id": str(newer["image_id"]) if newer else None,
+    }
 
 
 def champion_answer(cur, image_id: str, model_name: str) -> dict | None:
     """A model's newest champion answer to an image (version and class), or None."""
-    cur.execute("""SELECT model_version, predicted_class, confidence FROM predictions
+    cur.execute(
+        """SELECT model_version, predicted_class, confidence FROM predictions
                    WHERE image_id = %s AND model_name = %s AND role = 'champion'
-                   ORDER BY predicted_at DESC LIMIT 1""", (image_id, model_name))
+                   ORDER BY predicted_at DESC LIMIT 1""",
+        (image_id, model_name),
+    )
     row = cur.fetchone()
     return dict(row) if row else None
 
 
 def image_location(cur, image_id: str) -> dict | None:
     """Where an image's bytes are (bucket, key, version), for the media route."""
-    cur.execute("SELECT bucket, object_key, object_version, content_type FROM images WHERE image_id = %s",
-                (image_id,))
+    cur.execute("SELECT bucket, object_key, object_version, content_type FROM images WHERE image_id = %s", (image_id,))
     row = cur.fetchone()
     return dict(row) if row else None
 
@@ -169,7 +195,9 @@ class PredictionFilter:
     until: datetime | None = None
 
 
-def recent_predictions(cur, f: PredictionFilter, limit: int = 100, after: tuple[datetime, int] | None = None) -> list[dict]:
+def recent_predictions(
+    cur, f: PredictionFilter, limit: int = 100, after: tuple[datetime, int] | None = None
+) -> list[dict]:
     """The newest predictions, every model's separately (newest first, keyset by
     (created_at, prediction_id)); served by the created_at indexes."""
     cur.execute(
@@ -184,16 +212,27 @@ def recent_predictions(cur, f: PredictionFilter, limit: int = 100, after: tuple[
              AND (%(until)s::timestamptz IS NULL OR p.created_at < %(until)s)
              AND (%(at)s::timestamptz IS NULL OR (p.created_at, p.prediction_id) < (%(at)s, %(id)s))
            ORDER BY p.created_at DESC, p.prediction_id DESC LIMIT %(limit)s""",
-        {"model": f.model, "cls": f.predicted_class, "source": f.source, "since": f.since, "until": f.until,
-         "at": after and after[0], "id": after and after[1], "limit": limit},
+        {
+            "model": f.model,
+            "cls": f.predicted_class,
+            "source": f.source,
+            "since": f.since,
+            "until": f.until,
+            "at": after and after[0],
+            "id": after and after[1],
+            "limit": limit,
+        },
     )
     return [dict(r) for r in cur.fetchall()]
 
 
 def images_by_id(cur, image_ids: list[str]) -> dict[str, dict]:
     """A handful of images with their latest comparison (its columns null while pending)."""
-    cur.execute(f"""SELECT i.image_id, i.filename, i.uploaded_at, i.status, i.ground_truth_label, c.*
-                    FROM images i {_LATEST_COMPARISON} WHERE i.image_id = ANY(%s::uuid[])""", (image_ids,))
+    cur.execute(
+        f"""SELECT i.image_id, i.filename, i.uploaded_at, i.status, i.ground_truth_label, c.*
+                    FROM images i {_LATEST_COMPARISON} WHERE i.image_id = ANY(%s::uuid[])""",
+        (image_ids,),
+    )
     return {str(r["image_id"]): dict(r) for r in cur.fetchall()}
 
 
@@ -201,10 +240,12 @@ def predictions_for(cur, image_ids: list[str]) -> dict[str, list[dict]]:
     """Every prediction of a page of images in one query: {image_id: [rows, by model]}."""
     result: dict[str, list[dict]] = {i: [] for i in image_ids}
     if image_ids:
-        cur.execute("""SELECT prediction_id, image_id, model_name, model_version, predicted_class, confidence,
+        cur.execute(
+            """SELECT prediction_id, image_id, model_name, model_version, predicted_class, confidence,
                               inference_ms, created_at
                        FROM predictions WHERE image_id = ANY(%s::uuid[]) ORDER BY image_id, model_name, created_at""",
-                    (image_ids,))
+            (image_ids,),
+        )
         for r in cur.fetchall():
             result[str(r["image_id"])].append(dict(r))
     return result
@@ -223,8 +264,7 @@ def latest_comparison(cur, image_id: str) -> dict | None:
     return dict(row) if row else None
 
 
-def performance_series(cur, start: datetime, end: datetime, model: str | None = None,
-                       limit: int = 5000) -> list[dict]:
+def performance_series(cur, start: datetime, end: datetime, model: str | None = None, limit: int = 5000) -> list[dict]:
     """The per-minute `model_metrics` rows of a range (oldest first): counts,
     latency percentiles, confidence and accuracy of each model version."""
     cur.execute(
@@ -280,19 +320,29 @@ def latency_distribution(cur, start: datetime, end: datetime, bins: int = 40, ca
     above) so the models' shapes compare at a glance. Over the newest `cap` answers."""
     params = {"start": start, "end": end, "cap": cap, "bins": bins}
     cur.execute(
-        _NEWEST_ANSWERS + """
+        _NEWEST_ANSWERS
+        + """
         SELECT model_name, count(*) AS n, avg(inference_ms) AS mean_ms,
                percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY inference_ms) AS pct
         FROM p GROUP BY model_name ORDER BY model_name""",
         params,
     )
-    summary = {r["model_name"]: {"n": r["n"], "mean_ms": r["mean_ms"], "p50_ms": r["pct"][0], "p95_ms": r["pct"][1],
-                                 "p99_ms": r["pct"][2]} for r in cur.fetchall()}
+    summary = {
+        r["model_name"]: {
+            "n": r["n"],
+            "mean_ms": r["mean_ms"],
+            "p50_ms": r["pct"][0],
+            "p95_ms": r["pct"][1],
+            "p99_ms": r["pct"][2],
+        }
+        for r in cur.fetchall()
+    }
     if not summary:
         return {"summary": {}, "edges": [], "counts": {}}
     params["top"] = top = max(max(s["p99_ms"] for s in summary.values()) * 1.05, 1e-3)
     cur.execute(
-        _NEWEST_ANSWERS + """
+        _NEWEST_ANSWERS
+        + """
         SELECT model_name, least(width_bucket(inference_ms, 0, %(top)s, %(bins)s), %(bins)s) AS bucket, count(*) AS n
         FROM p GROUP BY 1, 2""",
         params,
@@ -303,11 +353,13 @@ def latency_distribution(cur, start: datetime, end: datetime, bins: int = 40, ca
     return {"summary": summary, "edges": [top * k / bins for k in range(bins + 1)], "counts": counts}
 
 
-def confidence_distribution(cur, start: datetime, end: datetime, bins: int = 20,
-                            cap: int = SAMPLE_ANSWERS) -> dict[str, list[int]]:
+def confidence_distribution(
+    cur, start: datetime, end: datetime, bins: int = 20, cap: int = SAMPLE_ANSWERS
+) -> dict[str, list[int]]:
     """Per model, how many of the newest `cap` answers fell in each confidence bin of [0, 1]."""
     cur.execute(
-        _NEWEST_ANSWERS + """
+        _NEWEST_ANSWERS
+        + """
         SELECT model_name, least(width_bucket(confidence, 0, 1, %(bins)s), %(bins)s) AS bucket, count(*) AS n
         FROM p GROUP BY 1, 2""",
         {"start": start, "end": end, "cap": cap, "bins": bins},
@@ -357,16 +409,18 @@ def agreement_matrix(cur, start: datetime, end: datetime, models: list[str], cap
     """For each pair of models, the share of compared images (the newest `cap`)
     where both gave the same class, with how many images that took. The diagonal
     is 1 by definition."""
-    pairs = [(a, b) for i, a in enumerate(models) for b in models[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(models) for b in models[i + 1 :]]
     if not pairs:
         return {"models": models, "rate": {}, "n": {}}
     params: dict = {"start": start, "end": end, "cap": cap}
     columns = []
     for k, (a, b) in enumerate(pairs):
         params[f"a{k}"], params[f"b{k}"] = a, b
-        columns.append(f"count(*) FILTER (WHERE per_model ? %(a{k})s AND per_model ? %(b{k})s) AS n{k}, "
-                       f"count(*) FILTER (WHERE per_model->%(a{k})s->>'class' = per_model->%(b{k})s->>'class') "
-                       f"AS same{k}")
+        columns.append(
+            f"count(*) FILTER (WHERE per_model ? %(a{k})s AND per_model ? %(b{k})s) AS n{k}, "
+            f"count(*) FILTER (WHERE per_model->%(a{k})s->>'class' = per_model->%(b{k})s->>'class') "
+            f"AS same{k}"
+        )
     cur.execute(_NEWEST_COMPARISONS + f"SELECT {', '.join(columns)} FROM c", params)
     row = cur.fetchone()
     rate, n = {}, {}
@@ -376,8 +430,9 @@ def agreement_matrix(cur, start: datetime, end: datetime, models: list[str], cap
     return {"models": models, "rate": rate, "n": n}
 
 
-def calibration_bins(cur, start: datetime, end: datetime, bins: int = 10,
-                     cap: int = SAMPLE_ANSWERS) -> dict[str, dict[str, list]]:
+def calibration_bins(
+    cur, start: datetime, end: datetime, bins: int = 10, cap: int = SAMPLE_ANSWERS
+) -> dict[str, dict[str, list]]:
     """Per model, over its newest `cap` champion answers to labelled images in the
     range: per confidence bin k ([k/bins, (k+1)/bins), 1.0 in the last), the
     answers, their summed confidence and how many were right."""
@@ -394,16 +449,18 @@ def calibration_bins(cur, start: datetime, end: datetime, bins: int = 10,
     )
     result: dict[str, dict[str, list]] = {}
     for r in cur.fetchall():
-        model = result.setdefault(r["model_name"], {"counts": [0] * bins, "confidence_sums": [0.0] * bins,
-                                                    "correct_sums": [0] * bins})
+        model = result.setdefault(
+            r["model_name"], {"counts": [0] * bins, "confidence_sums": [0.0] * bins, "correct_sums": [0] * bins}
+        )
         model["counts"][r["bin"]] = r["n"]
         model["confidence_sums"][r["bin"]] = r["confidence_sum"]
         model["correct_sums"][r["bin"]] = r["correct_sum"]
     return dict(sorted(result.items()))
 
 
-def correctness_patterns(cur, start: datetime, end: datetime, models: list[str],
-                         cap: int = SAMPLE_IMAGES) -> dict[tuple[bool, ...], int]:
+def correctness_patterns(
+    cur, start: datetime, end: datetime, models: list[str], cap: int = SAMPLE_IMAGES
+) -> dict[tuple[bool, ...], int]:
     """Over the labelled images among the newest `cap` compared in the range that
     every one of `models` answered: how many had each right/wrong pattern (one
     flag per model, in order). Paired significance needs nothing else."""
@@ -415,20 +472,26 @@ def correctness_patterns(cur, start: datetime, end: datetime, models: list[str],
         params[f"m{k}"] = model
         flags.append(f"coalesce((per_model->%(m{k})s->>'correct')::boolean, FALSE) AS r{k}")
     columns = ", ".join(f"r{k}" for k in range(len(models)))
-    cur.execute(_NEWEST_COMPARISONS + f"""
+    cur.execute(
+        _NEWEST_COMPARISONS
+        + f"""
         SELECT {columns}, count(*) AS n FROM (
-            SELECT {', '.join(flags)} FROM c
+            SELECT {", ".join(flags)} FROM c
             WHERE ground_truth_label IS NOT NULL AND per_model ?& %(models)s::text[]) AS labelled
-        GROUP BY {columns}""", params)
+        GROUP BY {columns}""",
+        params,
+    )
     return {tuple(bool(r[f"r{k}"]) for k in range(len(models))): r["n"] for r in cur.fetchall()}
 
 
-def confusion_counts(cur, start: datetime, end: datetime,
-                     cap: int = SAMPLE_IMAGES) -> dict[str, dict[tuple[str, str], int]]:
+def confusion_counts(
+    cur, start: datetime, end: datetime, cap: int = SAMPLE_IMAGES
+) -> dict[str, dict[tuple[str, str], int]]:
     """Per model, {(true label, predicted class): images} over the labelled ones of
     the newest `cap` compared images. Accuracy per class is its diagonal over its row."""
     cur.execute(
-        _NEWEST_COMPARISONS + """
+        _NEWEST_COMPARISONS
+        + """
         SELECT m.key AS model_name, c.ground_truth_label AS truth, m.value->>'class' AS predicted, count(*) AS n
         FROM c CROSS JOIN LATERAL jsonb_each(c.per_model) m
         WHERE c.ground_truth_label IS NOT NULL
@@ -446,7 +509,8 @@ def version_comparison(cur, start: datetime, end: datetime, cap: int = SAMPLE_IM
     volume, p50 and p95 inference time, agreement with the consensus and accuracy; two
     versions of one model side by side are champion and challenger."""
     cur.execute(
-        _NEWEST_COMPARISONS + """
+        _NEWEST_COMPARISONS
+        + """
         SELECT m.key AS model_name, m.value->>'version' AS model_version, count(*) AS compared,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY (m.value->>'inference_ms')::double precision)
                    AS p50_inference_ms,
@@ -539,11 +603,16 @@ class HistoryFilter:
             p["model"] = self.model
         if self.predicted_class:
             p["cls"] = self.predicted_class
-            clauses.append("c.per_model->%(model)s->>'class' = %(cls)s" if self.model else "c.consensus_class = %(cls)s")
+            clauses.append(
+                "c.per_model->%(model)s->>'class' = %(cls)s" if self.model else "c.consensus_class = %(cls)s"
+            )
         if self.correct is not None:
             p["correct"] = self.correct
-            clauses.append("(c.per_model->%(model)s->>'correct')::boolean = %(correct)s" if self.model
-                           else "c.consensus_correct = %(correct)s")
+            clauses.append(
+                "(c.per_model->%(model)s->>'correct')::boolean = %(correct)s"
+                if self.model
+                else "c.consensus_correct = %(correct)s"
+            )
         elif self.model and not self.predicted_class:
             clauses.append("c.per_model ? %(model)s")
         return " AND ".join(clauses)
@@ -594,8 +663,10 @@ def history_count(cur, f: HistoryFilter, cap: int = 10_000, budget_ms: int = 150
     cur.execute("SAVEPOINT history_count")
     cur.execute("SET LOCAL statement_timeout = %s", (budget_ms,))
     try:
-        cur.execute(f"SELECT count(*) AS n FROM (SELECT 1 {_HISTORY_FROM} WHERE {where} LIMIT %(cap)s) s",
-                    {**f.params, "cap": cap + 1})
+        cur.execute(
+            f"SELECT count(*) AS n FROM (SELECT 1 {_HISTORY_FROM} WHERE {where} LIMIT %(cap)s) s",
+            {**f.params, "cap": cap + 1},
+        )
         n = cur.fetchone()["n"]
     except psycopg2.errors.QueryCanceled:
         n = None
@@ -606,6 +677,7 @@ def history_count(cur, f: HistoryFilter, cap: int = 10_000, budget_ms: int = 150
 
 
 # --- the review queue ------------------------------------------------------------
+
 
 def review_queue(cur, limit: int = 50, after: Keyset | None = None) -> tuple[list[dict], int]:
     """Images the models disagree on (newest first), and how many wait in all."""
@@ -638,15 +710,27 @@ def quarantined(cur, limit: int = 50, after: Keyset | None = None) -> tuple[list
 
 def recent_classes(cur, sample: int = 5000) -> set[str]:
     """Classes the models answered lately: the label choices when the registry is away."""
-    cur.execute("SELECT DISTINCT predicted_class FROM (SELECT predicted_class FROM predictions "
-                "ORDER BY created_at DESC LIMIT %s) s", (sample,))
+    cur.execute(
+        "SELECT DISTINCT predicted_class FROM (SELECT predicted_class FROM predictions "
+        "ORDER BY created_at DESC LIMIT %s) s",
+        (sample,),
+    )
     return {r["predicted_class"] for r in cur.fetchall()}
 
 
 # --- the model lifecycle ------------------------------------------------------------
 
-LIFECYCLE_EVENTS = ("model_promoted", "model_challenger", "model_rejected", "model_registered", "model_not_promoted",
-                    "training_started", "training_epoch", "label_set", "alert")
+LIFECYCLE_EVENTS = (
+    "model_promoted",
+    "model_challenger",
+    "model_rejected",
+    "model_registered",
+    "model_not_promoted",
+    "training_started",
+    "training_epoch",
+    "label_set",
+    "alert",
+)
 
 
 def lifecycle_events(cur, limit: int = 100, types: tuple[str, ...] = LIFECYCLE_EVENTS) -> list[dict]:
@@ -660,5 +744,7 @@ def lifecycle_events(cur, limit: int = 100, types: tuple[str, ...] = LIFECYCLE_E
 
 def drift_state(cur) -> list[dict]:
     """Every drift detector's current state (triptych.lifecycle.drift), for the API and the Compare page."""
-    cur.execute("SELECT detector, kind, status, summary, drift_at, updated_at FROM drift_detectors ORDER BY kind, detector")
+    cur.execute(
+        "SELECT detector, kind, status, summary, drift_at, updated_at FROM drift_detectors ORDER BY kind, detector"
+    )
     return [dict(r) for r in cur.fetchall()]

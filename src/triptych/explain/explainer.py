@@ -13,11 +13,11 @@ import logging
 import multiprocessing
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Callable
 
 from minio import Minio
 from minio.error import S3Error
@@ -103,8 +103,9 @@ class Explainer:
         from .gradcam import render  # torch stays in the worker: this import is torch-free at module level
 
         try:
-            png, render_ms = self._workers().submit(
-                render, self.settings, model_name, version, raw, label).result(RENDER_TIMEOUT_S)
+            png, render_ms = (
+                self._workers().submit(render, self.settings, model_name, version, raw, label).result(RENDER_TIMEOUT_S)
+            )
         except FutureTimeout as exc:
             raise Unavailable(f"the Grad-CAM worker took over {RENDER_TIMEOUT_S:.0f} s") from exc
         except BrokenProcessPool as exc:  # the worker died (out of memory, killed): a fresh one next time
@@ -120,19 +121,29 @@ class Explainer:
         if where is None:
             raise ImageGone(f"image {image_id} has no row (deleted since it was answered)")
         try:
-            return read_object(self._s3, where["bucket"], where["object_key"], where["object_version"] or None,
-                               limit=self.settings.max_image_bytes)
+            return read_object(
+                self._s3,
+                where["bucket"],
+                where["object_key"],
+                where["object_version"] or None,
+                limit=self.settings.max_image_bytes,
+            )
         except S3Error as exc:
             if exc.code in MISSING_OBJECT_CODES:
-                raise ImageGone(f"image {image_id}: {where['bucket']}/{where['object_key']} is no longer "
-                                f"in the bucket ({exc.code})") from exc
+                raise ImageGone(
+                    f"image {image_id}: {where['bucket']}/{where['object_key']} is no longer in the bucket ({exc.code})"
+                ) from exc
             raise
 
     def _workers(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_worker_start, initargs=(os.getpid(),))
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_worker_start,
+                    initargs=(os.getpid(),),
+                )
             return self._pool
 
     def close(self) -> None:

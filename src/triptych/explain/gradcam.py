@@ -19,8 +19,8 @@ from ..models.backends import load_torch_model
 from ..models.preprocess import needed_side, resize, to_batch
 
 TARGET_LAYERS = {
-    "resnet50": "layer3.5",          # layer3[-1], the last bottleneck of stage 3
-    "mobilenet_v2": "features.13",   # the last inverted residual at stride 16
+    "resnet50": "layer3.5",  # layer3[-1], the last bottleneck of stage 3
+    "mobilenet_v2": "features.13",  # the last inverted residual at stride 16
     "efficientnet_b0": "features.5",  # stage 6 (MBConv6 5x5, 112 channels), stride 16
 }
 # What people read it as: `features[13]`, not "features.13".

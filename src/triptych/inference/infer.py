@@ -53,10 +53,18 @@ from .serving_model import LoadedModel, ServingModel
 
 log = logging.getLogger("triptych.infer")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-INFERENCE_SECONDS = Histogram("triptych_inference_seconds", "Forward pass time per image (batch time / batch size)",
-                              ("model", "version", "backend"), buckets=LATENCY_BUCKETS)
-IMAGE_SECONDS = Histogram("triptych_image_seconds", "Fetch + decode + preprocess + inference per image",
-                          ("model", "version"), buckets=LATENCY_BUCKETS)
+INFERENCE_SECONDS = Histogram(
+    "triptych_inference_seconds",
+    "Forward pass time per image (batch time / batch size)",
+    ("model", "version", "backend"),
+    buckets=LATENCY_BUCKETS,
+)
+IMAGE_SECONDS = Histogram(
+    "triptych_image_seconds",
+    "Fetch + decode + preprocess + inference per image",
+    ("model", "version"),
+    buckets=LATENCY_BUCKETS,
+)
 TOP_K = 5
 
 
@@ -81,15 +89,18 @@ def covered(message: ImageMessage, card: ModelCard) -> bool:
 
 def parse_images(bodies: list) -> list[ImageMessage]:
     try:
-        return [ImageMessage.model_validate_json(b) if isinstance(b, (bytes, str)) else ImageMessage.model_validate(b)
-                for b in bodies]
+        return [
+            ImageMessage.model_validate_json(b) if isinstance(b, (bytes, str)) else ImageMessage.model_validate(b)
+            for b in bodies
+        ]
     except ValidationError as exc:
         raise PermanentError(f"malformed image message: {exc.errors()[:3]}") from exc
 
 
 class Classifier:
-    def __init__(self, settings: Settings, models: list[ServingModel], s3, producer, worker_id: str,
-                 role: str = "champion"):
+    def __init__(
+        self, settings: Settings, models: list[ServingModel], s3, producer, worker_id: str, role: str = "champion"
+    ):
         self.settings = settings
         self.models = models
         self.s3 = s3
@@ -104,13 +115,16 @@ class Classifier:
         return self.models[0]
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> "Classifier":
+    def from_settings(cls, settings: Settings | None = None) -> Classifier:
         settings = settings or get_settings()
         threads = settings.infer_threads or default_threads(len(settings.active_models))
         if settings.model_role in ("shadow", "int8"):
             # Every model, each serving what it may have or not: its challenger, or its champion's int8 export.
-            backend, alias = (settings.infer_backend, registry.CHALLENGER) if settings.model_role == "shadow" \
+            backend, alias = (
+                (settings.infer_backend, registry.CHALLENGER)
+                if settings.model_role == "shadow"
                 else ("onnx-int8", registry.CHAMPION)
+            )
             models = [ServingModel(name, settings, backend, threads, alias=alias) for name in settings.active_models]
             for model in models:
                 model.load_if_any()
@@ -160,14 +174,26 @@ class Classifier:
         else:
             fetched = list(self.pool.map(lambda m: self._fetch(m, cards), messages))  # the first error propagates
         predictions = [p for loaded in serving for p in self._predict(loaded, fetched, received_at)]
-        futures = [self.producer.send(TOPIC_PREDICTIONS, key=p.image_id.encode(), value=p.model_dump_json().encode())
-                   for p in predictions]
+        futures = [
+            self.producer.send(TOPIC_PREDICTIONS, key=p.image_id.encode(), value=p.model_dump_json().encode())
+            for p in predictions
+        ]
         for future in futures:
             future.get(timeout=30)  # durable before the input offsets are committed or marked
         for p in predictions:
-            log.info("classified", extra={"image_id": p.image_id, "stage": "infer", "model": p.model_name,
-                                          "version": p.model_version, "role": p.role, "label": p.top_k[0].label,
-                                          "batch_size": p.batch_size, "duration_ms": round(p.timings.total_ms, 1)})
+            log.info(
+                "classified",
+                extra={
+                    "image_id": p.image_id,
+                    "stage": "infer",
+                    "model": p.model_name,
+                    "version": p.model_version,
+                    "role": p.role,
+                    "label": p.top_k[0].label,
+                    "batch_size": p.batch_size,
+                    "duration_ms": round(p.timings.total_ms, 1),
+                },
+            )
         return predictions
 
     def _predict(self, serving: LoadedModel, fetched: list[Fetched], received_at) -> list[PredictionMessage]:
@@ -182,15 +208,29 @@ class Classifier:
         for item, probs in zip(fetched, probabilities):
             top = np.argsort(probs)[::-1][:TOP_K]
             total_ms = item.fetch_ms + item.decode_ms + preprocess_ms + inference_ms
-            predictions.append(PredictionMessage(
-                image_id=item.message.image_id, model_name=card.model_name, model_version=serving.version,
-                # float32 softmax can exceed 1 by an ulp; the contract bounds it to [0, 1].
-                top_k=[ClassScore(label=card.labels[i], confidence=min(1.0, float(probs[i]))) for i in top],
-                timings=Timings(fetch_ms=item.fetch_ms, decode_ms=item.decode_ms, preprocess_ms=preprocess_ms,
-                                inference_ms=inference_ms, total_ms=total_ms),
-                backend=serving.backend.name, batch_size=len(fetched), worker_id=self.worker_id, role=self.role,
-                received_at=received_at,
-            ))
-            INFERENCE_SECONDS.labels(card.model_name, serving.version, serving.backend.name).observe(inference_ms / 1000)
+            predictions.append(
+                PredictionMessage(
+                    image_id=item.message.image_id,
+                    model_name=card.model_name,
+                    model_version=serving.version,
+                    # float32 softmax can exceed 1 by an ulp; the contract bounds it to [0, 1].
+                    top_k=[ClassScore(label=card.labels[i], confidence=min(1.0, float(probs[i]))) for i in top],
+                    timings=Timings(
+                        fetch_ms=item.fetch_ms,
+                        decode_ms=item.decode_ms,
+                        preprocess_ms=preprocess_ms,
+                        inference_ms=inference_ms,
+                        total_ms=total_ms,
+                    ),
+                    backend=serving.backend.name,
+                    batch_size=len(fetched),
+                    worker_id=self.worker_id,
+                    role=self.role,
+                    received_at=received_at,
+                )
+            )
+            INFERENCE_SECONDS.labels(card.model_name, serving.version, serving.backend.name).observe(
+                inference_ms / 1000
+            )
             IMAGE_SECONDS.labels(card.model_name, serving.version).observe(total_ms / 1000)
         return predictions

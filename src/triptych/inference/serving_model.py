@@ -37,8 +37,14 @@ class LoadedModel:
 
 
 class ServingModel:
-    def __init__(self, model_name: str, settings: Settings, backend_kind: str = "torch", threads: int | None = None,
-                 alias: str = registry.CHAMPION):
+    def __init__(
+        self,
+        model_name: str,
+        settings: Settings,
+        backend_kind: str = "torch",
+        threads: int | None = None,
+        alias: str = registry.CHAMPION,
+    ):
         self.model_name = model_name
         self.alias = alias  # champion (fp32, or int8 for the int8 twin), or challenger for a shadow replica
         self.settings = settings
@@ -61,16 +67,20 @@ class ServingModel:
         return self._current
 
     def load(self, version: str) -> LoadedModel:
-        card, folder = registry.cached_download(self.model_name, version, self.settings,
-                                                require=REQUIRED_FILES.get(self.backend_kind, ()))
+        card, folder = registry.cached_download(
+            self.model_name, version, self.settings, require=REQUIRED_FILES.get(self.backend_kind, ())
+        )
         return LoadedModel(card, load_backend(self.backend_kind, folder, card, self.threads))
 
     def load_champion(self, poll_s: float = 10.0) -> LoadedModel:
         """Serve the champion; until the registry has one, wait (and say so) rather
         than crash-loop: on a fresh install the models are still being trained."""
         while (version := registry.version_for_alias(self.model_name, registry.CHAMPION, self.settings)) is None:
-            log.warning("%s: the registry has no champion yet; waiting (train one with `triptych models "
-                        "bootstrap --train`, or `--pretrained` when online)", self.model_name)
+            log.warning(
+                "%s: the registry has no champion yet; waiting (train one with `triptych models "
+                "bootstrap --train`, or `--pretrained` when online)",
+                self.model_name,
+            )
             time.sleep(poll_s)
         self.swap_to(version)
         return self.current
@@ -104,8 +114,9 @@ class ServingModel:
             loaded = self.load(version)
             previous = self._current
             self._current = loaded  # the swap: a single reference assignment
-        log.info("%s: now serving version %s (was %s)", self.model_name, version,
-                 previous.version if previous else None)
+        log.info(
+            "%s: now serving version %s (was %s)", self.model_name, version, previous.version if previous else None
+        )
         return True
 
     # -- hot swap -------------------------------------------------------------
@@ -116,7 +127,9 @@ class ServingModel:
     def _watch(self) -> None:
         # No consumer group: every replica must see every update.
         consumer = make_consumer(self.settings)
-        partitions = [TopicPartition(TOPIC_MODEL_UPDATES, p) for p in consumer.partitions_for_topic(TOPIC_MODEL_UPDATES) or [0]]
+        partitions = [
+            TopicPartition(TOPIC_MODEL_UPDATES, p) for p in consumer.partitions_for_topic(TOPIC_MODEL_UPDATES) or [0]
+        ]
         consumer.assign(partitions)
         consumer.seek_to_end()
         try:
@@ -144,5 +157,9 @@ class ServingModel:
                 return
             self.swap_to(update.version)
         except Exception:  # noqa: BLE001 - keep serving the old model; the next update may work
-            log.exception("%s: could not load version %s; still serving %s", self.model_name, update.version,
-                          self._current.version if self._current else None)
+            log.exception(
+                "%s: could not load version %s; still serving %s",
+                self.model_name,
+                update.version,
+                self._current.version if self._current else None,
+            )

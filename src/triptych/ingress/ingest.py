@@ -17,7 +17,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any
 from urllib.parse import unquote_plus
@@ -54,6 +54,7 @@ from .objects import (
 from .validation import ImageInfo, InvalidImage, validate_image
 
 log = logging.getLogger("triptych.ingest")
+
 
 @dataclass(frozen=True)
 class ObjectRef:
@@ -92,15 +93,17 @@ def parse_minio_event(body: Any) -> list[ObjectRef]:
                 continue
             s3 = record["s3"]
             obj = s3["object"]
-            refs.append(ObjectRef(
-                bucket=s3["bucket"]["name"],
-                key=unquote_plus(obj["key"]),
-                version=obj.get("versionId") or "",
-                size=obj.get("size"),
-                etag=obj.get("eTag"),
-                metadata=decode_metadata(obj.get("userMetadata")),
-                event_time=_event_time(record),
-            ))
+            refs.append(
+                ObjectRef(
+                    bucket=s3["bucket"]["name"],
+                    key=unquote_plus(obj["key"]),
+                    version=obj.get("versionId") or "",
+                    size=obj.get("size"),
+                    etag=obj.get("eTag"),
+                    metadata=decode_metadata(obj.get("userMetadata")),
+                    event_time=_event_time(record),
+                )
+            )
         return refs
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise PermanentError(f"malformed MinIO event: {type(exc).__name__}: {exc}") from exc
@@ -132,7 +135,7 @@ class Ingestor:
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ingest")
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> "Ingestor":
+    def from_settings(cls, settings: Settings | None = None) -> Ingestor:
         settings = settings or get_settings()
         return cls(settings, minio_client(settings), Database(settings), make_producer(settings))
 
@@ -168,8 +171,9 @@ class Ingestor:
                 malformed.append(str(exc))
         return refs, malformed
 
-    def ingest_refs(self, refs: list[ObjectRef], started: float | None = None
-                    ) -> tuple[list[str], list[PermanentError]]:
+    def ingest_refs(
+        self, refs: list[ObjectRef], started: float | None = None
+    ) -> tuple[list[str], list[PermanentError]]:
         """Ingest these objects; returns the image ids registered and the error of
         each object that could not be (already quarantined and recorded)."""
         started = time.perf_counter() if started is None else started
@@ -201,59 +205,93 @@ class Ingestor:
 
     def _quarantined_as(self, ref: ObjectRef) -> str | None:
         return self.db.transaction(
-            lambda cur: quarantine_reason(cur, ref.bucket, f"{QUARANTINE_PREFIX}{ref.key}", ref.version))
+            lambda cur: quarantine_reason(cur, ref.bucket, f"{QUARANTINE_PREFIX}{ref.key}", ref.version)
+        )
 
-    def _prepare_or_fail(self, ref: ObjectRef) -> "Prepared | PermanentError":
+    def _prepare_or_fail(self, ref: ObjectRef) -> Prepared | PermanentError:
         try:
             return self._prepare(ref)
         except PermanentError as exc:
             return exc
 
-    def _prepare(self, ref: ObjectRef) -> "Prepared":
+    def _prepare(self, ref: ObjectRef) -> Prepared:
         """Fetch and check one object, and make its row and its inline pixels."""
         data = self._fetch(ref)
         meta = ref.metadata
         filename = sanitize_filename(meta.get("filename") or ref.key.rsplit("/", 1)[-1])
         sizes = self.settings.inline_pixel_sizes
         try:
-            info = validate_image(data, self.settings.max_image_bytes, self.settings.max_image_pixels,
-                                  decode_at_least=max(sizes, default=None))
+            info = validate_image(
+                data,
+                self.settings.max_image_bytes,
+                self.settings.max_image_pixels,
+                decode_at_least=max(sizes, default=None),
+            )
         except InvalidImage as exc:
             self._quarantine(ref, data, filename, exc)
             raise PermanentError(f"{ref.bucket}/{ref.key} quarantined: {exc.code}: {exc}") from exc
         image = NewImage(
             image_id=image_id_for(ref.bucket, ref.key, ref.version, info.sha256),
-            bucket=ref.bucket, object_key=ref.key, object_version=ref.version, sha256=info.sha256,
-            etag=ref.etag, filename=filename, content_type=info.content_type, image_format=info.format,
-            size_bytes=info.size_bytes, width=info.width, height=info.height, channels=info.channels,
-            source=meta["source"], ground_truth_label=meta["label"], client_metadata=meta["client"],
-            pixel_stats=(pixel_features(resize_to(info.pixels, DRIFT_SIZE, "stretch"))
-                         if info.pixels is not None else None),
+            bucket=ref.bucket,
+            object_key=ref.key,
+            object_version=ref.version,
+            sha256=info.sha256,
+            etag=ref.etag,
+            filename=filename,
+            content_type=info.content_type,
+            image_format=info.format,
+            size_bytes=info.size_bytes,
+            width=info.width,
+            height=info.height,
+            channels=info.channels,
+            source=meta["source"],
+            ground_truth_label=meta["label"],
+            client_metadata=meta["client"],
+            pixel_stats=(
+                pixel_features(resize_to(info.pixels, DRIFT_SIZE, "stretch")) if info.pixels is not None else None
+            ),
         )
         return Prepared(ref, info, image, [inline_pixels(info.pixels, size) for size in sizes])
 
-    def _register_and_publish(self, prepared: list["Prepared"], started: float) -> list[str]:
+    def _register_and_publish(self, prepared: list[Prepared], started: float) -> list[str]:
         if not prepared:
             return []
         ids = self.db.transaction(lambda cur: [register_image(cur, p.image)[0] for p in prepared])
         futures = []
         for p, image_id in zip(prepared, ids):
             message = ImageMessage(
-                image_id=image_id, bucket=p.ref.bucket, object_key=p.ref.key, object_version=p.ref.version,
-                sha256=p.info.sha256, image_format=p.info.format, width=p.info.width, height=p.info.height,
-                source=p.ref.metadata["source"], ground_truth_label=p.ref.metadata["label"], pixels=p.pixels,
+                image_id=image_id,
+                bucket=p.ref.bucket,
+                object_key=p.ref.key,
+                object_version=p.ref.version,
+                sha256=p.info.sha256,
+                image_format=p.info.format,
+                width=p.info.width,
+                height=p.info.height,
+                source=p.ref.metadata["source"],
+                ground_truth_label=p.ref.metadata["label"],
+                pixels=p.pixels,
                 ingest_ms=(time.perf_counter() - started) * 1000,
             )
-            futures.append(self.producer.send(TOPIC_IMAGES_INPUT, key=image_id.encode(),
-                                              value=message.model_dump_json().encode()))
+            futures.append(
+                self.producer.send(TOPIC_IMAGES_INPUT, key=image_id.encode(), value=message.model_dump_json().encode())
+            )
         # Published after the rows are durable; a crash in between replays the events,
         # which find the rows and publish again (consumers are idempotent).
         for future in futures:
             future.get(30)
         for p, image_id in zip(prepared, ids):
-            log.info("ingested", extra={"image_id": image_id, "stage": "ingest", "object_key": p.ref.key,
-                                        "label": p.ref.metadata["label"], "batch_size": len(prepared),
-                                        "duration_ms": round((time.perf_counter() - started) * 1000, 1)})
+            log.info(
+                "ingested",
+                extra={
+                    "image_id": image_id,
+                    "stage": "ingest",
+                    "object_key": p.ref.key,
+                    "label": p.ref.metadata["label"],
+                    "batch_size": len(prepared),
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
         return ids
 
     # -- what no event brought ------------------------------------------------
@@ -265,16 +303,18 @@ class Ingestor:
         for bucket in sorted({ref.bucket for ref in refs}):
             group = [ref for ref in refs if ref.bucket == bucket]
             keys = sorted({k for ref in group for k in (ref.key, f"{QUARANTINE_PREFIX}{ref.key}")})
-            known = self.db.transaction(lambda cur: registered_etags(cur, bucket, keys))
+            known = self.db.transaction(lambda cur, bucket=bucket, keys=keys: registered_etags(cur, bucket, keys))
             for ref in group:
                 etags = known.get(ref.key, set()) | known.get(f"{QUARANTINE_PREFIX}{ref.key}", set())
-                if not etags or not (None in etags or ref.etag is None
-                                     or _bare_etag(ref.etag) in {_bare_etag(e) for e in etags}):
+                if not etags or not (
+                    None in etags or ref.etag is None or _bare_etag(ref.etag) in {_bare_etag(e) for e in etags}
+                ):
                     missing.append(ref)
         return missing
 
-    def sweep(self, page_size: int | None = None, lookback_s: float | None = None,
-              settle_s: float | None = None) -> dict:
+    def sweep(
+        self, page_size: int | None = None, lookback_s: float | None = None, settle_s: float | None = None
+    ) -> dict:
         """Ingest objects of the last `lookback_s` that no event brought, one page of
         the bucket's keys a call, wherever the last call stopped.
 
@@ -293,7 +333,7 @@ class Ingestor:
         lookback_s = s.sweep_lookback_s if lookback_s is None else lookback_s
         settle_s = s.sweep_settle_s if settle_s is None else settle_s
         bucket = s.images_bucket
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         since, settled = now - timedelta(seconds=lookback_s), now - timedelta(seconds=settle_s)
 
         def claim_page(cur) -> tuple[list, bool]:
@@ -305,10 +345,15 @@ class Ingestor:
             return page, wrapped
 
         page, wrapped = self.db.transaction(claim_page)
-        candidates = [ObjectRef(bucket=bucket, key=o.object_name, version=o.version_id or "", size=o.size,
-                                etag=o.etag, metadata={})
-                      for o in page if not o.object_name.startswith(QUARANTINE_PREFIX)
-                      and o.last_modified and since <= o.last_modified <= settled]
+        candidates = [
+            ObjectRef(
+                bucket=bucket, key=o.object_name, version=o.version_id or "", size=o.size, etag=o.etag, metadata={}
+            )
+            for o in page
+            if not o.object_name.startswith(QUARANTINE_PREFIX)
+            and o.last_modified
+            and since <= o.last_modified <= settled
+        ]
         missing = self.unregistered(candidates) if candidates else []
         ingested = refused = gone = 0
         for ref in missing:
@@ -327,29 +372,57 @@ class Ingestor:
             except PermanentError:
                 refused += 1  # quarantined and recorded by ingest, as for an event
         if ingested or refused:
-            log_system_event("objects_swept", "warning", "ingest",
-                             f"{ingested + refused} object(s) in {bucket} had no event; "
-                             f"ingested {ingested}, refused {refused}",
-                             details={"keys": [ref.key for ref in missing[:50]], "ingested": ingested, "refused": refused},
-                             settings=self.settings)
-        return {"listed": len(page), "candidates": len(candidates), "missing": len(missing), "ingested": ingested,
-                "refused": refused, "gone": gone, "pass_complete": wrapped}
+            log_system_event(
+                "objects_swept",
+                "warning",
+                "ingest",
+                f"{ingested + refused} object(s) in {bucket} had no event; ingested {ingested}, refused {refused}",
+                details={"keys": [ref.key for ref in missing[:50]], "ingested": ingested, "refused": refused},
+                settings=self.settings,
+            )
+        return {
+            "listed": len(page),
+            "candidates": len(candidates),
+            "missing": len(missing),
+            "ingested": ingested,
+            "refused": refused,
+            "gone": gone,
+            "pass_complete": wrapped,
+        }
 
     def _quarantine(self, ref: ObjectRef, data: bytes, filename: str, error: InvalidImage) -> None:
         target = move_to_quarantine(self.s3, ref.bucket, ref.key, ref.version, error.code)
         sha = hashlib.sha256(data).hexdigest()
         image = NewImage(
-            image_id=image_id_for(ref.bucket, ref.key, ref.version, sha), bucket=ref.bucket, object_key=target,
-            object_version=ref.version, sha256=sha, etag=ref.etag, filename=filename, size_bytes=len(data),
-            source=ref.metadata["source"], ground_truth_label=ref.metadata["label"],
-            client_metadata=ref.metadata["client"], status="quarantined", quarantine_reason=f"{error.code}: {error}",
+            image_id=image_id_for(ref.bucket, ref.key, ref.version, sha),
+            bucket=ref.bucket,
+            object_key=target,
+            object_version=ref.version,
+            sha256=sha,
+            etag=ref.etag,
+            filename=filename,
+            size_bytes=len(data),
+            source=ref.metadata["source"],
+            ground_truth_label=ref.metadata["label"],
+            client_metadata=ref.metadata["client"],
+            status="quarantined",
+            quarantine_reason=f"{error.code}: {error}",
         )
         image_id, _ = self.db.transaction(lambda cur: register_image(cur, image))
         log_system_event(
-            "image_quarantined", "warning", "ingest",
+            "image_quarantined",
+            "warning",
+            "ingest",
             f"{ref.bucket}/{ref.key} moved to {target}: {error.code}: {error}",
-            details={"bucket": ref.bucket, "key": ref.key, "quarantine_key": target, "code": error.code,
-                     "reason": str(error), "size_bytes": len(data)},
-            image_id=image_id, dedup_key=f"quarantine:{ref.bucket}/{ref.key}@{ref.version}#{sha}",
+            details={
+                "bucket": ref.bucket,
+                "key": ref.key,
+                "quarantine_key": target,
+                "code": error.code,
+                "reason": str(error),
+                "size_bytes": len(data),
+            },
+            image_id=image_id,
+            dedup_key=f"quarantine:{ref.bucket}/{ref.key}@{ref.version}#{sha}",
             settings=self.settings,
         )

@@ -11,7 +11,7 @@ import json
 import re
 import unicodedata
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -49,12 +49,13 @@ def sanitize_filename(name: str | None, fallback: str = "image") -> str:
 
 
 def upload_key(filename: str, source: str = "upload", now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"{source}/{now:%Y/%m/%d}/{uuid.uuid4().hex[:12]}-{sanitize_filename(filename)}"
 
 
-def encode_metadata(source: str, filename: str, label: str | None = None,
-                    client: dict[str, Any] | None = None) -> dict[str, str]:
+def encode_metadata(
+    source: str, filename: str, label: str | None = None, client: dict[str, Any] | None = None
+) -> dict[str, str]:
     meta = {META_SOURCE: source, META_FILENAME: quote(filename, safe="")}
     if label:
         meta[META_LABEL] = quote(label, safe="")
@@ -93,8 +94,13 @@ def move_to_quarantine(s3, bucket: str, key: str, version: str | None, code: str
 
     target = f"{QUARANTINE_PREFIX}{key}"
     try:
-        s3.copy_object(bucket, target, CopySource(bucket, key, version_id=version or None),
-                       metadata={"triptych-quarantine-reason": code}, metadata_directive="REPLACE")
+        s3.copy_object(
+            bucket,
+            target,
+            CopySource(bucket, key, version_id=version or None),
+            metadata={"triptych-quarantine-reason": code},
+            metadata_directive="REPLACE",
+        )
         s3.remove_object(bucket, key, version_id=version or None)
     except S3Error as exc:
         if exc.code != "NoSuchKey":  # already moved by an earlier attempt

@@ -47,7 +47,10 @@ class BucketWriter:
         key = upload_key(item.filename, self.source)
         fmt = sniff_format(item.data)
         self.s3.put_object(
-            self.settings.images_bucket, key, io.BytesIO(item.data), len(item.data),
+            self.settings.images_bucket,
+            key,
+            io.BytesIO(item.data),
+            len(item.data),
             content_type=f"image/{fmt}" if fmt else "application/octet-stream",
             metadata=encode_metadata(self.source, item.filename, item.label, item.client),
         )

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from prometheus_client import Counter, Histogram
 
@@ -51,8 +51,13 @@ POLL_S = 0.5
 class Reconciler:
     """Filters MinIO's durable event copies down to the objects nobody ingested."""
 
-    def __init__(self, ingestor: Ingestor, fast_path_lag: Callable[[], int],
-                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        fast_path_lag: Callable[[], int],
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.ingestor = ingestor
         self.settings = ingestor.settings
         # Messages of minio-events the fast path has not committed yet; raises when unknown.
@@ -106,7 +111,7 @@ class Reconciler:
         ids, failures = self.ingestor.ingest_refs(missing)
         gone = [f for f in failures if isinstance(f, ObjectGone)]
         refused = [f for f in failures if not isinstance(f, ObjectGone)]  # quarantined and recorded by ingest
-        now = datetime.fromtimestamp(self.clock(), timezone.utc)
+        now = datetime.fromtimestamp(self.clock(), UTC)
         delays = [(now - ref.event_time).total_seconds() for ref in missing if ref.event_time]
         for delay in delays:
             RECOVERY_DELAY.observe(max(delay, 0))
@@ -116,15 +121,23 @@ class Reconciler:
         if late:
             worst = max(delays, default=0.0)
             log_system_event(
-                "objects_recovered_late", "warning", "ingest",
+                "objects_recovered_late",
+                "warning",
+                "ingest",
                 f"{late} object(s) in {missing[0].bucket} had no event on minio-events (Kafka away?); "
                 f"ingested from MinIO's durable queue up to {worst:.0f} s late"
                 + (f", {len(refused)} refused" if refused else ""),
-                details={"keys": [ref.key for ref in missing[:50]], "recovered": len(ids), "refused": len(refused),
-                         "max_delay_s": round(worst, 1),
-                         "oldest_event_time": min((r.event_time for r in missing if r.event_time),
-                                                  default=now).isoformat()},
-                settings=self.settings)
-            log.warning("recovered objects whose fast event was lost",
-                        extra={"recovered": len(ids), "refused": len(refused), "max_delay_s": round(worst, 1)})
+                details={
+                    "keys": [ref.key for ref in missing[:50]],
+                    "recovered": len(ids),
+                    "refused": len(refused),
+                    "max_delay_s": round(worst, 1),
+                    "oldest_event_time": min((r.event_time for r in missing if r.event_time), default=now).isoformat(),
+                },
+                settings=self.settings,
+            )
+            log.warning(
+                "recovered objects whose fast event was lost",
+                extra={"recovered": len(ids), "refused": len(refused), "max_delay_s": round(worst, 1)},
+            )
         return {"recovered": len(ids), "gone": len(gone), "refused": len(refused)}

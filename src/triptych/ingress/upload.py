@@ -47,8 +47,11 @@ class UploadForm:
 
 def parse_multipart(body: bytes, content_type: str | None) -> UploadForm:
     if not content_type or not content_type.startswith("multipart/form-data"):
-        raise BadRequest("send the image as multipart/form-data (field `file`, or `files` for a batch)",
-                         http_status=415, code="not_multipart")
+        raise BadRequest(
+            "send the image as multipart/form-data (field `file`, or `files` for a batch)",
+            http_status=415,
+            code="not_multipart",
+        )
     form = UploadForm()
 
     def on_field(f) -> None:
@@ -60,8 +63,12 @@ def parse_multipart(body: bytes, content_type: str | None) -> UploadForm:
         form.files.append((name, f.file_object.read()))
 
     try:
-        parse_form({"Content-Type": content_type.encode(), "Content-Length": str(len(body)).encode()},
-                   io.BytesIO(body), on_field, on_file)
+        parse_form(
+            {"Content-Type": content_type.encode(), "Content-Length": str(len(body)).encode()},
+            io.BytesIO(body),
+            on_field,
+            on_file,
+        )
     except Exception as exc:  # noqa: BLE001 - the parser raises several types on malformed input
         raise BadRequest(f"malformed multipart body: {exc}", code="malformed_multipart") from exc
     return form
@@ -94,52 +101,89 @@ class Uploader:
         self.guard = guard or Guard(settings, db)
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> "Uploader":
+    def from_settings(cls, settings: Settings | None = None) -> Uploader:
         settings = settings or get_settings()
         return cls(settings, minio_client(settings), Database(settings))
 
     def results_url(self, image_id: str) -> str:
         return f"{self.settings.results_base_url}/predictions/{image_id}"
 
-    def store(self, data: bytes, filename: str | None, label: str | None, source: str,
-              client: dict[str, Any]) -> dict[str, Any]:
+    def store(
+        self, data: bytes, filename: str | None, label: str | None, source: str, client: dict[str, Any]
+    ) -> dict[str, Any]:
         """Validate and store one image; raises InvalidImage with a clear reason."""
         info = validate_image(data, self.settings.max_image_bytes, self.settings.max_image_pixels)
         safe_name = sanitize_filename(filename)
         if self.settings.duplicate_policy == "reuse":
             earlier = self.db.transaction(lambda cur: find_by_sha256(cur, info.sha256))
             if earlier:
-                return {"status": "duplicate", "image_id": str(earlier["image_id"]), "filename": safe_name,
-                        "object_key": earlier["object_key"], "sha256": info.sha256,
-                        "results_url": self.results_url(str(earlier["image_id"]))}
+                return {
+                    "status": "duplicate",
+                    "image_id": str(earlier["image_id"]),
+                    "filename": safe_name,
+                    "object_key": earlier["object_key"],
+                    "sha256": info.sha256,
+                    "results_url": self.results_url(str(earlier["image_id"])),
+                }
         key = upload_key(safe_name, source)
         written = self.s3.put_object(
-            self.settings.images_bucket, key, io.BytesIO(data), len(data), content_type=info.content_type,
+            self.settings.images_bucket,
+            key,
+            io.BytesIO(data),
+            len(data),
+            content_type=info.content_type,
             metadata=encode_metadata(source, safe_name, label, client),
         )
         image_id = image_id_for(self.settings.images_bucket, key, written.version_id or "", info.sha256)
         # Registered here as well as by ingest (the same row, by its unique key), so
         # the id answered is queryable at once and the next upload of these bytes is
         # recognised even before ingest has seen this one.
-        self.db.transaction(lambda cur: register_image(cur, NewImage(
-            image_id=image_id, bucket=self.settings.images_bucket, object_key=key,
-            object_version=written.version_id or "", sha256=info.sha256, filename=safe_name,
-            size_bytes=info.size_bytes, source=source, content_type=info.content_type, image_format=info.format,
-            width=info.width, height=info.height, channels=info.channels, ground_truth_label=label,
-            client_metadata=client)))
-        return {"status": "stored", "image_id": image_id, "filename": safe_name, "object_key": key,
-                "sha256": info.sha256, "format": info.format, "width": info.width, "height": info.height,
-                "label": label, "results_url": self.results_url(image_id)}
+        self.db.transaction(
+            lambda cur: register_image(
+                cur,
+                NewImage(
+                    image_id=image_id,
+                    bucket=self.settings.images_bucket,
+                    object_key=key,
+                    object_version=written.version_id or "",
+                    sha256=info.sha256,
+                    filename=safe_name,
+                    size_bytes=info.size_bytes,
+                    source=source,
+                    content_type=info.content_type,
+                    image_format=info.format,
+                    width=info.width,
+                    height=info.height,
+                    channels=info.channels,
+                    ground_truth_label=label,
+                    client_metadata=client,
+                ),
+            )
+        )
+        return {
+            "status": "stored",
+            "image_id": image_id,
+            "filename": safe_name,
+            "object_key": key,
+            "sha256": info.sha256,
+            "format": info.format,
+            "width": info.width,
+            "height": info.height,
+            "label": label,
+            "results_url": self.results_url(image_id),
+        }
 
-    def handle(self, path: str, method: str, body: bytes, content_type: str | None,
-               headers: dict[str, str]) -> Reply:
+    def handle(self, path: str, method: str, body: bytes, content_type: str | None, headers: dict[str, str]) -> Reply:
         """The upload function's whole HTTP surface: one request in, one answer out."""
         route = path.rstrip("/") or "/"
         if method == "GET" and route in ("/", "/health"):
             return 200, {"status": "ok"}, {}
         if route not in ("/upload", "/upload/batch"):
-            return 404, {"error": f"no route {method} {path}; use POST /upload or POST /upload/batch",
-                         "code": "not_found"}, {}
+            return (
+                404,
+                {"error": f"no route {method} {path}; use POST /upload or POST /upload/batch", "code": "not_found"},
+                {},
+            )
         if method != "POST":
             return 405, {"error": f"{path} takes POST", "code": "method_not_allowed"}, {}
         try:
@@ -160,8 +204,9 @@ class Uploader:
                 raise BadRequest(f"unknown source {source!r}; one of {', '.join(SOURCES)}", code="bad_source")
             client = _client_metadata(form)
             if route == "/upload" and len(form.files) != 1:
-                raise BadRequest(f"POST /upload takes exactly one file (got {len(form.files)}); use /upload/batch",
-                                 code="file_count")
+                raise BadRequest(
+                    f"POST /upload takes exactly one file (got {len(form.files)}); use /upload/batch", code="file_count"
+                )
             if not form.files:
                 raise BadRequest("POST /upload/batch needs at least one file", code="file_count")
             labels = self._labels(form, len(form.files))
@@ -174,8 +219,7 @@ class Uploader:
             return (*self._single(form.files[0], labels[0], source, client), {})
         return (*self._batch(form.files, labels, source, client), {})
 
-    def _single(self, file: tuple[str | None, bytes], label: str | None, source: str,
-                client: dict) -> tuple[int, dict]:
+    def _single(self, file: tuple[str | None, bytes], label: str | None, source: str, client: dict) -> tuple[int, dict]:
         filename, data = file
         try:
             result = self.store(data, filename, label, source, client)
@@ -183,18 +227,29 @@ class Uploader:
             return exc.http_status, {"error": str(exc), "code": exc.code, "filename": sanitize_filename(filename)}
         return (201 if result["status"] == "stored" else 200), result
 
-    def _batch(self, files: list[tuple[str | None, bytes]], labels: list[str | None], source: str,
-               client: dict) -> tuple[int, dict]:
+    def _batch(
+        self, files: list[tuple[str | None, bytes]], labels: list[str | None], source: str, client: dict
+    ) -> tuple[int, dict]:
         results = []
         for (filename, data), label in zip(files, labels):
             try:
                 results.append(self.store(data, filename, label, source, client))
             except InvalidImage as exc:
-                results.append({"status": "rejected", "filename": sanitize_filename(filename), "code": exc.code,
-                                "error": str(exc), "http_status": exc.http_status})
-        return 207, {"stored": sum(r["status"] == "stored" for r in results),
-                     "duplicates": sum(r["status"] == "duplicate" for r in results),
-                     "rejected": sum(r["status"] == "rejected" for r in results), "results": results}
+                results.append(
+                    {
+                        "status": "rejected",
+                        "filename": sanitize_filename(filename),
+                        "code": exc.code,
+                        "error": str(exc),
+                        "http_status": exc.http_status,
+                    }
+                )
+        return 207, {
+            "stored": sum(r["status"] == "stored" for r in results),
+            "duplicates": sum(r["status"] == "duplicate" for r in results),
+            "rejected": sum(r["status"] == "rejected" for r in results),
+            "results": results,
+        }
 
     @staticmethod
     def _labels(form: UploadForm, count: int) -> list[str | None]:
@@ -202,7 +257,9 @@ class Uploader:
             try:
                 labels = json.loads(form.fields["labels"])
             except ValueError as exc:
-                raise BadRequest("`labels` must be a JSON list, one label (or null) per file", code="bad_labels") from exc
+                raise BadRequest(
+                    "`labels` must be a JSON list, one label (or null) per file", code="bad_labels"
+                ) from exc
             if not isinstance(labels, list) or len(labels) != count:
                 raise BadRequest(f"`labels` must list {count} labels, one per file", code="bad_labels")
             labels = [str(label) if label is not None else None for label in labels]
@@ -210,6 +267,7 @@ class Uploader:
             labels = [form.fields.get("label") or None] * count
         for label in labels:
             if label is not None and not (len(label) <= MAX_LABEL_CHARS and label.isprintable() and label.strip()):
-                raise BadRequest(f"a label is 1 to {MAX_LABEL_CHARS} printable characters (got {label[:40]!r})",
-                                 code="bad_labels")
+                raise BadRequest(
+                    f"a label is 1 to {MAX_LABEL_CHARS} printable characters (got {label[:40]!r})", code="bad_labels"
+                )
         return labels

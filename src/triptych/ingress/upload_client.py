@@ -13,9 +13,15 @@ class UploadUnavailable(RuntimeError):
     """The upload function could not be reached or answered with something other than a batch result."""
 
 
-def upload_batch(base_url: str, files: list[tuple[str, bytes]], labels: list[str | None] | None = None,
-                 api_key: str | None = None, timeout: float = 120, source: str | None = None,
-                 metadata: dict | None = None) -> dict:
+def upload_batch(
+    base_url: str,
+    files: list[tuple[str, bytes]],
+    labels: list[str | None] | None = None,
+    api_key: str | None = None,
+    timeout: float = 120,
+    source: str | None = None,
+    metadata: dict | None = None,
+) -> dict:
     """POST files to `/upload/batch` with `api_key` (scope `upload`); returns its reply
     (`stored`, `duplicates`, `rejected`, and one result per file with its image id or
     its refusal). `source` (default `upload`) and `metadata` (a JSON object kept on
@@ -27,8 +33,13 @@ def upload_batch(base_url: str, files: list[tuple[str, bytes]], labels: list[str
         form["metadata"] = json.dumps(metadata)
     headers = {"X-API-Key": api_key} if api_key else {}
     try:
-        reply = httpx.post(f"{base_url}/upload/batch", files=[("files", (name, data)) for name, data in files],
-                           data=form, headers=headers, timeout=timeout)
+        reply = httpx.post(
+            f"{base_url}/upload/batch",
+            files=[("files", (name, data)) for name, data in files],
+            data=form,
+            headers=headers,
+            timeout=timeout,
+        )
     except httpx.HTTPError as exc:
         raise UploadUnavailable(f"cannot reach the upload function at {base_url}: {exc}") from exc
     if reply.status_code != 207:

@@ -54,8 +54,9 @@ def validate_image(data: bytes, max_bytes: int, max_pixels: int, decode_at_least
         raise InvalidImage("too_large", f"the file is {len(data)} bytes; the limit is {max_bytes}", http_status=413)
     fmt = sniff_format(data)
     if fmt is None:
-        raise InvalidImage("unsupported_format", "not a JPEG, PNG, WebP or BMP image (content sniffed from the bytes)",
-                           http_status=415)
+        raise InvalidImage(
+            "unsupported_format", "not a JPEG, PNG, WebP or BMP image (content sniffed from the bytes)", http_status=415
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -63,14 +64,19 @@ def validate_image(data: bytes, max_bytes: int, max_pixels: int, decode_at_least
                 width, height = header.size
                 if width * height > max_pixels:
                     raise InvalidImage(
-                        "too_many_pixels", f"{width}x{height} = {width * height} pixels; the limit is {max_pixels}",
-                        http_status=413)
+                        "too_many_pixels",
+                        f"{width}x{height} = {width * height} pixels; the limit is {max_pixels}",
+                        http_status=413,
+                    )
                 mode = header.mode
                 frames = getattr(header, "n_frames", 1)
                 if frames > 1:
                     # Inference decodes one still frame (OpenCV); refuse rather than guess which.
-                    raise InvalidImage("animated", f"an animated {fmt.upper()} ({frames} frames) is not classified; "
-                                                   "send a single frame", http_status=415)
+                    raise InvalidImage(
+                        "animated",
+                        f"an animated {fmt.upper()} ({frames} frames) is not classified; send a single frame",
+                        http_status=415,
+                    )
         pixels = None
         if fmt == "jpeg":
             with open_jpeg_scaled(data, decode_at_least or 1) as image:  # truncated or corrupt data fails here

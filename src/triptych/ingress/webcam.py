@@ -71,9 +71,18 @@ def source_kind(source: str) -> str:
 
 
 class WebcamProducer:
-    def __init__(self, source: str, sink: Callable[[Item], object], fps: float = 2.0, width: int | None = None,
-                 height: int | None = None, jpeg_quality: int = 85, queue_size: int = 8,
-                 policy: str = "drop-oldest", label: str | None = None):
+    def __init__(
+        self,
+        source: str,
+        sink: Callable[[Item], object],
+        fps: float = 2.0,
+        width: int | None = None,
+        height: int | None = None,
+        jpeg_quality: int = 85,
+        queue_size: int = 8,
+        policy: str = "drop-oldest",
+        label: str | None = None,
+    ):
         self.source, self.sink = source, sink
         self.fps, self.width, self.height, self.quality = fps, width, height, jpeg_quality
         self.label = label
@@ -88,8 +97,12 @@ class WebcamProducer:
         ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:
             raise ValueError("JPEG encoding failed")
-        return Item(f"frame-{self.session}-{index:06d}.jpg", buf.tobytes(), self.label,
-                    {"frame": index, "captured_at": time.time(), "source": self.source})
+        return Item(
+            f"frame-{self.session}-{index:06d}.jpg",
+            buf.tobytes(),
+            self.label,
+            {"frame": index, "captured_at": time.time(), "source": self.source},
+        )
 
     def _capture(self, max_frames: int | None) -> None:
         capture = open_capture(self.source)

@@ -61,10 +61,12 @@ class ApiServer:
 def _service_account_keys(folder: Path) -> tuple[Path, Path]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private, public = folder / "sa.key", folder / "sa.pub"
-    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    private.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     return private, public
 
 
@@ -79,8 +81,9 @@ def _wait_ready(server: ApiServer, proc: subprocess.Popen, timeout_s: float) -> 
         if proc.poll() is not None:
             raise UnhealthyError(f"kube-apiserver exited with {proc.returncode}:\n{server.log_tail()}")
         try:
-            reply = requests.get(f"{server.url}/readyz", headers={"Authorization": f"Bearer {server.token}"},
-                                 verify=False, timeout=2)
+            reply = requests.get(
+                f"{server.url}/readyz", headers={"Authorization": f"Bearer {server.token}"}, verify=False, timeout=2
+            )
             if reply.status_code == 200:
                 return
             last = f"{reply.status_code} {reply.text[-300:]}"
@@ -92,7 +95,10 @@ def _wait_ready(server: ApiServer, proc: subprocess.Popen, timeout_s: float) -> 
 
 def start(settings: Settings, timeout_s: float = 120) -> ApiServer:
     """Build (first time) and start etcd and kube-apiserver; return when /readyz answers 200."""
-    etcd_bin, apiserver_bin = go_tools.install(settings, go_tools.ETCD), go_tools.install(settings, go_tools.KUBE_APISERVER)
+    etcd_bin, apiserver_bin = (
+        go_tools.install(settings, go_tools.ETCD),
+        go_tools.install(settings, go_tools.KUBE_APISERVER),
+    )
     workdir = Path(tempfile.mkdtemp(prefix="triptych-apiserver-"))
     etcd_port, peer_port, api_port = (free_port("127.0.0.1") for _ in range(3))
     token = secrets.token_urlsafe(24)
@@ -100,32 +106,75 @@ def start(settings: Settings, timeout_s: float = 120) -> ApiServer:
     sa_key, sa_pub = _service_account_keys(workdir)
     server = ApiServer(workdir, f"https://127.0.0.1:{api_port}", token, workdir / "kubeconfig")
     etcd = subprocess.Popen(
-        [str(etcd_bin), "--data-dir", str(workdir / "etcd"), "--name", "triptych-test",
-         "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
-         "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
-         "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
-         "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
-         "--initial-cluster", f"triptych-test=http://127.0.0.1:{peer_port}",
-         "--unsafe-no-fsync"],  # a throwaway store: envtest's setting too
-        stdout=open(workdir / "etcd.log", "w"), stderr=subprocess.STDOUT)
+        [
+            str(etcd_bin),
+            "--data-dir",
+            str(workdir / "etcd"),
+            "--name",
+            "triptych-test",
+            "--listen-client-urls",
+            f"http://127.0.0.1:{etcd_port}",
+            "--advertise-client-urls",
+            f"http://127.0.0.1:{etcd_port}",
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{peer_port}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{peer_port}",
+            "--initial-cluster",
+            f"triptych-test=http://127.0.0.1:{peer_port}",
+            "--unsafe-no-fsync",
+        ],  # a throwaway store: envtest's setting too
+        stdout=open(workdir / "etcd.log", "w"),
+        stderr=subprocess.STDOUT,
+    )
     server.processes.append(etcd)
     apiserver = subprocess.Popen(
-        [str(apiserver_bin), "--etcd-servers", f"http://127.0.0.1:{etcd_port}",
-         "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", str(api_port),
-         "--cert-dir", str(workdir / "certs"),  # a self-signed serving certificate, made at start
-         "--token-auth-file", str(workdir / "tokens.csv"), "--authorization-mode", "RBAC",
-         "--service-account-issuer", f"https://127.0.0.1:{api_port}",
-         "--service-account-key-file", str(sa_pub), "--service-account-signing-key-file", str(sa_key),
-         "--service-cluster-ip-range", "10.96.0.0/16", "--allow-privileged=true",
-         "--disable-admission-plugins", "ServiceAccount"],  # no token controller runs to mint their secrets
-        stdout=open(workdir / "kube-apiserver.log", "w"), stderr=subprocess.STDOUT)
+        [
+            str(apiserver_bin),
+            "--etcd-servers",
+            f"http://127.0.0.1:{etcd_port}",
+            "--bind-address",
+            "127.0.0.1",
+            "--advertise-address",
+            "127.0.0.1",
+            "--secure-port",
+            str(api_port),
+            "--cert-dir",
+            str(workdir / "certs"),  # a self-signed serving certificate, made at start
+            "--token-auth-file",
+            str(workdir / "tokens.csv"),
+            "--authorization-mode",
+            "RBAC",
+            "--service-account-issuer",
+            f"https://127.0.0.1:{api_port}",
+            "--service-account-key-file",
+            str(sa_pub),
+            "--service-account-signing-key-file",
+            str(sa_key),
+            "--service-cluster-ip-range",
+            "10.96.0.0/16",
+            "--allow-privileged=true",
+            "--disable-admission-plugins",
+            "ServiceAccount",
+        ],  # no token controller runs to mint their secrets
+        stdout=open(workdir / "kube-apiserver.log", "w"),
+        stderr=subprocess.STDOUT,
+    )
     server.processes.append(apiserver)
-    server.kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "triptych-test",
-        "clusters": [{"name": "triptych-test", "cluster": {"server": server.url, "insecure-skip-tls-verify": True}}],
-        "users": [{"name": "admin", "user": {"token": token}}],
-        "contexts": [{"name": "triptych-test", "context": {"cluster": "triptych-test", "user": "admin"}}],
-    }))
+    server.kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "triptych-test",
+                "clusters": [
+                    {"name": "triptych-test", "cluster": {"server": server.url, "insecure-skip-tls-verify": True}}
+                ],
+                "users": [{"name": "admin", "user": {"token": token}}],
+                "contexts": [{"name": "triptych-test", "context": {"cluster": "triptych-test", "user": "admin"}}],
+            }
+        )
+    )
     try:
         _wait_ready(server, apiserver, timeout_s)
     except BaseException:

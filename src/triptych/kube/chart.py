@@ -61,8 +61,16 @@ def lint(settings: Settings, release: Release) -> str:
 def template(settings: Settings, release: Release) -> str:
     """Every object the release would apply, as YAML documents."""
     _require_chart(release)
-    return helm(settings, "template", release.name, str(release.chart), "--namespace", release.namespace,
-                *release._value_args(), *release.extra).stdout
+    return helm(
+        settings,
+        "template",
+        release.name,
+        str(release.chart),
+        "--namespace",
+        release.namespace,
+        *release._value_args(),
+        *release.extra,
+    ).stdout
 
 
 def documents(rendered: str) -> list[dict]:
@@ -75,17 +83,32 @@ def upgrade_install(settings: Settings, release: Release) -> str:
     # --force-conflicts: each NuclioFunction's status.state is the chart's request that
     # Nuclio's controller (re)deploy it, a field the controller owns once it answered;
     # an upgrade must take it back, or server-side apply refuses the upgrade.
-    return helm(settings, "upgrade", "--install", release.name, str(release.chart), "--namespace", release.namespace,
-                "--create-namespace", "--force-conflicts", *release._value_args(), *release._cluster_args(),
-                *release.extra).stdout
+    return helm(
+        settings,
+        "upgrade",
+        "--install",
+        release.name,
+        str(release.chart),
+        "--namespace",
+        release.namespace,
+        "--create-namespace",
+        "--force-conflicts",
+        *release._value_args(),
+        *release._cluster_args(),
+        *release.extra,
+    ).stdout
 
 
 def uninstall(settings: Settings, release: Release) -> str:
-    return helm(settings, "uninstall", release.name, "--namespace", release.namespace, "--wait",
-                *release._cluster_args()).stdout
+    return helm(
+        settings, "uninstall", release.name, "--namespace", release.namespace, "--wait", *release._cluster_args()
+    ).stdout
 
 
 def manifest(settings: Settings, release: Release) -> list[dict]:
     """The objects Helm recorded for the installed release."""
-    return documents(helm(settings, "get", "manifest", release.name, "--namespace", release.namespace,
-                          *release._cluster_args()).stdout)
+    return documents(
+        helm(
+            settings, "get", "manifest", release.name, "--namespace", release.namespace, *release._cluster_args()
+        ).stdout
+    )

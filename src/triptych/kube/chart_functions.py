@@ -72,6 +72,7 @@ def chart_functions(entries: list[dict], root: Path) -> dict:
     settings = _declared_settings()
     return {
         "functions": {entry["name"]: chart_function(entry, root, settings) for entry in entries},
-        "minioNotifyEnv": minio_kafka_targets_env(BROKERS_PLACEHOLDER, MINIO_EVENT_QUEUE_DIR,
-                                                  settings.minio_event_queue_limit),
+        "minioNotifyEnv": minio_kafka_targets_env(
+            BROKERS_PLACEHOLDER, MINIO_EVENT_QUEUE_DIR, settings.minio_event_queue_limit
+        ),
     }

@@ -77,9 +77,13 @@ class KubeClient:
     def apply(self, obj: dict, namespace: str | None = None) -> dict:
         """Server-side apply of `obj` as the field manager `triptych` (create or update)."""
         path = f"{self.resource_path(obj, namespace)}/{obj['metadata']['name']}"
-        return self.request("PATCH", path, data=json.dumps(obj),
-                            params={"fieldManager": "triptych", "force": "true"},
-                            headers={"Content-Type": "application/apply-patch+yaml"})
+        return self.request(
+            "PATCH",
+            path,
+            data=json.dumps(obj),
+            params={"fieldManager": "triptych", "force": "true"},
+            headers={"Content-Type": "application/apply-patch+yaml"},
+        )
 
     def get(self, obj: dict, namespace: str | None = None) -> dict:
         return self.request("GET", f"{self.resource_path(obj, namespace)}/{obj['metadata']['name']}")
@@ -104,8 +108,10 @@ class KubeClient:
         for crd in crds:
             while True:
                 stored = self.get(crd)
-                if any(c["type"] == "Established" and c["status"] == "True"
-                       for c in (stored.get("status") or {}).get("conditions") or []):
+                if any(
+                    c["type"] == "Established" and c["status"] == "True"
+                    for c in (stored.get("status") or {}).get("conditions") or []
+                ):
                     break
                 if time.monotonic() > deadline:
                     raise KubeApiError(504, f"CRD {crd['metadata']['name']} not established in {timeout_s} s")
@@ -114,7 +120,9 @@ class KubeClient:
     def namespaced_objects(self, namespace: str) -> list[str]:
         """`kind/name` of every object in `namespace`, over every listable kind the server serves."""
         found = []
-        group_versions = ["v1"] + [g["preferredVersion"]["groupVersion"] for g in self.request("GET", "/apis")["groups"]]
+        group_versions = ["v1"] + [
+            g["preferredVersion"]["groupVersion"] for g in self.request("GET", "/apis")["groups"]
+        ]
         for group_version in group_versions:
             prefix = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
             for resource in self._resources(group_version):

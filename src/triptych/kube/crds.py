@@ -43,10 +43,23 @@ def _yaml_files(folder: Path) -> list[dict]:
 
 def nuclio_crds(settings: Settings) -> list[dict]:
     chart = module_dir(NUCLIO_MODULE, NUCLIO_VERSION) / NUCLIO_CHART
-    proc = subprocess.run([str(go_tools.helm(settings)), "template", "nuclio", str(chart), "--set", "crd.create=true",
-                           *[arg for path in sorted((chart / "templates" / "crd").glob("*.yaml"))
-                             for arg in ("--show-only", f"templates/crd/{path.name}")]],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            str(go_tools.helm(settings)),
+            "template",
+            "nuclio",
+            str(chart),
+            "--set",
+            "crd.create=true",
+            *[
+                arg
+                for path in sorted((chart / "templates" / "crd").glob("*.yaml"))
+                for arg in ("--show-only", f"templates/crd/{path.name}")
+            ],
+        ],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise InstallError(f"rendering Nuclio's CRDs from its chart failed:\n{proc.stderr[-2000:]}")
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]

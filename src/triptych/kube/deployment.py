@@ -32,8 +32,17 @@ from .status import RELEASE_NAMESPACE
 
 RELEASE = "triptych"
 # Every image a deploy needs; training only when asked (7.5 GB, and only retrain uses it).
-SERVING_ROLES = ("serving", "mlflow", "kafka", "postgres", "prometheus", "minio", "nuclio-controller",
-                 "keda-operator", "keda-adapter")
+SERVING_ROLES = (
+    "serving",
+    "mlflow",
+    "kafka",
+    "postgres",
+    "prometheus",
+    "minio",
+    "nuclio-controller",
+    "keda-operator",
+    "keda-adapter",
+)
 # Requests sized for one two-core node: scheduling hints, not limits (the limits stay
 # the declaration's). The declared requests (a core per inference replica) fit a
 # real cluster's nodes, not this one.
@@ -42,29 +51,43 @@ SMALL_REQUESTS = {"cpu": "20m", "memory": "128Mi"}
 
 def node_values(images: dict[str, str], declared: dict[str, dict]) -> dict:
     """The chart's values for the development node."""
+
     def repo(role: str) -> str:
         return images[role].rpartition(":")[0]
 
     tag = images["serving"].rpartition(":")[2]
     small = {"requests": SMALL_REQUESTS}
     values = {
-        "image": {"repository": repo("serving"), "tag": tag, "pullPolicy": "IfNotPresent",
-                  "training": {"repository": repo("training" if "training" in images else "serving"), "tag": tag}},
+        "image": {
+            "repository": repo("serving"),
+            "tag": tag,
+            "pullPolicy": "IfNotPresent",
+            "training": {"repository": repo("training" if "training" in images else "serving"), "tag": tag},
+        },
         "kafka": {"image": images["kafka"], "resources": {**small, "limits": {"memory": "1536Mi"}}},
         "minio": {"image": images["minio"], "resources": {**small, "limits": {"memory": "1Gi"}}},
-        "postgres": {"mode": "statefulset",
-                     "statefulset": {"image": images["postgres"], "resources": {**small, "limits": {"memory": "1Gi"}}}},
+        "postgres": {
+            "mode": "statefulset",
+            "statefulset": {"image": images["postgres"], "resources": {**small, "limits": {"memory": "1Gi"}}},
+        },
         "mlflow": {"image": images["mlflow"], "resources": {**small, "limits": {"memory": "1Gi"}}},
-        "prometheus": {"enabled": True, "image": images["prometheus"],
-                       "resources": {**small, "limits": {"memory": "512Mi"}}},
+        "prometheus": {
+            "enabled": True,
+            "image": images["prometheus"],
+            "resources": {**small, "limits": {"memory": "512Mi"}},
+        },
         "api": {"resources": {**small, "limits": {"memory": "1Gi"}}},
         "dashboard": {"resources": {**small, "limits": {"memory": "1Gi"}}},
         # KEDA on consumer lag for the Kafka functions (the chart's default). The HTTP
         # ones get Nuclio's HPA on CPU, which needs a metrics server the node has not:
         # they stay at their declared minimum.
-        "functions": {"scaling": "keda", "overrides": {
-            name: {"resources": {"requests": SMALL_REQUESTS, "limits": fn.get("resources", {}).get("limits", {})}}
-            for name, fn in declared.items()}},
+        "functions": {
+            "scaling": "keda",
+            "overrides": {
+                name: {"resources": {"requests": SMALL_REQUESTS, "limits": fn.get("resources", {}).get("limits", {})}}
+                for name, fn in declared.items()
+            },
+        },
         "nodePorts": {"enabled": True, "host": NODE_IP},
     }
     return values
@@ -78,15 +101,20 @@ def _workloads_ready(api: KubeClient, namespace: str, only: tuple[str, ...] = ()
     """None when every Deployment and StatefulSet (or those named in `only`) has its
     replicas ready and every NuclioFunction is `ready`; else what is still waited for."""
     waiting = []
-    for kind, path in (("Deployment", f"/apis/apps/v1/namespaces/{namespace}/deployments"),
-                       ("StatefulSet", f"/apis/apps/v1/namespaces/{namespace}/statefulsets")):
+    for kind, path in (
+        ("Deployment", f"/apis/apps/v1/namespaces/{namespace}/deployments"),
+        ("StatefulSet", f"/apis/apps/v1/namespaces/{namespace}/statefulsets"),
+    ):
         for item in api.request("GET", path)["items"]:
             if only and item["metadata"]["name"] not in only:
                 continue
             want = item["spec"].get("replicas", 1)
             status = item.get("status", {})
-            if status.get("readyReplicas", 0) < want or status.get("updatedReplicas", 0) < want \
-                    or status.get("observedGeneration", 0) < item["metadata"]["generation"]:
+            if (
+                status.get("readyReplicas", 0) < want
+                or status.get("updatedReplicas", 0) < want
+                or status.get("observedGeneration", 0) < item["metadata"]["generation"]
+            ):
                 waiting.append(f"{kind}/{item['metadata']['name']} {status.get('readyReplicas', 0)}/{want}")
     functions = [] if only else api.request("GET", f"/apis/nuclio.io/v1beta1/namespaces/{namespace}/nucliofunctions")
     for fn in functions["items"] if functions else []:
@@ -124,8 +152,13 @@ def wait_ready(lay: NodeLayout, timeout_s: float, report: Callable[[str], None],
     raise UnhealthyError(f"the release was not ready in {timeout_s:.0f} s: {last}")
 
 
-def deploy(settings: Settings, tag: str = "dev", training: bool = False,
-           report: Callable[[str], None] = print, timeout_s: float = 900) -> dict[str, str]:
+def deploy(
+    settings: Settings,
+    tag: str = "dev",
+    training: bool = False,
+    report: Callable[[str], None] = print,
+    timeout_s: float = 900,
+) -> dict[str, str]:
     """Images, operators, the chart; returns role -> image. Needs `triptych kube up` first."""
     if not node.is_up(settings):
         raise StackError("the node is not up: run `triptych kube up` first")
@@ -143,8 +176,12 @@ def deploy(settings: Settings, tag: str = "dev", training: bool = False,
     values_file = lay.etc / "triptych-values.yaml"
     values_file.write_text(yaml.safe_dump(node_values(images, _declared_functions()), sort_keys=False))
     report(f"helm upgrade --install {RELEASE} (values: {values_file})")
-    chart.upgrade_install(settings, chart.Release(name=RELEASE, namespace=RELEASE_NAMESPACE,
-                                                  values_files=[values_file], kubeconfig=lay.admin_kubeconfig))
+    chart.upgrade_install(
+        settings,
+        chart.Release(
+            name=RELEASE, namespace=RELEASE_NAMESPACE, values_files=[values_file], kubeconfig=lay.admin_kubeconfig
+        ),
+    )
     # The inference functions wait for their champions: MLflow first, then the champions
     # of the stack this CLI points at (when the node's registry has none), then the rest.
     wait_ready(lay, timeout_s, report, only=(f"{RELEASE}-mlflow",))
@@ -157,8 +194,13 @@ def deploy(settings: Settings, tag: str = "dev", training: bool = False,
 def client_settings(settings: Settings) -> Settings:
     """Settings that reach the deployment from this machine (what `triptych kube env` exports)."""
     env = client_env(settings)
-    return Settings(**{k.removeprefix("TRIPTYCH_").lower(): v for k, v in env.items()
-                       if k.startswith("TRIPTYCH_") and k != "TRIPTYCH_FOLLOW_CLUSTER"})
+    return Settings(
+        **{
+            k.removeprefix("TRIPTYCH_").lower(): v
+            for k, v in env.items()
+            if k.startswith("TRIPTYCH_") and k != "TRIPTYCH_FOLLOW_CLUSTER"
+        }
+    )
 
 
 def _secret(api: KubeClient, name: str) -> dict[str, str]:

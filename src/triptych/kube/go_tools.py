@@ -32,12 +32,37 @@ KEDA_MODULE = ("github.com/kedacore/keda/v2", "v2.18.1")
 # The staging modules k8s.io/kubernetes replaces with ./staging/src/...; each is
 # published as v0.<minor>.<patch> of the same release.
 _K8S_STAGING = [
-    "api", "apiextensions-apiserver", "apimachinery", "apiserver", "cli-runtime", "client-go",
-    "cloud-provider", "cluster-bootstrap", "code-generator", "component-base", "component-helpers",
-    "controller-manager", "cri-api", "cri-client", "csi-translation-lib", "dynamic-resource-allocation",
-    "endpointslice", "externaljwt", "kms", "kube-aggregator", "kube-controller-manager", "kube-proxy",
-    "kube-scheduler", "kubectl", "kubelet", "metrics", "mount-utils", "pod-security-admission",
-    "sample-apiserver", "sample-cli-plugin", "sample-controller",
+    "api",
+    "apiextensions-apiserver",
+    "apimachinery",
+    "apiserver",
+    "cli-runtime",
+    "client-go",
+    "cloud-provider",
+    "cluster-bootstrap",
+    "code-generator",
+    "component-base",
+    "component-helpers",
+    "controller-manager",
+    "cri-api",
+    "cri-client",
+    "csi-translation-lib",
+    "dynamic-resource-allocation",
+    "endpointslice",
+    "externaljwt",
+    "kms",
+    "kube-aggregator",
+    "kube-controller-manager",
+    "kube-proxy",
+    "kube-scheduler",
+    "kubectl",
+    "kubelet",
+    "metrics",
+    "mount-utils",
+    "pod-security-admission",
+    "sample-apiserver",
+    "sample-cli-plugin",
+    "sample-controller",
 ]
 _ETCD_SIBLINGS = ["api/v3", "client/pkg/v3", "client/v3", "pkg/v3"]
 
@@ -70,11 +95,17 @@ def _kubernetes_command(name: str) -> GoTool:
     """One of k8s.io/kubernetes' commands. Without the version flags it reports
     `v0.0.0-master+$Format:%H$`, which kubectl's and Helm's kubeVersion checks refuse."""
     return GoTool(
-        name, "k8s.io/kubernetes", KUBERNETES_VERSION, f"k8s.io/kubernetes/cmd/{name}", "1.24.0",
+        name,
+        "k8s.io/kubernetes",
+        KUBERNETES_VERSION,
+        f"k8s.io/kubernetes/cmd/{name}",
+        "1.24.0",
         replaces={f"k8s.io/{m}": f"k8s.io/{m} {_k8s_minor(KUBERNETES_VERSION)}" for m in _K8S_STAGING},
-        ldflags=(f"-X k8s.io/component-base/version.gitVersion={KUBERNETES_VERSION}",
-                 "-X k8s.io/component-base/version.gitMajor=1",
-                 f"-X k8s.io/component-base/version.gitMinor={KUBERNETES_VERSION.split('.')[1]}"),
+        ldflags=(
+            f"-X k8s.io/component-base/version.gitVersion={KUBERNETES_VERSION}",
+            "-X k8s.io/component-base/version.gitMajor=1",
+            f"-X k8s.io/component-base/version.gitMinor={KUBERNETES_VERSION.split('.')[1]}",
+        ),
     )
 
 
@@ -87,11 +118,19 @@ KUBELET = _kubernetes_command("kubelet")
 KUBE_PROXY = _kubernetes_command("kube-proxy")
 COREDNS = GoTool("coredns", "github.com/coredns/coredns", COREDNS_VERSION, "github.com/coredns/coredns", "1.24.0")
 ETCD = GoTool(
-    "etcd", "go.etcd.io/etcd/server/v3", ETCD_VERSION, "go.etcd.io/etcd/server/v3", "1.26.0",
+    "etcd",
+    "go.etcd.io/etcd/server/v3",
+    ETCD_VERSION,
+    "go.etcd.io/etcd/server/v3",
+    "1.26.0",
     replaces={f"go.etcd.io/etcd/{m}": f"go.etcd.io/etcd/{m} {ETCD_VERSION}" for m in _ETCD_SIBLINGS},
 )
 HELM = GoTool(
-    "helm", "helm.sh/helm/v4", HELM_VERSION, "helm.sh/helm/v4/cmd/helm", "1.26.0",
+    "helm",
+    "helm.sh/helm/v4",
+    HELM_VERSION,
+    "helm.sh/helm/v4/cmd/helm",
+    "1.26.0",
     ldflags=(f"-X helm.sh/helm/v4/internal/version.version={HELM_VERSION}",),
 )
 
@@ -130,14 +169,23 @@ def _build(tool: GoTool, binary: Path) -> None:
         (work / "tools.go").write_text(tool.tools_go())
         steps = [
             [go, "mod", "tidy"],
-            [go, "build", "-trimpath", "-ldflags", " ".join(("-s", "-w", *tool.ldflags)),
-             "-o", str(binary.with_suffix(".part")), tool.package],
+            [
+                go,
+                "build",
+                "-trimpath",
+                "-ldflags",
+                " ".join(("-s", "-w", *tool.ldflags)),
+                "-o",
+                str(binary.with_suffix(".part")),
+                tool.package,
+            ],
         ]
         for argv in steps:
             proc = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True)
             if proc.returncode != 0:
-                raise InstallError(f"building {tool.name} {tool.version} failed at `{' '.join(argv[:3])}`:\n"
-                                   f"{proc.stderr[-3000:]}")
+                raise InstallError(
+                    f"building {tool.name} {tool.version} failed at `{' '.join(argv[:3])}`:\n{proc.stderr[-3000:]}"
+                )
     binary.with_suffix(".part").rename(binary)
 
 
@@ -163,8 +211,9 @@ def prometheus(settings: Settings) -> Path:
     with open(binary.parent / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not binary.exists():
-            build_in_module_copy(module, version, "./cmd/prometheus", binary,
-                                 {"plugins/plugins.go": PROMETHEUS_PLUGINS})
+            build_in_module_copy(
+                module, version, "./cmd/prometheus", binary, {"plugins/plugins.go": PROMETHEUS_PLUGINS}
+            )
     return binary
 
 
@@ -176,8 +225,9 @@ def build_in_module_copy(module: str, version: str, package: str, binary: Path, 
     if not go:
         raise ToolMissingError(f"`go` was not found on PATH; it is needed to build {module}")
     env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
-    proc = subprocess.run([go, "mod", "download", "-json", f"{module}@{version}"], capture_output=True, text=True,
-                          env=env)
+    proc = subprocess.run(
+        [go, "mod", "download", "-json", f"{module}@{version}"], capture_output=True, text=True, env=env
+    )
     if proc.returncode != 0:
         raise InstallError(f"go mod download {module}@{version} failed:\n{proc.stderr[-2000:]}")
     source = Path(json.loads(proc.stdout)["Dir"])
@@ -189,8 +239,13 @@ def build_in_module_copy(module: str, version: str, package: str, binary: Path, 
         for relative, text in patches.items():
             (work / relative).chmod(0o644)
             (work / relative).write_text(text)
-        build = subprocess.run([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(binary.with_suffix(".part")),
-                                package], cwd=work, capture_output=True, text=True, env=env)
+        build = subprocess.run(
+            [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(binary.with_suffix(".part")), package],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         if build.returncode != 0:
             raise InstallError(f"building {module} {package} failed:\n{build.stderr[-3000:]}")
     binary.with_suffix(".part").rename(binary)

@@ -48,8 +48,15 @@ SERVING_EXTRAS = ("msgpack==1.0.8",)
 # tracking server runs from an image of its own (role `mlflow`).
 SERVING_SWAPS = {"mlflow": "mlflow-skinny"}
 # What the context holds, relative to the checkout (and nothing else: no venv, no data).
-CONTEXT_PATHS = ("pyproject.toml", "README.md", "requirements/constraints.txt", "project.yaml",
-                 "src/triptych", "dash_app", "functions")
+CONTEXT_PATHS = (
+    "pyproject.toml",
+    "README.md",
+    "requirements/constraints.txt",
+    "project.yaml",
+    "src/triptych",
+    "dash_app",
+    "functions",
+)
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "tests")
 
 
@@ -78,9 +85,15 @@ def builder(settings: Settings | None = None) -> list[str]:
     if shutil.which("buildah"):
         settings = settings or Settings()
         driver = "overlay" if _overlay_works() else "vfs"
-        return ["buildah", "--root", str(settings.cache_dir / "containers" / driver),
-                "--runroot", str(Path(tempfile.gettempdir()) / f"triptych-containers-{os.geteuid()}"),
-                "--storage-driver", driver]
+        return [
+            "buildah",
+            "--root",
+            str(settings.cache_dir / "containers" / driver),
+            "--runroot",
+            str(Path(tempfile.gettempdir()) / f"triptych-containers-{os.geteuid()}"),
+            "--storage-driver",
+            driver,
+        ]
     for tool in ("podman", "docker"):
         if _answers(tool):
             return [tool]
@@ -94,8 +107,11 @@ def _requirement_name(requirement: str) -> str:
 def serving_requirements() -> list[str]:
     """pyproject.toml's dependencies less TRAINING_ONLY, plus the processor's extra."""
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    kept = [SERVING_SWAPS.get(_requirement_name(r), r) for r in project["dependencies"]
-            if _requirement_name(r) not in TRAINING_ONLY]
+    kept = [
+        SERVING_SWAPS.get(_requirement_name(r), r)
+        for r in project["dependencies"]
+        if _requirement_name(r) not in TRAINING_ONLY
+    ]
     return kept + list(SERVING_EXTRAS)
 
 
@@ -134,7 +150,11 @@ def _run(argv: list[str], what: str, **kwargs) -> str:
 
 def pip_ca_bundle() -> str:
     """The CA bundle pip on this host trusts (a TLS-intercepting proxy's CA included)."""
-    for candidate in (os.environ.get("PIP_CERT"), os.environ.get("SSL_CERT_FILE"), "/etc/ssl/certs/ca-certificates.crt"):
+    for candidate in (
+        os.environ.get("PIP_CERT"),
+        os.environ.get("SSL_CERT_FILE"),
+        "/etc/ssl/certs/ca-certificates.crt",
+    ):
         if candidate and Path(candidate).is_file():
             return candidate
     raise ToolMissingError("No CA bundle found for pip inside the build: set PIP_CERT to one.")
@@ -157,8 +177,17 @@ def debootstrap_base(settings: Settings, tag: str = DEBOOTSTRAP_BASE, mirror: st
         raise ToolMissingError("Importing a debootstrap base needs buildah (`apt-get install buildah`).")
     with tempfile.TemporaryDirectory(prefix="triptych-rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs"
-        _run(["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
-              "bookworm", str(rootfs), mirror], "debootstrap of Debian bookworm")
+        _run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                "--include=python3,python3-venv,ca-certificates",
+                "bookworm",
+                str(rootfs),
+                mirror,
+            ],
+            "debootstrap of Debian bookworm",
+        )
         for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for entry in (rootfs / cache).glob("*"):
                 if entry.is_file():
@@ -166,8 +195,10 @@ def debootstrap_base(settings: Settings, tag: str = DEBOOTSTRAP_BASE, mirror: st
         container = _run([*buildah, "from", "scratch"], "buildah from scratch").strip()
         try:
             _run([*buildah, "copy", container, f"{rootfs}/", "/"], "copying the root filesystem")
-            _run([*buildah, "config", "--env", "PATH=/usr/local/bin:/usr/bin:/bin", "--cmd", "/bin/bash", container],
-                 "buildah config")
+            _run(
+                [*buildah, "config", "--env", "PATH=/usr/local/bin:/usr/bin:/bin", "--cmd", "/bin/bash", container],
+                "buildah config",
+            )
             _run([*buildah, "commit", "--rm", container, tag], "buildah commit")
         except InstallError:
             subprocess.run([*buildah, "rm", container], capture_output=True)
@@ -175,8 +206,13 @@ def debootstrap_base(settings: Settings, tag: str = DEBOOTSTRAP_BASE, mirror: st
     return tag
 
 
-def build_image(settings: Settings, tag: str = DEFAULT_TAG, base: str | None = None,
-                debootstrap: bool = False, role: str = "training") -> str:
+def build_image(
+    settings: Settings,
+    tag: str = DEFAULT_TAG,
+    base: str | None = None,
+    debootstrap: bool = False,
+    role: str = "training",
+) -> str:
     """Build the image of `role` as `tag` and return the tag. `base` overrides the
     Containerfile's BASE; `debootstrap` makes (once) and uses a base from Debian's packages."""
     if role not in ROLES:
@@ -192,15 +228,28 @@ def build_image(settings: Settings, tag: str = DEFAULT_TAG, base: str | None = N
         return build_context(settings, context, tag, base=base, debootstrap=debootstrap, build_args={"ROLE": role})
 
 
-def build_context(settings: Settings, context: Path, tag: str, base: str | None = None, debootstrap: bool = False,
-                  build_args: dict[str, str] | None = None) -> str:
+def build_context(
+    settings: Settings,
+    context: Path,
+    tag: str,
+    base: str | None = None,
+    debootstrap: bool = False,
+    build_args: dict[str, str] | None = None,
+) -> str:
     """Build `context`/Containerfile as `tag`, layers cached by the builder."""
     if debootstrap:
         base = debootstrap_base(settings)
     tool = builder(settings)
     previous = _image_id(settings, tag)
-    argv = [*tool, "build" if tool[0] != "buildah" else "bud", "--layers", "-f", str(context / "Containerfile"),
-            "-t", tag]
+    argv = [
+        *tool,
+        "build" if tool[0] != "buildah" else "bud",
+        "--layers",
+        "-f",
+        str(context / "Containerfile"),
+        "-t",
+        tag,
+    ]
     if tool[0] == "buildah":
         argv += ["--isolation", "chroot", "--pull-never" if base and base.startswith("localhost/") else "--pull"]
     if base:
@@ -217,8 +266,11 @@ def build_context(settings: Settings, context: Path, tag: str, base: str | None 
 
 def _image_id(settings: Settings, tag: str) -> str | None:
     tool = builder(settings)
-    argv = [*tool, "inspect", "--type", "image", "--format", "{{.FromImageID}}", tag] if tool[0] == "buildah" \
+    argv = (
+        [*tool, "inspect", "--type", "image", "--format", "{{.FromImageID}}", tag]
+        if tool[0] == "buildah"
         else [*tool, "image", "inspect", "--format", "{{.Id}}", tag]
+    )
     proc = subprocess.run(argv, capture_output=True, text=True)
     return proc.stdout.strip() or None if proc.returncode == 0 else None
 

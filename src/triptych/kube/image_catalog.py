@@ -46,5 +46,7 @@ def imported(settings: Settings, lay: NodeLayout) -> list[dict]:
 
     catalog = read(settings)
     names = sorted(n for n in imported_images(lay) if not n.startswith("sha256:"))
-    return [{"name": n, "role": catalog.get(n, {}).get("role"), "size_bytes": catalog.get(n, {}).get("size_bytes")}
-            for n in names]
+    return [
+        {"name": n, "role": catalog.get(n, {}).get("role"), "size_bytes": catalog.get(n, {}).get("size_bytes")}
+        for n in names
+    ]

@@ -35,8 +35,15 @@ from .pki import FRONT_PROXY_CLIENT, Pki
 
 # Debian's packages the node runs on: the runtime, its OCI runtime, the CNI plugins,
 # and what kube-proxy and the bridge plugin call.
-_PACKAGES = {"containerd": "containerd", "runc": "runc", "/usr/lib/cni/bridge": "containernetworking-plugins",
-             "iptables": "iptables", "conntrack": "conntrack", "nsenter": "util-linux", "gcc": "gcc"}
+_PACKAGES = {
+    "containerd": "containerd",
+    "runc": "runc",
+    "/usr/lib/cni/bridge": "containernetworking-plugins",
+    "iptables": "iptables",
+    "conntrack": "conntrack",
+    "nsenter": "util-linux",
+    "gcc": "gcc",
+}
 
 
 def layout(settings: Settings) -> NodeLayout:
@@ -50,58 +57,134 @@ class NodeProcess:
 
 
 def _etcd(lay: NodeLayout, bins: dict[str, str]) -> list[str]:
-    return [bins["etcd"], "--name", NODE_NAME, "--data-dir", str(lay.etcd_data),
-            "--listen-client-urls", "http://127.0.0.1:2379", "--advertise-client-urls", "http://127.0.0.1:2379",
-            "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-            "--initial-cluster", f"{NODE_NAME}=http://127.0.0.1:2380", "--log-level", "warn"]
+    return [
+        bins["etcd"],
+        "--name",
+        NODE_NAME,
+        "--data-dir",
+        str(lay.etcd_data),
+        "--listen-client-urls",
+        "http://127.0.0.1:2379",
+        "--advertise-client-urls",
+        "http://127.0.0.1:2379",
+        "--listen-peer-urls",
+        "http://127.0.0.1:2380",
+        "--initial-advertise-peer-urls",
+        "http://127.0.0.1:2380",
+        "--initial-cluster",
+        f"{NODE_NAME}=http://127.0.0.1:2380",
+        "--log-level",
+        "warn",
+    ]
 
 
 def _apiserver(lay: NodeLayout, bins: dict[str, str]) -> list[str]:
     pki = lay.pki
-    return [bins["kube-apiserver"], "--etcd-servers", "http://127.0.0.1:2379",
-            "--bind-address", "0.0.0.0", "--advertise-address", NODE_IP, "--secure-port", str(API_PORT),
-            "--tls-cert-file", str(pki / "apiserver.crt"), "--tls-private-key-file", str(pki / "apiserver.key"),
-            "--client-ca-file", str(pki / "ca.crt"),
-            "--kubelet-client-certificate", str(pki / "apiserver-kubelet-client.crt"),
-            "--kubelet-client-key", str(pki / "apiserver-kubelet-client.key"),
-            "--kubelet-certificate-authority", str(pki / "ca.crt"),
-            # logs, exec and port-forward dial the node's address, not a name nobody resolves
-            "--kubelet-preferred-address-types", "InternalIP",
-            "--authorization-mode", "Node,RBAC", "--enable-admission-plugins", "NodeRestriction",
-            "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-            "--service-account-key-file", str(pki / "sa.pub"),
-            "--service-account-signing-key-file", str(pki / "sa.key"),
-            "--service-cluster-ip-range", node_config.SERVICE_CIDR, "--allow-privileged=true",
-            # The aggregation layer (KEDA's external metrics API): requests it proxies carry
-            # the user in headers, signed by this client certificate.
-            "--requestheader-client-ca-file", str(pki / "ca.crt"),
-            "--requestheader-allowed-names", FRONT_PROXY_CLIENT,
-            "--requestheader-username-headers", "X-Remote-User",
-            "--requestheader-group-headers", "X-Remote-Group",
-            "--requestheader-extra-headers-prefix", "X-Remote-Extra-",
-            "--proxy-client-cert-file", str(pki / f"{FRONT_PROXY_CLIENT}.crt"),
-            "--proxy-client-key-file", str(pki / f"{FRONT_PROXY_CLIENT}.key"),
-            "--enable-aggregator-routing=true",  # to the extension's endpoints, not its ClusterIP
-            "--profiling=false"]
+    return [
+        bins["kube-apiserver"],
+        "--etcd-servers",
+        "http://127.0.0.1:2379",
+        "--bind-address",
+        "0.0.0.0",
+        "--advertise-address",
+        NODE_IP,
+        "--secure-port",
+        str(API_PORT),
+        "--tls-cert-file",
+        str(pki / "apiserver.crt"),
+        "--tls-private-key-file",
+        str(pki / "apiserver.key"),
+        "--client-ca-file",
+        str(pki / "ca.crt"),
+        "--kubelet-client-certificate",
+        str(pki / "apiserver-kubelet-client.crt"),
+        "--kubelet-client-key",
+        str(pki / "apiserver-kubelet-client.key"),
+        "--kubelet-certificate-authority",
+        str(pki / "ca.crt"),
+        # logs, exec and port-forward dial the node's address, not a name nobody resolves
+        "--kubelet-preferred-address-types",
+        "InternalIP",
+        "--authorization-mode",
+        "Node,RBAC",
+        "--enable-admission-plugins",
+        "NodeRestriction",
+        "--service-account-issuer",
+        "https://kubernetes.default.svc.cluster.local",
+        "--service-account-key-file",
+        str(pki / "sa.pub"),
+        "--service-account-signing-key-file",
+        str(pki / "sa.key"),
+        "--service-cluster-ip-range",
+        node_config.SERVICE_CIDR,
+        "--allow-privileged=true",
+        # The aggregation layer (KEDA's external metrics API): requests it proxies carry
+        # the user in headers, signed by this client certificate.
+        "--requestheader-client-ca-file",
+        str(pki / "ca.crt"),
+        "--requestheader-allowed-names",
+        FRONT_PROXY_CLIENT,
+        "--requestheader-username-headers",
+        "X-Remote-User",
+        "--requestheader-group-headers",
+        "X-Remote-Group",
+        "--requestheader-extra-headers-prefix",
+        "X-Remote-Extra-",
+        "--proxy-client-cert-file",
+        str(pki / f"{FRONT_PROXY_CLIENT}.crt"),
+        "--proxy-client-key-file",
+        str(pki / f"{FRONT_PROXY_CLIENT}.key"),
+        "--enable-aggregator-routing=true",  # to the extension's endpoints, not its ClusterIP
+        "--profiling=false",
+    ]
 
 
 def _controller_manager(lay: NodeLayout, bins: dict[str, str]) -> list[str]:
     kubeconfig = str(lay.kubeconfig("controller-manager"))
-    return [bins["kube-controller-manager"], "--kubeconfig", kubeconfig,
-            "--authentication-kubeconfig", kubeconfig, "--authorization-kubeconfig", kubeconfig,
-            "--bind-address", "127.0.0.1", "--leader-elect=false", "--use-service-account-credentials",
-            "--service-account-private-key-file", str(lay.pki / "sa.key"), "--root-ca-file", str(lay.pki / "ca.crt"),
-            "--cluster-signing-cert-file", str(lay.pki / "ca.crt"),
-            "--cluster-signing-key-file", str(lay.pki / "ca.key"),
-            "--allocate-node-cidrs", "--cluster-cidr", node_config.POD_CIDR,
-            "--service-cluster-ip-range", node_config.SERVICE_CIDR, "--profiling=false"]
+    return [
+        bins["kube-controller-manager"],
+        "--kubeconfig",
+        kubeconfig,
+        "--authentication-kubeconfig",
+        kubeconfig,
+        "--authorization-kubeconfig",
+        kubeconfig,
+        "--bind-address",
+        "127.0.0.1",
+        "--leader-elect=false",
+        "--use-service-account-credentials",
+        "--service-account-private-key-file",
+        str(lay.pki / "sa.key"),
+        "--root-ca-file",
+        str(lay.pki / "ca.crt"),
+        "--cluster-signing-cert-file",
+        str(lay.pki / "ca.crt"),
+        "--cluster-signing-key-file",
+        str(lay.pki / "ca.key"),
+        "--allocate-node-cidrs",
+        "--cluster-cidr",
+        node_config.POD_CIDR,
+        "--service-cluster-ip-range",
+        node_config.SERVICE_CIDR,
+        "--profiling=false",
+    ]
 
 
 def _scheduler(lay: NodeLayout, bins: dict[str, str]) -> list[str]:
     kubeconfig = str(lay.kubeconfig("scheduler"))
-    return [bins["kube-scheduler"], "--kubeconfig", kubeconfig, "--authentication-kubeconfig", kubeconfig,
-            "--authorization-kubeconfig", kubeconfig, "--bind-address", "127.0.0.1", "--leader-elect=false",
-            "--profiling=false"]
+    return [
+        bins["kube-scheduler"],
+        "--kubeconfig",
+        kubeconfig,
+        "--authentication-kubeconfig",
+        kubeconfig,
+        "--authorization-kubeconfig",
+        kubeconfig,
+        "--bind-address",
+        "127.0.0.1",
+        "--leader-elect=false",
+        "--profiling=false",
+    ]
 
 
 def _containerd(lay: NodeLayout, bins: dict[str, str]) -> list[str]:
@@ -109,9 +192,21 @@ def _containerd(lay: NodeLayout, bins: dict[str, str]) -> list[str]:
 
 
 def _kubelet(lay: NodeLayout, bins: dict[str, str]) -> list[str]:
-    return [bins["kubelet"], "--config", str(lay.etc / "kubelet.yaml"),
-            "--kubeconfig", str(lay.kubeconfig("kubelet")), "--hostname-override", NODE_NAME,
-            "--node-ip", NODE_IP, "--root-dir", str(lay.kubelet_root), "--v", "1"]
+    return [
+        bins["kubelet"],
+        "--config",
+        str(lay.etc / "kubelet.yaml"),
+        "--kubeconfig",
+        str(lay.kubeconfig("kubelet")),
+        "--hostname-override",
+        NODE_NAME,
+        "--node-ip",
+        NODE_IP,
+        "--root-dir",
+        str(lay.kubelet_root),
+        "--v",
+        "1",
+    ]
 
 
 def _kube_proxy(lay: NodeLayout, bins: dict[str, str]) -> list[str]:
@@ -119,22 +214,37 @@ def _kube_proxy(lay: NodeLayout, bins: dict[str, str]) -> list[str]:
 
 
 # In start order; `down` and the fault tests stop them in reverse.
-CONTROL_PLANE = [NodeProcess("etcd", _etcd), NodeProcess("kube-apiserver", _apiserver),
-                 NodeProcess("kube-controller-manager", _controller_manager),
-                 NodeProcess("kube-scheduler", _scheduler)]
+CONTROL_PLANE = [
+    NodeProcess("etcd", _etcd),
+    NodeProcess("kube-apiserver", _apiserver),
+    NodeProcess("kube-controller-manager", _controller_manager),
+    NodeProcess("kube-scheduler", _scheduler),
+]
 RUNTIME = [NodeProcess("containerd", _containerd)]
 AGENTS = [NodeProcess("kubelet", _kubelet), NodeProcess("kube-proxy", _kube_proxy)]
 PROCESSES = CONTROL_PLANE + RUNTIME + AGENTS
-_TOOLS = [go_tools.ETCD, go_tools.KUBE_APISERVER, go_tools.KUBE_CONTROLLER_MANAGER, go_tools.KUBE_SCHEDULER,
-          go_tools.KUBELET, go_tools.KUBE_PROXY]
+_TOOLS = [
+    go_tools.ETCD,
+    go_tools.KUBE_APISERVER,
+    go_tools.KUBE_CONTROLLER_MANAGER,
+    go_tools.KUBE_SCHEDULER,
+    go_tools.KUBELET,
+    go_tools.KUBE_PROXY,
+]
 
 
 def _require_host(report: Callable[[str], None]) -> None:
     if os.geteuid() != 0:
-        raise StackError("`triptych kube up` needs root: the node is a network namespace with its own "
-                         "cgroups, as on the CI machines")
-    missing = sorted({pkg for tool, pkg in _PACKAGES.items()
-                      if not (shutil.which(tool) or (tool.startswith("/") and os.path.exists(tool)))})
+        raise StackError(
+            "`triptych kube up` needs root: the node is a network namespace with its own cgroups, as on the CI machines"
+        )
+    missing = sorted(
+        {
+            pkg
+            for tool, pkg in _PACKAGES.items()
+            if not (shutil.which(tool) or (tool.startswith("/") and os.path.exists(tool)))
+        }
+    )
     if missing:
         report(f"installing {', '.join(missing)} (Debian's packages)")
         apt_install(missing, "the node's runtime", "install them with apt-get")
@@ -199,8 +309,12 @@ def stop(lay: NodeLayout, name: str, kill: bool = False) -> None:
 
 def _api_get(lay: NodeLayout, path: str) -> requests.Response:
     # verify per request: a Session's own loses to REQUESTS_CA_BUNDLE in the environment
-    return requests.get(f"{lay.api_url}{path}", timeout=5, verify=str(lay.pki / "ca.crt"),
-                        cert=(str(lay.pki / "admin.crt"), str(lay.pki / "admin.key")))
+    return requests.get(
+        f"{lay.api_url}{path}",
+        timeout=5,
+        verify=str(lay.pki / "ca.crt"),
+        cert=(str(lay.pki / "admin.crt"), str(lay.pki / "admin.key")),
+    )
 
 
 def _wait(what: str, check: Callable[[], str | None], timeout_s: float, logs: list[str], lay: NodeLayout) -> None:
@@ -221,8 +335,10 @@ def _wait(what: str, check: Callable[[], str | None], timeout_s: float, logs: li
             return
         last = missing
         time.sleep(0.5)
-    raise UnhealthyError(f"{what} was not ready in {timeout_s:.0f} s ({last}); logs under {lay.logs}:\n"
-                         + "\n".join(f"--- {n}\n{tail(lay.log(n), 15)}" for n in logs))
+    raise UnhealthyError(
+        f"{what} was not ready in {timeout_s:.0f} s ({last}); logs under {lay.logs}:\n"
+        + "\n".join(f"--- {n}\n{tail(lay.log(n), 15)}" for n in logs)
+    )
 
 
 def _containerd_answers(lay: NodeLayout) -> str | None:

@@ -38,14 +38,19 @@ SYSTEM = "kube-system"
 
 
 def client(lay: NodeLayout) -> KubeClient:
-    return KubeClient(lay.api_url, verify=str(lay.pki / "ca.crt"),
-                      cert=(str(lay.pki / "admin.crt"), str(lay.pki / "admin.key")))
+    return KubeClient(
+        lay.api_url, verify=str(lay.pki / "ca.crt"), cert=(str(lay.pki / "admin.crt"), str(lay.pki / "admin.key"))
+    )
 
 
 def ctr(lay: NodeLayout, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     """containerd's own client, in the namespace the CRI (and so the kubelet) uses."""
-    return subprocess.run(["ctr", "--address", str(lay.containerd_socket), "--namespace", "k8s.io", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        ["ctr", "--address", str(lay.containerd_socket), "--namespace", "k8s.io", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def imported_images(lay: NodeLayout) -> set[str]:
@@ -64,8 +69,9 @@ def _pause_binary(settings: Settings) -> Path:
     if binary.exists() and binary.stat().st_mtime >= PAUSE_SOURCE.stat().st_mtime:
         return binary
     binary.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(["gcc", "-Os", "-static", "-s", "-o", str(binary), str(PAUSE_SOURCE)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["gcc", "-Os", "-static", "-s", "-o", str(binary), str(PAUSE_SOURCE)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise InstallError(f"building the pause binary failed:\n{proc.stderr[-2000:]}")
     return binary
@@ -86,13 +92,22 @@ def ensure_scratch_image(settings: Settings, lay: NodeLayout, image: oci.Scratch
         return
     started = time.monotonic()
     import_archive(lay, scratch_archive(settings, image), image.name)
-    image_catalog.record(settings, image.name, role=role, size_bytes=oci.unpacked_size(image),
-                         import_s=round(time.monotonic() - started, 2))
+    image_catalog.record(
+        settings,
+        image.name,
+        role=role,
+        size_bytes=oci.unpacked_size(image),
+        import_s=round(time.monotonic() - started, 2),
+    )
 
 
 def import_pause_image(settings: Settings, lay: NodeLayout) -> None:
-    ensure_scratch_image(settings, lay, oci.ScratchImage(
-        PAUSE_IMAGE, {"/pause": _pause_binary(settings)}, entrypoint=["/pause"]), role="pause")
+    ensure_scratch_image(
+        settings,
+        lay,
+        oci.ScratchImage(PAUSE_IMAGE, {"/pause": _pause_binary(settings)}, entrypoint=["/pause"]),
+        role="pause",
+    )
 
 
 COREFILE = """.:1053 {
@@ -115,47 +130,94 @@ def coredns_objects() -> list[dict]:
     meta = {"name": "coredns", "namespace": SYSTEM}
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "system:coredns"},
-         "rules": [{"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"],
-                    "verbs": ["list", "watch"]},
-                   {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": {"name": "system:coredns"},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:coredns"},
-         "subjects": [{"kind": "ServiceAccount", "name": "coredns", "namespace": SYSTEM}]},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": "system:coredns"},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["endpoints", "services", "pods", "namespaces"],
+                    "verbs": ["list", "watch"],
+                },
+                {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "system:coredns"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:coredns"},
+            "subjects": [{"kind": "ServiceAccount", "name": "coredns", "namespace": SYSTEM}],
+        },
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"Corefile": COREFILE}},
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {**meta, "labels": labels},
-         "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                  "template": {"metadata": {"labels": labels}, "spec": {
-                      "serviceAccountName": "coredns", "dnsPolicy": "Default",
-                      "priorityClassName": "system-cluster-critical",
-                      "containers": [{
-                          "name": "coredns", "image": COREDNS_IMAGE, "imagePullPolicy": "Never",
-                          "args": ["-conf", "/etc/coredns/Corefile"],
-                          "ports": [{"containerPort": 1053, "protocol": "UDP", "name": "dns"},
-                                    {"containerPort": 1053, "protocol": "TCP", "name": "dns-tcp"}],
-                          "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}},
-                          "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}},
-                          "resources": {"requests": {"cpu": "50m", "memory": "40Mi"},
-                                        "limits": {"memory": "128Mi"}},
-                          "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False,
-                                              "readOnlyRootFilesystem": True},
-                          "volumeMounts": [{"name": "config", "mountPath": "/etc/coredns"}]}],
-                      "volumes": [{"name": "config", "configMap": {"name": "coredns"}}]}}}},
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-dns", "namespace": SYSTEM,
-                                                             "labels": labels},
-         "spec": {"selector": labels, "clusterIP": DNS_SERVICE_IP,
-                  "ports": [{"name": "dns", "port": 53, "targetPort": 1053, "protocol": "UDP"},
-                            {"name": "dns-tcp", "port": 53, "targetPort": 1053, "protocol": "TCP"}]}},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {**meta, "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "serviceAccountName": "coredns",
+                        "dnsPolicy": "Default",
+                        "priorityClassName": "system-cluster-critical",
+                        "containers": [
+                            {
+                                "name": "coredns",
+                                "image": COREDNS_IMAGE,
+                                "imagePullPolicy": "Never",
+                                "args": ["-conf", "/etc/coredns/Corefile"],
+                                "ports": [
+                                    {"containerPort": 1053, "protocol": "UDP", "name": "dns"},
+                                    {"containerPort": 1053, "protocol": "TCP", "name": "dns-tcp"},
+                                ],
+                                "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}},
+                                "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}},
+                                "resources": {
+                                    "requests": {"cpu": "50m", "memory": "40Mi"},
+                                    "limits": {"memory": "128Mi"},
+                                },
+                                "securityContext": {
+                                    "runAsNonRoot": True,
+                                    "allowPrivilegeEscalation": False,
+                                    "readOnlyRootFilesystem": True,
+                                },
+                                "volumeMounts": [{"name": "config", "mountPath": "/etc/coredns"}],
+                            }
+                        ],
+                        "volumes": [{"name": "config", "configMap": {"name": "coredns"}}],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "kube-dns", "namespace": SYSTEM, "labels": labels},
+            "spec": {
+                "selector": labels,
+                "clusterIP": DNS_SERVICE_IP,
+                "ports": [
+                    {"name": "dns", "port": 53, "targetPort": 1053, "protocol": "UDP"},
+                    {"name": "dns-tcp", "port": 53, "targetPort": 1053, "protocol": "TCP"},
+                ],
+            },
+        },
     ]
 
 
 def storage_class() -> dict:
-    return {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-            "metadata": {"name": STORAGE_CLASS,
-                         "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-            "provisioner": "kubernetes.io/no-provisioner", "reclaimPolicy": "Retain",
-            "volumeBindingMode": "Immediate"}
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": STORAGE_CLASS, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "kubernetes.io/no-provisioner",
+        "reclaimPolicy": "Retain",
+        "volumeBindingMode": "Immediate",
+    }
 
 
 POOL_LABEL = "triptych.io/volume-pool"
@@ -167,11 +229,18 @@ def _volume(lay: NodeLayout, name: str) -> dict:
     folder = lay.volumes / name
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o1777)  # any pod's user may write, as in /tmp (see the module's note)
-    return {"apiVersion": "v1", "kind": "PersistentVolume",
-            "metadata": {"name": name, "labels": {POOL_LABEL: "true"}},
-            "spec": {"capacity": {"storage": VOLUME_CAPACITY}, "accessModes": ["ReadWriteOnce"],
-                     "persistentVolumeReclaimPolicy": "Retain", "storageClassName": STORAGE_CLASS,
-                     "hostPath": {"path": str(folder), "type": "Directory"}}}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name, "labels": {POOL_LABEL: "true"}},
+        "spec": {
+            "capacity": {"storage": VOLUME_CAPACITY},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": STORAGE_CLASS,
+            "hostPath": {"path": str(folder), "type": "Directory"},
+        },
+    }
 
 
 def ensure_volume_pool(lay: NodeLayout, api: KubeClient | None = None) -> int:
@@ -198,9 +267,14 @@ def apply(settings: Settings, lay: NodeLayout, report: Callable[[str], None]) ->
     coredns = go_tools.tool_path(settings, go_tools.COREDNS)
     if not coredns.exists():
         report(f"building CoreDNS {go_tools.COREDNS_VERSION} from the Go module proxy (once; cached after)")
-    ensure_scratch_image(settings, lay, oci.ScratchImage(
-        COREDNS_IMAGE, {"/coredns": go_tools.install(settings, go_tools.COREDNS)}, entrypoint=["/coredns"]),
-        role="coredns")
+    ensure_scratch_image(
+        settings,
+        lay,
+        oci.ScratchImage(
+            COREDNS_IMAGE, {"/coredns": go_tools.install(settings, go_tools.COREDNS)}, entrypoint=["/coredns"]
+        ),
+        role="coredns",
+    )
     api = client(lay)
     for obj in [storage_class(), *coredns_objects()]:
         api.apply(obj, SYSTEM)

@@ -160,63 +160,85 @@ state = "{layout.containerd_state}"
 def cni_config(layout: NodeLayout) -> str:
     """One bridge for the node's pods, with portmap for hostPort. hairpinMode lets a
     pod reach itself through its own Service."""
-    return json.dumps({
-        "cniVersion": "1.0.0",
-        "name": "triptych-pods",
-        "plugins": [
-            {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": True, "hairpinMode": True,
-             "ipam": {"type": "host-local", "ranges": [[{"subnet": NODE_POD_CIDR}]],
-                      "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(layout.cni_state)}},
-            {"type": "portmap", "capabilities": {"portMappings": True}},
-        ],
-    }, indent=2)
+    return json.dumps(
+        {
+            "cniVersion": "1.0.0",
+            "name": "triptych-pods",
+            "plugins": [
+                {
+                    "type": "bridge",
+                    "bridge": "cni0",
+                    "isGateway": True,
+                    "ipMasq": True,
+                    "hairpinMode": True,
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [[{"subnet": NODE_POD_CIDR}]],
+                        "routes": [{"dst": "0.0.0.0/0"}],
+                        "dataDir": str(layout.cni_state),
+                    },
+                },
+                {"type": "portmap", "capabilities": {"portMappings": True}},
+            ],
+        },
+        indent=2,
+    )
 
 
 def kubelet_config(layout: NodeLayout) -> str:
-    return yaml.safe_dump({
-        "apiVersion": "kubelet.config.k8s.io/v1beta1",
-        "kind": "KubeletConfiguration",
-        "cgroupDriver": "cgroupfs",  # PID 1 is no systemd here
-        "cgroupRoot": CGROUP_ROOT,
-        "failSwapOn": False,
-        "containerRuntimeEndpoint": f"unix://{layout.containerd_socket}",
-        "address": NODE_IP,
-        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
-                           "x509": {"clientCAFile": str(layout.pki / "ca.crt")}},
-        "authorization": {"mode": "Webhook"},
-        "tlsCertFile": str(layout.pki / "kubelet-serving.crt"),
-        "tlsPrivateKeyFile": str(layout.pki / "kubelet-serving.key"),
-        "clusterDNS": [DNS_SERVICE_IP],
-        "clusterDomain": CLUSTER_DOMAIN,
-        "resolvConf": str(layout.etc / "resolv.conf"),
-        "podLogsDir": str(layout.pod_logs),
-        "staticPodPath": "",
-        # The machine's disk is shared with everything else: evict on what is really
-        # short, never because the images filled a quarter of a big disk.
-        "evictionHard": {"memory.available": "200Mi", "nodefs.available": "3%", "imagefs.available": "3%"},
-        "imageGCHighThresholdPercent": 98,
-        "imageGCLowThresholdPercent": 95,
-        "maxPods": 60,
-        "serializeImagePulls": False,
-        "failCgroupV1": False,  # this machine has cgroup v1 only (hybrid)
-        "protectKernelDefaults": False,  # it sets the sysctls we bind-mounted above
-    }, sort_keys=False)
+    return yaml.safe_dump(
+        {
+            "apiVersion": "kubelet.config.k8s.io/v1beta1",
+            "kind": "KubeletConfiguration",
+            "cgroupDriver": "cgroupfs",  # PID 1 is no systemd here
+            "cgroupRoot": CGROUP_ROOT,
+            "failSwapOn": False,
+            "containerRuntimeEndpoint": f"unix://{layout.containerd_socket}",
+            "address": NODE_IP,
+            "authentication": {
+                "anonymous": {"enabled": False},
+                "webhook": {"enabled": True},
+                "x509": {"clientCAFile": str(layout.pki / "ca.crt")},
+            },
+            "authorization": {"mode": "Webhook"},
+            "tlsCertFile": str(layout.pki / "kubelet-serving.crt"),
+            "tlsPrivateKeyFile": str(layout.pki / "kubelet-serving.key"),
+            "clusterDNS": [DNS_SERVICE_IP],
+            "clusterDomain": CLUSTER_DOMAIN,
+            "resolvConf": str(layout.etc / "resolv.conf"),
+            "podLogsDir": str(layout.pod_logs),
+            "staticPodPath": "",
+            # The machine's disk is shared with everything else: evict on what is really
+            # short, never because the images filled a quarter of a big disk.
+            "evictionHard": {"memory.available": "200Mi", "nodefs.available": "3%", "imagefs.available": "3%"},
+            "imageGCHighThresholdPercent": 98,
+            "imageGCLowThresholdPercent": 95,
+            "maxPods": 60,
+            "serializeImagePulls": False,
+            "failCgroupV1": False,  # this machine has cgroup v1 only (hybrid)
+            "protectKernelDefaults": False,  # it sets the sysctls we bind-mounted above
+        },
+        sort_keys=False,
+    )
 
 
 def kube_proxy_config(layout: NodeLayout) -> str:
-    return yaml.safe_dump({
-        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
-        "kind": "KubeProxyConfiguration",
-        "mode": "iptables",
-        "clusterCIDR": POD_CIDR,
-        "bindAddress": NODE_IP,
-        "hostnameOverride": NODE_NAME,
-        "clientConnection": {"kubeconfig": str(layout.kubeconfig("kube-proxy"))},
-        # NodePorts answer on the node's address, which is what the host dials.
-        "nodePortAddresses": [f"{NODE_IP}/32"],
-        # conntrack's table size is the host's (one per kernel): leave it alone.
-        "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
-    }, sort_keys=False)
+    return yaml.safe_dump(
+        {
+            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+            "kind": "KubeProxyConfiguration",
+            "mode": "iptables",
+            "clusterCIDR": POD_CIDR,
+            "bindAddress": NODE_IP,
+            "hostnameOverride": NODE_NAME,
+            "clientConnection": {"kubeconfig": str(layout.kubeconfig("kube-proxy"))},
+            # NodePorts answer on the node's address, which is what the host dials.
+            "nodePortAddresses": [f"{NODE_IP}/32"],
+            # conntrack's table size is the host's (one per kernel): leave it alone.
+            "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
+        },
+        sort_keys=False,
+    )
 
 
 def resolv_conf() -> str:

@@ -34,9 +34,9 @@ from pathlib import Path
 
 from ..config import REPO_ROOT, Settings
 from ..errors import InstallError
+from ..runtime.nuclio_processor import install_controller
 from ..stack.prebuild import build_minio, minio_binary
 from ..stack.services.kafka import Kafka
-from ..runtime.nuclio_processor import install_controller
 from . import go_tools, image, image_catalog, node_addons, oci
 from .node_config import NodeLayout
 
@@ -76,19 +76,30 @@ def _scratch(settings: Settings, img: NodeImage) -> oci.ScratchImage:
     if img.role == "minio":
         build_minio(settings.cache_dir, settings.minio_version)
         binary = minio_binary(settings.cache_dir, settings.minio_version)
-        return oci.ScratchImage(img.name, {"/usr/local/bin/minio": binary}, entrypoint=["/usr/local/bin/minio"],
-                                user="10001:10001", env={"HOME": "/tmp"})
+        return oci.ScratchImage(
+            img.name,
+            {"/usr/local/bin/minio": binary},
+            entrypoint=["/usr/local/bin/minio"],
+            user="10001:10001",
+            env={"HOME": "/tmp"},
+        )
     if img.role == "prometheus":
-        return oci.ScratchImage(img.name, {"/usr/local/bin/prometheus": go_tools.prometheus(settings)},
-                                entrypoint=["/usr/local/bin/prometheus"], user="65534:65534", env={"HOME": "/tmp"})
+        return oci.ScratchImage(
+            img.name,
+            {"/usr/local/bin/prometheus": go_tools.prometheus(settings)},
+            entrypoint=["/usr/local/bin/prometheus"],
+            user="65534:65534",
+            env={"HOME": "/tmp"},
+        )
     if img.role in ("keda-operator", "keda-adapter"):
         command = img.role.removeprefix("keda-")
         path = "/keda" if command == "operator" else "/keda-adapter"  # where KEDA's manifests run them
         return oci.ScratchImage(img.name, {path: go_tools.keda(settings, command)}, entrypoint=[path])
     if img.role == "nuclio-controller":
         binary = install_controller(settings)
-        return oci.ScratchImage(img.name, {"/usr/local/bin/controller": binary},
-                                entrypoint=["/usr/local/bin/controller"])
+        return oci.ScratchImage(
+            img.name, {"/usr/local/bin/controller": binary}, entrypoint=["/usr/local/bin/controller"]
+        )
     raise ValueError(img.role)
 
 
@@ -110,8 +121,10 @@ def _export(settings: Settings, img: NodeImage) -> tuple[Path, int]:
     archive = _archive_dir(settings) / f"{img.role}-{img.tag}.tar"
     archive.parent.mkdir(parents=True, exist_ok=True)
     archive.unlink(missing_ok=True)
-    image._run([*image.builder(settings), "push", "--format", "oci", img.name,
-                f"oci-archive:{archive}:{img.name}"], f"exporting {img.name}")
+    image._run(
+        [*image.builder(settings), "push", "--format", "oci", img.name, f"oci-archive:{archive}:{img.name}"],
+        f"exporting {img.name}",
+    )
     return archive, _layers_size(archive)
 
 
@@ -150,14 +163,21 @@ def ensure(settings: Settings, lay: NodeLayout, img: NodeImage, report: Callable
     built = time.monotonic()
     report(f"importing {img.name} into the node ({size / 1e9:.2f} GB unpacked)")
     node_addons.import_archive(lay, archive, img.name)
-    image_catalog.record(settings, img.name, role=img.role, size_bytes=size,
-                         build_s=round(built - started, 1), import_s=round(time.monotonic() - built, 1))
+    image_catalog.record(
+        settings,
+        img.name,
+        role=img.role,
+        size_bytes=size,
+        build_s=round(built - started, 1),
+        import_s=round(time.monotonic() - built, 1),
+    )
     if img.role not in SCRATCH_ROLES:
         archive.unlink(missing_ok=True)  # the builder keeps the layers; the archive was only the way in
 
 
-def ensure_all(settings: Settings, lay: NodeLayout, tag: str, roles: tuple[str, ...],
-               report: Callable[[str], None]) -> dict[str, str]:
+def ensure_all(
+    settings: Settings, lay: NodeLayout, tag: str, roles: tuple[str, ...], report: Callable[[str], None]
+) -> dict[str, str]:
     """role -> image name, every one present on the node."""
     unknown = set(roles) - set(SCRATCH_ROLES + BUILT_ROLES)
     if unknown:

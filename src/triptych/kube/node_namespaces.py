@@ -107,8 +107,12 @@ def _holder_script(layout: NodeLayout) -> str:
     # The kubelet's root is shared within the node so that volume mounts it makes
     # reach the containers (mount propagation HostToContainer).
     root = shlex.quote(str(layout.kubelet_root))
-    lines += [f"mount --bind {root} {root}", f"mount --make-rshared {root}",
-              f"touch {shlex.quote(str(layout.run / 'holder.ready'))}", "exec sleep infinity"]
+    lines += [
+        f"mount --bind {root} {root}",
+        f"mount --make-rshared {root}",
+        f"touch {shlex.quote(str(layout.run / 'holder.ready'))}",
+        "exec sleep infinity",
+    ]
     return "\n".join(lines)
 
 
@@ -130,8 +134,20 @@ def start_holder(layout: NodeLayout, timeout_s: float = 20) -> int:
     layout.kubelet_root.mkdir(parents=True, exist_ok=True)
     ready = layout.run / "holder.ready"
     ready.unlink(missing_ok=True)
-    pid = spawn_detached(["nsenter", f"--net=/run/netns/{NAMESPACE}", "unshare", "--mount", "--propagation",
-                          "private", "sh", "-c", _holder_script(layout)], layout.log(HOLDER))
+    pid = spawn_detached(
+        [
+            "nsenter",
+            f"--net=/run/netns/{NAMESPACE}",
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            _holder_script(layout),
+        ],
+        layout.log(HOLDER),
+    )
     PidFile(layout.pid_file(HOLDER)).write(ProcessRecord.of(pid))
     deadline = time.monotonic() + timeout_s
     while not ready.exists():
@@ -231,8 +247,11 @@ def node_processes(layout: NodeLayout, mnt: str | None) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         try:
-            if proc.pid in in_cgroups or (mnt and os.readlink(f"/proc/{proc.pid}/ns/mnt") == mnt) \
-                    or any(root in arg for arg in proc.info["cmdline"] or ()):
+            if (
+                proc.pid in in_cgroups
+                or (mnt and os.readlink(f"/proc/{proc.pid}/ns/mnt") == mnt)
+                or any(root in arg for arg in proc.info["cmdline"] or ())
+            ):
                 found.append(proc)
         except (OSError, psutil.Error):
             continue

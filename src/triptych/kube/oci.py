@@ -66,33 +66,66 @@ def write_archive(image: ScratchImage, dest: Path) -> Path:
     diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
     layer_gz = gzip.compress(layer, mtime=0)
     layer_digest, _ = _blob(layer_gz)
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Entrypoint": image.entrypoint, "Cmd": image.cmd or None, "User": image.user,
-                   "Env": ["PATH=/usr/local/bin:/bin", *(f"{k}={v}" for k, v in sorted(image.env.items()))],
-                   "ExposedPorts": {p: {} for p in image.exposed_ports} or None},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-    }, sort_keys=True).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {
+                "Entrypoint": image.entrypoint,
+                "Cmd": image.cmd or None,
+                "User": image.user,
+                "Env": ["PATH=/usr/local/bin:/bin", *(f"{k}={v}" for k, v in sorted(image.env.items()))],
+                "ExposedPorts": {p: {} for p in image.exposed_ports} or None,
+            },
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        },
+        sort_keys=True,
+    ).encode()
     config_digest, _ = _blob(config)
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest,
-                   "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest,
-                    "size": len(layer_gz)}],
-    }, sort_keys=True).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest,
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": layer_digest,
+                    "size": len(layer_gz),
+                }
+            ],
+        },
+        sort_keys=True,
+    ).encode()
     manifest_digest, _ = _blob(manifest)
-    index = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
-                       "size": len(manifest), "platform": {"architecture": "amd64", "os": "linux"},
-                       "annotations": {"io.containerd.image.name": image.name,
-                                       "org.opencontainers.image.ref.name": image.name.rpartition(":")[2]}}],
-    }, sort_keys=True).encode()
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": manifest_digest,
+                    "size": len(manifest),
+                    "platform": {"architecture": "amd64", "os": "linux"},
+                    "annotations": {
+                        "io.containerd.image.name": image.name,
+                        "org.opencontainers.image.ref.name": image.name.rpartition(":")[2],
+                    },
+                }
+            ],
+        },
+        sort_keys=True,
+    ).encode()
     entries: list[tuple[tarfile.TarInfo, bytes | None]] = []
     for name, data in [("oci-layout", b'{"imageLayoutVersion": "1.0.0"}'), ("index.json", index)] + [
-            (f"blobs/sha256/{digest.split(':')[1]}", data)
-            for digest, data in ((config_digest, config), (layer_digest, layer_gz), (manifest_digest, manifest))]:
+        (f"blobs/sha256/{digest.split(':')[1]}", data)
+        for digest, data in ((config_digest, config), (layer_digest, layer_gz), (manifest_digest, manifest))
+    ]:
         info = tarfile.TarInfo(name)
         info.size, info.mode = len(data), 0o644
         entries.append((info, data))

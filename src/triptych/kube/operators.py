@@ -36,18 +36,28 @@ KEDA_IMAGES = {"ghcr.io/kedacore/keda": "keda-operator", "ghcr.io/kedacore/keda-
 def install_nuclio(settings: Settings, lay: NodeLayout, namespace: str, controller_image: str) -> None:
     """Nuclio's controller from Nuclio's own chart (in its Go module), watching `namespace`."""
     repository, _, tag = controller_image.rpartition(":")
-    release = chart.Release(name=NUCLIO_RELEASE, namespace=namespace, kubeconfig=lay.admin_kubeconfig,
-                            chart=crds.module_dir(NUCLIO_MODULE, NUCLIO_VERSION) / crds.NUCLIO_CHART,
-                            # Cron triggers inside the processor: Nuclio's default makes a CronJob of
-                            # appropriate/curl per trigger, an image no registry here serves.
-                            sets=["dashboard.enabled=false", "autoscaler.enabled=false", "dlx.enabled=false",
-                                  "platform.cronTriggerCreationMode=processor",
-                                  # A function whose pod restarted while its servers came up is
-                                  # `unhealthy` until the monitor looks again (3 m by default).
-                                  "controller.monitoring.function.interval=20s",
-                                  "crd.create=true", f"controller.image.repository={repository}",
-                                  f"controller.image.tag={tag}", "controller.image.pullPolicy=IfNotPresent"],
-                            extra=["--wait", "--timeout", "5m"])
+    release = chart.Release(
+        name=NUCLIO_RELEASE,
+        namespace=namespace,
+        kubeconfig=lay.admin_kubeconfig,
+        chart=crds.module_dir(NUCLIO_MODULE, NUCLIO_VERSION) / crds.NUCLIO_CHART,
+        # Cron triggers inside the processor: Nuclio's default makes a CronJob of
+        # appropriate/curl per trigger, an image no registry here serves.
+        sets=[
+            "dashboard.enabled=false",
+            "autoscaler.enabled=false",
+            "dlx.enabled=false",
+            "platform.cronTriggerCreationMode=processor",
+            # A function whose pod restarted while its servers came up is
+            # `unhealthy` until the monitor looks again (3 m by default).
+            "controller.monitoring.function.interval=20s",
+            "crd.create=true",
+            f"controller.image.repository={repository}",
+            f"controller.image.tag={tag}",
+            "controller.image.pullPolicy=IfNotPresent",
+        ],
+        extra=["--wait", "--timeout", "5m"],
+    )
     chart.upgrade_install(settings, release)
 
 
@@ -82,15 +92,18 @@ def install_keda(lay: NodeLayout, api: KubeClient, images: dict[str, str], timeo
     docs = keda_objects(images)
     api.install_crds([d for d in docs if d["kind"] == "CustomResourceDefinition"])
     first = {"Namespace": 0, "ServiceAccount": 1}  # what the others name must exist before them
-    for doc in sorted((d for d in docs if d["kind"] != "CustomResourceDefinition"),
-                      key=lambda d: first.get(d["kind"], 2)):
+    for doc in sorted(
+        (d for d in docs if d["kind"] != "CustomResourceDefinition"), key=lambda d: first.get(d["kind"], 2)
+    ):
         api.apply(doc, KEDA_NAMESPACE)
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             service = api.request("GET", "/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.external.metrics.k8s.io")
-            if any(c["type"] == "Available" and c["status"] == "True"
-                   for c in service.get("status", {}).get("conditions", [])):
+            if any(
+                c["type"] == "Available" and c["status"] == "True"
+                for c in service.get("status", {}).get("conditions", [])
+            ):
                 return
             last = service.get("status", {}).get("conditions")
         except KubeApiError as exc:
@@ -104,9 +117,17 @@ def ensure_nuclio_project(api: KubeClient, release: str, namespace: str, name: s
     """The NuclioProject the chart's functions name, made before the chart: created in
     the same apply, a function the controller sees first goes to state `error` for
     good ("project not found"). Labelled as the release's, so Helm adopts it."""
-    api.apply({"apiVersion": "nuclio.io/v1beta1", "kind": "NuclioProject",
-               "metadata": {"name": name, "namespace": namespace,
-                            "labels": {"app.kubernetes.io/managed-by": "Helm"},
-                            "annotations": {"meta.helm.sh/release-name": release,
-                                            "meta.helm.sh/release-namespace": namespace}},
-               "spec": {"description": "Triptych's functions (the MLRun project of project.yaml)"}}, namespace)
+    api.apply(
+        {
+            "apiVersion": "nuclio.io/v1beta1",
+            "kind": "NuclioProject",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                "annotations": {"meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": namespace},
+            },
+            "spec": {"description": "Triptych's functions (the MLRun project of project.yaml)"},
+        },
+        namespace,
+    )

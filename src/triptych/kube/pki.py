@@ -55,18 +55,21 @@ def _key() -> rsa.RSAPrivateKey:
 
 
 def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     path.chmod(0o600)
 
 
 def _name(common: str, groups: tuple[str, ...] = ()) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
-                     + [x509.NameAttribute(NameOID.COMMON_NAME, common)])
+    return x509.Name(
+        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
+        + [x509.NameAttribute(NameOID.COMMON_NAME, common)]
+    )
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)  # clock skew
+    return datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)  # clock skew
 
 
 class Pki:
@@ -91,59 +94,122 @@ class Pki:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         ca_key = _key()
-        ca = (x509.CertificateBuilder().subject_name(_name("triptych-kube-ca")).issuer_name(_name("triptych-kube-ca"))
-              .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-              .not_valid_before(_now()).not_valid_after(_now() + VALIDITY)
-              .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-              .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                           content_commitment=False, key_encipherment=False,
-                                           data_encipherment=False, key_agreement=False,
-                                           encipher_only=False, decipher_only=False), critical=True)
-              .sign(ca_key, hashes.SHA256()))
+        ca = (
+            x509.CertificateBuilder()
+            .subject_name(_name("triptych-kube-ca"))
+            .issuer_name(_name("triptych-kube-ca"))
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(_now())
+            .not_valid_after(_now() + VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
         for identity in control_plane_identities(node_name):
-            self._issue(ca, ca_key, identity.stem, _name(identity.user, identity.groups),
-                        [ExtendedKeyUsageOID.CLIENT_AUTH])
-        names = ["kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                 "kubernetes.default.svc.cluster.local", "localhost", node_name]
+            self._issue(
+                ca, ca_key, identity.stem, _name(identity.user, identity.groups), [ExtendedKeyUsageOID.CLIENT_AUTH]
+            )
+        names = [
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+            "localhost",
+            node_name,
+        ]
         addresses = [node_ip, service_ip, "127.0.0.1"]
-        self._issue(ca, ca_key, "apiserver", _name("kube-apiserver"), [ExtendedKeyUsageOID.SERVER_AUTH],
-                    names, addresses)
-        self._issue(ca, ca_key, "kubelet-serving", _name(node_name), [ExtendedKeyUsageOID.SERVER_AUTH],
-                    [node_name, "localhost"], [node_ip, "127.0.0.1"])
+        self._issue(
+            ca, ca_key, "apiserver", _name("kube-apiserver"), [ExtendedKeyUsageOID.SERVER_AUTH], names, addresses
+        )
+        self._issue(
+            ca,
+            ca_key,
+            "kubelet-serving",
+            _name(node_name),
+            [ExtendedKeyUsageOID.SERVER_AUTH],
+            [node_name, "localhost"],
+            [node_ip, "127.0.0.1"],
+        )
         sa_key = _key()
         _write_key(self.path("sa", "key"), sa_key)
-        self.path("sa", "pub").write_bytes(sa_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        self.path("sa", "pub").write_bytes(
+            sa_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
         _write_key(self.path("ca", "key"), ca_key)
         # The CA last: its presence is what `exists()` reads as "complete".
         self.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
 
-    def _issue(self, ca: x509.Certificate, ca_key: rsa.RSAPrivateKey, stem: str, subject: x509.Name,
-               usages: list, dns: list[str] = (), ips: list[str] = ()) -> None:
+    def _issue(
+        self,
+        ca: x509.Certificate,
+        ca_key: rsa.RSAPrivateKey,
+        stem: str,
+        subject: x509.Name,
+        usages: list,
+        dns: list[str] = (),
+        ips: list[str] = (),
+    ) -> None:
         key = _key()
-        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca.subject)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(_now()).not_valid_after(_now() + VALIDITY)
-                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                   .add_extension(x509.ExtendedKeyUsage(usages), critical=False))
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(_now())
+            .not_valid_after(_now() + VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        )
         if dns or ips:
-            builder = builder.add_extension(x509.SubjectAlternativeName(
-                [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]),
-                critical=False)
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+                ),
+                critical=False,
+            )
         cert = builder.sign(ca_key, hashes.SHA256())
         _write_key(self.path(stem, "key"), key)
         self.path(stem, "crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
     def kubeconfig(self, stem: str, server: str, dest: Path) -> Path:
         """A kubeconfig for `stem`'s client certificate, by file path (nothing copied)."""
-        text = yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "triptych",
-            "clusters": [{"name": "triptych", "cluster": {"server": server,
-                                                          "certificate-authority": str(self.ca_cert)}}],
-            "users": [{"name": stem, "user": {"client-certificate": str(self.path(stem, "crt")),
-                                              "client-key": str(self.path(stem, "key"))}}],
-            "contexts": [{"name": "triptych", "context": {"cluster": "triptych", "user": stem}}],
-        })
+        text = yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "triptych",
+                "clusters": [
+                    {"name": "triptych", "cluster": {"server": server, "certificate-authority": str(self.ca_cert)}}
+                ],
+                "users": [
+                    {
+                        "name": stem,
+                        "user": {
+                            "client-certificate": str(self.path(stem, "crt")),
+                            "client-key": str(self.path(stem, "key")),
+                        },
+                    }
+                ],
+                "contexts": [{"name": "triptych", "context": {"cluster": "triptych", "user": stem}}],
+            }
+        )
         if not dest.exists() or dest.read_text() != text:  # its readers may watch it
             dest.write_text(text)
         dest.chmod(0o600)

@@ -20,14 +20,25 @@ from . import go_tools
 
 
 def build_all(settings: Settings, report=print) -> None:
-    steps = [(tool.name, lambda tool=tool: go_tools.install(settings, tool))
-             for tool in (go_tools.ETCD, go_tools.KUBE_APISERVER, go_tools.KUBE_CONTROLLER_MANAGER,
-                          go_tools.KUBE_SCHEDULER, go_tools.KUBELET, go_tools.KUBE_PROXY, go_tools.COREDNS,
-                          go_tools.HELM)]
-    steps += [("prometheus", lambda: go_tools.prometheus(settings)),
-              ("keda-operator", lambda: go_tools.keda(settings, "operator")),
-              ("keda-adapter", lambda: go_tools.keda(settings, "adapter")),
-              ("nuclio-controller", lambda: install_controller(settings))]
+    steps = [
+        (tool.name, lambda tool=tool: go_tools.install(settings, tool))
+        for tool in (
+            go_tools.ETCD,
+            go_tools.KUBE_APISERVER,
+            go_tools.KUBE_CONTROLLER_MANAGER,
+            go_tools.KUBE_SCHEDULER,
+            go_tools.KUBELET,
+            go_tools.KUBE_PROXY,
+            go_tools.COREDNS,
+            go_tools.HELM,
+        )
+    ]
+    steps += [
+        ("prometheus", lambda: go_tools.prometheus(settings)),
+        ("keda-operator", lambda: go_tools.keda(settings, "operator")),
+        ("keda-adapter", lambda: go_tools.keda(settings, "adapter")),
+        ("nuclio-controller", lambda: install_controller(settings)),
+    ]
     for name, build in steps:
         started = time.monotonic()
         build()

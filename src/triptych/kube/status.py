@@ -19,8 +19,12 @@ FUNCTION_LABEL = "nuclio.io/function-name"
 RELEASE_NAMESPACE = "triptych"
 # The chart's Services the host reaches (NodePorts on the node's address), by name
 # for the release `triptych`, and the scheme a client dials them with.
-ENDPOINT_SERVICES = {"api": ("triptych-api", "http"), "dashboard": ("triptych-dashboard", "http"),
-                     "s3": ("triptych-minio", "http"), "kafka": ("triptych-kafka-external-0", "")}
+ENDPOINT_SERVICES = {
+    "api": ("triptych-api", "http"),
+    "dashboard": ("triptych-dashboard", "http"),
+    "s3": ("triptych-minio", "http"),
+    "kafka": ("triptych-kafka-external-0", ""),
+}
 
 
 def _ready(pod: dict) -> bool:
@@ -46,8 +50,13 @@ def endpoints(api, namespace: str = RELEASE_NAMESPACE) -> dict[str, str | None]:
 
 def collect(settings: Settings) -> dict:
     lay = node.layout(settings)
-    state: dict = {"kubeconfig": str(lay.admin_kubeconfig), "nodes": [], "pods": [],
-                   "endpoints": dict.fromkeys(ENDPOINT_SERVICES), "images": []}
+    state: dict = {
+        "kubeconfig": str(lay.admin_kubeconfig),
+        "nodes": [],
+        "pods": [],
+        "endpoints": dict.fromkeys(ENDPOINT_SERVICES),
+        "images": [],
+    }
     if not node.is_up(settings):
         return state
     api = node_addons.client(lay)
@@ -58,10 +67,16 @@ def collect(settings: Settings) -> dict:
         state["error"] = str(exc)
         return state
     state["nodes"] = [{"name": n["metadata"]["name"], "ready": _ready(n)} for n in nodes]
-    state["pods"] = [{"name": p["metadata"]["name"], "namespace": p["metadata"]["namespace"],
-                      "phase": p.get("status", {}).get("phase", "Unknown"), "ready": _ready(p),
-                      "function": p["metadata"].get("labels", {}).get(FUNCTION_LABEL)} for p in pods]
+    state["pods"] = [
+        {
+            "name": p["metadata"]["name"],
+            "namespace": p["metadata"]["namespace"],
+            "phase": p.get("status", {}).get("phase", "Unknown"),
+            "ready": _ready(p),
+            "function": p["metadata"].get("labels", {}).get(FUNCTION_LABEL),
+        }
+        for p in pods
+    ]
     state["endpoints"] = endpoints(api)
     state["images"] = image_catalog.imported(settings, lay)
     return state
-

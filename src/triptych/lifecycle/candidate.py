@@ -54,7 +54,7 @@ def predict_labels(backend, card: ModelCard, images: np.ndarray, batch_size: int
     """Each image's predicted label, preprocessed the way `card` says."""
     out: list[str] = []
     for start in range(0, len(images), batch_size):
-        batch = to_batch([resize(image, card) for image in images[start: start + batch_size]], card)
+        batch = to_batch([resize(image, card) for image in images[start : start + batch_size]], card)
         out.extend(card.labels[i] for i in backend.predict(batch).argmax(axis=1))
     return out
 
@@ -68,18 +68,26 @@ def confusion(truth: list[str], predicted: list[str], classes: list[str]) -> dic
     return {"classes": classes, "columns": columns, "matrix": matrix}
 
 
-def evaluate(model_name: str, version: str, images: np.ndarray, truth: list[str], settings: Settings,
-             folder: Path) -> tuple[float, list[str]]:
+def evaluate(
+    model_name: str, version: str, images: np.ndarray, truth: list[str], settings: Settings, folder: Path
+) -> tuple[float, list[str]]:
     """A registered version's accuracy on labelled images, loaded as the inference functions load it."""
     card, local = registry.download(model_name, version, folder / version, settings)
     predicted = predict_labels(load_backend("torch", local, card), card, images)
     return float(np.mean([p == t for p, t in zip(predicted, truth)])), predicted
 
 
-def train_candidate(model_name: str, training_set: TrainingSet, config: TrainConfig, settings: Settings,
-                    policy: str = "if-better", run_id: str | None = None, mlrun_run_uid: str | None = None,
-                    log_epoch: Callable[[dict], None] = lambda _row: None,
-                    db: Database | None = None) -> TrainOutcome:
+def train_candidate(
+    model_name: str,
+    training_set: TrainingSet,
+    config: TrainConfig,
+    settings: Settings,
+    policy: str = "if-better",
+    run_id: str | None = None,
+    mlrun_run_uid: str | None = None,
+    log_epoch: Callable[[dict], None] = lambda _row: None,
+    db: Database | None = None,
+) -> TrainOutcome:
     db = db if db is not None else (Database(settings) if run_id else None)
     started = time.monotonic()
     with Step(db, run_id, f"train:{model_name}", mlrun_run_uid) as step:
@@ -89,42 +97,101 @@ def train_candidate(model_name: str, training_set: TrainingSet, config: TrainCon
         for problem in train_set.skipped + test_set.skipped:
             log.warning("skipped an image that does not decode: %s", problem)
         run_key = run_id or mlrun_run_uid or "adhoc"
-        log_system_event("training_started", "info", "training",
-                         f"training {model_name} on {training_set.dataset_id}: {len(train_set.labels)} images, "
-                         f"{config.epochs} epochs",
-                         details={"model_name": model_name, "dataset_id": training_set.dataset_id,
-                                  "epochs": config.epochs, "train_count": len(train_set.labels), "run": run_key},
-                         dedup_key=f"train-start:{model_name}:{run_key}:{mlrun_run_uid}", settings=settings)
+        log_system_event(
+            "training_started",
+            "info",
+            "training",
+            f"training {model_name} on {training_set.dataset_id}: {len(train_set.labels)} images, "
+            f"{config.epochs} epochs",
+            details={
+                "model_name": model_name,
+                "dataset_id": training_set.dataset_id,
+                "epochs": config.epochs,
+                "train_count": len(train_set.labels),
+                "run": run_key,
+            },
+            dedup_key=f"train-start:{model_name}:{run_key}:{mlrun_run_uid}",
+            settings=settings,
+        )
 
         def on_epoch(row: dict) -> None:
             log_epoch(row)
-            step.progress({**row, "epochs": config.epochs, "images_total": config.epochs * len(train_set.labels),
-                           "images_done": row["epoch"] * len(train_set.labels)}, force=True)
-            log_system_event("training_epoch", "info", "training",
-                             f"{model_name} epoch {row['epoch']}/{config.epochs}: held-out accuracy "
-                             f"{row['test_accuracy']:.3f}",
-                             details={"model_name": model_name, "dataset_id": training_set.dataset_id,
-                                      "epochs": config.epochs, "run": run_key, **row},
-                             dedup_key=f"train-epoch:{model_name}:{run_key}:{mlrun_run_uid}:{row['epoch']}",
-                             settings=settings)
+            step.progress(
+                {
+                    **row,
+                    "epochs": config.epochs,
+                    "images_total": config.epochs * len(train_set.labels),
+                    "images_done": row["epoch"] * len(train_set.labels),
+                },
+                force=True,
+            )
+            log_system_event(
+                "training_epoch",
+                "info",
+                "training",
+                f"{model_name} epoch {row['epoch']}/{config.epochs}: held-out accuracy {row['test_accuracy']:.3f}",
+                details={
+                    "model_name": model_name,
+                    "dataset_id": training_set.dataset_id,
+                    "epochs": config.epochs,
+                    "run": run_key,
+                    **row,
+                },
+                dedup_key=f"train-epoch:{model_name}:{run_key}:{mlrun_run_uid}:{row['epoch']}",
+                settings=settings,
+            )
 
-        result = train(model_name, train_set.images, train_set.labels, test_set.images, test_set.labels,
-                       train_set.classes, training_set.dataset_id, config, on_epoch, step.progress)
+        result = train(
+            model_name,
+            train_set.images,
+            train_set.labels,
+            test_set.images,
+            test_set.labels,
+            train_set.classes,
+            training_set.dataset_id,
+            config,
+            on_epoch,
+            step.progress,
+        )
         card = result.card.model_copy(update={"mlrun_run_uid": mlrun_run_uid})
-        lineage = {"dataset_id": training_set.dataset_id, "dataset_base": training_set.base,
-                   "dataset_labelled": training_set.labelled or "", "split": training_set.split,
-                   "workflow_run_id": run_id or ""}
+        lineage = {
+            "dataset_id": training_set.dataset_id,
+            "dataset_base": training_set.base,
+            "dataset_labelled": training_set.labelled or "",
+            "split": training_set.split,
+            "workflow_run_id": run_id or "",
+        }
         registered = registry.register(
-            result.model, card, settings=settings, tags=lineage, history=result.history,
-            params={"epochs": config.epochs, "batch_size": config.batch_size, "learning_rate": config.learning_rate,
-                    "train_count": len(train_set.labels), "test_count": len(test_set.labels),
-                    "labelled_train": training_set.labelled_train, "labelled_test": training_set.labelled_test})
-        step.done({"version": registered.version, "train_images": len(train_set.labels),
-                   "seconds": result.seconds, "accuracy": card.metrics["accuracy"]}, registered.run_id)
+            result.model,
+            card,
+            settings=settings,
+            tags=lineage,
+            history=result.history,
+            params={
+                "epochs": config.epochs,
+                "batch_size": config.batch_size,
+                "learning_rate": config.learning_rate,
+                "train_count": len(train_set.labels),
+                "test_count": len(test_set.labels),
+                "labelled_train": training_set.labelled_train,
+                "labelled_test": training_set.labelled_test,
+            },
+        )
+        step.done(
+            {
+                "version": registered.version,
+                "train_images": len(train_set.labels),
+                "seconds": result.seconds,
+                "accuracy": card.metrics["accuracy"],
+            },
+            registered.run_id,
+        )
 
     champion = registry.version_for_alias(model_name, registry.CHAMPION, settings)
-    with Step(db, run_id, f"evaluate:{model_name}", mlrun_run_uid) as step, \
-            tempfile.TemporaryDirectory(prefix="triptych-eval-") as tmp:
+    with (
+        Step(db, run_id, f"evaluate:{model_name}", mlrun_run_uid) as step,
+        tempfile.TemporaryDirectory(prefix="triptych-eval-") as tmp,
+    ):
         # As decoded, not resized: each model preprocesses the same images its own way.
         held_out = training_set.load("test", None, settings)
         truth = [held_out.classes[i] for i in held_out.labels]
@@ -132,23 +199,52 @@ def train_candidate(model_name: str, training_set: TrainingSet, config: TrainCon
         champion_accuracy = None
         documents = {"confusion_matrix.json": confusion(truth, predicted, held_out.classes)}
         if champion is not None:
-            champion_accuracy, champion_predicted = evaluate(model_name, champion, held_out.images, truth, settings,
-                                                             Path(tmp))
+            champion_accuracy, champion_predicted = evaluate(
+                model_name, champion, held_out.images, truth, settings, Path(tmp)
+            )
             documents["champion_confusion_matrix.json"] = confusion(truth, champion_predicted, held_out.classes)
-        registry.log_to_run(registered.run_id, {"heldout_accuracy": accuracy,
-                                                "champion_heldout_accuracy": champion_accuracy,
-                                                "heldout_images": len(truth)}, documents, settings)
-        step.done({"version": registered.version, "accuracy": accuracy, "champion": champion,
-                   "champion_accuracy": champion_accuracy, "held_out_images": len(truth)}, registered.run_id)
+        registry.log_to_run(
+            registered.run_id,
+            {
+                "heldout_accuracy": accuracy,
+                "champion_heldout_accuracy": champion_accuracy,
+                "heldout_images": len(truth),
+            },
+            documents,
+            settings,
+        )
+        step.done(
+            {
+                "version": registered.version,
+                "accuracy": accuracy,
+                "champion": champion,
+                "champion_accuracy": champion_accuracy,
+                "held_out_images": len(truth),
+            },
+            registered.run_id,
+        )
 
     with Step(db, run_id, f"gate:{model_name}", mlrun_run_uid) as step:
         decision = gate.decide(accuracy, champion_accuracy, settings.margin_for(model_name), policy)
-        decision.figures.update(champion_version=champion, held_out_images=len(truth),
-                                dataset_id=training_set.dataset_id)
+        decision.figures.update(
+            champion_version=champion, held_out_images=len(truth), dataset_id=training_set.dataset_id
+        )
         gate.apply(model_name, registered.version, decision, settings, run_id)
         step.done({"version": registered.version, **decision.as_dict()}, registered.run_id)
 
-    return TrainOutcome(model_name, registered.version, accuracy, champion, champion_accuracy,
-                        decision.outcome == gate.CHAMPION, decision.outcome, decision.reason, result.seconds,
-                        time.monotonic() - started, training_set.dataset_id, len(truth),
-                        len(train_set.skipped) + len(test_set.skipped), registered.run_id)
+    return TrainOutcome(
+        model_name,
+        registered.version,
+        accuracy,
+        champion,
+        champion_accuracy,
+        decision.outcome == gate.CHAMPION,
+        decision.outcome,
+        decision.reason,
+        result.seconds,
+        time.monotonic() - started,
+        training_set.dataset_id,
+        len(truth),
+        len(train_set.skipped) + len(test_set.skipped),
+        registered.run_id,
+    )

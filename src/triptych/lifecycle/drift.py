@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg2
 from prometheus_client import Gauge
@@ -33,8 +33,11 @@ from .training_set import base_dataset
 
 log = logging.getLogger("triptych.drift")
 
-DRIFT = Gauge("triptych_drift_detected", "1 while a drift detector's latest detection is recent (drift_hold_minutes)",
-              ["detector"])
+DRIFT = Gauge(
+    "triptych_drift_detected",
+    "1 while a drift detector's latest detection is recent (drift_hold_minutes)",
+    ["detector"],
+)
 BATCH = 20_000  # comparisons read per run at most; a backlog is read over the next runs
 
 _NEW_COMPARISONS = """SELECT comparison_id, per_model, agreement_level FROM model_comparisons
@@ -51,9 +54,11 @@ def _watermark(cur, name: str, default):
 
 
 def _set_watermark(cur, name: str, value) -> None:
-    cur.execute("""INSERT INTO drift_watermarks (name, value) VALUES (%s, %s::jsonb)
+    cur.execute(
+        """INSERT INTO drift_watermarks (name, value) VALUES (%s, %s::jsonb)
                    ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()""",
-                (name, json.dumps(value)))
+        (name, json.dumps(value)),
+    )
 
 
 def reference_stats(settings: Settings, db: Database) -> tuple[str, list[dict]]:
@@ -74,14 +79,16 @@ def _load_detectors(cur) -> dict[str, dict]:
     return {r["detector"]: dict(r) for r in cur.fetchall()}
 
 
-def _save(cur, detector: str, kind: str, status: str, state: bytes | None, summary: dict,
-          drift_at: datetime | None) -> None:
+def _save(
+    cur, detector: str, kind: str, status: str, state: bytes | None, summary: dict, drift_at: datetime | None
+) -> None:
     cur.execute(
         """INSERT INTO drift_detectors (detector, kind, status, state, summary, drift_at, updated_at)
            VALUES (%s, %s, %s, %s, %s::jsonb, %s, now())
            ON CONFLICT (detector) DO UPDATE SET status = EXCLUDED.status, state = EXCLUDED.state,
                summary = EXCLUDED.summary, drift_at = EXCLUDED.drift_at, updated_at = now()""",
-        (detector, kind, status, psycopg2.Binary(state) if state is not None else None, json.dumps(summary), drift_at))
+        (detector, kind, status, psycopg2.Binary(state) if state is not None else None, json.dumps(summary), drift_at),
+    )
 
 
 def _streams(rows: list[dict]) -> dict[str, list[float]]:
@@ -98,7 +105,7 @@ def _streams(rows: list[dict]) -> dict[str, list[float]]:
 def watch_drift(settings: Settings, db: Database | None = None) -> dict:
     """One run of every detector; returns each one's summary."""
     db = db or Database(settings)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     hold = timedelta(minutes=settings.drift_hold_minutes)
     known = db.transaction(_load_detectors)
     since = db.transaction(lambda cur: _watermark(cur, "comparisons", 0))
@@ -116,14 +123,21 @@ def watch_drift(settings: Settings, db: Database | None = None) -> dict:
         watch = pickle.loads(previous["state"]) if previous and previous["state"] else StreamWatch()
         found = watch.update(values)
         drift_at = now if found else (previous or {}).get("drift_at")
-        summary = {"estimate": watch.estimate, "window": watch.width, "seen": watch.seen,
-                   "detections": watch.detections[-5:], "new_values": len(values)}
+        summary = {
+            "estimate": watch.estimate,
+            "window": watch.width,
+            "seen": watch.seen,
+            "detections": watch.detections[-5:],
+            "new_values": len(values),
+        }
         status = _status(drift_at, now, hold, watch.estimate is not None)
         if found:
             fired.append((name, summary))
         results[name] = {"kind": "output", "status": status, **summary}
         state = pickle.dumps(watch)
-        db.transaction(lambda cur, n=name, s=status, b=state, m=summary, d=drift_at: _save(cur, n, "output", s, b, m, d))
+        db.transaction(
+            lambda cur, n=name, s=status, b=state, m=summary, d=drift_at: _save(cur, n, "output", s, b, m, d)
+        )
 
     results["input:pixels"] = _input_detector(settings, db, known.get("input:pixels"), now, hold, fired)
     if rows:
@@ -131,26 +145,45 @@ def watch_drift(settings: Settings, db: Database | None = None) -> dict:
     for name, result in results.items():
         DRIFT.labels(name).set(1 if result["status"] == "drift" else 0)
     for name, summary in fired:
-        log_system_event("drift_detected", "warning", "drift", f"{name}: the stream changed ({_describe(name, summary)})",
-                         {"detector": name, **summary}, settings=settings)
+        log_system_event(
+            "drift_detected",
+            "warning",
+            "drift",
+            f"{name}: the stream changed ({_describe(name, summary)})",
+            {"detector": name, **summary},
+            settings=settings,
+        )
     return results
 
 
-def _input_detector(settings: Settings, db: Database, previous: dict | None, now: datetime, hold: timedelta,
-                    fired: list) -> dict:
+def _input_detector(
+    settings: Settings, db: Database, previous: dict | None, now: datetime, hold: timedelta, fired: list
+) -> dict:
     try:
         dataset, reference = reference_stats(settings, db)
     except Exception as exc:  # noqa: BLE001 - no training set in the bucket: the other detectors still run
         log.warning("no reference statistics for input drift: %s", exc)
         return {"kind": "input", "status": "warming up", "error": str(exc)}
-    live = [r["pixel_stats"] for r in db.transaction(lambda cur: (
-        cur.execute(_LIVE_STATS, (settings.drift_window_hours, settings.drift_window)), cur.fetchall())[1])]
+    live = [
+        r["pixel_stats"]
+        for r in db.transaction(
+            lambda cur: (
+                cur.execute(_LIVE_STATS, (settings.drift_window_hours, settings.drift_window)),
+                cur.fetchall(),
+            )[1]
+        )
+    ]
     test = input_drift(reference, live, settings.drift_alpha)
     was_drift = bool(previous and previous["status"] == "drift")
     drift_at = now if test.drifted else (previous or {}).get("drift_at")
-    summary = {"dataset": dataset, "n_reference": test.n_reference, "n_live": test.n_live, "alpha": test.alpha,
-               "tests": [t.__dict__ for t in test.tests],
-               "worst": test.worst.__dict__ if test.worst else None}
+    summary = {
+        "dataset": dataset,
+        "n_reference": test.n_reference,
+        "n_live": test.n_live,
+        "alpha": test.alpha,
+        "tests": [t.__dict__ for t in test.tests],
+        "worst": test.worst.__dict__ if test.worst else None,
+    }
     status = _status(drift_at, now, hold, bool(test.tests))
     if test.drifted and not was_drift:
         fired.append(("input:pixels", summary))
@@ -167,11 +200,12 @@ def _status(drift_at: datetime | None, now: datetime, hold: timedelta, ready: bo
 def _describe(name: str, summary: dict) -> str:
     if name == "input:pixels" and summary.get("worst"):
         w = summary["worst"]
-        return (f"{w['feature']} median {w['reference_median']:.3g} in training, {w['live_median']:.3g} live, "
-                f"KS p = {w['p_value']:.2g} over {summary['n_live']} images")
+        return (
+            f"{w['feature']} median {w['reference_median']:.3g} in training, {w['live_median']:.3g} live, "
+            f"KS p = {w['p_value']:.2g} over {summary['n_live']} images"
+        )
     last = (summary.get("detections") or [{}])[-1]
     before, now = last.get("mean_before"), summary.get("estimate")
     if before is None or now is None:
         return "ADWIN found a change"
     return f"mean {before:.3f} before, {now:.3f} now (ADWIN)"
-

@@ -65,42 +65,88 @@ def decide(candidate: float, champion: float | None, margin: float, policy: str 
     if champion is None:
         return Decision(CHAMPION, "no champion yet", figures)
     if candidate >= champion + margin:
-        return Decision(CHALLENGER, f"held-out accuracy {candidate:.4f} beats the champion's {champion:.4f} on the "
-                                    f"same images by >= {margin}: served in shadow", figures)
-    return Decision(REJECTED, f"held-out accuracy {candidate:.4f} does not beat the champion's {champion:.4f} "
-                              f"on the same images by {margin}", figures)
+        return Decision(
+            CHALLENGER,
+            f"held-out accuracy {candidate:.4f} beats the champion's {champion:.4f} on the "
+            f"same images by >= {margin}: served in shadow",
+            figures,
+        )
+    return Decision(
+        REJECTED,
+        f"held-out accuracy {candidate:.4f} does not beat the champion's {champion:.4f} on the same images by {margin}",
+        figures,
+    )
 
 
-def decide_live(wins: int, losses: int, labelled: int, budget: int, alpha: float,
-                challenger_correct: int | None = None, champion_correct: int | None = None) -> Decision:
+def decide_live(
+    wins: int,
+    losses: int,
+    labelled: int,
+    budget: int,
+    alpha: float,
+    challenger_correct: int | None = None,
+    champion_correct: int | None = None,
+) -> Decision:
     """Phase 2: the labelled live images both answered; `wins` and `losses` are the
     disagreements among them the challenger and the champion got right."""
     seen = evidence(wins, losses, alpha)
     challenger_correct = wins if challenger_correct is None else challenger_correct
     champion_correct = losses if champion_correct is None else champion_correct
-    figures = {"labelled": labelled, "wins": wins, "losses": losses, "disagreements": seen.disagreements,
-               "e_value": round(seen.e, 4), "threshold": seen.threshold, "alpha": alpha, "budget": budget,
-               "challenger_correct": challenger_correct, "champion_correct": champion_correct,
-               "significant": seen.significant, "at_budget": False}
+    figures = {
+        "labelled": labelled,
+        "wins": wins,
+        "losses": losses,
+        "disagreements": seen.disagreements,
+        "e_value": round(seen.e, 4),
+        "threshold": seen.threshold,
+        "alpha": alpha,
+        "budget": budget,
+        "challenger_correct": challenger_correct,
+        "champion_correct": champion_correct,
+        "significant": seen.significant,
+        "at_budget": False,
+    }
     if labelled:
         figures.update(challenger_accuracy=challenger_correct / labelled, champion_accuracy=champion_correct / labelled)
-    duel = (f"of {seen.disagreements} labelled images where only one was right, the challenger won {wins} and "
-            f"the champion {losses}")
+    duel = (
+        f"of {seen.disagreements} labelled images where only one was right, the challenger won {wins} and "
+        f"the champion {losses}"
+    )
     if seen.verdict == "better":
-        return Decision(CHAMPION, f"more accurate live: {duel}; E = {seen.e:.3g} >= {seen.threshold:g} "
-                                  f"(alpha {alpha}) after {labelled} labelled images", figures)
+        return Decision(
+            CHAMPION,
+            f"more accurate live: {duel}; E = {seen.e:.3g} >= {seen.threshold:g} "
+            f"(alpha {alpha}) after {labelled} labelled images",
+            figures,
+        )
     if seen.verdict == "worse":
-        return Decision(REJECTED, f"less accurate live: {duel}; E = {seen.e:.3g} >= {seen.threshold:g} "
-                                  f"(alpha {alpha}) after {labelled} labelled images", figures)
+        return Decision(
+            REJECTED,
+            f"less accurate live: {duel}; E = {seen.e:.3g} >= {seen.threshold:g} "
+            f"(alpha {alpha}) after {labelled} labelled images",
+            figures,
+        )
     if labelled < budget:
-        return Decision(KEPT, f"in shadow: {duel}; E = {seen.e:.3g} of {seen.threshold:g} needed, "
-                              f"{labelled} of at most {budget} labelled images", figures)
+        return Decision(
+            KEPT,
+            f"in shadow: {duel}; E = {seen.e:.3g} of {seen.threshold:g} needed, "
+            f"{labelled} of at most {budget} labelled images",
+            figures,
+        )
     figures["at_budget"] = True
     if wins >= losses:  # the same images: not fewer right is not worse
-        return Decision(CHAMPION, f"not worse live at the label budget ({budget} images), without significance: "
-                                  f"{duel}; E = {seen.e:.3g} < {seen.threshold:g}", figures)
-    return Decision(REJECTED, f"worse live at the label budget ({budget} images), without significance: "
-                              f"{duel}; E = {seen.e:.3g} < {seen.threshold:g}", figures)
+        return Decision(
+            CHAMPION,
+            f"not worse live at the label budget ({budget} images), without significance: "
+            f"{duel}; E = {seen.e:.3g} < {seen.threshold:g}",
+            figures,
+        )
+    return Decision(
+        REJECTED,
+        f"worse live at the label budget ({budget} images), without significance: "
+        f"{duel}; E = {seen.e:.3g} < {seen.threshold:g}",
+        figures,
+    )
 
 
 def apply(model_name: str, version: str, decision: Decision, settings: Settings, run_id: str | None = None) -> None:
@@ -113,20 +159,42 @@ def apply(model_name: str, version: str, decision: Decision, settings: Settings,
     elif decision.outcome == CHALLENGER:
         registry.set_alias(model_name, version, registry.CHALLENGER, settings)
         announce(model_name, version, decision.reason, settings, alias=registry.CHALLENGER)
-    elif decision.outcome == REJECTED and registry.version_for_alias(model_name, registry.CHALLENGER,
-                                                                     settings) == version:
+    elif (
+        decision.outcome == REJECTED
+        and registry.version_for_alias(model_name, registry.CHALLENGER, settings) == version
+    ):
         _end_shadow(model_name, settings)
     if decision.outcome == KEPT:
         return  # re-checked every minute: only the final decision is recorded
-    registry.tag_version(model_name, version, {"decision": decision.outcome, "decision_reason": decision.reason,
-                                               **{f"decision_{k}": str(v) for k, v in figures.items()}}, settings)
-    record = {"model_name": model_name, "version": version, "decision": decision.outcome,
-              "reason": decision.reason, "figures": figures, "run_id": run_id}
+    registry.tag_version(
+        model_name,
+        version,
+        {
+            "decision": decision.outcome,
+            "decision_reason": decision.reason,
+            **{f"decision_{k}": str(v) for k, v in figures.items()},
+        },
+        settings,
+    )
+    record = {
+        "model_name": model_name,
+        "version": version,
+        "decision": decision.outcome,
+        "reason": decision.reason,
+        "figures": figures,
+        "run_id": run_id,
+    }
     severity = "warning" if decision.outcome == REJECTED else "info"
     if decision.outcome != CHAMPION:  # promote() records the promotion itself
-        log_system_event(f"model_{decision.outcome}", severity, "gate",
-                         f"{model_name} v{version}: {decision.outcome}: {decision.reason}", details=record,
-                         dedup_key=f"gate:{model_name}:{version}:{decision.outcome}", settings=settings)
+        log_system_event(
+            f"model_{decision.outcome}",
+            severity,
+            "gate",
+            f"{model_name} v{version}: {decision.outcome}: {decision.reason}",
+            details=record,
+            dedup_key=f"gate:{model_name}:{version}:{decision.outcome}",
+            settings=settings,
+        )
     notify(record, settings)
 
 
@@ -139,8 +207,12 @@ def notify(record: dict, settings: Settings) -> None:
     """POST the decision to the configured webhook; a failure is logged, never raised."""
     if not settings.decision_webhook_url:
         return
-    request = urllib.request.Request(settings.decision_webhook_url, data=json.dumps(record, default=str).encode(),
-                                     headers={"content-type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        settings.decision_webhook_url,
+        data=json.dumps(record, default=str).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
     try:
         with urllib.request.urlopen(request, timeout=5):
             pass
@@ -158,7 +230,8 @@ WHERE s.model_name = %(model)s AND s.model_version = %(challenger)s AND s.role =
   AND i.ground_truth_label IS NOT NULL
 """
 
-SHADOW_FIGURES = """
+SHADOW_FIGURES = (
+    """
 SELECT count(*) AS labelled,
        count(*) FILTER (WHERE s.predicted_class = i.ground_truth_label) AS challenger_correct,
        count(*) FILTER (WHERE c.predicted_class = i.ground_truth_label) AS champion_correct,
@@ -166,7 +239,9 @@ SELECT count(*) AS labelled,
                           AND c.predicted_class IS DISTINCT FROM i.ground_truth_label) AS wins,
        count(*) FILTER (WHERE c.predicted_class = i.ground_truth_label
                           AND s.predicted_class IS DISTINCT FROM i.ground_truth_label) AS losses
-""" + _SHADOW_PAIRS
+"""
+    + _SHADOW_PAIRS
+)
 
 
 def shadow_figures(cur, model_name: str, challenger: str, champion: str) -> dict:
@@ -176,13 +251,17 @@ def shadow_figures(cur, model_name: str, challenger: str, champion: str) -> dict
     return dict(cur.fetchone())
 
 
-SHADOW_DUEL = """
+SHADOW_DUEL = (
+    """
 SELECT s.predicted_class = i.ground_truth_label AS challenger_right,
        coalesce(c.predicted_class = i.ground_truth_label, FALSE) AS champion_right
-""" + _SHADOW_PAIRS + """
+"""
+    + _SHADOW_PAIRS
+    + """
 ORDER BY s.predicted_at, s.image_id
 LIMIT %(limit)s
 """
+)
 
 
 def shadow_duel(cur, model_name: str, challenger: str, champion: str, limit: int = 20_000) -> tuple[list, list]:
@@ -195,12 +274,13 @@ def shadow_duel(cur, model_name: str, challenger: str, champion: str, limit: int
 
 # What the shadow gate sees, for Prometheus (the ShadowChallengerWorse alert): the
 # jobs function's replica exports them between its minute-by-minute reviews.
-SHADOW_ACCURACY = Gauge("triptych_shadow_accuracy", "Live accuracy on the labelled images both versions answered",
-                        ("model", "role"))
-SHADOW_LABELLED = Gauge("triptych_shadow_labelled", "Labelled live images a challenger and its champion both answered",
-                        ("model",))
-SHADOW_EVIDENCE = Gauge("triptych_shadow_evidence", "The shadow gate's e-value: it decides at 1/alpha",
-                        ("model",))
+SHADOW_ACCURACY = Gauge(
+    "triptych_shadow_accuracy", "Live accuracy on the labelled images both versions answered", ("model", "role")
+)
+SHADOW_LABELLED = Gauge(
+    "triptych_shadow_labelled", "Labelled live images a challenger and its champion both answered", ("model",)
+)
+SHADOW_EVIDENCE = Gauge("triptych_shadow_evidence", "The shadow gate's e-value: it decides at 1/alpha", ("model",))
 
 
 def _export_shadow(model_name: str, figures: dict) -> None:
@@ -214,9 +294,12 @@ def _export_shadow(model_name: str, figures: dict) -> None:
 
 def _forget_shadow(model_name: str) -> None:
     """No challenger in shadow: no figures to show (a stale one would keep an alert firing)."""
-    for gauge, labels in ((SHADOW_LABELLED, (model_name,)), (SHADOW_EVIDENCE, (model_name,)),
-                          (SHADOW_ACCURACY, (model_name, "challenger")),
-                          (SHADOW_ACCURACY, (model_name, "champion"))):
+    for gauge, labels in (
+        (SHADOW_LABELLED, (model_name,)),
+        (SHADOW_EVIDENCE, (model_name,)),
+        (SHADOW_ACCURACY, (model_name, "challenger")),
+        (SHADOW_ACCURACY, (model_name, "champion")),
+    ):
         try:
             gauge.remove(*labels)
         except KeyError:
@@ -235,8 +318,15 @@ def review_shadow(settings: Settings, db: Database | None = None) -> list[dict]:
             continue
         figures = db.transaction(lambda cur, m=model_name, ch=challenger, cp=champion: shadow_figures(cur, m, ch, cp))
         _export_shadow(model_name, figures)
-        decision = decide_live(figures["wins"], figures["losses"], figures["labelled"], settings.shadow_label_budget,
-                               settings.shadow_alpha, figures["challenger_correct"], figures["champion_correct"])
+        decision = decide_live(
+            figures["wins"],
+            figures["losses"],
+            figures["labelled"],
+            settings.shadow_label_budget,
+            settings.shadow_alpha,
+            figures["challenger_correct"],
+            figures["champion_correct"],
+        )
         decision.figures.update(champion_version=champion)
         apply(model_name, challenger, decision, settings)
         results.append({"model_name": model_name, "version": challenger, **decision.as_dict()})

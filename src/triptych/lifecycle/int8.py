@@ -22,9 +22,17 @@ from ..models.zoo import ARCHITECTURES
 from .training_set import base_dataset
 
 
-def quantize_version(model_name: str, version: str, settings: Settings, calibration_count: int = 256,
-                     held_out_count: int = 500, threads: int = 1, batch: int = 8, publish: bool = True,
-                     min_agreement: float = MIN_AGREEMENT) -> dict:
+def quantize_version(
+    model_name: str,
+    version: str,
+    settings: Settings,
+    calibration_count: int = 256,
+    held_out_count: int = 500,
+    threads: int = 1,
+    batch: int = 8,
+    publish: bool = True,
+    min_agreement: float = MIN_AGREEMENT,
+) -> dict:
     """Quantise a registered version, measure it against fp32, and (if it passes the
     gate and `publish`) add the int8 model to the version's artifacts. The figures
     are tagged on the version either way (`int8.*`), where the Models page and the
@@ -33,13 +41,22 @@ def quantize_version(model_name: str, version: str, settings: Settings, calibrat
     dataset = card.dataset_id.split("+")[0] if card.dataset_id else base_dataset(settings)
     train = load_split(dataset, "train", card.input_size, calibration_count, settings)
     test = load_split(dataset, "test", card.input_size, held_out_count, settings)
-    truth = np.array([card.labels.index(test.classes[i]) if test.classes[i] in card.labels else -1
-                      for i in test.labels])
+    truth = np.array(
+        [card.labels.index(test.classes[i]) if test.classes[i] in card.labels else -1 for i in test.labels]
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / ONNX_FILE).write_bytes((cached / ONNX_FILE).read_bytes())
-        result = compare_int8(folder, card, to_batch(train.images, card), to_batch(test.images, card), truth,
-                              threads, batch, min_agreement)
+        result = compare_int8(
+            folder,
+            card,
+            to_batch(train.images, card),
+            to_batch(test.images, card),
+            truth,
+            threads,
+            batch,
+            min_agreement,
+        )
         result["dataset"] = dataset
         if result["passes"] and publish:
             result["published"] = registry.add_artifact(model_name, version, folder / INT8_FILE, settings)
@@ -57,9 +74,18 @@ def quantize_version(model_name: str, version: str, settings: Settings, calibrat
 
 def int8_tags(result: dict) -> dict[str, str]:
     """What a quantisation measured, as the version's `int8.*` tags."""
-    tags = {f"int8.{key}": f"{result[key]:.4f}" for key in
-            ("agreement", "fp32_accuracy", "int8_accuracy", "speedup", "fp32_ms_per_image", "int8_ms_per_image",
-             "min_agreement")}
+    tags = {
+        f"int8.{key}": f"{result[key]:.4f}"
+        for key in (
+            "agreement",
+            "fp32_accuracy",
+            "int8_accuracy",
+            "speedup",
+            "fp32_ms_per_image",
+            "int8_ms_per_image",
+            "min_agreement",
+        )
+    }
     tags["int8.held_out"] = str(result["held_out"])
     tags["int8.published"] = "true" if result.get("published") else "false"
     return tags
@@ -67,8 +93,9 @@ def int8_tags(result: dict) -> dict[str, str]:
 
 # On Kubernetes KEDA wakes the int8 twin from zero on this (runtime.cluster_scaling);
 # locally the supervisor asks the registry itself (runtime.wake.int8_published).
-INT8_PUBLISHED = Gauge("triptych_int8_published", "1 while the model's champion has a published int8 export",
-                       ("model",))
+INT8_PUBLISHED = Gauge(
+    "triptych_int8_published", "1 while the model's champion has a published int8 export", ("model",)
+)
 
 
 def export_int8_champions(settings: Settings) -> list[str]:

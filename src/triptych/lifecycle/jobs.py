@@ -19,8 +19,12 @@ JOBS = {
 
 
 # When the `jobs` function's cron triggers run each (see projects/triptych_project.py).
-SCHEDULES = {"data-quality": "daily at 02:30 UTC", "metrics": "hourly at :05", "shadow-gate": "every 60 s",
-             "drift": "every 60 s"}
+SCHEDULES = {
+    "data-quality": "daily at 02:30 UTC",
+    "metrics": "hourly at :05",
+    "shadow-gate": "every 60 s",
+    "drift": "every 60 s",
+}
 
 
 class UnknownJob(ValueError):

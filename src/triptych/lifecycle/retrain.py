@@ -36,15 +36,22 @@ class RetrainRequest(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    models: list[str] = Field(default_factory=lambda: list(ARCHITECTURES), min_length=1,
-                              description=f"any of {', '.join(ARCHITECTURES)}")
+    models: list[str] = Field(
+        default_factory=lambda: list(ARCHITECTURES), min_length=1, description=f"any of {', '.join(ARCHITECTURES)}"
+    )
     quick: bool = Field(False, description="a smoke budget (minutes) instead of the full one")
     policy: Literal["if-better", "always", "never"] = Field(
-        "if-better", description="if-better: the gate (better by the margin -> shadow -> champion); always: "
-                                 "champion at once; never: register only")
-    dataset_id: str | None = Field(None, max_length=100, pattern=r"^[A-Za-z0-9._-]+$",
-                                   description="the base data set in MinIO (default: the champions', "
-                                               "else the generated one); images labelled since are added")
+        "if-better",
+        description="if-better: the gate (better by the margin -> shadow -> champion); always: "
+        "champion at once; never: register only",
+    )
+    dataset_id: str | None = Field(
+        None,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="the base data set in MinIO (default: the champions', "
+        "else the generated one); images labelled since are added",
+    )
 
     @field_validator("models")
     @classmethod
@@ -65,8 +72,9 @@ def parse_request(body: bytes | str | dict | None) -> RetrainRequest:
     try:
         return RetrainRequest.model_validate(body or {})
     except ValidationError as exc:
-        raise ValueError("; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
-                                   for e in exc.errors())) from exc
+        raise ValueError(
+            "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+        ) from exc
 
 
 class Busy(RuntimeError):
@@ -85,8 +93,11 @@ class Retrainer:
 
     def recover(self) -> int:
         """Runs a dead process left unfinished (no heartbeat for a while) end as failed."""
-        return self.db.transaction(lambda cur: runs.fail_unfinished(
-            cur, WORKFLOW, "the retrain function stopped while this run was in progress"))
+        return self.db.transaction(
+            lambda cur: runs.fail_unfinished(
+                cur, WORKFLOW, "the retrain function stopped while this run was in progress"
+            )
+        )
 
     def start(self, request: RetrainRequest, requested_by: str, wait: bool = False) -> dict:
         """Record a run and train in the background (or here, with `wait`)."""
@@ -125,8 +136,9 @@ class Retrainer:
         BACKGROUND_WORK.inc()  # the function may scale to zero, never under a running run
         try:
             self.db.transaction(lambda cur: runs.start_run(cur, run_id))
-            result = run_retrain_workflow(run_id, request.models, self.settings, request.quick, request.policy,
-                                          request.dataset_id or "", self.db)
+            result = run_retrain_workflow(
+                run_id, request.models, self.settings, request.quick, request.policy, request.dataset_id or "", self.db
+            )
         except Exception as exc:  # noqa: BLE001 - the run records why it failed
             cancelled = self.db.transaction(lambda cur: runs.cancel_requested(cur, run_id))
             error = None if cancelled else f"{type(exc).__name__}: {exc}"
@@ -153,7 +165,11 @@ class Retrainer:
         DELETE /retrain/{run_id} (cancel)."""
         parts = [p for p in path.split("/") if p]
         if parts[:1] != ["retrain"] or len(parts) > 2:
-            return 404, {"error": f"no route {method} {path}; POST /retrain, GET /retrain/RUN_ID", "code": "not_found"}, {}
+            return (
+                404,
+                {"error": f"no route {method} {path}; POST /retrain, GET /retrain/RUN_ID", "code": "not_found"},
+                {},
+            )
         try:
             if method == "GET":
                 self.guard.check_read(headers)
@@ -162,7 +178,14 @@ class Retrainer:
                 principal = self.guard.require(headers, "admin")
                 return self._cancel(parts[1], principal.subject)
             if method != "POST" or len(parts) != 1:
-                return 405, {"error": f"{path} takes GET (DELETE cancels a run); POST /retrain starts a run", "code": "method_not_allowed"}, {}
+                return (
+                    405,
+                    {
+                        "error": f"{path} takes GET (DELETE cancels a run); POST /retrain starts a run",
+                        "code": "method_not_allowed",
+                    },
+                    {},
+                )
             principal = self.guard.require(headers, "admin")
             request = parse_request(body)
             run = self.start(request, principal.subject)
@@ -172,7 +195,11 @@ class Retrainer:
             return 400, {"error": str(exc), "code": "bad_request"}, {}
         except Busy as exc:
             return 409, {"error": str(exc), "code": "busy", "run_id": exc.run_id}, {}
-        return 202, {"run_id": str(run["run_id"]), "state": run["state"], "status_path": f"/retrain/{run['run_id']}"}, {}
+        return (
+            202,
+            {"run_id": str(run["run_id"]), "state": run["state"], "status_path": f"/retrain/{run['run_id']}"},
+            {},
+        )
 
     def _cancel(self, run_id: str, by: str) -> Reply:
         try:
@@ -183,8 +210,11 @@ class Retrainer:
         if run is None:
             return 404, {"error": f"no retraining run {run_id}", "code": "not_found"}, {}
         if run["state"] not in ("queued", "running"):
-            return 409, {"error": f"run {run_id} already ended {run['state']}", "code": "finished",
-                         "state": run["state"]}, {}
+            return (
+                409,
+                {"error": f"run {run_id} already ended {run['state']}", "code": "finished", "state": run["state"]},
+                {},
+            )
         return 202, json.loads(json.dumps(run, default=str)), {}
 
     def _show(self, run_id: str | None) -> Reply:
@@ -198,4 +228,3 @@ class Retrainer:
         if run is None:
             return 404, {"error": f"no retraining run {run_id}", "code": "not_found"}, {}
         return 200, json.loads(json.dumps(run, default=str)), {}
-

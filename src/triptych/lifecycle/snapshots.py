@@ -23,15 +23,17 @@ ORDER BY hour DESC
 """
 
 
-def snapshot_hours(settings: Settings, run_id: str | None = None, lookback_hours: int = 48,
-                   db: Database | None = None) -> dict:
+def snapshot_hours(
+    settings: Settings, run_id: str | None = None, lookback_hours: int = 48, db: Database | None = None
+) -> dict:
     """(Re)compute the hourly rows of the last `lookback_hours` complete hours; idempotent."""
     db = db or Database(settings)
     with Step(db, run_id, "metrics") as step:
         hours = db.transaction(lambda cur: (cur.execute(HOURS, (lookback_hours,)), cur.fetchall())[1])
         for row in hours:  # one short transaction per hour and version
-            db.transaction(lambda cur, r=row: recompute_window(cur, r["model_name"], r["model_version"], r["hour"],
-                                                               HOUR))
+            db.transaction(
+                lambda cur, r=row: recompute_window(cur, r["model_name"], r["model_version"], r["hour"], HOUR)
+            )
         result = {"hourly_rows": len(hours), "hours": len({r["hour"] for r in hours}), "lookback_hours": lookback_hours}
         step.done(result)
     return result

@@ -32,7 +32,7 @@ class Step:
         self.state = "succeeded"
         self._last_progress = 0.0
 
-    def __enter__(self) -> "Step":
+    def __enter__(self) -> Step:
         if self.db:
             self.db.transaction(lambda cur: runs.start_step(cur, self.run_id, self.name, self.mlrun_run_uid))
         return self
@@ -43,8 +43,12 @@ class Step:
         now = time.monotonic()
         if self.db and (force or now - self._last_progress >= every_s):
             self._last_progress = now
-            asked = self.db.transaction(lambda cur: (runs.step_progress(cur, self.run_id, self.name, fields),
-                                                     runs.cancel_requested(cur, self.run_id))[1])
+            asked = self.db.transaction(
+                lambda cur: (
+                    runs.step_progress(cur, self.run_id, self.name, fields),
+                    runs.cancel_requested(cur, self.run_id),
+                )[1]
+            )
             if asked:
                 raise RunCancelled(f"run {self.run_id} was cancelled")
 
@@ -54,15 +58,24 @@ class Step:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self.db:
             if isinstance(exc, RunCancelled):
-                self.db.transaction(lambda cur: runs.finish_step(cur, self.run_id, self.name, "cancelled",
-                                                                 self.result, str(exc), self.mlflow_run_id))
+                self.db.transaction(
+                    lambda cur: runs.finish_step(
+                        cur, self.run_id, self.name, "cancelled", self.result, str(exc), self.mlflow_run_id
+                    )
+                )
             elif exc is not None:
                 error = f"{type(exc).__name__}: {exc}"
-                self.db.transaction(lambda cur: runs.finish_step(cur, self.run_id, self.name, "failed", self.result,
-                                                                 error, self.mlflow_run_id))
+                self.db.transaction(
+                    lambda cur: runs.finish_step(
+                        cur, self.run_id, self.name, "failed", self.result, error, self.mlflow_run_id
+                    )
+                )
             else:
-                self.db.transaction(lambda cur: runs.finish_step(cur, self.run_id, self.name, self.state, self.result,
-                                                                 None, self.mlflow_run_id))
+                self.db.transaction(
+                    lambda cur: runs.finish_step(
+                        cur, self.run_id, self.name, self.state, self.result, None, self.mlflow_run_id
+                    )
+                )
         return False
 
 
@@ -72,8 +85,7 @@ def describe_step(step: dict) -> str:
     if step["state"] == "running" and p.get("images_total"):
         acc = f", held-out {p['test_accuracy']:.3f}" if p.get("test_accuracy") is not None else ""
         left = f", ~{p['seconds_left'] / 60:.1f} min left" if p.get("seconds_left") is not None else ""
-        return (f"epoch {p.get('epoch')}/{p.get('epochs')}, {p['images_done']}/{p['images_total']} images"
-                f"{acc}{left}")
+        return f"epoch {p.get('epoch')}/{p.get('epochs')}, {p['images_done']}/{p['images_total']} images{acc}{left}"
     if step["state"] == "running" and p.get("stage"):
         return p["stage"]
     if step["state"] == "failed":
@@ -84,12 +96,17 @@ def describe_step(step: dict) -> str:
         return f"v{r.get('version')}: {r['outcome']} ({r.get('reason')})"
     if "accuracy" in r and "champion_accuracy" in r:
         if r["champion_accuracy"] is None:
-            return f"v{r.get('version')} held-out {r['accuracy']:.3f} on {r.get('held_out_images')} images (no champion)"
-        return (f"v{r.get('version')} held-out {r['accuracy']:.3f}, champion v{r.get('champion')} "
-                f"{r['champion_accuracy']:.3f} on the same {r.get('held_out_images')} images")
+            return (
+                f"v{r.get('version')} held-out {r['accuracy']:.3f} on {r.get('held_out_images')} images (no champion)"
+            )
+        return (
+            f"v{r.get('version')} held-out {r['accuracy']:.3f}, champion v{r.get('champion')} "
+            f"{r['champion_accuracy']:.3f} on the same {r.get('held_out_images')} images"
+        )
     if "version" in r:
         return f"v{r['version']} registered, {r.get('train_images')} images, {r.get('seconds', 0):.0f}s"
     if "dataset_id" in r:
-        return (f"{r['dataset_id']}: +{r.get('labelled_train', 0)} labelled to train, "
-                f"+{r.get('labelled_test', 0)} held out")
+        return (
+            f"{r['dataset_id']}: +{r.get('labelled_train', 0)} labelled to train, +{r.get('labelled_test', 0)} held out"
+        )
     return ", ".join(f"{k} {v}" for k, v in list(r.items())[:6]) if r else step["state"]

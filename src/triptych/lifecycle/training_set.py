@@ -62,7 +62,7 @@ class TrainingSet:
         return {**asdict(self), "dataset_id": self.dataset_id}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainingSet":
+    def from_dict(cls, data: dict) -> TrainingSet:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
     def load(self, part: str, size: int | None, settings: Settings) -> Split:
@@ -84,8 +84,14 @@ LIMIT %s
 """
 
 
-def gather(run_id: str, base: str, settings: Settings, train_count: int | None = None,
-           test_count: int | None = None, db: Database | None = None) -> TrainingSet:
+def gather(
+    run_id: str,
+    base: str,
+    settings: Settings,
+    train_count: int | None = None,
+    test_count: int | None = None,
+    db: Database | None = None,
+) -> TrainingSet:
     """Publish the images labelled in Postgres as `labelled-<run>` and return the set."""
     if base == DATASET_ID:
         if train_count is None or test_count is None:
@@ -119,8 +125,13 @@ def gather(run_id: str, base: str, settings: Settings, train_count: int | None =
     test = [it for row, it in pairs if held_out(row["sha256"])]
     train = [it for row, it in pairs if not held_out(row["sha256"])]
     labelled = f"labelled-{run_id.replace('-', '')[:12]}"
-    publish(labelled, {"train": train, "test": test}, source=f"images labelled in Postgres (run {run_id})",
-            classes=list(manifest.classes), settings=settings)
+    publish(
+        labelled,
+        {"train": train, "test": test},
+        source=f"images labelled in Postgres (run {run_id})",
+        classes=list(manifest.classes),
+        settings=settings,
+    )
     return TrainingSet(base, labelled, train_count, test_count, len(train), len(test), skipped)
 
 
@@ -134,7 +145,8 @@ def base_dataset(settings: Settings) -> str:
         if version is None:
             continue
         base = registry.tag_of(name, version, "dataset_base", settings) or registry.tag_of(
-            name, version, "dataset_id", settings)
+            name, version, "dataset_id", settings
+        )
         if base and read_manifest(base, settings) is not None:
             return base
     return DATASET_ID

@@ -39,7 +39,7 @@ def default_threads(model_processes: int, cores: int | None = None) -> int:
 
 
 class TorchBackend:
-    def __init__(self, model: "torch.nn.Module", device: str = "cpu", fp16: bool = False):
+    def __init__(self, model: torch.nn.Module, device: str = "cpu", fp16: bool = False):
         import torch
 
         self.device = torch.device(device)
@@ -54,7 +54,7 @@ class TorchBackend:
 
         return self.predict_tensor(torch.from_numpy(batch))
 
-    def predict_tensor(self, batch: "torch.Tensor") -> np.ndarray:
+    def predict_tensor(self, batch: torch.Tensor) -> np.ndarray:
         """A batch already in torch (on the GPU, say, after decoding there)."""
         import torch
 
@@ -86,7 +86,7 @@ class OnnxBackend:
         return exp / exp.sum(axis=1, keepdims=True)
 
 
-def load_torch_model(folder: Path, card: ModelCard) -> "torch.nn.Module":
+def load_torch_model(folder: Path, card: ModelCard) -> torch.nn.Module:
     import torch
 
     from .zoo import build
@@ -121,8 +121,10 @@ def load_backend(kind: str, folder: Path, card: ModelCard, threads: int | None =
         return OnnxBackend(Path(folder) / ONNX_FILE, threads)
     if kind == "onnx-int8":
         if not (Path(folder) / INT8_FILE).exists():
-            raise FileNotFoundError(f"{card.model_name} v{card.version} has no int8 model: "
-                                    f"`triptych models quantize {card.model_name} --version {card.version}` first")
+            raise FileNotFoundError(
+                f"{card.model_name} v{card.version} has no int8 model: "
+                f"`triptych models quantize {card.model_name} --version {card.version}` first"
+            )
         backend = OnnxBackend(Path(folder) / INT8_FILE, threads)
         backend.name = "onnxruntime-cpu-int8"
         return backend
@@ -139,7 +141,7 @@ def load_backend(kind: str, folder: Path, card: ModelCard, threads: int | None =
     return TorchBackend(load_torch_model(folder, card))
 
 
-def export_onnx(model: "torch.nn.Module", card: ModelCard, path: Path) -> None:
+def export_onnx(model: torch.nn.Module, card: ModelCard, path: Path) -> None:
     """A dynamic-batch ONNX graph of the model, for the ONNX Runtime backend."""
     import torch
 
@@ -149,6 +151,13 @@ def export_onnx(model: "torch.nn.Module", card: ModelCard, path: Path) -> None:
         # The TorchScript exporter is deprecated but needs no extra packages (the
         # dynamo one needs onnxscript) and handles these three networks exactly.
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, example, str(path), input_names=["images"], output_names=["logits"],
-                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
-                          dynamo=False)
+        torch.onnx.export(
+            model,
+            example,
+            str(path),
+            input_names=["images"],
+            output_names=["logits"],
+            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )

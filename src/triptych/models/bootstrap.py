@@ -22,17 +22,20 @@ TRAIN_JOB = REPO_ROOT / "projects" / "jobs" / "train_model.py"
 FULL = {
     "resnet50": {"train_count": 12000, "test_count": 1000, "epochs": 3, "input_size": 64, "learning_rate": 1e-3},
     "mobilenet_v2": {"train_count": 12000, "test_count": 1000, "epochs": 3, "input_size": 64, "learning_rate": 2e-3},
-    "efficientnet_b0": {"train_count": 12000, "test_count": 1000, "epochs": 3, "input_size": 64,
-                        "learning_rate": 4e-3},
+    "efficientnet_b0": {"train_count": 12000, "test_count": 1000, "epochs": 3, "input_size": 64, "learning_rate": 4e-3},
 }
 # A smoke budget for tests and quick demos: 0.5-2 min per model, ~50 % held-out
 # (chance is 10 %). One epoch of 1,500 left MobileNetV2 and EfficientNet-B0 at chance.
-QUICK = {name: {**budget, "train_count": 2000, "test_count": 300, "epochs": 2, "batch_size": 16}
-         for name, budget in FULL.items()}
+QUICK = {
+    name: {**budget, "train_count": 2000, "test_count": 300, "epochs": 2, "batch_size": 16}
+    for name, budget in FULL.items()
+}
 
 
 def missing_champions(settings: Settings, models: list[str] | None = None) -> list[str]:
-    return [m for m in (models or list(ARCHITECTURES)) if registry.version_for_alias(m, registry.CHAMPION, settings) is None]
+    return [
+        m for m in (models or list(ARCHITECTURES)) if registry.version_for_alias(m, registry.CHAMPION, settings) is None
+    ]
 
 
 def run_local_job(name: str, command: Path, handler: str, params: dict):
@@ -52,8 +55,10 @@ def train_as_mlrun_job(model_name: str, budgets: dict[str, dict], policy: str = 
     params = {"model_name": model_name, "policy": policy, **budgets[model_name], **overrides}
     run = run_local_job(f"train-{model_name.replace('_', '-')}", TRAIN_JOB, "train_model", params)
     if run.status.state != "completed":
-        raise RuntimeError(f"the training job for {model_name} failed ({run.status.state}: "
-                           f"{run.status.error or 'see the traceback MLRun logged above'})")
+        raise RuntimeError(
+            f"the training job for {model_name} failed ({run.status.state}: "
+            f"{run.status.error or 'see the traceback MLRun logged above'})"
+        )
     return dict(run.status.results)
 
 
@@ -66,9 +71,14 @@ def register_pretrained(model_name: str, settings: Settings) -> str:
             f"cannot fetch torchvision's pretrained {model_name} weights ({exc}). This needs network access; "
             "offline, use `triptych models bootstrap --train`."
         ) from exc
-    card = ModelCard(model_name=model_name, labels=categories, input_size=224, resize="shorter-side-crop",
-                     dataset_id="imagenet-1k", origin="pretrained")
+    card = ModelCard(
+        model_name=model_name,
+        labels=categories,
+        input_size=224,
+        resize="shorter-side-crop",
+        dataset_id="imagenet-1k",
+        origin="pretrained",
+    )
     version = registry.register(model, card, settings=settings).version
     promote(model_name, version, "torchvision ImageNet weights", settings)
     return version
-

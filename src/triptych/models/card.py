@@ -38,5 +38,5 @@ class ModelCard(BaseModel):
         (Path(folder) / CARD_FILE).write_text(self.model_dump_json(indent=2))
 
     @classmethod
-    def load(cls, folder: Path) -> "ModelCard":
+    def load(cls, folder: Path) -> ModelCard:
         return cls.model_validate(json.loads((Path(folder) / CARD_FILE).read_text()))

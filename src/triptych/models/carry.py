@@ -40,8 +40,9 @@ def mlflow_answers(settings: Settings, timeout_s: float = 3.0) -> bool:
         return False
 
 
-def carry_champions(source: Settings, target: Settings, target_env: dict[str, str], where: str,
-                    report=lambda _msg: None) -> bool:
+def carry_champions(
+    source: Settings, target: Settings, target_env: dict[str, str], where: str, report=lambda _msg: None
+) -> bool:
     """Give `target` (reached with `target_env`) the source's champions when it has none;
     True when something was carried. Says at once when either MLflow does not answer."""
     if not mlflow_answers(target, timeout_s=30.0):
@@ -50,21 +51,29 @@ def carry_champions(source: Settings, target: Settings, target_env: dict[str, st
         report(f"the {where}'s MLflow has its champions already")
         return False
     if not mlflow_answers(source):
-        raise StackError(f"the {where}'s MLflow has no champions, and this stack's MLflow at {source.mlflow_url}, "
-                         "which they are carried from, does not answer: `triptych up` starts it (then "
-                         "`triptych models bootstrap --train` if it has none), or give the "
-                         f"{where} champions with `triptych models import`")
+        raise StackError(
+            f"the {where}'s MLflow has no champions, and this stack's MLflow at {source.mlflow_url}, "
+            "which they are carried from, does not answer: `triptych up` starts it (then "
+            "`triptych models bootstrap --train` if it has none), or give the "
+            f"{where} champions with `triptych models import`"
+        )
     if missing_champions(source):
-        raise StackError(f"the {where}'s MLflow has no champions and neither has this stack's to carry over: "
-                         "`triptych models bootstrap --train` first, or import some with `triptych models import`")
+        raise StackError(
+            f"the {where}'s MLflow has no champions and neither has this stack's to carry over: "
+            "`triptych models bootstrap --train` first, or import some with `triptych models import`"
+        )
     report(f"exporting the champions from {source.mlflow_url}, importing them into the {where}'s MLflow")
     with tempfile.TemporaryDirectory() as folder:
         export = subprocess.run([*CLI, "models", "export", "--to", folder], capture_output=True, text=True)
         if export.returncode != 0:
             raise StackError(f"`triptych models export` failed:\n{export.stderr[-2000:]}")
         folders = sorted(str(p) for p in Path(folder).iterdir() if p.is_dir())
-        imported = subprocess.run([*CLI, "models", "import", *folders], capture_output=True, text=True,
-                                  env={**environ_without_this_stack(), **target_env})
+        imported = subprocess.run(
+            [*CLI, "models", "import", *folders],
+            capture_output=True,
+            text=True,
+            env={**environ_without_this_stack(), **target_env},
+        )
         if imported.returncode != 0:
             raise StackError(f"`triptych models import` into the {where} failed:\n{imported.stderr[-2000:]}")
     return True

@@ -11,8 +11,9 @@ from ..db.events import log_system_event
 from . import registry
 
 
-def announce(model_name: str, version: str | None, reason: str, settings: Settings,
-             alias: str = registry.CHAMPION) -> None:
+def announce(
+    model_name: str, version: str | None, reason: str, settings: Settings, alias: str = registry.CHAMPION
+) -> None:
     """Tell every replica: the champion is now `version`, or (alias challenger) the
     shadow replica should serve `version`, or nothing with None."""
     producer = make_producer(settings)
@@ -25,7 +26,13 @@ def announce(model_name: str, version: str | None, reason: str, settings: Settin
 
 def promote(model_name: str, version: str, reason: str, settings: Settings) -> None:
     registry.set_alias(model_name, version, registry.CHAMPION, settings)
-    log_system_event("model_promoted", "info", "retrain", f"{model_name} v{version} is champion: {reason}",
-                     details={"model_name": model_name, "version": version, "reason": reason},
-                     dedup_key=f"promote:{model_name}:{version}", settings=settings)
+    log_system_event(
+        "model_promoted",
+        "info",
+        "retrain",
+        f"{model_name} v{version} is champion: {reason}",
+        details={"model_name": model_name, "version": version, "reason": reason},
+        dedup_key=f"promote:{model_name}:{version}",
+        settings=settings,
+    )
     announce(model_name, version, reason, settings)

@@ -21,8 +21,8 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .card import CARD_FILE
 
@@ -40,8 +40,9 @@ def _model_folder(copy: Path) -> Path:
     return next(copy.rglob(CARD_FILE)).parent
 
 
-def local_copy(root: Path, key: str, fetch: Callable[[Path], object], keep: int = KEEP_PER_MODEL,
-               require: tuple[str, ...] = ()) -> Path:
+def local_copy(
+    root: Path, key: str, fetch: Callable[[Path], object], keep: int = KEEP_PER_MODEL, require: tuple[str, ...] = ()
+) -> Path:
     """The model folder for `key` under `root`, fetching it with `fetch(staging)` if absent,
     or if it lacks a `require`d file (added to the version after this copy was made)."""
     final = root / key
@@ -86,7 +87,7 @@ def reap(root: Path, keep: int = KEEP_PER_MODEL, now: float | None = None, in_us
         elif entry.is_dir() and entry != in_use:
             copies.append((mtime, entry))
     copies.sort(reverse=True)
-    removed += [path for _, path in copies[max(keep - (in_use is not None), 0):]]
+    removed += [path for _, path in copies[max(keep - (in_use is not None), 0) :]]
     for path in removed:
         shutil.rmtree(path, ignore_errors=True)
     return removed

@@ -36,7 +36,7 @@ def quantize_onnx(fp32: Path, out: Path, calibration: np.ndarray, batch: int = 1
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self._batches = iter(calibration[i:i + batch] for i in range(0, len(calibration), batch))
+            self._batches = iter(calibration[i : i + batch] for i in range(0, len(calibration), batch))
 
         def get_next(self):
             chunk = next(self._batches, None)
@@ -45,12 +45,19 @@ def quantize_onnx(fp32: Path, out: Path, calibration: np.ndarray, batch: int = 1
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32), str(prepared))  # shape inference and folding, as ONNX Runtime advises
-        quantize_static(str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        quantize_static(
+            str(prepared),
+            str(out),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
 
 
 def predictions(backend, batch: np.ndarray, size: int = 64) -> np.ndarray:
-    return np.concatenate([backend.predict(batch[i:i + size]) for i in range(0, len(batch), size)]).argmax(axis=1)
+    return np.concatenate([backend.predict(batch[i : i + size]) for i in range(0, len(batch), size)]).argmax(axis=1)
 
 
 def ms_per_image(backend, batch: np.ndarray, repeats: int = 20) -> float:
@@ -68,15 +75,26 @@ def ms_per_image(backend, batch: np.ndarray, repeats: int = 20) -> float:
 def cpu_flags() -> list[str]:
     """Which int8 instructions this CPU has (VNNI makes int8 convolutions fast)."""
     try:
-        flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                         if line.startswith("flags")).split(":", 1)[1].split())
+        flags = set(
+            next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+            .split(":", 1)[1]
+            .split()
+        )
     except (OSError, StopIteration):
         return []
     return sorted(flags & {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"})
 
 
-def compare_int8(folder: Path, card: ModelCard, calibration: np.ndarray, held_out: np.ndarray,
-                 truth: np.ndarray, threads: int, batch: int, min_agreement: float = MIN_AGREEMENT) -> dict:
+def compare_int8(
+    folder: Path,
+    card: ModelCard,
+    calibration: np.ndarray,
+    held_out: np.ndarray,
+    truth: np.ndarray,
+    threads: int,
+    batch: int,
+    min_agreement: float = MIN_AGREEMENT,
+) -> dict:
     """Quantise the export in `folder` into `folder/INT8_FILE` and measure both; it
     `passes` when its top-1 agrees with fp32's on at least `min_agreement` of them."""
     from .backends import OnnxBackend
@@ -86,10 +104,20 @@ def compare_int8(folder: Path, card: ModelCard, calibration: np.ndarray, held_ou
     p32, p8 = predictions(fp32, held_out), predictions(int8, held_out)
     probe = held_out[:batch]
     fp32_ms, int8_ms = ms_per_image(fp32, probe), ms_per_image(int8, probe)
-    return {"model_name": card.model_name, "version": card.version, "held_out": int(len(held_out)),
-            "calibration": int(len(calibration)), "agreement": float(np.mean(p32 == p8)),
-            "fp32_accuracy": float(np.mean(p32 == truth)), "int8_accuracy": float(np.mean(p8 == truth)),
-            "fp32_ms_per_image": fp32_ms, "int8_ms_per_image": int8_ms, "speedup": fp32_ms / int8_ms,
-            "threads": threads, "batch": batch, "passes": bool(np.mean(p32 == p8) >= min_agreement),
-            "min_agreement": min_agreement,
-            "cpu_flags": cpu_flags()}
+    return {
+        "model_name": card.model_name,
+        "version": card.version,
+        "held_out": int(len(held_out)),
+        "calibration": int(len(calibration)),
+        "agreement": float(np.mean(p32 == p8)),
+        "fp32_accuracy": float(np.mean(p32 == truth)),
+        "int8_accuracy": float(np.mean(p8 == truth)),
+        "fp32_ms_per_image": fp32_ms,
+        "int8_ms_per_image": int8_ms,
+        "speedup": fp32_ms / int8_ms,
+        "threads": threads,
+        "batch": batch,
+        "passes": bool(np.mean(p32 == p8) >= min_agreement),
+        "min_agreement": min_agreement,
+        "cpu_flags": cpu_flags(),
+    }

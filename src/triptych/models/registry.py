@@ -46,9 +46,14 @@ class RegisteredVersion:
     card: ModelCard
 
 
-def register(model: torch.nn.Module, card: ModelCard, params: dict | None = None,
-             settings: Settings | None = None, tags: dict[str, str] | None = None,
-             history: list[dict] | None = None) -> RegisteredVersion:
+def register(
+    model: torch.nn.Module,
+    card: ModelCard,
+    params: dict | None = None,
+    settings: Settings | None = None,
+    tags: dict[str, str] | None = None,
+    history: list[dict] | None = None,
+) -> RegisteredVersion:
     """Log the weights, ONNX export and card as one MLflow run (with its training
     curve, one step per epoch) and register them as a new version; `tags` (lineage:
     data set, split, workflow run) go on the run and the version."""
@@ -61,8 +66,14 @@ def register(model: torch.nn.Module, card: ModelCard, params: dict | None = None
 _REGISTERING = threading.Lock()
 
 
-def _register(model, card: ModelCard, params: dict | None, settings: Settings, tags: dict[str, str] | None,
-              history: list[dict] | None) -> RegisteredVersion:
+def _register(
+    model,
+    card: ModelCard,
+    params: dict | None,
+    settings: Settings,
+    tags: dict[str, str] | None,
+    history: list[dict] | None,
+) -> RegisteredVersion:
     import torch
 
     from .backends import export_onnx
@@ -76,12 +87,20 @@ def _register(model, card: ModelCard, params: dict | None, settings: Settings, t
         export_onnx(model, card, folder / ONNX_FILE)
         card = card.model_copy(update={"mlflow_run_id": run.info.run_id})
         card.save(folder)
-        mlflow.log_params({"model_name": card.model_name, "input_size": card.input_size,
-                           "dataset_id": card.dataset_id, **(params or {})})
+        mlflow.log_params(
+            {
+                "model_name": card.model_name,
+                "input_size": card.input_size,
+                "dataset_id": card.dataset_id,
+                **(params or {}),
+            }
+        )
         mlflow.log_metrics(card.metrics)
         for row in history or []:
-            mlflow.log_metrics({"epoch_train_loss": row["train_loss"], "epoch_test_accuracy": row["test_accuracy"]},
-                               step=int(row["epoch"]))
+            mlflow.log_metrics(
+                {"epoch_train_loss": row["train_loss"], "epoch_test_accuracy": row["test_accuracy"]},
+                step=int(row["epoch"]),
+            )
         if tags:
             mlflow.set_tags(tags)
         mlflow.log_artifacts(str(folder), artifact_path=ARTIFACT_PATH)
@@ -90,13 +109,25 @@ def _register(model, card: ModelCard, params: dict | None, settings: Settings, t
         except MlflowException:
             pass  # already registered
         version = client.create_model_version(
-            arch.registered_name, f"runs:/{run.info.run_id}/{ARTIFACT_PATH}", run.info.run_id,
-            tags={"labels": json.dumps(card.labels), "input_size": str(card.input_size),
-                  "dataset_id": card.dataset_id, "accuracy": str(card.metrics.get("accuracy", "")),
-                  "origin": card.origin, "mlrun_run_uid": card.mlrun_run_uid or "", **(tags or {})},
+            arch.registered_name,
+            f"runs:/{run.info.run_id}/{ARTIFACT_PATH}",
+            run.info.run_id,
+            tags={
+                "labels": json.dumps(card.labels),
+                "input_size": str(card.input_size),
+                "dataset_id": card.dataset_id,
+                "accuracy": str(card.metrics.get("accuracy", "")),
+                "origin": card.origin,
+                "mlrun_run_uid": card.mlrun_run_uid or "",
+                **(tags or {}),
+            },
         )
-    return RegisteredVersion(card.model_name, str(version.version), run.info.run_id,
-                             card.model_copy(update={"version": str(version.version)}))
+    return RegisteredVersion(
+        card.model_name,
+        str(version.version),
+        run.info.run_id,
+        card.model_copy(update={"version": str(version.version)}),
+    )
 
 
 def version_for_alias(model_name: str, alias: str = CHAMPION, settings: Settings | None = None) -> str | None:
@@ -132,8 +163,9 @@ def tag_version(model_name: str, version: str, tags: dict[str, str], settings: S
             client.set_tag(run_id, key, value)
 
 
-def log_to_run(run_id: str, metrics: dict[str, float], documents: dict[str, dict],
-               settings: Settings | None = None) -> None:
+def log_to_run(
+    run_id: str, metrics: dict[str, float], documents: dict[str, dict], settings: Settings | None = None
+) -> None:
     """Metrics and JSON documents (a confusion matrix) added to an existing MLflow run."""
     client = _client(settings or get_settings())
     for key, value in metrics.items():
@@ -143,8 +175,7 @@ def log_to_run(run_id: str, metrics: dict[str, float], documents: dict[str, dict
         client.log_dict(run_id, document, name)
 
 
-def download(model_name: str, version: str, target: Path,
-             settings: Settings | None = None) -> tuple[ModelCard, Path]:
+def download(model_name: str, version: str, target: Path, settings: Settings | None = None) -> tuple[ModelCard, Path]:
     """Fetch a version's files into `target` and return its card (with its version)."""
     client = _client(settings or get_settings())
     mv = client.get_model_version(architecture(model_name).registered_name, version)
@@ -168,18 +199,25 @@ def source_of(model_name: str, version: str, settings: Settings | None = None) -
     return client.get_model_version(architecture(model_name).registered_name, version).source
 
 
-def cached_download(model_name: str, version: str, settings: Settings | None = None,
-                    require: tuple[str, ...] = ()) -> tuple[ModelCard, Path]:
+def cached_download(
+    model_name: str, version: str, settings: Settings | None = None, require: tuple[str, ...] = ()
+) -> tuple[ModelCard, Path]:
     """A version's files from the machine's model cache, downloaded once (see local_copies);
     fetched again if the copy lacks a `require`d file added since (an int8 export)."""
     settings = settings or get_settings()
     source = source_of(model_name, version, settings)
-    folder = local_copies.local_copy(settings.cache_dir / "models" / model_name, local_copies.key_for(version, source),
-                                     lambda staging: download(model_name, version, staging, settings), require=require)
+    folder = local_copies.local_copy(
+        settings.cache_dir / "models" / model_name,
+        local_copies.key_for(version, source),
+        lambda staging: download(model_name, version, staging, settings),
+        require=require,
+    )
     return ModelCard.load(folder), folder
 
 
-def metric_of(model_name: str, version: str, metric: str = "accuracy", settings: Settings | None = None) -> float | None:
+def metric_of(
+    model_name: str, version: str, metric: str = "accuracy", settings: Settings | None = None
+) -> float | None:
     client = _client(settings or get_settings())
     mv = client.get_model_version(architecture(model_name).registered_name, version)
     value = client.get_run(mv.run_id).data.metrics.get(metric)
@@ -231,11 +269,17 @@ def overview(settings: Settings | None = None, per_model: int = 10) -> dict[str,
         versions = client.search_model_versions(f"name = '{arch.registered_name}'", max_results=200)
         versions = sorted(versions, key=lambda v: int(v.version), reverse=True)[:per_model]
         result[name] = [
-            VersionSummary(name, str(v.version), tuple(sorted(aliases_of.get(str(v.version), []))),
-                           v.tags.get("dataset_id", ""),
-                           float(v.tags["accuracy"]) if v.tags.get("accuracy") else None, v.tags.get("origin", ""),
-                           int(v.creation_timestamp or 0), v.run_id or "",
-                           {k.removeprefix("int8."): t for k, t in v.tags.items() if k.startswith("int8.")})
+            VersionSummary(
+                name,
+                str(v.version),
+                tuple(sorted(aliases_of.get(str(v.version), []))),
+                v.tags.get("dataset_id", ""),
+                float(v.tags["accuracy"]) if v.tags.get("accuracy") else None,
+                v.tags.get("origin", ""),
+                int(v.creation_timestamp or 0),
+                v.run_id or "",
+                {k.removeprefix("int8."): t for k, t in v.tags.items() if k.startswith("int8.")},
+            )
             for v in versions
         ]
     return result

@@ -43,7 +43,7 @@ def predict_arrays(model: torch.nn.Module, images: np.ndarray, card: ModelCard, 
     out = []
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
-            batch = torch.from_numpy(to_batch(images[start: start + batch_size], card))
+            batch = torch.from_numpy(to_batch(images[start : start + batch_size], card))
             out.append(torch.softmax(model(batch), dim=1).numpy())
     return np.concatenate(out)
 
@@ -72,8 +72,9 @@ def train(
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    card = ModelCard(model_name=model_name, labels=list(label_names), input_size=config.input_size,
-                     dataset_id=dataset_id)
+    card = ModelCard(
+        model_name=model_name, labels=list(label_names), input_size=config.input_size, dataset_id=dataset_id
+    )
     model = build(model_name, len(label_names))
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     steps = config.epochs * int(np.ceil(len(train_images) / config.batch_size))
@@ -88,7 +89,7 @@ def train(
         order = rng.permutation(len(train_images))
         total = 0.0
         for start in range(0, len(order), config.batch_size):
-            index = order[start: start + config.batch_size]
+            index = order[start : start + config.batch_size]
             if len(index) < 2:
                 continue  # BatchNorm needs two samples
             # No augmentation: the generated set already varies pose, colour, size and
@@ -104,16 +105,31 @@ def train(
             images_done += len(index)
             if (start // config.batch_size) % 20 == 0:
                 elapsed = time.monotonic() - started
-                progress({"epoch": epoch, "epochs": config.epochs, "images_done": images_done,
-                          "images_total": images_total, "seconds": elapsed,
-                          "seconds_left": elapsed / images_done * (images_total - images_done),
-                          "test_accuracy": history[-1]["test_accuracy"] if history else None})
+                progress(
+                    {
+                        "epoch": epoch,
+                        "epochs": config.epochs,
+                        "images_done": images_done,
+                        "images_total": images_total,
+                        "seconds": elapsed,
+                        "seconds_left": elapsed / images_done * (images_total - images_done),
+                        "test_accuracy": history[-1]["test_accuracy"] if history else None,
+                    }
+                )
         test_accuracy = accuracy(predict_arrays(model, test_images, card), test_labels)
-        row = {"epoch": epoch, "train_loss": total / len(order), "test_accuracy": test_accuracy,
-               "seconds": time.monotonic() - started}
+        row = {
+            "epoch": epoch,
+            "train_loss": total / len(order),
+            "test_accuracy": test_accuracy,
+            "seconds": time.monotonic() - started,
+        }
         history.append(row)
         log(row)
     seconds = time.monotonic() - started
-    card.metrics = {"accuracy": history[-1]["test_accuracy"], "train_seconds": seconds,
-                    "train_images": float(len(train_images)), "test_images": float(len(test_images))}
+    card.metrics = {
+        "accuracy": history[-1]["test_accuracy"],
+        "train_seconds": seconds,
+        "train_images": float(len(train_images)),
+        "test_images": float(len(test_images)),
+    }
     return TrainResult(model=model.eval(), card=card, seconds=seconds, history=history)

@@ -34,8 +34,12 @@ def import_version(folder: Path, settings: Settings, champion: bool = True) -> R
     card = ModelCard.load(folder)
     model = load_torch_model(folder, card)
     source = f"{card.model_name} v{card.version}" if card.version else card.model_name
-    registered = register(model, card.model_copy(update={"version": None, "mlflow_run_id": None}),
-                          settings=settings, tags={"imported_from": source})
+    registered = register(
+        model,
+        card.model_copy(update={"version": None, "mlflow_run_id": None}),
+        settings=settings,
+        tags={"imported_from": source},
+    )
     if champion:
         set_alias(card.model_name, registered.version, CHAMPION, settings)
     return registered

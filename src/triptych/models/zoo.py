@@ -30,8 +30,9 @@ ARCHITECTURES = {
         Architecture("resnet50", "infer-resnet50", "resnet50"),
         Architecture("mobilenet_v2", "infer-mobilenet-v2", "mobilenet_v2"),
         # Stochastic depth slows convergence from scratch on a small set too much.
-        Architecture("efficientnet_b0", "infer-efficientnet-b0", "efficientnet_b0",
-                     options=(("stochastic_depth_prob", 0.0),)),
+        Architecture(
+            "efficientnet_b0", "infer-efficientnet-b0", "efficientnet_b0", options=(("stochastic_depth_prob", 0.0),)
+        ),
     )
 }
 

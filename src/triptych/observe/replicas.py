@@ -36,9 +36,12 @@ class ReplicaHealth:
         return [f"the function supervisor at {s} does not answer Prometheus" for s in self.supervisors_down]
 
     def function_problems(self) -> list[str]:
-        return [f"function {name} has no running replica ({c['desired']} wanted"
-                + (f", {c['starting']} starting: an inference replica waits for a champion)" if c["starting"] else ")")
-                for name, c in self.functions.items() if c["desired"] > 0 and c["running"] == 0]
+        return [
+            f"function {name} has no running replica ({c['desired']} wanted"
+            + (f", {c['starting']} starting: an inference replica waits for a champion)" if c["starting"] else ")")
+            for name, c in self.functions.items()
+            if c["desired"] > 0 and c["running"] == 0
+        ]
 
     def problems(self) -> list[str]:
         return self.supervisor_problems() + self.function_problems()
@@ -52,16 +55,22 @@ def from_series(series: dict[str, list[tuple[dict, float]]], supervisors: list[t
             name = labels.get("function")
             if name:
                 by_function.setdefault(name, dict.fromkeys(QUERIES, 0))[figure] = int(value)
-    functions = {name: {"desired": f["desired"], "running": f["running"],
-                        "starting": max(0, f["alive"] - f["running"]), "restarts": f["restarts"]}
-                 for name, f in sorted(by_function.items())}
+    functions = {
+        name: {
+            "desired": f["desired"],
+            "running": f["running"],
+            "starting": max(0, f["alive"] - f["running"]),
+            "restarts": f["restarts"],
+        }
+        for name, f in sorted(by_function.items())
+    }
     return ReplicaHealth(
         functions=functions,
         supervisors_up=sorted(labels.get("instance", "?") for labels, value in supervisors if value == 1),
-        supervisors_down=sorted(labels.get("instance", "?") for labels, value in supervisors if value != 1))
+        supervisors_down=sorted(labels.get("instance", "?") for labels, value in supervisors if value != 1),
+    )
 
 
 def replica_health(settings: Settings) -> ReplicaHealth:
     """Raises PrometheusUnavailable when Prometheus does not answer."""
-    return from_series({figure: instant(settings, q) for figure, q in QUERIES.items()},
-                       instant(settings, SUPERVISORS))
+    return from_series({figure: instant(settings, q) for figure, q in QUERIES.items()}, instant(settings, SUPERVISORS))

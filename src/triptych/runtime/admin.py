@@ -19,8 +19,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 class AdminServer:
     """`/health` (JSON from a callback) and `/metrics` on 127.0.0.1, in a thread."""
 
-    def __init__(self, health: Callable[[], dict], host: str = "127.0.0.1", port: int = 0,
-                 routes: dict[str, Callable[[], object]] | None = None):
+    def __init__(
+        self,
+        health: Callable[[], dict],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        routes: dict[str, Callable[[], object]] | None = None,
+    ):
         extra = routes or {}
 
         class Handler(BaseHTTPRequestHandler):

@@ -39,8 +39,9 @@ class Bounds:
 
     def __post_init__(self):
         if self.min_replicas < 0 or self.max_replicas < max(1, self.min_replicas):
-            raise ValueError(f"replica bounds must be 0 <= min <= max and max >= 1 (got {self.min_replicas}, "
-                             f"{self.max_replicas})")
+            raise ValueError(
+                f"replica bounds must be 0 <= min <= max and max >= 1 (got {self.min_replicas}, {self.max_replicas})"
+            )
 
     @property
     def ceiling(self) -> int:
@@ -111,8 +112,9 @@ class Scaler:
         policy, bounds = self.policy, self.bounds
         waiting = obs.waiting
         if obs.current == 0:
-            return (max(1, bounds.min_replicas), f"woken: {waiting} waiting") if waiting else (
-                bounds.min_replicas, "idle")
+            return (
+                (max(1, bounds.min_replicas), f"woken: {waiting} waiting") if waiting else (bounds.min_replicas, "idle")
+            )
         by_lag = math.ceil(waiting / policy.lag_per_replica) if obs.lag is not None or waiting else 0
         by_busy = math.ceil(obs.current * obs.busy / policy.target_busy) if obs.busy > 0 else 0
         wanted = max(by_lag, by_busy)
@@ -145,8 +147,9 @@ class Scaler:
                 wanted, reason = held, f"{reason}, held by the last {policy.stabilisation_s:.0f} s"
         # Up by at most a factor or a few replicas a step, and only onto cores that are free.
         if wanted > obs.current > 0:
-            wanted = min(wanted, max(math.ceil(obs.current * policy.max_step_factor),
-                                     obs.current + policy.max_step_add))
+            wanted = min(
+                wanted, max(math.ceil(obs.current * policy.max_step_factor), obs.current + policy.max_step_add)
+            )
             if obs.host_busy >= policy.max_host_busy:
                 wanted, reason = obs.current, f"{reason}, held: the host's cores are {obs.host_busy:.0%} busy"
         # Never below min; at min 0, one replica stays until the function has been idle long enough.
@@ -166,8 +169,12 @@ class Scaler:
         direction = (wanted > obs.current) - (wanted < obs.current)
         if not direction:
             return
-        if (self._last_direction and direction != self._last_direction and self._last_change is not None
-                and obs.at - self._last_change < self.policy.flap_window_s):
+        if (
+            self._last_direction
+            and direction != self._last_direction
+            and self._last_change is not None
+            and obs.at - self._last_change < self.policy.flap_window_s
+        ):
             self.flaps += 1
         self._last_direction, self._last_change = direction, obs.at
 

@@ -41,8 +41,10 @@ from .spec import FunctionSpec, HttpTriggerSpec
 
 KEDA_API = "keda.sh/v1alpha1"
 # A wake condition as Prometheus sees it; the jobs function exports both gauges every minute.
-WAKE_QUERIES = {"challenger": "count(triptych_shadow_labelled) or vector(0)",
-                "int8": "count(triptych_int8_published) or vector(0)"}
+WAKE_QUERIES = {
+    "challenger": "count(triptych_shadow_labelled) or vector(0)",
+    "int8": "count(triptych_int8_published) or vector(0)",
+}
 
 
 def _seconds(value: float) -> str:
@@ -56,47 +58,87 @@ def nuclio_scaling(spec: FunctionSpec, settings: Settings) -> dict:
         return {"minReplicas": bounds.min_replicas, "maxReplicas": bounds.max_replicas}
     if spec.kafka_triggers:  # KEDA owns the count; Nuclio's clamp must never undo it
         return {"minReplicas": bounds.min_replicas, "maxReplicas": bounds.ceiling}
-    fields = {"minReplicas": bounds.min_replicas, "maxReplicas": bounds.ceiling,
-              "targetCPU": round(settings.scale_target_busy * 100)}
+    fields = {
+        "minReplicas": bounds.min_replicas,
+        "maxReplicas": bounds.ceiling,
+        "targetCPU": round(settings.scale_target_busy * 100),
+    }
     if bounds.min_replicas == 0:
-        fields["scaleToZero"] = {"scaleResources": [{
-            "metricName": "nuclio_processor_handled_events_total",
-            "windowSize": _seconds(settings.scale_idle_to_zero_s), "threshold": 0}]}
+        fields["scaleToZero"] = {
+            "scaleResources": [
+                {
+                    "metricName": "nuclio_processor_handled_events_total",
+                    "windowSize": _seconds(settings.scale_idle_to_zero_s),
+                    "threshold": 0,
+                }
+            ]
+        }
     return fields
 
 
-def keda_scaled_object(spec: FunctionSpec, settings: Settings, brokers: str, namespace: str = "triptych") -> dict | None:
+def keda_scaled_object(
+    spec: FunctionSpec, settings: Settings, brokers: str, namespace: str = "triptych"
+) -> dict | None:
     """The KEDA ScaledObject of a Kafka-triggered function that scales (None otherwise)."""
     bounds = bounds_of(spec, "kubernetes")
     if not spec.kafka_triggers or bounds.min_replicas == bounds.max_replicas:
         return None
-    triggers = [{"type": "kafka", "metadata": {
-        "bootstrapServers": brokers, "consumerGroup": trigger.consumer_group, "topic": topic,
-        "lagThreshold": str(settings.scale_lag_per_replica),
-        # A group that starts at the newest offset has nothing waiting until it commits.
-        "offsetResetPolicy": "latest" if trigger.initial_offset == "latest" else "earliest",
-        "allowIdleConsumers": "false",
-    }} for trigger in spec.kafka_triggers for topic in trigger.topics]
+    triggers = [
+        {
+            "type": "kafka",
+            "metadata": {
+                "bootstrapServers": brokers,
+                "consumerGroup": trigger.consumer_group,
+                "topic": topic,
+                "lagThreshold": str(settings.scale_lag_per_replica),
+                # A group that starts at the newest offset has nothing waiting until it commits.
+                "offsetResetPolicy": "latest" if trigger.initial_offset == "latest" else "earliest",
+                "allowIdleConsumers": "false",
+            },
+        }
+        for trigger in spec.kafka_triggers
+        for topic in trigger.topics
+    ]
     if spec.wake_when:
         # The condition alone: KEDA runs the most any trigger asks for, so a lag trigger would wake it for every image.
-        triggers = [{"type": "prometheus", "metadata": {
-            "serverAddress": settings.prometheus_url, "query": WAKE_QUERIES[spec.wake_when],
-            "threshold": "1", "activationThreshold": "0"}}]
+        triggers = [
+            {
+                "type": "prometheus",
+                "metadata": {
+                    "serverAddress": settings.prometheus_url,
+                    "query": WAKE_QUERIES[spec.wake_when],
+                    "threshold": "1",
+                    "activationThreshold": "0",
+                },
+            }
+        ]
     return {
-        "apiVersion": KEDA_API, "kind": "ScaledObject",
+        "apiVersion": KEDA_API,
+        "kind": "ScaledObject",
         "metadata": {"name": spec.name, "namespace": namespace, "labels": {"mlrun/project": "triptych"}},
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"nuclio-{spec.name}"},
-            "minReplicaCount": bounds.min_replicas, "maxReplicaCount": bounds.ceiling,
+            "minReplicaCount": bounds.min_replicas,
+            "maxReplicaCount": bounds.ceiling,
             "pollingInterval": max(1, round(settings.scale_tick_s)),
             "cooldownPeriod": max(1, round(settings.scale_idle_to_zero_s)),
             # The HPA Nuclio makes for a function whose min and max differ: KEDA adopts it.
-            "advanced": {"horizontalPodAutoscalerConfig": {"name": f"nuclio-{spec.name}", "behavior": {
-                "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "policies": [
-                    {"type": "Percent", "value": 100, "periodSeconds": 15},
-                    {"type": "Pods", "value": 4, "periodSeconds": 15}]},
-                "scaleDown": {"stabilizationWindowSeconds": round(settings.scale_stabilisation_s)},
-            }}},
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {
+                    "name": f"nuclio-{spec.name}",
+                    "behavior": {
+                        "scaleUp": {
+                            "stabilizationWindowSeconds": 0,
+                            "selectPolicy": "Max",
+                            "policies": [
+                                {"type": "Percent", "value": 100, "periodSeconds": 15},
+                                {"type": "Pods", "value": 4, "periodSeconds": 15},
+                            ],
+                        },
+                        "scaleDown": {"stabilizationWindowSeconds": round(settings.scale_stabilisation_s)},
+                    },
+                }
+            },
             "triggers": triggers,
         },
     }

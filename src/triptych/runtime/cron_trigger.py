@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import nuclio_sdk
 from croniter import croniter
@@ -18,7 +18,6 @@ from ..durations import parse_duration
 from ..sdk import metrics
 from .nuclio_compat import LoadedHandler, trigger_context
 from .spec import CronTriggerSpec
-
 
 
 def parse_interval(text: str) -> float:
@@ -30,8 +29,15 @@ def parse_interval(text: str) -> float:
 
 
 class CronTriggerRunner:
-    def __init__(self, function: str, trigger: CronTriggerSpec, handler: LoadedHandler, stop: threading.Event,
-                 context, now: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        function: str,
+        trigger: CronTriggerSpec,
+        handler: LoadedHandler,
+        stop: threading.Event,
+        context,
+        now: Callable[[], float] = time.time,
+    ):
         if not trigger.interval and not trigger.schedule:
             raise ValueError(f"cron trigger {trigger.name!r} needs an interval or a schedule")
         self.now = now
@@ -41,8 +47,7 @@ class CronTriggerRunner:
         self.context = trigger_context(context, "cron", trigger.name)
         self.labels = {"function": function, "trigger": trigger.name}
         self.interval = parse_interval(trigger.interval) if trigger.interval else None
-        self.schedule = croniter(trigger.schedule, datetime.fromtimestamp(now(), timezone.utc)) \
-            if trigger.schedule else None
+        self.schedule = croniter(trigger.schedule, datetime.fromtimestamp(now(), UTC)) if trigger.schedule else None
 
     def next_delay(self) -> float:
         """Seconds until the next tick: the interval, or the schedule's next time from now."""
@@ -53,8 +58,9 @@ class CronTriggerRunner:
     def run(self) -> None:
         while not self.stop.wait(self.next_delay()):
             event = nuclio_sdk.Event(
-                body=self.trigger.body, trigger=nuclio_sdk.TriggerInfo("cron", self.trigger.name),
-                timestamp=datetime.now(timezone.utc),
+                body=self.trigger.body,
+                trigger=nuclio_sdk.TriggerInfo("cron", self.trigger.name),
+                timestamp=datetime.now(UTC),
             )
             started = time.perf_counter()
             try:

@@ -42,7 +42,7 @@ def kafka_trigger(
     topic: str,
     consumer_group: str,
     brokers: str,
-    delivery: Delivery = Delivery(),
+    delivery: Delivery = Delivery(),  # noqa: B008 - a frozen dataclass: one shared default is safe
     initial_offset: str = "earliest",
     max_workers: int = 1,
 ) -> nuclio.triggers.KafkaTrigger:
@@ -71,12 +71,14 @@ def delivery_plan(name: str, triggers: dict[str, nuclio.triggers.NuclioTrigger])
     return DeliveryPlan(name, routes)
 
 
-def http_trigger(port: int, workers: int = 4,
-                 max_body_bytes: int = HttpTriggerSpec.max_body_bytes) -> nuclio.triggers.HttpTrigger:
+def http_trigger(
+    port: int, workers: int = 4, max_body_bytes: int = HttpTriggerSpec.max_body_bytes
+) -> nuclio.triggers.HttpTrigger:
     # maxRequestBodySize is Nuclio's own attribute: its trigger refuses larger bodies
     # with 413 as our runner does, before the handler is called.
-    return nuclio.triggers.HttpTrigger(workers=workers, port=port,
-                                       extra_attributes={"maxRequestBodySize": max_body_bytes})
+    return nuclio.triggers.HttpTrigger(
+        workers=workers, port=port, extra_attributes={"maxRequestBodySize": max_body_bytes}
+    )
 
 
 def cron_trigger(interval: str = "", schedule: str = "", body: str = "") -> nuclio.triggers.CronTrigger:
@@ -103,15 +105,16 @@ def nuclio_function(
     memory: str | None = None,
     image: str = DEFAULT_IMAGE,
     wake_when: str | None = None,
-) -> "RemoteRuntime":
+) -> RemoteRuntime:
     """One Nuclio function: handler file, triggers, replica bounds (fixed when
     `max_replicas` is not given), env, resources."""
     import mlrun
 
     max_replicas = min_replicas if max_replicas is None else max_replicas
     if min_replicas < 0 or max_replicas < max(1, min_replicas):
-        raise ValueError(f"{name}: replica bounds must be 0 <= min <= max and max >= 1 "
-                         f"(got min {min_replicas}, max {max_replicas})")
+        raise ValueError(
+            f"{name}: replica bounds must be 0 <= min <= max and max >= 1 (got min {min_replicas}, max {max_replicas})"
+        )
 
     fn = mlrun.code_to_function(name=name, filename=str(source), kind="nuclio", handler=handler, image=image)
     # Inside a git checkout MLRun records "<remote>#<commit>:<path>" as the code's origin,

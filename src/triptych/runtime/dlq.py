@@ -40,7 +40,9 @@ def read_dead_letters(settings: Settings, function: str | None = None) -> list[S
     """Every dead letter on the topic, oldest first, with whether it was replayed."""
     consumer = make_consumer(settings, consumer_timeout_ms=2000)
     try:
-        partitions = [TopicPartition(TOPIC_DEAD_LETTERS, p) for p in consumer.partitions_for_topic(TOPIC_DEAD_LETTERS) or ()]
+        partitions = [
+            TopicPartition(TOPIC_DEAD_LETTERS, p) for p in consumer.partitions_for_topic(TOPIC_DEAD_LETTERS) or ()
+        ]
         consumer.assign(partitions)
         end = consumer.end_offsets(partitions)
         consumer.seek_to_beginning(*partitions)

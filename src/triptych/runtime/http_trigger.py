@@ -90,13 +90,22 @@ async def read_body(request: Request, limit: int) -> bytes | Response:
 
 
 class HttpTriggerRunner:
-    def __init__(self, function: str, trigger: HttpTriggerSpec, handler: LoadedHandler, stop: threading.Event,
-                 context, host: str = "127.0.0.1"):
+    def __init__(
+        self,
+        function: str,
+        trigger: HttpTriggerSpec,
+        handler: LoadedHandler,
+        stop: threading.Event,
+        context,
+        host: str = "127.0.0.1",
+    ):
         self.app = build_app(function, trigger, handler, context)
         self.sock = inherited_listener(trigger.name) or bind_listener(host, trigger.port)
         self.port = self.sock.getsockname()[1]
         self.stop = stop
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", limit_concurrency=max(trigger.workers * 16, 64))
+        config = uvicorn.Config(
+            self.app, log_level="warning", lifespan="off", limit_concurrency=max(trigger.workers * 16, 64)
+        )
         self.server = uvicorn.Server(config)
 
     def run(self) -> None:

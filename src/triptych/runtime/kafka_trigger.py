@@ -58,10 +58,17 @@ class Record(NamedTuple):
     timestamp: int | None  # ms since the epoch
 
     @classmethod
-    def of(cls, message) -> "Record":
+    def of(cls, message) -> Record:
         kind, timestamp = message.timestamp()
-        return cls(message.topic(), message.partition(), message.offset(), message.key(), message.value(),
-                   message.headers(), timestamp if kind else None)
+        return cls(
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            message.key(),
+            message.value(),
+            message.headers(),
+            timestamp if kind else None,
+        )
 
 
 class KafkaTriggerRunner:
@@ -89,9 +96,12 @@ class KafkaTriggerRunner:
 
     # -- loop ---------------------------------------------------------------
     def run(self) -> None:
-        self.consumer = group_consumer(self.settings, self.trigger.consumer_group,
-                                       client_id=f"{self.function}-{self.context.worker_id}",
-                                       initial_offset=self.trigger.initial_offset)
+        self.consumer = group_consumer(
+            self.settings,
+            self.trigger.consumer_group,
+            client_id=f"{self.function}-{self.context.worker_id}",
+            initial_offset=self.trigger.initial_offset,
+        )
         # The callbacks run inside consume(), in this thread.
         self.consumer.subscribe(list(self.trigger.topics), on_assign=self._assigned, on_revoke=self._revoked)
         try:
@@ -170,7 +180,7 @@ class KafkaTriggerRunner:
         batch, self.pending = self.pending, []
         size = self.delivery.batch_size if self.handler.takes_batches else 1
         for start in range(0, len(batch), size):
-            events = [kafka_event(r, self.trigger.name) for r in batch[start: start + size]]
+            events = [kafka_event(r, self.trigger.name) for r in batch[start : start + size]]
             self._invoke(events if self.handler.takes_batches else events[0], len(events))
         self._commit(batch)
 
@@ -189,16 +199,21 @@ class KafkaTriggerRunner:
         for r in records:
             highest[r.topic, r.partition] = max(highest.get((r.topic, r.partition), -1), r.offset)
         try:
-            self.consumer.commit(offsets=[TopicPartition(topic, partition, offset + 1)
-                                          for (topic, partition), offset in highest.items()], asynchronous=False)
+            self.consumer.commit(
+                offsets=[
+                    TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in highest.items()
+                ],
+                asynchronous=False,
+            )
         except KafkaException as exc:
             # The group moved on while these were handled (a broker restart or a
             # rebalance made this member unknown). Whoever owns the partitions now
             # starts from the last commit, so the records come again and the sinks,
             # being idempotent, change nothing. Ending the replica instead would
             # cost a restart, up to a minute with its backoff, on every Kafka blip.
-            log.warning("%s: commit refused (%s); %d record(s) will be delivered again",
-                        self.function, exc, len(records))
+            log.warning(
+                "%s: commit refused (%s); %d record(s) will be delivered again", self.function, exc, len(records)
+            )
 
     def _update_lag(self) -> None:
         assignment = self.consumer.assignment()

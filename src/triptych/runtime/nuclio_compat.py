@@ -10,7 +10,7 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
@@ -37,7 +37,9 @@ def load_handler(spec: FunctionSpec) -> LoadedHandler:
     folder = str(spec.source.parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    module_spec = importlib.util.spec_from_file_location(f"triptych_function_{spec.name.replace('-', '_')}", spec.source)
+    module_spec = importlib.util.spec_from_file_location(
+        f"triptych_function_{spec.name.replace('-', '_')}", spec.source
+    )
     if module_spec is None or module_spec.loader is None:
         raise ImportError(f"cannot load {spec.source}")
     module = importlib.util.module_from_spec(module_spec)
@@ -99,7 +101,7 @@ def kafka_event(record, trigger_name: str) -> nuclio_sdk.Event:
         _id=f"{record.topic}/{record.partition}/{record.offset}",
         path=record.topic,
         size=len(record.value or b""),
-        timestamp=datetime.fromtimestamp(record.timestamp / 1000, timezone.utc) if record.timestamp else None,
+        timestamp=datetime.fromtimestamp(record.timestamp / 1000, UTC) if record.timestamp else None,
         shard_id=record.partition,
         offset=record.offset,
         topic=record.topic,

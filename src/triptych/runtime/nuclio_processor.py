@@ -57,8 +57,9 @@ def build_command(command: str, binary: Path) -> Path:
     go = shutil.which("go")
     if not go:
         raise ToolMissingError(f"`go` was not found on PATH; it is needed to build Nuclio's {command}")
-    proc = subprocess.run([go, "mod", "download", "-json", f"{NUCLIO_MODULE}@{NUCLIO_VERSION}"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [go, "mod", "download", "-json", f"{NUCLIO_MODULE}@{NUCLIO_VERSION}"], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise InstallError(f"go mod download {NUCLIO_MODULE}@{NUCLIO_VERSION} failed:\n{proc.stderr[-2000:]}")
     source = Path(json.loads(proc.stdout)["Dir"])
@@ -67,8 +68,13 @@ def build_command(command: str, binary: Path) -> Path:
         work = Path(tmp) / "nuclio"
         shutil.copytree(source, work)  # the module cache is read-only
         os.chmod(work, 0o755)
-        build = subprocess.run([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(binary), f"./cmd/{command}"],
-                               cwd=work, capture_output=True, text=True, env={**os.environ, "CGO_ENABLED": "0"})
+        build = subprocess.run(
+            [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(binary), f"./cmd/{command}"],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "CGO_ENABLED": "0"},
+        )
         if build.returncode != 0:
             raise InstallError(f"building Nuclio's {command} failed:\n{build.stderr[-3000:]}")
     return source
@@ -86,20 +92,28 @@ def install_controller(settings: Settings) -> Path:
     return binary
 
 
-def write_processor_configs(function_config: dict, folder: Path, admin_port: int, health_port: int) -> tuple[Path, Path]:
+def write_processor_configs(
+    function_config: dict, folder: Path, admin_port: int, health_port: int
+) -> tuple[Path, Path]:
     """processor.yaml (the function) and platform.yaml (logging, admin ports) for a local run."""
     folder.mkdir(parents=True, exist_ok=True)
     processor = folder / "processor.yaml"
     processor.write_text(yaml.safe_dump({"metadata": function_config["metadata"], "spec": function_config["spec"]}))
     platform = folder / "platform.yaml"
-    platform.write_text(yaml.safe_dump({
-        "kind": "local",
-        "webAdmin": {"enabled": True, "listenAddress": f"127.0.0.1:{admin_port}"},
-        "healthCheck": {"enabled": True, "listenAddress": f"127.0.0.1:{health_port}"},
-        "logger": {"sinks": {"stdout": {"kind": "stdout"}},
-                   "system": [{"level": "info", "sink": "stdout"}],
-                   "functions": [{"level": "info", "sink": "stdout"}]},
-    }))
+    platform.write_text(
+        yaml.safe_dump(
+            {
+                "kind": "local",
+                "webAdmin": {"enabled": True, "listenAddress": f"127.0.0.1:{admin_port}"},
+                "healthCheck": {"enabled": True, "listenAddress": f"127.0.0.1:{health_port}"},
+                "logger": {
+                    "sinks": {"stdout": {"kind": "stdout"}},
+                    "system": [{"level": "info", "sink": "stdout"}],
+                    "functions": [{"level": "info", "sink": "stdout"}],
+                },
+            }
+        )
+    )
     return processor, platform
 
 
@@ -109,9 +123,11 @@ def processor_environment(function_config: dict, wrapper_dir: Path, python: str,
     Python wrapper, interpreter and handler module are."""
     # The caller's environment wins over the declaration's, as under the local runner.
     env = {**{e["name"]: str(e["value"]) for e in function_config["spec"].get("env", [])}, **os.environ}
-    env.update({
-        "NUCLIO_PYTHON_WRAPPER_PATH": str(wrapper_dir / "_nuclio_wrapper.py"),
-        "NUCLIO_PYTHON_EXE_PATH": python,
-        "NUCLIO_PYTHON_PATH": str(module_path),
-    })
+    env.update(
+        {
+            "NUCLIO_PYTHON_WRAPPER_PATH": str(wrapper_dir / "_nuclio_wrapper.py"),
+            "NUCLIO_PYTHON_EXE_PATH": python,
+            "NUCLIO_PYTHON_PATH": str(module_path),
+        }
+    )
     return env

@@ -63,7 +63,8 @@ def local_config(project_file: Path, spec: FunctionSpec, index: int, settings: S
     if index > 0 and any(isinstance(t, HttpTriggerSpec) for t in spec.triggers):
         raise NuclioReplicaError(
             f"{spec.name}: an HTTP function runs one replica under the local Nuclio processor "
-            "(Nuclio's HTTP trigger cannot share its port); scale it to 1")
+            "(Nuclio's HTTP trigger cannot share its port); scale it to 1"
+        )
     config = nuclio_function_config(project_file, spec.name)
     for trigger in config["spec"]["triggers"].values():
         attributes = trigger.setdefault("attributes", {})
@@ -95,8 +96,11 @@ def serve_under_nuclio(project_file: Path, spec: FunctionSpec, index: int) -> in
     processor_yaml, platform_yaml = write_processor_configs(config, folder, free_port(loopback), health_port)
     env = processor_environment(config, wrapper, sys.executable, spec.source.parent)
     env["TRIPTYCH_WORKER_ID"] = os.environ["TRIPTYCH_WORKER_ID"]
-    processor = subprocess.Popen([str(binary), "--config", str(processor_yaml), "--platform-config",
-                                  str(platform_yaml)], env=env, preexec_fn=die_with_parent())
+    processor = subprocess.Popen(
+        [str(binary), "--config", str(processor_yaml), "--platform-config", str(platform_yaml)],
+        env=env,
+        preexec_fn=die_with_parent(),
+    )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _: processor.send_signal(signum))
     deadline = time.monotonic() + READY_TIMEOUT_S
@@ -109,11 +113,21 @@ def serve_under_nuclio(project_file: Path, spec: FunctionSpec, index: int) -> in
     if processor.poll() is None:
         info = replica_info_path(settings, spec.name, index)
         info.parent.mkdir(parents=True, exist_ok=True)
-        info.write_text(json.dumps({
-            "function": spec.name, "replica": index, "pid": os.getpid(), "processor_pid": processor.pid,
-            "runtime": "nuclio", "metrics_port": None, "health_port": health_port, "started_at": time.time(),
-            "http_ports": [t.port for t in spec.triggers if isinstance(t, HttpTriggerSpec)],
-        }))
+        info.write_text(
+            json.dumps(
+                {
+                    "function": spec.name,
+                    "replica": index,
+                    "pid": os.getpid(),
+                    "processor_pid": processor.pid,
+                    "runtime": "nuclio",
+                    "metrics_port": None,
+                    "health_port": health_port,
+                    "started_at": time.time(),
+                    "http_ports": [t.port for t in spec.triggers if isinstance(t, HttpTriggerSpec)],
+                }
+            )
+        )
         log.info("%s[%d]: Nuclio processor %d ready (health :%d)", spec.name, index, processor.pid, health_port)
     return processor.wait()
 

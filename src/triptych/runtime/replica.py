@@ -95,10 +95,18 @@ def serve_replica(spec: FunctionSpec, index: int) -> int:
     write_target(target, settings.bind_host, admin.port, {"function": spec.name, "replica": str(index)})
     info = replica_info_path(settings, spec.name, index)
     info.parent.mkdir(parents=True, exist_ok=True)
-    info.write_text(json.dumps({
-        "function": spec.name, "replica": index, "pid": os.getpid(), "metrics_port": admin.port,
-        "http_ports": [r.port for r in runners if isinstance(r, HttpTriggerRunner)], "started_at": time.time(),
-    }))
+    info.write_text(
+        json.dumps(
+            {
+                "function": spec.name,
+                "replica": index,
+                "pid": os.getpid(),
+                "metrics_port": admin.port,
+                "http_ports": [r.port for r in runners if isinstance(r, HttpTriggerRunner)],
+                "started_at": time.time(),
+            }
+        )
+    )
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -25,7 +25,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import psutil
-
 from prometheus_client.parser import text_string_to_metric_families
 
 from ..bus import GroupLag
@@ -51,14 +50,17 @@ def bounds_of(spec: FunctionSpec, runtime: str = "local") -> Bounds:
     low = spec.replicas
     if low == 0 and runtime == "nuclio" and any(isinstance(t, HttpTriggerSpec) for t in spec.triggers):
         low = 1
-    return Bounds(low, max(low, spec.max_replicas or spec.replicas),
-                  min((partitions[t] for t in topics), default=None))
+    return Bounds(low, max(low, spec.max_replicas or spec.replicas), min((partitions[t] for t in topics), default=None))
 
 
 def policy_of(settings: Settings) -> Policy:
-    return Policy(lag_per_replica=settings.scale_lag_per_replica, target_busy=settings.scale_target_busy,
-                  stabilisation_s=settings.scale_stabilisation_s, idle_to_zero_s=settings.scale_idle_to_zero_s,
-                  max_host_busy=settings.scale_max_host_busy)
+    return Policy(
+        lag_per_replica=settings.scale_lag_per_replica,
+        target_busy=settings.scale_target_busy,
+        stabilisation_s=settings.scale_stabilisation_s,
+        idle_to_zero_s=settings.scale_idle_to_zero_s,
+        max_host_busy=settings.scale_max_host_busy,
+    )
 
 
 def scalable(spec: FunctionSpec, runtime: str = "local") -> bool:
@@ -97,17 +99,27 @@ def peer_alive(address: str) -> bool:
 
 
 class AutoScaling:
-    def __init__(self, functions: dict[str, FunctionSpec], settings: Settings, listeners: Listeners | None = None,
-                 policy: Policy | None = None):
+    def __init__(
+        self,
+        functions: dict[str, FunctionSpec],
+        settings: Settings,
+        listeners: Listeners | None = None,
+        policy: Policy | None = None,
+    ):
         self.settings = settings
         self.listeners = listeners
         runtime = settings.functions_runtime
         self.functions = {name: spec for name, spec in functions.items() if scalable(spec, runtime)}
         self.bounds = {name: bounds_of(spec, runtime) for name, spec in self.functions.items()}
         self.scalers = {name: Scaler(self.bounds[name], policy or policy_of(settings)) for name in self.functions}
-        self._lags = {name: [GroupLag(settings, t.consumer_group, topic, from_latest=t.initial_offset == "latest")
-                             for t in spec.kafka_triggers for topic in t.topics]
-                      for name, spec in self.functions.items()}
+        self._lags = {
+            name: [
+                GroupLag(settings, t.consumer_group, topic, from_latest=t.initial_offset == "latest")
+                for t in spec.kafka_triggers
+                for topic in t.topics
+            ]
+            for name, spec in self.functions.items()
+        }
         self._last: dict[str, tuple[float, dict[int, float]]] = {}  # at, replica -> handler seconds
         self.observed: dict[str, dict] = {}  # what the last tick saw, per function (the status file shows it)
         self._next_tick = 0.0
@@ -126,8 +138,9 @@ class AutoScaling:
             return 1
         return max(1, sum(self._peers.map(peer_alive, self.settings.scale_peers)))
 
-    def tick(self, current: dict[str, int], metrics_ports: dict[str, dict[int, int]],
-             owned: set[str]) -> dict[str, Decision]:
+    def tick(
+        self, current: dict[str, int], metrics_ports: dict[str, dict[int, int]], owned: set[str]
+    ) -> dict[str, Decision]:
         """Decisions for the functions the scaler owns, given the replicas asked for
         now and each running replica's metrics port."""
         now = time.monotonic()
@@ -149,13 +162,19 @@ class AutoScaling:
                 pending += 1
             if self.bounds[name].min_replicas == 0 and wake.cron_due(spec, self.settings.scale_cron_lead_s):
                 pending += 1
-            observation = Observation(at=now, current=count, lag=lag, busy=busy, pending_requests=pending,
-                                      hosts=hosts, host_busy=host_busy)
+            observation = Observation(
+                at=now, current=count, lag=lag, busy=busy, pending_requests=pending, hosts=hosts, host_busy=host_busy
+            )
             decisions[name] = self.scalers[name].decide(observation)
-            self.observed[name] = {"lag": lag, "busy": round(busy, 3), "pending": pending, "hosts": hosts,
-                                   "host_busy": round(host_busy, 3),
-                                   "flaps": self.scalers[name].flaps,
-                                   **({"condition": {spec.wake_when: met}} if spec.wake_when else {})}
+            self.observed[name] = {
+                "lag": lag,
+                "busy": round(busy, 3),
+                "pending": pending,
+                "hosts": hosts,
+                "host_busy": round(host_busy, 3),
+                "flaps": self.scalers[name].flaps,
+                **({"condition": {spec.wake_when: met}} if spec.wake_when else {}),
+            }
         return decisions
 
     def _condition(self, spec: FunctionSpec) -> bool:
@@ -202,4 +221,3 @@ class AutoScaling:
         for lags in self._lags.values():
             for lag in lags:
                 lag.close()
-

@@ -81,8 +81,12 @@ def _trigger(name: str, raw: dict) -> TriggerSpec:
             delivery=delivery,
         )
     if kind == "http":
-        return HttpTriggerSpec(name=name, port=int(attrs.get("port", 0)), workers=int(raw.get("maxWorkers", 1)),
-                               max_body_bytes=int(attrs.get("maxRequestBodySize", HttpTriggerSpec.max_body_bytes)))
+        return HttpTriggerSpec(
+            name=name,
+            port=int(attrs.get("port", 0)),
+            workers=int(raw.get("maxWorkers", 1)),
+            max_body_bytes=int(attrs.get("maxRequestBodySize", HttpTriggerSpec.max_body_bytes)),
+        )
     if kind == "cron":
         return CronTriggerSpec(
             name=name,
@@ -125,8 +129,11 @@ NUCLIO_KINDS = ("remote", "nuclio")
 def nuclio_entries(raw: dict) -> list[dict]:
     """project.yaml's Nuclio functions; its MLRun jobs (the workflow's steps, the
     scheduled jobs) are run as job runs, never by the function runner."""
-    return [f for f in raw.get("spec", {}).get("functions", [])
-            if isinstance(f.get("spec"), dict) and f["spec"].get("kind") in NUCLIO_KINDS]
+    return [
+        f
+        for f in raw.get("spec", {}).get("functions", [])
+        if isinstance(f.get("spec"), dict) and f["spec"].get("kind") in NUCLIO_KINDS
+    ]
 
 
 def project_functions(project_file: Path) -> dict[str, dict]:

@@ -35,10 +35,10 @@ from prometheus_client import Counter, Gauge
 from ..config import Settings
 from ..control import AUTO, desired_path, status_path, supervisor_target_path, write_json_atomically
 from .admin import AdminServer
+from .autoscale import Decision
 from .listeners import Listeners
 from .process_death import die_with_parent
 from .replica import replica_info_path
-from .autoscale import Decision
 from .scaling import AutoScaling, bounds_of, scalable
 from .spec import FunctionSpec
 from .targets import all_targets, replica_target_path, write_target
@@ -51,17 +51,23 @@ DRAIN_TIMEOUT_S = 60.0
 
 
 # The supervisor's own metrics: what "no healthy replica" is judged against.
-REPLICAS_DESIRED = Gauge("triptych_function_replicas_desired", "Replicas the supervisor is asked to run",
-                         ("function",))
-REPLICAS_RUNNING = Gauge("triptych_function_replicas_running", "Replica processes alive (not necessarily ready)",
-                         ("function",))
-REPLICAS_READY = Gauge("triptych_function_replicas_ready",
-                       "Replicas ready to serve (listening; an inference replica with its champion loaded)",
-                       ("function",))
-SCALE_DECISIONS = Counter("triptych_function_scale_decisions_total", "Replica count changes by the scaler",
-                          ("function", "direction"))
-RESTARTS = Gauge("triptych_function_replica_restarts", "Restarts of a function's replicas since the supervisor started",
-                 ("function",))
+REPLICAS_DESIRED = Gauge("triptych_function_replicas_desired", "Replicas the supervisor is asked to run", ("function",))
+REPLICAS_RUNNING = Gauge(
+    "triptych_function_replicas_running", "Replica processes alive (not necessarily ready)", ("function",)
+)
+REPLICAS_READY = Gauge(
+    "triptych_function_replicas_ready",
+    "Replicas ready to serve (listening; an inference replica with its champion loaded)",
+    ("function",),
+)
+SCALE_DECISIONS = Counter(
+    "triptych_function_scale_decisions_total", "Replica count changes by the scaler", ("function", "direction")
+)
+RESTARTS = Gauge(
+    "triptych_function_replica_restarts",
+    "Restarts of a function's replicas since the supervisor started",
+    ("function",),
+)
 
 
 @dataclass
@@ -120,8 +126,11 @@ class Supervisor:
         """The functions the scaler sets: every scalable one not pinned, or with
         `autoscale` off only those handed to it with `functions scale NAME auto`."""
         overrides = self._overrides()
-        return {name for name in self.autoscaling.scalers
-                if overrides.get(name) == AUTO or (self.settings.autoscale and name not in overrides)}
+        return {
+            name
+            for name in self.autoscaling.scalers
+            if overrides.get(name) == AUTO or (self.settings.autoscale and name not in overrides)
+        }
 
     def fixed_count(self, spec: FunctionSpec) -> int:
         """A function nobody scales: its min (with `autoscale` off, 1 where min is 0)."""
@@ -183,8 +192,9 @@ class Supervisor:
                     self._apply(function, wanted.get(function, 0), decision)
         if self._tick is None and self.autoscaling.due(now):
             self._tick_basis = dict(wanted)
-            self._tick = self._ticks.submit(self.autoscaling.tick, dict(wanted), self._metrics_ports(wanted),
-                                            self.owned())
+            self._tick = self._ticks.submit(
+                self.autoscaling.tick, dict(wanted), self._metrics_ports(wanted), self.owned()
+            )
 
     def _wake_held(self, wanted: dict[str, int]) -> None:
         """A request waits on the port of a function at zero: start it now, not at the next tick."""
@@ -207,16 +217,23 @@ class Supervisor:
         from ..db.events import log_system_event
 
         try:
-            log_system_event("function_scaled", "info", function,
-                             f"{function} {before} → {decision.desired} ({decision.reason})",
-                             {"function": function, "from": before, "to": decision.desired,
-                              "reason": decision.reason}, settings=self.settings)
+            log_system_event(
+                "function_scaled",
+                "info",
+                function,
+                f"{function} {before} → {decision.desired} ({decision.reason})",
+                {"function": function, "from": before, "to": decision.desired, "reason": decision.reason},
+                settings=self.settings,
+            )
         except Exception as exc:  # noqa: BLE001 - the decision stands; its record is best-effort
             log.warning("scale event of %s not recorded: %s", function, exc)
 
     def _command(self, function: str, index: int) -> list[str]:
-        module = "triptych.runtime.nuclio_replica" if self.settings.functions_runtime == "nuclio" \
+        module = (
+            "triptych.runtime.nuclio_replica"
+            if self.settings.functions_runtime == "nuclio"
             else "triptych.runtime.replica"
+        )
         return [sys.executable, "-m", module, function, "--replica", str(index), "--project", str(self.project_file)]
 
     def _start(self, slot: ReplicaSlot) -> None:
@@ -226,8 +243,11 @@ class Supervisor:
         sockets = self.listeners.env_for(slot.function) if self.listeners else {}
         with open(slot.log_path, "ab") as out:
             slot.process = subprocess.Popen(
-                self._command(slot.function, slot.index), stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, preexec_fn=die_with_parent(),
+                self._command(slot.function, slot.index),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent(),
                 env={**os.environ, **sockets} if sockets else None,
                 pass_fds=self.listeners.fds_for(slot.function) if sockets else (),
             )
@@ -288,7 +308,7 @@ class Supervisor:
                     slot.last_exit_code = slot.process.returncode
                     ran = now - slot.started_at
                     slot.consecutive_failures = 0 if ran >= HEALTHY_RUN_S else slot.consecutive_failures + 1
-                    slot.not_before = now + min(MAX_BACKOFF_S, 0.5 * 2 ** slot.consecutive_failures)
+                    slot.not_before = now + min(MAX_BACKOFF_S, 0.5 * 2**slot.consecutive_failures)
                     slot.restarts += 1
                     slot.process = None
                     log.warning("%s[%d] exited with %s; restarting", function, index, slot.last_exit_code)
@@ -311,24 +331,37 @@ class Supervisor:
                 info_path = replica_info_path(self.settings, function, index)
                 info = json.loads(info_path.read_text()) if info_path.exists() else {}
                 running = bool(slot and slot.process and slot.process.poll() is None)
-                replicas.append({
-                    "index": index,
-                    "pid": slot.process.pid if running else None,
-                    "state": "running" if running and info else ("starting" if running else "restarting"),
-                    "restarts": slot.restarts if slot else 0,
-                    "last_exit_code": slot.last_exit_code if slot else None,
-                    "metrics_port": info.get("metrics_port"),
-                    "log": str(slot.log_path) if slot else None,
-                })
+                replicas.append(
+                    {
+                        "index": index,
+                        "pid": slot.process.pid if running else None,
+                        "state": "running" if running and info else ("starting" if running else "restarting"),
+                        "restarts": slot.restarts if slot else 0,
+                        "last_exit_code": slot.last_exit_code if slot else None,
+                        "metrics_port": info.get("metrics_port"),
+                        "log": str(slot.log_path) if slot else None,
+                    }
+                )
             bounds = bounds_of(self.functions[function], self.settings.functions_runtime)
-            status[function] = {"desired": count, "replicas": replicas, "mode": self.mode(function),
-                                "min": bounds.min_replicas, "max": bounds.max_replicas,
-                                "draining": sum(s.function == function for s in self.draining),
-                                "observed": self.autoscaling.observed.get(function),
-                                "reason": self.reasons.get(function)}
-        write_json_atomically(status_path(self.settings), {
-            "updated_at": time.time(), "pid": os.getpid(), "runtime": self.settings.functions_runtime,
-            "functions": status})
+            status[function] = {
+                "desired": count,
+                "replicas": replicas,
+                "mode": self.mode(function),
+                "min": bounds.min_replicas,
+                "max": bounds.max_replicas,
+                "draining": sum(s.function == function for s in self.draining),
+                "observed": self.autoscaling.observed.get(function),
+                "reason": self.reasons.get(function),
+            }
+        write_json_atomically(
+            status_path(self.settings),
+            {
+                "updated_at": time.time(),
+                "pid": os.getpid(),
+                "runtime": self.settings.functions_runtime,
+                "functions": status,
+            },
+        )
         for function, entry in status.items():
             REPLICAS_DESIRED.labels(function).set(entry["desired"])
             REPLICAS_RUNNING.labels(function).set(sum(r["pid"] is not None for r in entry["replicas"]))
@@ -339,12 +372,16 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: setattr(self, "stopping", True))
         # /targets: this host's replicas, for a Prometheus on another host (HTTP service discovery).
-        admin = AdminServer(health=lambda: {"healthy": not self.stopping, "pid": os.getpid()},
-                            host=self.settings.bind_host, port=self.settings.supervisor_port,
-                            routes={"/targets": lambda: all_targets(self.settings)})
+        admin = AdminServer(
+            health=lambda: {"healthy": not self.stopping, "pid": os.getpid()},
+            host=self.settings.bind_host,
+            port=self.settings.supervisor_port,
+            routes={"/targets": lambda: all_targets(self.settings)},
+        )
         admin.start()
-        write_target(supervisor_target_path(self.settings), self.settings.bind_host, admin.port,
-                     {"component": "supervisor"})
+        write_target(
+            supervisor_target_path(self.settings), self.settings.bind_host, admin.port, {"component": "supervisor"}
+        )
         try:
             while not self.stopping:
                 self.reconcile()

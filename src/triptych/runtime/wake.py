@@ -20,7 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from croniter import croniter
 
@@ -39,7 +39,7 @@ def cron_due(spec: FunctionSpec, lead_s: float, now: float | None = None) -> boo
             continue
         if trigger.interval:
             return True
-        upcoming = croniter(trigger.schedule, datetime.fromtimestamp(now, timezone.utc)).get_next(float)
+        upcoming = croniter(trigger.schedule, datetime.fromtimestamp(now, UTC)).get_next(float)
         if upcoming - now <= lead_s:
             return True
     return False
@@ -59,8 +59,11 @@ def _alias_versions(settings: Settings, alias: str) -> list[dict]:
                     found.append(version)
         except urllib.error.HTTPError as exc:
             # 404: no such model yet; 400 with "alias ... not found": a model without that alias.
-            if exc.code == 400 and "alias" in (reason := json.loads(exc.read() or b"{}").get("message", "")) \
-                    and "not found" in reason:
+            if (
+                exc.code == 400
+                and "alias" in (reason := json.loads(exc.read() or b"{}").get("message", ""))
+                and "not found" in reason
+            ):
                 continue
             if exc.code != 404:
                 raise
@@ -75,8 +78,10 @@ def challenger_exists(settings: Settings) -> bool:
 def int8_published(settings: Settings) -> bool:
     """Some active model's champion has a published int8 export (tag `int8.published`,
     set by `triptych models quantize`): the int8 twin, `infer-int8`, has work."""
-    return any({t["key"]: t.get("value") for t in version.get("tags", [])}.get("int8.published") == "true"
-               for version in _alias_versions(settings, "champion"))
+    return any(
+        {t["key"]: t.get("value") for t in version.get("tags", [])}.get("int8.published") == "true"
+        for version in _alias_versions(settings, "champion")
+    )
 
 
 CONDITIONS: dict[str, Callable[[Settings], bool]] = {"challenger": challenger_exists, "int8": int8_published}

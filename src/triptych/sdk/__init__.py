@@ -13,14 +13,21 @@ and pipeline logic imports nothing of the runner.
 """
 
 from .delivery import (
-           BATCH_ATTRIBUTE,
-           DELIVERED_ATTRIBUTE,
-           Delivery,
-           DeliveryPlan,
-           TriggerDelivery,
-           delivered,
+    BATCH_ATTRIBUTE,
+    DELIVERED_ATTRIBUTE,
+    Delivery,
+    DeliveryPlan,
+    TriggerDelivery,
+    delivered,
 )
 from .errors import PermanentError
 
-__all__ = ["BATCH_ATTRIBUTE", "DELIVERED_ATTRIBUTE", "Delivery", "DeliveryPlan", "PermanentError",
-           "TriggerDelivery", "delivered"]
+__all__ = [
+    "BATCH_ATTRIBUTE",
+    "DELIVERED_ATTRIBUTE",
+    "Delivery",
+    "DeliveryPlan",
+    "PermanentError",
+    "TriggerDelivery",
+    "delivered",
+]

@@ -45,8 +45,10 @@ def dead_letter_for(event, function: str, consumer_group: str, error: BaseExcept
         ),
         key_b64=b64(_as_bytes(key)) if key is not None else None,
         value_b64=b64(_as_bytes(event.body)),
-        headers=[(_as_bytes(name).decode(errors="replace"), b64(_as_bytes(value)))
-                 for name, value in (event.headers or {}).items()],
+        headers=[
+            (_as_bytes(name).decode(errors="replace"), b64(_as_bytes(value)))
+            for name, value in (event.headers or {}).items()
+        ],
         error=str(error) or repr(error),
         error_type=type(error).__name__,
         traceback="".join(tb.format_exception(error))[-4000:],
@@ -67,7 +69,10 @@ class DeadLetterSink:
             self.topic,
             key=letter.key(),
             value=letter.model_dump_json().encode(),
-            headers=[("triptych-function", letter.function.encode()), ("triptych-error-type", letter.error_type.encode())],
+            headers=[
+                ("triptych-function", letter.function.encode()),
+                ("triptych-error-type", letter.error_type.encode()),
+            ],
         ).get(timeout=30)
         o = letter.origin
         log_system_event(

@@ -91,12 +91,19 @@ class DeliveryPlan:
     triggers: dict[str, TriggerDelivery]
 
     def to_env(self) -> str:
-        return json.dumps({"function": self.function, "triggers": {
-            name: {"consumer_group": t.consumer_group, **asdict(t.delivery)} for name, t in self.triggers.items()}},
-            sort_keys=True)
+        return json.dumps(
+            {
+                "function": self.function,
+                "triggers": {
+                    name: {"consumer_group": t.consumer_group, **asdict(t.delivery)}
+                    for name, t in self.triggers.items()
+                },
+            },
+            sort_keys=True,
+        )
 
     @classmethod
-    def from_env(cls, environ=os.environ) -> "DeliveryPlan":
+    def from_env(cls, environ=os.environ) -> DeliveryPlan:
         raw = json.loads(environ.get(DELIVERY_ENV) or "{}")
         function = raw.get("function") or environ.get("NUCLIO_FUNCTION_NAME") or "unknown"
         triggers = {}
@@ -155,8 +162,14 @@ _SINKS = _Sinks()
 class Deliverer:
     """Wraps one handler; see the module's docstring."""
 
-    def __init__(self, fn: Callable, batches: bool, plan: Callable[[], DeliveryPlan] | None = None,
-                 sink: Callable[[str], Any] | None = None, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        fn: Callable,
+        batches: bool,
+        plan: Callable[[], DeliveryPlan] | None = None,
+        sink: Callable[[str], Any] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.fn = fn
         self.batches = batches
         self._plan_source = plan or DeliveryPlan.from_env
@@ -206,12 +219,14 @@ class Deliverer:
                 results[i] = result
             return results
         if len(chosen) > 1:
-            context.logger.warn_with("batch failed, retrying its events one by one", size=len(chosen),
-                                     error=str(failure[0]))
+            context.logger.warn_with(
+                "batch failed, retrying its events one by one", size=len(chosen), error=str(failure[0])
+            )
         for i in mine:
             if len(chosen) > 1:
-                outcome, failure = self._with_retries(lambda e=events[i]: self._call(context, [e]), route.delivery,
-                                                      labels, [events[i]])
+                outcome, failure = self._with_retries(
+                    lambda e=events[i]: self._call(context, [e]), route.delivery, labels, [events[i]]
+                )
             if failure is None:
                 results[i] = outcome[0]
             else:
@@ -219,8 +234,9 @@ class Deliverer:
                 metrics.DEAD_LETTERS.labels(**labels).inc()
         return results
 
-    def _with_retries(self, call: Callable[[], list], delivery: Delivery, labels: dict,
-                      events: list) -> tuple[list | None, tuple[BaseException, int] | None]:
+    def _with_retries(
+        self, call: Callable[[], list], delivery: Delivery, labels: dict, events: list
+    ) -> tuple[list | None, tuple[BaseException, int] | None]:
         """(results, None) on success, or (None, (last error, attempts made)). `events`:
         what the call handles, named in the log line of a retry."""
         for attempt in range(1, delivery.max_attempts + 1):
@@ -234,13 +250,21 @@ class Deliverer:
                 if attempt == delivery.max_attempts:
                     return None, (exc, attempt)
                 metrics.RETRIES.labels(**labels).inc()
-                log.warning("retrying", extra={"stage": "retry", "attempt": attempt, "image_ids": image_ids(events),
-                                               "error": f"{type(exc).__name__}: {exc}"[:500]})
+                log.warning(
+                    "retrying",
+                    extra={
+                        "stage": "retry",
+                        "attempt": attempt,
+                        "image_ids": image_ids(events),
+                        "error": f"{type(exc).__name__}: {exc}"[:500],
+                    },
+                )
                 self.sleep(min(delivery.retry_backoff_ms / 1000 * 2 ** (attempt - 1), MAX_BACKOFF_S))
         raise AssertionError("unreachable: max_attempts >= 1")
 
-    def _dead_letter(self, context, event, function: str, route: TriggerDelivery, error: BaseException,
-                     attempts: int) -> None:
+    def _dead_letter(
+        self, context, event, function: str, route: TriggerDelivery, error: BaseException, attempts: int
+    ) -> None:
         letter = dead_letter_for(event, function, route.consumer_group, error, attempts=attempts)
         tries = 0
         while True:
@@ -249,12 +273,26 @@ class Deliverer:
                 break
             except Exception as exc:  # noqa: BLE001 - keep the event unsettled until its letter is written
                 tries += 1
-                log.error("%s: cannot write the dead letter for %s[%s]@%s (try %d): %r; retrying", function,
-                          letter.origin.topic, letter.origin.partition, letter.origin.offset, tries, exc)
-                self.sleep(min(0.5 * 2 ** tries, MAX_DEAD_LETTER_BACKOFF_S))
-        context.logger.error_with("dead-lettered", stage="dead-letter", image_ids=image_ids([event]),
-                                  topic=letter.origin.topic, partition=letter.origin.partition,
-                                  offset=letter.origin.offset, attempts=attempts, error=str(error)[:500])
+                log.error(
+                    "%s: cannot write the dead letter for %s[%s]@%s (try %d): %r; retrying",
+                    function,
+                    letter.origin.topic,
+                    letter.origin.partition,
+                    letter.origin.offset,
+                    tries,
+                    exc,
+                )
+                self.sleep(min(0.5 * 2**tries, MAX_DEAD_LETTER_BACKOFF_S))
+        context.logger.error_with(
+            "dead-lettered",
+            stage="dead-letter",
+            image_ids=image_ids([event]),
+            topic=letter.origin.topic,
+            partition=letter.origin.partition,
+            offset=letter.origin.offset,
+            attempts=attempts,
+            error=str(error)[:500],
+        )
 
 
 def delivered(fn: Callable | None = None, *, batches: bool = False, **options) -> Callable:

@@ -12,9 +12,7 @@ EVENTS = Counter("triptych_function_events_total", "Events handled successfully"
 ERRORS = Counter("triptych_function_errors_total", "Handler invocations that raised", LABELS)
 RETRIES = Counter("triptych_function_retries_total", "Re-invocations after an error", LABELS)
 DEAD_LETTERS = Counter("triptych_function_dead_letters_total", "Events given up on and dead-lettered", LABELS)
-SKIPPED = Counter(
-    "triptych_function_skipped_total", "Replayed events addressed to another function", LABELS
-)
+SKIPPED = Counter("triptych_function_skipped_total", "Replayed events addressed to another function", LABELS)
 HANDLER_SECONDS = Histogram(
     "triptych_function_handler_seconds",
     "Handler latency per invocation (a batch counts once)",

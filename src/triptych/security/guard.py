@@ -32,8 +32,9 @@ class AuthError(Exception):
 
 class RateLimited(Exception):
     def __init__(self, retry_after_s: float, limit: int):
-        super().__init__(f"upload rate limit reached ({limit} images a minute for this key); "
-                         f"retry in {retry_after_s:.0f} s")
+        super().__init__(
+            f"upload rate limit reached ({limit} images a minute for this key); retry in {retry_after_s:.0f} s"
+        )
         self.retry_after_s = retry_after_s
         self.limit = limit
 
@@ -79,7 +80,9 @@ class Guard:
             if key is None:
                 raise AuthError(401, "unknown_key", "this API key is not known")
             if key.revoked_at is not None:
-                raise AuthError(401, "revoked_key", f"API key {key.key_id} was revoked at {key.revoked_at:%Y-%m-%d %H:%M} UTC")
+                raise AuthError(
+                    401, "revoked_key", f"API key {key.key_id} was revoked at {key.revoked_at:%Y-%m-%d %H:%M} UTC"
+                )
             return Principal(f"key:{key.key_id} ({key.name})", key.scopes, f"key:{key.key_id}", key.rate_per_minute)
         if credential.count(".") == 2:
             secret = self.settings.jwt_secret
@@ -90,18 +93,27 @@ class Guard:
             except InvalidToken as exc:
                 raise AuthError(401, "invalid_token", str(exc)) from exc
             return Principal(f"jwt:{subject}", scopes, f"jwt:{subject}")
-        raise AuthError(401, "malformed_credential", "send an API key (tpk_...) or a JWT as `Authorization: Bearer ...` "
-                                                     "or `X-API-Key`")
+        raise AuthError(
+            401,
+            "malformed_credential",
+            "send an API key (tpk_...) or a JWT as `Authorization: Bearer ...` or `X-API-Key`",
+        )
 
     def require(self, headers: Mapping[str, str], scope: str) -> Principal:
         principal = self.identify(headers)
         if principal is None:
-            raise AuthError(401, "missing_credential",
-                            f"this needs an API key with the `{scope}` scope (`Authorization: Bearer <key>` or "
-                            "`X-API-Key: <key>`); create one with `triptych keys create NAME --scope " + scope + "`")
+            raise AuthError(
+                401,
+                "missing_credential",
+                f"this needs an API key with the `{scope}` scope (`Authorization: Bearer <key>` or "
+                "`X-API-Key: <key>`); create one with `triptych keys create NAME --scope " + scope + "`",
+            )
         if not principal.allows(scope):
-            raise AuthError(403, "missing_scope", f"{principal.subject} lacks the `{scope}` scope "
-                                                  f"(it has: {', '.join(principal.scopes)})")
+            raise AuthError(
+                403,
+                "missing_scope",
+                f"{principal.subject} lacks the `{scope}` scope (it has: {', '.join(principal.scopes)})",
+            )
         return principal
 
     def check_read(self, headers: Mapping[str, str]) -> Principal | None:

@@ -38,9 +38,16 @@ class ApiKey:
     revoked_at: datetime | None
 
     @classmethod
-    def from_row(cls, row: dict) -> "ApiKey":
-        return cls(row["key_id"], row["name"], tuple(row["scopes"]), row["rate_per_minute"], row["created_at"],
-                   row["last_used_at"], row["revoked_at"])
+    def from_row(cls, row: dict) -> ApiKey:
+        return cls(
+            row["key_id"],
+            row["name"],
+            tuple(row["scopes"]),
+            row["rate_per_minute"],
+            row["created_at"],
+            row["last_used_at"],
+            row["revoked_at"],
+        )
 
 
 def hash_key(plaintext: str) -> str:
@@ -80,8 +87,11 @@ def create_key(cur, name: str, scopes: list[str], rate_per_minute: int | None = 
 
 
 def list_keys(cur, include_revoked: bool = False) -> list[ApiKey]:
-    cur.execute(f"SELECT {_COLUMNS} FROM api_keys" + ("" if include_revoked else " WHERE revoked_at IS NULL")
-                + " ORDER BY created_at")
+    cur.execute(
+        f"SELECT {_COLUMNS} FROM api_keys"
+        + ("" if include_revoked else " WHERE revoked_at IS NULL")
+        + " ORDER BY created_at"
+    )
     return [ApiKey.from_row(r) for r in cur.fetchall()]
 
 
@@ -153,11 +163,15 @@ def adopt_key(cur, name: str, plaintext: str) -> bool:
     if existing is not None and existing.revoked_at is None:
         return False
     if existing is not None:
-        raise KeyRefused(f"the {name} key given was revoked; give a new one (on Kubernetes: delete its Secret "
-                         "and upgrade the release, which makes another)")
+        raise KeyRefused(
+            f"the {name} key given was revoked; give a new one (on Kubernetes: delete its Secret "
+            "and upgrade the release, which makes another)"
+        )
     cur.execute("UPDATE api_keys SET revoked_at = now() WHERE name = %s AND revoked_at IS NULL", (name,))
-    cur.execute("INSERT INTO api_keys (key_id, name, key_hash, scopes, rate_per_minute) VALUES (%s, %s, %s, %s, %s)",
-                (shape.group(1), name, hash_key(plaintext), list(LOCAL_KEYS[name]), LOCAL_RATE_PER_MINUTE))
+    cur.execute(
+        "INSERT INTO api_keys (key_id, name, key_hash, scopes, rate_per_minute) VALUES (%s, %s, %s, %s, %s)",
+        (shape.group(1), name, hash_key(plaintext), list(LOCAL_KEYS[name]), LOCAL_RATE_PER_MINUTE),
+    )
     return True
 
 

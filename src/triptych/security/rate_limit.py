@@ -26,8 +26,11 @@ def charge(cur, caller: str, count: int, limit: int) -> float | None:
     row = cur.fetchone()
     used, left_s = (row["used"], row["left_s"]) if isinstance(row, dict) else row
     if used > limit:
-        cur.execute("UPDATE api_rate_windows SET used = used - %s WHERE caller = %s AND window_start = "
-                    "date_trunc('minute', now())", (count, caller))
+        cur.execute(
+            "UPDATE api_rate_windows SET used = used - %s WHERE caller = %s AND window_start = "
+            "date_trunc('minute', now())",
+            (count, caller),
+        )
         return max(float(left_s), 1.0)
     if random.random() < _CLEANUP_CHANCE:
         cur.execute(f"DELETE FROM api_rate_windows WHERE window_start < now() - interval '{_KEEP}'")

@@ -33,9 +33,11 @@ def open_session(cur, subject: str, role: str, how: str, lifetime: timedelta) ->
     """A new session: (the id for the cookie, shown only now; the session)."""
     check_role(role)
     session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    cur.execute("""INSERT INTO dashboard_sessions (session_hash, subject, role, csrf_token, how, expires_at)
+    cur.execute(
+        """INSERT INTO dashboard_sessions (session_hash, subject, role, csrf_token, how, expires_at)
                    VALUES (%s, %s, %s, %s, %s, now() + %s)""",
-                (_digest(session_id), subject, role, csrf, how, lifetime))
+        (_digest(session_id), subject, role, csrf, how, lifetime),
+    )
     # Expired sessions are dropped by the writers, now and then (no cron needed).
     if secrets.randbelow(50) == 0:
         cur.execute("DELETE FROM dashboard_sessions WHERE expires_at < now()")
@@ -46,8 +48,11 @@ def find_session(cur, session_id: str) -> Session | None:
     """The live session this id opens; None for an unknown, ended or expired one."""
     if not session_id or len(session_id) > 100:
         return None
-    cur.execute("""SELECT subject, role, csrf_token, how FROM dashboard_sessions
-                   WHERE session_hash = %s AND expires_at > now()""", (_digest(session_id),))
+    cur.execute(
+        """SELECT subject, role, csrf_token, how FROM dashboard_sessions
+                   WHERE session_hash = %s AND expires_at > now()""",
+        (_digest(session_id),),
+    )
     row = cur.fetchone()
     return Session(row["subject"], row["role"], row["csrf_token"], row["how"]) if row else None
 
@@ -59,8 +64,10 @@ def end_session(cur, session_id: str) -> None:
 def make_login_link(cur, user_name: str, lifetime: timedelta) -> str:
     """A one-time secret that signs `user_name` in once, within `lifetime`."""
     secret = secrets.token_urlsafe(32)
-    cur.execute("INSERT INTO dashboard_login_links (link_hash, user_name, expires_at) VALUES (%s, %s, now() + %s)",
-                (_digest(secret), user_name, lifetime))
+    cur.execute(
+        "INSERT INTO dashboard_login_links (link_hash, user_name, expires_at) VALUES (%s, %s, now() + %s)",
+        (_digest(secret), user_name, lifetime),
+    )
     cur.execute("DELETE FROM dashboard_login_links WHERE expires_at < now() - interval '1 day'")
     return secret
 
@@ -69,8 +76,11 @@ def redeem_login_link(cur, secret: str) -> tuple[str, str] | None:
     """(user, role) for a link used now for the first time and still in time; else None."""
     if not secret or len(secret) > 100:
         return None
-    cur.execute("""UPDATE dashboard_login_links l SET used_at = now() FROM dashboard_users u
+    cur.execute(
+        """UPDATE dashboard_login_links l SET used_at = now() FROM dashboard_users u
                    WHERE l.link_hash = %s AND l.used_at IS NULL AND l.expires_at > now() AND u.name = l.user_name
-                   RETURNING u.name, u.role""", (_digest(secret),))
+                   RETURNING u.name, u.role""",
+        (_digest(secret),),
+    )
     row = cur.fetchone()
     return (row["name"], row["role"]) if row else None

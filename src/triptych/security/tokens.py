@@ -17,8 +17,9 @@ class InvalidToken(ValueError):
 
 def issue_token(secret: str, subject: str, scopes: list[str], ttl_s: int = 3600) -> str:
     now = int(time.time())
-    return jwt.encode({"sub": subject, "scopes": list(scopes), "iat": now, "exp": now + ttl_s}, secret,
-                      algorithm=ALGORITHM)
+    return jwt.encode(
+        {"sub": subject, "scopes": list(scopes), "iat": now, "exp": now + ttl_s}, secret, algorithm=ALGORITHM
+    )
 
 
 def verify_token(secret: str, token: str) -> tuple[str, tuple[str, ...]]:

@@ -59,9 +59,11 @@ def add_user(cur, name: str, role: str, password: str | None) -> User:
     check_name(name)
     check_role(role)
     digest = hash_password(password) if password is not None else None
-    cur.execute("""INSERT INTO dashboard_users (name, role, password_hash) VALUES (%s, %s, %s)
+    cur.execute(
+        """INSERT INTO dashboard_users (name, role, password_hash) VALUES (%s, %s, %s)
                    ON CONFLICT (name) DO NOTHING RETURNING name, role, password_hash, created_at""",
-                (name, role, digest))
+        (name, role, digest),
+    )
     row = cur.fetchone()
     if row is None:
         raise UserRefused(f"a user named {name!r} exists; `triptych users passwd` changes a password")
@@ -83,8 +85,10 @@ def remove_user(cur, name: str) -> None:
 
 def set_password(cur, name: str, password: str) -> None:
     """A new password; the user's open sessions end (whoever knew the old one is out)."""
-    cur.execute("UPDATE dashboard_users SET password_hash = %s, updated_at = now() WHERE name = %s",
-                (hash_password(password), name))
+    cur.execute(
+        "UPDATE dashboard_users SET password_hash = %s, updated_at = now() WHERE name = %s",
+        (hash_password(password), name),
+    )
     if cur.rowcount == 0:
         raise UserRefused(f"no user named {name!r}")
     cur.execute("DELETE FROM dashboard_sessions WHERE subject = %s", (name,))

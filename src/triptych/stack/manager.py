@@ -25,7 +25,6 @@ from .provision import (
 )
 from .services import Service, ServiceStatus, all_services
 
-
 # What each role of `triptych up --role` runs; "all" runs every server on one host.
 ROLE_SERVICES: dict[str, tuple[str, ...]] = {
     "kafka": ("kafka",),
@@ -61,8 +60,11 @@ class Stack:
         self.services: list[Service] = all_services(settings)
         roles = settings.roles
         # The servers of this host's roles, in start order; the others run elsewhere.
-        self.own = self.services if "all" in roles else [
-            svc for svc in self.services if any(svc.name in ROLE_SERVICES[role] for role in roles)]
+        self.own = (
+            self.services
+            if "all" in roles
+            else [svc for svc in self.services if any(svc.name in ROLE_SERVICES[role] for role in roles)]
+        )
 
     def service(self, name: str) -> Service:
         return next(s for s in self.services if s.name == name)

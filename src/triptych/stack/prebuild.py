@@ -69,14 +69,19 @@ def build_minio(cache_dir: Path, version: str = MINIO_VERSION, report: Report = 
             return binary
         go = shutil.which("go")
         if go is None:
-            raise ToolMissingError("Go 1.24 or newer is needed to build MinIO with `go install`: install it "
-                                   "(https://go.dev/dl or `apt-get install golang`), or point TRIPTYCH_S3_URL "
-                                   "at an S3 server you run.")
+            raise ToolMissingError(
+                "Go 1.24 or newer is needed to build MinIO with `go install`: install it "
+                "(https://go.dev/dl or `apt-get install golang`), or point TRIPTYCH_S3_URL "
+                "at an S3 server you run."
+            )
         started = time.time()
         with open(log, "w") as out:
-            proc = subprocess.Popen([go, "install", "-v", f"github.com/minio/minio@{version}"], stdout=out,
-                                    stderr=subprocess.STDOUT, env={**os.environ, "GOBIN": str(binary.parent),
-                                                                   "CGO_ENABLED": "0"})
+            proc = subprocess.Popen(
+                [go, "install", "-v", f"github.com/minio/minio@{version}"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "GOBIN": str(binary.parent), "CGO_ENABLED": "0"},
+            )
             while True:  # said at least once, however fast the build ends (a failure can take milliseconds)
                 report(_progress(log, started))
                 try:
@@ -86,8 +91,10 @@ def build_minio(cache_dir: Path, version: str = MINIO_VERSION, report: Report = 
                     pass
         if proc.returncode != 0 or not binary.exists():
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-            raise InstallError(f"Building MinIO {version} with go install failed (exit {proc.returncode}); "
-                               f"the whole log is {log}:\n{tail}")
+            raise InstallError(
+                f"Building MinIO {version} with go install failed (exit {proc.returncode}); "
+                f"the whole log is {log}:\n{tail}"
+            )
         return binary
 
 

@@ -29,7 +29,7 @@ class ProcessRecord:
     create_time: float
 
     @classmethod
-    def of(cls, pid: int) -> "ProcessRecord":
+    def of(cls, pid: int) -> ProcessRecord:
         return cls(pid=pid, create_time=psutil.Process(pid).create_time())
 
     def process(self) -> psutil.Process | None:

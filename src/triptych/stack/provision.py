@@ -5,7 +5,6 @@ notification to Kafka. Every step is idempotent, so `up` can run any number of t
 from __future__ import annotations
 
 import time
-
 from pathlib import Path
 
 import psycopg2
@@ -82,7 +81,9 @@ def provision_local_keys(settings: Settings) -> dict[str, Path]:
 
     db = Database(settings)
     try:
-        return {name: db.transaction(lambda cur, name=name: ensure_local_key(cur, settings, name)) for name in LOCAL_KEYS}
+        return {
+            name: db.transaction(lambda cur, name=name: ensure_local_key(cur, settings, name)) for name in LOCAL_KEYS
+        }
     finally:
         db.close()
 
@@ -93,8 +94,10 @@ def _wait_for_brokers(admin: KafkaAdminClient, wanted: int, timeout_s: float = 1
     deadline = time.monotonic() + timeout_s
     while (seen := len(admin.describe_cluster()["brokers"])) < wanted:
         if time.monotonic() > deadline:
-            raise StackError(f"only {seen} Kafka broker(s) registered after {timeout_s:.0f}s; topics are replicated "
-                             f"on {wanted} (TRIPTYCH_KAFKA_REPLICATION_FACTOR): start the other brokers")
+            raise StackError(
+                f"only {seen} Kafka broker(s) registered after {timeout_s:.0f}s; topics are replicated "
+                f"on {wanted} (TRIPTYCH_KAFKA_REPLICATION_FACTOR): start the other brokers"
+            )
         time.sleep(1)
 
 
@@ -124,9 +127,14 @@ def _provision_topics(settings: Settings) -> list[str]:
         _wait_for_brokers(admin, settings.kafka_replication_factor)
         existing = set(admin.list_topics())
         missing = {
-            name: {"num_partitions": partitions, "replication_factor": settings.kafka_replication_factor,
-                   "configs": {"min.insync.replicas": str(settings.kafka_min_insync_replicas),
-                               **topic_retention(name, settings)}}
+            name: {
+                "num_partitions": partitions,
+                "replication_factor": settings.kafka_replication_factor,
+                "configs": {
+                    "min.insync.replicas": str(settings.kafka_min_insync_replicas),
+                    **topic_retention(name, settings),
+                },
+            }
             for name, partitions in TOPICS
             if name not in existing
         }
@@ -140,8 +148,9 @@ def _provision_topics(settings: Settings) -> list[str]:
         if grow:
             admin.create_partitions(grow, raise_errors=False)
         # Topics made before retention was set (or with other settings) get it now.
-        admin.alter_configs([ConfigResource("TOPIC", name, topic_retention(name, settings))
-                             for name, _ in TOPICS if name in existing])
+        admin.alter_configs(
+            [ConfigResource("TOPIC", name, topic_retention(name, settings)) for name, _ in TOPICS if name in existing]
+        )
     finally:
         admin.close()
     return sorted(missing)
@@ -150,10 +159,12 @@ def _provision_topics(settings: Settings) -> list[str]:
 def topic_retention(topic: str, settings: Settings) -> dict[str, str]:
     """Time and size bounds, so that disk stays flat at a steady rate (issue 27)."""
     hours = 24 * 7 if topic in KEEP_A_WEEK else settings.kafka_retention_hours
-    return {"retention.ms": str(int(hours * 3_600_000)),
-            "retention.bytes": str(settings.kafka_retention_mb_per_partition * 2**20),
-            # Kafka deletes whole segments: 1 GB ones (its default) would never roll at a laptop's rate.
-            "segment.bytes": str(min(64, settings.kafka_retention_mb_per_partition // 4) * 2**20)}
+    return {
+        "retention.ms": str(int(hours * 3_600_000)),
+        "retention.bytes": str(settings.kafka_retention_mb_per_partition * 2**20),
+        # Kafka deletes whole segments: 1 GB ones (its default) would never roll at a laptop's rate.
+        "segment.bytes": str(min(64, settings.kafka_retention_mb_per_partition // 4) * 2**20),
+    }
 
 
 KEEP_A_WEEK = (TOPIC_DEAD_LETTERS, TOPIC_MODEL_UPDATES)  # small, and read long after they were written
@@ -173,10 +184,15 @@ def provision_buckets(settings: Settings) -> None:
 
 def _set_images_notification(client: Minio, settings: Settings) -> None:
     # Both targets get every object-created event (see stack.services.minio.minio_kafka_targets_env).
-    config = NotificationConfig(queue_config_list=[
-        QueueConfig(queue=f"arn:minio:sqs::{target}:kafka", events=["s3:ObjectCreated:*"], config_id=config_id)
-        for target, config_id in ((MINIO_KAFKA_TARGET_ID, "triptych-ingest"),
-                                  (MINIO_KAFKA_DURABLE_TARGET_ID, "triptych-ingest-durable"))])
+    config = NotificationConfig(
+        queue_config_list=[
+            QueueConfig(queue=f"arn:minio:sqs::{target}:kafka", events=["s3:ObjectCreated:*"], config_id=config_id)
+            for target, config_id in (
+                (MINIO_KAFKA_TARGET_ID, "triptych-ingest"),
+                (MINIO_KAFKA_DURABLE_TARGET_ID, "triptych-ingest-durable"),
+            )
+        ]
+    )
     try:
         client.set_bucket_notification(settings.images_bucket, config)
     except Exception as exc:  # noqa: BLE001 - re-raised with the fix spelled out
@@ -194,13 +210,19 @@ def provision_servers(settings: Settings, timeout_s: float = 300) -> dict[str, l
     the bucket's notifications. Servers that are still starting are waited for, up
     to `timeout_s`: on a cluster everything comes up at once."""
     if local := [name for name in ("kafka", "minio", "postgres") if settings.is_managed(name)]:
-        raise StackError(f"`provision` sets up servers that are already running; no address is set for "
-                         f"{', '.join(local)} (TRIPTYCH_KAFKA_BOOTSTRAP, TRIPTYCH_S3_ENDPOINT, "
-                         f"TRIPTYCH_DATABASE_URL). On this host, `triptych up` starts and sets them up.")
+        raise StackError(
+            f"`provision` sets up servers that are already running; no address is set for "
+            f"{', '.join(local)} (TRIPTYCH_KAFKA_BOOTSTRAP, TRIPTYCH_S3_ENDPOINT, "
+            f"TRIPTYCH_DATABASE_URL). On this host, `triptych up` starts and sets them up."
+        )
     from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-    until_up = retry(stop=stop_after_delay(timeout_s), wait=wait_fixed(2), reraise=True,
-                     retry=retry_if_exception_type((psycopg2.OperationalError, OSError)))
+    until_up = retry(
+        stop=stop_after_delay(timeout_s),
+        wait=wait_fixed(2),
+        reraise=True,
+        retry=retry_if_exception_type((psycopg2.OperationalError, OSError)),
+    )
     until_up(_ensure_external_mlflow_db)(settings)
     migrations = until_up(provision_schema)(settings)
     topics = provision_topics(settings, timeout_s)
@@ -235,8 +257,11 @@ def fresh_database(settings: Settings, name: str) -> str:
     try:
         with conn.cursor() as cur:
             cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-            cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name),
-                                                                      sql.Identifier(settings.postgres_user)))
+            cur.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(name), sql.Identifier(settings.postgres_user)
+                )
+            )
     finally:
         conn.close()
     url = settings.postgres_url.rsplit("/", 1)[0] + f"/{name}"

@@ -29,13 +29,17 @@ def reliability(counts: np.ndarray, confidence_sums: np.ndarray, correct_sums: n
         accuracy = float(correct_sums[k] / n) if n else None
         if n:
             ece += n / total * abs(accuracy - confidence)
-        rows.append({"lower": k / bins, "upper": (k + 1) / bins, "count": n, "confidence": confidence,
-                     "accuracy": accuracy})
+        rows.append(
+            {"lower": k / bins, "upper": (k + 1) / bins, "count": n, "confidence": confidence, "accuracy": accuracy}
+        )
     return {"n": int(total), "ece": float(ece) if total else None, "bins": rows}
 
 
 def from_samples(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -> dict:
     """`reliability` of individual answers (top-1 confidence, right or not)."""
     index = bin_index(confidence, bins)
-    return reliability(np.bincount(index, minlength=bins), np.bincount(index, np.asarray(confidence, float), bins),
-                       np.bincount(index, np.asarray(correct, float), bins))
+    return reliability(
+        np.bincount(index, minlength=bins),
+        np.bincount(index, np.asarray(confidence, float), bins),
+        np.bincount(index, np.asarray(correct, float), bins),
+    )

@@ -53,8 +53,9 @@ class InputDrift:
         return min(self.tests, key=lambda t: t.p_value) if self.tests else None
 
 
-def input_drift(reference: list[dict], live: list[dict], alpha: float = KS_ALPHA,
-                min_live: int = MIN_WINDOW) -> InputDrift:
+def input_drift(
+    reference: list[dict], live: list[dict], alpha: float = KS_ALPHA, min_live: int = MIN_WINDOW
+) -> InputDrift:
     """KS test per feature of the live images' statistics against the reference's."""
     tests = []
     if reference and len(live) >= min_live:
@@ -63,8 +64,15 @@ def input_drift(reference: list[dict], live: list[dict], alpha: float = KS_ALPHA
             now = np.array([r[name] for r in live if name in r], float)
             if len(ref) and len(now):
                 result = stats.ks_2samp(ref, now)
-                tests.append(FeatureTest(name, float(result.statistic), float(result.pvalue),
-                                         float(np.median(ref)), float(np.median(now))))
+                tests.append(
+                    FeatureTest(
+                        name,
+                        float(result.statistic),
+                        float(result.pvalue),
+                        float(np.median(ref)),
+                        float(np.median(now)),
+                    )
+                )
     drifted = any(t.p_value < alpha / len(FEATURES) for t in tests)
     return InputDrift(len(reference), len(live), tests, drifted, alpha)
 

@@ -53,7 +53,7 @@ class Evidence:
 
     @property
     def verdict(self) -> str | None:
-        """"better" or "worse" (the challenger) once significant, else None."""
+        """ "better" or "worse" (the challenger) once significant, else None."""
         if not self.significant:
             return None
         return "better" if self.wins > self.losses else "worse"
@@ -67,7 +67,9 @@ def evidence(wins: int, losses: int, alpha: float) -> Evidence:
     return Evidence(wins, losses, e_value(wins, losses), 1 / alpha)
 
 
-def evidence_path(challenger_right: np.ndarray, champion_right: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def evidence_path(
+    challenger_right: np.ndarray, champion_right: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """E after each labelled image (in the order given), and the disagreements won
     so far by the challenger and by the champion: what the Models page draws as the
     evidence climbs, and the counts its last point stands for."""

@@ -41,14 +41,22 @@ class PairTest:
 
     def as_dict(self) -> dict:
         """JSON-ready: an undefined figure (no image) is None, never NaN."""
+
         def defined(x):
             return None if isinstance(x, float) and math.isnan(x) else x
 
-        return {"models": list(self.models), "n": self.n, "b": self.b, "c": self.c,
-                "accuracy": [defined(a) for a in self.accuracy],
-                "accuracy_difference": defined(self.accuracy_difference), "p_value": self.p_value,
-                "ci_low": defined(self.ci_low), "ci_high": defined(self.ci_high),
-                "more_labels_needed": self.more_labels_needed}
+        return {
+            "models": list(self.models),
+            "n": self.n,
+            "b": self.b,
+            "c": self.c,
+            "accuracy": [defined(a) for a in self.accuracy],
+            "accuracy_difference": defined(self.accuracy_difference),
+            "p_value": self.p_value,
+            "ci_low": defined(self.ci_low),
+            "ci_high": defined(self.ci_high),
+            "more_labels_needed": self.more_labels_needed,
+        }
 
 
 def matrix(patterns: Patterns, width: int) -> np.ndarray:
@@ -69,9 +77,16 @@ def bootstrap_interval(first: np.ndarray, second: np.ndarray, seed: int = 0) -> 
     if len(first) < 2 or np.array_equal(first, second):
         diff = float(np.mean(first) - np.mean(second)) if len(first) else 0.0
         return diff, diff  # no variation to resample
-    result = stats.bootstrap((first, second), lambda x, y, axis: x.mean(axis=axis) - y.mean(axis=axis),
-                             paired=True, vectorized=True, n_resamples=RESAMPLES, confidence_level=CONFIDENCE,
-                             method="percentile", random_state=np.random.default_rng(seed))
+    result = stats.bootstrap(
+        (first, second),
+        lambda x, y, axis: x.mean(axis=axis) - y.mean(axis=axis),
+        paired=True,
+        vectorized=True,
+        n_resamples=RESAMPLES,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+    )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
@@ -106,9 +121,18 @@ def pair_test(models: tuple[str, str], first: np.ndarray, second: np.ndarray, se
     c = int(np.sum((first == 0) & (second == 1)))
     accuracy = (float(first.mean()), float(second.mean())) if n else (math.nan, math.nan)
     low, high = bootstrap_interval(first, second, seed) if n else (math.nan, math.nan)
-    return PairTest(models=models, n=n, b=b, c=c, accuracy=accuracy,
-                    accuracy_difference=(b - c) / n if n else math.nan, p_value=mcnemar_p(b, c),
-                    ci_low=low, ci_high=high, more_labels_needed=more_labels_needed(b, c, n))
+    return PairTest(
+        models=models,
+        n=n,
+        b=b,
+        c=c,
+        accuracy=accuracy,
+        accuracy_difference=(b - c) / n if n else math.nan,
+        p_value=mcnemar_p(b, c),
+        ci_low=low,
+        ci_high=high,
+        more_labels_needed=more_labels_needed(b, c, n),
+    )
 
 
 def cochran(correct: np.ndarray) -> tuple[float, float] | None:
@@ -127,11 +151,17 @@ def significance(models: list[str], patterns: Patterns) -> dict:
     """Every pair's McNemar test and bootstrap interval, and Cochran's Q over all,
     from the right/wrong patterns of the labelled images every model answered."""
     correct = matrix(patterns, len(models))
-    pairs = [pair_test((models[i], models[j]), correct[:, i], correct[:, j], seed=i * 31 + j).as_dict()
-             for i, j in combinations(range(len(models)), 2)]
+    pairs = [
+        pair_test((models[i], models[j]), correct[:, i], correct[:, j], seed=i * 31 + j).as_dict()
+        for i, j in combinations(range(len(models)), 2)
+    ]
     q = cochran(correct)
-    return {"models": models, "n": int(correct.shape[0]), "pairs": pairs,
-            "cochran_q": None if q is None else {"q": q[0], "p_value": q[1], "df": len(models) - 1}}
+    return {
+        "models": models,
+        "n": int(correct.shape[0]),
+        "pairs": pairs,
+        "cochran_q": None if q is None else {"q": q[0], "p_value": q[1], "df": len(models) - 1},
+    }
 
 
 def verdict(pair: dict, label=lambda name: name, alpha: float = 1 - CONFIDENCE) -> str:
@@ -142,15 +172,21 @@ def verdict(pair: dict, label=lambda name: name, alpha: float = 1 - CONFIDENCE) 
     diff, low, high = pair["accuracy_difference"], pair["ci_low"], pair["ci_high"]
     if diff < 0:  # the better one first
         first, second, diff, low, high = second, first, -diff, -high, -low
-    figures = (f"{100 * diff:+.1f} points (95 % CI {100 * low:.1f} to {100 * high:.1f}), "
-               f"{format_p(pair['p_value'])} over {pair['n']:,} labelled images")
+    figures = (
+        f"{100 * diff:+.1f} points (95 % CI {100 * low:.1f} to {100 * high:.1f}), "
+        f"{format_p(pair['p_value'])} over {pair['n']:,} labelled images"
+    )
     if pair["p_value"] < alpha:
         return f"{first} is more accurate than {second}: {figures}."
     if pair["more_labels_needed"] is None:
-        return (f"No difference between {first} and {second}: on the {pair['b'] + pair['c']:,} labelled images "
-                f"where only one was right, each was right as often ({pair['n']:,} labelled in all).")
-    return (f"Not enough evidence that {first} is more accurate than {second}: {figures}. "
-            f"About {_round(pair['more_labels_needed'])} more labels would settle a gap this size.")
+        return (
+            f"No difference between {first} and {second}: on the {pair['b'] + pair['c']:,} labelled images "
+            f"where only one was right, each was right as often ({pair['n']:,} labelled in all)."
+        )
+    return (
+        f"Not enough evidence that {first} is more accurate than {second}: {figures}. "
+        f"About {_round(pair['more_labels_needed'])} more labels would settle a gap this size."
+    )
 
 
 def format_p(value: float) -> str:

@@ -10,8 +10,10 @@ def pareto_front(points: list[dict], cost: str, benefit: str = "accuracy") -> li
     """The points no other is at least as good as on both `cost` (lower is better)
     and `benefit` (higher is better) and strictly better on one, cheapest first.
     Points missing either figure are left out."""
-    usable = sorted((p for p in points if p.get(cost) is not None and p.get(benefit) is not None),
-                    key=lambda p: (p[cost], -p[benefit]))
+    usable = sorted(
+        (p for p in points if p.get(cost) is not None and p.get(benefit) is not None),
+        key=lambda p: (p[cost], -p[benefit]),
+    )
     front, best = [], float("-inf")
     for point in usable:
         if point[benefit] > best:

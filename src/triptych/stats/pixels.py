@@ -19,6 +19,12 @@ def pixel_features(image: np.ndarray) -> dict[str, float]:
     # The Laplacian's variance: high for crisp edges and noise, low for blur.
     laplacian = gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4 * gray[1:-1, 1:-1]
     means = rgb.reshape(-1, 3).mean(axis=0)
-    return {"brightness": float(gray.mean()), "contrast": float(gray.std()), "saturation": float(saturation.mean()),
-            "sharpness": float(laplacian.var()), "red": float(means[0]), "green": float(means[1]),
-            "blue": float(means[2])}
+    return {
+        "brightness": float(gray.mean()),
+        "contrast": float(gray.std()),
+        "saturation": float(saturation.mean()),
+        "sharpness": float(laplacian.var()),
+        "red": float(means[0]),
+        "green": float(means[1]),
+        "blue": float(means[2]),
+    }

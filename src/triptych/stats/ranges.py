@@ -22,8 +22,10 @@ def range_significance(cur, start: datetime, end: datetime, models: list[str], l
 
 def range_calibration(cur, start: datetime, end: datetime) -> dict[str, dict]:
     """Per model: its reliability bins and expected calibration error on the labelled images of the range."""
-    return {model: reliability(b["counts"], b["confidence_sums"], b["correct_sums"])
-            for model, b in calibration_bins(cur, start, end).items()}
+    return {
+        model: reliability(b["counts"], b["confidence_sums"], b["correct_sums"])
+        for model, b in calibration_bins(cur, start, end).items()
+    }
 
 
 def range_int8(cur, start: datetime, end: datetime, label=lambda name: name) -> list[dict]:
@@ -34,8 +36,12 @@ def range_int8(cur, start: datetime, end: datetime, label=lambda name: name) -> 
     rows = int8_beside_fp32(cur, start, end)
     for row in rows:
         both, b, c = row["both_right"], row["fp32_only"], row["int8_only"]
-        patterns = {(True, True): both, (True, False): b, (False, True): c,
-                    (False, False): row["labelled"] - both - b - c}
+        patterns = {
+            (True, True): both,
+            (True, False): b,
+            (False, True): c,
+            (False, False): row["labelled"] - both - b - c,
+        }
         correct = matrix(patterns, 2)
         pair = pair_test(("fp32", "int8"), correct[:, 0], correct[:, 1]).as_dict()
         pair["verdict"] = verdict(pair, lambda precision, m=row["model_name"]: f"{label(m)} {precision}")

@@ -38,8 +38,18 @@ def _record(context, events, batch_size):
         if ATTEMPTS[body["id"]] <= body.get("fail_attempts", 0):
             raise RuntimeError(f"{body['id']}: failing attempt {ATTEMPTS[body['id']]} on purpose")
         time.sleep(delay)
-        rows.append((body["id"], event.topic, event.shard_id, event.offset, os.environ["TRIPTYCH_WORKER_ID"],
-                     batch_size, body.get("sent_at"), ATTEMPTS[body["id"]]))
+        rows.append(
+            (
+                body["id"],
+                event.topic,
+                event.shard_id,
+                event.offset,
+                os.environ["TRIPTYCH_WORKER_ID"],
+                batch_size,
+                body.get("sent_at"),
+                ATTEMPTS[body["id"]],
+            )
+        )
     with context.user_data.conn.cursor() as cur:
         for row in rows:
             cur.execute(

@@ -14,5 +14,11 @@ def handler(context, event):
     if event.path == "/response":
         return context.Response(body={"created": True}, status_code=201, content_type="application/json")
     body = event.body if isinstance(event.body, (dict, list)) else event.body.decode()
-    return {"method": event.method, "path": event.path, "body": body, "query": event.fields,
-            "pid": os.getpid(), "cron_file_exists": Path(os.environ["WEB_CRON_FILE"]).exists()}
+    return {
+        "method": event.method,
+        "path": event.path,
+        "body": body,
+        "query": event.fields,
+        "pid": os.getpid(),
+        "cron_file_exists": Path(os.environ["WEB_CRON_FILE"]).exists(),
+    }

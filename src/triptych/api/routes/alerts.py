@@ -65,7 +65,15 @@ def alertmanager_webhook(body: AlertmanagerWebhook, svc: Svc, _: Admin) -> None:
 @router.get("/alerts", response_model=list[Alert], responses=responses(401))
 def alerts(svc: Svc, _: Reader):
     """Alerts firing now (as Alertmanager last reported them), newest first."""
-    return [{"alertname": a["details"].get("alertname", "alert"), "severity": a["severity"],
-             "component": a["component"], "message": a["message"], "labels": a["details"].get("labels", {}),
-             "annotations": a["details"].get("annotations", {}), "firing_since": a["created_at"]}
-            for a in svc.read(active_alerts)]
+    return [
+        {
+            "alertname": a["details"].get("alertname", "alert"),
+            "severity": a["severity"],
+            "component": a["component"],
+            "message": a["message"],
+            "labels": a["details"].get("labels", {}),
+            "annotations": a["details"].get("annotations", {}),
+            "firing_since": a["created_at"],
+        }
+        for a in svc.read(active_alerts)
+    ]

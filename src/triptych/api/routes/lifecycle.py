@@ -30,11 +30,14 @@ def models(svc: Svc, _: Reader):
     entries = []
     for name, versions in overview.items():
         rows = [{**v.__dict__, "aliases": list(v.aliases)} for v in versions]
-        entries.append({
-            "model_name": name, "versions": rows,
-            "champion": next((r for r in rows if registry.CHAMPION in r["aliases"]), None),
-            "challenger": next((r for r in rows if registry.CHALLENGER in r["aliases"]), None),
-        })
+        entries.append(
+            {
+                "model_name": name,
+                "versions": rows,
+                "champion": next((r for r in rows if registry.CHAMPION in r["aliases"]), None),
+                "challenger": next((r for r in rows if registry.CHALLENGER in r["aliases"]), None),
+            }
+        )
     return entries
 
 
@@ -45,14 +48,24 @@ def retrain(body: RetrainRequest, request: Request, svc: Svc, _: Admin):
     try:
         reply = httpx.post(f"{svc.settings.retrain_url}/retrain", json=body.model_dump(), headers=auth, timeout=30)
     except httpx.HTTPError as exc:
-        raise ApiError(503, "retrain_unavailable", f"the retrain function at {svc.settings.retrain_url} "
-                                                   f"cannot be reached ({exc}); is it scaled to 0?") from exc
+        raise ApiError(
+            503,
+            "retrain_unavailable",
+            f"the retrain function at {svc.settings.retrain_url} cannot be reached ({exc}); is it scaled to 0?",
+        ) from exc
     answer = reply.json() if reply.headers.get("content-type", "").startswith("application/json") else {}
     if reply.status_code != 202:
-        raise ApiError(reply.status_code if reply.status_code < 500 else 503, answer.get("code", "retrain_refused"),
-                       answer.get("error", reply.text[:300]), {"run_id": answer["run_id"]} if "run_id" in answer else None)
-    return {"run_id": answer["run_id"], "state": answer["state"],
-            "status_url": f"{svc.settings.results_base_url}/retrain/{answer['run_id']}"}
+        raise ApiError(
+            reply.status_code if reply.status_code < 500 else 503,
+            answer.get("code", "retrain_refused"),
+            answer.get("error", reply.text[:300]),
+            {"run_id": answer["run_id"]} if "run_id" in answer else None,
+        )
+    return {
+        "run_id": answer["run_id"],
+        "state": answer["state"],
+        "status_url": f"{svc.settings.results_base_url}/retrain/{answer['run_id']}",
+    }
 
 
 @router.get("/retrain", response_model=list[PipelineRun], responses=responses(401))
@@ -71,8 +84,9 @@ def retrain_run(run_id: UUID, svc: Svc, _: Reader):
     return run
 
 
-@router.delete("/retrain/{run_id}", status_code=202, response_model=PipelineRun,
-               responses=responses(401, 403, 404, 409, 422))
+@router.delete(
+    "/retrain/{run_id}", status_code=202, response_model=PipelineRun, responses=responses(401, 403, 404, 409, 422)
+)
 def cancel_retrain_run(run_id: UUID, svc: Svc, admin: Admin):
     """Cancel a retraining run: its training stops at the next progress report (a few batches), the run and the
     step end `cancelled` with who asked, the champion stays as it was, and the retrain function takes a new run."""
@@ -100,12 +114,17 @@ def clear_predictions(body: ClearRequest, svc: Svc, principal: Admin):
     """Delete predictions, comparisons and metric windows (all, or those older than
     `older_than`). Images and their bytes stay; the deletion is recorded in system_events,
     in the same transaction: no deletion without its record."""
+
     def clear(cur):
         cur.execute(CLEAR, {"before": body.older_than})
         counts = dict(cur.fetchone())
-        cur.execute("SELECT log_system_event('predictions_cleared', 'warning', 'api', %s, %s::jsonb)",
-                    (f"{principal.subject} cleared {counts['predictions']} predictions",
-                     json.dumps({**counts, "older_than": body.older_than}, default=str)))
+        cur.execute(
+            "SELECT log_system_event('predictions_cleared', 'warning', 'api', %s, %s::jsonb)",
+            (
+                f"{principal.subject} cleared {counts['predictions']} predictions",
+                json.dumps({**counts, "older_than": body.older_than}, default=str),
+            ),
+        )
         return counts
 
     return svc.db.transaction(clear)

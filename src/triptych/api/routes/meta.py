@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ...observe.prometheus import PrometheusUnavailable
 from ...observe.replicas import replica_health
 from ...stack.manager import Stack
-from ..deps import Reader, Svc
+from ..deps import Svc
 from ..schemas import Health
 
 router = APIRouter(tags=["meta"])
@@ -28,11 +28,17 @@ _probed: dict[int, tuple[float, dict]] = {}  # per settings object (one per app)
 def root(request: Request, svc: Svc):
     """Links to everything this API serves."""
     base = str(request.base_url).rstrip("/")
-    return {"name": "Triptych query API",
-            "what": "three image classifiers compared live; read their answers, upload images, manage models",
-            "docs": f"{base}/docs", "openapi": f"{base}/openapi.json", "graphql": f"{base}/graphql",
-            "health": f"{base}/health", "metrics": f"{base}/metrics", "dashboard": svc.settings.dashboard_url,
-            "auth": "writes need an API key (Authorization: Bearer <key> or X-API-Key); `triptych keys create`"}
+    return {
+        "name": "Triptych query API",
+        "what": "three image classifiers compared live; read their answers, upload images, manage models",
+        "docs": f"{base}/docs",
+        "openapi": f"{base}/openapi.json",
+        "graphql": f"{base}/graphql",
+        "health": f"{base}/health",
+        "metrics": f"{base}/metrics",
+        "dashboard": svc.settings.dashboard_url,
+        "auth": "writes need an API key (Authorization: Bearer <key> or X-API-Key); `triptych keys create`",
+    }
 
 
 def probe(settings) -> dict:
@@ -47,23 +53,29 @@ def probe(settings) -> dict:
         # Replicas may run on any host: Prometheus, which scrapes every supervisor, counts them.
         try:
             replicas = replica_health(settings)
-            functions = {name: {k: c[k] for k in ("desired", "running", "starting")}
-                         for name, c in replicas.functions.items()}
+            functions = {
+                name: {k: c[k] for k in ("desired", "running", "starting")} for name, c in replicas.functions.items()
+            }
             problems += replicas.problems()
         except PrometheusUnavailable as exc:
             functions = {}
             if settings.monitoring_autostart or settings.prometheus_endpoint:  # else none was ever wanted
                 problems.append(f"function replicas unknown: {exc}")
-        value = {"status": "degraded" if problems else "ok", "services": services, "functions": functions,
-                 "problems": problems}
+        value = {
+            "status": "degraded" if problems else "ok",
+            "services": services,
+            "functions": functions,
+            "problems": problems,
+        }
         _probed[id(settings)] = (time.monotonic(), value)
         return value
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health, "description": "a dependency is down"}})
-def health(svc: Svc, _: Reader):
+def health(svc: Svc):
     """Each dependency's real state (Postgres, Kafka, MinIO, MLflow) and each function's
-    replicas; 503 when any is down."""
+    replicas; 503 when any is down. Open, like /metrics: probes carry no key, and it
+    shows no image, label or result."""
     value = probe(svc.settings)
     return JSONResponse(value, status_code=200 if value["status"] == "ok" else 503)
 

@@ -3,7 +3,7 @@ filters, the image itself, the review queue, and labels for it."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -32,13 +32,15 @@ from ..schemas import (
 
 router = APIRouter(tags=["results"])
 
-ImageId = Annotated[UUID, Path(description="the id an upload answered", examples=["3f2b8c1e-5d4a-4c1b-9e7f-0a1b2c3d4e5f"])]
+ImageId = Annotated[
+    UUID, Path(description="the id an upload answered", examples=["3f2b8c1e-5d4a-4c1b-9e7f-0a1b2c3d4e5f"])
+]
 Limit = Annotated[int, Query(ge=1, le=500)]
 ModelName = Literal[tuple(TARGET_LAYERS)]  # type: ignore[valid-type] - the models Grad-CAM knows a layer of
 Source = Literal[SOURCES]  # type: ignore[valid-type] - the tuple of sources, as an enum in the schema
 # The earliest instant a list looks at when no `since` is given: lists are newest
 # first on indexed timestamps, so an open start costs nothing.
-EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def _unknown(image_id) -> ApiError:
@@ -54,17 +56,26 @@ def _detail(svc: Svc, image_id) -> dict:
 
 def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
     start = since or EPOCH
-    end = until or datetime.now(timezone.utc) + timedelta(days=1)
+    end = until or datetime.now(UTC) + timedelta(days=1)
     if start >= end:
-        raise ApiError(400, "bad_time_range", f"`since` ({start.isoformat()}) must be before `until` ({end.isoformat()})")
+        raise ApiError(
+            400, "bad_time_range", f"`since` ({start.isoformat()}) must be before `until` ({end.isoformat()})"
+        )
     return start, end
 
 
 @router.get("/predictions/recent/{limit}", response_model=PredictionPage, responses=responses(400, 401, 422))
-def recent_predictions(limit: Annotated[int, Path(ge=1, le=500)], svc: Svc, _: Reader, cursor: CursorParam = None,
-                       model: str | None = None, predicted_class: Annotated[str | None, Query(alias="class")] = None,
-                       source: Source | None = None,
-                       since: Instant | None = None, until: Instant | None = None):
+def recent_predictions(
+    limit: Annotated[int, Path(ge=1, le=500)],
+    svc: Svc,
+    _: Reader,
+    cursor: CursorParam = None,
+    model: str | None = None,
+    predicted_class: Annotated[str | None, Query(alias="class")] = None,
+    source: Source | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
+):
     """The newest predictions (every model's answer is a row), newest first."""
     _window(since, until)
     f = queries.PredictionFilter(model, predicted_class, source, since, until)
@@ -79,9 +90,15 @@ def predictions(image_id: ImageId, svc: Svc, _: Reader):
     answered = {p["model_name"] for p in detail["predictions"] if p.get("role", "champion") == "champion"}
     waiting = [m for m in svc.settings.active_models if m not in answered]
     image = detail["image"]
-    return {"image_id": image_id, "status": image["status"], "quarantine_reason": image["quarantine_reason"],
-            "complete": not waiting and image["status"] != "quarantined", "waiting_for": waiting,
-            "predictions": detail["predictions"], "comparison_url": f"{svc.settings.results_base_url}/comparisons/{image_id}"}
+    return {
+        "image_id": image_id,
+        "status": image["status"],
+        "quarantine_reason": image["quarantine_reason"],
+        "complete": not waiting and image["status"] != "quarantined",
+        "waiting_for": waiting,
+        "predictions": detail["predictions"],
+        "comparison_url": f"{svc.settings.results_base_url}/comparisons/{image_id}",
+    }
 
 
 @router.get("/comparisons/{image_id}", response_model=Comparison, responses=responses(401, 404, 422))
@@ -97,12 +114,20 @@ def comparison(image_id: ImageId, svc: Svc, _: Reader):
 
 
 @router.get("/images", response_model=ImagePage, responses=responses(400, 401, 422))
-def images(svc: Svc, _: Reader, limit: Limit = 50, cursor: CursorParam = None, model: str | None = None,
-           predicted_class: Annotated[str | None, Query(alias="class")] = None,
-           agreement: Literal["all", "majority", "none", "pending", "quarantined"] | None = None,
-           correct: bool | None = None, source: Source | None = None,
-           since: Instant | None = None, until: Instant | None = None,
-           search: Annotated[str | None, Query(max_length=200, description="part of a file name, or an id's start")] = None):
+def images(
+    svc: Svc,
+    _: Reader,
+    limit: Limit = 50,
+    cursor: CursorParam = None,
+    model: str | None = None,
+    predicted_class: Annotated[str | None, Query(alias="class")] = None,
+    agreement: Literal["all", "majority", "none", "pending", "quarantined"] | None = None,
+    correct: bool | None = None,
+    source: Source | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
+    search: Annotated[str | None, Query(max_length=200, description="part of a file name, or an id's start")] = None,
+):
     """Images newest first, with their latest comparison. `class` and `correct` apply to
     `model`'s answer when given, else to the consensus."""
     start, end = _window(since, until)
@@ -115,15 +140,31 @@ def images(svc: Svc, _: Reader, limit: Limit = 50, cursor: CursorParam = None, m
 def image(image_id: ImageId, svc: Svc, _: Reader):
     """Everything known about an image: its record, every prediction, its latest comparison."""
     detail = _detail(svc, image_id)
-    return {"image": detail["image"], "predictions": detail["predictions"], "comparison": detail["comparison"],
-            "content_url": f"{svc.settings.results_base_url}/images/{image_id}/content"}
+    return {
+        "image": detail["image"],
+        "predictions": detail["predictions"],
+        "comparison": detail["comparison"],
+        "content_url": f"{svc.settings.results_base_url}/images/{image_id}/content",
+    }
 
 
-@router.get("/images/{image_id}/content", response_class=StreamingResponse, responses={
-    200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}, "image/bmp": {},
-                      "application/octet-stream": {}},
-          "description": "the original bytes (application/octet-stream: a quarantined object, not an image)"},
-    **responses(401, 404, 422)})
+@router.get(
+    "/images/{image_id}/content",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {
+                "image/jpeg": {},
+                "image/png": {},
+                "image/webp": {},
+                "image/bmp": {},
+                "application/octet-stream": {},
+            },
+            "description": "the original bytes (application/octet-stream: a quarantined object, not an image)",
+        },
+        **responses(401, 404, 422),
+    },
+)
 def image_content(image_id: ImageId, svc: Svc, _: Reader):
     """The image's original bytes, streamed from the bucket."""
     where = svc.read(queries.image_location, str(image_id))
@@ -141,16 +182,27 @@ def image_content(image_id: ImageId, svc: Svc, _: Reader):
             obj.close()
             obj.release_conn()
 
-    return StreamingResponse(chunks(), media_type=served_media_type(where["content_type"]),
-                             headers={**SERVED_IMAGE_HEADERS, "Cache-Control": "private, max-age=3600"})
+    return StreamingResponse(
+        chunks(),
+        media_type=served_media_type(where["content_type"]),
+        headers={**SERVED_IMAGE_HEADERS, "Cache-Control": "private, max-age=3600"},
+    )
 
 
-@router.get("/images/{image_id}/gradcam/{model}", response_class=Response, responses={
-    200: {"content": {"image/png": {}},
-          "description": "the model's Grad-CAM heatmap for the class it predicted, over the image (224 px PNG)"},
-    **responses(401, 404, 422, 503)})
-def gradcam(image_id: ImageId, model: Annotated[ModelName, Path(description="one of the three models")],
-            svc: Svc, _: Reader):
+@router.get(
+    "/images/{image_id}/gradcam/{model}",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"image/png": {}},
+            "description": "the model's Grad-CAM heatmap for the class it predicted, over the image (224 px PNG)",
+        },
+        **responses(401, 404, 422, 503),
+    },
+)
+def gradcam(
+    image_id: ImageId, model: Annotated[ModelName, Path(description="one of the three models")], svc: Svc, _: Reader
+):
     """Where `model` looked: Grad-CAM over the image for the class it predicted, from the
     weights of the version that answered (its stride-16 layer: see X-Layer). Rendered on
     first request (about a second; the first after a restart also loads the worker),
@@ -165,8 +217,12 @@ def gradcam(image_id: ImageId, model: Annotated[ModelName, Path(description="one
         raise ApiError(422, "not_explainable", str(exc)) from exc
     except Unavailable as exc:
         raise ApiError(503, "explainer_unavailable", str(exc)) from exc
-    headers = {"X-Model-Version": heat.version, "X-Predicted-Class": heat.label, "X-Layer": LAYER_NAMES[model],
-               "Cache-Control": "private, max-age=300"}
+    headers = {
+        "X-Model-Version": heat.version,
+        "X-Predicted-Class": heat.label,
+        "X-Layer": LAYER_NAMES[model],
+        "Cache-Control": "private, max-age=300",
+    }
     if heat.render_ms is not None:
         headers["X-Render-Ms"] = f"{heat.render_ms:.0f}"
     return Response(heat.png, media_type="image/png", headers=headers)
@@ -178,21 +234,30 @@ def label_image(image_id: ImageId, request: LabelRequest, svc: Svc, principal: L
     correctness and the models' accuracy windows are recomputed."""
     known = set(svc.known_classes())
     try:
-        result = svc.db.transaction(lambda cur: set_ground_truth(cur, str(image_id), request.label, known,
-                                                                 who=principal.subject))
+        result = svc.db.transaction(
+            lambda cur: set_ground_truth(cur, str(image_id), request.label, known, who=principal.subject)
+        )
     except UnknownImage as exc:
         raise _unknown(image_id) from exc
     except LabelRejected as exc:
         raise ApiError(400, "label_rejected", str(exc)) from exc
-    return {"image_id": image_id, "label": request.label,
-            "consensus_correct": (result or {}).get("consensus_correct")}
+    return {"image_id": image_id, "label": request.label, "consensus_correct": (result or {}).get("consensus_correct")}
 
 
 @router.get("/review", response_model=ReviewPage, responses=responses(400, 401, 422))
-def review(svc: Svc, _: Reader, kind: Literal["disagreements", "quarantined"] = "disagreements", limit: Limit = 50,
-           cursor: CursorParam = None):
+def review(
+    svc: Svc,
+    _: Reader,
+    kind: Literal["disagreements", "quarantined"] = "disagreements",
+    limit: Limit = 50,
+    cursor: CursorParam = None,
+):
     """What waits for a person: images the models disagree on, or objects ingest quarantined."""
     query = queries.review_queue if kind == "disagreements" else queries.quarantined
     rows, waiting = svc.read(query, limit, decode_cursor(cursor))
-    return {"kind": kind, "waiting": waiting, "items": rows,
-            "next_cursor": next_cursor(rows, limit, "uploaded_at", "image_id")}
+    return {
+        "kind": kind,
+        "waiting": waiting,
+        "items": rows,
+        "next_cursor": next_cursor(rows, limit, "uploaded_at", "image_id"),
+    }

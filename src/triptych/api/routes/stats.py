@@ -3,15 +3,15 @@ series the aggregate function keeps in `model_metrics`."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from ...db import queries
+from ...stats.ranges import range_calibration, range_int8, range_significance
 from ..deps import Reader, Svc
 from ..errors import ApiError, responses
-from ...stats.ranges import range_calibration, range_int8, range_significance
 from ..schemas import (
     CalibrationReply,
     DriftReply,
@@ -28,20 +28,23 @@ MAX_RANGE = timedelta(days=31)
 
 
 @router.get("/models", response_model=ModelStatsReply, responses=responses(401, 422))
-def model_stats(svc: Svc, _: Reader,
-                window_s: Annotated[int, Query(ge=10, le=86_400, description="seconds back from now")] = 3600):
+def model_stats(
+    svc: Svc, _: Reader, window_s: Annotated[int, Query(ge=10, le=86_400, description="seconds back from now")] = 3600
+):
     """Per model over the last `window_s` seconds: predictions, p50/p95 latency, confidence, accuracy, and
     the expected calibration error on the labelled images."""
-    end = datetime.now(timezone.utc)
+    end = datetime.now(UTC)
     models = svc.read(queries.per_model, window_s)
     calibration = svc.read(range_calibration, end - timedelta(seconds=window_s), end)
-    return {"window_s": window_s,
-            "models": [{**m, "ece": calibration.get(m["model_name"], {}).get("ece")} for m in models]}
+    return {
+        "window_s": window_s,
+        "models": [{**m, "ece": calibration.get(m["model_name"], {}).get("ece")} for m in models],
+    }
 
 
 def time_range(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
     """[since, until): by default the last hour; at most 31 days."""
-    end = until or datetime.now(timezone.utc)
+    end = until or datetime.now(UTC)
     try:
         start = since or end - timedelta(hours=1)
     except OverflowError as exc:
@@ -52,8 +55,9 @@ def time_range(since: datetime | None, until: datetime | None) -> tuple[datetime
 
 
 @router.get("/performance", response_model=PerformanceReply, responses=responses(400, 401, 422))
-def performance(svc: Svc, _: Reader, since: Instant | None = None, until: Instant | None = None,
-                model: str | None = None):
+def performance(
+    svc: Svc, _: Reader, since: Instant | None = None, until: Instant | None = None, model: str | None = None
+):
     """Per-minute windows of each model version (oldest first): counts, latency
     percentiles, confidence, accuracy, agreement. Default: the last hour; at most 31 days."""
     start, end = time_range(since, until)

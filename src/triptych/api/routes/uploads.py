@@ -26,8 +26,16 @@ def _multipart(files_field: str, many: bool) -> dict:
     }
     if many:
         properties["labels"] = {"type": "string", "description": "a JSON list: one label (or null) per file"}
-    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": [files_field], "properties": properties}}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": [files_field], "properties": properties}
+                }
+            },
+        }
+    }
 
 
 async def _accept(request: Request, svc: Svc, principal, route: str) -> JSONResponse:
@@ -40,17 +48,29 @@ async def _accept(request: Request, svc: Svc, principal, route: str) -> JSONResp
     return JSONResponse(reply, status_code=status, headers=headers)
 
 
-@router.post("/upload", status_code=201, response_model=UploadResult, openapi_extra=_multipart("file", False),
-             responses={200: {"model": UploadResult, "description": "the same bytes were uploaded before"},
-                        **responses(400, 401, 403, 413, 415, 429)})
+@router.post(
+    "/upload",
+    status_code=201,
+    response_model=UploadResult,
+    openapi_extra=_multipart("file", False),
+    responses={
+        200: {"model": UploadResult, "description": "the same bytes were uploaded before"},
+        **responses(400, 401, 403, 413, 415, 429),
+    },
+)
 async def upload(request: Request, svc: Svc, principal: Uploading):
     """Upload one image (multipart field `file`). 201: stored, and the pipeline has it;
     200: the same bytes were seen before (that image's id); 4xx: refused, with the reason."""
     return await _accept(request, svc, principal, "/upload")
 
 
-@router.post("/upload/batch", status_code=207, response_model=BatchResult,
-             openapi_extra=_multipart("files", True), responses=responses(400, 401, 403, 413, 415, 429))
+@router.post(
+    "/upload/batch",
+    status_code=207,
+    response_model=BatchResult,
+    openapi_extra=_multipart("files", True),
+    responses=responses(400, 401, 403, 413, 415, 429),
+)
 async def upload_batch(request: Request, svc: Svc, principal: Uploading):
     """Upload many images (multipart field `files`, repeated). 207: one result per
     file; a refused file never stops the others."""

@@ -17,8 +17,23 @@ from .monitoring import Alertmanager, Prometheus
 from .postgres import Postgres
 from .webapps import Api, Dashboard, WebApp
 
-__all__ = ["Alertmanager", "Api", "Dashboard", "Functions", "Kafka", "MLflow", "MinIO", "Postgres", "Prometheus",
-           "Service", "ServiceStatus", "WebApp", "all_services", "redact_url", "tree_rss"]
+__all__ = [
+    "Alertmanager",
+    "Api",
+    "Dashboard",
+    "Functions",
+    "Kafka",
+    "MLflow",
+    "MinIO",
+    "Postgres",
+    "Prometheus",
+    "Service",
+    "ServiceStatus",
+    "WebApp",
+    "all_services",
+    "redact_url",
+    "tree_rss",
+]
 
 
 def all_services(settings: Settings) -> list[Service]:
@@ -26,5 +41,14 @@ def all_services(settings: Settings) -> list[Service]:
     the API and the dashboard need Postgres and MinIO (they start before the
     functions so that their URLs are there first), Prometheus scrapes them all and
     Alertmanager posts to the API, and the functions need all of them."""
-    return [Postgres(settings), Kafka(settings), MinIO(settings), MLflow(settings), Api(settings),
-            Dashboard(settings), Prometheus(settings), Alertmanager(settings), Functions(settings)]
+    return [
+        Postgres(settings),
+        Kafka(settings),
+        MinIO(settings),
+        MLflow(settings),
+        Api(settings),
+        Dashboard(settings),
+        Prometheus(settings),
+        Alertmanager(settings),
+        Functions(settings),
+    ]

@@ -80,7 +80,7 @@ class Service(ABC):
     def version(self) -> str: ...
 
     # -- lifecycle ----------------------------------------------------------
-    def install(self, report: Report = quiet) -> None:
+    def install(self, report: Report = quiet) -> None:  # noqa: B027 - a hook: most services have nothing to install
         """Fetch or build what the service needs, once; later calls are no-ops. A long
         install says how far it is through `report`."""
 
@@ -144,8 +144,6 @@ class Service(ABC):
         )
 
 
-
-
 class OwnServer(Service):
     """A server this stack always runs itself (no external URL to point at), with
     `<name>_url` and `<name>_port` settings, switched off by its `autostart_setting`."""
@@ -167,6 +165,7 @@ class OwnServer(Service):
 
     def ports(self) -> dict[int, str]:
         return {getattr(self.settings, f"{self.name}_port"): self.purpose}
+
 
 def tree_rss(proc) -> int:
     """Resident memory of a process and its children, in bytes. A child that exits
@@ -208,8 +207,10 @@ def apt_install(packages: list[str], what: str, instead: str) -> None:
     """Install Debian packages (as root: the test and CI machines are); otherwise
     say which command to run, or `instead` what else to do."""
     if os.geteuid() != 0:
-        raise ToolMissingError(f"{what} is not installed. Run `sudo apt-get install -y --no-install-recommends "
-                               f"{' '.join(packages)}`, or {instead}.")
+        raise ToolMissingError(
+            f"{what} is not installed. Run `sudo apt-get install -y --no-install-recommends "
+            f"{' '.join(packages)}`, or {instead}."
+        )
     _require_tool("apt-get", f"to install {what} from Debian's packages")
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     _run_install(["apt-get", "update", "-q"], "apt-get update", env)

@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 from ...errors import InstallError
-from ..process import spawn_detached
 from ..prebuild import Report, quiet
+from ..process import spawn_detached
 from .base import Service, _require_tool, _run_install
 
 KAFKA_POM = Path(__file__).resolve().parents[1] / "assets" / "kafka-pom.xml"
@@ -44,7 +44,11 @@ class Kafka(Service):
         self.libs_dir.mkdir(parents=True, exist_ok=True)
         _run_install(
             [
-                mvn, "-q", "-B", "-f", str(KAFKA_POM),
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(KAFKA_POM),
                 f"-Dkafka.version={self.settings.kafka_version}",
                 "dependency:copy-dependencies",
                 f"-DoutputDirectory={self.libs_dir}",
@@ -59,10 +63,12 @@ class Kafka(Service):
         log4j = self.data_path / "log4j.properties"
         return [
             java,
-            *( [f"-Xmx{heap}", f"-Xms{heap}"] if heap else ["-Xmx256m"] ),
+            *([f"-Xmx{heap}", f"-Xms{heap}"] if heap else ["-Xmx256m"]),
             f"-Dlog4j.configuration=file:{log4j}",
-            "-cp", f"{self.libs_dir}/*",
-            main, *args,
+            "-cp",
+            f"{self.libs_dir}/*",
+            main,
+            *args,
         ]
 
     def _write_config(self) -> Path:
@@ -110,12 +116,18 @@ class Kafka(Service):
     def _format_storage(self, config: Path) -> None:
         if (self.data_path / "data" / "meta.properties").exists():
             return
-        cluster_id = self.settings.kafka_cluster_id or subprocess.run(
-            self._java("kafka.tools.StorageTool", "random-uuid"), capture_output=True, text=True, check=True
-        ).stdout.strip().splitlines()[-1]
+        cluster_id = (
+            self.settings.kafka_cluster_id
+            or subprocess.run(
+                self._java("kafka.tools.StorageTool", "random-uuid"), capture_output=True, text=True, check=True
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         proc = subprocess.run(
             self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             raise InstallError(f"Formatting Kafka storage failed:\n{proc.stdout}{proc.stderr}")
@@ -124,7 +136,6 @@ class Kafka(Service):
         config = self._write_config()
         self._format_storage(config)
         return spawn_detached(self._java("kafka.Kafka", str(config), heap=self.settings.kafka_heap), self.log_path)
-
 
     def healthy(self) -> bool:
         from kafka import KafkaAdminClient

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ...config import MINIO_KAFKA_DURABLE_TARGET_ID, MINIO_KAFKA_TARGET_ID
 from ...contracts import TOPIC_MINIO_EVENTS, TOPIC_MINIO_EVENTS_DURABLE
-from ..process import spawn_detached
 from ..prebuild import Report, build_minio, minio_binary, quiet
+from ..process import spawn_detached
 from .base import Service
 
 
@@ -83,7 +83,9 @@ class MinIO(Service):
         return {
             "MINIO_ROOT_USER": s.s3_access_key,
             "MINIO_ROOT_PASSWORD": s.s3_secret_key,
-            **minio_kafka_targets_env(s.minio_kafka_brokers or s.kafka_url, str(self.event_queue_path), s.minio_event_queue_limit),
+            **minio_kafka_targets_env(
+                s.minio_kafka_brokers or s.kafka_url, str(self.event_queue_path), s.minio_event_queue_limit
+            ),
             "MINIO_UPDATE": "off",
             # Prometheus scrapes /minio/v2/metrics/cluster without a token (loopback only).
             "MINIO_PROMETHEUS_AUTH_TYPE": "public",
@@ -97,15 +99,18 @@ class MinIO(Service):
         return spawn_detached(
             [
                 # One drive here, or every node's drives of a distributed MinIO (erasure-coded).
-                str(self.binary), "server", *(s.minio_volumes.split() if s.minio_volumes else [str(self.data_path)]),
-                "--address", f"{self.host}:{s.minio_port}",
-                "--console-address", f"{self.host}:{s.minio_console_port}",
+                str(self.binary),
+                "server",
+                *(s.minio_volumes.split() if s.minio_volumes else [str(self.data_path)]),
+                "--address",
+                f"{self.host}:{s.minio_port}",
+                "--console-address",
+                f"{self.host}:{s.minio_console_port}",
                 "--quiet",
             ],
             self.log_path,
             env=self.server_env(),
         )
-
 
     def healthy(self) -> bool:
         with urllib.request.urlopen(f"{self.url}/minio/health/ready", timeout=2) as resp:

@@ -31,13 +31,21 @@ class MLflow(Service):
         self.data_path.mkdir(parents=True, exist_ok=True)
         return spawn_detached(
             [
-                sys.executable, "-m", "mlflow", "server",
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
                 # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; we ship psycopg2.
-                "--backend-store-uri", s.mlflow_backend_store_url.replace("postgresql://", "postgresql+psycopg2://", 1),
-                "--artifacts-destination", f"s3://{s.mlflow_bucket}",
-                "--host", self.host,
-                "--port", str(s.mlflow_port),
-                "--workers", "1",
+                "--backend-store-uri",
+                s.mlflow_backend_store_url.replace("postgresql://", "postgresql+psycopg2://", 1),
+                "--artifacts-destination",
+                f"s3://{s.mlflow_bucket}",
+                "--host",
+                self.host,
+                "--port",
+                str(s.mlflow_port),
+                "--workers",
+                "1",
             ],
             self.log_path,
             # MLflow's background job runner (GenAI scorers/optimisers) forks seven worker
@@ -45,7 +53,6 @@ class MLflow(Service):
             env={**s.s3_client_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
             cwd=self.data_path,
         )
-
 
     def healthy(self) -> bool:
         with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:

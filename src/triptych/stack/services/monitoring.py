@@ -29,12 +29,12 @@ from pathlib import Path
 import yaml
 
 from ...config import REPO_ROOT
+from ...control import supervisor_target_path, targets_dir
 from ...db.alerts import REPEAT_MINUTES
 from ...durations import parse_duration
-from ...control import supervisor_target_path, targets_dir
 from ...security.keys import key_file
-from ..process import spawn_detached
 from ..prebuild import Report, quiet
+from ..process import spawn_detached
 from .base import OwnServer, apt_install
 
 PROMETHEUS = Path("/usr/bin/prometheus")
@@ -108,34 +108,51 @@ class Prometheus(MonitoringServer):
             ("dashboard", [f"{host}:{s.dashboard_port}"], "/metrics"),
             ("prometheus", [f"{host}:{s.prometheus_port}"], "/metrics"),
         ]
-        jobs = [{"job_name": name, "metrics_path": path, "static_configs": [{"targets": targets}]}
-                for name, targets, path in static]
+        jobs = [
+            {"job_name": name, "metrics_path": path, "static_configs": [{"targets": targets}]}
+            for name, targets, path in static
+        ]
         if s.is_managed("minio"):
             # MinIO serves these without a token: MINIO_PROMETHEUS_AUTH_TYPE=public (see minio.py).
-            jobs.append({"job_name": "minio", "metrics_path": "/minio/v2/metrics/cluster",
-                         "static_configs": [{"targets": [f"{host}:{s.minio_port}"]}]})
+            jobs.append(
+                {
+                    "job_name": "minio",
+                    "metrics_path": "/minio/v2/metrics/cluster",
+                    "static_configs": [{"targets": [f"{host}:{s.minio_port}"]}],
+                }
+            )
         jobs += [
-            {"job_name": "functions",
-             "file_sd_configs": [{"files": [str(targets_dir(s) / "*.json")], "refresh_interval": "5s"}]},
-            {"job_name": "supervisor",
-             "file_sd_configs": [{"files": [str(supervisor_target_path(s))], "refresh_interval": "5s"}]},
+            {
+                "job_name": "functions",
+                "file_sd_configs": [{"files": [str(targets_dir(s) / "*.json")], "refresh_interval": "5s"}],
+            },
+            {
+                "job_name": "supervisor",
+                "file_sd_configs": [{"files": [str(supervisor_target_path(s))], "refresh_interval": "5s"}],
+            },
         ]
         if s.prometheus_remote_supervisors:
             # Workers on other hosts: each supervisor lists itself and its replicas at
             # /targets; its own target carries component="supervisor", its replicas' do not.
-            remote = [{"url": f"http://{address}/targets", "refresh_interval": "5s"}
-                      for address in s.prometheus_remote_supervisors]
+            remote = [
+                {"url": f"http://{address}/targets", "refresh_interval": "5s"}
+                for address in s.prometheus_remote_supervisors
+            ]
             keep = {"functions": "drop", "supervisor": "keep"}
             for job in jobs[-2:]:
                 job["http_sd_configs"] = remote
-                job["relabel_configs"] = [{"source_labels": ["component"], "regex": "supervisor",
-                                           "action": keep[job["job_name"]]}]
+                job["relabel_configs"] = [
+                    {"source_labels": ["component"], "regex": "supervisor", "action": keep[job["job_name"]]}
+                ]
         return {
-            "global": {"scrape_interval": s.prometheus_scrape_interval,
-                       # At most the interval (Prometheus refuses a longer one), at most 10 s.
-                       "scrape_timeout": s.prometheus_scrape_interval
-                       if parse_duration(s.prometheus_scrape_interval) <= 10 else "10s",
-                       "evaluation_interval": s.prometheus_scrape_interval},
+            "global": {
+                "scrape_interval": s.prometheus_scrape_interval,
+                # At most the interval (Prometheus refuses a longer one), at most 10 s.
+                "scrape_timeout": s.prometheus_scrape_interval
+                if parse_duration(s.prometheus_scrape_interval) <= 10
+                else "10s",
+                "evaluation_interval": s.prometheus_scrape_interval,
+            },
             "rule_files": [str(RULES_DIR / "triptych.yml")],  # not *.yml: the rule tests live there too
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{host}:{s.alertmanager_port}"]}]}]},
             "scrape_configs": jobs,
@@ -144,12 +161,17 @@ class Prometheus(MonitoringServer):
     def _launch(self) -> int:
         targets_dir(self.settings).mkdir(parents=True, exist_ok=True)
         config = self.write_config()
-        return spawn_detached([
-            str(PROMETHEUS), f"--config.file={config}", f"--storage.tsdb.path={self.data_path / 'tsdb'}",
-            f"--storage.tsdb.retention.time={self.settings.prometheus_retention}",
-            f"--web.listen-address={self.host}:{self.settings.prometheus_port}",
-            "--web.enable-lifecycle",  # POST /-/reload re-reads the rules
-        ], self.log_path)
+        return spawn_detached(
+            [
+                str(PROMETHEUS),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.data_path / 'tsdb'}",
+                f"--storage.tsdb.retention.time={self.settings.prometheus_retention}",
+                f"--web.listen-address={self.host}:{self.settings.prometheus_port}",
+                "--web.enable-lifecycle",  # POST /-/reload re-reads the rules
+            ],
+            self.log_path,
+        )
 
 
 class Alertmanager(MonitoringServer):
@@ -158,29 +180,40 @@ class Alertmanager(MonitoringServer):
     def config(self) -> dict:
         s = self.settings
         # The API's receiver writes system_events; it takes the local key (scope admin).
-        triptych = {"url": f"{s.api_url}/alerts/alertmanager", "send_resolved": True,
-                    "http_config": {"authorization": {"type": "Bearer",
-                                                      "credentials_file": str(key_file(s, "local"))}}}
+        triptych = {
+            "url": f"{s.api_url}/alerts/alertmanager",
+            "send_resolved": True,
+            "http_config": {"authorization": {"type": "Bearer", "credentials_file": str(key_file(s, "local"))}},
+        }
         receivers = [{"name": "triptych", "webhook_configs": [triptych]}]
         routes = []
         if s.alert_webhook_url:
-            receivers.append({"name": "webhook", "webhook_configs": [{"url": s.alert_webhook_url,
-                                                                      "send_resolved": True}]})
+            receivers.append(
+                {"name": "webhook", "webhook_configs": [{"url": s.alert_webhook_url, "send_resolved": True}]}
+            )
             routes = [{"receiver": "webhook", "continue": True}]
         return {
-            "route": {"receiver": "triptych", "group_by": ["alertname", "function", "model"],
-                      "group_wait": "5s", "group_interval": "30s",
-                      # Re-sent while it fires: what keeps an alert "active" in system_events.
-                      "repeat_interval": f"{REPEAT_MINUTES}m",
-                      "routes": [*routes, {"receiver": "triptych"}] if routes else []},
+            "route": {
+                "receiver": "triptych",
+                "group_by": ["alertname", "function", "model"],
+                "group_wait": "5s",
+                "group_interval": "30s",
+                # Re-sent while it fires: what keeps an alert "active" in system_events.
+                "repeat_interval": f"{REPEAT_MINUTES}m",
+                "routes": [*routes, {"receiver": "triptych"}] if routes else [],
+            },
             "receivers": receivers,
         }
 
     def _launch(self) -> int:
         config = self.write_config()
-        return spawn_detached([
-            str(ALERTMANAGER), f"--config.file={config}", f"--storage.path={self.data_path}",
-            f"--web.listen-address={self.host}:{self.settings.alertmanager_port}",
-            "--cluster.listen-address=",  # one instance: no gossip port
-        ], self.log_path)
-
+        return spawn_detached(
+            [
+                str(ALERTMANAGER),
+                f"--config.file={config}",
+                f"--storage.path={self.data_path}",
+                f"--web.listen-address={self.host}:{self.settings.alertmanager_port}",
+                "--cluster.listen-address=",  # one instance: no gossip port
+            ],
+            self.log_path,
+        )

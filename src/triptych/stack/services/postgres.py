@@ -11,8 +11,8 @@ from pathlib import Path
 import psutil
 
 from ...errors import InstallError
-from ..process import spawn_detached, tail
 from ..prebuild import Report, quiet
+from ..process import spawn_detached, tail
 from .base import Service, apt_install
 
 
@@ -79,14 +79,17 @@ class Postgres(Service):
             proc = subprocess.run(
                 [
                     str(self.bin_dir / "initdb"),
-                    "-D", str(self.data_path),
+                    "-D",
+                    str(self.data_path),
                     "--username=postgres",
                     "--auth-local=trust",  # the unix socket is private to the data dir's owner
                     "--auth-host=scram-sha-256",
                     "--encoding=UTF8",
                     "--locale=C.UTF-8",
                 ],
-                stdout=out, stderr=subprocess.STDOUT, user=self.run_as,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                user=self.run_as,
             )
         if proc.returncode != 0:
             raise InstallError(f"initdb failed. Last lines of {log}:\n{tail(log)}")
@@ -99,8 +102,9 @@ class Postgres(Service):
         text = hba.read_text()
         text = text.split(marker)[0]
         if self.settings.postgres_allowed_networks:
-            text += marker + "".join(f"host all all {net} scram-sha-256\n"
-                                     for net in self.settings.postgres_allowed_networks)
+            text += marker + "".join(
+                f"host all all {net} scram-sha-256\n" for net in self.settings.postgres_allowed_networks
+            )
         hba.write_text(text)
 
     def _clear_stale_locks(self) -> None:
@@ -108,8 +112,10 @@ class Postgres(Service):
         killed and is now a zombie. PostgreSQL refuses to start while the pid in a
         lock answers kill(pid, 0), and a zombie does until whoever adopted it reaps
         it; an orphaned server's reaper is the host's init, which may take its time."""
-        for lock in (self.data_path / "postmaster.pid",
-                     self.socket_dir / f".s.PGSQL.{self.settings.postgres_port}.lock"):
+        for lock in (
+            self.data_path / "postmaster.pid",
+            self.socket_dir / f".s.PGSQL.{self.settings.postgres_port}.lock",
+        ):
             try:
                 pid = int(lock.read_text().split()[0])
             except (OSError, ValueError, IndexError):
@@ -127,11 +133,16 @@ class Postgres(Service):
         return spawn_detached(
             [
                 str(self.bin_dir / "postgres"),
-                "-D", str(self.data_path),
-                "-p", str(self.settings.postgres_port),
-                "-c", f"listen_addresses={self.host}",
-                "-c", f"unix_socket_directories={self.socket_dir}",
-                "-c", "max_connections=200",
+                "-D",
+                str(self.data_path),
+                "-p",
+                str(self.settings.postgres_port),
+                "-c",
+                f"listen_addresses={self.host}",
+                "-c",
+                f"unix_socket_directories={self.socket_dir}",
+                "-c",
+                "max_connections=200",
             ],
             self.log_path,
             user=self.run_as,
@@ -143,7 +154,10 @@ class Postgres(Service):
         if self.managed:
             # Before the role exists only the superuser can log in, over the socket.
             conn = psycopg2.connect(
-                host=str(self.socket_dir), port=self.settings.postgres_port, user="postgres", dbname="postgres",
+                host=str(self.socket_dir),
+                port=self.settings.postgres_port,
+                user="postgres",
+                dbname="postgres",
                 connect_timeout=2,
             )
         else:
