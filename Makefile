@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv pip install --python $(BIN)/python --constraint requirements/constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-integration bench up down status clean
+.PHONY: install lint demo test test-unit test-integration bench up down status clean
 
 install: $(STAMP)
 
@@ -27,6 +27,15 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 # stream in, the live view on (Ctrl-C stops the stream; the stack keeps running).
 demo: install
 	$(BIN)/triptych demo
+
+# The lint gate, CI's first step (no server starts): ruff's linter and formatter,
+# mypy (strict on sdk, contracts, observe, stats), and the import-linter layers.
+LINTED := src dash_app tests functions projects infra
+lint: install
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy src/triptych dash_app
+	$(BIN)/lint-imports
 
 test: install
 	$(BIN)/pytest

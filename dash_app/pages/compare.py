@@ -323,7 +323,7 @@ def agreement_and_accuracy(range_key):
 
 @callback(Output("compare-significance", "children"), Input("compare-range", "value"))
 def significance(range_key):
-    from triptych.stats.ranges import range_significance  # scipy and statsmodels: loaded on first use
+    from triptych.figures.ranges import range_significance  # scipy and statsmodels: loaded on first use
 
     start, end = data.time_range(range_key)
     result = data.read(range_significance, start, end, data.model_names(), model_label)
@@ -495,7 +495,7 @@ def _drift_card(detectors: list[dict]) -> dbc.Card:
 def calibration(range_key):
     """The reliability diagram: per model, accuracy against mean confidence in each
     confidence bin; on the diagonal, 90 % confidence means 90 % right."""
-    from triptych.stats.ranges import range_calibration
+    from triptych.figures.ranges import range_calibration
 
     start, end = data.time_range(range_key)
     models = data.read(range_calibration, start, end)
@@ -768,7 +768,7 @@ def _versions_table(rows: list[dict]):
 
 @callback(Output("compare-int8", "children"), Input("compare-range", "value"))
 def int8(range_key):
-    from triptych.stats.ranges import range_int8  # scipy and statsmodels: loaded on first use
+    from triptych.figures.ranges import range_int8  # scipy and statsmodels: loaded on first use
 
     start, end = data.time_range(range_key)
     return _int8_card(data.read(range_int8, start, end, model_label), range_key)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, overload
 
 from pydantic import BaseModel, Field
 
@@ -86,6 +86,10 @@ class DeadLetter(BaseModel):
         return [(name, base64.b64decode(value)) for name, value in self.headers]
 
 
+@overload
+def b64(data: bytes) -> str: ...
+@overload
+def b64(data: None) -> None: ...
 def b64(data: bytes | None) -> str | None:
     return base64.b64encode(data).decode() if data is not None else None
 
@@ -98,7 +102,7 @@ class Pixels(BaseModel):
     resize: Literal["stretch"] = "stretch"  # as models.preprocess.resize_to
     rgb_b64: str  # size x size x 3 uint8, row-major
 
-    def array(self):
+    def array(self) -> Any:  # a numpy array; numpy is imported only where pixels are decoded
         import numpy as np
 
         data = base64.b64decode(self.rgb_b64, validate=True)

@@ -361,10 +361,10 @@ def test_the_int8_twin_answers_the_live_stream_beside_its_champion_and_is_compar
     from datetime import datetime, timedelta
 
     from triptych.datasets.sources import Item
+    from triptych.figures.ranges import range_int8
     from triptych.ingress.producers import BucketWriter
     from triptych.lifecycle.int8 import export_int8_champions, quantize_version
     from triptych.runtime.wake import int8_published
-    from triptych.stats.ranges import range_int8
 
     from .runtime_helpers import wait_group_stable
 

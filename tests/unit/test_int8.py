@@ -66,7 +66,7 @@ class OneQuery:
 def test_int8_beside_fp32_is_judged_on_the_labelled_images_only_one_got_right():
     from datetime import datetime
 
-    from triptych.stats.ranges import range_int8
+    from triptych.figures.ranges import range_int8
 
     worse = {
         "model_name": "resnet50",

@@ -22,9 +22,9 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.file_uploads import Upload
 
 from ..db import queries
+from ..figures.ranges import range_significance
 from ..ingress.upload import UploadForm
 from ..security import AuthError
-from ..stats.ranges import range_significance
 from .deps import Services
 from .errors import ApiError
 from .routes.stats import time_range

@@ -12,11 +12,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg2
 import psycopg2.extras
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from ..config import Settings, get_settings
 
@@ -47,14 +47,20 @@ class Database:
             conn = self._local.conn = psycopg2.connect(self.dsn, connect_timeout=5)
         return conn
 
-    @retry(
-        retry=retry_if_exception_type(_CONNECTION_ERRORS),
-        wait=wait_exponential(multiplier=0.2, max=5),
-        stop=stop_after_delay(60),
-        reraise=True,
-    )
-    def transaction(self, work: Callable[[psycopg2.extensions.cursor], T]) -> T:
-        """Run `work(cursor)` in one transaction; commit on return, roll back on error."""
+    def transaction(self, work: Callable[[Any], T]) -> T:
+        """Run `work(cursor)` in one transaction; commit on return, roll back on error.
+        A broken connection is retried on a fresh one for up to a minute."""
+        for attempt in Retrying(
+            retry=retry_if_exception_type(_CONNECTION_ERRORS),
+            wait=wait_exponential(multiplier=0.2, max=5),
+            stop=stop_after_delay(60),
+            reraise=True,
+        ):
+            with attempt:
+                return self._once(work)
+        raise AssertionError("unreachable: Retrying re-raises the last error")
+
+    def _once(self, work: Callable[[Any], T]) -> T:
         conn = self._connection()
         try:
             with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:

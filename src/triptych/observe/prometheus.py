@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 import urllib.request
+from typing import Any
 
 from ..config import Settings
 
@@ -16,7 +17,7 @@ class PrometheusUnavailable(RuntimeError):
     """Prometheus did not answer, or refused the query."""
 
 
-def _get(settings: Settings, path: str, params: dict) -> dict:
+def _get(settings: Settings, path: str, params: dict[str, Any]) -> Any:
     url = f"{settings.prometheus_url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
@@ -34,6 +35,9 @@ def instant(settings: Settings, promql: str, at: float | None = None) -> list[tu
     return [(r["metric"], float(r["value"][1])) for r in _get(settings, "query", params)["result"]]
 
 
-def range_query(settings: Settings, promql: str, start: float, end: float, step_s: int) -> list[dict]:
+def range_query(settings: Settings, promql: str, start: float, end: float, step_s: int) -> list[dict[str, Any]]:
     """Prometheus' `result` list of a range query (each: metric, values)."""
-    return _get(settings, "query_range", {"query": promql, "start": start, "end": end, "step": step_s})["result"]
+    result: list[dict[str, Any]] = _get(
+        settings, "query_range", {"query": promql, "start": start, "end": end, "step": step_s}
+    )["result"]
+    return result

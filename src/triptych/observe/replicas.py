@@ -47,7 +47,9 @@ class ReplicaHealth:
         return self.supervisor_problems() + self.function_problems()
 
 
-def from_series(series: dict[str, list[tuple[dict, float]]], supervisors: list[tuple[dict, float]]) -> ReplicaHealth:
+def from_series(
+    series: dict[str, list[tuple[dict[str, str], float]]], supervisors: list[tuple[dict[str, str], float]]
+) -> ReplicaHealth:
     """Pure: the health the query results describe (`series`: QUERIES' name -> result)."""
     by_function: dict[str, dict[str, int]] = {}
     for figure, results in series.items():

@@ -28,7 +28,7 @@ def _as_bytes(value: Any) -> bytes:
     return json.dumps(value, default=str).encode()  # a body the wrapper already decoded
 
 
-def dead_letter_for(event, function: str, consumer_group: str, error: BaseException, attempts: int) -> DeadLetter:
+def dead_letter_for(event: Any, function: str, consumer_group: str, error: BaseException, attempts: int) -> DeadLetter:
     """A dead letter for one Kafka event, as the local runner or Nuclio's processor
     hands it to a handler (topic, shard_id = partition, offset, headers; the key
     only locally: Nuclio 1.14's Kafka event does not carry it)."""

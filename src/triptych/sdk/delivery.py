@@ -39,7 +39,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -72,7 +72,7 @@ class Delivery:
     retry_backoff_ms: int = 200
     dead_letter_topic: str = TOPIC_DEAD_LETTERS
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_attempts < 1 or self.batch_wait_ms < 0 or self.retry_backoff_ms < 0:
             raise ValueError(f"invalid delivery settings: {self}")
 
@@ -103,10 +103,10 @@ class DeliveryPlan:
         )
 
     @classmethod
-    def from_env(cls, environ=os.environ) -> DeliveryPlan:
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> DeliveryPlan:
         raw = json.loads(environ.get(DELIVERY_ENV) or "{}")
         function = raw.get("function") or environ.get("NUCLIO_FUNCTION_NAME") or "unknown"
-        triggers = {}
+        triggers: dict[str, TriggerDelivery] = {}
         for name, entry in (raw.get("triggers") or {}).items():
             entry = dict(entry)
             group = entry.pop("consumer_group", function)
@@ -117,7 +117,7 @@ class DeliveryPlan:
         return self.triggers.get(name) or TriggerDelivery(self.function, Delivery())
 
 
-def _header(event, name: str) -> str | None:
+def _header(event: Any, name: str) -> str | None:
     for key, value in (event.headers or {}).items():
         key = key.decode(errors="replace") if isinstance(key, bytes) else key
         if key == name:
@@ -125,12 +125,12 @@ def _header(event, name: str) -> str | None:
     return None
 
 
-def image_ids(events: list) -> list[str]:
+def image_ids(events: list[Any]) -> list[str]:
     """The image ids the events' JSON bodies name (ImageMessage, PredictionMessage),
     so retries and dead letters show up in `triptych logs --image ID`. Only called
     on a failure, and never raises: the body may be anything (deeply nested JSON
     raises RecursionError, not ValueError), and the wrapper must not crash on it."""
-    ids = []
+    ids: list[str] = []
     for event in events:
         body = event.body
         try:
@@ -145,11 +145,11 @@ def image_ids(events: list) -> list[str]:
 class _Sinks:
     """One dead-letter producer per topic and process, made on first use."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sinks: dict[str, Any] = {}
 
-    def get(self, topic: str):
+    def get(self, topic: str) -> Any:
         with self._lock:
             if topic not in self._sinks:
                 self._sinks[topic] = DeadLetterSink(get_settings(), topic)
@@ -164,7 +164,7 @@ class Deliverer:
 
     def __init__(
         self,
-        fn: Callable,
+        fn: Callable[..., Any],
         batches: bool,
         plan: Callable[[], DeliveryPlan] | None = None,
         sink: Callable[[str], Any] | None = None,
@@ -183,7 +183,7 @@ class Deliverer:
             self._plan = self._plan_source()
         return self._plan
 
-    def __call__(self, context, event_or_events):
+    def __call__(self, context: Any, event_or_events: Any) -> Any:
         single = not isinstance(event_or_events, list)
         events = [event_or_events] if single else event_or_events
         if not events:
@@ -195,18 +195,18 @@ class Deliverer:
         return results[0] if single else results
 
     # -- calling the handler ---------------------------------------------------
-    def _call(self, context, events: list) -> list:
+    def _call(self, context: Any, events: list[Any]) -> list[Any]:
         if self.batches:
             results = self.fn(context, events)
             return list(results) if results is not None else [None] * len(events)
         return [self.fn(context, event) for event in events]
 
-    def _deliver(self, context, events: list) -> list:
+    def _deliver(self, context: Any, events: list[Any]) -> list[Any]:
         plan = self.plan
         trigger = events[0].trigger.name
         route = plan.for_trigger(trigger)
         labels = {"function": plan.function, "trigger": trigger}
-        results: list = [None] * len(events)
+        results: list[Any] = [None] * len(events)
         mine = [i for i, e in enumerate(events) if _header(e, HEADER_TARGET_FUNCTION) in (None, plan.function)]
         if len(mine) < len(events):
             metrics.SKIPPED.labels(**labels).inc(len(events) - len(mine))
@@ -214,29 +214,30 @@ class Deliverer:
             return results
         chosen = [events[i] for i in mine]
         outcome, failure = self._with_retries(lambda: self._call(context, chosen), route.delivery, labels, chosen)
-        if failure is None:
+        if failure is None and outcome is not None:
             for i, result in zip(mine, outcome):
                 results[i] = result
             return results
         if len(chosen) > 1:
             context.logger.warn_with(
-                "batch failed, retrying its events one by one", size=len(chosen), error=str(failure[0])
+                "batch failed, retrying its events one by one", size=len(chosen), error=str(failure and failure[0])
             )
         for i in mine:
             if len(chosen) > 1:
+                one = events[i]
                 outcome, failure = self._with_retries(
-                    lambda e=events[i]: self._call(context, [e]), route.delivery, labels, [events[i]]
+                    functools.partial(self._call, context, [one]), route.delivery, labels, [one]
                 )
-            if failure is None:
+            if failure is None and outcome is not None:
                 results[i] = outcome[0]
-            else:
+            elif failure is not None:
                 self._dead_letter(context, events[i], plan.function, route, *failure)
                 metrics.DEAD_LETTERS.labels(**labels).inc()
         return results
 
     def _with_retries(
-        self, call: Callable[[], list], delivery: Delivery, labels: dict, events: list
-    ) -> tuple[list | None, tuple[BaseException, int] | None]:
+        self, call: Callable[[], list[Any]], delivery: Delivery, labels: dict[str, str], events: list[Any]
+    ) -> tuple[list[Any] | None, tuple[BaseException, int] | None]:
         """(results, None) on success, or (None, (last error, attempts made)). `events`:
         what the call handles, named in the log line of a retry."""
         for attempt in range(1, delivery.max_attempts + 1):
@@ -263,7 +264,7 @@ class Deliverer:
         raise AssertionError("unreachable: max_attempts >= 1")
 
     def _dead_letter(
-        self, context, event, function: str, route: TriggerDelivery, error: BaseException, attempts: int
+        self, context: Any, event: Any, function: str, route: TriggerDelivery, error: BaseException, attempts: int
     ) -> None:
         letter = dead_letter_for(event, function, route.consumer_group, error, attempts=attempts)
         tries = 0
@@ -295,23 +296,23 @@ class Deliverer:
         )
 
 
-def delivered(fn: Callable | None = None, *, batches: bool = False, **options) -> Callable:
+def delivered(fn: Callable[..., Any] | None = None, *, batches: bool = False, **options: Any) -> Any:
     """Give a handler the delivery guarantees. ``batches=True``: ``fn(context,
     events) -> results or None``; Nuclio's processor calls with one event, the
     wrapper passes ``[event]`` and returns the one result. Used bare
     (``@delivered``) or with arguments (``@delivered(batches=True)``); ``options``
     are `Deliverer`'s (tests pass a fake sink and sleep)."""
 
-    def wrap(handler: Callable) -> Callable:
+    def wrap(handler: Callable[..., Any]) -> Callable[..., Any]:
         deliverer = Deliverer(handler, batches, **options)
 
         @functools.wraps(handler)
-        def wrapper(context, event_or_events):
+        def wrapper(context: Any, event_or_events: Any) -> Any:
             return deliverer(context, event_or_events)
 
         setattr(wrapper, BATCH_ATTRIBUTE, batches)
         setattr(wrapper, DELIVERED_ATTRIBUTE, True)
-        wrapper.deliverer = deliverer
+        wrapper.deliverer = deliverer  # type: ignore[attr-defined]  # tests reach the Deliverer through it
         return wrapper
 
     return wrap(fn) if fn is not None else wrap

@@ -6,28 +6,33 @@ weighted by how many answers each holds. The same binning as torchmetrics'
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 BINS = 10
 
 
-def bin_index(confidence: np.ndarray, bins: int = BINS) -> np.ndarray:
+def bin_index(confidence: NDArray[Any], bins: int = BINS) -> NDArray[Any]:
     """Bin k holds [k/bins, (k+1)/bins); a confidence of exactly 1 goes in the last."""
     return np.minimum((np.asarray(confidence) * bins).astype(int), bins - 1)
 
 
-def reliability(counts: np.ndarray, confidence_sums: np.ndarray, correct_sums: np.ndarray) -> dict:
+def reliability(counts: ArrayLike, confidence_sums: ArrayLike, correct_sums: ArrayLike) -> dict[str, Any]:
     """From per-bin totals (answers, summed confidence, right answers): the bins,
     with mean confidence and accuracy (None where empty), and the ECE."""
-    counts = np.asarray(counts, dtype=float)
-    total = counts.sum()
-    bins = len(counts)
-    rows, ece = [], 0.0
+    totals = np.asarray(counts, dtype=float)
+    confidences, corrects = np.asarray(confidence_sums, dtype=float), np.asarray(correct_sums, dtype=float)
+    total = totals.sum()
+    bins = len(totals)
+    rows: list[dict[str, Any]] = []
+    ece = 0.0
     for k in range(bins):
-        n = int(counts[k])
-        confidence = float(confidence_sums[k] / n) if n else None
-        accuracy = float(correct_sums[k] / n) if n else None
-        if n:
+        n = int(totals[k])
+        confidence = float(confidences[k] / n) if n else None
+        accuracy = float(corrects[k] / n) if n else None
+        if confidence is not None and accuracy is not None:
             ece += n / total * abs(accuracy - confidence)
         rows.append(
             {"lower": k / bins, "upper": (k + 1) / bins, "count": n, "confidence": confidence, "accuracy": accuracy}
@@ -35,7 +40,7 @@ def reliability(counts: np.ndarray, confidence_sums: np.ndarray, correct_sums: n
     return {"n": int(total), "ece": float(ece) if total else None, "bins": rows}
 
 
-def from_samples(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -> dict:
+def from_samples(confidence: NDArray[Any], correct: NDArray[Any], bins: int = BINS) -> dict[str, Any]:
     """`reliability` of individual answers (top-1 confidence, right or not)."""
     index = bin_index(confidence, bins)
     return reliability(

@@ -18,7 +18,9 @@ the state in Postgres between its runs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -54,7 +56,7 @@ class InputDrift:
 
 
 def input_drift(
-    reference: list[dict], live: list[dict], alpha: float = KS_ALPHA, min_live: int = MIN_WINDOW
+    reference: list[dict[str, Any]], live: list[dict[str, Any]], alpha: float = KS_ALPHA, min_live: int = MIN_WINDOW
 ) -> InputDrift:
     """KS test per feature of the live images' statistics against the reference's."""
     tests = []
@@ -84,15 +86,15 @@ class StreamWatch:
 
     delta: float = ADWIN_DELTA
     seen: int = 0
-    detections: list[dict] = field(default_factory=list)
-    _adwin: object = None
+    detections: list[dict[str, Any]] = field(default_factory=list)
+    _adwin: Any = None  # river's ADWIN, made on first use (river has no type hints)
 
-    def update(self, values) -> list[dict]:
+    def update(self, values: Iterable[float]) -> list[dict[str, Any]]:
         """Feed values in order; the changes found among them."""
         from river.drift import ADWIN  # river is imported where a detector runs, not by every stats reader
 
         if self._adwin is None:
-            self._adwin = ADWIN(delta=self.delta)
+            self._adwin = ADWIN(delta=self.delta)  # type: ignore[no-untyped-call]
         found = []
         for value in values:
             before = self._adwin.estimation

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy.special import betaln
 
 
-def log_e_value(wins: int | np.ndarray, losses: int | np.ndarray) -> float | np.ndarray:
+def log_e_value(wins: int | NDArray[Any], losses: int | NDArray[Any]) -> float | NDArray[Any]:
     """log E for `wins` disagreements won by the challenger and `losses` by the champion."""
     n = np.asarray(wins) + np.asarray(losses)
     value = n * math.log(2) + betaln(np.asarray(wins) + 1, np.asarray(losses) + 1)
@@ -68,8 +70,8 @@ def evidence(wins: int, losses: int, alpha: float) -> Evidence:
 
 
 def evidence_path(
-    challenger_right: np.ndarray, champion_right: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    challenger_right: NDArray[Any], champion_right: NDArray[Any]
+) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
     """E after each labelled image (in the order given), and the disagreements won
     so far by the challenger and by the champion: what the Models page draws as the
     evidence climbs, and the counts its last point stands for."""

@@ -12,15 +12,18 @@ the models, which is all these statistics depend on.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy import stats
 from statsmodels.stats.contingency_tables import cochrans_q, mcnemar
 
 # A pattern: for each model in order, was it right on the image.
-Patterns = dict[tuple[bool, ...], int]
+Patterns = Mapping[tuple[bool, ...], int]
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000
@@ -39,10 +42,10 @@ class PairTest:
     ci_high: float
     more_labels_needed: int | None  # at these rates, about how many more would give p < alpha; None: no gap seen
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """JSON-ready: an undefined figure (no image) is None, never NaN."""
 
-        def defined(x):
+        def defined(x: float | None) -> float | None:
             return None if isinstance(x, float) and math.isnan(x) else x
 
         return {
@@ -59,7 +62,7 @@ class PairTest:
         }
 
 
-def matrix(patterns: Patterns, width: int) -> np.ndarray:
+def matrix(patterns: Patterns, width: int) -> NDArray[Any]:
     """The (images x models) 0/1 matrix the patterns stand for, rows in pattern order."""
     rows = [np.tile(np.array(p, dtype=np.int8), (count, 1)) for p, count in sorted(patterns.items()) if count]
     return np.concatenate(rows) if rows else np.zeros((0, width), dtype=np.int8)
@@ -72,7 +75,7 @@ def mcnemar_p(b: int, c: int) -> float:
     return float(mcnemar([[0, b], [c, 0]], exact=True).pvalue)
 
 
-def bootstrap_interval(first: np.ndarray, second: np.ndarray, seed: int = 0) -> tuple[float, float]:
+def bootstrap_interval(first: NDArray[Any], second: NDArray[Any], seed: int = 0) -> tuple[float, float]:
     """The paired bootstrap's percentile interval of accuracy(first) - accuracy(second)."""
     if len(first) < 2 or np.array_equal(first, second):
         diff = float(np.mean(first) - np.mean(second)) if len(first) else 0.0
@@ -115,7 +118,7 @@ def more_labels_needed(b: int, c: int, n: int, alpha: float = 1 - CONFIDENCE, li
     return high - n
 
 
-def pair_test(models: tuple[str, str], first: np.ndarray, second: np.ndarray, seed: int = 0) -> PairTest:
+def pair_test(models: tuple[str, str], first: NDArray[Any], second: NDArray[Any], seed: int = 0) -> PairTest:
     n = len(first)
     b = int(np.sum((first == 1) & (second == 0)))
     c = int(np.sum((first == 0) & (second == 1)))
@@ -135,7 +138,7 @@ def pair_test(models: tuple[str, str], first: np.ndarray, second: np.ndarray, se
     )
 
 
-def cochran(correct: np.ndarray) -> tuple[float, float] | None:
+def cochran(correct: NDArray[Any]) -> tuple[float, float] | None:
     """Cochran's Q and its p-value over (images x models) correctness; None when it
     is undefined (fewer than two images or models, or no image splits them)."""
     if correct.shape[0] < 2 or correct.shape[1] < 2:
@@ -147,7 +150,7 @@ def cochran(correct: np.ndarray) -> tuple[float, float] | None:
     return float(result.statistic), float(result.pvalue)
 
 
-def significance(models: list[str], patterns: Patterns) -> dict:
+def significance(models: list[str], patterns: Patterns) -> dict[str, Any]:
     """Every pair's McNemar test and bootstrap interval, and Cochran's Q over all,
     from the right/wrong patterns of the labelled images every model answered."""
     correct = matrix(patterns, len(models))
@@ -164,7 +167,7 @@ def significance(models: list[str], patterns: Patterns) -> dict:
     }
 
 
-def verdict(pair: dict, label=lambda name: name, alpha: float = 1 - CONFIDENCE) -> str:
+def verdict(pair: dict[str, Any], label: Callable[[str], str] = str, alpha: float = 1 - CONFIDENCE) -> str:
     """The pair's result in words, the better model first when there is one."""
     first, second = (label(m) for m in pair["models"])
     if pair["n"] == 0:

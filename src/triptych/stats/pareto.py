@@ -5,8 +5,10 @@ accurate version whose cost fits."""
 
 from __future__ import annotations
 
+from typing import Any
 
-def pareto_front(points: list[dict], cost: str, benefit: str = "accuracy") -> list[dict]:
+
+def pareto_front(points: list[dict[str, Any]], cost: str, benefit: str = "accuracy") -> list[dict[str, Any]]:
     """The points no other is at least as good as on both `cost` (lower is better)
     and `benefit` (higher is better) and strictly better on one, cheapest first.
     Points missing either figure are left out."""
@@ -22,7 +24,9 @@ def pareto_front(points: list[dict], cost: str, benefit: str = "accuracy") -> li
     return front
 
 
-def best_within(points: list[dict], cost: str, budget: float, benefit: str = "accuracy") -> dict | None:
+def best_within(
+    points: list[dict[str, Any]], cost: str, budget: float, benefit: str = "accuracy"
+) -> dict[str, Any] | None:
     """The most beneficial point whose cost is within `budget` (the cheaper on a tie); None if none fits."""
     fitting = [p for p in pareto_front(points, cost, benefit) if p[cost] <= budget]
     return fitting[-1] if fitting else None

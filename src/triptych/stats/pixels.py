@@ -4,13 +4,16 @@ needs numpy only: an ingest replica never loads scipy for it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
 
 FEATURES = ("brightness", "contrast", "saturation", "sharpness", "red", "green", "blue")
 SIZE = 64  # computed on the image stretched to this side: the copy the models see
 
 
-def pixel_features(image: np.ndarray) -> dict[str, float]:
+def pixel_features(image: NDArray[Any]) -> dict[str, float]:
     """Statistics of an H x W x 3 uint8 RGB image, each in [0, 1] except sharpness."""
     rgb = image.astype(np.float32) / 255.0
     gray = rgb @ np.array([0.299, 0.587, 0.114], np.float32)

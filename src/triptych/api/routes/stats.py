@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from ...db import queries
-from ...stats.ranges import range_calibration, range_int8, range_significance
+from ...figures.ranges import range_calibration, range_int8, range_significance
 from ..deps import Reader, Svc
 from ..errors import ApiError, responses
 from ..schemas import (

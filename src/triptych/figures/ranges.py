@@ -5,11 +5,13 @@ figures) and one computation."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import datetime
 
 from ..db.queries import calibration_bins, correctness_patterns, int8_beside_fp32
-from .calibration import reliability
-from .paired import matrix, pair_test, significance, verdict
+from ..stats.calibration import reliability
+from ..stats.paired import matrix, pair_test, significance, verdict
 
 
 def range_significance(cur, start: datetime, end: datetime, models: list[str], label=lambda name: name) -> dict:
@@ -36,7 +38,7 @@ def range_int8(cur, start: datetime, end: datetime, label=lambda name: name) -> 
     rows = int8_beside_fp32(cur, start, end)
     for row in rows:
         both, b, c = row["both_right"], row["fp32_only"], row["int8_only"]
-        patterns = {
+        patterns: dict[tuple[bool, ...], int] = {
             (True, True): both,
             (True, False): b,
             (False, True): c,
@@ -44,6 +46,11 @@ def range_int8(cur, start: datetime, end: datetime, label=lambda name: name) -> 
         }
         correct = matrix(patterns, 2)
         pair = pair_test(("fp32", "int8"), correct[:, 0], correct[:, 1]).as_dict()
-        pair["verdict"] = verdict(pair, lambda precision, m=row["model_name"]: f"{label(m)} {precision}")
+        pair["verdict"] = verdict(pair, functools.partial(_twin, label, row["model_name"]))
         row["test"] = pair
     return rows
+
+
+def _twin(label: Callable[[str], str], model: str, precision: str) -> str:
+    """A twin named for a verdict: "<model's label> fp32" or "... int8"."""
+    return f"{label(model)} {precision}"
