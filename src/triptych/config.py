@@ -197,6 +197,9 @@ class Settings(BaseSettings):
     # auto: CUDA fp16 on a GPU, else ONNX Runtime (measured 2-3x faster than eager
     # PyTorch on these CPUs, same answers: tests/integration/test_backends.py).
     infer_backend: str = Field(default="auto", pattern="^(torch|onnx|onnx-int8|cuda|auto)$")
+    # `triptych bench --null-models` sets it for the functions it restarts: each forward
+    # pass replaced by a fixed answer (models/null_backend.py). `triptych up` refuses it.
+    bench_null_models: bool = False
     # Intra-op threads per inference replica; unset: the cores shared out among the
     # active models' replicas (models.backends.default_threads), 1 on two cores.
     infer_threads: int | None = Field(default=None, ge=1)

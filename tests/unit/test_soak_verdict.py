@@ -4,7 +4,7 @@ import pytest
 import typer
 
 from triptych.benchmark.soak import _verdict, du_mb, markdown, slope_per_hour
-from triptych.cli.bench_command import parse_duration
+from triptych.cli.bench_command import parse_soak
 
 
 def sample(t_s, rss, disk, p95, fds=50):
@@ -57,13 +57,13 @@ def test_du_counts_the_bytes_of_files_below_a_folder(tmp_path):
 
 @pytest.mark.parametrize("text, seconds", [("30m", 1800), ("2h", 7200), ("90s", 90), ("1.5h", 5400)])
 def test_soak_durations_parse(text, seconds):
-    assert parse_duration(text) == seconds
+    assert parse_soak(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["30", "m", "-5m", "0h", "2d", ""])
 def test_bad_soak_durations_are_refused_with_a_clear_error(text):
     with pytest.raises(typer.BadParameter):
-        parse_duration(text)
+        parse_soak(text)
 
 
 def test_du_skips_what_a_server_deletes_while_it_walks(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ from ..ingress.producers import BucketWriter, Pacer
 from .stats import ImageTimes, PredictionTimes
 
 SOURCE = "synthetic"  # generated images; their client metadata says {"bench": true}
+COMPARED_SINCE = "SELECT count(*) AS n FROM model_comparisons WHERE created_at >= to_timestamp(%s)"
 COMPARED = """
 SELECT i.object_key, extract(epoch FROM c.created_at)::float8 AS compared_at
 FROM model_comparisons c JOIN images i USING (image_id)
@@ -202,3 +204,71 @@ def drop(
 ) -> Drop:
     started, done = put_images(settings, items, writers, rate)
     return Drop(started, done, wait_compared(db, list(done), timeout))
+
+
+@dataclass
+class Flow(Drop):
+    """A saturating flow: puts for `warmup_s + steady_s`, never more than `backlog`
+    images ahead of the comparisons, then drained. `window` is the steady state
+    (warm-up before it and the drain after it are left out of every figure)."""
+
+    window: tuple[float, float] = (0.0, 0.0)
+
+    def in_window(self) -> int:
+        start, end = self.window
+        return sum(1 for at in self.compared_at.values() if start <= at < end)
+
+
+def flow(
+    settings: Settings,
+    db: Database,
+    templates: list[Item],
+    warmup_s: float,
+    steady_s: float,
+    timeout: float,
+    writers: int = 4,
+    backlog: int = 300,
+    on_window: Callable[[float, float], None] | None = None,
+) -> Flow:
+    """Drop images as fast as the pipeline takes them for `warmup_s + steady_s`
+    (each put a new object, its bytes cycled from `templates`), holding at most
+    `backlog` in flight so that the drain stays short; then wait for every one.
+    `on_window(start, end)` is called at the window's end (the CPU meter's cue)."""
+    writer = BucketWriter(settings, SOURCE)
+    done: dict[str, float] = {}
+    lock = threading.Lock()
+    started = time.time()
+    window = (started + warmup_s, started + warmup_s + steady_s)
+    compared = [0]
+    stop = threading.Event()
+
+    def poll() -> None:  # how far the comparisons have got: the writers hold back past `backlog`
+        while not stop.is_set():
+            compared[0] = db.transaction(lambda cur: (cur.execute(COMPARED_SINCE, (started,)), cur.fetchone()["n"])[1])
+            stop.wait(0.25)
+
+    def put_until_end(first: int) -> None:
+        index = first
+        while time.time() < window[1]:
+            with lock:
+                ahead = len(done) - compared[0]
+            if ahead >= backlog:
+                time.sleep(0.02)
+                continue
+            template = templates[index % len(templates)]
+            key = writer.put(Item(f"bench-{index:07d}.jpg", template.data, template.label, template.client))
+            with lock:
+                done[key] = time.time()
+            index += writers
+
+    poller = threading.Thread(target=poll, name="bench-poll", daemon=True)
+    poller.start()
+    try:
+        with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="bench-put") as pool:
+            list(pool.map(put_until_end, range(writers)))  # the first error propagates
+    finally:
+        stop.set()
+        poller.join()
+    if on_window is not None:
+        on_window(*window)
+    return Flow(started, done, wait_compared(db, list(done), timeout), window)

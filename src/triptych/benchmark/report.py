@@ -37,16 +37,29 @@ def markdown(result: dict) -> str:
         )
     for run in result["pipeline"]:
         lat = run["latency"]
+        null = run.get("null_models")
+        title = (
+            "## Pipeline with NULL MODELS (each forward pass a fixed answer; bench only)"
+            if null
+            else (f"## Pipeline, backend {run['backend']}")
+        )
+        ratio = (
+            f"| null models / ceiling (the pipeline's own capacity) | **{_num(run.get('null_over_ceiling'), 2)}** |"
+            if null
+            else f"| pipeline / ceiling | {_num(run['pipeline_over_ceiling'], 2)} |"
+        )
+        steady = run.get("steady_seconds")
         lines += [
             "",
-            f"## Pipeline, backend {run['backend']}",
+            title,
             "",
             "| figure | value |",
             "|---|---|",
-            f"| sustained images/s ({run['compared']} of {run['images']} compared in {_num(run['seconds'])} s) | "
-            f"**{_num(run['images_per_s'])}** |",
+            f"| sustained images/s ({run.get('compared_in_steady_state', run['compared'])} compared in "
+            f"{_num(steady if steady is not None else run['seconds'])} s of steady state; "
+            f"{run['compared']} of {run['images']} in all) | **{_num(run['images_per_s'])}** |",
             f"| ceiling images/s, same backend and batch | {_num(run['ceiling_images_per_s'])} |",
-            f"| pipeline / ceiling | {_num(run['pipeline_over_ceiling'], 2)} |",
+            ratio,
             f"| CPU ms per image, all processes | {_num(run['cpu_ms_per_image_total'])} |",
             f"| CPU ms per image, inference functions | {_num(run['inference_cpu_ms_per_image'])} |",
             f"| inference CPU / bare forward time | {_num(run['inference_cpu_over_forward'], 2)} |",

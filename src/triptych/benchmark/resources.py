@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +96,106 @@ def cpu_seconds(processes: list[Tracked]) -> dict[str, float]:
                 total += times.children_user + times.children_system
         totals[item.name] = totals.get(item.name, 0.0) + total
     return totals
+
+
+def _family_cpu(item: Tracked) -> float | None:
+    """The item's CPU seconds so far (its family's, as `cpu_seconds` counts); None once it is gone."""
+    try:
+        times = item.process.cpu_times()
+    except psutil.NoSuchProcess:
+        return None
+    total = times.user + times.system
+    if item.with_children or item.reaped_children:
+        total += times.children_user + times.children_system
+    for child in _family(item)[1:]:
+        try:
+            child_times = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += child_times.user + child_times.system
+    return total
+
+
+Key = tuple[str, int, float]  # (name, pid, creation time): a pid reused later is another process
+
+
+class CpuMeter:
+    """CPU seconds per tracked name between two moments, from samples taken every
+    `interval_s` in a thread, the processes found again every `discover_s`.
+
+    Immune to processes that start or exit in the window: each process is counted
+    over the part of the window it lived in. One that exits keeps what it had used
+    at its last sample (at most `interval_s` of its CPU is missed); one that starts
+    counts from its creation. A before/after difference of totals instead gave an
+    idle replica that exited mid-run -337 ms per image."""
+
+    def __init__(self, discover: Callable[[], list[Tracked]], interval_s: float = 0.5, discover_s: float = 2.0):
+        self.discover, self.interval_s, self.discover_s = discover, interval_s, discover_s
+        self.samples: dict[Key, list[tuple[float, float]]] = {}
+        self.created: dict[Key, float] = {}
+        self._items: dict[Key, Tracked] = {}
+        self._found_at = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sample(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        if now - self._found_at >= self.discover_s:
+            self._found_at = now
+            for item in self.discover():
+                try:
+                    key = (item.name, item.process.pid, item.process.create_time())
+                except psutil.NoSuchProcess:
+                    continue
+                self._items.setdefault(key, item)
+                self.created.setdefault(key, key[2])
+        for key, item in list(self._items.items()):
+            total = _family_cpu(item)
+            if total is None:
+                del self._items[key]  # gone: its last sample stands
+                continue
+            self.samples.setdefault(key, []).append((now, total))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.sample()
+
+    def __enter__(self) -> CpuMeter:
+        self.sample()
+        self._thread = threading.Thread(target=self._run, name="cpu-meter", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.sample()
+
+    def between(self, start: float, end: float) -> dict[str, float]:
+        """CPU seconds each tracked name used in [start, end]."""
+        used: dict[str, float] = {}
+        for key, series in self.samples.items():
+            spent = _value_at(series, end, self.created[key]) - _value_at(series, start, self.created[key])
+            used[key[0]] = used.get(key[0], 0.0) + max(0.0, spent)
+        return used
+
+
+def _value_at(series: list[tuple[float, float]], at: float, created: float) -> float:
+    """A process's CPU total at `at`, interpolated between its samples: 0 before it
+    was created, its last sample after it (it exited, or the window ended)."""
+    first_t, first_v = series[0]
+    if at <= first_t:
+        if at <= created:
+            return 0.0
+        # Alive at `at` but first seen later: spread what it had used evenly since its creation.
+        return first_v * (at - created) / (first_t - created) if first_t > created else first_v
+    if at >= series[-1][0]:
+        return series[-1][1]
+    for (t0, v0), (t1, v1) in zip(series, series[1:]):
+        if t0 <= at <= t1:
+            return v0 + (v1 - v0) * (at - t0) / (t1 - t0) if t1 > t0 else v1
+    return series[-1][1]
 
 
 def peak_rss_mb(processes: list[Tracked]) -> dict[str, float]:

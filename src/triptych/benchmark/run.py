@@ -24,7 +24,9 @@ from . import ceiling, inprocess, pipeline, resources, stats
 
 @dataclass
 class BenchOptions:
-    images: int = 600  # at saturation, per backend
+    steady_s: float = 30.0  # the saturating flow's steady state, measured (per backend)
+    ramp_s: float = 10.0  # the flow before it, not measured (queues fill, replicas scale, JIT warms)
+    backlog: int = 300  # images in flight at most during the flow: the drain after it stays short
     latency_images: int = 150  # at half the sustained rate, per backend
     width: int = 640
     height: int = 480
@@ -34,6 +36,8 @@ class BenchOptions:
     timeout_s: float = 600.0
     warmup: int = 120  # also warms Kafka's JIT: the first hundred images after `triptych up` cost it 3x the CPU
     restart: bool = True  # restart the functions with each backend (False: measure what runs)
+    # Also the pipeline with every forward pass replaced by a fixed answer: its own capacity.
+    null_models: bool = False
     functions_status: Path | None = None  # another supervisor's status.json (default: the stack's)
     # A cluster's hosts: {host: its pids now}, asked before each measure. The CPU is
     # then counted per host, and the functions, on other hosts, are measured as they run.
@@ -61,9 +65,16 @@ def inference_batch(settings: Settings, models: list[str]) -> int:
     return max(sizes, default=1)
 
 
-def restart_functions(settings: Settings, backend: str) -> None:
-    """The supervisor and its replicas inherit the backend from the environment."""
+NULL_MODELS_ENV = "TRIPTYCH_BENCH_NULL_MODELS"
+
+
+def restart_functions(settings: Settings, backend: str, null_models: bool = False) -> None:
+    """The supervisor and its replicas inherit the backend (and the null stand-in) from the environment."""
     os.environ["TRIPTYCH_INFER_BACKEND"] = backend
+    if null_models:
+        os.environ[NULL_MODELS_ENV] = "true"
+    else:
+        os.environ.pop(NULL_MODELS_ENV, None)
     functions = Stack(settings).service("functions")
     functions.stop()
     functions.start()
@@ -93,18 +104,29 @@ def commit() -> str | None:
 def measure_pipeline(settings: Settings, db: Database, backend: str, options: BenchOptions) -> dict:
     warm = pipeline.bench_images(options.warmup, options.width, options.height)
     pipeline.drop(settings, db, warm, timeout=options.timeout_s, writers=options.writers)  # loads and warms models
-    items = pipeline.bench_images(options.images, options.width, options.height)
+    templates = pipeline.bench_images(48, options.width, options.height)
     processes = options.tracked(settings)
     resources.wait_idle(processes)
     idle = resources.idle_cores(processes, IDLE_WINDOW_S)
-    # No watcher here: at saturation the bench's own CPU is kept to the puts.
-    cpu_before = resources.cpu_seconds(processes)
-    wall_before = time.time()
-    saturated = pipeline.drop(settings, db, items, timeout=options.timeout_s, writers=options.writers)
-    wall = time.time() - wall_before
-    cpu_after = resources.cpu_seconds(processes)
-    sustained = stats.rate(len(items), saturated.started, saturated.finished)
-    cpu = stats.cpu_per_image(cpu_before, cpu_after, len(items))
+    # No watcher here: at saturation the bench's own CPU is kept to the puts. The
+    # figures are the steady state's: the ramp before it and the drain after it are out.
+    with resources.CpuMeter(lambda: options.tracked(settings)) as meter:
+        saturated = pipeline.flow(
+            settings,
+            db,
+            templates,
+            options.ramp_s,
+            options.steady_s,
+            options.timeout_s,
+            options.writers,
+            options.backlog,
+        )
+    start, end = saturated.window
+    steady = end - start
+    in_window = saturated.in_window()
+    sustained = in_window / steady if steady else 0.0
+    used = meter.between(start, end)
+    cpu = {name: seconds * 1000 / in_window for name, seconds in sorted(used.items())} if in_window else {}
     inference_cpu = sum(ms for name, ms in cpu.items() if stats.champion_inference(name))
 
     offered = max(sustained * 0.5, 0.5)
@@ -121,17 +143,20 @@ def measure_pipeline(settings: Settings, db: Database, backend: str, options: Be
     return {
         "backend": backend,
         "idle_cores_before_latency": settled,
-        "images": len(items),
+        "images": len(saturated.put_done),
         "compared": len(saturated.compared_at),
         "seconds": saturated.finished - saturated.started,
+        "steady_seconds": steady,
+        "compared_in_steady_state": in_window,
         "images_per_s": sustained,
         "cpu_ms_per_image": cpu,
         "cpu_ms_per_image_total": sum(cpu.values()),
         # What each process used idle just before, and the CPU per image without it.
         "idle_cores": idle,
-        "marginal_cpu_ms_per_image": stats.marginal_cpu_per_image(cpu, idle, wall, len(items)),
+        "marginal_cpu_ms_per_image": stats.marginal_cpu_per_image(cpu, idle, steady, in_window),
         "inference_cpu_ms_per_image": inference_cpu,
-        "cores_busy": sum(cpu.values()) * len(items) / 1000 / wall if wall else 0,
+        # Every tracked process's CPU in the steady state over its length: of available_cores().
+        "cores_busy": sum(used.values()) / steady if steady else 0.0,
         "latency": {
             "offered_per_s": offered,
             "images": len(latency_items),
@@ -212,25 +237,42 @@ def run_bench(settings: Settings, options: BenchOptions, report=print) -> dict:
                 report(f"restarting the functions with backend {backend}")
                 restart_functions(settings, backend)
             report(
-                f"pipeline ({backend}): {options.images} images at saturation, then "
-                f"{options.latency_images} at half that rate"
+                f"pipeline ({backend}): {options.ramp_s:g} s of ramp and {options.steady_s:g} s of steady state "
+                f"at saturation, then {options.latency_images} images at half that rate"
             )
             result["pipeline"].append(measure_pipeline(settings, db, backend, options))
+        if options.null_models:
+            report("restarting the functions with the null stand-in for every model (bench only)")
+            restart_functions(settings, configured, null_models=True)
+            report("pipeline (null models): the same flow, each forward pass a fixed answer")
+            null_run = measure_pipeline(settings, db, "null", options)
+            result["pipeline"].append({**null_run, "null_models": True, "name": "pipeline with null models"})
     finally:
-        if options.restart and os.environ.get("TRIPTYCH_INFER_BACKEND", configured) != configured:
+        null_left = os.environ.get(NULL_MODELS_ENV) is not None
+        if (options.restart or null_left) and (
+            null_left or os.environ.get("TRIPTYCH_INFER_BACKEND", configured) != configured
+        ):
             report(f"restarting the functions with backend {configured} again")
             restart_functions(settings, configured)
     for run in result["pipeline"]:
+        # The null stand-in is held against the ceiling of the backend the functions run otherwise.
+        compared_to = configured if run.get("null_models") else run["backend"]
         best = max(
             (
                 c
                 for c in result["ceiling"]
-                if c["backend"].startswith(_backend_prefix(run["backend"])) and c["batch"] == batch
+                if c["backend"].startswith(_backend_prefix(compared_to)) and c["batch"] == batch
             ),
             key=lambda c: c["images_per_s"],
             default=None,
         )
         run["ceiling_images_per_s"] = best["images_per_s"] if best else None
+        if run.get("null_models"):
+            run["null_over_ceiling"] = stats.ratio(run["images_per_s"], best["images_per_s"]) if best else None
+            run["pipeline_over_ceiling"] = None  # no model ran: see null_over_ceiling
+            run["inference_cpu_over_forward"] = None
+            continue
+        run["null_models"] = False
         run["pipeline_over_ceiling"] = stats.ratio(run["images_per_s"], best["images_per_s"]) if best else None
         run["inference_cpu_over_forward"] = (
             stats.ratio(run["inference_cpu_ms_per_image"], best["forward_ms_per_image"]) if best else None

@@ -11,12 +11,20 @@ import typer
 from rich.console import Console
 
 from ..config import get_settings
+from ..durations import parse_duration
 
 console = Console(stderr=True)
 
 
 def bench(
-    images: int = typer.Option(600, min=1, help="images dropped at saturation, per backend"),
+    seconds: float = typer.Option(30.0, min=5, help="seconds of steady state measured at saturation, per backend"),
+    ramp: float = typer.Option(10.0, min=0, help="seconds of saturating flow before the steady state (not measured)"),
+    null_models: bool = typer.Option(
+        False,
+        "--null-models",
+        help="also the pipeline with each forward pass replaced by a fixed answer: its own capacity (bench only)",
+    ),
+    images: int = typer.Option(600, min=1, help="--device cuda: images through the in-process GPU pipeline"),
     latency_images: int = typer.Option(150, min=1, help="images at half the sustained rate, per backend"),
     size: str = typer.Option("640x480", help="WIDTHxHEIGHT of the JPEGs dropped into the bucket"),
     backends: str = typer.Option("onnx,torch", help="comma-separated CPU backends to compare: onnx, torch"),
@@ -54,7 +62,7 @@ def bench(
 ) -> None:
     """Measure the pipeline: ceiling, sustained images/s, latency by stage, CPU and memory per process."""
     if soak is not None:
-        _soak(parse_duration(soak), load, sample_s, out)
+        _soak(parse_soak(soak), load, sample_s, out)
         return
     if scaling:
         from ..benchmark import scaling as scaling_bench
@@ -100,7 +108,9 @@ def bench(
         raise typer.BadParameter("--device is cpu or cuda")
     if quick:
         options = BenchOptions(
-            images=min(images, 48),
+            steady_s=min(seconds, 5.0),
+            ramp_s=min(ramp, 2.0),
+            null_models=null_models,
             latency_images=min(latency_images, 16),
             width=width,
             height=height,
@@ -115,7 +125,9 @@ def bench(
         )
     else:
         options = BenchOptions(
-            images=images,
+            steady_s=seconds,
+            ramp_s=ramp,
+            null_models=null_models,
             latency_images=latency_images,
             width=width,
             height=height,
@@ -139,16 +151,15 @@ def bench(
     console.print(f"reports: {json_path} and {md_path}")
 
 
-def parse_duration(text: str) -> float:
-    """30m, 2h, 90s or 1.5h as seconds."""
-    units = {"s": 1, "m": 60, "h": 3600}
+def parse_soak(text: str) -> float:
+    """--soak as seconds: a duration such as 30m, 2h, 90s or 1.5h (triptych.durations), above zero."""
     try:
-        value, unit = float(text[:-1]), units[text[-1].lower()]
-    except (ValueError, KeyError, IndexError):
+        value = parse_duration(text)
+    except ValueError:
         raise typer.BadParameter(f"a duration such as 30m, 2h or 90s (got {text!r})", param_hint="--soak") from None
     if value <= 0:
         raise typer.BadParameter("a duration above zero", param_hint="--soak")
-    return value * unit
+    return value
 
 
 def _soak(duration_s: float, load: float, sample_s: float, out: Path | None) -> None:

@@ -22,6 +22,7 @@ from ..contracts import TOPIC_MODEL_UPDATES, ModelUpdate
 from ..models import registry
 from ..models.backends import REQUIRED_FILES, load_backend
 from ..models.card import ModelCard
+from ..models.null_backend import NullBackend, null_card
 
 log = logging.getLogger("triptych.inference")
 
@@ -70,6 +71,8 @@ class ServingModel:
         card, folder = registry.cached_download(
             self.model_name, version, self.settings, require=REQUIRED_FILES.get(self.backend_kind, ())
         )
+        if self.settings.bench_null_models:  # `triptych bench --null-models` only: `triptych up` refuses it
+            return LoadedModel(null_card(card), NullBackend(len(card.labels)))
         return LoadedModel(card, load_backend(self.backend_kind, folder, card, self.threads))
 
     def load_champion(self, poll_s: float = 10.0) -> LoadedModel:

@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from ..config import Settings, get_settings
 from . import local_copies
 from .card import ONNX_FILE, WEIGHTS_FILE, ModelCard
+from .null_backend import is_null
 from .zoo import ARCHITECTURES, architecture
 
 if TYPE_CHECKING:  # torch only where weights are written: reading the registry stays light (the dashboard)
@@ -57,6 +58,8 @@ def register(
     """Log the weights, ONNX export and card as one MLflow run (with its training
     curve, one step per epoch) and register them as a new version; `tags` (lineage:
     data set, split, workflow run) go on the run and the version."""
+    if is_null(card):
+        raise ValueError(f"{card.model_name}: the bench's null stand-in is not a model; it is never registered")
     with _REGISTERING:
         return _register(model, card, params, settings or get_settings(), tags, history)
 

@@ -71,6 +71,11 @@ class Stack:
 
     # -----------------------------------------------------------------------
     def up(self, report: Report = lambda _msg: None) -> UpResult:
+        if self.settings.bench_null_models:
+            raise StackError(
+                "TRIPTYCH_BENCH_NULL_MODELS is set: it replaces every model with a fixed answer and is for "
+                "`triptych bench --null-models` alone; unset it to start the stack"
+            )
         result = UpResult()
         to_start = []
         active = [svc for svc in self.own if svc.enabled]
