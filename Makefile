@@ -29,13 +29,14 @@ demo: install
 	$(BIN)/triptych demo
 
 # The lint gate, CI's first step (no server starts): ruff's linter and formatter,
-# mypy (strict on sdk, contracts, observe, stats), and the import-linter layers.
+# mypy (strict on sdk, contracts, observe, stats), the import-linter layers, the docs site.
 LINTED := src dash_app tests functions projects infra
 lint: install
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy src/triptych dash_app
 	$(BIN)/lint-imports
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 test: install
 	$(BIN)/pytest

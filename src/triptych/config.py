@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     kafka_controller_port: int = 9093
     kafka_version: str = "3.9.1"
     kafka_heap: str = "512m"
-    # Several brokers (`triptych cluster`, or real machines: see the README's "Several
+    # Several brokers (`triptych cluster`, or real machines: see docs/operations/several-hosts.md, "Several
     # hosts"): each its own node id, all the same controller quorum and cluster id.
     kafka_node_id: int = Field(default=1, ge=1)
     kafka_controller_quorum: str | None = Field(

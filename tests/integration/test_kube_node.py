@@ -179,7 +179,7 @@ def test_keda_scales_an_inference_function_above_its_minimum_on_lag(deployed, st
     The lag is made by replaying the images this module already registered onto the
     topic, many times over, faster than two cores classify them: a real backlog the
     functions must work through. The sinks are idempotent, so the replays change no
-    row. The trace (seconds, replicas, lag every 5 s) is printed for the README.
+    row. The trace (seconds, replicas, lag every 5 s) is printed for docs/operations/kubernetes.md.
 
     Nuclio's controller clamps the Deployment's replicas into the NuclioFunction's own
     bounds whenever it updates the function; the chart gives it KEDA's bounds, so the
@@ -284,7 +284,7 @@ def _database_answers(settings) -> bool:
         return False
 
 
-FAULTS: list[dict] = []  # one row per fault: the README's table, printed at the end
+FAULTS: list[dict] = []  # one row per fault: the table of docs/operations/kubernetes.md, printed at the end
 
 
 def _through_a_fault(deployed, lay, name: str, fault, before: int = 10, during: int = 20, timeout: float = 600) -> None:

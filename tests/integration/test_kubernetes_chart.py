@@ -6,7 +6,7 @@ Proven here: every object the chart renders is accepted by the server under stri
 field validation; the release installs, upgrades to other values (its generated
 secrets kept), and uninstalls leaving nothing. Not proven: that the pods run. No
 kubelet or operator runs here (see infra/image and test_function_image.py for
-the image, and the README's "On Kubernetes" for what a real cluster adds)."""
+the image, and docs/operations/kubernetes.md for what a real cluster adds)."""
 
 from __future__ import annotations
 

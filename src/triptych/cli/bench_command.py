@@ -101,6 +101,10 @@ def bench(
         raise typer.BadParameter(f"--size must be WIDTHxHEIGHT, e.g. 640x480 (got {size!r})") from exc
     if not (16 <= width <= 8192 and 16 <= height <= 8192):
         raise typer.BadParameter(f"--size: each side between 16 and 8192 pixels (got {size!r})")
+    if null_models and (functions_status or hosts):
+        raise typer.BadParameter(
+            "--null-models restarts this stack's own functions: not with --functions-status or on a cluster"
+        )
     chosen = [b.strip() for b in backends.split(",") if b.strip()]
     if not chosen or set(chosen) - {"onnx", "torch"}:
         raise typer.BadParameter(f"--backends takes onnx and/or torch (got {backends!r}); a GPU: --device cuda")

@@ -33,7 +33,7 @@ def require_root() -> None:
     if os.geteuid() != 0 or not shutil.which("ip"):
         raise StackError(
             "a cluster of network namespaces needs root and iproute2 (`ip`); on real machines, "
-            'run `triptych up --role ...` on each (see the README\'s "Several hosts")'
+            "run `triptych up --role ...` on each (see docs/operations/several-hosts.md)"
         )
 
 

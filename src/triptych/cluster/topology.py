@@ -17,7 +17,7 @@ port): the dashboard and the API read replica health of all hosts from it.
 
 Brokers and MinIO nodes get hosts of their own, so that a fault of one (a broker
 cut off) is that server's fault alone; on real machines they may share (the
-README's three-machine example). Brokers run combined (broker and controller in
+docs/operations/several-hosts.md's three-machine example). Brokers run combined (broker and controller in
 one process): three controllers keep a quorum through the loss of one, and a
 separate controller tier would cost three more JVMs on a small cluster for no
 fault it survives better.

@@ -16,7 +16,7 @@ from .zoo import ARCHITECTURES, build_pretrained
 TRAIN_JOB = REPO_ROOT / "projects" / "jobs" / "train_model.py"
 
 # Training budgets per model on the generated set (measured on 2 CPU cores; see
-# the README). All train at 64 px: at 32 px the final feature maps are 1x1 and
+# docs/models.md). All train at 64 px: at 32 px the final feature maps are 1x1 and
 # ResNet50 stalled at 72 %, EfficientNet-B0 barely learned. EfficientNet-B0 takes a
 # higher rate: 1e-3 reached 69 % on a 4,000-image probe where 4e-3 reached 80 %.
 FULL = {
