@@ -5,19 +5,15 @@ channels-last, large batches, and JPEG decoding on the GPU where it pays."""
 
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
 from ..aggregation.compare import Answer, compare
-from ..config import Settings
 from ..imaging import decode
 from ..models.backends import load_backend
 from ..models.preprocess import needed_side, resize, to_batch
 from . import ceiling
-from .pipeline import bench_images
 
 
 def _gpu_preprocess(images: list, size: int, mean, std, device: str):
@@ -46,7 +42,7 @@ def inprocess_rate(
     backend: str,
     threads: int | None,
     batch: int,
-    data: list[tuple[str, bytes]],
+    data: list[tuple[str | None, bytes]],
     gpu_decode: bool = False,
 ) -> dict:
     """Images/s for bytes -> three answers -> comparison, and where the time went."""
@@ -104,22 +100,4 @@ def inprocess_rate(
     }
 
 
-def run_gpu_bench(settings: Settings, images: int, width: int, height: int, report=print) -> dict:
-    import torch
-
-    from .run import report_header, require_stack
-
-    if not torch.cuda.is_available():
-        raise RuntimeError("--device cuda: torch sees no GPU here")
-    require_stack(settings, functions=False)  # the champions come from the registry
-    models = list(settings.active_models)
-    data = [(item.label, item.data) for item in bench_images(max(images, 512), width, height)]
-    result = {**report_header(models, 256, None, width, height), "device_name": torch.cuda.get_device_name(0)}
-    with tempfile.TemporaryDirectory(prefix="triptych-bench-") as tmp:
-        champions = ceiling.download_champions(settings, models, Path(tmp))
-        report(f"ceiling on {result['device_name']}: fp16, batch 1 and 256")
-        result["ceiling"] = [ceiling.forward_rate(champions, "cuda", None, b, 4096 if b > 1 else 256) for b in (1, 256)]
-        report("in-process pipeline: CPU decode vs GPU decode, batch 256")
-        result["inprocess"] = [inprocess_rate(champions, "cuda", None, 256, data, gpu_decode=g) for g in (False, True)]
-    result["finished_at"] = time.time()
-    return result
+# END

@@ -4,10 +4,49 @@ from __future__ import annotations
 
 import json
 import math
+import platform
+import subprocess
 import time
 from pathlib import Path
 
+from ..models.backends import available_cores
 from .stats import STAGES
+
+
+def commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def report_header(models: list[str], batch: int, threads: int | None, width: int, height: int) -> dict:
+    """What every report starts with: when, which code, which machine, what was run."""
+    return {
+        "started_at": time.time(),
+        "commit": commit(),
+        "cores": available_cores(),
+        "machine": platform.machine(),
+        "models": models,
+        "batch": batch,
+        "threads": threads,
+        "image": {"width": width, "height": height, "format": "jpeg"},
+        "pipeline": [],
+    }
 
 
 def _num(value, digits: int = 1) -> str:

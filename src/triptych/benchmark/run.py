@@ -5,8 +5,6 @@ saturation (throughput, CPU per image per process) and at half that rate
 from __future__ import annotations
 
 import os
-import platform
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -14,12 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Settings
-from ..control import replica_counts
 from ..db.connection import Database
 from ..models.backends import available_cores, default_threads, resolve
 from ..runtime.spec import load_functions
 from ..stack.manager import Stack
 from . import ceiling, inprocess, pipeline, resources, stats
+from .preflight import require_stack
+from .report import report_header
 
 
 @dataclass
@@ -78,27 +77,6 @@ def restart_functions(settings: Settings, backend: str, null_models: bool = Fals
     functions = Stack(settings).service("functions")
     functions.stop()
     functions.start()
-
-
-def commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).resolve().parent,
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
-        return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def measure_pipeline(settings: Settings, db: Database, backend: str, options: BenchOptions) -> dict:
@@ -166,39 +144,6 @@ def measure_pipeline(settings: Settings, db: Database, backend: str, options: Be
         },
         "peak_rss_mb": resources.peak_rss_mb(options.tracked(settings)),
     }
-
-
-def report_header(models: list[str], batch: int, threads: int | None, width: int, height: int) -> dict:
-    """What every report starts with: when, which code, which machine, what was run."""
-    return {
-        "started_at": time.time(),
-        "commit": commit(),
-        "cores": available_cores(),
-        "machine": platform.machine(),
-        "models": models,
-        "batch": batch,
-        "threads": threads,
-        "image": {"width": width, "height": height, "format": "jpeg"},
-        "pipeline": [],
-    }
-
-
-def require_stack(settings: Settings, functions: bool = True) -> None:
-    """Fail at once, with what to do, rather than wait on a server that is down."""
-    down = [
-        s.name
-        for s in Stack(settings).status()
-        if s.name in ("postgres", "kafka", "minio", "mlflow") and s.state != "up"
-    ]
-    if down:
-        raise RuntimeError(f"{', '.join(down)} not running: start the stack first (`triptych up`)")
-    if functions:
-        counts = replica_counts(settings)
-        idle = [f for f in ("ingest", "aggregate") if counts.get(f, {}).get("running", 0) < 1]
-        if idle:
-            raise RuntimeError(
-                f"no running replica of {', '.join(idle)}: are the functions up (`triptych functions status`)?"
-            )
 
 
 def run_bench(settings: Settings, options: BenchOptions, report=print) -> dict:

@@ -335,7 +335,8 @@ def run_scaling_bench(
     bursty_period_s: float = 45.0,
     report=print,
 ) -> dict:
-    from .run import commit, require_stack
+    from .preflight import require_stack
+    from .report import commit
 
     require_stack(settings)
     db = Database(settings)

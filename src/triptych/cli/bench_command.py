@@ -142,7 +142,7 @@ def bench(
         )
     try:
         if device == "cuda":
-            from ..benchmark.inprocess import run_gpu_bench
+            from ..benchmark.gpu import run_gpu_bench
 
             result = run_gpu_bench(settings, images=images, width=width, height=height, report=console.print)
         else:
@@ -168,7 +168,7 @@ def parse_soak(text: str) -> float:
 
 def _soak(duration_s: float, load: float, sample_s: float, out: Path | None) -> None:
     from ..benchmark import soak as soak_bench
-    from ..benchmark.run import require_stack
+    from ..benchmark.preflight import require_stack
 
     settings = get_settings()
     require_stack(settings)

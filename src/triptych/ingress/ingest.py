@@ -139,10 +139,6 @@ class Ingestor:
         settings = settings or get_settings()
         return cls(settings, minio_client(settings), Database(settings), make_producer(settings))
 
-    def handle_event(self, body: Any) -> list[str]:
-        """Ingest every object of one event; returns the image ids registered."""
-        return self.handle_events([body])
-
     def handle_events(self, bodies: list) -> list[str]:
         """Ingest every object of a batch of events: fetched and checked in
         parallel, registered in one transaction, published together. Returns the
