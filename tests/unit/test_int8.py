@@ -91,9 +91,9 @@ def test_int8_beside_fp32_is_judged_on_the_labelled_images_only_one_got_right():
 
 
 def test_the_compare_card_says_how_to_turn_int8_on_and_shows_each_model_when_on():
-    from dash_app.pages.compare import _int8_card
+    from dash_app.pages.compare_cards import int8_card
 
-    assert "triptych models quantize" in str(_int8_card([], "1h"))
+    assert "triptych models quantize" in str(int8_card([], "1h"))
     row = {
         "model_name": "resnet50",
         "model_version": "4",
@@ -110,5 +110,5 @@ def test_the_compare_card_says_how_to_turn_int8_on_and_shows_each_model_when_on(
             "verdict": "ResNet50 fp32 is more accurate than ResNet50 int8",
         },
     }
-    card = str(_int8_card([row], "1h"))
+    card = str(int8_card([row], "1h"))
     assert "compare-int8-resnet50" in card and "3.00× as fast" in card and "more accurate" in card
