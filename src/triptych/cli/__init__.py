@@ -7,6 +7,7 @@ import typer
 from . import (
     api_commands,
     bench_command,
+    chaos_command,
     cluster_commands,
     dashboard_command,
     dataset_commands,
@@ -46,6 +47,7 @@ dashboard_command.register(app)
 api_commands.register(app)
 lifecycle_commands.register(app)
 bench_command.register(app)
+chaos_command.register(app)
 cluster_commands.register(app)
 kube_commands.register(app)
 users_commands.register(app)
