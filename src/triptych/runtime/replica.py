@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .. import logs
 from ..config import Settings, get_settings
+from ..control import replica_target_path
 from .admin import AdminServer
 from .cron_trigger import CronTriggerRunner
 from .http_trigger import HttpTriggerRunner
@@ -32,7 +33,7 @@ from .spec import (
     KafkaTriggerSpec,
     load_functions,
 )
-from .targets import replica_target_path, write_target
+from .targets import write_target
 
 log = logging.getLogger("triptych.runtime.replica")
 

@@ -33,7 +33,14 @@ from pathlib import Path
 from prometheus_client import Counter, Gauge
 
 from ..config import Settings
-from ..control import AUTO, desired_path, status_path, supervisor_target_path, write_json_atomically
+from ..control import (
+    AUTO,
+    desired_path,
+    replica_target_path,
+    status_path,
+    supervisor_target_path,
+    write_json_atomically,
+)
 from .admin import AdminServer
 from .autoscale import Decision
 from .listeners import Listeners
@@ -41,7 +48,7 @@ from .process_death import die_with_parent
 from .replica import replica_info_path
 from .scaling import AutoScaling, bounds_of, scalable
 from .spec import FunctionSpec
-from .targets import all_targets, replica_target_path, write_target
+from .targets import all_targets, write_target
 
 log = logging.getLogger("triptych.runtime.supervisor")
 
