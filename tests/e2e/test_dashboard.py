@@ -395,11 +395,17 @@ def test_models_page_shows_champions_and_a_run_with_its_steps(dashboard, page, s
     expect(run).to_contain_text("15000/36000 images, held-out 0.910, ~7.0 min left")
     expect(run.locator(".progress")).to_have_count(1)
     screenshot(page, "models")
-    # Cancel it from the page: the run is asked to stop, by the dashboard.
+    # Cancel it from the page: the run is asked to stop, by the signed-in admin (the local one, here).
     run.get_by_role("button", name="Cancel this run").click()
     expect(page.locator("#models-cancel-ok")).to_be_visible(timeout=TIMEOUT_MS)
     [asked] = rows(stack, "SELECT cancel_requested_at, cancelled_by FROM pipeline_runs WHERE run_id = %s", (run_id,))
-    assert asked["cancel_requested_at"] is not None and asked["cancelled_by"] == "dashboard"
+    assert asked["cancel_requested_at"] is not None and asked["cancelled_by"] == "local"
+    [event] = rows(
+        stack,
+        "SELECT details->>'user' AS who FROM system_events WHERE event_type = 'dashboard_cancel_run' "
+        "ORDER BY event_id DESC LIMIT 1",
+    )
+    assert event["who"] == "local"
     db.transaction(lambda cur: runs.finish_run(cur, run_id, None, None, cancelled=True))
     expect(run).to_contain_text("cancelled", timeout=TIMEOUT_MS)
     screenshot(page, "models-cancelled")
