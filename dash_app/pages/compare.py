@@ -407,14 +407,16 @@ def budget(range_key, budget_ms):
         )
         or {}
     )
-    newest = {}
+    newest: dict[str, str] = {}
     for v in versions:  # CPU is measured per function, which serves the newest version of its model
+        if not v["model_version"].isdigit():
+            continue  # not a registry version: the bench's null stand-in ("3+null") serves nothing
         newest[v["model_name"]] = max(newest.get(v["model_name"], v["model_version"]), v["model_version"], key=int)
     points = [
         {
             **v,
             "cpu_s_per_1000": cpu[v["model_name"]]
-            if v["model_version"] == newest[v["model_name"]] and v["model_name"] in cpu
+            if v["model_version"] == newest.get(v["model_name"]) and v["model_name"] in cpu
             else None,
         }
         for v in versions

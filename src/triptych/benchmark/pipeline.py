@@ -25,6 +25,7 @@ from ..datasets.sources import Item
 from ..datasets.synthetic import render
 from ..db.connection import Database
 from ..ingress.producers import BucketWriter, Pacer
+from ..models.null_backend import NULL_SUFFIX
 from .stats import ImageTimes, PredictionTimes
 
 SOURCE = "synthetic"  # generated images; their client metadata says {"bench": true}
@@ -272,3 +273,23 @@ def flow(
     if on_window is not None:
         on_window(*window)
     return Flow(started, done, wait_compared(db, list(done), timeout), window)
+
+
+def forget_null_answers(db: Database) -> int:
+    """Remove what a `--null-models` run wrote: its bench images and, with them (ON
+    DELETE CASCADE), their fixed answers and comparisons, and the per-minute metrics
+    of the `+null` versions. The stack's history keeps no stand-in's answer; the
+    report keeps the figures. Returns the images removed."""
+
+    def forget(cur) -> int:
+        cur.execute(
+            """DELETE FROM images i
+               WHERE i.source = %s AND i.client_metadata->>'bench' = 'true'
+                 AND EXISTS (SELECT 1 FROM predictions p WHERE p.image_id = i.image_id AND p.model_version LIKE %s)""",
+            (SOURCE, f"%{NULL_SUFFIX}"),
+        )
+        removed = cur.rowcount
+        cur.execute("DELETE FROM model_metrics WHERE model_version LIKE %s", (f"%{NULL_SUFFIX}",))
+        return removed
+
+    return db.transaction(forget)

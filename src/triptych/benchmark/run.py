@@ -191,7 +191,11 @@ def run_bench(settings: Settings, options: BenchOptions, report=print) -> dict:
             restart_functions(settings, configured, null_models=True)
             report("pipeline (null models): the same flow, each forward pass a fixed answer")
             null_run = measure_pipeline(settings, db, "null", options)
-            result["pipeline"].append({**null_run, "null_models": True, "name": "pipeline with null models"})
+            forgotten = pipeline.forget_null_answers(db)
+            report(f"removed the null run's {forgotten} bench images and their fixed answers from the history")
+            result["pipeline"].append(
+                {**null_run, "null_models": True, "name": "pipeline with null models", "forgotten_images": forgotten}
+            )
     finally:
         null_left = os.environ.get(NULL_MODELS_ENV) is not None
         if (options.restart or null_left) and (
