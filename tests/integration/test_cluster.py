@@ -355,6 +355,11 @@ def test_a_dead_worker_host_loses_nothing_and_its_partitions_move_to_the_other(c
     assert not [p for p in netns.pids("triptych-worker-2") if psutil.pid_exists(p)]
 
 
+@pytest.mark.skipif(
+    os.environ.get("TRIPTYCH_TEST_CHAOS") != "1",
+    reason="the 3-minute chaos run (about 15 minutes with heals and drain) fails today, as xfail records; set "
+    "TRIPTYCH_TEST_CHAOS=1 to run it (issue 39, open)",
+)
 @pytest.mark.xfail(
     reason="issue 39, open: the first run of seed 11 (at 605275d) lost 2 of 920 images (put after the faults, never "
     "registered) and comparisons stalled ~200 s after overlapping broker, MinIO-node and worker faults; two heals "
