@@ -367,8 +367,12 @@ def int8_card(rows: list[dict], range_key: str) -> dbc.Card:
             id="compare-int8-card",
         )
     body, verdicts = [], []
+    seen: set[str] = set()
     for r in rows:
         test = r["test"]
+        # One id per element: a model answered by two versions in the range gets a second, versioned one.
+        suffix = f"-v{r['model_version']}" if r["model_name"] in seen else ""
+        seen.add(r["model_name"])
         settled = bool(test["n"]) and test["p_value"] < 0.05
         speed = f" ({r['fp32_p50_ms'] / r['int8_p50_ms']:.2f}× as fast)" if r["int8_p50_ms"] else ""
         body.append(
@@ -389,11 +393,11 @@ def int8_card(rows: list[dict], range_key: str) -> dbc.Card:
                         else "no labelled image yet"
                     ),
                 ],
-                id=f"compare-int8-{r['model_name']}",
+                id=f"compare-int8-{r['model_name']}{suffix}",
             )
         )
         words = test["verdict"] if test["n"] else f"{model_label(r['model_name'])}: label images to compare accuracy."
-        verdicts.append(verdict_item(settled, words, f"compare-int8-verdict-{r['model_name']}"))
+        verdicts.append(verdict_item(settled, words, f"compare-int8-verdict-{r['model_name']}{suffix}"))
     table = dbc.Table(
         [
             html.Thead(
