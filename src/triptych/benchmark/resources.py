@@ -80,26 +80,9 @@ def _family(item: Tracked) -> list[psutil.Process]:
         return []
 
 
-def cpu_seconds(processes: list[Tracked]) -> dict[str, float]:
-    """User + system CPU seconds so far, per tracked name (children included, and
-    the children a server already reaped)."""
-    totals = {}
-    for item in processes:
-        total = 0.0
-        for proc in _family(item):
-            try:
-                times = proc.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += times.user + times.system
-            if proc is item.process and (item.with_children or item.reaped_children):
-                total += times.children_user + times.children_system
-        totals[item.name] = totals.get(item.name, 0.0) + total
-    return totals
-
-
-def _family_cpu(item: Tracked) -> float | None:
-    """The item's CPU seconds so far (its family's, as `cpu_seconds` counts); None once it is gone."""
+def family_cpu(item: Tracked) -> float | None:
+    """User + system CPU seconds so far of one tracked item: its process, its live
+    children when it counts them, and the children it already reaped; None once it is gone."""
     try:
         times = item.process.cpu_times()
     except psutil.NoSuchProcess:
@@ -114,6 +97,14 @@ def _family_cpu(item: Tracked) -> float | None:
             continue
         total += child_times.user + child_times.system
     return total
+
+
+def cpu_seconds(processes: list[Tracked]) -> dict[str, float]:
+    """`family_cpu` so far, per tracked name (a gone process counts nothing)."""
+    totals: dict[str, float] = {}
+    for item in processes:
+        totals[item.name] = totals.get(item.name, 0.0) + (family_cpu(item) or 0.0)
+    return totals
 
 
 Key = tuple[str, int, float]  # (name, pid, creation time): a pid reused later is another process
@@ -150,7 +141,7 @@ class CpuMeter:
                 self._items.setdefault(key, item)
                 self.created.setdefault(key, key[2])
         for key, item in list(self._items.items()):
-            total = _family_cpu(item)
+            total = family_cpu(item)
             if total is None:
                 del self._items[key]  # gone: its last sample stands
                 continue
