@@ -244,15 +244,7 @@ def test_a_partitioned_broker_loses_nothing(cluster):
 
 def _server_pid(manager, host: str, executable: str) -> int:
     """The server process of a host run from `executable` (Postgres' backends rename themselves)."""
-
-    def runs(pid: int) -> bool:
-        try:
-            argv = psutil.Process(pid).cmdline()
-        except psutil.Error:
-            return False
-        return bool(argv) and os.path.basename(argv[0]) == executable
-
-    [pid] = [p for p in netns.pids(manager.topology().host(host).namespace) if runs(p)]
+    [pid] = netns.servers(manager.topology().host(host).namespace, executable)
     return pid
 
 

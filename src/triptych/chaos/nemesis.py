@@ -29,16 +29,9 @@ def _topology(manager: Cluster) -> Topology:
 
 
 def _server_pid(manager: Cluster, host: str, executable: str) -> int | None:
-    """The server process of a host run from `executable` (PostgreSQL's backends rename themselves)."""
-    namespace = _topology(manager).host(host).namespace
-    for pid in netns.pids(namespace):
-        try:
-            argv = psutil.Process(pid).cmdline()
-        except psutil.Error:
-            continue
-        if argv and os.path.basename(argv[0]) == executable:
-            return pid
-    return None
+    """The server process of a host run from `executable`, if it runs."""
+    found = netns.servers(_topology(manager).host(host).namespace, executable)
+    return found[0] if found else None
 
 
 def _kill(pid: int | None) -> None:

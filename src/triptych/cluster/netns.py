@@ -16,6 +16,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import psutil
+
 from ..errors import StackError
 from .topology import BRIDGE, GATEWAY, SUBNET, Host, Topology
 
@@ -72,6 +74,20 @@ def pids(namespace: str) -> list[int]:
     """Every process in the namespace (`ip netns pids`)."""
     proc = _ip("netns", "pids", namespace, check=False)
     return [int(p) for p in proc.stdout.split()] if proc.returncode == 0 else []
+
+
+def servers(namespace: str, executable: str) -> list[int]:
+    """The processes of the namespace run from `executable` (argv[0]'s base name: a
+    server, not the backends PostgreSQL forks and renames)."""
+
+    def runs(pid: int) -> bool:
+        try:
+            argv = psutil.Process(pid).cmdline()
+        except psutil.Error:
+            return False
+        return bool(argv) and os.path.basename(argv[0]) == executable
+
+    return [pid for pid in pids(namespace) if runs(pid)]
 
 
 def kill_all(namespace: str, sig: int = signal.SIGKILL) -> list[int]:
