@@ -23,6 +23,16 @@ from ..components import (
 SHARE_SCALE = [[0.0, "#f7fbff"], [0.5, "#6baed6"], [1.0, "#08306b"]]
 
 
+def _model_cells(row: dict) -> list[html.Td]:
+    """A table row's first two cells: the model in its colour, and the version that answered."""
+    return [
+        html.Td(
+            model_label(row["model_name"]), style={"color": model_color(row["model_name"])}, className="fw-semibold"
+        ),
+        html.Td(f"v{row['model_version']}"),
+    ]
+
+
 def verdict_item(settled: bool, text, id: str) -> html.Li:  # noqa: A002 - Dash's own name for it
     """One verdict in words, badged "clear" once it is beyond noise (p < 0.05), else "not yet"."""
     return html.Li(
@@ -308,12 +318,7 @@ def versions_table(rows: list[dict]):
                 [
                     html.Tr(
                         [
-                            html.Td(
-                                model_label(r["model_name"]),
-                                style={"color": model_color(r["model_name"])},
-                                className="fw-semibold",
-                            ),
-                            html.Td(f"v{r['model_version']}"),
+                            *_model_cells(r),
                             html.Td(f"{r['compared']:,}"),
                             html.Td(fmt(r["p50_inference_ms"])),
                             html.Td(pct(r["agrees_with_consensus"])),
@@ -378,12 +383,7 @@ def int8_card(rows: list[dict], range_key: str) -> dbc.Card:
         body.append(
             html.Tr(
                 [
-                    html.Td(
-                        model_label(r["model_name"]),
-                        style={"color": model_color(r["model_name"])},
-                        className="fw-semibold",
-                    ),
-                    html.Td(f"v{r['model_version']}"),
+                    *_model_cells(r),
                     html.Td(f"{r['answered']:,}"),
                     html.Td(pct(r["agreement"])),
                     html.Td(f"{fmt(r['fp32_p50_ms'])} → {fmt(r['int8_p50_ms'])} ms{speed}"),
