@@ -24,7 +24,6 @@ session, and none of them shows an image, a label or a result.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -204,10 +203,11 @@ def _gate():
         if not visitor.csrf_token or not hmac.compare_digest(sent, visitor.csrf_token):
             return _refuse(403, "csrf", "this write did not carry the session's CSRF token; reload the page")
     if path == "/_dash-update-component":
-        try:
-            needed = callback_role(json.loads(request.get_data(cache=True) or b"{}"))
-        except (ValueError, AttributeError):
-            return _refuse(400, "bad_callback", "the callback request is not valid JSON")
+        # Flask keeps the parsed body: Dash reads the same one, not a second parse.
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return _refuse(400, "bad_callback", "the callback request is not a JSON object")
+        needed = callback_role(body)
         if not allows(visitor.role, needed):
             return _refuse(403, "forbidden", f"this needs the {needed} role; you are signed in as {visitor.role}")
     g.visitor = visitor

@@ -128,6 +128,11 @@ def _label_of(stack, image_id: str):
 
 @pytest.fixture(scope="module")
 def a_class(stack) -> str:
+    """A class the models know (from the champions' cards: trained quickly here when the registry has none)."""
+    from triptych.models.bootstrap import QUICK, missing_champions, train_as_mlrun_job
+
+    for name in missing_champions(stack):
+        train_as_mlrun_job(name, QUICK, policy="always")
     known = sorted(KnownClasses(stack, Database(stack))())
     assert known, "the test stack's champions name their classes"
     return known[0]

@@ -198,9 +198,7 @@ def run_bench(settings: Settings, options: BenchOptions, report=print) -> dict:
             )
     finally:
         null_left = os.environ.get(NULL_MODELS_ENV) is not None
-        if (options.restart or null_left) and (
-            null_left or os.environ.get("TRIPTYCH_INFER_BACKEND", configured) != configured
-        ):
+        if null_left or (options.restart and os.environ.get("TRIPTYCH_INFER_BACKEND", configured) != configured):
             report(f"restarting the functions with backend {configured} again")
             restart_functions(settings, configured)
     for run in result["pipeline"]:
