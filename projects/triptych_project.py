@@ -54,6 +54,7 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
         nuclio_function,
     )
     from triptych.sdk import Delivery
+    from triptych.security.db_roles import COMPONENT_ENV
 
     settings = Settings()  # read now, not cached: the declaration follows the current environment
     brokers = settings.kafka_bootstrap or "127.0.0.1:9092"
@@ -193,6 +194,8 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
         },
     )
     for name, fn in functions.items():
+        # Each logs in to PostgreSQL as its component's own role (triptych.security.db_roles).
+        fn.set_env(COMPONENT_ENV, "infer" if name.startswith("infer-") else name)
         project.set_function(fn, name=name)
     # MLRun jobs: the workflow's steps and the scheduled jobs (run locally or as pods).
     for name, (path, handler) in JOBS.items():

@@ -5,10 +5,11 @@ classifies batches, publishes to `predictions-output-stream`, and hot-swaps on
 `model-updates`."""
 
 from triptych.inference.infer import Classifier
-from triptych.sdk import delivered
+from triptych.sdk import delivered, metrics
 
 
 def init_context(context):
+    metrics.serve_in_pod()
     context.user_data.classifier = Classifier.from_settings()
 
 

@@ -9,12 +9,13 @@ from triptych.bus import GroupLag
 from triptych.contracts import TOPIC_MINIO_EVENTS
 from triptych.ingress.ingest import Ingestor
 from triptych.ingress.reconcile import Reconciler
-from triptych.sdk import DeliveryPlan, delivered
+from triptych.sdk import DeliveryPlan, delivered, metrics
 
 FAST_TRIGGER, DURABLE_TRIGGER = "minio-events", "minio-events-durable"
 
 
 def init_context(context):
+    metrics.serve_in_pod()
     ingestor = Ingestor.from_settings()
     context.user_data.ingestor = ingestor
     fast_group = DeliveryPlan.from_env().for_trigger(FAST_TRIGGER).consumer_group

@@ -16,9 +16,11 @@ import json
 from triptych.config import get_settings
 from triptych.lifecycle import drift, gate  # noqa: F401 - their gauges are this replica's from the start
 from triptych.lifecycle.jobs import run_job
+from triptych.sdk import metrics
 
 
 def init_context(context):
+    metrics.serve_in_pod()
     context.user_data.settings = get_settings()
 
 

@@ -17,9 +17,11 @@ budget, the gate).
 
 from triptych.config import get_settings
 from triptych.lifecycle.retrain import Retrainer, RetrainRequest
+from triptych.sdk import metrics
 
 
 def init_context(context):
+    metrics.serve_in_pod()
     retrainer = context.user_data.retrainer = Retrainer(get_settings())
     interrupted = retrainer.recover()
     if interrupted:

@@ -13,9 +13,11 @@ before, policy "reuse"), 207 per-file for a batch, 401/403 without a fitting key
 """
 
 from triptych.ingress.upload import Uploader
+from triptych.sdk import metrics
 
 
 def init_context(context):
+    metrics.serve_in_pod()
     context.user_data.uploader = Uploader.from_settings()
 
 

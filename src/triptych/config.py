@@ -28,6 +28,23 @@ from .installs import MINIO_VERSION, default_cache_dir
 MINIO_KAFKA_TARGET_ID = "TRIPTYCH"
 MINIO_KAFKA_DURABLE_TARGET_ID = "DURABLE"
 
+# Every process that reads or writes PostgreSQL on its own: each logs in as its own
+# role with only its rights (triptych.security.db_roles; migration 0011's grants).
+COMPONENTS = ("upload", "ingest", "infer", "aggregate", "jobs", "retrain", "api", "dashboard", "supervisor")
+
+
+def component_role(component: str) -> str:
+    """The PostgreSQL role a component logs in as."""
+    if component not in COMPONENTS:
+        raise ValueError(f"no such component {component!r}; known: {', '.join(COMPONENTS)}")
+    return f"triptych_{component}"
+
+
+def component_password_path(credentials_dir: Path, component: str) -> Path:
+    """Where a component's PostgreSQL password is kept (a file of its own)."""
+    component_role(component)  # an unknown name never becomes a path
+    return credentials_dir / "postgres" / component
+
 
 def _default_data_dir() -> Path:
     # Root runs Postgres as the `postgres` user (initdb refuses root), and that
@@ -130,6 +147,13 @@ class Settings(BaseSettings):
     # Networks (CIDR) whose hosts may log in over TCP, besides this host (workers on
     # other machines); PostgreSQL's pg_hba admits only loopback by default.
     postgres_allowed_networks: list[str] = Field(default_factory=list)
+    # Which component this process is (TRIPTYCH_COMPONENT): unset, it logs in as the
+    # database's owner (the CLI, migrations); set, as that component's own role, with
+    # the password kept under `credentials_dir` (only when database_url is not given:
+    # a given URL already names its role, as the chart's do).
+    component: Literal[COMPONENTS] | None = None  # type: ignore[valid-type]
+    # Per-component secrets (postgres/<component>); unset = <data_dir>/credentials.
+    credentials_dir: Path | None = None
 
     # --- MLflow --------------------------------------------------------------
     mlflow_tracking_uri: str | None = Field(default=None, description="http://host:port; unset = managed locally")
@@ -322,7 +346,25 @@ class Settings(BaseSettings):
 
     @property
     def postgres_url(self) -> str:
-        return self.database_url or self._local_postgres_url(self.postgres_db)
+        if self.database_url:
+            return self.database_url
+        if self.component:
+            path = component_password_path(self.credentials_path, self.component)
+            try:
+                password = path.read_text().strip()
+            except FileNotFoundError:
+                raise FileNotFoundError(
+                    f"no PostgreSQL password for component {self.component!r} at {path}: `triptych up` makes it"
+                ) from None
+            return (
+                f"postgresql://{component_role(self.component)}:{password}@{self.bind_host}:{self.postgres_port}"
+                f"/{self.postgres_db}"
+            )
+        return self._local_postgres_url(self.postgres_db)
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.credentials_dir or self.data_dir / "credentials"
 
     @property
     def mlflow_backend_store_url(self) -> str:

@@ -22,6 +22,9 @@ TEST_DATA_DIR = Path(os.environ.get("TRIPTYCH_TEST_DATA_DIR", "/tmp/triptych-tes
 
 TEST_ENV = {
     "TRIPTYCH_DATA_DIR": str(TEST_DATA_DIR),
+    # Function tests run supervisors with data folders of their own: their replicas log in
+    # to the stack's PostgreSQL as their components, with the passwords `up` made here.
+    "TRIPTYCH_CREDENTIALS_DIR": str(TEST_DATA_DIR / "credentials"),
     "TRIPTYCH_KAFKA_PORT": "19092",
     "TRIPTYCH_KAFKA_CONTROLLER_PORT": "19093",
     "TRIPTYCH_MINIO_PORT": "19000",

@@ -7,6 +7,8 @@ NodePorts from this machine:
 - bucket drops and HTTP uploads become comparisons in the node's PostgreSQL,
   through the NuclioFunctions Nuclio's controller turned into pods;
 - the API and the dashboard answer through their Services;
+- KEDA scales an inference function up on lag and back down, and wakes
+  infer-shadow from zero for a challenger (its cold start measured);
 - with images in flight, none is lost or doubled when an inference pod, the Kafka
   pod or the PostgreSQL pod is deleted, when `kube deploy` rolls to a new tag, and
   when containerd and the kubelet are killed and started again;
@@ -399,6 +401,92 @@ def test_containerd_and_the_kubelet_killed_then_started_again(deployed, stack):
             for r in FAULTS
         )
     )
+
+
+def _ready_pods(lay, function: str) -> list[dict]:
+    pods = node_addons.client(lay).request(
+        "GET",
+        f"/api/v1/namespaces/{NAMESPACE_K8S}/pods",
+        params={"labelSelector": f"nuclio.io/function-name={function}"},
+    )["items"]
+    return [
+        p
+        for p in pods
+        if not p["metadata"].get("deletionTimestamp")
+        and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
+    ]
+
+
+def test_infer_shadow_sleeps_at_zero_until_a_challenger_exists_then_wakes(deployed, stack):
+    """infer-shadow has no pod while no model has a challenger, however many images flow;
+    a challenger alias in the node's MLflow wakes it through KEDA's Prometheus trigger (the
+    jobs function exports `triptych_shadow_labelled` while a challenger is in shadow), and
+    it answers in shadow; with the alias gone it goes back to zero.
+
+    The cold start is measured from the challenger's appearance (the function's first
+    event) to its first shadow answer, in stages: KEDA's decision (the jobs function's
+    minute, Prometheus' scrape, KEDA's poll), the pod Ready (scheduling, the container,
+    ONNX Runtime loading the model), the first answer. It runs after the fault tests:
+    their check of one prediction per image and model would count shadow answers."""
+    from triptych.models import registry
+
+    lay = node.layout(stack)
+    api = node_addons.client(lay)
+    function, model = "infer-shadow", "mobilenet_v2"
+
+    def replicas() -> int:
+        target = api.request("GET", f"/apis/apps/v1/namespaces/{NAMESPACE_K8S}/deployments/nuclio-{function}")
+        return target["spec"].get("replicas", 0)
+
+    def shadow_answers(ids: list[str]) -> list[tuple]:
+        return query(
+            deployed,
+            "SELECT image_id, created_at FROM predictions WHERE role = 'shadow' AND image_id = ANY(%s::uuid[]) "
+            "ORDER BY created_at",
+            (ids,),
+        )
+
+    champion = registry.version_for_alias(model, registry.CHAMPION, deployed)
+    assert champion, "the node carries the test stack's champions"
+    assert registry.version_for_alias(model, registry.CHALLENGER, deployed) is None
+    # Asleep: images are compared by the champions, and no shadow pod starts for them.
+    tag = unique("kube-asleep")
+    stream(deployed, 5, 12000, tag)
+    ids = image_ids_for(deployed, tag, 5, timeout=300)
+    wait_comparisons(deployed, ids, timeout=300)
+    assert replicas() == 0 and _ready_pods(lay, function) == [] and shadow_answers(ids) == []
+
+    # The challenger: the champion's own version, served a second time in shadow.
+    registry.set_alias(model, champion, registry.CHALLENGER, deployed)
+    woke_at, stages, sent, tag = time.monotonic(), {}, [], unique("kube-shadow")
+    try:
+
+        def answered() -> bool:
+            # An image every two seconds from the challenger on, so the awake pod's first
+            # poll finds work; each sample notes the stage the wake has reached.
+            stream(deployed, 1, 12100 + len(sent), tag)
+            sent.append(1)
+            now = round(time.monotonic() - woke_at, 1)
+            if "keda_scaled_s" not in stages and replicas() >= 1:
+                stages["keda_scaled_s"] = now
+            if "pod_ready_s" not in stages and _ready_pods(lay, function):
+                stages["pod_ready_s"] = now
+            rows = query(deployed, "SELECT image_id FROM images WHERE filename LIKE %s", (f"{tag}-%",))
+            if shadow_answers([str(r[0]) for r in rows]):
+                stages["first_answer_s"] = now
+                return True
+            return False
+
+        wait_for(answered, 420, interval=2, message=f"{function} to wake for a challenger and answer")
+        print(f"\n[kube] cold start of {function} from the challenger's alias (s): {stages}, {len(sent)} images sent")
+        assert stages["keda_scaled_s"] <= stages["pod_ready_s"] <= stages["first_answer_s"]
+    finally:
+        registry.delete_alias(model, registry.CHALLENGER, deployed)
+    # Back to zero once the challenger is gone: the jobs function drops the gauge at its next
+    # review, and KEDA scales to zero after its cooldown.
+    started = time.monotonic()
+    wait_for(lambda: replicas() == 0, 480, interval=5, message=f"{function} back at zero without a challenger")
+    print(f"[kube] {function} back at zero {time.monotonic() - started:.0f} s after the alias went")
 
 
 def test_down_leaves_no_process_namespace_cgroup_or_file(deployed, stack):

@@ -19,6 +19,7 @@ from ..config import Settings
 from ..runtime.cluster_scaling import keda_scaled_object, nuclio_scaling
 from ..runtime.deploy import function_config
 from ..runtime.spec import function_spec
+from ..security.db_roles import COMPONENT_ENV
 from ..stack.services.minio import minio_kafka_targets_env
 
 # Image paths (infra/image/Containerfile): each function's folder sits under here.
@@ -55,6 +56,8 @@ def chart_function(entry: dict, root: Path, settings: Settings) -> dict:
         "handler": config["spec"]["handler"],
         "handlerDir": f"{IMAGE_FUNCTIONS_DIR}/{source.parent.name}",
         "imageRole": "training" if entry["name"] in TRAINING_FUNCTIONS else "serving",
+        # Whose PostgreSQL Secret the chart gives it (triptych.security.db_roles).
+        "component": spec.env[COMPONENT_ENV],
         "runtime": config["spec"]["runtime"],
         "env": config["spec"]["env"],
         "resources": config["spec"].get("resources", {}),

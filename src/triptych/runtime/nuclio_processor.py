@@ -22,6 +22,7 @@ import yaml
 
 from ..config import Settings
 from ..errors import InstallError, ToolMissingError
+from ..security.db_roles import take_declared_component
 
 NUCLIO_MODULE = "github.com/nuclio/nuclio"
 NUCLIO_VERSION = "v1.14.2"
@@ -122,7 +123,9 @@ def processor_environment(function_config: dict, wrapper_dir: Path, python: str,
     function's env (the processor itself does not apply spec.env) plus where the
     Python wrapper, interpreter and handler module are."""
     # The caller's environment wins over the declaration's, as under the local runner.
-    env = {**{e["name"]: str(e["value"]) for e in function_config["spec"].get("env", [])}, **os.environ}
+    declared = {e["name"]: str(e["value"]) for e in function_config["spec"].get("env", [])}
+    env = {**declared, **os.environ}
+    take_declared_component(env, declared)
     env.update(
         {
             "NUCLIO_PYTHON_WRAPPER_PATH": str(wrapper_dir / "_nuclio_wrapper.py"),

@@ -21,6 +21,7 @@ from pathlib import Path
 from .. import logs
 from ..config import Settings, get_settings
 from ..control import replica_target_path
+from ..security.db_roles import take_declared_component
 from .admin import AdminServer
 from .cron_trigger import CronTriggerRunner
 from .http_trigger import HttpTriggerRunner
@@ -49,6 +50,7 @@ def replica_log_path(settings: Settings, function: str, index: int) -> Path:
 
 def serve_replica(spec: FunctionSpec, index: int) -> int:
     """Run until told to stop; return the process exit code."""
+    take_declared_component(os.environ, spec.env)
     for key, value in spec.env.items():
         os.environ.setdefault(key, value)  # the declaration's env, unless the caller overrides it
     os.environ.setdefault("TRIPTYCH_WORKER_ID", f"{spec.name}-{index}")

@@ -4,7 +4,10 @@ sizes, lag). One registry per process: every replica serves its own."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import logging
+import os
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 LABELS = ("function", "trigger")
 
@@ -28,3 +31,25 @@ CONSUMER_LAG = Gauge(
 # Work a handler started and left running after it returned (a retraining run): the
 # scaler never stops a replica that has some, however idle its handler looks.
 BACKGROUND_WORK = Gauge("triptych_function_background_work", "Units of work running in the background of a replica")
+
+
+# Set by the Helm chart on every NuclioFunction, with the pod annotations
+# `prometheus.io/scrape` and `prometheus.io/port` that its Prometheus keeps.
+POD_METRICS_PORT_ENV = "TRIPTYCH_POD_METRICS_PORT"
+
+
+def serve_in_pod() -> int | None:
+    """On Kubernetes, this process's metrics at `:$TRIPTYCH_POD_METRICS_PORT/metrics`,
+    for the chart's Prometheus: the jobs function's wake gauges reach KEDA that way
+    (`triptych_shadow_labelled` wakes infer-shadow). Nuclio's processor serves only its
+    own Go metrics. Locally the variable is unset: each replica's admin endpoint
+    serves the same registry. Returns the port, or None when nothing was started."""
+    port = os.environ.get(POD_METRICS_PORT_ENV)
+    if not port:
+        return None
+    try:
+        start_http_server(int(port))
+    except OSError as exc:  # another worker process of this pod holds the port
+        logging.getLogger(__name__).warning("pod metrics not served by this worker: %s", exc)
+        return None
+    return int(port)

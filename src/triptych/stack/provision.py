@@ -20,6 +20,7 @@ from ..config import MINIO_KAFKA_DURABLE_TARGET_ID, MINIO_KAFKA_TARGET_ID, Setti
 from ..contracts import TOPIC_DEAD_LETTERS, TOPIC_MODEL_UPDATES, TOPICS
 from ..db.migrate import migrate
 from ..errors import StackError
+from ..security.db_roles import ensure_password_files, provision_logins, read_password_files
 from ..storage import minio_client
 from .services import Postgres
 
@@ -39,6 +40,8 @@ def provision_postgres(settings: Settings, postgres: Postgres) -> None:
                     sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(settings.postgres_user)),
                     (settings.postgres_password,),
                 )
+            # Each component's own login, before the migrations grant it its rights.
+            provision_logins(cur, ensure_password_files(settings.credentials_path))
             for db in (settings.postgres_db, settings.mlflow_db):
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,))
                 if cur.fetchone() is None:
@@ -225,11 +228,31 @@ def provision_servers(settings: Settings, timeout_s: float = 300) -> dict[str, l
     )
     until_up(_ensure_external_mlflow_db)(settings)
     migrations = until_up(provision_schema)(settings)
+    _component_logins(settings)
     topics = provision_topics(settings, timeout_s)
     until_up(provision_buckets)(settings)
     if settings.dashboard_api_key:
         _adopt_dashboard_key(settings)
     return {"migrations": migrations, "topics": topics}
+
+
+def _component_logins(settings: Settings) -> None:
+    """Each component's role a login with the password mounted for it (the chart mounts
+    every component's Secret under TRIPTYCH_CREDENTIALS_DIR), when the owner may manage
+    roles. Otherwise nothing is changed: the roles are someone else's to manage
+    (CloudNativePG's managed roles, a DBA's; a local stack's are made by `triptych up`
+    as the server's superuser)."""
+    passwords = read_password_files(settings.credentials_path)
+    if not passwords:
+        return
+    conn = psycopg2.connect(settings.postgres_url)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user")
+            if cur.fetchone()[0]:
+                provision_logins(cur, passwords)
+    finally:
+        conn.close()
 
 
 def _adopt_dashboard_key(settings: Settings) -> None:

@@ -92,45 +92,53 @@ type: {{ if .root.Values.nodePorts.enabled }}NodePort{{ else }}ClusterIP{{ end }
 The environment every function and application gets: the servers' addresses,
 the credentials from Secrets (never in a value), and the user's extra settings.
 Kubernetes expands $(VAR) from variables defined earlier in the same list.
+Called with (dict "root" $ "component" NAME): a component logs in to PostgreSQL
+with its own Secret (`<release>-pg-<component>`, postgres.componentRoles), and
+"" is the database's owner (provisioning, MLflow).
 */}}
 {{- define "triptych.env" -}}
+{{- $root := .root -}}
 - name: TRIPTYCH_KAFKA_BOOTSTRAP
-  value: {{ include "triptych.kafkaBootstrap" . | quote }}
+  value: {{ include "triptych.kafkaBootstrap" $root | quote }}
 - name: TRIPTYCH_KAFKA_REPLICATION_FACTOR
-  value: {{ if .Values.kafka.bootstrap }}"1"{{ else }}{{ min 3 .Values.kafka.replicas | quote }}{{ end }}
+  value: {{ if $root.Values.kafka.bootstrap }}"1"{{ else }}{{ min 3 $root.Values.kafka.replicas | quote }}{{ end }}
 - name: TRIPTYCH_S3_ENDPOINT
-  value: {{ include "triptych.s3Endpoint" . | quote }}
+  value: {{ include "triptych.s3Endpoint" $root | quote }}
 - name: TRIPTYCH_S3_ACCESS_KEY
-  valueFrom: {secretKeyRef: {name: {{ include "triptych.s3Secret" . }}, key: access-key}}
+  valueFrom: {secretKeyRef: {name: {{ include "triptych.s3Secret" $root }}, key: access-key}}
 - name: TRIPTYCH_S3_SECRET_KEY
-  valueFrom: {secretKeyRef: {name: {{ include "triptych.s3Secret" . }}, key: secret-key}}
+  valueFrom: {secretKeyRef: {name: {{ include "triptych.s3Secret" $root }}, key: secret-key}}
+{{- $pgSecret := include "triptych.postgresSecret" $root }}
+{{- if and .component $root.Values.postgres.componentRoles }}
+{{- $pgSecret = printf "%s-pg-%s" (include "triptych.fullname" $root) .component }}
+{{- end }}
 - name: TRIPTYCH_PG_USER
-  valueFrom: {secretKeyRef: {name: {{ include "triptych.postgresSecret" . }}, key: username}}
+  valueFrom: {secretKeyRef: {name: {{ $pgSecret }}, key: username}}
 - name: TRIPTYCH_PG_PASSWORD
-  valueFrom: {secretKeyRef: {name: {{ include "triptych.postgresSecret" . }}, key: password}}
+  valueFrom: {secretKeyRef: {name: {{ $pgSecret }}, key: password}}
 - name: TRIPTYCH_DATABASE_URL
-  value: "postgresql://$(TRIPTYCH_PG_USER):$(TRIPTYCH_PG_PASSWORD)@{{ include "triptych.postgresHost" . }}:{{ .Values.postgres.port }}/{{ .Values.postgres.database }}"
+  value: "postgresql://$(TRIPTYCH_PG_USER):$(TRIPTYCH_PG_PASSWORD)@{{ include "triptych.postgresHost" $root }}:{{ $root.Values.postgres.port }}/{{ $root.Values.postgres.database }}"
 - name: TRIPTYCH_MLFLOW_DB
-  value: {{ .Values.postgres.mlflowDatabase | quote }}
+  value: {{ $root.Values.postgres.mlflowDatabase | quote }}
 - name: TRIPTYCH_MLFLOW_TRACKING_URI
-  value: {{ include "triptych.mlflowUri" . | quote }}
+  value: {{ include "triptych.mlflowUri" $root | quote }}
 - name: TRIPTYCH_PROMETHEUS_ENDPOINT
-  value: {{ include "triptych.prometheusUrl" . | quote }}
+  value: {{ include "triptych.prometheusUrl" $root | quote }}
 - name: TRIPTYCH_UPLOAD_ENDPOINT
-  value: "http://nuclio-upload.{{ .Release.Namespace }}.svc:8080"
+  value: "http://nuclio-upload.{{ $root.Release.Namespace }}.svc:8080"
 - name: TRIPTYCH_RETRAIN_ENDPOINT
-  value: "http://nuclio-retrain.{{ .Release.Namespace }}.svc:8080"
+  value: "http://nuclio-retrain.{{ $root.Release.Namespace }}.svc:8080"
 - name: TRIPTYCH_JWT_SECRET
-  valueFrom: {secretKeyRef: {name: {{ include "triptych.apiSecret" . }}, key: jwt-secret}}
+  valueFrom: {secretKeyRef: {name: {{ include "triptych.apiSecret" $root }}, key: jwt-secret}}
 - name: MLFLOW_S3_ENDPOINT_URL
-  value: {{ include "triptych.s3Endpoint" . | quote }}
+  value: {{ include "triptych.s3Endpoint" $root | quote }}
 - name: AWS_ACCESS_KEY_ID
   value: $(TRIPTYCH_S3_ACCESS_KEY)
 - name: AWS_SECRET_ACCESS_KEY
   value: $(TRIPTYCH_S3_SECRET_KEY)
 - name: AWS_DEFAULT_REGION
   value: us-east-1
-{{- range $name, $value := .Values.settings }}
+{{- range $name, $value := $root.Values.settings }}
 - name: {{ $name }}
   value: {{ $value | toString | quote }}
 {{- end }}
@@ -154,4 +162,9 @@ imagePullSecrets:
 securityContext:
   allowPrivilegeEscalation: false
   capabilities: {drop: [ALL]}
+{{- end -}}
+
+{{/* Every component with a PostgreSQL role of its own: triptych.config.COMPONENTS (a unit test holds them equal). */}}
+{{- define "triptych.components" -}}
+["upload", "ingest", "infer", "aggregate", "jobs", "retrain", "api", "dashboard", "supervisor"]
 {{- end -}}

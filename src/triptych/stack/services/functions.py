@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ... import __version__
 from ...control import read_status, status_path
+from ...security.db_roles import COMPONENT_ENV
 from ..process import spawn_detached
 from .base import Service
 
@@ -45,6 +46,8 @@ class Functions(Service):
         return spawn_detached(
             [sys.executable, "-m", "triptych.runtime.supervisor", "--project", str(self.settings.project_file)],
             self.log_path,
+            # Its own PostgreSQL role; each replica takes its declaration's instead.
+            env={COMPONENT_ENV: "supervisor"},
         )
 
     def healthy(self) -> bool:

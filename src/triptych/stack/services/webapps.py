@@ -6,6 +6,7 @@ import importlib.metadata
 import sys
 import urllib.request
 
+from ...security.db_roles import COMPONENT_ENV
 from ..process import spawn_detached
 from .base import OwnServer
 
@@ -23,7 +24,10 @@ class WebApp(OwnServer):
         return importlib.metadata.version(self.package)
 
     def _launch(self) -> int:
-        return spawn_detached([sys.executable, "-m", "triptych.cli", self.name], self.log_path)
+        # Each logs in to PostgreSQL as its own role (triptych.security.db_roles).
+        return spawn_detached(
+            [sys.executable, "-m", "triptych.cli", self.name], self.log_path, env={COMPONENT_ENV: self.name}
+        )
 
     def healthy(self) -> bool:
         with urllib.request.urlopen(f"{self.url}{self.probe_path}", timeout=2) as resp:

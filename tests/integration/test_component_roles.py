@@ -1,0 +1,173 @@
+"""Least privilege in the real PostgreSQL of the test stack: each component logs in
+as its own role (`triptych up` made the logins, migration 0011 the grants), and a
+component's credentials attempting another component's write, or a read of
+another's secrets, are refused by the server, with nothing changed.
+
+Every other integration test that starts a real function, the API or the dashboard
+runs it under its own role, so a grant that is missing fails there: these tests
+are the refusals."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg2
+import pytest
+from psycopg2 import errors
+
+from triptych.config import COMPONENTS, Settings
+
+from .conftest import triptych
+from .runtime_helpers import query
+
+IMAGE = str(uuid.UUID(int=0xC0FFEE))
+SHA = "c" * 64
+
+# (component, what it tries, the statement): each is another component's write, an edit
+# of the audit trail, or a read of secrets it has no use for.
+REFUSED = (
+    [
+        (
+            "ingest",
+            "write a prediction (aggregate's)",
+            "INSERT INTO predictions (image_id, model_name, model_version, "
+            "predicted_class, confidence, top_k) VALUES (%(image)s, 'resnet50', '1', 'cat', 0.9, '[]')",
+        ),
+        ("ingest", "delete an image (retention is the jobs')", "DELETE FROM images WHERE image_id = %(image)s"),
+        ("infer", "relabel an image", "UPDATE images SET ground_truth_label = 'dog' WHERE image_id = %(image)s"),
+        ("infer", "read the API keys' hashes", "SELECT key_hash FROM api_keys"),
+        ("aggregate", "read the API keys' hashes", "SELECT key_hash FROM api_keys"),
+        ("aggregate", "delete an image", "DELETE FROM images WHERE image_id = %(image)s"),
+        ("upload", "delete an image", "DELETE FROM images WHERE image_id = %(image)s"),
+        (
+            "upload",
+            "write a comparison",
+            "INSERT INTO model_comparisons (image_id, model_set, model_versions, "
+            "consensus_class, consensus_confidence) VALUES (%(image)s, '{}', '{}', 'cat', 1)",
+        ),
+        ("api", "read the dashboard's password hashes", "SELECT password_hash FROM dashboard_users"),
+        (
+            "api",
+            "make itself an API key",
+            "INSERT INTO api_keys (key_id, name, key_hash, scopes) "
+            "VALUES ('0123456789ab', 'stolen', %(sha)s, '{admin}')",
+        ),
+        ("api", "delete an image", "DELETE FROM images WHERE image_id = %(image)s"),
+        (
+            "dashboard",
+            "make itself an API key",
+            "INSERT INTO api_keys (key_id, name, key_hash, scopes) "
+            "VALUES ('0123456789ab', 'stolen', %(sha)s, '{admin}')",
+        ),
+        ("dashboard", "clear predictions", "DELETE FROM predictions WHERE image_id = %(image)s"),
+        ("jobs", "revoke an API key", "UPDATE api_keys SET revoked_at = now()"),
+        ("jobs", "read the dashboard's sessions", "SELECT session_hash FROM dashboard_sessions"),
+        (
+            "retrain",
+            "write a prediction",
+            "INSERT INTO predictions (image_id, model_name, model_version, "
+            "predicted_class, confidence, top_k) VALUES (%(image)s, 'resnet50', '1', 'cat', 0.9, '[]')",
+        ),
+        ("retrain", "relabel an image", "UPDATE images SET ground_truth_label = 'dog' WHERE image_id = %(image)s"),
+        ("supervisor", "read the images", "SELECT filename FROM images"),
+    ]
+    + [
+        (component, "edit the audit trail", "UPDATE system_events SET message = 'nothing happened'")
+        for component in COMPONENTS
+    ]
+    + [
+        (component, "delete from the audit trail", "DELETE FROM system_events WHERE event_type = 'label_set'")
+        for component in COMPONENTS
+    ]
+)
+
+
+def _connect(stack: Settings, component: str):
+    return psycopg2.connect(stack.model_copy(update={"component": component}).postgres_url)
+
+
+@pytest.fixture(scope="module")
+def planted(stack):
+    """One image, owned by nobody's test, for the writes to aim at; removed after."""
+    query(
+        stack,
+        "INSERT INTO images (image_id, bucket, object_key, sha256, filename, size_bytes, source, ground_truth_label) "
+        "VALUES (%s, 'images', 'roles/planted.png', %s, 'planted.png', 1, 'unknown', 'cat') "
+        "ON CONFLICT DO NOTHING RETURNING image_id",
+        (IMAGE, SHA),
+    )
+    yield IMAGE
+    query(stack, "DELETE FROM images WHERE image_id = %s RETURNING image_id", (IMAGE,))
+
+
+def _snapshot(stack: Settings) -> tuple:
+    return (
+        query(stack, "SELECT count(*), max(ground_truth_label) FROM images WHERE image_id = %s", (IMAGE,))[0],
+        query(stack, "SELECT count(*) FROM predictions WHERE image_id = %s", (IMAGE,))[0],
+        query(stack, "SELECT count(*) FROM model_comparisons WHERE image_id = %s", (IMAGE,))[0],
+        query(stack, "SELECT count(*), count(revoked_at) FROM api_keys")[0],
+        query(stack, "SELECT count(*), md5(string_agg(message, '' ORDER BY event_id)) FROM system_events")[0],
+    )
+
+
+def test_every_component_logs_in_as_its_own_role(stack):
+    for component in COMPONENTS:
+        conn = _connect(stack, component)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT current_user, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user")
+                assert cur.fetchone() == (f"triptych_{component}", False, False)
+        finally:
+            conn.close()
+
+
+def test_a_wrong_password_is_refused(stack):
+    url = stack.model_copy(update={"component": "api"}).postgres_url
+    user, _, rest = url.partition("@")
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        psycopg2.connect(f"{user.rpartition(':')[0]}:not-the-password@{rest}")
+
+
+@pytest.mark.parametrize(("component", "attempt", "statement"), REFUSED, ids=[f"{c}: {a}" for c, a, _ in REFUSED])
+def test_a_component_cannot_touch_what_is_not_its_own(stack, planted, component, attempt, statement):
+    before = _snapshot(stack)
+    conn = _connect(stack, component)
+    try:
+        with pytest.raises(errors.InsufficientPrivilege), conn, conn.cursor() as cur:
+            cur.execute(statement, {"image": IMAGE, "sha": SHA})
+    finally:
+        conn.close()
+    assert _snapshot(stack) == before, f"{component} could {attempt}"
+
+
+def test_the_api_dashboard_and_their_children_run_as_their_components(stack):
+    """The servers `triptych up` started are their components (and so log in as their
+    roles: Settings.postgres_url, tests/unit/test_component_roles.py); they hold no
+    connection between requests for pg_stat_activity to show, so their environment is
+    read instead."""
+    import psutil
+
+    found = {}
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if cmdline[-1:] in (["api"], ["dashboard"]) and "triptych.cli" in cmdline:
+            try:
+                environ = proc.environ()
+            except psutil.Error:
+                continue
+            if environ.get("TRIPTYCH_DATA_DIR") == str(stack.data_dir):
+                found[cmdline[-1]] = environ.get("TRIPTYCH_COMPONENT")
+    assert found == {"api": "api", "dashboard": "dashboard"}
+
+
+def test_up_again_keeps_every_password(stack):
+    """A second `up` changes no component's password (a replica running meanwhile keeps
+    logging in)."""
+    before = {c: (stack.credentials_path / "postgres" / c).read_text() for c in COMPONENTS}
+    proc = triptych("up")
+    assert proc.returncode == 0, proc.stderr
+    after = {c: (stack.credentials_path / "postgres" / c).read_text() for c in COMPONENTS}
+    assert after == before
+    assert all(oct((stack.credentials_path / "postgres" / c).stat().st_mode)[-3:] == "600" for c in COMPONENTS)
+    conn = _connect(stack, "ingest")
+    conn.close()
