@@ -1,37 +1,11 @@
 """MLRun jobs run on a schedule by the `jobs` function (and by hand with
 `triptych jobs run NAME`): data quality (daily), metrics snapshots (hourly) and
-the shadow gate and the drift detectors (every minute). See triptych.lifecycle.jobs."""
+the shadow gate and the drift detectors (every minute). The handlers live in the
+package (triptych.lifecycle.job_handlers), so that an image without MLRun or this
+folder runs them too; this file is MLRun's command file. See triptych.lifecycle.jobs."""
 
 from __future__ import annotations
 
+from triptych.lifecycle.job_handlers import data_quality, drift_watch, metrics_snapshot, shadow_gate
 
-def data_quality(context, run_id: str = "") -> None:
-    from triptych.config import get_settings
-    from triptych.lifecycle.quality import run_data_quality
-
-    context.log_results(run_data_quality(get_settings(), run_id or None))
-
-
-def metrics_snapshot(context, run_id: str = "") -> None:
-    from triptych.config import get_settings
-    from triptych.lifecycle.snapshots import snapshot_hours
-
-    context.log_results(snapshot_hours(get_settings(), run_id or None))
-
-
-def shadow_gate(context, run_id: str = "") -> None:
-    from triptych.config import get_settings
-    from triptych.lifecycle.gate import review_shadow
-    from triptych.lifecycle.int8 import export_int8_champions
-
-    context.log_result("decisions", review_shadow(get_settings()))
-    # The same minute's look at the registry says whether the int8 twin has work (its wake on Kubernetes).
-    context.log_result("int8_champions", export_int8_champions(get_settings()))
-
-
-def drift_watch(context, run_id: str = "") -> None:
-    from triptych.config import get_settings
-    from triptych.lifecycle.drift import watch_drift
-
-    results = watch_drift(get_settings())
-    context.log_result("drifting", sorted(name for name, r in results.items() if r["status"] == "drift"))
+__all__ = ["data_quality", "drift_watch", "metrics_snapshot", "shadow_gate"]

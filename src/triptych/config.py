@@ -40,10 +40,27 @@ def component_role(component: str) -> str:
     return f"triptych_{component}"
 
 
-def component_password_path(credentials_dir: Path, component: str) -> Path:
-    """Where a component's PostgreSQL password is kept (a file of its own)."""
+def component_s3_user(component: str) -> str:
+    """The MinIO user a component signs its requests as (triptych.security.bucket_policies)."""
+    component_role(component)  # an unknown name is refused
+    return f"triptych-{component}"
+
+
+def component_password_path(
+    credentials_dir: Path, component: str, service: Literal["postgres", "s3"] = "postgres"
+) -> Path:
+    """Where a component's PostgreSQL password (or MinIO secret key) is kept: a file of its own."""
     component_role(component)  # an unknown name never becomes a path
-    return credentials_dir / "postgres" / component
+    return credentials_dir / service / component
+
+
+def _read_secret(path: Path, component: str) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"no credentials for component {component!r} at {path}: `triptych up` makes them"
+        ) from None
 
 
 def _default_data_dir() -> Path:
@@ -349,18 +366,22 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         if self.component:
-            path = component_password_path(self.credentials_path, self.component)
-            try:
-                password = path.read_text().strip()
-            except FileNotFoundError:
-                raise FileNotFoundError(
-                    f"no PostgreSQL password for component {self.component!r} at {path}: `triptych up` makes it"
-                ) from None
+            password = _read_secret(component_password_path(self.credentials_path, self.component), self.component)
             return (
                 f"postgresql://{component_role(self.component)}:{password}@{self.bind_host}:{self.postgres_port}"
                 f"/{self.postgres_db}"
             )
         return self._local_postgres_url(self.postgres_db)
+
+    @property
+    def s3_credentials(self) -> tuple[str, str]:
+        """(access key, secret key): on a local stack a component signs as its own MinIO
+        user (only its buckets and prefixes); otherwise the keys given (the chart gives
+        each component its own) or MinIO's root user (the CLI, MLflow's server)."""
+        if self.component and not self.s3_endpoint:
+            path = component_password_path(self.credentials_path, self.component, "s3")
+            return component_s3_user(self.component), _read_secret(path, self.component)
+        return self.s3_access_key, self.s3_secret_key
 
     @property
     def credentials_path(self) -> Path:
@@ -427,8 +448,8 @@ class Settings(BaseSettings):
         """Environment that boto3-based tools (MLflow's artifact store) read."""
         return {
             "MLFLOW_S3_ENDPOINT_URL": self.s3_url,
-            "AWS_ACCESS_KEY_ID": self.s3_access_key,
-            "AWS_SECRET_ACCESS_KEY": self.s3_secret_key,
+            "AWS_ACCESS_KEY_ID": self.s3_credentials[0],
+            "AWS_SECRET_ACCESS_KEY": self.s3_credentials[1],
             "AWS_DEFAULT_REGION": "us-east-1",
         }
 

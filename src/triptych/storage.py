@@ -14,8 +14,8 @@ def minio_client(settings: Settings | None = None) -> Minio:
     url = urlparse(settings.s3_url)
     return Minio(
         url.netloc,
-        access_key=settings.s3_access_key,
-        secret_key=settings.s3_secret_key,
+        access_key=settings.s3_credentials[0],
+        secret_key=settings.s3_credentials[1],
         secure=url.scheme == "https",
     )
 

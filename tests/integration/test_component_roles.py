@@ -9,6 +9,7 @@ are the refusals."""
 
 from __future__ import annotations
 
+import io
 import uuid
 
 import psycopg2
@@ -171,3 +172,75 @@ def test_up_again_keeps_every_password(stack):
     assert all(oct((stack.credentials_path / "postgres" / c).stat().st_mode)[-3:] == "600" for c in COMPONENTS)
     conn = _connect(stack, "ingest")
     conn.close()
+
+
+# --- MinIO: each component signs as its own user, whose policy allows only its work --------
+
+BUCKET_REFUSALS = [
+    ("upload", "read an image", lambda s3, b: s3.get_object(b, PROBE).read()),
+    ("upload", "list the bucket", lambda s3, b: list(s3.list_objects(b))),
+    ("upload", "delete an image", lambda s3, b: s3.remove_object(b, PROBE)),
+    ("upload", "write a report", lambda s3, b: _put(s3, "reports", "roles/forged.json")),
+    ("infer", "write an image", lambda s3, b: _put(s3, b, "roles/forged.png")),
+    ("infer", "delete an image", lambda s3, b: s3.remove_object(b, PROBE)),
+    ("ingest", "write outside quarantine/", lambda s3, b: _put(s3, b, "roles/forged.png")),
+    ("dashboard", "write an image", lambda s3, b: _put(s3, b, "roles/forged.png")),
+    ("dashboard", "delete an image", lambda s3, b: s3.remove_object(b, PROBE)),
+    ("api", "delete an image", lambda s3, b: s3.remove_object(b, PROBE)),
+    ("retrain", "delete an image", lambda s3, b: s3.remove_object(b, PROBE)),
+    ("jobs", "write a data set", lambda s3, b: _put(s3, "datasets", "roles/forged/manifest.json")),
+]
+PROBE = "roles/probe.png"
+
+
+def _put(s3, bucket: str, key: str):
+    return s3.put_object(bucket, key, io.BytesIO(b"forged"), 6)
+
+
+@pytest.fixture(scope="module")
+def probe(stack):
+    """One object every component's test aims at, put there as MinIO's root user."""
+    from triptych.storage import minio_client
+
+    root = minio_client(stack)
+    _put(root, stack.images_bucket, PROBE)
+    yield root
+    for bucket, key in ((stack.images_bucket, PROBE), (stack.images_bucket, "roles/forged.png")):
+        root.remove_object(bucket, key)
+
+
+@pytest.mark.parametrize(
+    ("component", "attempt", "act"), BUCKET_REFUSALS, ids=[f"{c}: {a}" for c, a, _ in BUCKET_REFUSALS]
+)
+def test_a_component_cannot_touch_buckets_beyond_its_work(stack, probe, component, attempt, act):
+    from minio.error import S3Error
+
+    from triptych.storage import minio_client
+
+    with pytest.raises(S3Error) as refused:
+        act(minio_client(stack.model_copy(update={"component": component})), stack.images_bucket)
+    assert refused.value.code == "AccessDenied", f"{component} could {attempt}"
+    assert probe.stat_object(stack.images_bucket, PROBE).size == 6, "the probe is still there"
+    forged = [o.object_name for o in probe.list_objects(stack.images_bucket, prefix="roles/forged")]
+    assert forged == []
+
+
+def test_each_component_can_do_its_own_work_in_the_buckets(stack, probe):
+    from triptych.storage import minio_client
+
+    def as_(component):
+        return minio_client(stack.model_copy(update={"component": component}))
+
+    images = stack.images_bucket
+    _put(as_("upload"), images, "roles/forged.png")  # upload puts images
+    assert as_("infer").get_object(images, PROBE).read() == b"forged"  # infer reads them
+    _put(as_("ingest"), images, "quarantine/roles/forged.png")  # ingest quarantines
+    as_("ingest").remove_object(images, "quarantine/roles/forged.png")
+    assert any(as_("ingest").list_objects(images, prefix="roles/"))  # its sweep lists
+    assert as_("dashboard").get_object(images, PROBE).read() == b"forged"
+
+
+def test_components_that_never_touch_the_buckets_have_no_keys(stack):
+    for component in ("aggregate", "supervisor"):
+        with pytest.raises(FileNotFoundError, match=f"no credentials for component '{component}'"):
+            _ = stack.model_copy(update={"component": component}).s3_credentials

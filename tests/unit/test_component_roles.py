@@ -12,6 +12,7 @@ import yaml
 
 from triptych.config import COMPONENTS, Settings, component_password_path, component_role
 from triptych.kube.chart import CHART_DIR
+from triptych.security.bucket_policies import S3_COMPONENTS, policy_for
 from triptych.security.db_roles import COMPONENT_ENV, ensure_password_files, take_declared_component
 
 
@@ -37,7 +38,7 @@ def test_a_component_logs_in_as_its_role_with_its_own_password(tmp_path):
 
 
 def test_a_missing_password_file_says_what_makes_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match="`triptych up` makes it"):
+    with pytest.raises(FileNotFoundError, match="`triptych up` makes them"):
         _ = Settings(component="jobs", credentials_dir=tmp_path).postgres_url
 
 
@@ -56,3 +57,16 @@ def test_the_chart_knows_the_same_components():
     declared = yaml.safe_load((CHART_DIR / "files" / "functions.yaml").read_text())["functions"]
     assert {fn["component"] for fn in declared.values()} <= set(COMPONENTS)
     assert declared["infer-shadow"]["component"] == "infer"
+    s3_listed = re.search(r'define "triptych.s3Components" -}}\n(\[.*\])', helpers)
+    assert s3_listed and tuple(json.loads(s3_listed.group(1))) == S3_COMPONENTS
+
+
+def test_each_bucket_policy_allows_only_its_components_work():
+    settings = Settings.model_construct()
+    upload = policy_for("upload", settings)["Statement"]
+    assert {a for st in upload for a in st["Action"]} == {"s3:PutObject", "s3:GetBucketLocation"}
+    assert [st["Resource"] for st in upload if "s3:PutObject" in st["Action"]] == [["arn:aws:s3:::images/*"]]
+    dashboard = {a for st in policy_for("dashboard", settings)["Statement"] for a in st["Action"]}
+    assert not dashboard & {"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:ListBucket"}
+    with pytest.raises(ValueError, match="no rights"):
+        policy_for("aggregate", settings)

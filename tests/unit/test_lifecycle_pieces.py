@@ -164,3 +164,21 @@ def test_a_decision_is_posted_to_the_webhook_and_a_dead_webhook_is_only_logged()
     server.server_close()
     assert received == [record]
     notify(record, Settings(decision_webhook_url=f"http://127.0.0.1:{server.server_port}/gone"))  # no raise
+
+
+def test_every_scheduled_job_runs_with_or_without_mlrun():
+    """Each job's handler is in the package, for the serving image (no MLRun, no
+    projects/ folder: the `jobs` function on Kubernetes), and in MLRun's command file."""
+    import importlib.util
+
+    from triptych.lifecycle import job_handlers, jobs
+
+    spec = importlib.util.spec_from_file_location("lifecycle_jobs", jobs.JOB_FILE)
+    command_file = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(command_file)
+    for handler, _ in jobs.JOBS.values():
+        assert getattr(command_file, handler) is getattr(job_handlers, handler)
+    context = jobs._Results()
+    context.log_result("a", 1)
+    context.log_results({"b": 2})
+    assert context.results == {"a": 1, "b": 2}

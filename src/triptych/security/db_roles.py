@@ -15,8 +15,9 @@ process that names none (the CLI, tests, migrations) is the database's owner.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 from psycopg2 import sql
 
@@ -25,14 +26,17 @@ from ..config import COMPONENTS, component_password_path, component_role
 COMPONENT_ENV = "TRIPTYCH_COMPONENT"
 
 
-def ensure_password_files(credentials_dir: Path) -> dict[str, str]:
-    """Each component's password, made (random, 0600) where missing; kept after."""
-    folder = credentials_dir / "postgres"
+def ensure_password_files(
+    credentials_dir: Path, service: Literal["postgres", "s3"] = "postgres", components: Sequence[str] = COMPONENTS
+) -> dict[str, str]:
+    """Each component's password (or MinIO secret key), made (random, 0600) where
+    missing; kept after."""
+    folder = credentials_dir / service
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)
     passwords = {}
-    for component in COMPONENTS:
-        path = component_password_path(credentials_dir, component)
+    for component in components:
+        path = component_password_path(credentials_dir, component, service)
         if not path.exists():
             path.touch(mode=0o600)
             path.write_text(secrets.token_urlsafe(24))
@@ -40,11 +44,13 @@ def ensure_password_files(credentials_dir: Path) -> dict[str, str]:
     return passwords
 
 
-def read_password_files(credentials_dir: Path) -> dict[str, str]:
+def read_password_files(
+    credentials_dir: Path, service: Literal["postgres", "s3"] = "postgres", components: Sequence[str] = COMPONENTS
+) -> dict[str, str]:
     """The passwords that are there (the chart mounts every component's Secret)."""
     found = {}
-    for component in COMPONENTS:
-        path = component_password_path(credentials_dir, component)
+    for component in components:
+        path = component_password_path(credentials_dir, component, service)
         if path.exists():
             found[component] = path.read_text().strip()
     return found

@@ -17,6 +17,7 @@ from ..config import Settings
 from ..errors import StackError
 from .prebuild import Report
 from .provision import (
+    provision_bucket_users,
     provision_buckets,
     provision_local_keys,
     provision_postgres,
@@ -100,7 +101,7 @@ class Stack:
                 result.key_files.update(provision_local_keys(self.settings)),
             ),
             "kafka": lambda: result.topics_created.extend(provision_topics(self.settings)),
-            "minio": lambda: provision_buckets(self.settings),
+            "minio": lambda: (provision_buckets(self.settings), provision_bucket_users(self.settings)),
         }
         try:
             for svc in active:

@@ -20,6 +20,7 @@ from ..config import MINIO_KAFKA_DURABLE_TARGET_ID, MINIO_KAFKA_TARGET_ID, Setti
 from ..contracts import TOPIC_DEAD_LETTERS, TOPIC_MODEL_UPDATES, TOPICS
 from ..db.migrate import migrate
 from ..errors import StackError
+from ..security.bucket_policies import S3_COMPONENTS, provision_users
 from ..security.db_roles import ensure_password_files, provision_logins, read_password_files
 from ..storage import minio_client
 from .services import Postgres
@@ -185,6 +186,17 @@ def provision_buckets(settings: Settings) -> None:
     _set_images_notification(client, settings)
 
 
+def provision_bucket_users(settings: Settings, make_missing: bool = True) -> None:
+    """Each component's own MinIO user and policy (triptych.security.bucket_policies),
+    with the secret keys under `credentials_dir/s3`: made where missing on a local
+    stack; on Kubernetes the chart mounts a Secret each, and none mounted, none made."""
+    keys = (ensure_password_files if make_missing else read_password_files)(
+        settings.credentials_path, "s3", S3_COMPONENTS
+    )
+    if keys:
+        provision_users(settings, keys)
+
+
 def _set_images_notification(client: Minio, settings: Settings) -> None:
     # Both targets get every object-created event (see stack.services.minio.minio_kafka_targets_env).
     config = NotificationConfig(
@@ -231,6 +243,7 @@ def provision_servers(settings: Settings, timeout_s: float = 300) -> dict[str, l
     _component_logins(settings)
     topics = provision_topics(settings, timeout_s)
     until_up(provision_buckets)(settings)
+    provision_bucket_users(settings, make_missing=False)
     if settings.dashboard_api_key:
         _adopt_dashboard_key(settings)
     return {"migrations": migrations, "topics": topics}

@@ -104,10 +104,18 @@ with its own Secret (`<release>-pg-<component>`, postgres.componentRoles), and
   value: {{ if $root.Values.kafka.bootstrap }}"1"{{ else }}{{ min 3 $root.Values.kafka.replicas | quote }}{{ end }}
 - name: TRIPTYCH_S3_ENDPOINT
   value: {{ include "triptych.s3Endpoint" $root | quote }}
+{{- $s3Secret := include "triptych.s3Secret" $root }}
+{{- $s3Own := has .component (include "triptych.s3Components" $root | fromJsonArray) }}
+{{- if and .component (include "triptych.s3ComponentUsers" $root) }}
+{{- $s3Secret = ternary (printf "%s-s3-%s" (include "triptych.fullname" $root) .component) "" $s3Own }}
+{{- end }}
+{{- /* A component that never touches the buckets gets no keys at all. */}}
+{{- if $s3Secret }}
 - name: TRIPTYCH_S3_ACCESS_KEY
-  valueFrom: {secretKeyRef: {name: {{ include "triptych.s3Secret" $root }}, key: access-key}}
+  valueFrom: {secretKeyRef: {name: {{ $s3Secret }}, key: access-key}}
 - name: TRIPTYCH_S3_SECRET_KEY
-  valueFrom: {secretKeyRef: {name: {{ include "triptych.s3Secret" $root }}, key: secret-key}}
+  valueFrom: {secretKeyRef: {name: {{ $s3Secret }}, key: secret-key}}
+{{- end }}
 {{- $pgSecret := include "triptych.postgresSecret" $root }}
 {{- if and .component $root.Values.postgres.componentRoles }}
 {{- $pgSecret = printf "%s-pg-%s" (include "triptych.fullname" $root) .component }}
@@ -167,4 +175,14 @@ securityContext:
 {{/* Every component with a PostgreSQL role of its own: triptych.config.COMPONENTS (a unit test holds them equal). */}}
 {{- define "triptych.components" -}}
 ["upload", "ingest", "infer", "aggregate", "jobs", "retrain", "api", "dashboard", "supervisor"]
+{{- end -}}
+
+{{/* The components with a MinIO user of their own: triptych.security.bucket_policies.S3_COMPONENTS (a unit test holds them equal). */}}
+{{- define "triptych.s3Components" -}}
+["upload", "ingest", "infer", "jobs", "retrain", "api", "dashboard"]
+{{- end -}}
+
+{{/* Whether each component signs as its own MinIO user: with the chart's MinIO only. */}}
+{{- define "triptych.s3ComponentUsers" -}}
+{{- if and .Values.s3.componentUsers (not .Values.s3.endpoint) }}true{{ end -}}
 {{- end -}}
