@@ -420,7 +420,8 @@ def _ready_pods(lay, function: str) -> list[dict]:
 def test_infer_shadow_sleeps_at_zero_until_a_challenger_exists_then_wakes(deployed, stack):
     """infer-shadow has no pod while no model has a challenger, however many images flow;
     a challenger alias in the node's MLflow wakes it through KEDA's Prometheus trigger (the
-    jobs function exports `triptych_shadow_labelled` while a challenger is in shadow), and
+    jobs function sets `triptych_wake_condition{condition="challenger"}` to 1 while a
+    challenger is in shadow, from whichever of its worker processes runs the gate), and
     it answers in shadow; with the alias gone it goes back to zero.
 
     The cold start is measured from the challenger's appearance (the function's first

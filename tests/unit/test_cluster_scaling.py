@@ -57,7 +57,7 @@ def test_the_shadow_wakes_on_the_challenger_condition_alone(mapped):
     assert shadow["how"] == "KEDA on the challenger condition"
     spec = shadow["keda"]["spec"]
     assert spec["minReplicaCount"] == 0 and [t["type"] for t in spec["triggers"]] == ["prometheus"]
-    assert "triptych_shadow_labelled" in spec["triggers"][0]["metadata"]["query"]
+    assert 'triptych_wake_condition{condition="challenger"}' in spec["triggers"][0]["metadata"]["query"]
 
 
 def test_the_int8_twin_wakes_on_a_published_int8_champion_alone(mapped):
@@ -66,7 +66,7 @@ def test_the_int8_twin_wakes_on_a_published_int8_champion_alone(mapped):
     spec = twin["keda"]["spec"]
     assert spec["minReplicaCount"] == 0 and spec["maxReplicaCount"] == 1
     assert [t["type"] for t in spec["triggers"]] == ["prometheus"]
-    assert "triptych_int8_published" in spec["triggers"][0]["metadata"]["query"]
+    assert 'triptych_wake_condition{condition="int8"}' in spec["triggers"][0]["metadata"]["query"]
 
 
 def test_http_functions_use_nuclios_hpa_and_retrain_goes_to_zero_through_the_dlx(mapped):

@@ -35,6 +35,7 @@ from ..models import registry
 from ..models.lifecycle import announce, promote
 from ..models.zoo import ARCHITECTURES
 from ..stats.evalue import e_value, evidence
+from . import wake_signals
 
 log = logging.getLogger("triptych.lifecycle")
 
@@ -310,12 +311,14 @@ def review_shadow(settings: Settings, db: Database | None = None) -> list[dict]:
     """Phase 2 for every model with a challenger; returns what was decided."""
     db = db or Database(settings)
     results = []
+    in_shadow = False
     for model_name in ARCHITECTURES:
         challenger = registry.version_for_alias(model_name, registry.CHALLENGER, settings)
         champion = registry.version_for_alias(model_name, registry.CHAMPION, settings)
         if challenger is None or champion is None:
             _forget_shadow(model_name)
             continue
+        in_shadow = True
         figures = db.transaction(lambda cur, m=model_name, ch=challenger, cp=champion: shadow_figures(cur, m, ch, cp))
         _export_shadow(model_name, figures)
         decision = decide_live(
@@ -330,4 +333,7 @@ def review_shadow(settings: Settings, db: Database | None = None) -> list[dict]:
         decision.figures.update(champion_version=champion)
         apply(model_name, challenger, decision, settings)
         results.append({"model_name": model_name, "version": challenger, **decision.as_dict()})
+    # infer-shadow's wake on Kubernetes: set before a decision ends the shadow phase, so
+    # it answers this minute's images too; the next review says 0.
+    wake_signals.signal("challenger", in_shadow)
     return results

@@ -19,6 +19,7 @@ from ..models.lifecycle import announce
 from ..models.preprocess import to_batch
 from ..models.quantize import MIN_AGREEMENT, compare_int8
 from ..models.zoo import ARCHITECTURES
+from . import wake_signals
 from .training_set import base_dataset
 
 
@@ -112,4 +113,5 @@ def export_int8_champions(settings: Settings) -> list[str]:
                 INT8_PUBLISHED.remove(model_name)
             except KeyError:
                 pass
+    wake_signals.signal("int8", bool(published))
     return published

@@ -17,9 +17,9 @@ Kubernetes (`triptych functions scaling NAME` prints it; the Helm chart renders 
   wait before 1 → 0) is `scale_idle_to_zero_s`.
 - **A declared wake condition** (`challenger` for `infer-shadow`, `int8` for
   `infer-int8`, max 1 each) is its only KEDA trigger, on Prometheus: the jobs
-  function exports `triptych_shadow_labelled{model}` exactly while a challenger is
-  in shadow, and `triptych_int8_published{model}` while a champion has a published
-  int8 export (so it wakes within the gate's minute). KEDA runs the most any trigger asks for, so a
+  function sets `triptych_wake_condition{condition}` to 1 while a challenger is in
+  shadow (or a champion has a published int8 export) and to 0 after, every minute
+  (triptych.lifecycle.wake_signals), so it wakes within the gate's minute. KEDA runs the most any trigger asks for, so a
   lag trigger beside it would wake it for every image.
 - **An HTTP function** scales with Nuclio's own HPA on CPU (`minReplicas`,
   `maxReplicas`, `targetCPU` = `scale_target_busy`). At min 0 it also gets
@@ -42,8 +42,8 @@ from .spec import FunctionSpec, HttpTriggerSpec
 KEDA_API = "keda.sh/v1alpha1"
 # A wake condition as Prometheus sees it; the jobs function exports both gauges every minute.
 WAKE_QUERIES = {
-    "challenger": "count(triptych_shadow_labelled) or vector(0)",
-    "int8": "count(triptych_int8_published) or vector(0)",
+    "challenger": 'max(triptych_wake_condition{condition="challenger"}) or vector(0)',
+    "int8": 'max(triptych_wake_condition{condition="int8"}) or vector(0)',
 }
 
 

@@ -4,10 +4,9 @@ sizes, lag). One registry per process: every replica serves its own."""
 
 from __future__ import annotations
 
-import logging
 import os
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess, start_http_server
 
 LABELS = ("function", "trigger")
 
@@ -41,15 +40,21 @@ POD_METRICS_PORT_ENV = "TRIPTYCH_POD_METRICS_PORT"
 def serve_in_pod() -> int | None:
     """On Kubernetes, this process's metrics at `:$TRIPTYCH_POD_METRICS_PORT/metrics`,
     for the chart's Prometheus: the jobs function's wake gauges reach KEDA that way
-    (`triptych_shadow_labelled` wakes infer-shadow). Nuclio's processor serves only its
+    (`triptych_wake_condition` wakes infer-shadow). Nuclio's processor serves only its
     own Go metrics. Locally the variable is unset: each replica's admin endpoint
     serves the same registry. Returns the port, or None when nothing was started."""
     port = os.environ.get(POD_METRICS_PORT_ENV)
     if not port:
         return None
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Every Nuclio trigger runs in a worker process of its own (the jobs function's
+        # crons among them); the chart gives them one folder, and whichever process
+        # holds the port serves all of theirs.
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
     try:
-        start_http_server(int(port))
-    except OSError as exc:  # another worker process of this pod holds the port
-        logging.getLogger(__name__).warning("pod metrics not served by this worker: %s", exc)
+        start_http_server(int(port), registry=registry)
+    except OSError:  # another worker process of this pod holds the port, and serves ours too
         return None
     return int(port)

@@ -6,7 +6,7 @@ whose one policy allows only the buckets and prefixes its work needs.
   `quarantine/` (a copy there, then a delete of the original);
 - infer: read the images;
 - jobs: the data-quality job's quarantine and retention (read, list, move,
-  delete) and its reports;
+  delete) and its reports; the drift detectors read the training sets;
 - retrain: read the images; publish and read the labelled data sets;
 - api, dashboard: read the images and reports; cache Grad-CAM heatmaps under
   `reports/gradcam/` (they compute them on demand);
@@ -41,7 +41,12 @@ def _rights(component: str, s: Settings) -> list[tuple[list[str], list[str]]]:
         "upload": [(WRITE, [f"{images}/*"])],
         "ingest": [(READ + DELETE, [f"{images}/*"]), (WRITE, [quarantine]), (LIST, [images])],
         "infer": [(READ, [f"{images}/*"])],
-        "jobs": [(READ + DELETE, [f"{images}/*"]), (WRITE, [quarantine, f"{reports}/*"]), (LIST, [images])],
+        "jobs": [
+            (READ + DELETE, [f"{images}/*"]),
+            (WRITE, [quarantine, f"{reports}/*"]),
+            (READ, [f"{datasets}/*"]),  # the drift detectors' reference: the champion's training set
+            (LIST, [images, datasets]),
+        ],
         "retrain": [(READ, [f"{images}/*"]), (READ + WRITE + DELETE, [f"{datasets}/*"]), (LIST, [datasets])],
         "api": [(READ, [f"{images}/*", f"{reports}/*"]), (WRITE, [f"{reports}/gradcam/*"])],
         "dashboard": [(READ, [f"{images}/*", f"{reports}/*"]), (WRITE, [f"{reports}/gradcam/*"])],
