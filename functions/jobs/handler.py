@@ -29,5 +29,8 @@ def handler(context, event):
     if isinstance(body, (bytes, str)):
         body = json.loads(body or "{}")
     result = run_job(body.get("job", ""), context.user_data.settings, requested_by=f"cron:{event.trigger.name}")
-    context.logger.info_with("job done", job=body.get("job"), run_id=result.get("run_id"))
+    if result["state"] == "failed":  # said aloud: a job that fails every minute must not read as done
+        context.logger.error_with("job failed", job=body.get("job"), run_id=result.get("run_id"), error=result["error"])
+    else:
+        context.logger.info_with("job done", job=body.get("job"), run_id=result.get("run_id"))
     return result
