@@ -207,3 +207,41 @@ def test_dashboard_sign_in_cannot_be_turned_off_behind_the_ingress(cluster):
     assert behind["TRIPTYCH_DASHBOARD_LOGIN"] == "true"
     assert json.loads(behind["TRIPTYCH_DASHBOARD_TRUSTED_PROXIES"]) == ["10.0.0.0/8"]
     assert json.loads(behind["TRIPTYCH_DASHBOARD_PROXY_GROUPS"]) == {"ml-admins": "admin"}
+
+
+def test_each_component_gets_its_own_credentials_and_policies_fence_the_servers(cluster):
+    """One Secret per component (its PostgreSQL role, its MinIO user) reaches only that
+    component's pods; with networkPolicies.enabled each server takes connections only
+    from its clients, and the real API server accepts every policy."""
+    settings, _, kube = cluster
+    docs = chart.documents(
+        chart.template(settings, chart.Release(sets=["networkPolicies.enabled=true", "prometheus.enabled=true"]))
+    )
+    functions = {d["metadata"]["name"]: d for d in docs if d["kind"] == "NuclioFunction"}
+
+    def secrets_of(env: list[dict]) -> set[str]:
+        return {e["valueFrom"]["secretKeyRef"]["name"] for e in env if "valueFrom" in e}
+
+    ingest = secrets_of(functions["ingest"]["spec"]["env"])
+    assert {"triptych-pg-ingest", "triptych-s3-ingest"} <= ingest
+    assert not ingest & {"triptych-postgres", "triptych-s3", "triptych-pg-api", "triptych-s3-upload"}
+    # A component that never touches the buckets has no MinIO keys at all.
+    assert not any(s.startswith("triptych-s3") for s in secrets_of(functions["aggregate"]["spec"]["env"]))
+    assert functions["infer-shadow"]["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+
+    policies = {d["metadata"]["name"].removeprefix("triptych-"): d for d in docs if d["kind"] == "NetworkPolicy"}
+    assert set(policies) == {"kafka", "minio", "postgres", "mlflow", "prometheus", "apps", "functions"}
+
+    def allowed(name: str) -> set[str]:
+        rules = policies[name]["spec"]["ingress"][0]["from"]
+        return {v for r in rules for e in r.get("podSelector", {}).get("matchExpressions", []) for v in e["values"]} | {
+            r["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            for r in rules
+            if "namespaceSelector" in r
+        }
+
+    assert allowed("minio") == {"function", "api", "dashboard", "mlflow"}
+    assert allowed("apps") == {"prometheus", "ingress-nginx"}, "the API and the dashboard only through the ingress"
+    assert "keda" in allowed("kafka")
+    for policy in policies.values():
+        kube.create(policy, NAMESPACE, dry_run=True)  # the real API server validates each
