@@ -34,7 +34,7 @@ SERVED_IMAGE_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Dispositio
 
 
 def served_media_type(stored: str | None) -> str:
-    return stored if stored in CONTENT_TYPES.values() else "application/octet-stream"
+    return stored if stored is not None and stored in CONTENT_TYPES.values() else "application/octet-stream"
 
 
 def sniff_format(data: bytes) -> str | None:

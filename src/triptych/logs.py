@@ -95,7 +95,7 @@ def _matches(entry: dict, function: str | None, image_id: str | None) -> bool:
 
 def read_entries(files: Iterable[Path], function: str | None = None, image_id: str | None = None) -> list[dict]:
     """Every matching line of these files, in time order."""
-    found = []
+    found: list[dict] = []
     for path in files:
         try:
             with open(path, errors="replace") as handle:
@@ -115,7 +115,7 @@ def follow_entries(
 
     def lines() -> Iterator[dict]:
         while True:
-            batch = []
+            batch: list[dict] = []
             for path in sorted(folder.glob("*.jsonl")):
                 start = offsets.get(path, 0)
                 try:

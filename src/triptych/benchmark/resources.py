@@ -192,7 +192,7 @@ def _value_at(series: list[tuple[float, float]], at: float, created: float) -> f
 def peak_rss_mb(processes: list[Tracked]) -> dict[str, float]:
     """Peak resident set (VmHWM) per tracked name; a server's children add their
     peaks (an upper bound: they need not peak at once)."""
-    peaks = {}
+    peaks: dict[str, float] = {}
     for item in processes:
         total = 0
         for proc in _family(item):

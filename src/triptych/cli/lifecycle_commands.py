@@ -41,7 +41,8 @@ def follow(run_id: str, done: threading.Event | None = None, interval: float = 2
     """Print each step's changes until the run ends (or `done` is set); returns the run."""
     from ..db import runs
 
-    db, seen = _db(), {}
+    db = _db()
+    seen: dict[str, str] = {}
     while True:
         run = db.transaction(lambda cur: runs.get_run(cur, run_id))
         for step in run["steps"]:

@@ -17,7 +17,7 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
@@ -85,7 +85,7 @@ def list_datasets(settings: Settings | None = None) -> list[Manifest]:
 
 def publish(
     dataset_id: str,
-    splits: dict[str, Iterable[Item]],
+    splits: Mapping[str, Iterable[Item]],
     source: str,
     classes: list[str] | None = None,
     settings: Settings | None = None,

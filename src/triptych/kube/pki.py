@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,8 +163,8 @@ class Pki:
         stem: str,
         subject: x509.Name,
         usages: list,
-        dns: list[str] = (),
-        ips: list[str] = (),
+        dns: Sequence[str] = (),
+        ips: Sequence[str] = (),
     ) -> None:
         key = _key()
         builder = (

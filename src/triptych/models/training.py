@@ -80,7 +80,7 @@ def train(
     steps = config.epochs * int(np.ceil(len(train_images) / config.batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate, total_steps=steps)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.05)
-    history = []
+    history: list[dict] = []
     started = time.monotonic()
     images_total = config.epochs * len(train_images)
     images_done = 0

@@ -53,6 +53,7 @@ class CronTriggerRunner:
         """Seconds until the next tick: the interval, or the schedule's next time from now."""
         if self.interval is not None:
             return self.interval
+        assert self.schedule is not None  # __init__ refuses a trigger with neither
         return max(self.schedule.get_next(float) - self.now(), 0.0)
 
     def run(self) -> None:

@@ -67,7 +67,7 @@ def serve_replica(spec: FunctionSpec, index: int) -> int:
 
     stop = threading.Event()
     failures: list[BaseException] = []
-    runners = []
+    runners: list[KafkaTriggerRunner | HttpTriggerRunner | CronTriggerRunner] = []
     for trigger in spec.triggers:
         if isinstance(trigger, KafkaTriggerSpec):
             runners.append(KafkaTriggerRunner(spec.name, trigger, handler, settings, stop, context))

@@ -52,7 +52,7 @@ def serve_in_pod() -> int | None:
         # crons among them); the chart gives them one folder, and whichever process
         # holds the port serves all of theirs.
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     try:
         start_http_server(int(port), registry=registry)
     except OSError:  # another worker process of this pod holds the port, and serves ours too

@@ -68,7 +68,9 @@ def check_scopes(scopes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
 _COLUMNS = "key_id, name, scopes, rate_per_minute, created_at, last_used_at, revoked_at"
 
 
-def create_key(cur, name: str, scopes: list[str], rate_per_minute: int | None = None) -> tuple[ApiKey, str]:
+def create_key(
+    cur, name: str, scopes: list[str] | tuple[str, ...], rate_per_minute: int | None = None
+) -> tuple[ApiKey, str]:
     """A new key: (its record, the plaintext, which is never stored and shown only now)."""
     scopes = check_scopes(scopes)
     if not 1 <= len(name) <= 100:

@@ -52,4 +52,10 @@ class Functions(Service):
 
     def healthy(self) -> bool:
         status = read_status(self.settings)
-        return bool(status) and self.pidfile.live_process() is not None and status.get("pid") == self.pidfile.read().pid
+        record = self.pidfile.read()
+        return (
+            bool(status)
+            and record is not None
+            and self.pidfile.live_process() is not None
+            and status.get("pid") == record.pid
+        )
