@@ -1,4 +1,5 @@
-"""jobs (cron): the scheduled lifecycle jobs, each run as an MLRun job and
+"""jobs (cron): the scheduled lifecycle jobs, each run as an MLRun job (a plain
+call where MLRun is not installed: the serving image on Kubernetes) and
 recorded in `pipeline_runs` (except the minute-by-minute shadow gate, which
 records only its decisions):
 

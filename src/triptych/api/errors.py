@@ -5,6 +5,7 @@ the guard's 401/403/429, or an unexpected exception (500, logged, no trace leake
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -46,7 +47,7 @@ def error_response(status: int, code: str, error: str, details=None, headers=Non
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def responses(*statuses: int) -> dict[int, dict]:
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for the error statuses an operation may answer."""
     return {s: {"model": ErrorBody, "description": STATUS_CODES.get(s, "error")} for s in statuses}
 
@@ -81,7 +82,7 @@ def install(app: FastAPI) -> None:
                         m
                         for r in request.app.routes
                         if isinstance(r, APIRoute) and r.path_regex.match(request.url.path)
-                        for m in r.methods
+                        for m in r.methods or ()
                     }
                 )
             )

@@ -114,7 +114,7 @@ def promote(model: str, version: str, reason: str = typer.Option("promoted by ha
 @models_app.command()
 def quantize(
     model: str,
-    version: str = typer.Option(None, help="default: the champion"),
+    version: str | None = typer.Option(None, help="default: the champion"),
     publish: bool = typer.Option(True, help="add the int8 model to the version when it passes the gate"),
     held_out: int = typer.Option(500, min=50, help="held-out images for agreement and accuracy"),
     calibration: int = typer.Option(256, min=16, help="training images to calibrate activation ranges"),

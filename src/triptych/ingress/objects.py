@@ -55,8 +55,8 @@ def upload_key(filename: str, source: str = "upload", now: datetime | None = Non
 
 def encode_metadata(
     source: str, filename: str, label: str | None = None, client: dict[str, Any] | None = None
-) -> dict[str, str]:
-    meta = {META_SOURCE: source, META_FILENAME: quote(filename, safe="")}
+) -> dict[str, str | list[str] | tuple[str]]:
+    meta: dict[str, str | list[str] | tuple[str]] = {META_SOURCE: source, META_FILENAME: quote(filename, safe="")}
     if label:
         meta[META_LABEL] = quote(label, safe="")
     if client:

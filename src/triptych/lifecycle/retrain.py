@@ -102,8 +102,9 @@ class Retrainer:
     def start(self, request: RetrainRequest, requested_by: str, wait: bool = False) -> dict:
         """Record a run and train in the background (or here, with `wait`)."""
         with self._lock:
-            if self._running and not self.db.transaction(lambda cur: runs.cancel_requested(cur, self._running)):
-                raise Busy(self._running)  # a cancelled run (through the API, the CLI) winds down beside a new one
+            running = self._running
+            if running and not self.db.transaction(lambda cur: runs.cancel_requested(cur, running)):
+                raise Busy(running)  # a cancelled run (through the API, the CLI) winds down beside a new one
             run = self.db.transaction(lambda cur: runs.create_run(cur, WORKFLOW, request.model_dump(), requested_by))
             run_id = self._running = str(run["run_id"])
         if wait:

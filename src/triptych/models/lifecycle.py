@@ -4,6 +4,8 @@ When a version gets there is the gate's business (triptych.lifecycle.gate)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from ..bus import producer as make_producer
 from ..config import Settings
 from ..contracts import TOPIC_MODEL_UPDATES, ModelUpdate
@@ -12,7 +14,11 @@ from . import registry
 
 
 def announce(
-    model_name: str, version: str | None, reason: str, settings: Settings, alias: str = registry.CHAMPION
+    model_name: str,
+    version: str | None,
+    reason: str,
+    settings: Settings,
+    alias: Literal["champion", "challenger"] = registry.CHAMPION,
 ) -> None:
     """Tell every replica: the champion is now `version`, or (alias challenger) the
     shadow replica should serve `version`, or nothing with None."""

@@ -10,7 +10,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -25,8 +25,8 @@ from .zoo import ARCHITECTURES, architecture
 if TYPE_CHECKING:  # torch only where weights are written: reading the registry stays light (the dashboard)
     import torch
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
+CHAMPION: Final = "champion"
+CHALLENGER: Final = "challenger"
 EXPERIMENT = "triptych-training"
 ARTIFACT_PATH = "model"
 

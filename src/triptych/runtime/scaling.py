@@ -179,7 +179,7 @@ class AutoScaling:
 
     def _condition(self, spec: FunctionSpec) -> bool:
         try:
-            return wake.condition(spec.wake_when)(self.settings)
+            return wake.condition(spec.wake_when or "")(self.settings)
         except Exception as exc:  # noqa: BLE001 - its server away: keep the function as it is
             log.warning("wake condition %s of %s unknown: %s", spec.wake_when, spec.name, exc)
             return True
