@@ -52,9 +52,9 @@ def _placeholder() -> Response:
 def make_thumbnail(raw: bytes, size: int) -> bytes:
     """A JPEG no larger than size x size; JPEGs are decoded at reduced scale (draft)."""
     Image.MAX_IMAGE_PIXELS = data.settings().max_image_pixels
-    with Image.open(io.BytesIO(raw)) as img:
-        img.draft("RGB", (size, size))
-        img = img.convert("RGB")
+    with Image.open(io.BytesIO(raw)) as opened:
+        opened.draft("RGB", (size, size))
+        img = opened.convert("RGB")
         img.thumbnail((size, size))
         out = io.BytesIO()
         img.save(out, "JPEG", quality=85)

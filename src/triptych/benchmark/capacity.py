@@ -77,7 +77,7 @@ def estimate(
     for tier, ms in costs.servers.items():
         if ms > 0:
             ceilings[f"{tier} ({hosts[tier]} x {servers.cores} cores)"] = hosts[tier] * servers.cores * 1000 / ms
-    bottleneck = min(ceilings, key=ceilings.get)
+    bottleneck = min(ceilings, key=ceilings.__getitem__)
     return Estimate(workers, cores_per_worker, ceilings[bottleneck], bottleneck, ceilings)
 
 

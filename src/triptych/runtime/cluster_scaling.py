@@ -58,7 +58,7 @@ def nuclio_scaling(spec: FunctionSpec, settings: Settings) -> dict:
         return {"minReplicas": bounds.min_replicas, "maxReplicas": bounds.max_replicas}
     if spec.kafka_triggers:  # KEDA owns the count; Nuclio's clamp must never undo it
         return {"minReplicas": bounds.min_replicas, "maxReplicas": bounds.ceiling}
-    fields = {
+    fields: dict[str, object] = {
         "minReplicas": bounds.min_replicas,
         "maxReplicas": bounds.ceiling,
         "targetCPU": round(settings.scale_target_busy * 100),
