@@ -53,9 +53,11 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON drift_detectors, drift_watermarks TO tri
 GRANT SELECT, INSERT, UPDATE ON pipeline_runs, pipeline_steps TO triptych_jobs;
 GRANT DELETE ON api_rate_windows TO triptych_jobs;
 
--- retrain: reads the labelled images and answers it trains on; records its runs.
+-- retrain: reads the labelled images and answers it trains on; records its runs;
+-- authenticates the callers of its HTTP trigger (an admin key).
 GRANT SELECT ON images, predictions, model_comparisons, model_metrics TO triptych_retrain;
 GRANT SELECT, INSERT, UPDATE ON pipeline_runs, pipeline_steps TO triptych_retrain;
+GRANT SELECT, UPDATE ON api_keys TO triptych_retrain;
 
 -- api: reads everything but the dashboard's users and sessions; labels; asks for and
 -- cancels retraining; clears predictions (admin); authenticates and rate-limits callers.
