@@ -93,15 +93,18 @@ def test_upload_runs_from_the_image_as_the_chart_deploys_it(stack, built, admin_
     function = chart_function(stack, "upload")
     port, health_port = free_port(), free_port()
     function["spec"]["triggers"]["http"]["url"] = f"127.0.0.1:{port}"  # :8080 in a pod of its own
+    # The upload component's own PostgreSQL login, as its Secret holds it on a cluster (the
+    # test stack's, which `triptych up` made); S3 given by endpoint is the user's own: one key.
+    upload = stack.model_copy(update={"component": "upload"})
     secrets = {
         (f"{RELEASE}-s3", "access-key"): stack.s3_access_key,
         (f"{RELEASE}-s3", "secret-key"): stack.s3_secret_key,
-        (f"{RELEASE}-postgres", "username"): stack.postgres_user,
-        (f"{RELEASE}-postgres", "password"): stack.postgres_password,
+        (f"{RELEASE}-pg-upload", "username"): "triptych_upload",
+        (f"{RELEASE}-pg-upload", "password"): upload.postgres_url.split(":")[2].split("@")[0],
         (f"{RELEASE}-api", "jwt-secret"): "image-test-secret",
     }
     env = kubelet_env(function["spec"]["env"], secrets, image.image_env(stack, built))
-    assert env["TRIPTYCH_DATABASE_URL"] == stack.postgres_url
+    assert env["TRIPTYCH_DATABASE_URL"] == upload.postgres_url
 
     with image.mounted_rootfs(stack, built) as root:
         # Where Nuclio's controller mounts them (a ConfigMap each), and the processor reads them by default.
