@@ -129,6 +129,15 @@ def test_hot_swap_during_a_stream_loses_and_duplicates_nothing(stack, pipeline):
     old = registry.version_for_alias("mobilenet_v2", registry.CHAMPION, stack)
     # Any new version will do: a hot swap is about versions, not accuracy.
     new = train_as_mlrun_job("mobilenet_v2", QUICK, policy="never", train_count=200, epochs=1)["version"]
+    try:
+        _hot_swap(stack, old, new)
+    finally:
+        # A one-epoch model must not stay champion for the tests after this one (on a kept
+        # stack, the lifecycle tests judge candidates against the champions).
+        promote("mobilenet_v2", old, "test cleanup", stack)
+
+
+def _hot_swap(stack, old: str, new: str) -> None:
     tag = unique("swap")
     stream(stack, 30, 1000, tag)
     first = image_ids_for(stack, tag, 30)
