@@ -112,6 +112,12 @@ def test_upload_runs_from_the_image_as_the_chart_deploys_it(stack, built, admin_
         (root / "etc/nuclio/config/processor/processor.yaml").write_text(
             yaml.safe_dump({"metadata": function["metadata"], "spec": function["spec"]})
         )
+        # The function's volumes, as the kubelet mounts them: its metrics folder (an emptyDir).
+        for volume in function["spec"].get("volumes", []):
+            assert "emptyDir" in volume["volume"], volume
+            folder = root / volume["volumeMount"]["mountPath"].lstrip("/")
+            folder.mkdir(parents=True)
+            os.chown(folder, 10001, 10001)
         (root / "etc/nuclio/config/platform").mkdir(parents=True)
         (root / "etc/nuclio/config/platform/platform.yaml").write_text(
             yaml.safe_dump(
