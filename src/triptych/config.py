@@ -169,7 +169,7 @@ class Settings(BaseSettings):
     # the password kept under `credentials_dir` (only when database_url is not given:
     # a given URL already names its role, as the chart's do).
     component: Literal[COMPONENTS] | None = None  # type: ignore[valid-type]
-    # Per-component secrets (postgres/<component>); unset = <data_dir>/credentials.
+    # Per-component secrets (postgres/<component>, s3/<component>); unset = <data_dir>/credentials.
     credentials_dir: Path | None = None
 
     # --- MLflow --------------------------------------------------------------
@@ -446,10 +446,11 @@ class Settings(BaseSettings):
 
     def s3_client_env(self) -> dict[str, str]:
         """Environment that boto3-based tools (MLflow's artifact store) read."""
+        access_key, secret_key = self.s3_credentials  # a component's are read from a file
         return {
             "MLFLOW_S3_ENDPOINT_URL": self.s3_url,
-            "AWS_ACCESS_KEY_ID": self.s3_credentials[0],
-            "AWS_SECRET_ACCESS_KEY": self.s3_credentials[1],
+            "AWS_ACCESS_KEY_ID": access_key,
+            "AWS_SECRET_ACCESS_KEY": secret_key,
             "AWS_DEFAULT_REGION": "us-east-1",
         }
 

@@ -12,10 +12,11 @@ from .config import Settings, get_settings
 def minio_client(settings: Settings | None = None) -> Minio:
     settings = settings or get_settings()
     url = urlparse(settings.s3_url)
+    access_key, secret_key = settings.s3_credentials  # a component's are read from a file
     return Minio(
         url.netloc,
-        access_key=settings.s3_credentials[0],
-        secret_key=settings.s3_credentials[1],
+        access_key=access_key,
+        secret_key=secret_key,
         secure=url.scheme == "https",
     )
 

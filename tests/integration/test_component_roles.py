@@ -26,20 +26,24 @@ SHA = "c" * 64
 
 # (component, what it tries, the statement): each is another component's write, an edit
 # of the audit trail, or a read of secrets it has no use for.
+# The statements more than one component tries.
+WRITE_PREDICTION = (
+    "INSERT INTO predictions (image_id, model_name, model_version, "
+    "predicted_class, confidence, top_k) VALUES (%(image)s, 'resnet50', '1', 'cat', 0.9, '[]')"
+)
+DELETE_IMAGE = "DELETE FROM images WHERE image_id = %(image)s"
+RELABEL_IMAGE = "UPDATE images SET ground_truth_label = 'dog' WHERE image_id = %(image)s"
+READ_KEY_HASHES = "SELECT key_hash FROM api_keys"
+MAKE_KEY = "INSERT INTO api_keys (key_id, name, key_hash, scopes) VALUES ('0123456789ab', 'stolen', %(sha)s, '{admin}')"
 REFUSED = (
     [
-        (
-            "ingest",
-            "write a prediction (aggregate's)",
-            "INSERT INTO predictions (image_id, model_name, model_version, "
-            "predicted_class, confidence, top_k) VALUES (%(image)s, 'resnet50', '1', 'cat', 0.9, '[]')",
-        ),
-        ("ingest", "delete an image (retention is the jobs')", "DELETE FROM images WHERE image_id = %(image)s"),
-        ("infer", "relabel an image", "UPDATE images SET ground_truth_label = 'dog' WHERE image_id = %(image)s"),
-        ("infer", "read the API keys' hashes", "SELECT key_hash FROM api_keys"),
-        ("aggregate", "read the API keys' hashes", "SELECT key_hash FROM api_keys"),
-        ("aggregate", "delete an image", "DELETE FROM images WHERE image_id = %(image)s"),
-        ("upload", "delete an image", "DELETE FROM images WHERE image_id = %(image)s"),
+        ("ingest", "write a prediction (aggregate's)", WRITE_PREDICTION),
+        ("ingest", "delete an image (retention is the jobs')", DELETE_IMAGE),
+        ("infer", "relabel an image", RELABEL_IMAGE),
+        ("infer", "read the API keys' hashes", READ_KEY_HASHES),
+        ("aggregate", "read the API keys' hashes", READ_KEY_HASHES),
+        ("aggregate", "delete an image", DELETE_IMAGE),
+        ("upload", "delete an image", DELETE_IMAGE),
         (
             "upload",
             "write a comparison",
@@ -47,29 +51,14 @@ REFUSED = (
             "consensus_class, consensus_confidence) VALUES (%(image)s, '{}', '{}', 'cat', 1)",
         ),
         ("api", "read the dashboard's password hashes", "SELECT password_hash FROM dashboard_users"),
-        (
-            "api",
-            "make itself an API key",
-            "INSERT INTO api_keys (key_id, name, key_hash, scopes) "
-            "VALUES ('0123456789ab', 'stolen', %(sha)s, '{admin}')",
-        ),
-        ("api", "delete an image", "DELETE FROM images WHERE image_id = %(image)s"),
-        (
-            "dashboard",
-            "make itself an API key",
-            "INSERT INTO api_keys (key_id, name, key_hash, scopes) "
-            "VALUES ('0123456789ab', 'stolen', %(sha)s, '{admin}')",
-        ),
+        ("api", "make itself an API key", MAKE_KEY),
+        ("api", "delete an image", DELETE_IMAGE),
+        ("dashboard", "make itself an API key", MAKE_KEY),
         ("dashboard", "clear predictions", "DELETE FROM predictions WHERE image_id = %(image)s"),
         ("jobs", "revoke an API key", "UPDATE api_keys SET revoked_at = now()"),
         ("jobs", "read the dashboard's sessions", "SELECT session_hash FROM dashboard_sessions"),
-        (
-            "retrain",
-            "write a prediction",
-            "INSERT INTO predictions (image_id, model_name, model_version, "
-            "predicted_class, confidence, top_k) VALUES (%(image)s, 'resnet50', '1', 'cat', 0.9, '[]')",
-        ),
-        ("retrain", "relabel an image", "UPDATE images SET ground_truth_label = 'dog' WHERE image_id = %(image)s"),
+        ("retrain", "write a prediction", WRITE_PREDICTION),
+        ("retrain", "relabel an image", RELABEL_IMAGE),
         ("supervisor", "read the images", "SELECT filename FROM images"),
     ]
     + [

@@ -1,10 +1,11 @@
 """Least privilege in PostgreSQL: each component logs in as its own role.
 
 Which rights each role holds is migration 0011's grants (`db/migrations`); this
-module names the components, makes each role a login with its own password, and
-keeps the passwords: locally one file each under `<data>/credentials/postgres/`
-(mode 0600, made once by `triptych up`); on Kubernetes one Secret each, mounted
-where `triptych provision` reads them (the chart's `<release>-pg-<component>`).
+module makes each role a login with its own password, and keeps the passwords
+(and the components' MinIO keys, triptych.security.bucket_policies): locally one
+file each under `<data>/credentials/postgres/` and `.../s3/` (mode 0600, made once
+by `triptych up`); on Kubernetes one Secret each, mounted where `triptych provision`
+reads them (the chart's `<release>-pg-<component>`, `<release>-s3-<component>`).
 
 A process says which component it is with `TRIPTYCH_COMPONENT` (the declaration
 sets it on every function; `triptych up` on the API, the dashboard and the
