@@ -3,7 +3,7 @@
 
 A scratch bucket (no notifications, so nothing is ingested) gets N small objects
 under keys of a client's choosing. Then, side by side in one run:
-- a sweep tick (`Ingestor.sweep`): the cursor claimed in Postgres, one listing
+- a sweep tick (`ingress.sweep.sweep`): the cursor claimed in Postgres, one listing
   page of MinIO, the cursor moved; every object is too young to be a candidate,
   so this is the listing's cost alone;
 - the lookup a tick adds when its page is old enough to look at
@@ -27,6 +27,7 @@ from itertools import islice
 
 from triptych.config import get_settings
 from triptych.ingress.ingest import Ingestor, ObjectRef
+from triptych.ingress.sweep import sweep
 from triptych.storage import minio_client
 
 
@@ -65,7 +66,7 @@ def main() -> None:
         ticks, lookups, bare = [], [], []
         passes = 0
         while passes < 2:  # two whole passes: every page listed twice
-            ms, cpu, result = timed(lambda: ingestor.sweep(page_size=args.page_size, settle_s=10**9))
+            ms, cpu, result = timed(lambda: sweep(ingestor, page_size=args.page_size, settle_s=10**9))
             ticks.append((ms, cpu))
             passes += result["pass_complete"]
         # The lookup an old-enough page adds, and a bare listing of each page, on the same bucket.

@@ -94,7 +94,7 @@ def declare(project_dir: Path, functions_dir: Path = FUNCTIONS):
                     brokers,
                     Delivery(batch_size=64, batch_wait_ms=50, max_attempts=5, retry_backoff_ms=500),
                 ),
-                # Dated keys of our own clients whose events died in a MinIO killed mid-send: Ingestor.sweep.
+                # Dated keys of our own clients whose events died in a MinIO killed mid-send: ingress.sweep.
                 "sweep": cron_trigger(interval="60s", body='{"sweep": true}'),
             },
         ),

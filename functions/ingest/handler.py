@@ -9,6 +9,7 @@ from triptych.bus import GroupLag
 from triptych.contracts import TOPIC_MINIO_EVENTS
 from triptych.ingress.ingest import Ingestor
 from triptych.ingress.reconcile import Reconciler
+from triptych.ingress.sweep import sweep
 from triptych.sdk import DeliveryPlan, delivered, metrics
 
 FAST_TRIGGER, DURABLE_TRIGGER = "minio-events", "minio-events-durable"
@@ -25,7 +26,7 @@ def init_context(context):
 @delivered(batches=True)
 def handler(context, events):
     if len(events) == 1 and events[0].trigger.kind == "cron":
-        swept = context.user_data.ingestor.sweep()
+        swept = sweep(context.user_data.ingestor)
         if swept["missing"]:
             context.logger.warn_with("swept objects that had no event", **swept)
         return [swept]

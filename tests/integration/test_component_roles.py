@@ -150,6 +150,26 @@ def test_the_api_dashboard_and_their_children_run_as_their_components(stack):
     assert found == {"api": "api", "dashboard": "dashboard"}
 
 
+def test_an_upload_through_the_running_api_is_stored_under_the_api_role(stack):
+    """POST /upload runs the upload function's code inside the API: the API's role and
+    MinIO user must store and register the image (its own grants, not the owner's)."""
+    import httpx2 as httpx
+
+    from ..images import image_bytes
+    from .conftest import make_key
+
+    name = f"roles-api-{uuid.uuid4().hex[:8]}.png"
+    reply = httpx.post(
+        f"{stack.api_url}/upload",
+        files={"file": (name, image_bytes("PNG"))},
+        headers={"X-API-Key": make_key(stack, ["upload"])},
+        timeout=60,
+    )
+    assert reply.status_code == 201, reply.text
+    rows = query(stack, "SELECT object_key FROM images WHERE image_id = %s", (reply.json()["image_id"],))
+    assert rows and rows[0][0] == reply.json()["object_key"]
+
+
 def test_up_again_keeps_every_password(stack):
     """A second `up` changes no component's password (a replica running meanwhile keeps
     logging in)."""

@@ -11,6 +11,7 @@ import uuid
 from triptych.contracts import TOPIC_IMAGES_INPUT, ImageMessage
 from triptych.ingress.ingest import Ingestor
 from triptych.ingress.objects import encode_metadata
+from triptych.ingress.sweep import sweep
 from triptych.storage import minio_client
 
 from ..images import image_bytes
@@ -25,7 +26,7 @@ def rows_in(stack, bucket: str) -> list[dict]:
 def full_pass(ingestor: Ingestor, page_size: int, settle_s: float) -> list[dict]:
     ticks = []
     while not ticks or not ticks[-1]["pass_complete"]:
-        ticks.append(ingestor.sweep(page_size=page_size, settle_s=settle_s))
+        ticks.append(sweep(ingestor, page_size=page_size, settle_s=settle_s))
         assert len(ticks) < 50, "the sweep never wrapped"
     return ticks
 

@@ -371,13 +371,26 @@ def test_the_postgres_pod_deleted_comes_back_and_nothing_is_lost(deployed, stack
 def test_a_helm_upgrade_to_a_new_tag_rolls_while_the_stream_runs(deployed, stack):
     lay = node.layout(stack)
     before = {p: None for p in _pods(lay, "nuclio.io/function-name=ingest")}
+    api = node_addons.client(lay)
+    servers = ("triptych-minio", "triptych-kafka", "triptych-postgres")
+
+    def server_images() -> dict[str, str]:
+        path = f"/apis/apps/v1/namespaces/{NAMESPACE_K8S}/statefulsets"
+        return {
+            s["metadata"]["name"]: s["spec"]["template"]["spec"]["containers"][0]["image"]
+            for s in api.request("GET", path)["items"]
+            if s["metadata"]["name"] in servers
+        }
+
+    servers_before = server_images()
 
     def upgrade():
         proc = kube_cli("deploy", "--tag", f"{TAG}-2")
         assert proc.returncode == 0, proc.stderr[-4000:]
 
     _through_a_fault(deployed, lay, "helm upgrade to a new tag (rolling)", upgrade)
-    api = node_addons.client(lay)
+    # The servers' images are tagged by their contents, not by the release: they did not roll.
+    assert server_images() == servers_before and len(servers_before) == 3, servers_before
     ingest = api.request("GET", f"/apis/apps/v1/namespaces/{NAMESPACE_K8S}/deployments/nuclio-ingest")
     assert ingest["spec"]["template"]["spec"]["containers"][0]["image"].endswith(f":{TAG}-2")
     assert not set(before) & set(_pods(lay, "nuclio.io/function-name=ingest")), "every ingest pod was replaced"

@@ -94,7 +94,8 @@ def deploy(
     except StackError as exc:
         _fail(exc)
     console.print(
-        f"deployed {len(images)} images at tag {tag}; `triptych kube status` shows the pods, "
+        f"deployed {len(images)} images (Triptych's at tag {tag}, the servers' tagged by their contents); "
+        "`triptych kube status` shows the pods, "
         '`eval "$(triptych kube env)"` points the other commands at it'
     )
 

@@ -22,6 +22,7 @@ same tag costs seconds. Sizes and times go to `image_catalog`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tarfile
@@ -72,35 +73,31 @@ def _stage_server(settings: Settings, role: str, dest: Path) -> Path:
     return dest
 
 
-def _scratch(settings: Settings, img: NodeImage) -> oci.ScratchImage:
-    if img.role == "minio":
+def _scratch_binary(settings: Settings, role: str) -> tuple[str, Path]:
+    """Where a FROM-scratch image's one binary goes, and the binary (built when missing)."""
+    if role == "minio":
         build_minio(settings.cache_dir, settings.minio_version)
-        binary = minio_binary(settings.cache_dir, settings.minio_version)
-        return oci.ScratchImage(
-            img.name,
-            {"/usr/local/bin/minio": binary},
-            entrypoint=["/usr/local/bin/minio"],
-            user="10001:10001",
-            env={"HOME": "/tmp"},
-        )
-    if img.role == "prometheus":
-        return oci.ScratchImage(
-            img.name,
-            {"/usr/local/bin/prometheus": go_tools.prometheus(settings)},
-            entrypoint=["/usr/local/bin/prometheus"],
-            user="65534:65534",
-            env={"HOME": "/tmp"},
-        )
-    if img.role in ("keda-operator", "keda-adapter"):
-        command = img.role.removeprefix("keda-")
-        path = "/keda" if command == "operator" else "/keda-adapter"  # where KEDA's manifests run them
-        return oci.ScratchImage(img.name, {path: go_tools.keda(settings, command)}, entrypoint=[path])
-    if img.role == "nuclio-controller":
-        binary = install_controller(settings)
-        return oci.ScratchImage(
-            img.name, {"/usr/local/bin/controller": binary}, entrypoint=["/usr/local/bin/controller"]
-        )
-    raise ValueError(img.role)
+        return "/usr/local/bin/minio", minio_binary(settings.cache_dir, settings.minio_version)
+    if role == "prometheus":
+        return "/usr/local/bin/prometheus", go_tools.prometheus(settings)
+    if role in ("keda-operator", "keda-adapter"):
+        command = role.removeprefix("keda-")
+        # where KEDA's manifests run them
+        return ("/keda" if command == "operator" else "/keda-adapter"), go_tools.keda(settings, command)
+    if role == "nuclio-controller":
+        return "/usr/local/bin/controller", install_controller(settings)
+    raise ValueError(role)
+
+
+def _scratch(settings: Settings, img: NodeImage) -> oci.ScratchImage:
+    path, binary = _scratch_binary(settings, img.role)
+    user = {"minio": "10001:10001", "prometheus": "65534:65534"}.get(img.role)
+    return oci.ScratchImage(
+        img.name,
+        {path: binary},
+        entrypoint=[path],
+        **({"user": user, "env": {"HOME": "/tmp"}} if user else {}),
+    )
 
 
 SCRATCH_ROLES = ("minio", "prometheus", "nuclio-controller", "keda-operator", "keda-adapter")
@@ -175,16 +172,40 @@ def ensure(settings: Settings, lay: NodeLayout, img: NodeImage, report: Callable
         archive.unlink(missing_ok=True)  # the builder keeps the layers; the archive was only the way in
 
 
+# The third-party servers. Their images are tagged by a digest of what goes into them,
+# not by the release's tag: upgrading Triptych to a new tag then leaves MinIO, Kafka and
+# PostgreSQL running (a single-replica MinIO that restarts refuses every bucket drop
+# meanwhile), and a server whose inputs changed still gets a new image.
+SERVER_ROLES = ("kafka", "postgres", *SCRATCH_ROLES)
+
+
+def server_tag(settings: Settings, role: str) -> str:
+    """`srv-` and 12 hex digits of the digest of the server image's inputs."""
+    digest = hashlib.sha256(role.encode())
+    if role in SCRATCH_ROLES:
+        inputs = [_scratch_binary(settings, role)[1]]
+    else:
+        inputs = sorted([SERVERS / f"{role}.Containerfile", *SERVERS.glob(f"{role}-*")])
+        if role == "kafka":
+            inputs.append(SERVERS / "log4j.properties")
+            digest.update(settings.kafka_version.encode())
+    for path in inputs:
+        with open(path, "rb") as f:
+            digest.update(hashlib.file_digest(f, "sha256").digest())
+    return f"srv-{digest.hexdigest()[:12]}"
+
+
 def ensure_all(
     settings: Settings, lay: NodeLayout, tag: str, roles: tuple[str, ...], report: Callable[[str], None]
 ) -> dict[str, str]:
-    """role -> image name, every one present on the node."""
+    """role -> image name, every one present on the node: Triptych's own at `tag`, the
+    servers at their `server_tag`."""
     unknown = set(roles) - set(SCRATCH_ROLES + BUILT_ROLES)
     if unknown:
         raise InstallError(f"no such image role: {sorted(unknown)}")
     names = {}
     for role in roles:
-        img = NodeImage(role, tag)
+        img = NodeImage(role, server_tag(settings, role) if role in SERVER_ROLES else tag)
         ensure(settings, lay, img, report)
         names[role] = img.name
     return names

@@ -8,8 +8,10 @@ whose one policy allows only the buckets and prefixes its work needs.
 - jobs: the data-quality job's quarantine and retention (read, list, move,
   delete) and its reports; the drift detectors read the training sets;
 - retrain: read the images; publish and read the labelled data sets;
-- api, dashboard: read the images and reports; cache Grad-CAM heatmaps under
-  `reports/gradcam/` (they compute them on demand);
+- api: what upload does (POST /upload runs the upload function's code), and
+  what the dashboard does;
+- dashboard: read the images and reports; cache Grad-CAM heatmaps under
+  `reports/gradcam/` (it computes them on demand);
 - aggregate, supervisor: no user (they never touch the buckets).
 
 MLflow's artifacts go through MLflow's server (`--artifacts-destination`), which
@@ -48,7 +50,7 @@ def _rights(component: str, s: Settings) -> list[tuple[list[str], list[str]]]:
             (LIST, [images, datasets]),
         ],
         "retrain": [(READ, [f"{images}/*"]), (READ + WRITE + DELETE, [f"{datasets}/*"]), (LIST, [datasets])],
-        "api": [(READ, [f"{images}/*", f"{reports}/*"]), (WRITE, [f"{reports}/gradcam/*"])],
+        "api": [(READ, [f"{images}/*", f"{reports}/*"]), (WRITE, [f"{images}/*", f"{reports}/gradcam/*"])],
         "dashboard": [(READ, [f"{images}/*", f"{reports}/*"]), (WRITE, [f"{reports}/gradcam/*"])],
     }.get(component, [])
 
