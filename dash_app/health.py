@@ -10,7 +10,7 @@ import threading
 import time
 
 from triptych.db.alerts import active_alerts
-from triptych.db.scaling import latest_scaling
+from triptych.db.scaler_decisions import latest_scaling
 from triptych.observe.prometheus import PrometheusUnavailable
 from triptych.observe.replicas import replica_health
 from triptych.stack.manager import Stack

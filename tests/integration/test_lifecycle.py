@@ -346,7 +346,7 @@ def test_a_challenger_in_shadow_is_promoted_on_live_labels_and_hot_swapped_durin
     finally:
         sup.stop()
         # Leave the champions the other tests expect.
-        from triptych.models.lifecycle import promote
+        from triptych.models.champion_alias import promote
 
         promote("mobilenet_v2", champions["mobilenet_v2"], "test cleanup", stack)
 

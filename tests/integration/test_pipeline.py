@@ -19,7 +19,7 @@ from triptych.lifecycle.drift import watch_drift
 from triptych.lifecycle.jobs import run_job
 from triptych.models import local_copies, registry
 from triptych.models.bootstrap import QUICK, missing_champions, train_as_mlrun_job
-from triptych.models.lifecycle import promote
+from triptych.models.champion_alias import promote
 from triptych.models.zoo import ARCHITECTURES
 
 from .pipeline_helpers import (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from triptych.contracts import TOPIC_IMAGES_INPUT, TOPICS
 from triptych.runtime.listeners import LISTEN_FDS_ENV, Listeners, inherited_listener
-from triptych.runtime.scaling import bounds_of
+from triptych.runtime.scaler_loop import bounds_of
 from triptych.runtime.spec import CronTriggerSpec, FunctionSpec, HttpTriggerSpec, KafkaTriggerSpec
 from triptych.runtime.wake import cron_due
 from triptych.sdk import Delivery

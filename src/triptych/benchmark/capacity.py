@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..contracts import TOPIC_IMAGES_INPUT, TOPIC_MINIO_EVENTS, TOPIC_PREDICTIONS, TOPICS
-from .stats import champion_inference
+from .arithmetic import champion_inference
 
 # The topic each function consumes: its partitions cap its busy replicas.
 FUNCTION_TOPICS = {"ingest": TOPIC_MINIO_EVENTS, "aggregate": TOPIC_PREDICTIONS}  # infer-*: images-input

@@ -26,7 +26,7 @@ from ..datasets.synthetic import render
 from ..db.connection import Database
 from ..ingress.producers import BucketWriter, Pacer
 from ..models.null_backend import NULL_SUFFIX
-from .stats import ImageTimes, PredictionTimes
+from .arithmetic import ImageTimes, PredictionTimes
 
 SOURCE = "synthetic"  # generated images; their client metadata says {"bench": true}
 COMPARED_SINCE = "SELECT count(*) AS n FROM model_comparisons WHERE created_at >= to_timestamp(%s)"

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from ..models.backends import available_cores
-from .stats import STAGES
+from .arithmetic import STAGES
 
 
 def commit() -> str | None:

@@ -16,7 +16,7 @@ from ..db.connection import Database
 from ..models.backends import available_cores, default_threads, resolve
 from ..runtime.spec import load_functions
 from ..stack.manager import Stack
-from . import ceiling, inprocess, pipeline, resources, stats
+from . import arithmetic, ceiling, inprocess, pipeline, resources
 from .preflight import require_stack
 from .report import report_header
 
@@ -105,7 +105,7 @@ def measure_pipeline(settings: Settings, db: Database, backend: str, options: Be
     sustained = in_window / steady if steady else 0.0
     used = meter.between(start, end)
     cpu = {name: seconds * 1000 / in_window for name, seconds in sorted(used.items())} if in_window else {}
-    inference_cpu = sum(ms for name, ms in cpu.items() if stats.champion_inference(name))
+    inference_cpu = sum(ms for name, ms in cpu.items() if arithmetic.champion_inference(name))
 
     offered = max(sustained * 0.5, 0.5)
     latency_items = pipeline.bench_images(options.latency_images, options.width, options.height)
@@ -131,7 +131,7 @@ def measure_pipeline(settings: Settings, db: Database, backend: str, options: Be
         "cpu_ms_per_image_total": sum(cpu.values()),
         # What each process used idle just before, and the CPU per image without it.
         "idle_cores": idle,
-        "marginal_cpu_ms_per_image": stats.marginal_cpu_per_image(cpu, idle, steady, in_window),
+        "marginal_cpu_ms_per_image": arithmetic.marginal_cpu_per_image(cpu, idle, steady, in_window),
         "inference_cpu_ms_per_image": inference_cpu,
         # Every tracked process's CPU in the steady state over its length: of available_cores().
         "cores_busy": sum(used.values()) / steady if steady else 0.0,
@@ -140,7 +140,7 @@ def measure_pipeline(settings: Settings, db: Database, backend: str, options: Be
             "images": len(latency_items),
             "compared": len(paced.compared_at),
             "timed": len(timed),
-            **stats.latency_report(timed),
+            **arithmetic.latency_report(timed),
         },
         "peak_rss_mb": resources.peak_rss_mb(options.tracked(settings)),
     }
@@ -215,14 +215,14 @@ def run_bench(settings: Settings, options: BenchOptions, report=print) -> dict:
         )
         run["ceiling_images_per_s"] = best["images_per_s"] if best else None
         if run.get("null_models"):
-            run["null_over_ceiling"] = stats.ratio(run["images_per_s"], best["images_per_s"]) if best else None
+            run["null_over_ceiling"] = arithmetic.ratio(run["images_per_s"], best["images_per_s"]) if best else None
             run["pipeline_over_ceiling"] = None  # no model ran: see null_over_ceiling
             run["inference_cpu_over_forward"] = None
             continue
         run["null_models"] = False
-        run["pipeline_over_ceiling"] = stats.ratio(run["images_per_s"], best["images_per_s"]) if best else None
+        run["pipeline_over_ceiling"] = arithmetic.ratio(run["images_per_s"], best["images_per_s"]) if best else None
         run["inference_cpu_over_forward"] = (
-            stats.ratio(run["inference_cpu_ms_per_image"], best["forward_ms_per_image"]) if best else None
+            arithmetic.ratio(run["inference_cpu_ms_per_image"], best["forward_ms_per_image"]) if best else None
         )
     result["finished_at"] = time.time()
     return result

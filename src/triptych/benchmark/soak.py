@@ -34,7 +34,7 @@ from ..db.connection import Database
 from ..ingress.producers import BucketWriter, Pacer
 from ..observe import prometheus
 from . import pipeline, resources
-from .stats import percentile, rate
+from .arithmetic import percentile, rate
 
 DISK_STORES = {"kafka": "kafka", "minio": "minio", "postgres": "postgres", "logs": "logs", "prometheus": "prometheus"}
 WARMUP_SHARE = 0.2  # the memory fit starts after this share of the run (caches and pools fill first)

@@ -65,7 +65,7 @@ def bench(
         _soak(parse_soak(soak), load, sample_s, out)
         return
     if scaling:
-        from ..benchmark import scaling as scaling_bench
+        from ..benchmark import scaler_bench as scaling_bench
 
         settings = get_settings()
         result = scaling_bench.run_scaling_bench(

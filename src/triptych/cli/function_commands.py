@@ -189,7 +189,7 @@ def scaling_config(
     the KEDA ScaledObject on its consumer lag, if any (YAML)."""
     import yaml
 
-    from ..runtime.cluster_scaling import scaling_manifests
+    from ..runtime.kube_scaling import scaling_manifests
 
     functions, _ = load_project(project)
     chosen = [one_function(functions, name)] if name else list(functions.values())

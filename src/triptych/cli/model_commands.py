@@ -104,7 +104,7 @@ def list_models() -> None:
 @models_app.command()
 def promote(model: str, version: str, reason: str = typer.Option("promoted by hand")) -> None:
     """Make VERSION the champion of MODEL now; inference functions hot-swap to it."""
-    from ..models.lifecycle import promote as do_promote
+    from ..models.champion_alias import promote as do_promote
 
     _names(model)
     do_promote(model, version, reason, get_settings())

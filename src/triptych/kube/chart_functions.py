@@ -6,7 +6,7 @@ the two disagree, so the chart can never deploy a function other than the one th
 local runner runs. The file holds what does not depend on an install: each
 function's handler, triggers, env, resources, annotations and replica bounds, and
 its scaling (the NuclioFunction's fields and KEDA's ScaledObject spec, from
-`runtime.cluster_scaling`). The chart's templates add what does: the image, the
+`runtime.kube_scaling`). The chart's templates add what does: the image, the
 brokers, the Prometheus address, the secrets.
 """
 
@@ -16,8 +16,8 @@ import copy
 from pathlib import Path
 
 from ..config import Settings
-from ..runtime.cluster_scaling import keda_scaled_object, nuclio_scaling
 from ..runtime.deploy import function_config
+from ..runtime.kube_scaling import keda_scaled_object, nuclio_scaling
 from ..runtime.spec import function_spec
 from ..security.db_roles import COMPONENT_ENV
 from ..stack.services.minio import minio_kafka_targets_env

@@ -32,7 +32,7 @@ from ..config import Settings
 from ..db.connection import Database
 from ..db.events import log_system_event
 from ..models import registry
-from ..models.lifecycle import announce, promote
+from ..models.champion_alias import announce, promote
 from ..models.zoo import ARCHITECTURES
 from ..stats.evalue import e_value, evidence
 from . import wake_signals

@@ -15,7 +15,7 @@ from ..config import Settings
 from ..datasets.bucket import load_split
 from ..models import registry
 from ..models.card import INT8_FILE, ONNX_FILE
-from ..models.lifecycle import announce
+from ..models.champion_alias import announce
 from ..models.preprocess import to_batch
 from ..models.quantize import MIN_AGREEMENT, compare_int8
 from ..models.zoo import ARCHITECTURES
@@ -92,7 +92,7 @@ def int8_tags(result: dict) -> dict[str, str]:
     return tags
 
 
-# On Kubernetes KEDA wakes the int8 twin from zero on this (runtime.cluster_scaling);
+# On Kubernetes KEDA wakes the int8 twin from zero on this (runtime.kube_scaling);
 # locally the supervisor asks the registry itself (runtime.wake.int8_published).
 INT8_PUBLISHED = Gauge(
     "triptych_int8_published", "1 while the model's champion has a published int8 export", ("model",)

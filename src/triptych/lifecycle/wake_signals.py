@@ -1,6 +1,6 @@
 """What KEDA wakes the shadow and int8 twins on, on Kubernetes: one gauge, 1 while
 a wake condition holds and 0 once it no longer does, set by the jobs function's
-minute-by-minute review (`triptych.runtime.cluster_scaling` queries it).
+minute-by-minute review (`triptych.runtime.kube_scaling` queries it).
 
 A value, never a series that comes and goes: in a function pod every Nuclio
 trigger runs in a worker process of its own, and their metrics are one registry

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..config import REPO_ROOT, Settings
 from . import registry
 from .card import ModelCard
-from .lifecycle import promote
+from .champion_alias import promote
 from .zoo import ARCHITECTURES, build_pretrained
 
 TRAIN_JOB = REPO_ROOT / "projects" / "jobs" / "train_model.py"

@@ -8,7 +8,7 @@ triptych.runtime.nuclio_replica ...` under Nuclio's processor (setting
 with -9 (PR_SET_PDEATHSIG). A replica that exits is started again after an exponential backoff.
 
 How many replicas: a function whose declared min and max differ follows the scaler
-(`runtime.scaling`, every few seconds; a request held on its port wakes it at once);
+(`runtime.scaler_loop`, every few seconds; a request held on its port wakes it at once);
 `triptych functions scale NAME N` pins it, `... auto` hands it back, through a small
 JSON file re-read every half second. A replica scaled away is told to stop and
 drains (finishes and commits its batch) while the loop goes on. The supervisor
@@ -46,7 +46,7 @@ from .autoscale import Decision
 from .listeners import Listeners
 from .process_death import die_with_parent
 from .replica import replica_info_path
-from .scaling import AutoScaling, bounds_of, scalable
+from .scaler_loop import AutoScaling, bounds_of, scalable
 from .spec import FunctionSpec
 from .targets import all_targets, write_target
 

@@ -41,9 +41,9 @@ from ..contracts import TOPIC_MINIO_EVENTS
 from ..control import AUTO, desired_path, read_status, replace_desired
 from ..db.connection import Database
 from ..runtime.nuclio_replica import free_port
-from ..runtime.scaling import bounds_of, scalable
+from ..runtime.scaler_loop import bounds_of, scalable
 from ..runtime.spec import load_functions
-from . import pipeline, stats
+from . import arithmetic, pipeline
 from .resources import idle_cores, tracked_processes
 
 
@@ -143,7 +143,7 @@ def measure_burst(settings: Settings, db: Database, count: int, timeout_s: float
     return {
         "images": count,
         "drain_s": round(dropped.finished - dropped.started, 1),
-        "images_per_s": stats.ratio(count, dropped.finished - dropped.started),
+        "images_per_s": arithmetic.ratio(count, dropped.finished - dropped.started),
         "peak_replicas": peaks,
     }
 
@@ -288,19 +288,19 @@ def measure_cold_starts(settings: Settings, wakes: int, report) -> dict:
             admin.delete_topics([topic])
             admin.close()
     report(
-        f"  cold start over {wakes} wakes: HTTP p50 {stats.percentile(http_s, 50):.2f} s, "
-        f"Kafka p50 {stats.percentile(kafka_s, 50):.2f} s"
+        f"  cold start over {wakes} wakes: HTTP p50 {arithmetic.percentile(http_s, 50):.2f} s, "
+        f"Kafka p50 {arithmetic.percentile(kafka_s, 50):.2f} s"
     )
     return {
         "wakes": wakes,
         "http_retrain_s": {
-            "p50": stats.percentile(http_s, 50),
-            "p95": stats.percentile(http_s, 95),
+            "p50": arithmetic.percentile(http_s, 50),
+            "p95": arithmetic.percentile(http_s, 95),
             "all": [round(s, 2) for s in http_s],
         },
         "kafka_ingest_s": {
-            "p50": stats.percentile(kafka_s, 50),
-            "p95": stats.percentile(kafka_s, 95),
+            "p50": arithmetic.percentile(kafka_s, 50),
+            "p95": arithmetic.percentile(kafka_s, 95),
             "all": [round(s, 2) for s in kafka_s],
         },
     }
@@ -381,20 +381,20 @@ def run_scaling_bench(
         replace_desired(settings, saved)  # the pins as they were (None: there were none)
     idle, drained = result["idle"], result["burst"]
     result["ratios"] = {
-        "burst_drain_autoscaled_over_static_at_max": stats.ratio(
+        "burst_drain_autoscaled_over_static_at_max": arithmetic.ratio(
             drained["autoscaled"]["drain_s"], drained["static at max"]["drain_s"]
         ),
-        "burst_drain_autoscaled_over_static": stats.ratio(
+        "burst_drain_autoscaled_over_static": arithmetic.ratio(
             drained["autoscaled"]["drain_s"], drained["static"]["drain_s"]
         ),
     }
     if idle:
         result["ratios"].update(
             {
-                "idle_cores_autoscaled_over_static": stats.ratio(
+                "idle_cores_autoscaled_over_static": arithmetic.ratio(
                     idle["autoscaled"]["function_cores"], idle["static"]["function_cores"]
                 ),
-                "idle_rss_autoscaled_over_static": stats.ratio(
+                "idle_rss_autoscaled_over_static": arithmetic.ratio(
                     idle["autoscaled"]["function_rss_mb"], idle["static"]["function_rss_mb"]
                 ),
             }

@@ -1,11 +1,11 @@
-"""The Kubernetes mapping of each declared function's scaling (runtime/cluster_scaling.py)."""
+"""The Kubernetes mapping of each declared function's scaling (runtime/kube_scaling.py)."""
 
 from pathlib import Path
 
 import pytest
 
 from triptych.config import Settings
-from triptych.runtime.cluster_scaling import scaling_manifests
+from triptych.runtime.kube_scaling import scaling_manifests
 from triptych.runtime.spec import load_functions
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from triptych.benchmark.stats import (
+from triptych.benchmark.arithmetic import (
     STAGES,
     ImageTimes,
     PredictionTimes,
@@ -200,7 +200,7 @@ def test_a_hosts_processes_are_counted_together_under_its_name_with_their_exited
 
 
 def test_the_marginal_cpu_per_image_takes_off_what_a_process_spends_idle_over_the_run():
-    from triptych.benchmark.stats import marginal_cpu_per_image
+    from triptych.benchmark.arithmetic import marginal_cpu_per_image
 
     # 100 images in 10 s; a broker idles at 0.05 cores (50 ms/s): 5 ms an image of its 12 is idle.
     marginal = marginal_cpu_per_image(

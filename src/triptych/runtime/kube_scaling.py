@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 
 from ..config import Settings
-from .scaling import bounds_of
+from .scaler_loop import bounds_of
 from .spec import FunctionSpec, HttpTriggerSpec
 
 KEDA_API = "keda.sh/v1alpha1"
