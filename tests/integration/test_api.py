@@ -196,7 +196,7 @@ def test_the_gradcam_worker_never_outlives_the_api(ending, uploaded, admin_key, 
         server.stop()
 
 
-def test_gradcam_of_an_image_deleted_from_the_bucket_says_it_is_gone(stack, client):
+def test_gradcam_and_content_of_an_image_deleted_from_the_bucket_say_it_is_gone(stack, client):
     data, label = labelled_png(9200)  # a seed of its own: the GraphQL test uploads 9100 and expects its own label
     reply = upload(client, data, f"{unique('gone')}-{label}.png", label)
     assert reply.status_code == 201, reply.text
@@ -206,6 +206,8 @@ def test_gradcam_of_an_image_deleted_from_the_bucket_says_it_is_gone(stack, clie
     minio_client(stack).remove_object(bucket, key)
     gone = client.get(f"/images/{image_id}/gradcam/mobilenet_v2")
     assert gone.status_code == 404 and gone.json()["code"] == "image_gone", gone.text
+    content = client.get(f"/images/{image_id}/content")
+    assert content.status_code == 404 and content.json()["code"] == "content_gone", content.text
 
 
 def test_drift_reports_every_detector_the_job_ran(stack, client, uploaded):

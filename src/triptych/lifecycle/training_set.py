@@ -15,6 +15,8 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
+from minio.error import S3Error
+
 from ..config import Settings
 from ..datasets.bucket import (
     DatasetError,
@@ -29,7 +31,7 @@ from ..datasets.sources import Item
 from ..datasets.synthetic import DATASET_ID
 from ..db.connection import Database
 from ..imaging import sniff_format
-from ..storage import minio_client, read_object
+from ..storage import MISSING_OBJECT_CODES, minio_client, read_object
 
 log = logging.getLogger("triptych.lifecycle")
 
@@ -113,7 +115,9 @@ def gather(
     def item(row) -> Item | None:
         try:
             data = read_object(client, row["bucket"], row["object_key"], row["object_version"] or None)
-        except Exception as exc:  # noqa: BLE001 - a vanished object loses one image, not the run
+        except S3Error as exc:  # a vanished object loses one image; MinIO away fails the run, which says why
+            if exc.code not in MISSING_OBJECT_CODES:
+                raise
             log.warning("labelled image %s cannot be read (%s); left out", row["image_id"], exc)
             return None
         fmt = sniff_format(data) or "bin"

@@ -135,7 +135,7 @@ def image_ids(events: list[Any]) -> list[str]:
         body = event.body
         try:
             body = json.loads(body) if isinstance(body, (bytes, str)) else body
-        except Exception:  # noqa: BLE001 - a body that is not JSON names no image
+        except (ValueError, RecursionError):  # not JSON (or not UTF-8): it names no image
             continue
         if isinstance(body, dict) and isinstance(body.get("image_id"), str):
             ids.append(body["image_id"])

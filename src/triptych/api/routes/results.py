@@ -9,6 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response, StreamingResponse
+from minio.error import S3Error
 
 from ...aggregation.labels import LabelRejected, UnknownImage, set_ground_truth
 from ...db import queries
@@ -16,6 +17,7 @@ from ...explain.explainer import ImageGone, NoAnswer, Unavailable
 from ...explain.gradcam import LAYER_NAMES, TARGET_LAYERS
 from ...imaging import SERVED_IMAGE_HEADERS, served_media_type
 from ...ingress.objects import SOURCES
+from ...storage import MISSING_OBJECT_CODES
 from ..deps import CursorParam, Labelling, Reader, Svc, decode_cursor, next_cursor
 from ..errors import ApiError, responses
 from ..schemas import (
@@ -172,7 +174,9 @@ def image_content(image_id: ImageId, svc: Svc, _: Reader):
         raise _unknown(image_id)
     try:
         obj = svc.s3.get_object(where["bucket"], where["object_key"], version_id=where["object_version"] or None)
-    except Exception as exc:  # noqa: BLE001 - the object may be gone (a cleared bucket)
+    except S3Error as exc:  # MinIO away is the server's failure (500), not the image's
+        if exc.code not in MISSING_OBJECT_CODES:
+            raise
         raise ApiError(404, "content_gone", f"the bytes of image {image_id} are no longer in the bucket") from exc
 
     def chunks():
