@@ -89,7 +89,7 @@ def create_app() -> Dash:
         pages_folder="",  # pages are registered below, not discovered from a folder
         assets_folder=str(ASSETS),
         title="Triptych",
-        update_title=None,  # no "Updating..." flicker in the tab title every refresh
+        update_title="",  # no "Updating..." flicker in the tab title every refresh
         suppress_callback_exceptions=True,  # each page's components exist only while it is shown
     )
     pages = _pages()

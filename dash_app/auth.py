@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 import dash
 from flask import Flask, Response, g, jsonify, redirect, request
+from werkzeug.wrappers import Response as WerkzeugResponse  # what flask.redirect makes
 
 from triptych.security import login_limit
 from triptych.security.keys import find_key
@@ -238,7 +239,7 @@ def _refused(settings, user: str, target: str, message: str) -> Response:
     return _login_form(message, 401, target)
 
 
-def _signed_in(subject: str, role: str, how: str, target: str) -> Response:
+def _signed_in(subject: str, role: str, how: str, target: str) -> WerkzeugResponse:
     """A new session (always a new id: no fixation) and its cookies; then on to `target`."""
     settings = data.settings()
     lifetime = timedelta(hours=settings.dashboard_session_hours)

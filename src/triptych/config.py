@@ -30,6 +30,9 @@ MINIO_KAFKA_DURABLE_TARGET_ID = "DURABLE"
 
 # Every process that reads or writes PostgreSQL on its own: each logs in as its own
 # role with only its rights (triptych.security.db_roles; migration 0011's grants).
+# What a host of a cluster runs (`triptych up --role`).
+HostRole = Literal["all", "kafka", "minio", "postgres", "mlflow", "web", "monitoring", "worker"]
+
 COMPONENTS = ("upload", "ingest", "infer", "aggregate", "jobs", "retrain", "api", "dashboard", "supervisor")
 
 
@@ -319,9 +322,7 @@ class Settings(BaseSettings):
     # --- what this host runs ------------------------------------------------------
     # `triptych up` starts only the servers of these roles (`triptych up --role`):
     # all of them on one host; on several, e.g. `kafka` on three, `worker` on others.
-    roles: list[Literal["all", "kafka", "minio", "postgres", "mlflow", "web", "monitoring", "worker"]] = Field(
-        default_factory=lambda: ["all"]
-    )
+    roles: list[HostRole] = Field(default_factory=lambda: list[HostRole](["all"]))
 
     # --- functions (the local Nuclio-compatible runner) -------------------------
     project_file: Path = Field(default_factory=_default_project_file)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime
+from functools import partial
 
 from ..db.connection import Database
 from .store import recompute_window
@@ -23,6 +24,10 @@ from .store import recompute_window
 log = logging.getLogger("triptych.aggregation")
 
 Window = tuple[str, str, datetime]  # model, version, window start
+
+
+def _recompute_one(cur, window: Window) -> None:
+    recompute_window(cur, *window)
 
 
 class WindowRefresher:
@@ -60,7 +65,7 @@ class WindowRefresher:
 
     def _recompute(self, windows: set[Window]) -> None:
         for model, version, start in sorted(windows):
-            self.db.transaction(lambda cur, k=(model, version, start): recompute_window(cur, *k))
+            self.db.transaction(partial(_recompute_one, window=(model, version, start)))
 
     def _run(self) -> None:
         while True:  # a daemon thread: it ends with the replica

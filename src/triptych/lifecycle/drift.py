@@ -19,6 +19,7 @@ import json
 import logging
 import pickle
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import psycopg2
 from prometheus_client import Gauge
@@ -136,7 +137,7 @@ def watch_drift(settings: Settings, db: Database | None = None) -> dict:
         results[name] = {"kind": "output", "status": status, **summary}
         state = pickle.dumps(watch)
         db.transaction(
-            lambda cur, n=name, s=status, b=state, m=summary, d=drift_at: _save(cur, n, "output", s, b, m, d)
+            partial(_save, detector=name, kind="output", status=status, state=state, summary=summary, drift_at=drift_at)
         )
 
     results["input:pixels"] = _input_detector(settings, db, known.get("input:pixels"), now, hold, fired)

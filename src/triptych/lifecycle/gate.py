@@ -319,7 +319,11 @@ def review_shadow(settings: Settings, db: Database | None = None) -> list[dict]:
             _forget_shadow(model_name)
             continue
         in_shadow = True
-        figures = db.transaction(lambda cur, m=model_name, ch=challenger, cp=champion: shadow_figures(cur, m, ch, cp))
+
+        def read_figures(cur, m: str = model_name, ch: str = challenger, cp: str = champion) -> dict:
+            return shadow_figures(cur, m, ch, cp)
+
+        figures = db.transaction(read_figures)
         _export_shadow(model_name, figures)
         decision = decide_live(
             figures["wins"],

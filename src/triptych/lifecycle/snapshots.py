@@ -6,6 +6,8 @@ and complete."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from ..aggregation.store import recompute_window
 from ..config import Settings
 from ..db.connection import Database
@@ -32,7 +34,13 @@ def snapshot_hours(
         hours = db.transaction(lambda cur: (cur.execute(HOURS, (lookback_hours,)), cur.fetchall())[1])
         for row in hours:  # one short transaction per hour and version
             db.transaction(
-                lambda cur, r=row: recompute_window(cur, r["model_name"], r["model_version"], r["hour"], HOUR)
+                partial(
+                    recompute_window,
+                    model=row["model_name"],
+                    version=row["model_version"],
+                    start=row["hour"],
+                    seconds=HOUR,
+                )
             )
         result = {"hourly_rows": len(hours), "hours": len({r["hour"] for r in hours}), "lookback_hours": lookback_hours}
         step.done(result)

@@ -5,6 +5,7 @@ notification to Kafka. Every step is idempotent, so `up` can run any number of t
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import psycopg2
@@ -85,9 +86,7 @@ def provision_local_keys(settings: Settings) -> dict[str, Path]:
 
     db = Database(settings)
     try:
-        return {
-            name: db.transaction(lambda cur, name=name: ensure_local_key(cur, settings, name)) for name in LOCAL_KEYS
-        }
+        return {name: db.transaction(partial(ensure_local_key, settings=settings, name=name)) for name in LOCAL_KEYS}
     finally:
         db.close()
 

@@ -59,7 +59,12 @@ class Alert(BaseModel):
 @router.post("/alerts/alertmanager", status_code=204, responses=responses(401, 403, 422))
 def alertmanager_webhook(body: AlertmanagerWebhook, svc: Svc, _: Admin) -> None:
     """Alertmanager's receiver (scope `admin`): each alert firing or resolved becomes a `system_events` row."""
-    svc.db.transaction(lambda cur: [record_alert(cur, alert.model_dump()) for alert in body.alerts])
+
+    def record_all(cur) -> None:
+        for alert in body.alerts:
+            record_alert(cur, alert.model_dump())
+
+    svc.db.transaction(record_all)
 
 
 @router.get("/alerts", response_model=list[Alert], responses=responses(401))
