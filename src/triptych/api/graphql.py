@@ -27,7 +27,7 @@ from ..ingress.upload import UploadForm
 from ..security import AuthError
 from .deps import Services
 from .errors import ApiError
-from .routes.stats import time_range
+from .time_window import stats_window
 
 MAX_LIMIT = 500
 
@@ -210,7 +210,7 @@ class Query:
         _check(info)
         svc = _services(info)
         try:
-            start, end = time_range(since, until)
+            start, end = stats_window(since, until)
         except ApiError as exc:
             raise GraphQLError(str(exc), extensions={"code": exc.code}) from exc
         result = await run_in_threadpool(svc.read, range_significance, start, end, list(svc.settings.active_models))

@@ -3,7 +3,6 @@ filters, the image itself, the review queue, and labels for it."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -31,6 +30,7 @@ from ..schemas import (
     PredictionPage,
     ReviewPage,
 )
+from ..time_window import list_window
 
 router = APIRouter(tags=["results"])
 
@@ -40,9 +40,6 @@ ImageId = Annotated[
 Limit = Annotated[int, Query(ge=1, le=500)]
 ModelName = Literal[tuple(TARGET_LAYERS)]  # type: ignore[valid-type] - the models Grad-CAM knows a layer of
 Source = Literal[SOURCES]  # type: ignore[valid-type] - the tuple of sources, as an enum in the schema
-# The earliest instant a list looks at when no `since` is given: lists are newest
-# first on indexed timestamps, so an open start costs nothing.
-EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def _unknown(image_id) -> ApiError:
@@ -54,16 +51,6 @@ def _detail(svc: Svc, image_id) -> dict:
     if detail is None:
         raise _unknown(image_id)
     return detail
-
-
-def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
-    start = since or EPOCH
-    end = until or datetime.now(UTC) + timedelta(days=1)
-    if start >= end:
-        raise ApiError(
-            400, "bad_time_range", f"`since` ({start.isoformat()}) must be before `until` ({end.isoformat()})"
-        )
-    return start, end
 
 
 @router.get("/predictions/recent/{limit}", response_model=PredictionPage, responses=responses(400, 401, 422))
@@ -79,7 +66,7 @@ def recent_predictions(
     until: Instant | None = None,
 ):
     """The newest predictions (every model's answer is a row), newest first."""
-    _window(since, until)
+    list_window(since, until)
     f = queries.PredictionFilter(model, predicted_class, source, since, until)
     rows = svc.read(queries.recent_predictions, f, limit, decode_cursor(cursor, int))
     return {"items": rows, "next_cursor": next_cursor(rows, limit, "created_at", "prediction_id")}
@@ -132,7 +119,7 @@ def images(
 ):
     """Images newest first, with their latest comparison. `class` and `correct` apply to
     `model`'s answer when given, else to the consensus."""
-    start, end = _window(since, until)
+    start, end = list_window(since, until)
     f = queries.HistoryFilter(start, end, model, predicted_class, agreement, correct, source, search)
     rows = svc.read(queries.history_rows, f, 0, limit, decode_cursor(cursor))
     return {"items": rows, "next_cursor": next_cursor(rows, limit, "uploaded_at", "image_id")}

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from ...db import queries
 from ...figures.ranges import range_calibration, range_int8, range_significance
 from ..deps import Reader, Svc
-from ..errors import ApiError, responses
+from ..errors import responses
 from ..schemas import (
     CalibrationReply,
     DriftReply,
@@ -21,10 +21,9 @@ from ..schemas import (
     PerformanceReply,
     SignificanceReply,
 )
+from ..time_window import stats_window
 
 router = APIRouter(prefix="/stats", tags=["stats"])
-
-MAX_RANGE = timedelta(days=31)
 
 
 @router.get("/models", response_model=ModelStatsReply, responses=responses(401, 422))
@@ -42,25 +41,13 @@ def model_stats(
     }
 
 
-def time_range(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
-    """[since, until): by default the last hour; at most 31 days."""
-    end = until or datetime.now(UTC)
-    try:
-        start = since or end - timedelta(hours=1)
-    except OverflowError as exc:
-        raise ApiError(400, "bad_time_range", "`until` is out of range") from exc
-    if not timedelta(0) < end - start <= MAX_RANGE:
-        raise ApiError(400, "bad_time_range", "`since` must be before `until`, and at most 31 days before it")
-    return start, end
-
-
 @router.get("/performance", response_model=PerformanceReply, responses=responses(400, 401, 422))
 def performance(
     svc: Svc, _: Reader, since: Instant | None = None, until: Instant | None = None, model: str | None = None
 ):
     """Per-minute windows of each model version (oldest first): counts, latency
     percentiles, confidence, accuracy, agreement. Default: the last hour; at most 31 days."""
-    start, end = time_range(since, until)
+    start, end = stats_window(since, until)
     return {"since": start, "until": end, "windows": svc.read(queries.performance_series, start, end, model)}
 
 
@@ -71,7 +58,7 @@ def significance(svc: Svc, _: Reader, since: Instant | None = None, until: Insta
     compared images at most): for each pair, McNemar's exact test on the images
     only one of the two got right (`b`, `c`) and a 95 % paired bootstrap interval of
     the accuracy difference; for all models at once, Cochran's Q."""
-    start, end = time_range(since, until)
+    start, end = stats_window(since, until)
     result = svc.read(range_significance, start, end, list(svc.settings.active_models))
     return {"since": start, "until": end, **result}
 
@@ -83,7 +70,7 @@ def int8(svc: Svc, _: Reader, since: Instant | None = None, until: Instant | Non
     fp32 answers to the same images, each one's p50 forward time, and on the labelled
     images fp32 against int8 (McNemar's exact test, its interval and verdict). Empty
     while no champion has a published int8 export (`triptych models quantize`)."""
-    start, end = time_range(since, until)
+    start, end = stats_window(since, until)
     return {"since": start, "until": end, "models": svc.read(range_int8, start, end)}
 
 
@@ -93,7 +80,7 @@ def calibration(svc: Svc, _: Reader, since: Instant | None = None, until: Instan
     (default: the last hour; the newest 30,000 answers at most): 10 equal-width bins
     of top-1 confidence, each with its answers, mean confidence and accuracy (a
     reliability diagram), and the expected calibration error."""
-    start, end = time_range(since, until)
+    start, end = stats_window(since, until)
     models = svc.read(range_calibration, start, end)
     return {"since": start, "until": end, "models": [{"model_name": m, **c} for m, c in models.items()]}
 
