@@ -259,7 +259,7 @@ def load_split(
     if not kept:
         raise DatasetError(f"no image of {dataset_id}/{split} could be decoded")
     if size:
-        images = np.stack([image for image, _ in kept])
+        images = np.stack([image for image, _ in kept if image is not None])  # decoded: no problem
     else:
         images = np.empty(len(kept), dtype=object)
         for i, (image, _) in enumerate(kept):  # one by one: a list of equal shapes would broadcast

@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import cv2
 
@@ -25,18 +26,21 @@ class WebcamSummary(StreamSummary):
     captured: int = 0
 
 
-class DroppingQueue:
+T = TypeVar("T")
+
+
+class DroppingQueue(Generic[T]):
     """A bounded FIFO that drops instead of blocking the producer."""
 
     def __init__(self, capacity: int, policy: str = "drop-oldest"):
         if policy not in ("drop-oldest", "drop-newest"):
             raise ValueError("policy must be drop-oldest or drop-newest")
         self.capacity, self.policy = capacity, policy
-        self._items: deque = deque()
+        self._items: deque[T] = deque()
         self._cond = threading.Condition()
         self.dropped = 0
 
-    def put(self, item) -> None:
+    def put(self, item: T) -> None:
         with self._cond:
             if len(self._items) >= self.capacity:
                 self.dropped += 1
@@ -46,7 +50,7 @@ class DroppingQueue:
             self._items.append(item)
             self._cond.notify()
 
-    def get(self, timeout: float) -> object | None:
+    def get(self, timeout: float) -> T | None:
         with self._cond:
             if not self._items:
                 self._cond.wait(timeout)
@@ -86,7 +90,7 @@ class WebcamProducer:
         self.source, self.sink = source, sink
         self.fps, self.width, self.height, self.quality = fps, width, height, jpeg_quality
         self.label = label
-        self.queue = DroppingQueue(queue_size, policy)
+        self.queue: DroppingQueue[Item] = DroppingQueue(queue_size, policy)
         self.summary = WebcamSummary()
         self.stop = threading.Event()
         self.session = time.strftime("%Y%m%dT%H%M%S")

@@ -153,7 +153,7 @@ def export_onnx(model: torch.nn.Module, card: ModelCard, path: Path) -> None:
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             model,
-            example,
+            (example,),
             str(path),
             input_names=["images"],
             output_names=["logits"],

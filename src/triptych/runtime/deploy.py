@@ -16,6 +16,7 @@ import base64
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .spec import project_functions
 
@@ -41,7 +42,7 @@ def function_config(entry: dict, root: Path) -> dict:
     source_file = Path(spec["build"]["origin_filename"])
     handler_name = spec.get("function_handler", "handler").rpartition(":")[2]
     source = (root / source_file).read_bytes()
-    config = {
+    config: dict[str, Any] = {
         "apiVersion": "nuclio.io/v1",
         "kind": "NuclioFunction",
         "metadata": {"name": name, "labels": {"mlrun/project": "triptych"}},

@@ -268,12 +268,14 @@ def _component_logins(settings: Settings) -> None:
 
 
 def _adopt_dashboard_key(settings: Settings) -> None:
+    key = settings.dashboard_api_key
+    assert key is not None  # the caller adopts only a key that is set
     from ..db.connection import Database
     from ..security.keys import adopt_key
 
     db = Database(settings)
     try:
-        db.transaction(lambda cur: adopt_key(cur, "dashboard", settings.dashboard_api_key.get_secret_value()))
+        db.transaction(lambda cur: adopt_key(cur, "dashboard", key.get_secret_value()))
     finally:
         db.close()
 

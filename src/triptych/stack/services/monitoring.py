@@ -25,6 +25,7 @@ import functools
 import subprocess
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -108,7 +109,7 @@ class Prometheus(MonitoringServer):
             ("dashboard", [f"{host}:{s.dashboard_port}"], "/metrics"),
             ("prometheus", [f"{host}:{s.prometheus_port}"], "/metrics"),
         ]
-        jobs = [
+        jobs: list[dict[str, Any]] = [
             {"job_name": name, "metrics_path": path, "static_configs": [{"targets": targets}]}
             for name, targets, path in static
         ]
