@@ -91,14 +91,14 @@ def stack(stack_settings: Settings):
 
 
 def _prebuild_kube_node() -> None:
-    """The Kubernetes node's binaries (test_kube_node.py) compile at the lowest CPU
-    priority while the tests before it run: minutes on a fresh machine, nothing on a
-    warm one (triptych.kube.prebuild)."""
+    """The Kubernetes node's binaries and images (test_kube_node.py deploys at tag
+    `test`) build at the lowest CPU priority while the tests before it run: most of
+    an hour on a fresh machine, a minute on a warm one (triptych.kube.prebuild)."""
     if os.geteuid() != 0:
         return  # the node's tests need root and are skipped without it
     log = TEST_DATA_DIR.parent / "kube-prebuild.log"
     subprocess.Popen(
-        ["nice", "-n", "19", *CLI[:1], "-m", "triptych.kube.prebuild"],
+        ["nice", "-n", "19", *CLI[:1], "-m", "triptych.kube.prebuild", "--images", "test"],
         stdout=open(log, "w"),
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

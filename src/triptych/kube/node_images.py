@@ -195,6 +195,17 @@ def server_tag(settings: Settings, role: str) -> str:
     return f"srv-{digest.hexdigest()[:12]}"
 
 
+def prebuild(settings: Settings, tag: str, roles: tuple[str, ...], report: Callable[[str], None]) -> None:
+    """Build the builder-made images of `roles` into the builder's layer cache, ahead of
+    a `kube deploy --tag TAG` (which then only finds its layers, exports and imports):
+    the debootstrap base and the Python packages are most of a fresh machine's wait."""
+    for role in roles:
+        if role in BUILT_ROLES:
+            started = time.monotonic()
+            _build_with_builder(settings, NodeImage(role, server_tag(settings, role) if role in SERVER_ROLES else tag))
+            report(f"image {role}: {time.monotonic() - started:.0f} s")
+
+
 def ensure_all(
     settings: Settings, lay: NodeLayout, tag: str, roles: tuple[str, ...], report: Callable[[str], None]
 ) -> dict[str, str]:
