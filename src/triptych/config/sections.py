@@ -1,115 +1,30 @@
-"""One settings object for every endpoint and credential.
+"""The settings, one class per concern; `triptych.config.Settings` is all of them.
 
-Every value comes from the environment with a ``TRIPTYCH_`` prefix (or a ``.env``
-file), with defaults that work on a laptop. A service whose URL is *given* in the
-environment is used as it is; a service whose URL is left unset is started and
-managed locally by ``triptych up`` on the configured port. That single rule is what
-lets the same code run against the native local stack, the Docker compose file, or
-a user's own Kafka/MinIO/Postgres/MLflow.
+Each class holds the fields of one part of the system. Settings inherits them all,
+so every field keeps its flat name (`settings.kafka_port`) and its environment
+variable (`TRIPTYCH_KAFKA_PORT`): tests/unit/test_settings_sections.py holds both
+to the list they had. A new setting goes into the class of its concern.
 """
 
 from __future__ import annotations
 
-import os
-import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from .installs import MINIO_VERSION, default_cache_dir
-
-# MinIO's notification target ids: the ARN MinIO derives from one is
-# arn:minio:sqs::<id>:kafka. The first publishes each event straight to Kafka (the
-# fast path); the second keeps every event on disk (queue_dir) until Kafka has it,
-# so that an event the first could not deliver is made good (see ingress.reconcile).
-MINIO_KAFKA_TARGET_ID = "TRIPTYCH"
-MINIO_KAFKA_DURABLE_TARGET_ID = "DURABLE"
-
-# Every process that reads or writes PostgreSQL on its own: each logs in as its own
-# role with only its rights (triptych.security.db_roles; migration 0011's grants).
-# What a host of a cluster runs (`triptych up --role`).
-HostRole = Literal["all", "kafka", "minio", "postgres", "mlflow", "web", "monitoring", "worker"]
-
-COMPONENTS = ("upload", "ingest", "infer", "aggregate", "jobs", "retrain", "api", "dashboard", "supervisor")
+from ..installs import MINIO_VERSION
+from .components import COMPONENTS, HostRole, default_project_file
 
 
-def component_role(component: str) -> str:
-    """The PostgreSQL role a component logs in as."""
-    if component not in COMPONENTS:
-        raise ValueError(f"no such component {component!r}; known: {', '.join(COMPONENTS)}")
-    return f"triptych_{component}"
+class Section(BaseModel):
+    # `model_name` and `model_role` are settings, not pydantic's own names.
+    model_config = ConfigDict(protected_namespaces=())
 
 
-def component_s3_user(component: str) -> str:
-    """The MinIO user a component signs its requests as (triptych.security.bucket_policies)."""
-    component_role(component)  # an unknown name is refused
-    return f"triptych-{component}"
+class KafkaSettings(Section):
+    """Kafka."""
 
-
-def component_password_path(
-    credentials_dir: Path, component: str, service: Literal["postgres", "s3"] = "postgres"
-) -> Path:
-    """Where a component's PostgreSQL password (or MinIO secret key) is kept: a file of its own."""
-    component_role(component)  # an unknown name never becomes a path
-    return credentials_dir / service / component
-
-
-def _read_secret(path: Path, component: str) -> str:
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"no credentials for component {component!r} at {path}: `triptych up` makes them"
-        ) from None
-
-
-def _default_data_dir() -> Path:
-    # Root runs Postgres as the `postgres` user (initdb refuses root), and that
-    # user cannot traverse /root, so root's data lives under /var/lib.
-    if os.geteuid() == 0:
-        return Path("/var/lib/triptych")
-    xdg = os.environ.get("XDG_DATA_HOME")
-    return Path(xdg) / "triptych" if xdg else Path.home() / ".local" / "share" / "triptych"
-
-
-# The repository root when Triptych runs from a checkout (editable install).
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _default_project_file() -> Path:
-    in_checkout = REPO_ROOT / "project.yaml"
-    return in_checkout if in_checkout.exists() else Path.cwd() / "project.yaml"
-
-
-# Kubernetes gives every pod a variable per Service of its namespace ("service links"):
-# the chart's release `triptych` makes Services named triptych-api, triptych-mlflow ...
-# and so TRIPTYCH_API_PORT=tcp://10.96.0.12:8000. Nuclio's function pods cannot turn
-# service links off, so such a value of a *_port setting is read as its port.
-_SERVICE_LINK = re.compile(r"^(tcp|udp|sctp)://[^\s]+:(\d+)$")
-
-
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TRIPTYCH_", env_file=".env", extra="ignore")
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _port_from_service_link(cls, value: object, info: ValidationInfo) -> object:
-        if info.field_name and info.field_name.endswith("_port") and isinstance(value, str):
-            link = _SERVICE_LINK.match(value.strip())
-            if link:
-                return int(link.group(2))
-        return value
-
-    # Where installs are cached (shared by every stack on the machine) and where
-    # one stack keeps its data, logs and pid files.
-    cache_dir: Path = Field(default_factory=default_cache_dir)
-    data_dir: Path = Field(default_factory=_default_data_dir)
-    bind_host: str = "127.0.0.1"
-
-    # --- Kafka ---------------------------------------------------------------
     kafka_bootstrap: str | None = Field(default=None, description="host:port[,host:port]; unset = managed locally")
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
@@ -136,7 +51,10 @@ class Settings(BaseSettings):
     # host; on several, shorter, so a cut-off broker stalls its partitions for seconds.
     kafka_request_timeout_ms: int = Field(default=30_000, ge=7_000)
 
-    # --- MinIO / S3 ----------------------------------------------------------
+
+class StorageSettings(Section):
+    """MinIO / S3."""
+
     s3_endpoint: str | None = Field(default=None, description="http(s)://host:port; unset = managed locally")
     minio_port: int = 9000
     minio_console_port: int = 9001
@@ -157,7 +75,10 @@ class Settings(BaseSettings):
     # 40 images/s, 100,000 events are 40 minutes of outage. Past it MinIO drops events.
     minio_event_queue_limit: int = Field(default=100_000, gt=0)
 
-    # --- PostgreSQL ------------------------------------------------------------
+
+class PostgresSettings(Section):
+    """PostgreSQL."""
+
     database_url: str | None = Field(default=None, description="postgresql://...; unset = managed locally")
     postgres_port: int = 5432
     postgres_user: str = "triptych"
@@ -175,11 +96,17 @@ class Settings(BaseSettings):
     # Per-component secrets (postgres/<component>, s3/<component>); unset = <data_dir>/credentials.
     credentials_dir: Path | None = None
 
-    # --- MLflow --------------------------------------------------------------
+
+class MlflowSettings(Section):
+    """MLflow."""
+
     mlflow_tracking_uri: str | None = Field(default=None, description="http://host:port; unset = managed locally")
     mlflow_port: int = 5000
 
-    # --- images ----------------------------------------------------------------
+
+class ImageSettings(Section):
+    """Images."""
+
     max_image_bytes: int = 20 * 2**20
     # Decoding a 100k x 100k PNG would need 30 GB; refuse before decoding.
     max_image_pixels: int = 50_000_000
@@ -193,7 +120,10 @@ class Settings(BaseSettings):
     upload_endpoint: str | None = None
     retrain_endpoint: str | None = None
 
-    # --- the query API (FastAPI, see triptych.api) and who may write --------------
+
+class ApiSettings(Section):
+    """The query API (FastAPI, see triptych.api) and who may write."""
+
     api_port: int = 8000
     api_autostart: bool = Field(default=True, description="`triptych up` also starts the API")
     # Where clients reach the API (upload replies link to it); unset = this stack's own.
@@ -216,7 +146,10 @@ class Settings(BaseSettings):
     # Browser origins allowed to call the API (CORS); empty = none.
     cors_origins: list[str] = Field(default_factory=list)
 
-    # --- dashboard (the Dash app, see dash_app/) --------------------------------
+
+class DashboardSettings(Section):
+    """Dashboard (the Dash app, see dash_app/)."""
+
     dashboard_port: int = 8050
     dashboard_autostart: bool = Field(default=True, description="`triptych up` also starts the dashboard")
     # Sign-in (dash_app/auth.py): on by default, loopback included, as in Jupyter.
@@ -235,7 +168,10 @@ class Settings(BaseSettings):
     # Thumbnails are made once per image and kept here (data_dir/dashboard/thumbnails).
     thumbnail_px: int = 160
 
-    # --- models ----------------------------------------------------------------
+
+class ModelSettings(Section):
+    """The models and how an inference replica runs them."""
+
     # The models whose answers make an image's comparison complete.
     active_models: list[str] = Field(default_factory=lambda: ["resnet50", "mobilenet_v2", "efficientnet_b0"])
     # auto: CUDA fp16 on a GPU, else ONNX Runtime (measured 2-3x faster than eager
@@ -248,12 +184,19 @@ class Settings(BaseSettings):
     # active models' replicas (models.backends.default_threads), 1 on two cores.
     infer_threads: int | None = Field(default=None, ge=1)
     model_name: str | None = Field(default=None, description="the model an inference replica serves")
+    # "shadow": the replica serves every model's challenger and marks its answers shadow.
+    # "int8": it serves every champion's int8 export, where one is published (`triptych
+    # models quantize`), and marks its answers int8: the live twin the Compare page shows.
+    model_role: str = Field(default="champion", pattern="^(champion|shadow|int8)$")
+
+
+class IngestSettings(Section):
+    """The ingest function: what it puts into each message, and the two ways it finds
+    objects whose fast event was lost (ingress.reconcile, ingress.sweep)."""
+
     # Ingest puts each image, decoded and resized ("stretch") to these sizes, into its
     # message: a model of such an input size then needs no fetch and no decode
     # (`triptych bench` measures the difference). Empty: every function fetches.
-    # The aggregate function recomputes a touched per-minute metric window at most this
-    # often (0: after every batch, which costs a scan of the window per batch).
-    metrics_refresh_s: float = Field(default=1.0, ge=0)
     inline_pixel_sizes: list[Annotated[int, Field(gt=0, le=256)]] = Field(default_factory=lambda: [64], max_length=4)
     # The durable copy of a bucket event whose object has no image row yet is held this
     # long after MinIO's event time, and until ingest has read all of minio-events, so
@@ -265,12 +208,19 @@ class Settings(BaseSettings):
     sweep_page_size: int = Field(default=2000, gt=0)
     sweep_lookback_s: float = Field(default=2 * 86_400, gt=0)
     sweep_settle_s: float = Field(default=300.0, ge=0)
-    # "shadow": the replica serves every model's challenger and marks its answers shadow.
-    # "int8": it serves every champion's int8 export, where one is published (`triptych
-    # models quantize`), and marks its answers int8: the live twin the Compare page shows.
-    model_role: str = Field(default="champion", pattern="^(champion|shadow|int8)$")
 
-    # --- the model lifecycle (see triptych.lifecycle) ---------------------------
+
+class AggregateSettings(Section):
+    """The aggregate function."""
+
+    # The aggregate function recomputes a touched per-minute metric window at most this
+    # often (0: after every batch, which costs a scan of the window per batch).
+    metrics_refresh_s: float = Field(default=1.0, ge=0)
+
+
+class LifecycleSettings(Section):
+    """The model lifecycle (see triptych.lifecycle)."""
+
     # A candidate must beat the champion by this much held-out accuracy to enter shadow;
     # per architecture in promotion_margins (e.g. {"resnet50": 0.01}).
     promotion_margin: float = Field(default=0.02, ge=0, le=1)
@@ -302,7 +252,10 @@ class Settings(BaseSettings):
     alert_dead_letter_rate: float = Field(default=0.05, ge=0, le=1)
     alert_agreement_drop: float = Field(default=0.15, ge=0, le=1)
 
-    # --- monitoring: Prometheus and Alertmanager (Debian's packages) --------------
+
+class MonitoringSettings(Section):
+    """Monitoring: Prometheus and Alertmanager (Debian's packages)."""
+
     monitoring_autostart: bool = Field(
         default=True, description="`triptych up` also starts Prometheus and Alertmanager"
     )
@@ -319,18 +272,28 @@ class Settings(BaseSettings):
     # Alertmanager also posts every alert here (Slack, a pager...), besides system_events.
     alert_webhook_url: str | None = None
 
-    # --- what this host runs ------------------------------------------------------
+
+class HostSettings(Section):
+    """What this host runs."""
+
     # `triptych up` starts only the servers of these roles (`triptych up --role`):
     # all of them on one host; on several, e.g. `kafka` on three, `worker` on others.
     roles: list[HostRole] = Field(default_factory=lambda: list[HostRole](["all"]))
 
-    # --- functions (the local Nuclio-compatible runner) -------------------------
-    project_file: Path = Field(default_factory=_default_project_file)
+
+class FunctionSettings(Section):
+    """Functions (the local Nuclio-compatible runner)."""
+
+    project_file: Path = Field(default_factory=default_project_file)
     functions_autostart: bool = Field(default=True, description="`triptych up` also starts the function supervisor")
     # The supervisor's /health, /metrics and /targets (its replicas, for a remote
     # Prometheus); 0 picks a free port, which the local file discovery finds anyway.
     supervisor_port: int = Field(default=0, ge=0, le=65535)
-    # --- scaling (runtime/autoscale.py: the HPA's and KEDA's rules) ------------------
+
+
+class ScalingSettings(Section):
+    """Scaling (runtime/autoscale.py: the HPA's and KEDA's rules)."""
+
     # Off: each function runs its declared min (1 where min is 0) unless pinned or set
     # to `auto` with `triptych functions scale`; the test stack runs so.
     autoscale: bool = True
@@ -353,109 +316,21 @@ class Settings(BaseSettings):
         "processor, built from its Go module (`triptych up --runtime nuclio`)",
     )
 
-    # --- derived endpoints -----------------------------------------------------
-    @property
-    def kafka_url(self) -> str:
-        return self.kafka_bootstrap or f"{self.bind_host}:{self.kafka_port}"
 
-    @property
-    def s3_url(self) -> str:
-        return self.s3_endpoint or f"http://{self.bind_host}:{self.minio_port}"
-
-    @property
-    def postgres_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        if self.component:
-            password = _read_secret(component_password_path(self.credentials_path, self.component), self.component)
-            return (
-                f"postgresql://{component_role(self.component)}:{password}@{self.bind_host}:{self.postgres_port}"
-                f"/{self.postgres_db}"
-            )
-        return self._local_postgres_url(self.postgres_db)
-
-    @property
-    def s3_credentials(self) -> tuple[str, str]:
-        """(access key, secret key): on a local stack a component signs as its own MinIO
-        user (only its buckets and prefixes); otherwise the keys given (the chart gives
-        each component its own) or MinIO's root user (the CLI, MLflow's server)."""
-        if self.component and not self.s3_endpoint:
-            path = component_password_path(self.credentials_path, self.component, "s3")
-            return component_s3_user(self.component), _read_secret(path, self.component)
-        return self.s3_access_key, self.s3_secret_key
-
-    @property
-    def credentials_path(self) -> Path:
-        return self.credentials_dir or self.data_dir / "credentials"
-
-    @property
-    def mlflow_backend_store_url(self) -> str:
-        """MLflow keeps its own database beside Triptych's, in the same server."""
-        if self.database_url:
-            base, _, _ = self.database_url.rpartition("/")
-            return f"{base}/{self.mlflow_db}"
-        return self._local_postgres_url(self.mlflow_db)
-
-    @property
-    def prometheus_url(self) -> str:
-        return self.prometheus_endpoint or f"http://{self.bind_host}:{self.prometheus_port}"
-
-    @property
-    def alertmanager_url(self) -> str:
-        return f"http://{self.bind_host}:{self.alertmanager_port}"
-
-    @property
-    def upload_url(self) -> str:
-        return self.upload_endpoint or f"http://{self.bind_host}:{self.upload_port}"
-
-    @property
-    def retrain_url(self) -> str:
-        return self.retrain_endpoint or f"http://{self.bind_host}:{self.retrain_port}"
-
-    @property
-    def api_url(self) -> str:
-        return f"http://{self.bind_host}:{self.api_port}"
-
-    @property
-    def results_base_url(self) -> str:
-        """Where an upload reply's `results_url` points: the API that serves it."""
-        return (self.api_public_url or self.api_url).rstrip("/")
-
-    def margin_for(self, model_name: str) -> float:
-        return self.promotion_margins.get(model_name, self.promotion_margin)
-
-    @property
-    def dashboard_url(self) -> str:
-        return f"http://{self.bind_host}:{self.dashboard_port}"
-
-    @property
-    def mlflow_url(self) -> str:
-        return self.mlflow_tracking_uri or f"http://{self.bind_host}:{self.mlflow_port}"
-
-    def _local_postgres_url(self, db: str) -> str:
-        return f"postgresql://{self.postgres_user}:{self.postgres_password}@{self.bind_host}:{self.postgres_port}/{db}"
-
-    def is_managed(self, service: str) -> bool:
-        """True when `triptych up` starts this service itself (its URL was not given)."""
-        given = {
-            "kafka": self.kafka_bootstrap,
-            "minio": self.s3_endpoint,
-            "postgres": self.database_url,
-            "mlflow": self.mlflow_tracking_uri,
-        }[service]
-        return not given
-
-    def s3_client_env(self) -> dict[str, str]:
-        """Environment that boto3-based tools (MLflow's artifact store) read."""
-        access_key, secret_key = self.s3_credentials  # a component's are read from a file
-        return {
-            "MLFLOW_S3_ENDPOINT_URL": self.s3_url,
-            "AWS_ACCESS_KEY_ID": access_key,
-            "AWS_SECRET_ACCESS_KEY": secret_key,
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-
-
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()
+SECTIONS = (
+    KafkaSettings,
+    StorageSettings,
+    PostgresSettings,
+    MlflowSettings,
+    ImageSettings,
+    ApiSettings,
+    DashboardSettings,
+    ModelSettings,
+    IngestSettings,
+    AggregateSettings,
+    LifecycleSettings,
+    MonitoringSettings,
+    HostSettings,
+    FunctionSettings,
+    ScalingSettings,
+)
