@@ -18,6 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -146,8 +147,8 @@ class Ingestor:
         consumers are idempotent)."""
         started = time.perf_counter()
         refs, malformed = self.parse_events(bodies)
-        ids, failures = self.ingest_refs(refs, started)
-        failures = malformed + [str(f) for f in failures]
+        ids, failed = self.ingest_refs(refs, started)
+        failures = malformed + [str(f) for f in failed]
         if failures:
             raise PermanentError("; ".join(failures))
         return ids
@@ -156,7 +157,8 @@ class Ingestor:
     def parse_events(bodies: list) -> tuple[list[ObjectRef], list[str]]:
         """The objects a batch of MinIO events names (our own quarantine moves
         skipped), and a description of each malformed event."""
-        refs, malformed = [], []
+        refs: list[ObjectRef] = []
+        malformed: list[str] = []
         for body in bodies:
             try:
                 refs.extend(ref for ref in parse_minio_event(body) if not ref.key.startswith(QUARANTINE_PREFIX))
@@ -296,7 +298,7 @@ class Ingestor:
         for bucket in sorted({ref.bucket for ref in refs}):
             group = [ref for ref in refs if ref.bucket == bucket]
             keys = sorted({k for ref in group for k in (ref.key, f"{QUARANTINE_PREFIX}{ref.key}")})
-            known = self.db.transaction(lambda cur, bucket=bucket, keys=keys: registered_etags(cur, bucket, keys))
+            known = self.db.transaction(partial(registered_etags, bucket=bucket, keys=keys))
             for ref in group:
                 etags = known.get(ref.key, set()) | known.get(f"{QUARANTINE_PREFIX}{ref.key}", set())
                 if not etags or not (

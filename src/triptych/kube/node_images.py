@@ -32,6 +32,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from ..config import REPO_ROOT, Settings
 from ..errors import InstallError
@@ -92,12 +93,9 @@ def _scratch_binary(settings: Settings, role: str) -> tuple[str, Path]:
 def _scratch(settings: Settings, img: NodeImage) -> oci.ScratchImage:
     path, binary = _scratch_binary(settings, img.role)
     user = {"minio": "10001:10001", "prometheus": "65534:65534"}.get(img.role)
-    return oci.ScratchImage(
-        img.name,
-        {path: binary},
-        entrypoint=[path],
-        **({"user": user, "env": {"HOME": "/tmp"}} if user else {}),
-    )
+    if user is None:
+        return oci.ScratchImage(img.name, {path: binary}, entrypoint=[path])
+    return oci.ScratchImage(img.name, {path: binary}, entrypoint=[path], user=user, env={"HOME": "/tmp"})
 
 
 SCRATCH_ROLES = ("minio", "prometheus", "nuclio-controller", "keda-operator", "keda-adapter")
@@ -125,14 +123,21 @@ def _export(settings: Settings, img: NodeImage) -> tuple[Path, int]:
     return archive, _layers_size(archive)
 
 
+def _member(tar: tarfile.TarFile, name: str) -> IO[bytes]:
+    member = tar.extractfile(name)
+    if member is None:
+        raise InstallError(f"{tar.name!s} has no file {name}: not an OCI archive")
+    return member
+
+
 def _layers_size(archive: Path) -> int:
     """The image's unpacked size: its layers' tars, decompressed (a stream, never in memory whole)."""
     total = 0
     with tarfile.open(archive) as tar:
-        index = json.load(tar.extractfile("index.json"))
-        manifest = json.load(tar.extractfile(f"blobs/sha256/{index['manifests'][0]['digest'].split(':')[1]}"))
+        index = json.load(_member(tar, "index.json"))
+        manifest = json.load(_member(tar, f"blobs/sha256/{index['manifests'][0]['digest'].split(':')[1]}"))
         for layer in manifest["layers"]:
-            blob = tar.extractfile(f"blobs/sha256/{layer['digest'].split(':')[1]}")
+            blob = _member(tar, f"blobs/sha256/{layer['digest'].split(':')[1]}")
             if not layer["mediaType"].endswith("gzip"):
                 total += layer["size"]
                 continue

@@ -17,15 +17,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 
 from ..config import Settings
 from ..runtime.nuclio_processor import install_controller
 from . import go_tools
 
 
-def build_all(settings: Settings, report=print) -> None:
-    steps = [
-        (tool.name, lambda tool=tool: go_tools.install(settings, tool))
+def build_all(settings: Settings, report: Callable[[str], None] = print) -> None:
+    steps: list[tuple[str, Callable[[], object]]] = [
+        (tool.name, partial(go_tools.install, settings, tool))
         for tool in (
             go_tools.ETCD,
             go_tools.KUBE_APISERVER,
@@ -38,10 +40,10 @@ def build_all(settings: Settings, report=print) -> None:
         )
     ]
     steps += [
-        ("prometheus", lambda: go_tools.prometheus(settings)),
-        ("keda-operator", lambda: go_tools.keda(settings, "operator")),
-        ("keda-adapter", lambda: go_tools.keda(settings, "adapter")),
-        ("nuclio-controller", lambda: install_controller(settings)),
+        ("prometheus", partial(go_tools.prometheus, settings)),
+        ("keda-operator", partial(go_tools.keda, settings, "operator")),
+        ("keda-adapter", partial(go_tools.keda, settings, "adapter")),
+        ("nuclio-controller", partial(install_controller, settings)),
     ]
     for name, build in steps:
         started = time.monotonic()

@@ -199,7 +199,10 @@ def add_artifact(model_name: str, version: str, path: Path, settings: Settings |
 def source_of(model_name: str, version: str, settings: Settings | None = None) -> str:
     """Where a version's artifacts live in the registry's store."""
     client = _client(settings or get_settings())
-    return client.get_model_version(architecture(model_name).registered_name, version).source
+    source = client.get_model_version(architecture(model_name).registered_name, version).source
+    if source is None:
+        raise LookupError(f"{model_name} version {version} has no source in the registry")
+    return source
 
 
 def cached_download(
@@ -223,6 +226,8 @@ def metric_of(
 ) -> float | None:
     client = _client(settings or get_settings())
     mv = client.get_model_version(architecture(model_name).registered_name, version)
+    if mv.run_id is None:  # registered from files, not from a run: no metrics
+        return None
     value = client.get_run(mv.run_id).data.metrics.get(metric)
     return float(value) if value is not None else None
 
@@ -269,8 +274,8 @@ def overview(settings: Settings | None = None, per_model: int = 10) -> dict[str,
         except MlflowException:
             result[name] = []  # not registered yet
             continue
-        versions = client.search_model_versions(f"name = '{arch.registered_name}'", max_results=200)
-        versions = sorted(versions, key=lambda v: int(v.version), reverse=True)[:per_model]
+        found = client.search_model_versions(f"name = '{arch.registered_name}'", max_results=200)
+        versions = sorted(found, key=lambda v: int(v.version), reverse=True)[:per_model]
         result[name] = [
             VersionSummary(
                 name,
