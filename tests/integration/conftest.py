@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -97,8 +98,14 @@ def _prebuild_kube_node() -> None:
     if os.geteuid() != 0:
         return  # the node's tests need root and are skipped without it
     log = TEST_DATA_DIR.parent / "kube-prebuild.log"
+    # SCHED_IDLE, not only nice 19: a training in the test process lowers that process
+    # to nice 19 for good (models.priority), and two fresh-machine runs then shared the
+    # cores half and half with these compiles; the e2e pipeline's champion training ran
+    # past its 600 s and every browser test errored. Idle-class work runs only when
+    # nothing else wants the core.
+    idle = ["chrt", "--idle", "0"] if shutil.which("chrt") else []
     subprocess.Popen(
-        ["nice", "-n", "19", *CLI[:1], "-m", "triptych.kube.prebuild", "--images", "test"],
+        [*idle, "nice", "-n", "19", *CLI[:1], "-m", "triptych.kube.prebuild", "--images", "test"],
         stdout=open(log, "w"),
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
