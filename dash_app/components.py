@@ -4,6 +4,7 @@ state, a chart; kept here so the pages read as what they show."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
@@ -55,7 +56,7 @@ def page_header(title: str, subtitle: str, *right) -> html.Div:
 
 def empty_state(title: str, *lines, id: str | None = None) -> html.Div:
     """What a page shows when there is nothing yet, and what to do about it."""
-    kwargs = {"id": id} if id else {}
+    kwargs: dict[str, Any] = {"id": id} if id else {}
     return html.Div(
         [html.H5(title), *[html.P(line, className="mb-1") for line in lines]], className="empty-state", **kwargs
     )

@@ -6,6 +6,7 @@ the last minutes, and the health of the stack and the functions. Refreshes every
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
@@ -179,9 +180,8 @@ def _models_table(rows: list[dict]) -> html.Div:
             "No predictions in the last minutes.", "The inference functions answer as soon as images arrive."
         )
     # The version beside the name, p50 and p95 in one column: the table fits its column from 1,280 px up.
-    head = html.Thead(
-        html.Tr([html.Th(h) for h in ("model", "answers", ["p50 / p95", html.Br(), html.Small("ms")], "accuracy")])
-    )
+    headers: tuple[Any, ...] = ("model", "answers", ["p50 / p95", html.Br(), html.Small("ms")], "accuracy")
+    head = html.Thead(html.Tr([html.Th(h) for h in headers]))
     body = html.Tbody(
         [
             html.Tr(

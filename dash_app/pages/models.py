@@ -95,7 +95,7 @@ def layout(**_query):
 
 def _step_row(step: dict) -> html.Tr:
     progress = step.get("progress") or {}
-    detail = describe_step(step)
+    detail: str | html.Div = describe_step(step)
     if step["state"] == "running" and progress.get("images_total"):
         share = 100 * progress["images_done"] / progress["images_total"]
         detail = html.Div(

@@ -65,9 +65,9 @@ def overlay_png(pixels: np.ndarray, heat: np.ndarray, size: int = DISPLAY_PX) ->
     """The heat (0-1, image-sized) in the jet palette over the image, both scaled to `size`."""
     image = cv2.resize(pixels, (size, size), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
     heat = cv2.resize(np.clip(heat, 0, 1).astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
-    colour = cv2.cvtColor(cv2.applyColorMap(np.uint8(255 * heat), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    colour = cv2.cvtColor(cv2.applyColorMap((255 * heat).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
     blended = 0.55 * image + 0.45 * colour.astype(np.float32) / 255
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(np.uint8(255 * np.clip(blended, 0, 1)), cv2.COLOR_RGB2BGR))
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor((255 * np.clip(blended, 0, 1)).astype(np.uint8), cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError("could not encode the heatmap as PNG")
     return encoded.tobytes()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from scipy.special import betaln
 
 
@@ -70,13 +70,13 @@ def evidence(wins: int, losses: int, alpha: float) -> Evidence:
 
 
 def evidence_path(
-    challenger_right: NDArray[Any], champion_right: NDArray[Any]
+    challenger_right: ArrayLike, champion_right: ArrayLike
 ) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
     """E after each labelled image (in the order given), and the disagreements won
     so far by the challenger and by the champion: what the Models page draws as the
     evidence climbs, and the counts its last point stands for."""
-    challenger_right = np.asarray(challenger_right, dtype=bool)
-    champion_right = np.asarray(champion_right, dtype=bool)
-    wins = np.cumsum(challenger_right & ~champion_right)
-    losses = np.cumsum(champion_right & ~challenger_right)
+    challenger = np.asarray(challenger_right, dtype=bool)
+    champion = np.asarray(champion_right, dtype=bool)
+    wins = np.cumsum(challenger & ~champion)
+    losses = np.cumsum(champion & ~challenger)
     return np.exp(np.minimum(log_e_value(wins, losses), 700.0)), wins, losses
