@@ -3,7 +3,7 @@ filters, the image itself, the review queue, and labels for it."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query
@@ -38,8 +38,12 @@ ImageId = Annotated[
     UUID, Path(description="the id an upload answered", examples=["3f2b8c1e-5d4a-4c1b-9e7f-0a1b2c3d4e5f"])
 ]
 Limit = Annotated[int, Query(ge=1, le=500)]
-ModelName = Literal[tuple(TARGET_LAYERS)]  # type: ignore[valid-type] - the models Grad-CAM knows a layer of
-Source = Literal[SOURCES]  # type: ignore[valid-type] - the tuple of sources, as an enum in the schema
+if TYPE_CHECKING:  # mypy cannot read a Literal built at run time
+    ModelName = str
+    Source = str
+else:
+    ModelName = Literal[tuple(TARGET_LAYERS)]  # the models Grad-CAM knows a layer of, an enum in the schema
+    Source = Literal[SOURCES]  # the tuple of sources, an enum in the schema
 
 
 def _unknown(image_id) -> ApiError:
