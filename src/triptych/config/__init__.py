@@ -29,7 +29,6 @@ from .components import (
     read_secret,
 )
 from .sections import (
-    SECTIONS,
     AggregateSettings,
     ApiSettings,
     DashboardSettings,
@@ -44,6 +43,7 @@ from .sections import (
     MonitoringSettings,
     PostgresSettings,
     ScalingSettings,
+    Section,
     StorageSettings,
 )
 
@@ -225,6 +225,10 @@ class Settings(
             "AWS_SECRET_ACCESS_KEY": secret_key,
             "AWS_DEFAULT_REGION": "us-east-1",
         }
+
+
+# The sections, as Settings inherits them: its list of bases is the one list of them.
+SECTIONS: tuple[type[Section], ...] = tuple(base for base in Settings.__bases__ if issubclass(base, Section))
 
 
 @lru_cache

@@ -315,22 +315,3 @@ class ScalingSettings(Section):
         description="what runs each replica: the local runner (micro-batches, the fast path) or Nuclio 1.14's own "
         "processor, built from its Go module (`triptych up --runtime nuclio`)",
     )
-
-
-SECTIONS = (
-    KafkaSettings,
-    StorageSettings,
-    PostgresSettings,
-    MlflowSettings,
-    ImageSettings,
-    ApiSettings,
-    DashboardSettings,
-    ModelSettings,
-    IngestSettings,
-    AggregateSettings,
-    LifecycleSettings,
-    MonitoringSettings,
-    HostSettings,
-    FunctionSettings,
-    ScalingSettings,
-)

@@ -200,6 +200,11 @@ def server_tag(settings: Settings, role: str) -> str:
     return f"srv-{digest.hexdigest()[:12]}"
 
 
+def node_image(settings: Settings, role: str, tag: str) -> NodeImage:
+    """A role's image: Triptych's own at the release's `tag`, a server at its `server_tag`."""
+    return NodeImage(role, server_tag(settings, role) if role in SERVER_ROLES else tag)
+
+
 def prebuild(settings: Settings, tag: str, roles: tuple[str, ...], report: Callable[[str], None]) -> None:
     """Build the builder-made images of `roles` into the builder's layer cache, ahead of
     a `kube deploy --tag TAG` (which then only finds its layers, exports and imports):
@@ -207,7 +212,7 @@ def prebuild(settings: Settings, tag: str, roles: tuple[str, ...], report: Calla
     for role in roles:
         if role in BUILT_ROLES:
             started = time.monotonic()
-            _build_with_builder(settings, NodeImage(role, server_tag(settings, role) if role in SERVER_ROLES else tag))
+            _build_with_builder(settings, node_image(settings, role, tag))
             report(f"image {role}: {time.monotonic() - started:.0f} s")
 
 
@@ -221,7 +226,7 @@ def ensure_all(
         raise InstallError(f"no such image role: {sorted(unknown)}")
     names = {}
     for role in roles:
-        img = NodeImage(role, server_tag(settings, role) if role in SERVER_ROLES else tag)
+        img = node_image(settings, role, tag)
         ensure(settings, lay, img, report)
         names[role] = img.name
     return names
