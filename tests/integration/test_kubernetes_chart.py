@@ -245,3 +245,57 @@ def test_each_component_gets_its_own_credentials_and_policies_fence_the_servers(
     assert "keda" in allowed("kafka")
     for policy in policies.values():
         kube.create(policy, NAMESPACE, dry_run=True)  # the real API server validates each
+
+
+def test_kafka_sasl_gives_every_part_its_own_login_and_the_server_accepts_it(cluster):
+    """kafka.sasl.enabled: a Secret per Kafka user; each function's trigger and process,
+    MinIO's targets and KEDA's scaler log in as their own user; provisioning gets every
+    password and logs in as the admin. The ACLs themselves are test_kafka_acls.py's."""
+    from triptych.security.kafka_acls import KAFKA_USERS
+
+    settings, _, kube = cluster
+    docs = chart.documents(chart.template(settings, chart.Release(sets=["kafka.sasl.enabled=true"])))
+    kinds = _by_kind(docs)
+    assert {f"triptych-kafka-{part}" for part in (*KAFKA_USERS, "admin")} <= set(kinds["Secret"])
+    assert _secret_data(kinds["Secret"]["triptych-kafka-ingest"])["username"] == "triptych-ingest"
+
+    def env_secret(env: list[dict], name: str) -> str:
+        return next(e["valueFrom"]["secretKeyRef"]["name"] for e in env if e["name"] == name)
+
+    kafka = kinds["StatefulSet"]["triptych-kafka"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    protocols = next(e["value"] for e in kafka if e["name"] == "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP")
+    assert set(p.split(":")[1] for p in protocols.split(",")) == {"SASL_PLAINTEXT"}
+    assert env_secret(kafka, "TRIPTYCH_KAFKA_ADMIN_PASSWORD") == "triptych-kafka-admin"
+
+    for name, fn in kinds["NuclioFunction"].items():
+        component = next(e["value"] for e in fn["spec"]["env"] if e["name"] == "TRIPTYCH_COMPONENT")
+        assert env_secret(fn["spec"]["env"], "TRIPTYCH_KAFKA_PASSWORD") == f"triptych-kafka-{component}", name
+        for trigger in fn["spec"]["triggers"].values():
+            if trigger["kind"] == "kafka-cluster":
+                sasl = trigger["attributes"]["sasl"]
+                assert sasl["user"] == f"triptych-{component}" and sasl["password"] == "/etc/triptych/kafka/password"
+        mounted = [v["volume"]["secret"]["secretName"] for v in fn["spec"]["volumes"] if "secret" in v["volume"]]
+        assert mounted == [f"triptych-kafka-{component}"], name
+
+    api = kinds["Deployment"]["triptych-api"]["spec"]["template"]["spec"]
+    provision = api["initContainers"][0]
+    assert env_secret(provision["env"], "TRIPTYCH_KAFKA_PASSWORD") == "triptych-kafka-admin"
+    sources = api["volumes"][0]["projected"]["sources"]
+    assert {s["secret"]["items"][0]["path"] for s in sources if "kafka" in s["secret"]["name"]} == {
+        f"kafka/{part}" for part in KAFKA_USERS
+    }
+    minio = kinds["StatefulSet"]["triptych-minio"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {e["valueFrom"]["secretKeyRef"]["name"] for e in minio if "SASL_PASSWORD" in e["name"]} == {
+        "triptych-kafka-minio"
+    }
+    for scaled in kinds["ScaledObject"].values():
+        for trigger in scaled["spec"]["triggers"]:
+            if trigger["type"] == "kafka":
+                assert trigger["authenticationRef"]["name"] == "triptych-kafka-keda"
+    assert "triptych-kafka-keda" in kinds["TriggerAuthentication"]
+    for doc in docs:  # the real API server validates each, the operators' kinds by their CRDs
+        kube.create(doc, NAMESPACE, dry_run=True)
+
+
+def _secret_data(doc: dict) -> dict[str, str]:
+    return {key: base64.b64decode(value).decode() for key, value in doc.get("data", {}).items()}

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import psutil
 
-from ..bus import GroupLag
+from ..bus import GroupLag, admin_client
 from ..bus import consumer as make_consumer
 from ..bus import producer as make_producer
 from ..config import Settings
@@ -238,10 +238,8 @@ def _one_event(settings: Settings) -> bytes:
 
 
 def measure_cold_starts(settings: Settings, wakes: int, report) -> dict:
-    from kafka import KafkaAdminClient
-
     topic = f"bench-cold-{os.getpid()}"
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_url)
+    admin = admin_client(settings)
     admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True)
     event = _one_event(settings)
     port = free_port("127.0.0.1")

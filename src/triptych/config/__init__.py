@@ -21,11 +21,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ..installs import default_cache_dir
 from .components import (
     COMPONENTS,
+    KAFKA_ADMIN,
+    KAFKA_PARTS,
     REPO_ROOT,
     HostRole,
     component_password_path,
     component_role,
     component_s3_user,
+    kafka_user,
     read_secret,
 )
 from .sections import (
@@ -66,6 +69,8 @@ def _default_data_dir() -> Path:
 
 __all__ = [
     "COMPONENTS",
+    "KAFKA_ADMIN",
+    "KAFKA_PARTS",
     "MINIO_KAFKA_DURABLE_TARGET_ID",
     "MINIO_KAFKA_TARGET_ID",
     "REPO_ROOT",
@@ -76,6 +81,8 @@ __all__ = [
     "component_role",
     "component_s3_user",
     "get_settings",
+    "kafka_user",
+    "read_secret",
 ]
 
 
@@ -128,6 +135,20 @@ class Settings(
     @property
     def kafka_url(self) -> str:
         return self.kafka_bootstrap or f"{self.bind_host}:{self.kafka_port}"
+
+    @property
+    def kafka_login(self) -> tuple[str, str] | None:
+        """(user, password) this process logs in to Kafka with over SASL/SCRAM, or None
+        (no authentication: the local stack's loopback broker by default). Given ones
+        win (the chart sets each component's); a local broker with `kafka_sasl` takes
+        the component's own (or, with none named, the admin's) from its file."""
+        if self.kafka_username:
+            return self.kafka_username, self.kafka_password.get_secret_value() if self.kafka_password else ""
+        if self.kafka_sasl and self.is_managed("kafka"):
+            part = self.component or KAFKA_ADMIN
+            path = component_password_path(self.credentials_path, part, "kafka")
+            return kafka_user(part), read_secret(path, part)
+        return None
 
     @property
     def s3_url(self) -> str:

@@ -28,11 +28,29 @@ def component_s3_user(component: str) -> str:
 
 
 def component_password_path(
-    credentials_dir: Path, component: str, service: Literal["postgres", "s3"] = "postgres"
+    credentials_dir: Path, component: str, service: Literal["postgres", "s3", "kafka"] = "postgres"
 ) -> Path:
-    """Where a component's PostgreSQL password (or MinIO secret key) is kept: a file of its own."""
-    component_role(component)  # an unknown name never becomes a path
+    """Where a component's PostgreSQL password (or MinIO secret key, or Kafka password)
+    is kept: a file of its own."""
+    if service == "kafka":
+        kafka_user(component)  # Kafka also knows MinIO, KEDA and its admin
+    else:
+        component_role(component)  # an unknown name never becomes a path
     return credentials_dir / service / component
+
+
+# Who logs in to Kafka when it asks for SASL/SCRAM (issue 36): the components, MinIO
+# (its bucket events), KEDA (lag) and the admin (provisioning, the CLI); their ACLs
+# are triptych.security.kafka_acls.
+KAFKA_ADMIN = "admin"
+KAFKA_PARTS = (*COMPONENTS, "minio", "keda", KAFKA_ADMIN)
+
+
+def kafka_user(part: str) -> str:
+    """The SASL user a part logs in to Kafka as."""
+    if part not in KAFKA_PARTS:
+        raise ValueError(f"no Kafka user for {part!r}; known: {', '.join(KAFKA_PARTS)}")
+    return f"triptych-{part}"
 
 
 def read_secret(path: Path, component: str) -> str:

@@ -50,6 +50,13 @@ class KafkaSettings(Section):
     # refreshes who leads what and retries elsewhere. Kafka's own default (30 s) on one
     # host; on several, shorter, so a cut-off broker stalls its partitions for seconds.
     kafka_request_timeout_ms: int = Field(default=30_000, ge=7_000)
+    # SASL/SCRAM and ACLs (triptych.security.kafka_acls). A local broker listens on
+    # loopback without authentication unless `kafka_sasl` is set; the chart's
+    # `kafka.sasl.enabled` gives each component its own user and password.
+    kafka_sasl: bool = Field(default=False, description="the managed broker requires SCRAM logins and enforces ACLs")
+    kafka_username: str | None = Field(default=None, description="SASL user for brokers you bring (or the chart's)")
+    kafka_password: SecretStr | None = None
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
 
 
 class StorageSettings(Section):

@@ -15,18 +15,20 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from ..config import Settings
+from ..config import Settings, kafka_user
 from ..runtime.deploy import function_config
 from ..runtime.kube_scaling import keda_scaled_object, nuclio_scaling
 from ..runtime.spec import function_spec
 from ..security.db_roles import COMPONENT_ENV
-from ..stack.services.minio import minio_kafka_targets_env
+from ..stack.services.minio import minio_kafka_sasl_env, minio_kafka_targets_env
 
 # Image paths (infra/image/Containerfile): each function's folder sits under here.
 IMAGE_FUNCTIONS_DIR = "/opt/triptych/functions"
 # Filled in by the chart's templates from its values.
 BROKERS_PLACEHOLDER = "__kafka_bootstrap__"
 PROMETHEUS_PLACEHOLDER = "__prometheus_url__"
+# With kafka.sasl.enabled the chart sets this variable from MinIO's Kafka Secret instead.
+KAFKA_PASSWORD_PLACEHOLDER = "__kafka_password__"
 # The functions that train (torch, MLRun's workflow) run from the training image; every
 # other one from the serving image, which has neither (triptych.kube.image.ROLES).
 TRAINING_FUNCTIONS = frozenset({"retrain"})
@@ -77,5 +79,9 @@ def chart_functions(entries: list[dict], root: Path) -> dict:
         "functions": {entry["name"]: chart_function(entry, root, settings) for entry in entries},
         "minioNotifyEnv": minio_kafka_targets_env(
             BROKERS_PLACEHOLDER, MINIO_EVENT_QUEUE_DIR, settings.minio_event_queue_limit
+        ),
+        # Added with kafka.sasl.enabled: both targets log in as MinIO's Kafka user.
+        "minioNotifySaslEnv": minio_kafka_sasl_env(
+            kafka_user("minio"), KAFKA_PASSWORD_PLACEHOLDER, settings.kafka_sasl_mechanism
         ),
     }

@@ -28,7 +28,9 @@ COMPONENT_ENV = "TRIPTYCH_COMPONENT"
 
 
 def ensure_password_files(
-    credentials_dir: Path, service: Literal["postgres", "s3"] = "postgres", components: Sequence[str] = COMPONENTS
+    credentials_dir: Path,
+    service: Literal["postgres", "s3", "kafka"] = "postgres",
+    components: Sequence[str] = COMPONENTS,
 ) -> dict[str, str]:
     """Each component's password (or MinIO secret key), made (random, 0600) where
     missing; kept after."""
@@ -46,7 +48,9 @@ def ensure_password_files(
 
 
 def read_password_files(
-    credentials_dir: Path, service: Literal["postgres", "s3"] = "postgres", components: Sequence[str] = COMPONENTS
+    credentials_dir: Path,
+    service: Literal["postgres", "s3", "kafka"] = "postgres",
+    components: Sequence[str] = COMPONENTS,
 ) -> dict[str, str]:
     """The passwords that are there (the chart mounts every component's Secret)."""
     found = {}

@@ -19,6 +19,7 @@ from .prebuild import Report
 from .provision import (
     provision_bucket_users,
     provision_buckets,
+    provision_kafka_logins,
     provision_local_keys,
     provision_postgres,
     provision_schema,
@@ -100,7 +101,10 @@ class Stack:
                 result.migrations_applied.extend(provision_schema(self.settings)),
                 result.key_files.update(provision_local_keys(self.settings)),
             ),
-            "kafka": lambda: result.topics_created.extend(provision_topics(self.settings)),
+            "kafka": lambda: (
+                result.topics_created.extend(provision_topics(self.settings)),
+                provision_kafka_logins(self.settings),
+            ),
             "minio": lambda: (provision_buckets(self.settings), provision_bucket_users(self.settings)),
         }
         try:

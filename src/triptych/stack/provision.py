@@ -17,12 +17,14 @@ from minio.error import S3Error
 from minio.notificationconfig import NotificationConfig, QueueConfig
 from psycopg2 import sql
 
+from ..bus import admin_client
 from ..config import MINIO_KAFKA_DURABLE_TARGET_ID, MINIO_KAFKA_TARGET_ID, Settings
 from ..contracts import TOPIC_DEAD_LETTERS, TOPIC_MODEL_UPDATES, TOPICS
 from ..db.migrate import migrate
 from ..errors import StackError
 from ..security.bucket_policies import S3_COMPONENTS, provision_users
 from ..security.db_roles import ensure_password_files, provision_logins, read_password_files
+from ..security.kafka_acls import KAFKA_USERS, provision_kafka_users
 from ..storage import minio_client
 from .services import Postgres
 
@@ -125,7 +127,7 @@ def provision_topics(settings: Settings, timeout_s: float = 60) -> list[str]:
 
 
 def _provision_topics(settings: Settings) -> list[str]:
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_url, client_id="triptych-provision")
+    admin = admin_client(settings, client_id="triptych-provision")
     try:
         _wait_for_brokers(admin, settings.kafka_replication_factor)
         existing = set(admin.list_topics())
@@ -171,6 +173,18 @@ def topic_retention(topic: str, settings: Settings) -> dict[str, str]:
 
 
 KEEP_A_WEEK = (TOPIC_DEAD_LETTERS, TOPIC_MODEL_UPDATES)  # small, and read long after they were written
+
+
+def provision_kafka_logins(settings: Settings, make_missing: bool = True) -> None:
+    """Each part's Kafka user and ACLs (triptych.security.kafka_acls), when Kafka asks
+    for logins: the passwords made where missing under `credentials_dir/kafka` on a
+    local stack; on Kubernetes the chart mounts a Secret each."""
+    if settings.kafka_login is None:
+        return
+    passwords = (ensure_password_files if make_missing else read_password_files)(
+        settings.credentials_path, "kafka", KAFKA_USERS
+    )
+    provision_kafka_users(settings, passwords)
 
 
 def provision_buckets(settings: Settings) -> None:
@@ -241,6 +255,7 @@ def provision_servers(settings: Settings, timeout_s: float = 300) -> dict[str, l
     migrations = until_up(provision_schema)(settings)
     _component_logins(settings)
     topics = provision_topics(settings, timeout_s)
+    provision_kafka_logins(settings, make_missing=False)
     until_up(provision_buckets)(settings)
     provision_bucket_users(settings, make_missing=False)
     if settings.dashboard_api_key:

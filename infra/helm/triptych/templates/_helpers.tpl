@@ -102,6 +102,13 @@ with its own Secret (`<release>-pg-<component>`, postgres.componentRoles), and
   value: {{ include "triptych.kafkaBootstrap" $root | quote }}
 - name: TRIPTYCH_KAFKA_REPLICATION_FACTOR
   value: {{ if $root.Values.kafka.bootstrap }}"1"{{ else }}{{ min 3 $root.Values.kafka.replicas | quote }}{{ end }}
+{{- if include "triptych.kafkaSasl" $root }}
+{{- /* A component logs in to Kafka as its own user; "" (provisioning, MLflow) as the admin. */}}
+- name: TRIPTYCH_KAFKA_USERNAME
+  valueFrom: {secretKeyRef: {name: {{ include "triptych.fullname" $root }}-kafka-{{ .component | default "admin" }}, key: username}}
+- name: TRIPTYCH_KAFKA_PASSWORD
+  valueFrom: {secretKeyRef: {name: {{ include "triptych.fullname" $root }}-kafka-{{ .component | default "admin" }}, key: password}}
+{{- end }}
 - name: TRIPTYCH_S3_ENDPOINT
   value: {{ include "triptych.s3Endpoint" $root | quote }}
 {{- $s3Secret := include "triptych.s3Secret" $root }}
@@ -181,6 +188,19 @@ securityContext:
 {{- define "triptych.s3Components" -}}
 ["upload", "ingest", "infer", "jobs", "retrain", "api", "dashboard"]
 {{- end -}}
+
+{{/* Who logs in to the chart's Kafka with SASL/SCRAM: triptych.security.kafka_acls.KAFKA_USERS, and the admin (a unit test holds them equal). */}}
+{{- define "triptych.kafkaUsers" -}}
+["upload", "ingest", "infer", "aggregate", "jobs", "retrain", "api", "dashboard", "supervisor", "minio", "keda"]
+{{- end -}}
+
+{{/* Whether Kafka asks for logins: the chart's own Kafka with kafka.sasl.enabled. */}}
+{{- define "triptych.kafkaSasl" -}}
+{{- if and .Values.kafka.sasl.enabled (not .Values.kafka.bootstrap) }}true{{ end -}}
+{{- end -}}
+
+{{/* Where a function's Kafka trigger reads its password (Nuclio reads a password that names a file from the file). */}}
+{{- define "triptych.kafkaPasswordDir" -}}/etc/triptych/kafka{{- end -}}
 
 {{/* Whether each component signs as its own MinIO user: with the chart's MinIO only. */}}
 {{- define "triptych.s3ComponentUsers" -}}

@@ -5,12 +5,48 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from ...bus import admin_client
+from ...config import KAFKA_ADMIN
 from ...errors import InstallError
+from ...security.db_roles import ensure_password_files
+from ...security.kafka_acls import ADMIN_USER, SCRAM_MECHANISM
 from ..prebuild import Report, quiet
 from ..process import spawn_detached
 from .base import Service, _require_tool, _run_install
 
 KAFKA_POM = Path(__file__).resolve().parents[1] / "assets" / "kafka-pom.xml"
+
+
+def sasl_properties(host: str, port: int, controller_port: int, admin_password: str) -> dict[str, str]:
+    """A broker that takes only SCRAM logins on its client listener and enforces ACLs.
+    Its controller listener takes PLAIN logins from the admin alone: SCRAM's
+    credentials live in the metadata the controller serves, so it cannot check them
+    itself. The admin is the super user; everyone else has only their ACLs."""
+    scram = f'required username="{ADMIN_USER}" password="{admin_password}";'
+    return {
+        "listeners": f"SASL_PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
+        "advertised.listeners": f"SASL_PLAINTEXT://{host}:{port}",
+        "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+        "inter.broker.listener.name": "SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512,SCRAM-SHA-256",
+        "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+        # One login entry per mechanism the listener offers (the broker's own, inter-broker, is 512's).
+        **{
+            f"listener.name.sasl_plaintext.{mechanism}.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.scram.ScramLoginModule {scram}"
+            )
+            for mechanism in ("scram-sha-512", "scram-sha-256")
+        },
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config": (
+            f"org.apache.kafka.common.security.plain.PlainLoginModule {scram[:-1]} "
+            f'user_{ADMIN_USER}="{admin_password}";'
+        ),
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": f"User:{ADMIN_USER}",
+        "allow.everyone.if.no.acl.found": "false",
+    }
 
 
 class Kafka(Service):
@@ -95,6 +131,8 @@ class Kafka(Service):
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "false",
         }
+        if s.kafka_sasl:
+            props.update(sasl_properties(self.host, s.kafka_port, s.kafka_controller_port, self._admin_password()))
         if s.kafka_controller_quorum:
             # Several brokers: a cut-off broker is fenced (its partitions led elsewhere) after
             # 6 s without a heartbeat, and a follower that stopped fetching leaves the ISR
@@ -102,6 +140,7 @@ class Kafka(Service):
             props["broker.session.timeout.ms"] = "6000"
             props["replica.lag.time.max.ms"] = "8000"
         config = self.data_path / "server.properties"
+        config.touch(mode=0o600)  # it may hold the admin's password
         config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         (self.data_path / "log4j.properties").write_text(
             "log4j.rootLogger=WARN, stdout\n"
@@ -124,8 +163,18 @@ class Kafka(Service):
             .stdout.strip()
             .splitlines()[-1]
         )
+        # With SASL the admin is the one user the broker knows from its first start.
+        scram = ["--add-scram", f"{SCRAM_MECHANISM}=[name={ADMIN_USER},password={self._admin_password()}]"]
         proc = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
+            self._java(
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(config),
+                *(scram if self.settings.kafka_sasl else []),
+            ),
             capture_output=True,
             text=True,
         )
@@ -137,10 +186,12 @@ class Kafka(Service):
         self._format_storage(config)
         return spawn_detached(self._java("kafka.Kafka", str(config), heap=self.settings.kafka_heap), self.log_path)
 
-    def healthy(self) -> bool:
-        from kafka import KafkaAdminClient
+    def _admin_password(self) -> str:
+        """The admin's SCRAM password, made once (0600) beside the components' own."""
+        return ensure_password_files(self.settings.credentials_path, "kafka", [KAFKA_ADMIN])[KAFKA_ADMIN]
 
-        admin = KafkaAdminClient(bootstrap_servers=self.url, request_timeout_ms=3000, client_id="triptych-probe")
+    def healthy(self) -> bool:
+        admin = admin_client(self.settings, request_timeout_ms=3000, client_id="triptych-probe")
         try:
             admin.list_topics()
             return True

@@ -7,7 +7,13 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from ...config import MINIO_KAFKA_DURABLE_TARGET_ID, MINIO_KAFKA_TARGET_ID
+from ...config import (
+    MINIO_KAFKA_DURABLE_TARGET_ID,
+    MINIO_KAFKA_TARGET_ID,
+    component_password_path,
+    kafka_user,
+    read_secret,
+)
 from ...contracts import TOPIC_MINIO_EVENTS, TOPIC_MINIO_EVENTS_DURABLE
 from ..prebuild import Report, build_minio, minio_binary, quiet
 from ..process import spawn_detached
@@ -36,6 +42,19 @@ def minio_kafka_targets_env(brokers: str, queue_dir: str, queue_limit: int) -> d
         f"MINIO_NOTIFY_KAFKA_QUEUE_DIR_{durable}": queue_dir,
         f"MINIO_NOTIFY_KAFKA_QUEUE_LIMIT_{durable}": str(queue_limit),
     }
+
+
+def minio_kafka_sasl_env(user: str, password: str, mechanism: str) -> dict[str, str]:
+    """Both targets log in to Kafka as MinIO's own user (triptych.security.kafka_acls:
+    it may only write the two bucket-event topics)."""
+    sasl = {"SCRAM-SHA-512": "sha512", "SCRAM-SHA-256": "sha256"}[mechanism]
+    env = {}
+    for target in (MINIO_KAFKA_TARGET_ID, MINIO_KAFKA_DURABLE_TARGET_ID):
+        env[f"MINIO_NOTIFY_KAFKA_SASL_{target}"] = "on"
+        env[f"MINIO_NOTIFY_KAFKA_SASL_USERNAME_{target}"] = user
+        env[f"MINIO_NOTIFY_KAFKA_SASL_PASSWORD_{target}"] = password
+        env[f"MINIO_NOTIFY_KAFKA_SASL_MECHANISM_{target}"] = sasl
+    return env
 
 
 class MinIO(Service):
@@ -86,11 +105,21 @@ class MinIO(Service):
             **minio_kafka_targets_env(
                 s.minio_kafka_brokers or s.kafka_url, str(self.event_queue_path), s.minio_event_queue_limit
             ),
+            **self._kafka_login_env(),
             "MINIO_UPDATE": "off",
             # Prometheus scrapes /minio/v2/metrics/cluster without a token (loopback only).
             "MINIO_PROMETHEUS_AUTH_TYPE": "public",
             "MINIO_CI_CD": "1",
         }
+
+    def _kafka_login_env(self) -> dict[str, str]:
+        """With a local broker that asks for logins (`kafka_sasl`), MinIO's own."""
+        s = self.settings
+        if not (s.kafka_sasl and s.is_managed("kafka")):
+            return {}
+        part = "minio"
+        password = read_secret(component_password_path(s.credentials_path, part, "kafka"), part)
+        return minio_kafka_sasl_env(kafka_user(part), password, s.kafka_sasl_mechanism)
 
     def _launch(self) -> int:
         self.data_path.mkdir(parents=True, exist_ok=True)
