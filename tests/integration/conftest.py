@@ -41,6 +41,11 @@ TEST_ENV = {
     # Each function at its declared min (1 where min is 0), so the pipeline tests see
     # fixed replicas; test_autoscaling turns the scaler on for its own supervisors.
     "TRIPTYCH_AUTOSCALE": "false",
+    # The champions train in this process (nice 19) while replicas and the node's
+    # prebuild keep the cores busy: torch's OpenMP threads then spin at every barrier
+    # while their peer waits for a core, 728 ms a step against 211 ms passive; a fresh
+    # machine's first training ran past its 600 s twice. Read when torch loads.
+    "OMP_WAIT_POLICY": "PASSIVE",
 }
 # A URL given in the caller's environment would make the tests skip starting
 # that server; the test stack must be self-contained.
