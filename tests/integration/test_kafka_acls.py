@@ -5,6 +5,10 @@ else; a refused write leaves every topic as it was (issue 36)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -20,7 +24,7 @@ from kafka import TopicPartition
 from kafka.errors import KafkaError
 
 from triptych.bus import GroupLag, PublishError, admin_client, consumer, group_consumer, login_config, producer
-from triptych.config import Settings
+from triptych.config import REPO_ROOT, Settings
 from triptych.contracts import (
     TOPIC_DEAD_LETTERS,
     TOPIC_IMAGES_INPUT,
@@ -29,6 +33,8 @@ from triptych.contracts import (
     TOPIC_PREDICTIONS,
     TOPICS,
 )
+from triptych.kube import chart
+from triptych.security.db_roles import ensure_password_files
 from triptych.security.kafka_acls import ADMIN_USER
 from triptych.stack.provision import provision_kafka_logins, provision_topics
 from triptych.stack.services.kafka import Kafka
@@ -36,11 +42,14 @@ from triptych.stack.services.kafka import Kafka
 from .pipeline_helpers import free_port
 
 pytestmark = pytest.mark.timeout(300)
+SERVERS_DIR = REPO_ROOT / "infra" / "image" / "servers"
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    """A SASL/SCRAM broker with the pipeline's topics and every part's user and ACLs."""
+@pytest.fixture(scope="module", params=["local stack", "chart's image"])
+def broker(request, tmp_path_factory):
+    """A SASL/SCRAM broker with the pipeline's topics and every part's user and ACLs:
+    the local stack's (`kafka_sasl`), and the chart's (its image's start script with
+    the environment the chart's StatefulSet gives it, on this machine's jars)."""
     data = tmp_path_factory.mktemp("kafka-sasl")
     base = {
         "data_dir": data,
@@ -53,13 +62,54 @@ def broker(tmp_path_factory):
     admin = Settings(**base)
     kafka = Kafka(admin)
     kafka.install()
-    kafka.start()
+    if request.param == "local stack":
+        kafka.start()
+        stop = kafka.stop
+    else:
+        proc = start_the_charts_broker(admin, kafka, data)
+        stop = proc.terminate
     try:
-        provision_topics(admin)
+        provision_topics(admin, timeout_s=90)
         provision_kafka_logins(admin)
         yield base
     finally:
-        kafka.stop()
+        stop()
+
+
+def start_the_charts_broker(settings: Settings, kafka: Kafka, data) -> subprocess.Popen:
+    """infra/image/servers/kafka-run.py as the pod runs it: the StatefulSet's variables
+    from `helm template --set kafka.sasl.enabled=true`, its addresses made this
+    machine's, the admin's password as the chart's Secret would give it."""
+    docs = chart.documents(chart.template(settings, chart.Release(sets=["kafka.sasl.enabled=true"])))
+    statefulset = next(d for d in docs if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "triptych-kafka")
+    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    assert {e["name"] for e in container["env"] if "valueFrom" in e} == {
+        "TRIPTYCH_KAFKA_ADMIN_USER",
+        "TRIPTYCH_KAFKA_ADMIN_PASSWORD",
+    }
+    broker, controller = f"127.0.0.1:{settings.kafka_port}", f"127.0.0.1:{settings.kafka_controller_port}"
+    home = data / "kafka-home"
+    (home / "config").mkdir(parents=True)
+    (home / "libs").symlink_to(kafka.libs_dir)
+    shutil.copy(SERVERS_DIR / "log4j.properties", home / "config" / "log4j.properties")
+    env.update(
+        KAFKA_NODE_ID="0",  # the pod's ordinal
+        KAFKA_LISTENERS=f"PLAINTEXT://{broker},CONTROLLER://{controller}",
+        KAFKA_ADVERTISED_LISTENERS=f"PLAINTEXT://{broker}",
+        KAFKA_CONTROLLER_QUORUM_VOTERS=f"0@{controller}",
+        KAFKA_LOG_DIRS=str(data / "kafka-logs"),
+        KAFKA_HOME=str(home),
+        TRIPTYCH_KAFKA_CONFIG=str(data / "server.properties"),
+        TRIPTYCH_KAFKA_ADMIN_USER=ADMIN_USER,
+        TRIPTYCH_KAFKA_ADMIN_PASSWORD=ensure_password_files(settings.credentials_path, "kafka", ["admin"])["admin"],
+        KAFKA_HEAP_OPTS="-Xmx384m",
+    )
+    path = {"PATH": os.environ["PATH"]}
+    log = open(data / "kafka.log", "w")
+    return subprocess.Popen(
+        [sys.executable, str(SERVERS_DIR / "kafka-run.py")], env={**path, **env}, stdout=log, stderr=log
+    )
 
 
 def as_part(base: dict, part: str) -> Settings:

@@ -7,15 +7,12 @@ import re
 import subprocess
 import sys
 
-NOT_PROPERTIES = {"KAFKA_HEAP_OPTS", "KAFKA_OPTS", "KAFKA_JVM_PERFORMANCE_OPTS", "KAFKA_LOG4J_OPTS"}
+NOT_PROPERTIES = {"KAFKA_HEAP_OPTS", "KAFKA_OPTS", "KAFKA_JVM_PERFORMANCE_OPTS", "KAFKA_LOG4J_OPTS", "KAFKA_HOME"}
 
 
 def property_name(variable: str) -> str:
     name = variable[len("KAFKA_"):].lower()
     return re.sub(r"_+", lambda m: {1: ".", 2: "_", 3: "-"}.get(len(m.group()), m.group()), name)
-
-
-props = {property_name(k): v for k, v in os.environ.items() if k.startswith("KAFKA_") and k not in NOT_PROPERTIES}
 
 
 def sasl_properties(admin: str, password: str, protocols: dict[str, str], controller: str) -> dict[str, str]:
@@ -45,24 +42,32 @@ def sasl_properties(admin: str, password: str, protocols: dict[str, str], contro
     return out
 
 
-# The chart's kafka.sasl.enabled: not KAFKA_* variables, which would become properties.
-admin, admin_password = os.environ.get("TRIPTYCH_KAFKA_ADMIN_USER"), os.environ.get("TRIPTYCH_KAFKA_ADMIN_PASSWORD")
-add_scram = []
-if admin and admin_password:
-    protocols = dict(pair.split(":", 1) for pair in props["listener.security.protocol.map"].split(","))
-    props.update(sasl_properties(admin, admin_password, protocols, props["controller.listener.names"]))
-    # The admin is the one user the broker knows from its first start; `triptych provision` adds the rest.
-    add_scram = ["--add-scram", f"SCRAM-SHA-512=[name={admin},password={admin_password}]"]
-config = "/tmp/server.properties"
-with open(os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:  # it may hold a password
-    f.writelines(f"{k}={v}\n" for k, v in sorted(props.items()))
-heap = os.environ.get("KAFKA_HEAP_OPTS", "-Xmx512m -Xms512m").split()
-java = ["java", *heap, "-Dlog4j.configuration=file:/opt/kafka/config/log4j.properties", "-cp", "/opt/kafka/libs/*"]
-cluster_id = os.environ.get("CLUSTER_ID")
-if not cluster_id:
-    sys.exit("CLUSTER_ID is not set (kafka-storage.sh random-uuid makes one)")
-subprocess.run(
-    [*java, "kafka.tools.StorageTool", "format", "--ignore-formatted", "-t", cluster_id, "-c", config, *add_scram],
-    check=True,
-)
-os.execvp("java", [*java, "kafka.Kafka", config])
+def main() -> None:
+    props = {property_name(k): v for k, v in os.environ.items() if k.startswith("KAFKA_") and k not in NOT_PROPERTIES}
+    # The chart's kafka.sasl.enabled: not KAFKA_* variables, which would become properties.
+    admin = os.environ.get("TRIPTYCH_KAFKA_ADMIN_USER")
+    admin_password = os.environ.get("TRIPTYCH_KAFKA_ADMIN_PASSWORD")
+    add_scram = []
+    if admin and admin_password:
+        protocols = dict(pair.split(":", 1) for pair in props["listener.security.protocol.map"].split(","))
+        props.update(sasl_properties(admin, admin_password, protocols, props["controller.listener.names"]))
+        # The admin is the one user the broker knows from its first start; `triptych provision` adds the rest.
+        add_scram = ["--add-scram", f"SCRAM-SHA-512=[name={admin},password={admin_password}]"]
+    home = os.environ.get("KAFKA_HOME", "/opt/kafka")
+    config = os.environ.get("TRIPTYCH_KAFKA_CONFIG", "/tmp/server.properties")
+    with open(os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:  # it may hold a password
+        f.writelines(f"{k}={v}\n" for k, v in sorted(props.items()))
+    heap = os.environ.get("KAFKA_HEAP_OPTS", "-Xmx512m -Xms512m").split()
+    java = ["java", *heap, f"-Dlog4j.configuration=file:{home}/config/log4j.properties", "-cp", f"{home}/libs/*"]
+    cluster_id = os.environ.get("CLUSTER_ID")
+    if not cluster_id:
+        sys.exit("CLUSTER_ID is not set (kafka-storage.sh random-uuid makes one)")
+    subprocess.run(
+        [*java, "kafka.tools.StorageTool", "format", "--ignore-formatted", "-t", cluster_id, "-c", config, *add_scram],
+        check=True,
+    )
+    os.execvp("java", [*java, "kafka.Kafka", config])
+
+
+if __name__ == "__main__":
+    main()
