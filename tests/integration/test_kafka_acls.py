@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -238,3 +239,39 @@ def test_provisioning_takes_back_a_right_the_table_does_not_give(broker):
     with pytest.raises(PublishError, match="(?i)authoriz"):  # ...until provisioning runs again
         send(as_part(broker, "ingest"), TOPIC_PREDICTIONS)
     assert admin_settings.kafka_login[0] == ADMIN_USER
+
+
+def test_minio_publishes_the_buckets_events_as_its_own_kafka_user(broker, tmp_path):
+    """MinIO started by the project's own service with `kafka_sasl`: both its targets
+    log in as `triptych-minio` (stack.services.minio.minio_kafka_sasl_env, which the
+    chart's MinIO takes too) and an object put into the images bucket reaches
+    `minio-events` as the event ingest reads."""
+    import io
+
+    from triptych.stack.provision import provision_buckets
+    from triptych.stack.services.minio import MinIO
+    from triptych.storage import minio_client
+
+    settings = Settings(**{**broker, "data_dir": tmp_path}, minio_port=free_port(), minio_console_port=free_port())
+    minio = MinIO(settings)
+    minio.install()
+    watcher = consumer(as_part(broker, "ingest"))
+    partitions = [TopicPartition(TOPIC_MINIO_EVENTS, p) for p in watcher.partitions_for_topic(TOPIC_MINIO_EVENTS)]
+    watcher.assign(partitions)
+    watcher.seek_to_end()
+    for tp in partitions:  # the end resolved now, not at the first poll (after the put)
+        watcher.position(tp)
+    minio.start()
+    try:
+        provision_buckets(settings)  # the bucket's notification to both targets
+        key = f"acl-test/{uuid.uuid4().hex}.jpg"
+        minio_client(settings).put_object(settings.images_bucket, key, io.BytesIO(b"x" * 10), 10)
+        seen: list[bytes] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(key.encode() in v for v in seen):
+            for records in watcher.poll(timeout_ms=1000).values():
+                seen += [r.value for r in records]
+        assert any(key.encode() in v for v in seen), "MinIO's event never reached Kafka"
+    finally:
+        watcher.close()
+        minio.stop()
