@@ -169,6 +169,8 @@ def test_node_values_use_the_local_images_and_requests_that_fit_two_cores():
     assert override == {"requests": SMALL_REQUESTS, "limits": {"cpu": "500m", "memory": "512Mi"}}
     with_training = node_values({**images, "training": "localhost/triptych/training:t1"}, declared)
     assert with_training["image"]["training"]["repository"] == "localhost/triptych/training"
+    assert values["kafka"]["sasl"] == {"enabled": False}, "Kafka logins only when asked (--kafka-sasl)"
+    assert node_values(images, declared, kafka_sasl=True)["kafka"]["sasl"] == {"enabled": True}
 
 
 def test_a_scratch_image_carries_its_environment(tmp_path):

@@ -84,13 +84,18 @@ def deploy(
         False, "--training", help="also build and import the training image (7.5 GB, torch): retrain needs it to train"
     ),
     timeout: float = typer.Option(900, help="seconds to wait for every workload to be ready"),
+    kafka_sasl: bool = typer.Option(
+        False, "--kafka-sasl", help="Kafka asks every part for its own SCRAM login, with ACLs (kafka.sasl.enabled)"
+    ),
 ) -> None:
     """Build the missing images, import them into the node, install Nuclio's controller, then
     `helm upgrade --install` the chart and wait until the release is ready."""
     from ..kube import deployment
 
     try:
-        images = deployment.deploy(get_settings(), tag=tag, training=training, report=_say, timeout_s=timeout)
+        images = deployment.deploy(
+            get_settings(), tag=tag, training=training, report=_say, timeout_s=timeout, kafka_sasl=kafka_sasl
+        )
     except StackError as exc:
         _fail(exc)
     console.print(

@@ -49,7 +49,7 @@ SERVING_ROLES = (
 SMALL_REQUESTS = {"cpu": "20m", "memory": "128Mi"}
 
 
-def node_values(images: dict[str, str], declared: dict[str, dict]) -> dict:
+def node_values(images: dict[str, str], declared: dict[str, dict], kafka_sasl: bool = False) -> dict:
     """The chart's values for the development node."""
 
     def repo(role: str) -> str:
@@ -64,7 +64,11 @@ def node_values(images: dict[str, str], declared: dict[str, dict]) -> dict:
             "pullPolicy": "IfNotPresent",
             "training": {"repository": repo("training" if "training" in images else "serving"), "tag": tag},
         },
-        "kafka": {"image": images["kafka"], "resources": {**small, "limits": {"memory": "1536Mi"}}},
+        "kafka": {
+            "image": images["kafka"],
+            "resources": {**small, "limits": {"memory": "1536Mi"}},
+            "sasl": {"enabled": kafka_sasl},
+        },
         "minio": {"image": images["minio"], "resources": {**small, "limits": {"memory": "1Gi"}}},
         "postgres": {
             "mode": "statefulset",
@@ -158,8 +162,10 @@ def deploy(
     training: bool = False,
     report: Callable[[str], None] = print,
     timeout_s: float = 900,
+    kafka_sasl: bool = False,
 ) -> dict[str, str]:
-    """Images, operators, the chart; returns role -> image. Needs `triptych kube up` first."""
+    """Images, operators, the chart; returns role -> image. Needs `triptych kube up` first.
+    `kafka_sasl`: Kafka asks every part for its own login (the chart's kafka.sasl.enabled)."""
     if not node.is_up(settings):
         raise StackError("the node is not up: run `triptych kube up` first")
     lay = node.layout(settings)
@@ -174,7 +180,7 @@ def deploy(
     operators.install_nuclio(settings, lay, RELEASE_NAMESPACE, images["nuclio-controller"])
     operators.ensure_nuclio_project(node_addons.client(lay), RELEASE, RELEASE_NAMESPACE)
     values_file = lay.etc / "triptych-values.yaml"
-    values_file.write_text(yaml.safe_dump(node_values(images, _declared_functions()), sort_keys=False))
+    values_file.write_text(yaml.safe_dump(node_values(images, _declared_functions(), kafka_sasl), sort_keys=False))
     report(f"helm upgrade --install {RELEASE} (values: {values_file})")
     chart.upgrade_install(
         settings,
@@ -223,7 +229,13 @@ def client_env(settings: Settings) -> dict[str, str]:
     s3, pg = _secret(api, f"{RELEASE}-s3"), _secret(api, f"{RELEASE}-postgres")
     values = yaml.safe_load(Path(lay.etc / "triptych-values.yaml").read_text())
     ports = {**yaml.safe_load((chart.CHART_DIR / "values.yaml").read_text())["nodePorts"], **values["nodePorts"]}
+    # With kafka.sasl.enabled this machine's commands log in to Kafka as the admin.
+    kafka_login = {}
+    if values.get("kafka", {}).get("sasl", {}).get("enabled"):
+        admin = _secret(api, f"{RELEASE}-kafka-admin")
+        kafka_login = {"TRIPTYCH_KAFKA_USERNAME": admin["username"], "TRIPTYCH_KAFKA_PASSWORD": admin["password"]}
     return {
+        **kafka_login,
         "TRIPTYCH_KAFKA_BOOTSTRAP": found["kafka"],
         "TRIPTYCH_S3_ENDPOINT": found["s3"] or "",
         "TRIPTYCH_S3_ACCESS_KEY": s3["access-key"],
