@@ -17,7 +17,7 @@ import time
 from typing import NamedTuple
 
 import confluent_kafka
-from kafka import KafkaConsumer
+from kafka import KafkaAdminClient, KafkaConsumer
 
 from .config import Settings, get_settings
 
@@ -40,7 +40,8 @@ class Delivery:
     def __init__(self, client: confluent_kafka.Producer):
         self._client = client
         self._done = threading.Event()
-        self._error = self._message = None
+        self._error: confluent_kafka.KafkaError | None = None
+        self._message: confluent_kafka.Message | None = None
 
     def _report(self, error, message) -> None:  # librdkafka's delivery callback, run inside poll()
         self._error, self._message = error, message
@@ -58,9 +59,11 @@ class Delivery:
                 self._client.poll(min(remaining, 0.2))
             except confluent_kafka.KafkaException as exc:  # fatal: e.g. no right to a producer id
                 raise PublishError(f"Kafka refused the message: {exc.args[0]}") from exc
-        if self._error is not None:
+        if self._error is not None or self._message is None:
             raise PublishError(f"Kafka refused the message: {self._error}")
-        return Published(self._message.topic(), self._message.partition(), self._message.offset())
+        topic, partition, offset = self._message.topic(), self._message.partition(), self._message.offset()
+        assert topic is not None and partition is not None and offset is not None  # a delivered message has all three
+        return Published(topic, partition, offset)
 
 
 class Producer:
@@ -80,12 +83,17 @@ class Producer:
         partition: int | None = None,
     ) -> Delivery:
         delivery = Delivery(self._client)
-        options = {"partition": partition} if partition is not None else {}
         deadline = time.monotonic() + self._enqueue_timeout_s
         while True:
             try:
                 self._client.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=delivery._report, **options
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=list(headers) if headers else None,
+                    on_delivery=delivery._report,
+                    # librdkafka's "unassigned" (-1): the partitioner chooses.
+                    partition=-1 if partition is None else partition,
                 )
                 break
             except BufferError:  # the local queue is full (the broker is away): let it drain
@@ -134,10 +142,8 @@ def login_kwargs(settings: Settings) -> dict[str, str]:
     }
 
 
-def admin_client(settings: Settings, **overrides):
+def admin_client(settings: Settings, **overrides) -> KafkaAdminClient:
     """kafka-python's admin client, logged in as this process."""
-    from kafka import KafkaAdminClient
-
     return KafkaAdminClient(bootstrap_servers=settings.kafka_url, **login_kwargs(settings), **overrides)
 
 
@@ -213,17 +219,22 @@ class GroupLag:
         # from_latest: the group starts at the newest offset, so a partition it never
         # committed has nothing waiting (else everything in it does).
         self.settings, self.group, self.topic, self.from_latest = settings, group, topic, from_latest
-        self._admin = self._consumer = None
+        self._admin: KafkaAdminClient | None = None
+        self._consumer: KafkaConsumer | None = None
+
+    def _clients(self) -> tuple[KafkaAdminClient, KafkaConsumer]:
+        if self._admin is None or self._consumer is None:
+            self._admin = admin_client(self.settings)
+            self._consumer = consumer(self.settings)
+        return self._admin, self._consumer
 
     def __call__(self) -> int:
         from kafka import TopicPartition
 
-        if self._admin is None:
-            self._admin = admin_client(self.settings)
-            self._consumer = consumer(self.settings)
-        partitions = [TopicPartition(self.topic, p) for p in self._consumer.partitions_for_topic(self.topic) or ()]
-        committed = self._admin.list_group_offsets({self.group: partitions}).get(self.group, {})
-        ends = self._consumer.end_offsets(partitions)
+        admin, reader = self._clients()
+        partitions = [TopicPartition(self.topic, p) for p in reader.partitions_for_topic(self.topic) or ()]
+        committed = admin.list_group_offsets({self.group: partitions}).get(self.group, {})
+        ends = reader.end_offsets(partitions)
 
         def start(tp, end: int) -> int:
             if committed.get(tp) and committed[tp].offset >= 0:
@@ -238,9 +249,9 @@ class GroupLag:
         from kafka import TopicPartition
         from kafka.admin import OffsetSpec
 
-        self()  # the clients, made on first use
-        partitions = [TopicPartition(self.topic, p) for p in self._consumer.partitions_for_topic(self.topic) or ()]
-        results = self._admin.reset_group_offsets(self.group, {tp: OffsetSpec.LATEST for tp in partitions})
+        admin, reader = self._clients()
+        partitions = [TopicPartition(self.topic, p) for p in reader.partitions_for_topic(self.topic) or ()]
+        results = admin.reset_group_offsets(self.group, {tp: OffsetSpec.LATEST for tp in partitions})
         failed = {tp: r["error"] for tp, r in results.items() if r.get("error") and r["error"].errno}
         if failed:
             raise RuntimeError(f"group {self.group}: offsets not moved: {failed}")

@@ -135,10 +135,10 @@ def ends(settings: Settings) -> dict[str, int]:
         reader.close()
 
 
-def send(settings: Settings, topic: str) -> None:
+def send(settings: Settings, topic: str, **options) -> None:
     client = producer(settings, **{"message.timeout.ms": 10_000})
     try:
-        client.send(topic, value=b"{}", key=uuid.uuid4().hex.encode()).get(20)
+        client.send(topic, value=b"{}", key=uuid.uuid4().hex.encode(), **options).get(20)
     finally:
         client.close(1)
 
@@ -164,7 +164,8 @@ def test_each_part_does_its_own_work(broker):
     send(as_part(broker, "minio"), TOPIC_MINIO_EVENTS)
     send(as_part(broker, "ingest"), TOPIC_IMAGES_INPUT)
     send(as_part(broker, "infer"), TOPIC_PREDICTIONS)
-    send(as_part(broker, "aggregate"), TOPIC_DEAD_LETTERS)
+    # A dead letter as the SDK writes one: headers, and a partition of its choosing.
+    send(as_part(broker, "aggregate"), TOPIC_DEAD_LETTERS, headers=[("x-reason", b"test")], partition=1)
     send(as_part(broker, "retrain"), TOPIC_MODEL_UPDATES)
     after = ends(admin)
     for topic in (TOPIC_MINIO_EVENTS, TOPIC_IMAGES_INPUT, TOPIC_PREDICTIONS, TOPIC_DEAD_LETTERS, TOPIC_MODEL_UPDATES):

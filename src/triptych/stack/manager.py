@@ -25,7 +25,7 @@ from .provision import (
     provision_schema,
     provision_topics,
 )
-from .services import Service, ServiceStatus, all_services
+from .services import Postgres, Service, ServiceStatus, all_services
 
 # What each role of `triptych up --role` runs; "all" runs every server on one host.
 ROLE_SERVICES: dict[str, tuple[str, ...]] = {
@@ -95,17 +95,25 @@ class Stack:
             svc.install(report)
 
         # Each provisioning step runs right after the servers it needs are up.
+        def after_postgres() -> None:
+            postgres = self.service("postgres")
+            assert isinstance(postgres, Postgres)
+            provision_postgres(self.settings, postgres)
+            result.migrations_applied.extend(provision_schema(self.settings))
+            result.key_files.update(provision_local_keys(self.settings))
+
+        def after_kafka() -> None:
+            result.topics_created.extend(provision_topics(self.settings))
+            provision_kafka_logins(self.settings)
+
+        def after_minio() -> None:
+            provision_buckets(self.settings)
+            provision_bucket_users(self.settings)
+
         after_start: dict[str, Callable[[], None]] = {
-            "postgres": lambda: (
-                provision_postgres(self.settings, self.service("postgres")),
-                result.migrations_applied.extend(provision_schema(self.settings)),
-                result.key_files.update(provision_local_keys(self.settings)),
-            ),
-            "kafka": lambda: (
-                result.topics_created.extend(provision_topics(self.settings)),
-                provision_kafka_logins(self.settings),
-            ),
-            "minio": lambda: (provision_buckets(self.settings), provision_bucket_users(self.settings)),
+            "postgres": after_postgres,
+            "kafka": after_kafka,
+            "minio": after_minio,
         }
         try:
             for svc in active:

@@ -10,6 +10,7 @@ from pathlib import Path
 from ...config import (
     MINIO_KAFKA_DURABLE_TARGET_ID,
     MINIO_KAFKA_TARGET_ID,
+    Settings,
     component_password_path,
     kafka_user,
     read_secret,
@@ -62,11 +63,11 @@ class MinIO(Service):
 
     name = "minio"
 
-    @property
-    def start_timeout(self) -> float:
+    def __init__(self, settings: Settings):
+        super().__init__(settings)
         # A node of a distributed MinIO is ready only once enough of its peers are up,
         # which start on other hosts at their own pace (after their Kafka, say).
-        return 300.0 if self.settings.minio_volumes else 60.0
+        self.start_timeout = 300.0 if settings.minio_volumes else 60.0
 
     @property
     def url(self) -> str:
