@@ -129,17 +129,18 @@ def login_config(settings: Settings) -> dict[str, str]:
     }
 
 
+# The same login in kafka-python's words.
+_KAFKA_PYTHON_NAMES = {
+    "security.protocol": "security_protocol",
+    "sasl.mechanisms": "sasl_mechanism",
+    "sasl.username": "sasl_plain_username",
+    "sasl.password": "sasl_plain_password",
+}
+
+
 def login_kwargs(settings: Settings) -> dict[str, str]:
     """The same login for kafka-python's clients (consumers, admin, probes)."""
-    login = settings.kafka_login
-    if login is None:
-        return {}
-    return {
-        "security_protocol": "SASL_PLAINTEXT",
-        "sasl_mechanism": settings.kafka_sasl_mechanism,
-        "sasl_plain_username": login[0],
-        "sasl_plain_password": login[1],
-    }
+    return {_KAFKA_PYTHON_NAMES[key]: value for key, value in login_config(settings).items()}
 
 
 def admin_client(settings: Settings, **overrides) -> KafkaAdminClient:
