@@ -19,6 +19,7 @@ import base64
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -120,8 +121,8 @@ def _workloads_ready(api: KubeClient, namespace: str, only: tuple[str, ...] = ()
                 or status.get("observedGeneration", 0) < item["metadata"]["generation"]
             ):
                 waiting.append(f"{kind}/{item['metadata']['name']} {status.get('readyReplicas', 0)}/{want}")
-    functions = [] if only else api.request("GET", f"/apis/nuclio.io/v1beta1/namespaces/{namespace}/nucliofunctions")
-    for fn in functions["items"] if functions else []:
+    functions = {} if only else api.request("GET", f"/apis/nuclio.io/v1beta1/namespaces/{namespace}/nucliofunctions")
+    for fn in functions.get("items", []):
         state = fn.get("status", {}).get("state")
         if state != "ready" and not _scaled_to_zero(api, namespace, fn["metadata"]["name"]):
             waiting.append(f"NuclioFunction/{fn['metadata']['name']} {state}")
@@ -200,13 +201,13 @@ def deploy(
 def client_settings(settings: Settings) -> Settings:
     """Settings that reach the deployment from this machine (what `triptych kube env` exports)."""
     env = client_env(settings)
-    return Settings(
-        **{
-            k.removeprefix("TRIPTYCH_").lower(): v
-            for k, v in env.items()
-            if k.startswith("TRIPTYCH_") and k != "TRIPTYCH_FOLLOW_CLUSTER"
-        }
-    )
+    # Settings(**...), not model_validate: the environment still fills every other field.
+    given: dict[str, Any] = {
+        k.removeprefix("TRIPTYCH_").lower(): v
+        for k, v in env.items()
+        if k.startswith("TRIPTYCH_") and k != "TRIPTYCH_FOLLOW_CLUSTER"
+    }
+    return Settings(**given)
 
 
 def _secret(api: KubeClient, name: str) -> dict[str, str]:
@@ -230,13 +231,13 @@ def client_env(settings: Settings) -> dict[str, str]:
     values = yaml.safe_load(Path(lay.etc / "triptych-values.yaml").read_text())
     ports = {**yaml.safe_load((chart.CHART_DIR / "values.yaml").read_text())["nodePorts"], **values["nodePorts"]}
     # With kafka.sasl.enabled this machine's commands log in to Kafka as the admin.
-    kafka_login = {}
+    kafka_login: dict[str, str] = {}
     if values.get("kafka", {}).get("sasl", {}).get("enabled"):
         admin = _secret(api, f"{RELEASE}-kafka-admin")
         kafka_login = {"TRIPTYCH_KAFKA_USERNAME": admin["username"], "TRIPTYCH_KAFKA_PASSWORD": admin["password"]}
     return {
         **kafka_login,
-        "TRIPTYCH_KAFKA_BOOTSTRAP": found["kafka"],
+        "TRIPTYCH_KAFKA_BOOTSTRAP": found["kafka"] or "",
         "TRIPTYCH_S3_ENDPOINT": found["s3"] or "",
         "TRIPTYCH_S3_ACCESS_KEY": s3["access-key"],
         "TRIPTYCH_S3_SECRET_KEY": s3["secret-key"],
