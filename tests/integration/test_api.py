@@ -702,11 +702,22 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(stack, api, t
             cwd=tmp_path,
         )  # its caches stay out of the checkout
 
+    def run_past_the_interpreters_fault(*args: str) -> subprocess.CompletedProcess:
+        # CPython 3.11's AST constructor can raise a spurious SystemError in threaded
+        # use (python/cpython#106905), here inside hypothesis's lambda descriptions with
+        # two workers: the tool's interpreter failing, not the API. Once more, then it counts.
+        proc = run(*args)
+        if proc.returncode != 0 and "AST constructor recursion depth mismatch" in proc.stdout:
+            proc = run(*args)
+        return proc
+
     try:
-        main = run(
+        main = run_past_the_interpreters_fault(
             api.url, key, "--exclude-operation-id", "retrain_retrain_post", "--exclude-path", "/admin/clear-predictions"
         )
-        cleared = run(fresh_api.url, fresh_key, "--include-path", "/admin/clear-predictions")
+        cleared = run_past_the_interpreters_fault(
+            fresh_api.url, fresh_key, "--include-path", "/admin/clear-predictions"
+        )
     finally:
         fresh_api.stop()
         drop_database(stack, name)
