@@ -92,19 +92,13 @@ def stack(stack_settings: Settings):
     print(f"\n[stack] up in {time.monotonic() - started:.1f}s\n{proc.stderr}")
     # The champions first, alone: on a fresh machine the node's compiles beside them
     # took one of the two cores (the e2e pipeline's setup: 443 s of its 600).
-    _train_missing_champions(stack_settings)
+    from .pipeline_helpers import train_missing_champions
+
+    train_missing_champions(stack_settings)
     _prebuild_kube_node()
     yield stack_settings
     if os.environ.get("TRIPTYCH_TEST_KEEP_STACK") != "1":
         triptych("down", "--purge")
-
-
-def _train_missing_champions(settings: Settings) -> None:
-    """Quick champions for every model that has none (kept with the stack)."""
-    from triptych.models.bootstrap import QUICK, missing_champions, train_as_mlrun_job
-
-    for name in missing_champions(settings):
-        train_as_mlrun_job(name, QUICK, policy="always")
 
 
 def _prebuild_kube_node() -> None:

@@ -130,17 +130,23 @@ class CliServer:
             self.proc.kill()
 
 
+def train_missing_champions(settings) -> None:
+    """Quick champions for every model that has none (kept with the stack)."""
+    from triptych.models.bootstrap import QUICK, missing_champions, train_as_mlrun_job
+
+    for name in missing_champions(settings):
+        train_as_mlrun_job(name, QUICK, policy="always")
+
+
 def start_full_pipeline(
     stack, folder: Path, env: dict[str, str] | None = None, extra: dict[str, int] | None = None
 ) -> tuple[RunningSupervisor, int]:
     """Upload, ingest, the three inference functions and aggregate (plus `extra`),
     with champions (trained quickly here when the registry has none); returns the
     supervisor and the upload function's port."""
-    from triptych.models.bootstrap import QUICK, missing_champions, train_as_mlrun_job
     from triptych.models.zoo import ARCHITECTURES
 
-    for name in missing_champions(stack):
-        train_as_mlrun_job(name, QUICK, policy="always")
+    train_missing_champions(stack)
     port = free_port()
     run = {"upload": 1, "ingest": 1, "aggregate": 1, **{a.function: 1 for a in ARCHITECTURES.values()}, **(extra or {})}
     return start_pipeline(folder, run, {"TRIPTYCH_UPLOAD_PORT": str(port), **(env or {})}), port

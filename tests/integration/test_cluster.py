@@ -25,10 +25,9 @@ from triptych.cluster import netns
 from triptych.cluster.manager import Cluster
 from triptych.datasets.sources import Item, synthetic_items
 from triptych.ingress.producers import BucketWriter
-from triptych.models.bootstrap import QUICK, missing_champions, train_as_mlrun_job
 
 from .conftest import triptych
-from .pipeline_helpers import unique
+from .pipeline_helpers import train_missing_champions, unique
 from .runtime_helpers import query, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -44,8 +43,7 @@ def cluster(stack):
         netns.require_root()
     except Exception as exc:  # noqa: BLE001
         pytest.skip(str(exc))
-    for name in missing_champions(stack):
-        train_as_mlrun_job(name, QUICK, policy="always")
+    train_missing_champions(stack)
     cluster = Cluster(stack)
     started = time.monotonic()
     try:

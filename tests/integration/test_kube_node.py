@@ -40,7 +40,7 @@ from triptych.kube.node_config import CGROUP_ROOT, HOST_VETH, NAMESPACE, NODE_NA
 
 from ..images import image_bytes
 from .conftest import CLI, make_key
-from .pipeline_helpers import image_ids_for, stream, unique, wait_comparisons
+from .pipeline_helpers import image_ids_for, stream, train_missing_champions, unique, wait_comparisons
 from .runtime_helpers import query, wait_for
 
 pytestmark = [
@@ -63,10 +63,7 @@ def kube_cli(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
 def deployed(stack):
     """The node up, the chart deployed at TAG with the test stack's champions carried in;
     the settings that reach the deployment. The node goes down at the end unless it was up."""
-    from triptych.models.bootstrap import QUICK, missing_champions, train_as_mlrun_job
-
-    for name in missing_champions(stack):
-        train_as_mlrun_job(name, QUICK, policy="always")
+    train_missing_champions(stack)
     was_up = node.is_up(stack)
     try:
         started = time.monotonic()

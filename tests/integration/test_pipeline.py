@@ -18,7 +18,7 @@ from triptych.db.connection import Database
 from triptych.lifecycle.drift import watch_drift
 from triptych.lifecycle.jobs import run_job
 from triptych.models import local_copies, registry
-from triptych.models.bootstrap import QUICK, missing_champions, train_as_mlrun_job
+from triptych.models.bootstrap import QUICK, train_as_mlrun_job
 from triptych.models.champion_alias import promote
 from triptych.models.zoo import ARCHITECTURES
 
@@ -28,6 +28,7 @@ from .pipeline_helpers import (
     send_corrupt_image,
     start_pipeline,
     stream,
+    train_missing_champions,
     unique,
     wait_comparisons,
 )
@@ -39,8 +40,7 @@ MODELS = list(ARCHITECTURES)
 
 @pytest.fixture(scope="module")
 def pipeline(stack, tmp_path_factory):
-    for name in missing_champions(stack):
-        train_as_mlrun_job(name, QUICK, policy="always")
+    train_missing_champions(stack)
     run = {"ingest": 1, "aggregate": 1, **{a.function: 1 for a in ARCHITECTURES.values()}}
     sup = start_pipeline(tmp_path_factory.mktemp("pipeline"), run, {})
     yield sup
